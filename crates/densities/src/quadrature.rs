@@ -1,0 +1,121 @@
+//! Gaussian quadrature rules for expectations under N(0, I) and the half-normal, from `gauss-quad`.
+//!
+//! Gauss–Hermite with m nodes integrates e^{−t²} q(t) exactly for polynomials q of degree ≤ 2m − 1;
+//! the substitution z = √2 t turns it into E_{z∼N(0,1)}\[q(z)\] with weights wₖ/√π. Densities that are
+//! smooth transforms of a standard normal (Gaussian, mixture components, banana) map these nodes.
+
+use gauss_quad::hermite::GaussHermite;
+use gauss_quad::legendre::GaussLegendre;
+use ndarray::{Array1, Array2};
+
+/// Gauss–Hermite nodes per dimension used by every density's [`scorelab_core::ExpectationRule`].
+pub const HERMITE_NODES: usize = 64;
+
+/// Nodes and weights of an m-point rule for E_{z∼N(0,1)}\[g(z)\]; weights sum to 1.
+pub fn std_normal_1d(m: usize) -> (Vec<f64>, Vec<f64>) {
+    let rule = GaussHermite::new(m).expect("at least two nodes");
+    let norm = std::f64::consts::PI.sqrt();
+    rule.as_node_weight_pairs()
+        .iter()
+        .map(|&(t, w)| (std::f64::consts::SQRT_2 * t, w / norm))
+        .unzip()
+}
+
+/// The tensor-product Gauss–Hermite rule for E_{z∼N(0, I_d)}\[g(z)\], d ∈ {1, 2}: `(m^d, d)` nodes
+/// and weights.
+pub fn std_normal(d: usize, m: usize) -> (Array2<f64>, Array1<f64>) {
+    let (z, w) = std_normal_1d(m);
+    product(d, &z, &w)
+}
+
+/// A rule for E_{z∼N(0,1)}\[g(z)\] on \[lo, hi\] by composite Gauss–Legendre: `panels` panels of `m`
+/// nodes, each weighted by the normal density φ(z). Robust where g is smooth but not polynomial.
+pub fn std_normal_composite_1d(lo: f64, hi: f64, panels: usize, m: usize) -> (Vec<f64>, Vec<f64>) {
+    let rule = GaussLegendre::new(m).expect("at least two nodes");
+    let width = (hi - lo) / panels as f64;
+    let mut nodes = Vec::with_capacity(panels * m);
+    let mut weights = Vec::with_capacity(panels * m);
+    for p in 0..panels {
+        let (a, b) = (lo + p as f64 * width, lo + (p + 1) as f64 * width);
+        for &(t, w) in rule.as_node_weight_pairs() {
+            let z = 0.5 * (a + b) + 0.5 * (b - a) * t;
+            let phi = (-0.5 * z * z).exp() / (2.0 * std::f64::consts::PI).sqrt();
+            nodes.push(z);
+            weights.push(0.5 * (b - a) * w * phi);
+        }
+    }
+    (nodes, weights)
+}
+
+/// A rule for E\[g(|z|)\], z ∼ N(0,1), i.e. ∫₀^∞ g(t) 2φ(t) dt: composite Gauss–Legendre on \[0, 12\]
+/// (`panels` panels of `m` nodes; the tail beyond 12 has mass 2Φ(−12) ≈ 4e-33).
+pub fn half_std_normal(panels: usize, m: usize) -> (Vec<f64>, Vec<f64>) {
+    let (z, w) = std_normal_composite_1d(0.0, 12.0, panels, m);
+    (z, w.into_iter().map(|w| 2.0 * w).collect())
+}
+
+/// The tensor product of [`std_normal_composite_1d`] on \[−12, 12\]ᵈ for d ∈ {1, 2}, `panels` panels
+/// of `m` nodes per axis; used for mixtures, whose responsibilities are not polynomial.
+pub fn std_normal_composite(d: usize, panels: usize, m: usize) -> (Array2<f64>, Array1<f64>) {
+    let (z, w) = std_normal_composite_1d(-12.0, 12.0, panels, m);
+    product(d, &z, &w)
+}
+
+/// Tensor-product rule in 1-D or 2-D from a 1-D rule.
+fn product(d: usize, z: &[f64], w: &[f64]) -> (Array2<f64>, Array1<f64>) {
+    let m = z.len();
+    match d {
+        1 => (
+            Array2::from_shape_vec((m, 1), z.to_vec()).expect("shape"),
+            Array1::from(w.to_vec()),
+        ),
+        2 => {
+            let mut nodes = Array2::zeros((m * m, 2));
+            let mut weights = Array1::zeros(m * m);
+            for i in 0..m {
+                for j in 0..m {
+                    let k = i * m + j;
+                    nodes[[k, 0]] = z[i];
+                    nodes[[k, 1]] = z[j];
+                    weights[k] = w[i] * w[j];
+                }
+            }
+            (nodes, weights)
+        }
+        _ => panic!("tensor-product rules are offered in 1-D and 2-D only, not {d}-D"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// E z^{2k} = (2k − 1)!! under N(0,1); exact for the Hermite rule up to degree 2m − 1.
+    #[test]
+    fn hermite_rule_reproduces_normal_moments() {
+        let (z, w) = std_normal_1d(HERMITE_NODES);
+        let mut double_factorial = 1.0;
+        for k in 0..20 {
+            if k > 0 {
+                double_factorial *= (2 * k - 1) as f64;
+            }
+            let m: f64 = z.iter().zip(&w).map(|(z, w)| w * z.powi(2 * k)).sum();
+            assert!(
+                (m / double_factorial - 1.0).abs() < 1e-10,
+                "k={k}: {m} vs {double_factorial}"
+            );
+        }
+    }
+
+    /// E|z| = √(2/π), E z² = 1 under N(0,1).
+    #[test]
+    fn half_rule_reproduces_folded_moments() {
+        let (z, w) = half_std_normal(24, 16);
+        let m0: f64 = w.iter().sum();
+        let m1: f64 = z.iter().zip(&w).map(|(z, w)| w * z).sum();
+        let m2: f64 = z.iter().zip(&w).map(|(z, w)| w * z * z).sum();
+        assert!((m0 - 1.0).abs() < 1e-14);
+        assert!((m1 - (2.0 / std::f64::consts::PI).sqrt()).abs() < 1e-14);
+        assert!((m2 - 1.0).abs() < 1e-14);
+    }
+}
