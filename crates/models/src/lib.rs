@@ -1,0 +1,53 @@
+//! # scorelab-models: score models s_θ(x)
+//!
+//! A score model maps points to vectors in ℝᴰ and exposes what score matching needs through the
+//! f64 [`scorelab_core::ScoreFunction`] door (value, JVP, exact Jacobian trace) and, for training
+//! and the gradient-equivalence audit, [`scorelab_core::ParameterGradient`].
+//!
+//! | model | s_θ(x) | tr ∇ₓs_θ | parameters θ |
+//! | --- | --- | --- | --- |
+//! | [`Linear`] | A x + b | tr A | A (row-major), then b |
+//!
+//! [`AnyModel`] holds any of them for code that picks one at run time.
+//!
+//! ```
+//! use ndarray::array;
+//! use scorelab_core::{Score, ScoreFunction};
+//! use scorelab_models::Linear;
+//! let m = Linear::new(array![[-1.0, 0.5], [0.0, -2.0]], array![0.1, 0.0])?;
+//! assert_eq!(m.score(array![[1.0, 1.0]].view()), array![[-0.4, -2.0]]);
+//! assert_eq!(m.jacobian_trace(array![[1.0, 1.0]].view())[0], -3.0);
+//! # Ok::<(), scorelab_models::ModelError>(())
+//! ```
+#![warn(missing_docs)]
+
+mod any;
+mod linear;
+
+pub use any::AnyModel;
+pub use linear::Linear;
+
+use scorelab_core::CoreError;
+use thiserror::Error;
+
+/// A model parameter that cannot be used; the message names the field as the config spells it.
+#[derive(Debug, Error, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ModelError {
+    /// A field failed a shape or finiteness check.
+    #[error("{field}: {source}")]
+    Field {
+        /// The parameter, e.g. `a`.
+        field: String,
+        /// What is wrong with it.
+        source: CoreError,
+    },
+    /// A field has a value outside its valid range.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The parameter, e.g. `scale`.
+        field: String,
+        /// What is wrong and what would be valid.
+        message: String,
+    },
+}
