@@ -27,7 +27,9 @@ pub enum CoreError {
         cols: usize,
     },
     /// An entry is NaN or infinite.
-    #[error("{what} has a non-finite entry ({value}) at {index}; every entry must be a finite number")]
+    #[error(
+        "{what} has a non-finite entry ({value}) at {index}; every entry must be a finite number"
+    )]
     NotFinite {
         /// What was checked.
         what: String,
@@ -51,7 +53,7 @@ pub enum CoreError {
         b: f64,
     },
     /// A symmetric matrix is not positive definite.
-    #[error("{what} is not positive definite (smallest eigenvalue {min_eigenvalue:e}); every eigenvalue must be > 0")]
+    #[error("{what} is not positive definite (smallest eigenvalue {min_eigenvalue}); every eigenvalue must be > 0")]
     NotPositiveDefinite {
         /// What was checked.
         what: String,

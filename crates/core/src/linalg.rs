@@ -214,7 +214,10 @@ mod tests {
     #[test]
     fn rejects_bad_matrices_with_named_errors() {
         let e = Spd::new(array![[1.0, 0.5], [0.4, 1.0]], "cov").unwrap_err();
-        assert!(matches!(e, CoreError::NotSymmetric { row: 1, col: 0, .. }), "{e}");
+        assert!(
+            matches!(e, CoreError::NotSymmetric { row: 1, col: 0, .. }),
+            "{e}"
+        );
         let e = Spd::new(array![[1.0, 2.0], [2.0, 1.0]], "cov").unwrap_err();
         match e {
             CoreError::NotPositiveDefinite { min_eigenvalue, .. } => {

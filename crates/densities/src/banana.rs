@@ -53,7 +53,10 @@ impl Banana {
     pub fn new(a: f64, b: f64) -> Result<Self, DensityError> {
         let a = positive(a, "a")?;
         if !b.is_finite() {
-            return Err(DensityError::invalid("b", format!("must be a finite number, got {b}")));
+            return Err(DensityError::invalid(
+                "b",
+                format!("must be a finite number, got {b}"),
+            ));
         }
         Ok(Banana { a, b })
     }
@@ -109,7 +112,8 @@ impl ScoreFunction for Banana {
         let mut out = Array2::zeros((x.nrows(), 2));
         for ((r, v), mut o) in x.rows().into_iter().zip(v.rows()).zip(out.rows_mut()) {
             let u = self.u(r[0], r[1]);
-            let h11 = -1.0 / (self.a * self.a) + 2.0 * self.b * u - 4.0 * self.b * self.b * r[0] * r[0];
+            let h11 =
+                -1.0 / (self.a * self.a) + 2.0 * self.b * u - 4.0 * self.b * self.b * r[0] * r[0];
             let h12 = 2.0 * self.b * r[0];
             o[0] = h11 * v[0] + h12 * v[1];
             o[1] = h12 * v[0] - v[1];
@@ -121,7 +125,8 @@ impl ScoreFunction for Banana {
             .into_iter()
             .map(|r| {
                 let u = self.u(r[0], r[1]);
-                -1.0 / (self.a * self.a) + 2.0 * self.b * u - 4.0 * self.b * self.b * r[0] * r[0]
+                -1.0 / (self.a * self.a) + 2.0 * self.b * u
+                    - 4.0 * self.b * self.b * r[0] * r[0]
                     - 1.0
             })
             .collect()

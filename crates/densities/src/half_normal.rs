@@ -108,7 +108,10 @@ impl Moments for HalfNormal {
         Array1::from_elem(1, self.scale * (2.0 / std::f64::consts::PI).sqrt())
     }
     fn covariance(&self) -> Array2<f64> {
-        Array2::from_elem((1, 1), self.scale * self.scale * (1.0 - 2.0 / std::f64::consts::PI))
+        Array2::from_elem(
+            (1, 1),
+            self.scale * self.scale * (1.0 - 2.0 / std::f64::consts::PI),
+        )
     }
 }
 

@@ -69,7 +69,10 @@ impl GaussianMixture {
     ) -> Result<Self, DensityError> {
         let k = weights.len();
         if k == 0 {
-            return Err(DensityError::invalid("weights", "a mixture needs at least one component"));
+            return Err(DensityError::invalid(
+                "weights",
+                "a mixture needs at least one component",
+            ));
         }
         if means.len() != k || covs.len() != k {
             return Err(DensityError::invalid(
@@ -87,7 +90,10 @@ impl GaussianMixture {
         if let Some(i) = weights.iter().position(|&w| w < 0.0) {
             return Err(DensityError::invalid(
                 "weights",
-                format!("weight [{i}] is {}; weights must be ≥ 0 and sum to 1", weights[i]),
+                format!(
+                    "weight [{i}] is {}; weights must be ≥ 0 and sum to 1",
+                    weights[i]
+                ),
             ));
         }
         let total = weights.sum();
@@ -272,7 +278,11 @@ impl ExpectationRule for GaussianMixture {
         if d > 2 {
             return None;
         }
-        let panels = if d == 1 { 2 * MIXTURE_PANELS } else { MIXTURE_PANELS };
+        let panels = if d == 1 {
+            2 * MIXTURE_PANELS
+        } else {
+            MIXTURE_PANELS
+        };
         let (z, w) = quadrature::std_normal_composite(d, panels, MIXTURE_NODES);
         let rules: Vec<Cubature> = self
             .components

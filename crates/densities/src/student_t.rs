@@ -51,7 +51,10 @@ impl StudentT {
     pub fn new(mean: Array1<f64>, scale: Array2<f64>, nu: f64) -> Result<Self, DensityError> {
         check_finite_vector(mean.view(), "mean").map_err(|e| DensityError::field("mean", e))?;
         if mean.is_empty() {
-            return Err(DensityError::invalid("mean", "must have at least one entry"));
+            return Err(DensityError::invalid(
+                "mean",
+                "must have at least one entry",
+            ));
         }
         let scale = Spd::new(scale, "scale matrix").map_err(|e| DensityError::field("scale", e))?;
         if scale.dim() != mean.len() {
@@ -68,7 +71,9 @@ impl StudentT {
         if nu <= 4.0 {
             return Err(DensityError::invalid(
                 "nu",
-                format!("is {nu}; need nu > 4 so that the score-matching terms have finite variance"),
+                format!(
+                    "is {nu}; need nu > 4 so that the score-matching terms have finite variance"
+                ),
             ));
         }
         let d = mean.len() as f64;
@@ -136,12 +141,10 @@ impl ScoreFunction for StudentT {
         let nd = self.nu + self.dim() as f64;
         let tr = self.scale.trace_inverse();
         let ww = row_sq_norms(w.view());
-        ndarray::Zip::from(&q)
-            .and(&ww)
-            .map_collect(|&q, &ww| {
-                let den = self.nu + q;
-                -nd / den * tr + 2.0 * nd * ww / (den * den)
-            })
+        ndarray::Zip::from(&q).and(&ww).map_collect(|&q, &ww| {
+            let den = self.nu + q;
+            -nd / den * tr + 2.0 * nd * ww / (den * den)
+        })
     }
 }
 

@@ -19,7 +19,10 @@ use scorelab_densities::*;
 fn cases() -> Vec<(&'static str, AnyDensity)> {
     let eye2 = array![[1.0, 0.0], [0.0, 1.0]];
     vec![
-        ("gauss1", Gaussian::new(array![0.5], array![[2.0]]).unwrap().into()),
+        (
+            "gauss1",
+            Gaussian::new(array![0.5], array![[2.0]]).unwrap().into(),
+        ),
         (
             "gauss3",
             Gaussian::new(
@@ -44,7 +47,10 @@ fn cases() -> Vec<(&'static str, AnyDensity)> {
             GaussianMixture::new(
                 array![0.5, 0.5],
                 vec![array![1.0, 1.0], array![-1.0, 0.0]],
-                vec![array![[0.3, 0.0], [0.0, 0.3]], array![[0.5, 0.2], [0.2, 0.4]]],
+                vec![
+                    array![[0.3, 0.0], [0.0, 0.3]],
+                    array![[0.5, 0.2], [0.2, 0.4]],
+                ],
             )
             .unwrap()
             .into(),
@@ -61,7 +67,12 @@ fn cases() -> Vec<(&'static str, AnyDensity)> {
         ),
         ("banana_1", Banana::new(1.0, 0.5).unwrap().into()),
         ("banana_haario", Banana::new(10.0, 0.03).unwrap().into()),
-        ("t1", StudentT::new(array![1.0], array![[2.0]], 5.0).unwrap().into()),
+        (
+            "t1",
+            StudentT::new(array![1.0], array![[2.0]], 5.0)
+                .unwrap()
+                .into(),
+        ),
         (
             "t3",
             StudentT::new(
@@ -111,7 +122,13 @@ fn score_is_the_gradient_of_log_density() {
                 let fd = (p.log_density(xp.view().insert_axis(Axis(0)))[0]
                     - p.log_density(xm.view().insert_axis(Axis(0)))[0])
                     / (2.0 * h);
-                assert_close(&format!("{name} score[{i},{j}]"), s[[i, j]], fd, fd.abs(), FINITE_DIFF_REL);
+                assert_close(
+                    &format!("{name} score[{i},{j}]"),
+                    s[[i, j]],
+                    fd,
+                    fd.abs(),
+                    FINITE_DIFF_REL,
+                );
             }
         }
     }
@@ -134,7 +151,13 @@ fn jvp_and_laplacian_match_finite_differences_of_the_score() {
             let xm = (&xi - &(&v.row(i) * h)).insert_axis(Axis(0));
             let fd = (p.score(xp.view()) - p.score(xm.view())) / (2.0 * h);
             for j in 0..p.dim() {
-                assert_close(&format!("{name} jvp[{i},{j}]"), jv[[i, j]], fd[[0, j]], fd[[0, j]].abs(), FINITE_DIFF_REL);
+                assert_close(
+                    &format!("{name} jvp[{i},{j}]"),
+                    jv[[i, j]],
+                    fd[[0, j]],
+                    fd[[0, j]].abs(),
+                    FINITE_DIFF_REL,
+                );
             }
             let mut div = 0.0;
             for j in 0..p.dim() {
@@ -146,7 +169,13 @@ fn jvp_and_laplacian_match_finite_differences_of_the_score() {
                     - p.score(xm.view().insert_axis(Axis(0)))[[0, j]])
                     / (2.0 * h);
             }
-            assert_close(&format!("{name} laplacian[{i}]"), lap[i], div, div.abs(), FINITE_DIFF_REL);
+            assert_close(
+                &format!("{name} laplacian[{i}]"),
+                lap[i],
+                div,
+                div.abs(),
+                FINITE_DIFF_REL,
+            );
         }
     }
 }
@@ -171,7 +200,11 @@ fn sample_moments_match_closed_form() {
                 let c = prod.sum() / (n as f64 - 1.0);
                 let se = prod.std(1.0) / (n as f64).sqrt();
                 let z = (c - cov[[j, l]]) / se;
-                assert!(z.abs() < MONTE_CARLO_SE, "{name} cov[{j},{l}]: {c} vs {} (z = {z})", cov[[j, l]]);
+                assert!(
+                    z.abs() < MONTE_CARLO_SE,
+                    "{name} cov[{j},{l}]: {c} vs {} (z = {z})",
+                    cov[[j, l]]
+                );
             }
         }
     }
@@ -202,7 +235,10 @@ fn score_matching_constant_matches_monte_carlo() {
 fn expectation_rules_reproduce_moments_and_constant() {
     for (name, p) in cases() {
         let Some(rule) = p.expectation_rule() else {
-            assert!(p.dim() > 2 || p.kind() == "student_t", "{name} should offer a rule");
+            assert!(
+                p.dim() > 2 || p.kind() == "student_t",
+                "{name} should offer a rule"
+            );
             continue;
         };
         let w = &rule.weights;
@@ -210,16 +246,35 @@ fn expectation_rules_reproduce_moments_and_constant() {
         let (mu, cov) = (p.mean(), p.covariance());
         for j in 0..p.dim() {
             let m = rule.expect(&rule.nodes.column(j).to_owned());
-            assert_close(&format!("{name} E x[{j}]"), m, mu[j], cov[[j, j]].sqrt(), QUADRATURE_REL);
+            assert_close(
+                &format!("{name} E x[{j}]"),
+                m,
+                mu[j],
+                cov[[j, j]].sqrt(),
+                QUADRATURE_REL,
+            );
             for l in 0..p.dim() {
-                let c = rule.expect(&(&rule.nodes.column(j) * &rule.nodes.column(l))) - mu[j] * mu[l];
-                assert_close(&format!("{name} cov[{j},{l}]"), c, cov[[j, l]], cov[[j, j]], QUADRATURE_REL);
+                let c =
+                    rule.expect(&(&rule.nodes.column(j) * &rule.nodes.column(l))) - mu[j] * mu[l];
+                assert_close(
+                    &format!("{name} cov[{j},{l}]"),
+                    c,
+                    cov[[j, l]],
+                    cov[[j, j]],
+                    QUADRATURE_REL,
+                );
             }
         }
         let s = p.score(rule.nodes.view());
         let c_quad = 0.5 * rule.expect(&row_sq_norms(s.view()));
         let lap_quad = rule.expect(&p.jacobian_trace(rule.nodes.view()));
-        assert_close(&format!("{name} E Δlog p = −2C"), lap_quad, -2.0 * c_quad, c_quad, QUADRATURE_REL);
+        assert_close(
+            &format!("{name} E Δlog p = −2C"),
+            lap_quad,
+            -2.0 * c_quad,
+            c_quad,
+            QUADRATURE_REL,
+        );
         if let Some(c) = p.score_matching_constant() {
             assert_close(&format!("{name} C"), c_quad, c, c, QUADRATURE_REL);
         }
@@ -244,7 +299,9 @@ fn low_dimensional_densities_integrate_to_one() {
             ("student_t", _) => continue, // heavy tails: checked against statrs below
             ("half_normal", _) => integrate(0.0, 30.0, 200, &|x| pdf(&p, &[x])),
             ("banana", 2) => {
-                let AnyDensity::Banana(_) = &p else { unreachable!() };
+                let AnyDensity::Banana(_) = &p else {
+                    unreachable!()
+                };
                 let a = p.covariance()[[0, 0]].sqrt();
                 let b = ((p.covariance()[[1, 1]] - 1.0) / (2.0 * a.powi(4))).sqrt();
                 integrate(-14.0 * a, 14.0 * a, 200, &|x1| {
@@ -266,7 +323,6 @@ fn low_dimensional_densities_integrate_to_one() {
 #[test]
 fn log_density_matches_statrs() {
     use statrs::distribution::{Continuous, MultivariateNormal, StudentsT};
-    let mut rng = ChaCha8Rng::seed_from_u64(5);
     for (name, p) in cases() {
         let x = test_points(&p, 7);
         let lp = p.log_density(x.view());
@@ -281,14 +337,24 @@ fn log_density_matches_statrs() {
                     mvn.ln_pdf(&nalgebra::DVector::from_vec(x.row(i).to_vec()))
                 }
                 AnyDensity::StudentT(t) if t.dim() == 1 => {
-                    let st = StudentsT::new(p.mean()[0], (p.covariance()[[0, 0]] * (t.nu() - 2.0) / t.nu()).sqrt(), t.nu()).unwrap();
+                    let st = StudentsT::new(
+                        p.mean()[0],
+                        (p.covariance()[[0, 0]] * (t.nu() - 2.0) / t.nu()).sqrt(),
+                        t.nu(),
+                    )
+                    .unwrap();
                     st.ln_pdf(x[[i, 0]])
                 }
                 _ => continue,
             };
-            assert_close(&format!("{name} log p[{i}]"), lp[i], want, want.abs(), CLOSED_FORM_REL);
+            assert_close(
+                &format!("{name} log p[{i}]"),
+                lp[i],
+                want,
+                want.abs(),
+                CLOSED_FORM_REL,
+            );
         }
-        let _ = &mut rng;
     }
 }
 
@@ -304,9 +370,9 @@ fn noised_density_matches_numerical_convolution() {
         vec![array![[0.5]], array![[1.0]]],
     )
     .unwrap();
-    let dens: [(&str, &dyn Fn(f64) -> f64, &dyn Fn(f64) -> (f64, f64)); 2] = [
-        ("gaussian", &|y| g.log_density(array![[y]].view())[0].exp(), &|_| (0.0, 0.0)),
-        ("mixture", &|y| m.log_density(array![[y]].view())[0].exp(), &|_| (0.0, 0.0)),
+    let dens: [(&str, &dyn Fn(f64) -> f64); 2] = [
+        ("gaussian", &|y| g.log_density(array![[y]].view())[0].exp()),
+        ("mixture", &|y| m.log_density(array![[y]].view())[0].exp()),
     ];
     for sigma in [0.1, 0.7, 3.0] {
         let xs: Array1<f64> = array![-4.0, -1.0, 0.0, 0.7, 2.5, 6.0];
@@ -315,20 +381,37 @@ fn noised_density_matches_numerical_convolution() {
             (g.noised(sigma).log_density(x2), g.noised_score(x2, sigma)),
             (m.noised(sigma).log_density(x2), m.noised_score(x2, sigma)),
         ];
-        for ((name, pdf, _), (lp, s)) in dens.iter().zip(&exact) {
+        for ((name, pdf), (lp, s)) in dens.iter().zip(&exact) {
             for (i, &x) in xs.iter().enumerate() {
-                let phi = |t: f64| (-0.5 * t * t / (sigma * sigma)).exp() / ((2.0 * std::f64::consts::PI).sqrt() * sigma);
+                let phi = |t: f64| {
+                    (-0.5 * t * t / (sigma * sigma)).exp()
+                        / ((2.0 * std::f64::consts::PI).sqrt() * sigma)
+                };
                 let (a, b, panels) = (-40.0, 40.0, 800);
                 let w = (b - a) / panels as f64;
                 let (mut conv, mut dconv) = (0.0, 0.0);
                 for k in 0..panels {
                     let (lo, hi) = (a + k as f64 * w, a + (k + 1) as f64 * w);
                     conv += gl.integrate(lo, hi, |y| pdf(y) * phi(x - y));
-                    dconv += gl.integrate(lo, hi, |y| pdf(y) * phi(x - y) * (-(x - y) / (sigma * sigma)));
+                    dconv += gl.integrate(lo, hi, |y| {
+                        pdf(y) * phi(x - y) * (-(x - y) / (sigma * sigma))
+                    });
                 }
-                assert_close(&format!("{name} σ={sigma} log p_σ({x})"), lp[i], conv.ln(), lp[i].abs(), QUADRATURE_REL);
+                assert_close(
+                    &format!("{name} σ={sigma} log p_σ({x})"),
+                    lp[i],
+                    conv.ln(),
+                    lp[i].abs(),
+                    QUADRATURE_REL,
+                );
                 let s_num = dconv / conv;
-                assert_close(&format!("{name} σ={sigma} s_σ({x})"), s[[i, 0]], s_num, s_num.abs(), QUADRATURE_REL);
+                assert_close(
+                    &format!("{name} σ={sigma} s_σ({x})"),
+                    s[[i, 0]],
+                    s_num,
+                    s_num.abs(),
+                    QUADRATURE_REL,
+                );
             }
         }
     }

@@ -8,7 +8,8 @@
 //! - the constant C = ½E_p‖∇log p‖², in closed form where the density has one, else by Monte Carlo on
 //!   the same samples;
 //! - the boundary term B = −∮ p s_θ·n dS (0 on ℝᴰ; p(0)·s_θ(0) on \[0, ∞));
-//! - z = (gap − C − B)/se, which is approximately N(0, 1) when the identity holds. With a closed-form C
+//! - z = (gap − C − B)/se, which is approximately N(0, 1) when the identity holds (0 when every
+//!   per-sample gap is equal and the residual is rounding-sized). With a closed-form C
 //!   the se is that of the gap; with a Monte Carlo C it is that of the paired difference gᵢ − ½‖∇log p(xᵢ)‖²
 //!   (C's error is correlated with the gap's on the same samples, so the paired se is the honest one);
 //! - grad_rel_diff = ‖∇_θ ESM − ∇_θ ISM‖₂ / ‖∇_θ ESM‖₂ on the same samples, for models exposing
@@ -101,8 +102,16 @@ pub fn audit<D>(density: &D, model: &dyn ScoreFunction, x: ArrayView2<f64>) -> A
 where
     D: LogDensity + ScoreFunction + ScoreMatchingConstant + ExpectationRule,
 {
-    assert_eq!(x.ncols(), density.dim(), "samples and density dimensions differ");
-    assert_eq!(model.dim(), density.dim(), "model and density dimensions differ");
+    assert_eq!(
+        x.ncols(),
+        density.dim(),
+        "samples and density dimensions differ"
+    );
+    assert_eq!(
+        model.dim(),
+        density.dim(),
+        "model and density dimensions differ"
+    );
     assert!(x.nrows() >= 2, "need at least two samples");
     let n = x.nrows();
     let t = density.score(x);
@@ -114,12 +123,15 @@ where
     let gap = MeanSe::of(gap_i.view());
     let boundary_term = density.boundary_term(model);
     let (constant, constant_source, z_score) = match density.score_matching_constant() {
-        Some(c) => (c, ConstantSource::ClosedForm, (gap.mean - c - boundary_term) / gap.se),
+        Some(c) => {
+            let z = z_score(gap.mean - c - boundary_term, gap.se, gap.mean.abs());
+            (c, ConstantSource::ClosedForm, z)
+        }
         None => {
             let c_i = row_sq_norms(t.view()) * 0.5;
             let c = MeanSe::of(c_i.view());
             let paired = MeanSe::of((&gap_i - &c_i).view());
-            let z = (paired.mean - boundary_term) / paired.se;
+            let z = z_score(paired.mean - boundary_term, paired.se, gap.mean.abs());
             (c.mean, ConstantSource::MonteCarlo { se: c.se }, z)
         }
     };
@@ -158,6 +170,18 @@ where
         z_score,
         grad_rel_diff,
         quadrature,
+    }
+}
+
+/// residual / se; when every per-sample gap is the same number (se = 0, e.g. s_θ = −x/(2s²) on the
+/// half-normal), 0 if the residual is rounding-sized relative to `scale` and ±∞ otherwise.
+fn z_score(residual: f64, se: f64, scale: f64) -> f64 {
+    if se > 0.0 {
+        residual / se
+    } else if residual.abs() <= 1e-12 * scale.max(1.0) {
+        0.0
+    } else {
+        residual.signum() * f64::INFINITY
     }
 }
 

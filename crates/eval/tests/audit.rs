@@ -15,17 +15,30 @@ fn low_dim_densities() -> Vec<AnyDensity> {
     let eye = array![[1.0, 0.0], [0.0, 1.0]];
     vec![
         Gaussian::new(array![0.5], array![[2.0]]).unwrap().into(),
-        Gaussian::new(array![1.0, -0.5], array![[1.0, 0.6], [0.6, 2.0]]).unwrap().into(),
-        GaussianMixture::new(array![0.3, 0.7], vec![array![-1.0], array![2.0]], vec![array![[0.5]], array![[1.0]]])
-            .unwrap()
-            .into(),
-        GaussianMixture::new(array![0.8, 0.2], vec![array![5.0, 5.0], array![-5.0, -5.0]], vec![eye.clone(), eye])
+        Gaussian::new(array![1.0, -0.5], array![[1.0, 0.6], [0.6, 2.0]])
             .unwrap()
             .into(),
         GaussianMixture::new(
+            array![0.3, 0.7],
+            vec![array![-1.0], array![2.0]],
+            vec![array![[0.5]], array![[1.0]]],
+        )
+        .unwrap()
+        .into(),
+        GaussianMixture::new(
+            array![0.8, 0.2],
+            vec![array![5.0, 5.0], array![-5.0, -5.0]],
+            vec![eye.clone(), eye],
+        )
+        .unwrap()
+        .into(),
+        GaussianMixture::new(
             array![0.5, 0.5],
             vec![array![1.0, 1.0], array![-1.0, 0.0]],
-            vec![array![[0.3, 0.0], [0.0, 0.3]], array![[0.5, 0.2], [0.2, 0.4]]],
+            vec![
+                array![[0.3, 0.0], [0.0, 0.3]],
+                array![[0.5, 0.2], [0.2, 0.4]],
+            ],
         )
         .unwrap()
         .into(),
@@ -67,10 +80,17 @@ fn the_true_score_has_zero_esm_and_ism_minus_c() {
         let x = p.sample(1000, &mut ChaCha8Rng::seed_from_u64(3));
         let a = audit(&p, &p, x.view());
         assert_eq!(a.esm.mean, 0.0);
-        assert!(a.grad_rel_diff.is_none(), "a density exposes no θ-gradients");
+        assert!(
+            a.grad_rel_diff.is_none(),
+            "a density exposes no θ-gradients"
+        );
         let q = a.quadrature.unwrap();
         assert!(q.esm.abs() < 1e-12);
-        assert!((q.ism + q.constant).abs() < QUADRATURE_REL * q.constant, "{}: {q:?}", p.kind());
+        assert!(
+            (q.ism + q.constant).abs() < QUADRATURE_REL * q.constant,
+            "{}: {q:?}",
+            p.kind()
+        );
     }
 }
 
@@ -79,20 +99,49 @@ fn the_true_score_has_zero_esm_and_ism_minus_c() {
 #[test]
 fn monte_carlo_z_scores_are_small_and_detect_a_missing_boundary_term() {
     let mut ds = low_dim_densities();
-    ds.push(StudentT::new(array![0.0, 1.0, -1.0], array![[1.0, 0.2, 0.1], [0.2, 2.0, -0.3], [0.1, -0.3, 0.7]], 7.0).unwrap().into());
-    ds.push(Gaussian::new(Array1::linspace(-1.0, 1.0, 10), Array2::eye(10) * 0.5).unwrap().into());
+    ds.push(
+        StudentT::new(
+            array![0.0, 1.0, -1.0],
+            array![[1.0, 0.2, 0.1], [0.2, 2.0, -0.3], [0.1, -0.3, 0.7]],
+            7.0,
+        )
+        .unwrap()
+        .into(),
+    );
+    ds.push(
+        Gaussian::new(Array1::linspace(-1.0, 1.0, 10), Array2::eye(10) * 0.5)
+            .unwrap()
+            .into(),
+    );
     for (k, p) in ds.iter().enumerate() {
         for seed in 0..3u64 {
             let m = AnyModel::from(Linear::random(p.dim(), 0.5, seed).unwrap());
-            let x = p.sample(50_000, &mut ChaCha8Rng::seed_from_u64(1000 * k as u64 + seed));
+            let x = p.sample(
+                50_000,
+                &mut ChaCha8Rng::seed_from_u64(1000 * k as u64 + seed),
+            );
             let a = audit(p, &m, x.view());
-            assert!(a.z_score.abs() < MONTE_CARLO_SE, "{} seed {seed}: z = {}", p.kind(), a.z_score);
+            assert!(
+                a.z_score.abs() < MONTE_CARLO_SE,
+                "{} seed {seed}: z = {}",
+                p.kind(),
+                a.z_score
+            );
             match p.score_matching_constant() {
-                Some(c) => assert_eq!((a.constant, a.constant_source), (c, ConstantSource::ClosedForm)),
-                None => assert!(matches!(a.constant_source, ConstantSource::MonteCarlo { .. })),
+                Some(c) => assert_eq!(
+                    (a.constant, a.constant_source),
+                    (c, ConstantSource::ClosedForm)
+                ),
+                None => assert!(matches!(
+                    a.constant_source,
+                    ConstantSource::MonteCarlo { .. }
+                )),
             }
             if p.kind() == "half_normal" {
-                let b = match &m { AnyModel::Linear(l) => l.b()[0], _ => unreachable!() };
+                let b = match &m {
+                    AnyModel::Linear(l) => l.b()[0],
+                    _ => unreachable!(),
+                };
                 let p0 = (2.0 / std::f64::consts::PI).sqrt() / p.covariance_scale();
                 assert!((a.boundary_term - p0 * b).abs() < 1e-12);
                 // With b = 1 the boundary term is p(0) ≈ 0.8/s: ignoring it must be detected, and
@@ -101,7 +150,11 @@ fn monte_carlo_z_scores_are_small_and_detect_a_missing_boundary_term() {
                 let a1 = audit(p, &m1, x.view());
                 assert!(a1.z_score.abs() < MONTE_CARLO_SE, "z = {}", a1.z_score);
                 let naive_z = (a1.gap.mean - a1.constant) / a1.gap.se;
-                assert!(naive_z.abs() > 10.0 * MONTE_CARLO_SE, "boundary term {} should be visible: z = {naive_z}", a1.boundary_term);
+                assert!(
+                    naive_z.abs() > 10.0 * MONTE_CARLO_SE,
+                    "boundary term {} should be visible: z = {naive_z}",
+                    a1.boundary_term
+                );
                 assert!(a1.grad_rel_diff.unwrap() > 0.1, "{:?}", a1.grad_rel_diff);
             } else {
                 assert!(a.boundary_term == 0.0);
@@ -119,4 +172,15 @@ impl Scale for AnyDensity {
         use scorelab_core::Moments;
         (self.covariance()[[0, 0]] / (1.0 - 2.0 / std::f64::consts::PI)).sqrt()
     }
+}
+
+/// s_θ(x) = −x/(2s²) on the half-normal makes every per-sample gap equal to C: se = 0 and z = 0.
+#[test]
+fn a_constant_gap_has_zero_z_not_nan() {
+    let p = HalfNormal::new(1.0).unwrap();
+    let m = Linear::new(array![[-0.5]], array![0.0]).unwrap();
+    let x = p.sample(100, &mut ChaCha8Rng::seed_from_u64(1));
+    let a = audit(&p, &m, x.view());
+    assert_eq!(a.gap.se, 0.0);
+    assert_eq!(a.z_score, 0.0);
 }

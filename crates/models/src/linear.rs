@@ -114,11 +114,18 @@ impl Linear {
         if theta.len() != d * d + d {
             return Err(ModelError::Invalid {
                 field: "theta".into(),
-                message: format!("has {} entries, expected D² + D = {}", theta.len(), d * d + d),
+                message: format!(
+                    "has {} entries, expected D² + D = {}",
+                    theta.len(),
+                    d * d + d
+                ),
             });
         }
-        let a = Array2::from_shape_vec((d, d), theta.as_slice().expect("contiguous")[..d * d].to_vec())
-            .expect("shape");
+        let a = Array2::from_shape_vec(
+            (d, d),
+            theta.as_slice().expect("contiguous")[..d * d].to_vec(),
+        )
+        .expect("shape");
         let b = theta.slice(ndarray::s![d * d..]).to_owned();
         Linear::new(a, b)
     }
@@ -194,7 +201,11 @@ mod tests {
             let fd = (f(&mp) - f(&mm)) / (2.0 * h);
             let fdt = (t(&mp) - t(&mm)) / (2.0 * h);
             assert!((vjp[k] - fd).abs() < 1e-7, "vjp[{k}] {} vs {fd}", vjp[k]);
-            assert!((trg[k] - fdt).abs() < 1e-7, "trace grad[{k}] {} vs {fdt}", trg[k]);
+            assert!(
+                (trg[k] - fdt).abs() < 1e-7,
+                "trace grad[{k}] {} vs {fdt}",
+                trg[k]
+            );
         }
     }
 

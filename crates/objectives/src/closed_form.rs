@@ -58,7 +58,10 @@ pub fn gaussian_linear(p: &Gaussian, m: &Linear) -> LinearClosedForm {
     let sigma = p.cov().matrix();
     let c = a.dot(mu) + b;
     let cc = c.dot(&c);
-    let c_mu = c.view().insert_axis(Axis(1)).dot(&mu.view().insert_axis(Axis(0)));
+    let c_mu = c
+        .view()
+        .insert_axis(Axis(1))
+        .dot(&mu.view().insert_axis(Axis(0)));
     // ISM = ½[tr(AΣAᵀ) + ‖c‖²] + tr A, ∇_A = AΣ + I + cμᵀ.
     let a_sigma = a.dot(sigma);
     let ism = 0.5 * ((&a_sigma * a).sum() + cc) + a.diag().sum();

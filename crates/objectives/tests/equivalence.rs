@@ -41,7 +41,10 @@ fn fd_grads(m: &Linear, f: impl Fn(&Linear) -> LinearClosedForm) -> (Array1<f64>
         let (mut tp, mut tm) = (theta.clone(), theta.clone());
         tp[k] += h;
         tm[k] -= h;
-        let (p, q) = (f(&m.with_params(&tp).unwrap()), f(&m.with_params(&tm).unwrap()));
+        let (p, q) = (
+            f(&m.with_params(&tp).unwrap()),
+            f(&m.with_params(&tm).unwrap()),
+        );
         ge[k] = (p.esm - q.esm) / (2.0 * h);
         gi[k] = (p.ism - q.ism) / (2.0 * h);
     }
@@ -49,8 +52,18 @@ fn fd_grads(m: &Linear, f: impl Fn(&Linear) -> LinearClosedForm) -> (Array1<f64>
 }
 
 fn flat(cf: &LinearClosedForm) -> (Array1<f64>, Array1<f64>) {
-    let e = cf.esm_grad_a.iter().chain(cf.esm_grad_b.iter()).copied().collect();
-    let i = cf.ism_grad_a.iter().chain(cf.ism_grad_b.iter()).copied().collect();
+    let e = cf
+        .esm_grad_a
+        .iter()
+        .chain(cf.esm_grad_b.iter())
+        .copied()
+        .collect();
+    let i = cf
+        .ism_grad_a
+        .iter()
+        .chain(cf.ism_grad_b.iter())
+        .copied()
+        .collect();
     (e, i)
 }
 

@@ -1,0 +1,25 @@
+//! # scorelab: the runner
+//!
+//! The only binary of the workspace, `scorelab`, composes the crates below it:
+//! densities and models ← objectives ← eval ← runner. It alone knows files, configs and the command
+//! line. Subcommands:
+//!
+//! - `scorelab equivalence [--config FILE.toml] [--out FILE.csv] [--seed N] [--samples N]`: the audit of
+//!   ESM = ISM + C (+ B) on analytic densities ([`equivalence`]); without `--config`, the built-in
+//!   suite ([`suite`]).
+//!
+//! User input never panics: a bad config is an [`InputError`] that names the case and field, exits
+//! with code 2, and writes nothing.
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod equivalence;
+pub mod output;
+pub mod suite;
+
+use thiserror::Error;
+
+/// A problem with the user's input (a config, a flag, a file to read): exit code 2.
+#[derive(Debug, Error)]
+#[error("{0}")]
+pub struct InputError(pub String);

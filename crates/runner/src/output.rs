@@ -1,0 +1,50 @@
+//! Result files are written whole or not at all: into a temporary file in the destination's folder,
+//! then renamed over the destination, so an interrupted or failed run never leaves a partial file
+//! and an existing result stays intact until its replacement is complete.
+
+use anyhow::{Context, Result};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// A set of files staged in temporary files and committed together by [`Staged::commit`].
+#[derive(Default)]
+pub struct Staged {
+    files: Vec<(tempfile::NamedTempFile, PathBuf)>,
+}
+
+impl Staged {
+    /// Stages `contents` for `path`, creating the parent folder if needed.
+    ///
+    /// # Errors
+    /// If the folder cannot be created or the temporary file written.
+    pub fn stage(&mut self, path: &Path, contents: &[u8]) -> Result<()> {
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create folder {}", dir.display()))?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".scorelab-")
+            .suffix(".tmp")
+            .tempfile_in(&dir)
+            .with_context(|| format!("cannot write in {}", dir.display()))?;
+        tmp.write_all(contents)
+            .and_then(|_| tmp.as_file().sync_all())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        self.files.push((tmp, path.to_path_buf()));
+        Ok(())
+    }
+
+    /// Renames every staged file onto its destination, in staging order.
+    ///
+    /// # Errors
+    /// If a rename fails (the files renamed before it stay renamed).
+    pub fn commit(self) -> Result<()> {
+        for (tmp, path) in self.files {
+            tmp.persist(&path)
+                .with_context(|| format!("cannot replace {}", path.display()))?;
+        }
+        Ok(())
+    }
+}
