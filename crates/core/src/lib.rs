@@ -10,6 +10,7 @@
 //! | [`LogDensity`] | log p(x) and the support of p | analytic densities |
 //! | [`Score`] | s(x) for a batch of points | densities and models |
 //! | [`ScoreFunction`] | s(x), the Jacobian–vector product J(x)v, the trace tr J(x) | densities (tr J = Δ log p) and models |
+//! | [`Laplacian`] | Δ log p(x) = tr ∇ₓ∇ₓ log p(x) | every [`LogDensity`] that is a [`ScoreFunction`] |
 //! | [`ParameterGradient`] | ∇_θ of score and trace terms | models with parameters θ |
 //! | [`Sample`] | exact samples, with the RNG passed in | analytic densities |
 //! | [`NoisedScore`] | the exact score of p_σ = p ∗ N(0, σ²I) | densities with a closed-form p_σ |
@@ -156,6 +157,38 @@ pub trait ScoreFunction: Score {
     }
 }
 
+/// The Laplacian Δ log p(x) = tr ∇ₓ s(x) of a log-density: for a density, the trace of its score's
+/// Jacobian. Implemented for every type that is both a [`LogDensity`] and a [`ScoreFunction`].
+///
+/// # Examples
+/// ```
+/// use ndarray::{array, Array1, Array2, ArrayView2};
+/// use scorelab_core::{Dimension, Laplacian, LogDensity, Score, ScoreFunction};
+/// /// N(0, 1): log p = −x²/2 − ½ log 2π, s = −x, Δ log p = −1.
+/// struct N01;
+/// impl Dimension for N01 { fn dim(&self) -> usize { 1 } }
+/// impl LogDensity for N01 {
+///     fn log_density(&self, x: ArrayView2<f64>) -> Array1<f64> {
+///         x.column(0).mapv(|v| -0.5 * v * v - 0.5 * (2.0 * std::f64::consts::PI).ln())
+///     }
+/// }
+/// impl Score for N01 { fn score(&self, x: ArrayView2<f64>) -> Array2<f64> { -&x } }
+/// impl ScoreFunction for N01 {
+///     fn score_jvp(&self, _x: ArrayView2<f64>, v: ArrayView2<f64>) -> Array2<f64> { -&v }
+/// }
+/// assert_eq!(N01.laplacian(array![[0.3], [2.0]].view()).to_vec(), vec![-1.0, -1.0]);
+/// ```
+pub trait Laplacian {
+    /// Δ log p(xᵢ) for each row of the `(n, d)` batch; `(n,)`.
+    fn laplacian(&self, x: ArrayView2<f64>) -> Array1<f64>;
+}
+
+impl<T: LogDensity + ScoreFunction + ?Sized> Laplacian for T {
+    fn laplacian(&self, x: ArrayView2<f64>) -> Array1<f64> {
+        self.jacobian_trace(x)
+    }
+}
+
 /// Gradients with respect to the parameters θ of a score model s_θ, as flat vectors in a fixed,
 /// documented parameter order. With them, ∇_θ of every score-matching objective follows:
 /// ∇_θ ESM = (1/n)·[`score_vjp`](Self::score_vjp)(x, s_θ − s_p) and
@@ -210,6 +243,14 @@ pub struct Cubature {
 
 impl Cubature {
     /// Σₖ wₖ vₖ for per-node values `values` (the result of g at each node).
+    ///
+    /// # Examples
+    /// ```
+    /// use ndarray::array;
+    /// let rule = scorelab_core::Cubature { nodes: array![[-1.0], [1.0]], weights: array![0.5, 0.5] };
+    /// // E z² = 1 for the two-point rule of N(0, 1).
+    /// assert_eq!(rule.expect(&rule.nodes.column(0).mapv(|z| z * z)), 1.0);
+    /// ```
     pub fn expect(&self, values: &Array1<f64>) -> f64 {
         self.weights.dot(values)
     }
@@ -222,6 +263,14 @@ pub trait ExpectationRule {
 }
 
 /// Checks that a batch has `d` columns; the error names `what`.
+///
+/// # Examples
+/// ```
+/// let x = ndarray::Array2::<f64>::zeros((4, 3));
+/// assert!(scorelab_core::check_batch(x.view(), 3, "points").is_ok());
+/// let e = scorelab_core::check_batch(x.view(), 2, "points").unwrap_err();
+/// assert_eq!(e.to_string(), "points has dimension 3, expected 2");
+/// ```
 ///
 /// # Errors
 /// [`CoreError::DimensionMismatch`] if the column count differs.

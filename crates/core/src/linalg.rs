@@ -171,11 +171,24 @@ pub fn check_len(v: ArrayView1<f64>, d: usize, what: &str) -> Result<(), CoreErr
 }
 
 /// Row-wise squared norms ‖xᵢ‖², `(n,)`.
+///
+/// # Examples
+/// ```
+/// let x = ndarray::array![[3.0, 4.0], [1.0, 0.0]];
+/// assert_eq!(scorelab_core::linalg::row_sq_norms(x.view()).to_vec(), vec![25.0, 1.0]);
+/// ```
 pub fn row_sq_norms(x: ArrayView2<f64>) -> Array1<f64> {
     x.rows().into_iter().map(|r| r.dot(&r)).collect()
 }
 
 /// Row-wise dot products xᵢ · yᵢ, `(n,)`.
+///
+/// # Examples
+/// ```
+/// let x = ndarray::array![[1.0, 2.0], [0.0, 1.0]];
+/// let y = ndarray::array![[3.0, 4.0], [5.0, 6.0]];
+/// assert_eq!(scorelab_core::linalg::row_dots(x.view(), y.view()).to_vec(), vec![11.0, 6.0]);
+/// ```
 pub fn row_dots(x: ArrayView2<f64>, y: ArrayView2<f64>) -> Array1<f64> {
     x.rows()
         .into_iter()

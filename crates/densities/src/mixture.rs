@@ -5,7 +5,7 @@ use crate::gaussian::Gaussian;
 use crate::quadrature;
 use ndarray::{Array1, Array2, ArrayView2, Axis, Zip};
 use rand::Rng;
-use rand_distr::{Distribution, WeightedIndex};
+use rand_distr::{Distribution, StandardNormal, WeightedIndex};
 use scorelab_core::linalg::{check_finite_vector, row_dots, row_sq_norms};
 use scorelab_core::{
     Cubature, Dimension, ExpectationRule, LogDensity, Moments, NoisedScore, Sample, Score,
@@ -226,12 +226,20 @@ impl ScoreFunction for GaussianMixture {
 }
 
 impl Sample for GaussianMixture {
+    /// Draws the component k ∼ Categorical(w) and z ∼ N(0, I) for each row, then x = μₖ + Lₖ z.
     fn sample<R: Rng + ?Sized>(&self, n: usize, rng: &mut R) -> Array2<f64> {
         let pick = WeightedIndex::new(self.weights.iter()).expect("validated weights");
-        let mut x = Array2::zeros((n, self.dim()));
+        let d = self.dim();
+        let mut x = Array2::zeros((n, d));
+        let mut z = vec![0.0; d];
         for mut row in x.axis_iter_mut(Axis(0)) {
-            let k = pick.sample(rng);
-            row.assign(&self.components[k].sample(1, rng).row(0));
+            let c = &self.components[pick.sample(rng)];
+            row.assign(c.mean_vector());
+            let l = c.cov().cholesky();
+            z.iter_mut().for_each(|v| *v = rng.sample(StandardNormal));
+            for i in 0..d {
+                row[i] += (0..=i).map(|j| l[[i, j]] * z[j]).sum::<f64>();
+            }
         }
         x
     }

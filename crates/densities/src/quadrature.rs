@@ -12,6 +12,14 @@ use ndarray::{Array1, Array2};
 pub const HERMITE_NODES: usize = 64;
 
 /// Nodes and weights of an m-point rule for E_{z∼N(0,1)}\[g(z)\]; weights sum to 1.
+///
+/// # Examples
+/// ```
+/// // E z⁴ = 3, exact for m ≥ 3.
+/// let (z, w) = scorelab_densities::quadrature::std_normal_1d(8);
+/// let m4: f64 = z.iter().zip(&w).map(|(z, w)| w * z.powi(4)).sum();
+/// assert!((m4 - 3.0).abs() < 1e-12);
+/// ```
 pub fn std_normal_1d(m: usize) -> (Vec<f64>, Vec<f64>) {
     let rule = GaussHermite::new(m).expect("at least two nodes");
     let norm = std::f64::consts::PI.sqrt();
@@ -30,6 +38,13 @@ pub fn std_normal(d: usize, m: usize) -> (Array2<f64>, Array1<f64>) {
 
 /// A rule for E_{z∼N(0,1)}\[g(z)\] on \[lo, hi\] by composite Gauss–Legendre: `panels` panels of `m`
 /// nodes, each weighted by the normal density φ(z). Robust where g is smooth but not polynomial.
+///
+/// # Examples
+/// ```
+/// // P(z ≤ 0) = ½ on [−12, 0].
+/// let (_, w) = scorelab_densities::quadrature::std_normal_composite_1d(-12.0, 0.0, 12, 10);
+/// assert!((w.iter().sum::<f64>() - 0.5).abs() < 1e-14);
+/// ```
 pub fn std_normal_composite_1d(lo: f64, hi: f64, panels: usize, m: usize) -> (Vec<f64>, Vec<f64>) {
     let rule = GaussLegendre::new(m).expect("at least two nodes");
     let width = (hi - lo) / panels as f64;

@@ -416,3 +416,100 @@ fn noised_density_matches_numerical_convolution() {
         }
     }
 }
+
+/// Value stability: the first draws of each density at a fixed seed are pinned, so a change in how
+/// samples consume the RNG (which would silently change every committed CSV) fails here. The values
+/// were printed by this test's own `sample` calls when it was written (`cargo test -- --nocapture`).
+#[test]
+fn first_draws_are_stable() {
+    let draws: Vec<(&str, Vec<f64>)> = cases()
+        .into_iter()
+        .map(|(name, p)| {
+            (
+                name,
+                p.sample(2, &mut ChaCha8Rng::seed_from_u64(42))
+                    .iter()
+                    .copied()
+                    .collect(),
+            )
+        })
+        .collect();
+    for (name, x) in &draws {
+        println!("(\"{name}\", vec!{x:?}),");
+    }
+    for (name, x) in draws {
+        let want = PINNED
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.clone());
+        let want = want.unwrap_or_else(|| panic!("{name}: no pinned draws"));
+        assert_eq!(x, want, "{name}");
+    }
+}
+
+static PINNED: std::sync::LazyLock<Vec<(&str, Vec<f64>)>> = std::sync::LazyLock::new(|| {
+    vec![
+        ("gauss1", vec![1.175967549835902, 2.386660750153174]),
+        (
+            "gauss3",
+            vec![
+                1.175967549835902,
+                0.4051036487455968,
+                2.130304519820567,
+                1.1736562800451384,
+                -1.3993875168970278,
+                1.2630407538883035,
+            ],
+        ),
+        ("mix1", vec![3.334070610231808, 2.4763469238088214]),
+        (
+            "mix2",
+            vec![
+                -0.0566696249234131,
+                0.2580479406968256,
+                -1.3621027514379507,
+                -0.6731790966121877,
+            ],
+        ),
+        (
+            "ncsn_toy",
+            vec![
+                6.334070610231808,
+                4.78913331672897,
+                4.487909377943836,
+                4.066021550609302,
+            ],
+        ),
+        (
+            "banana_1",
+            vec![
+                0.47798123835102174,
+                0.948303642339596,
+                -0.21086668327103028,
+                -0.0014206971343161956,
+            ],
+        ),
+        (
+            "banana_haario",
+            vec![
+                4.779812383510217,
+                -0.9805311971214632,
+                -2.108666832710303,
+                -2.3902588018500035,
+            ],
+        ),
+        ("t1", vec![1.4886855970207997, 1.8705798988205744]),
+        (
+            "t3",
+            vec![
+                0.4420440294825165,
+                2.815683981536732,
+                -1.3935359228861535,
+                -0.5944084785286285,
+                -0.01199721190063574,
+                -0.44773425759845786,
+            ],
+        ),
+        ("half_normal", vec![0.7169718575265326, 2.0011059153477118]),
+    ]
+});

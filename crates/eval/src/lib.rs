@@ -14,7 +14,8 @@
 //!   (C's error is correlated with the gap's on the same samples, so the paired se is the honest one);
 //! - grad_rel_diff = ‖∇_θ ESM − ∇_θ ISM‖₂ / ‖∇_θ ESM‖₂ on the same samples, for models exposing
 //!   [`scorelab_core::ParameterGradient`]: a Monte Carlo quantity of order n^{−½} when B does not
-//!   depend on θ, and of order 1 when it does (the half-normal);
+//!   depend on θ, and of order 1 when it does (the half-normal); ∞ or NaN when ∇_θ ESM is exactly 0
+//!   on the samples (the model is the true score);
 //! - in 1-D and 2-D, ESM, ISM and C by deterministic quadrature, where ESM − ISM = C + B holds to 1e-6.
 //!
 //! ```

@@ -22,8 +22,9 @@ use std::path::Path;
 /// The default number of Monte Carlo samples per case.
 pub const DEFAULT_SAMPLES: usize = 200_000;
 
-/// The largest samples × dim one case may ask for (each (n, d) array of f64 is then 1.6 GB).
-pub const MAX_VALUES: usize = 200_000_000;
+/// The largest samples × dim one case may ask for: each (n, d) array of f64 is then 400 MB, and an
+/// audit holds about six of them (two cases run at once on two cores).
+pub const MAX_VALUES: usize = 50_000_000;
 
 /// A resolved config: defaults filled in; what `equivalence` writes beside its CSV.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -239,7 +240,8 @@ struct RawConfig {
 }
 
 impl EquivalenceConfig {
-    /// Reads and resolves a config file; `seed` overrides the file's seed.
+    /// Reads and resolves a config file; `seed` overrides the file's seed. Values are checked by
+    /// [`EquivalenceConfig::build`].
     ///
     /// # Errors
     /// An [`InputError`] naming the file, the case and the field.
@@ -250,7 +252,25 @@ impl EquivalenceConfig {
             .map_err(|e| InputError(format!("config {}: {}", path.display(), e.0)))
     }
 
-    /// Parses and resolves config text; `seed` overrides the text's seed.
+    /// Parses and resolves config text (defaults filled in; `seed` overrides the text's seed).
+    /// Values are checked by [`EquivalenceConfig::build`].
+    ///
+    /// # Examples
+    /// ```
+    /// use scorelab::config::EquivalenceConfig;
+    /// let text = r#"
+    /// [[case]]
+    /// name = "hn"
+    /// density = { kind = "half_normal", scale = 1.0 }
+    /// model = { kind = "random_linear", seed = 3, scale = 0.5 }
+    /// "#;
+    /// let cfg = EquivalenceConfig::from_toml(text, Some(9)).unwrap();
+    /// assert_eq!((cfg.seed, cfg.samples, cfg.cases.len()), (9, 200_000, 1));
+    /// assert!(cfg.build().is_ok());
+    /// let bad = EquivalenceConfig::from_toml(&text.replace("1.0", "-1.0"), None).unwrap();
+    /// let err = bad.build().unwrap_err();
+    /// assert!(err.to_string().contains("case 'hn'") && err.to_string().contains("density.scale"));
+    /// ```
     ///
     /// # Errors
     /// An [`InputError`] naming the case and the field.
@@ -301,19 +321,11 @@ impl EquivalenceConfig {
             samples: raw.samples.unwrap_or(DEFAULT_SAMPLES),
             cases,
         };
-        config.validate()?;
         Ok(config)
     }
 
-    /// Checks the top-level values and that every case builds.
-    ///
-    /// # Errors
-    /// An [`InputError`] naming what is wrong.
-    pub fn validate(&self) -> Result<(), InputError> {
-        self.build().map(|_| ())
-    }
-
-    /// Builds every case, validating each once.
+    /// Validates the config once and builds every case: the only door from a parsed config to
+    /// densities and models.
     ///
     /// # Errors
     /// An [`InputError`] naming the case and the field.

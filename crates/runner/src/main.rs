@@ -69,7 +69,10 @@ fn equivalence_cmd(
     if let Some(n) = samples {
         cfg.samples = n;
     }
-    let cases = cfg.build()?;
+    let cases = cfg.build().map_err(|e| match &config {
+        Some(path) => InputError(format!("config {}: {}", path.display(), e.0)),
+        None => e,
+    })?;
     eprintln!(
         "scorelab equivalence: {} cases, {} samples each, seed {}",
         cases.len(),
@@ -80,10 +83,13 @@ fn equivalence_cmd(
     let rows = equivalence::run(&cfg, &cases, &bar);
     let csv = equivalence::to_csv(&rows)?;
     let config_out = config_path(&out);
-    let mut staged = Staged::default();
-    staged.stage(&config_out, cfg.to_toml().as_bytes())?;
-    staged.stage(&out, &csv)?;
-    staged.commit()?;
+    let write = || -> Result<()> {
+        let mut staged = Staged::default();
+        staged.stage(&config_out, cfg.to_toml().as_bytes())?;
+        staged.stage(&out, &csv)?;
+        staged.commit()
+    };
+    write().map_err(|e| InputError(format!("--out {}: {e:#}", out.display())))?;
     println!("{}", equivalence::table(&rows));
     println!("wrote {} and {}", out.display(), config_out.display());
     Ok(())

@@ -41,6 +41,13 @@ pub fn random_gaussian(d: usize, seed: u64) -> DensitySpec {
 }
 
 /// The built-in suite with the given master seed and samples per case.
+///
+/// # Examples
+/// ```
+/// let suite = scorelab::suite::builtin(0, 1000);
+/// assert_eq!(suite.cases.len(), 28);
+/// assert!(suite.build().is_ok());
+/// ```
 pub fn builtin(seed: u64, samples: usize) -> EquivalenceConfig {
     let eye2 = vec![vec![1.0, 0.0], vec![0.0, 1.0]];
     let densities: Vec<(&str, DensitySpec)> = vec![

@@ -195,6 +195,17 @@ fn bad_input_is_a_clear_error_and_writes_nothing() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read config missing.toml"));
     assert!(!dir.path().join("results").exists());
+    // An output path that cannot be written (under a regular file), and a folder as --out.
+    fs::write(dir.path().join("file"), "x").unwrap();
+    for bad in ["file/eq.csv", "."] {
+        let out = scorelab(
+            &["equivalence", "--samples", "100", "--out", bad],
+            dir.path(),
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("--out"), "{err}");
+    }
     // A bad flag.
     let out = scorelab(&["equivalence", "--seed", "minus-one"], dir.path());
     assert_eq!(out.status.code(), Some(2));
