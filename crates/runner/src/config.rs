@@ -379,9 +379,15 @@ impl EquivalenceConfig {
         Ok(out)
     }
 
-    /// The resolved config as TOML (what is written beside the CSV).
+    /// The resolved config as TOML (what is written beside the CSV), under a comment that says how
+    /// to rerun it.
     pub fn to_toml(&self) -> String {
-        toml::to_string(self).expect("a resolved config serialises")
+        format!(
+            "# Resolved config written by scorelab equivalence {}: every default filled in.\n\
+             # Rerun with: scorelab equivalence --config <this file> --out <file.csv>\n\n{}",
+            env!("CARGO_PKG_VERSION"),
+            toml::to_string(self).expect("a resolved config serialises")
+        )
     }
 }
 

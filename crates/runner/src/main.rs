@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use scorelab::config::EquivalenceConfig;
 use scorelab::output::Staged;
 use scorelab::{equivalence, suite, InputError};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -90,8 +91,15 @@ fn equivalence_cmd(
         staged.commit()
     };
     write().map_err(|e| InputError(format!("--out {}: {e:#}", out.display())))?;
-    println!("{}", equivalence::table(&rows));
-    println!("wrote {} and {}", out.display(), config_out.display());
+    // The files are written; a closed stdout (`| head`) must not turn into a panic.
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{}", equivalence::table(&rows));
+    let _ = writeln!(
+        stdout,
+        "wrote {} and {}",
+        out.display(),
+        config_out.display()
+    );
     Ok(())
 }
 
