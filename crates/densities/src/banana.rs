@@ -61,6 +61,16 @@ impl Banana {
         Ok(Banana { a, b })
     }
 
+    /// The scale a.
+    pub fn a(&self) -> f64 {
+        self.a
+    }
+
+    /// The curvature b.
+    pub fn b(&self) -> f64 {
+        self.b
+    }
+
     /// u = x₂ − b(x₁² − a²) for one point.
     fn u(&self, x1: f64, x2: f64) -> f64 {
         x2 - self.b * (x1 * x1 - self.a * self.a)

@@ -34,6 +34,7 @@
 
 mod any;
 mod banana;
+pub mod catalogue;
 mod error;
 mod gaussian;
 mod half_normal;

@@ -17,74 +17,7 @@ use scorelab_core::{
 use scorelab_densities::*;
 
 fn cases() -> Vec<(&'static str, AnyDensity)> {
-    let eye2 = array![[1.0, 0.0], [0.0, 1.0]];
-    vec![
-        (
-            "gauss1",
-            Gaussian::new(array![0.5], array![[2.0]]).unwrap().into(),
-        ),
-        (
-            "gauss3",
-            Gaussian::new(
-                array![0.5, -1.0, 2.0],
-                array![[2.0, 0.3, 0.0], [0.3, 1.0, 0.2], [0.0, 0.2, 0.5]],
-            )
-            .unwrap()
-            .into(),
-        ),
-        (
-            "mix1",
-            GaussianMixture::new(
-                array![0.3, 0.7],
-                vec![array![-1.0], array![2.0]],
-                vec![array![[0.5]], array![[1.0]]],
-            )
-            .unwrap()
-            .into(),
-        ),
-        (
-            "mix2",
-            GaussianMixture::new(
-                array![0.5, 0.5],
-                vec![array![1.0, 1.0], array![-1.0, 0.0]],
-                vec![
-                    array![[0.3, 0.0], [0.0, 0.3]],
-                    array![[0.5, 0.2], [0.2, 0.4]],
-                ],
-            )
-            .unwrap()
-            .into(),
-        ),
-        (
-            "ncsn_toy",
-            GaussianMixture::new(
-                array![0.8, 0.2],
-                vec![array![5.0, 5.0], array![-5.0, -5.0]],
-                vec![eye2.clone(), eye2],
-            )
-            .unwrap()
-            .into(),
-        ),
-        ("banana_1", Banana::new(1.0, 0.5).unwrap().into()),
-        ("banana_haario", Banana::new(10.0, 0.03).unwrap().into()),
-        (
-            "t1",
-            StudentT::new(array![1.0], array![[2.0]], 5.0)
-                .unwrap()
-                .into(),
-        ),
-        (
-            "t3",
-            StudentT::new(
-                array![0.0, 1.0, -1.0],
-                array![[1.0, 0.2, 0.1], [0.2, 2.0, -0.3], [0.1, -0.3, 0.7]],
-                7.0,
-            )
-            .unwrap()
-            .into(),
-        ),
-        ("half_normal", HalfNormal::new(1.5).unwrap().into()),
-    ]
+    catalogue::all()
 }
 
 /// Points to test at: draws from the density itself, kept away from a half-line's boundary.
@@ -295,15 +228,12 @@ fn low_dimensional_densities_integrate_to_one() {
         p.log_density(ArrayView2::from_shape((1, x.len()), x).unwrap())[0].exp()
     };
     for (name, p) in cases() {
-        let total = match (p.kind(), p.dim()) {
-            ("student_t", _) => continue, // heavy tails: checked against statrs below
-            ("half_normal", _) => integrate(0.0, 30.0, 200, &|x| pdf(&p, &[x])),
-            ("banana", 2) => {
-                let AnyDensity::Banana(_) = &p else {
-                    unreachable!()
-                };
-                let a = p.covariance()[[0, 0]].sqrt();
-                let b = ((p.covariance()[[1, 1]] - 1.0) / (2.0 * a.powi(4))).sqrt();
+        let total = match (&p, p.dim()) {
+            (AnyDensity::StudentT(_), _) => continue, // heavy tails: checked against statrs below
+            (AnyDensity::HalfNormal(_), _) => integrate(0.0, 30.0, 200, &|x| pdf(&p, &[x])),
+            (AnyDensity::Banana(banana), _) => {
+                let (a, b) = (banana.a(), banana.b());
+                // Iterated integral around the ridge x₂ = b(x₁² − a²), in the x coordinates.
                 integrate(-14.0 * a, 14.0 * a, 200, &|x1| {
                     let c = b * (x1 * x1 - a * a);
                     integrate(c - 14.0, c + 14.0, 40, &|x2| pdf(&p, &[x1, x2]))
@@ -451,6 +381,15 @@ static PINNED: std::sync::LazyLock<Vec<(&str, Vec<f64>)>> = std::sync::LazyLock:
     vec![
         ("gauss1", vec![1.175967549835902, 2.386660750153174]),
         (
+            "gauss2",
+            vec![
+                1.4779812383510218,
+                1.495232714775037,
+                0.7891333167289697,
+                -0.016498303309249673,
+            ],
+        ),
+        (
             "gauss3",
             vec![
                 1.175967549835902,
@@ -459,6 +398,31 @@ static PINNED: std::sync::LazyLock<Vec<(&str, Vec<f64>)>> = std::sync::LazyLock:
                 1.1736562800451384,
                 -1.3993875168970278,
                 1.2630407538883035,
+            ],
+        ),
+        (
+            "gauss10",
+            vec![
+                -0.662016225082049,
+                0.1655525972988091,
+                -0.704660817222817,
+                0.0034948066892359075,
+                -0.4732138625490617,
+                -0.5493113839351482,
+                -0.37545483756751796,
+                1.2037345746104844,
+                2.277959018805431,
+                0.4919102806034742,
+                -0.9778117940845419,
+                -0.038865233502076824,
+                0.8814154889066566,
+                -0.08203133267140289,
+                0.2942120600053065,
+                -0.47587925940155407,
+                0.5371055413901542,
+                0.1872750507289172,
+                0.7607474199535709,
+                0.4324547719170959,
             ],
         ),
         ("mix1", vec![3.334070610231808, 2.4763469238088214]),
@@ -511,5 +475,9 @@ static PINNED: std::sync::LazyLock<Vec<(&str, Vec<f64>)>> = std::sync::LazyLock:
             ],
         ),
         ("half_normal", vec![0.7169718575265326, 2.0011059153477118]),
+        (
+            "half_normal_narrow",
+            vec![0.1433943715053065, 0.40022118306954235],
+        ),
     ]
 });
