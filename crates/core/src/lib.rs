@@ -261,27 +261,3 @@ pub trait ExpectationRule {
     /// The rule, or `None` if this density offers none (e.g. in high dimension).
     fn expectation_rule(&self) -> Option<Cubature>;
 }
-
-/// Checks that a batch has `d` columns; the error names `what`.
-///
-/// # Examples
-/// ```
-/// let x = ndarray::Array2::<f64>::zeros((4, 3));
-/// assert!(scorelab_core::check_batch(x.view(), 3, "points").is_ok());
-/// let e = scorelab_core::check_batch(x.view(), 2, "points").unwrap_err();
-/// assert_eq!(e.to_string(), "points has dimension 3, expected 2");
-/// ```
-///
-/// # Errors
-/// [`CoreError::DimensionMismatch`] if the column count differs.
-pub fn check_batch(x: ArrayView2<f64>, d: usize, what: &str) -> Result<(), CoreError> {
-    if x.ncols() == d {
-        Ok(())
-    } else {
-        Err(CoreError::DimensionMismatch {
-            what: what.to_string(),
-            expected: d,
-            found: x.ncols(),
-        })
-    }
-}

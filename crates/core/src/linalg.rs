@@ -154,22 +154,6 @@ pub fn check_finite_matrix(m: ArrayView2<f64>, what: &str) -> Result<(), CoreErr
     }
 }
 
-/// Checks a vector has length `d`.
-///
-/// # Errors
-/// [`CoreError::DimensionMismatch`].
-pub fn check_len(v: ArrayView1<f64>, d: usize, what: &str) -> Result<(), CoreError> {
-    if v.len() == d {
-        Ok(())
-    } else {
-        Err(CoreError::DimensionMismatch {
-            what: what.into(),
-            expected: d,
-            found: v.len(),
-        })
-    }
-}
-
 /// Row-wise squared norms ‖xᵢ‖², `(n,)`.
 ///
 /// # Examples

@@ -108,15 +108,6 @@ impl Gaussian {
         Gaussian::new(self.mean.clone(), cov).expect("Σ + σ²I stays positive definite")
     }
 
-    /// The expectation rule mapped through x = μ + L z, for d ≤ 2.
-    pub(crate) fn rule(&self) -> Option<Cubature> {
-        let d = self.dim();
-        (d <= 2).then(|| {
-            let (z, weights) = quadrature::std_normal(d, quadrature::HERMITE_NODES);
-            self.mapped_rule(z, weights)
-        })
-    }
-
     /// Maps a standard-normal rule through x = μ + L z.
     pub(crate) fn mapped_rule(&self, z: Array2<f64>, weights: Array1<f64>) -> Cubature {
         let nodes = self.cov.color(z.view()) + &self.mean;
@@ -182,7 +173,12 @@ impl ScoreMatchingConstant for Gaussian {
 }
 
 impl ExpectationRule for Gaussian {
+    /// Gauss–Hermite (64 nodes per axis) mapped through x = μ + L z, for d ≤ 2.
     fn expectation_rule(&self) -> Option<Cubature> {
-        self.rule()
+        let d = self.dim();
+        (d <= 2).then(|| {
+            let (z, weights) = quadrature::std_normal(d, quadrature::HERMITE_NODES);
+            self.mapped_rule(z, weights)
+        })
     }
 }
