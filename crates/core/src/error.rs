@@ -1,4 +1,5 @@
-//! The errors of the core layer: shapes and matrices that cannot be used as given.
+//! The errors of the core layer: shapes and matrices that cannot be used as given, and
+//! [`ParamError`], the error of every constructor that validates named parameters.
 
 use thiserror::Error;
 
@@ -60,4 +61,70 @@ pub enum CoreError {
         /// Its smallest eigenvalue.
         min_eigenvalue: f64,
     },
+}
+
+/// A named parameter that cannot be used: the error of every validating constructor (densities,
+/// models). `field` is the name as configs spell it (`cov`, `covs[1]`, `nu`, `a`), so a runner can
+/// prefix the case and report exactly what to change.
+///
+/// # Examples
+/// ```
+/// use scorelab_core::error::{positive, ParamError};
+/// assert_eq!(positive(2.0, "scale"), Ok(2.0));
+/// let e = positive(-1.0, "scale").unwrap_err();
+/// assert_eq!(e.to_string(), "scale: must be a finite number > 0, got -1");
+/// assert!(matches!(e, ParamError::Invalid { .. }));
+/// ```
+#[derive(Debug, Error, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ParamError {
+    /// A field failed a shape or matrix check.
+    #[error("{field}: {source}")]
+    Field {
+        /// The parameter, e.g. `cov` or `covs[1]`.
+        field: String,
+        /// What is wrong with it.
+        source: CoreError,
+    },
+    /// A field has a value outside its valid range.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The parameter, e.g. `nu`.
+        field: String,
+        /// What is wrong and what would be valid.
+        message: String,
+    },
+}
+
+impl ParamError {
+    /// A [`ParamError::Field`] for `field`.
+    pub fn field(field: impl Into<String>, source: CoreError) -> Self {
+        ParamError::Field {
+            field: field.into(),
+            source,
+        }
+    }
+
+    /// A [`ParamError::Invalid`] for `field`.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ParamError::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Checks a scalar is finite and strictly positive.
+///
+/// # Errors
+/// [`ParamError::Invalid`] naming `field`.
+pub fn positive(value: f64, field: &str) -> Result<f64, ParamError> {
+    if value.is_finite() && value > 0.0 {
+        Ok(value)
+    } else {
+        Err(ParamError::invalid(
+            field,
+            format!("must be a finite number > 0, got {value}"),
+        ))
+    }
 }

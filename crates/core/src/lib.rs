@@ -46,7 +46,7 @@ pub mod linalg;
 pub mod stats;
 pub mod tolerance;
 
-pub use error::CoreError;
+pub use error::{CoreError, ParamError};
 pub use ndarray;
 
 use ndarray::{Array1, Array2, ArrayView2};

@@ -5,6 +5,7 @@ use crate::quadrature;
 use ndarray::{Array1, Array2, ArrayView2};
 use rand::Rng;
 use rand_distr::StandardNormal;
+use scorelab_core::ParamError;
 use scorelab_core::{
     Cubature, Dimension, ExpectationRule, LogDensity, Moments, Sample, Score, ScoreFunction,
     ScoreMatchingConstant,
@@ -53,7 +54,7 @@ impl Banana {
     pub fn new(a: f64, b: f64) -> Result<Self, DensityError> {
         let a = positive(a, "a")?;
         if !b.is_finite() {
-            return Err(DensityError::invalid(
+            return Err(ParamError::invalid(
                 "b",
                 format!("must be a finite number, got {b}"),
             ));

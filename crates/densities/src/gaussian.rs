@@ -6,6 +6,7 @@ use ndarray::{Array1, Array2, ArrayView2};
 use rand::Rng;
 use rand_distr::StandardNormal;
 use scorelab_core::linalg::{check_finite_vector, row_sq_norms, Spd};
+use scorelab_core::ParamError;
 use scorelab_core::{
     Cubature, Dimension, ExpectationRule, LogDensity, Moments, NoisedScore, Sample, Score,
     ScoreFunction, ScoreMatchingConstant,
@@ -56,16 +57,16 @@ impl Gaussian {
         mean_field: &str,
         cov_field: &str,
     ) -> Result<Self, DensityError> {
-        check_finite_vector(mean.view(), "mean").map_err(|e| DensityError::field(mean_field, e))?;
+        check_finite_vector(mean.view(), "mean").map_err(|e| ParamError::field(mean_field, e))?;
         if mean.is_empty() {
-            return Err(DensityError::invalid(
+            return Err(ParamError::invalid(
                 mean_field,
                 "must have at least one entry",
             ));
         }
-        let cov = Spd::new(cov, "covariance").map_err(|e| DensityError::field(cov_field, e))?;
+        let cov = Spd::new(cov, "covariance").map_err(|e| ParamError::field(cov_field, e))?;
         if cov.dim() != mean.len() {
-            return Err(DensityError::invalid(
+            return Err(ParamError::invalid(
                 cov_field,
                 format!(
                     "covariance is {0}×{0} but the mean has {1} entries; they must agree",

@@ -7,6 +7,7 @@ use ndarray::{Array1, Array2, ArrayView2, Axis, Zip};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal, WeightedIndex};
 use scorelab_core::linalg::{check_finite_vector, row_dots, row_sq_norms};
+use scorelab_core::ParamError;
 use scorelab_core::{
     Cubature, Dimension, ExpectationRule, LogDensity, Moments, NoisedScore, Sample, Score,
     ScoreFunction, ScoreMatchingConstant,
@@ -69,13 +70,13 @@ impl GaussianMixture {
     ) -> Result<Self, DensityError> {
         let k = weights.len();
         if k == 0 {
-            return Err(DensityError::invalid(
+            return Err(ParamError::invalid(
                 "weights",
                 "a mixture needs at least one component",
             ));
         }
         if means.len() != k || covs.len() != k {
-            return Err(DensityError::invalid(
+            return Err(ParamError::invalid(
                 "means",
                 format!(
                     "{} weights, {} means and {} covs given; give one mean and one cov per weight",
@@ -86,9 +87,9 @@ impl GaussianMixture {
             ));
         }
         check_finite_vector(weights.view(), "weights")
-            .map_err(|e| DensityError::field("weights", e))?;
+            .map_err(|e| ParamError::field("weights", e))?;
         if let Some(i) = weights.iter().position(|&w| w < 0.0) {
-            return Err(DensityError::invalid(
+            return Err(ParamError::invalid(
                 "weights",
                 format!(
                     "weight [{i}] is {}; weights must be ≥ 0 and sum to 1",
@@ -98,7 +99,7 @@ impl GaussianMixture {
         }
         let total = weights.sum();
         if (total - 1.0).abs() > WEIGHT_SUM_TOL {
-            return Err(DensityError::invalid(
+            return Err(ParamError::invalid(
                 "weights",
                 format!("weights sum to {total}; they must sum to 1"),
             ));
@@ -113,7 +114,7 @@ impl GaussianMixture {
             .collect::<Result<Vec<_>, _>>()?;
         let d = components[0].dim();
         if let Some(i) = components.iter().position(|c| c.dim() != d) {
-            return Err(DensityError::invalid(
+            return Err(ParamError::invalid(
                 format!("means[{i}]"),
                 format!(
                     "has {} entries but means[0] has {d}; every component needs the same dimension",

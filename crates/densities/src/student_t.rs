@@ -5,6 +5,7 @@ use ndarray::{Array1, Array2, ArrayView2, Axis};
 use rand::Rng;
 use rand_distr::{ChiSquared, Distribution, StandardNormal};
 use scorelab_core::linalg::{check_finite_vector, row_dots, row_sq_norms, Spd};
+use scorelab_core::ParamError;
 use scorelab_core::{
     Dimension, LogDensity, Moments, Sample, Score, ScoreFunction, ScoreMatchingConstant,
 };
@@ -49,16 +50,13 @@ impl StudentT {
     /// # Errors
     /// A [`DensityError`] naming `mean`, `scale` or `nu`.
     pub fn new(mean: Array1<f64>, scale: Array2<f64>, nu: f64) -> Result<Self, DensityError> {
-        check_finite_vector(mean.view(), "mean").map_err(|e| DensityError::field("mean", e))?;
+        check_finite_vector(mean.view(), "mean").map_err(|e| ParamError::field("mean", e))?;
         if mean.is_empty() {
-            return Err(DensityError::invalid(
-                "mean",
-                "must have at least one entry",
-            ));
+            return Err(ParamError::invalid("mean", "must have at least one entry"));
         }
-        let scale = Spd::new(scale, "scale matrix").map_err(|e| DensityError::field("scale", e))?;
+        let scale = Spd::new(scale, "scale matrix").map_err(|e| ParamError::field("scale", e))?;
         if scale.dim() != mean.len() {
-            return Err(DensityError::invalid(
+            return Err(ParamError::invalid(
                 "scale",
                 format!(
                     "scale matrix is {0}×{0} but the mean has {1} entries; they must agree",
@@ -69,7 +67,7 @@ impl StudentT {
         }
         let nu = positive(nu, "nu")?;
         if nu <= 4.0 {
-            return Err(DensityError::invalid(
+            return Err(ParamError::invalid(
                 "nu",
                 format!(
                     "is {nu}; need nu > 4 so that the score-matching terms have finite variance"

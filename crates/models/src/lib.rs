@@ -27,27 +27,5 @@ mod linear;
 pub use any::AnyModel;
 pub use linear::Linear;
 
-use scorelab_core::CoreError;
-use thiserror::Error;
-
 /// A model parameter that cannot be used; the message names the field as the config spells it.
-#[derive(Debug, Error, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum ModelError {
-    /// A field failed a shape or finiteness check.
-    #[error("{field}: {source}")]
-    Field {
-        /// The parameter, e.g. `a`.
-        field: String,
-        /// What is wrong with it.
-        source: CoreError,
-    },
-    /// A field has a value outside its valid range.
-    #[error("{field}: {message}")]
-    Invalid {
-        /// The parameter, e.g. `scale`.
-        field: String,
-        /// What is wrong and what would be valid.
-        message: String,
-    },
-}
+pub type ModelError = scorelab_core::ParamError;

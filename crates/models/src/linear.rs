@@ -41,26 +41,20 @@ impl Linear {
     /// # Errors
     /// A [`ModelError`] naming `a` or `b`.
     pub fn new(a: Array2<f64>, b: Array1<f64>) -> Result<Self, ModelError> {
-        let field = |f: &'static str| {
-            move |source| ModelError::Field {
-                field: f.into(),
-                source,
-            }
-        };
-        check_finite_matrix(a.view(), "A").map_err(field("a"))?;
-        check_finite_vector(b.view(), "b").map_err(field("b"))?;
+        check_finite_matrix(a.view(), "A").map_err(|e| ModelError::field("a", e))?;
+        check_finite_vector(b.view(), "b").map_err(|e| ModelError::field("b", e))?;
         let (r, c) = a.dim();
         if r != c || r == 0 {
-            return Err(ModelError::Invalid {
-                field: "a".into(),
-                message: format!("A is {r}×{c}; it must be a non-empty square D×D matrix"),
-            });
+            return Err(ModelError::invalid(
+                "a",
+                format!("A is {r}×{c}; it must be a non-empty square D×D matrix"),
+            ));
         }
         if b.len() != r {
-            return Err(ModelError::Invalid {
-                field: "b".into(),
-                message: format!("b has {} entries but A is {r}×{r}; b needs {r}", b.len()),
-            });
+            return Err(ModelError::invalid(
+                "b",
+                format!("b has {} entries but A is {r}×{r}; b needs {r}", b.len()),
+            ));
         }
         Ok(Linear { a, b })
     }
@@ -72,16 +66,13 @@ impl Linear {
     /// [`ModelError::Invalid`] naming `scale` unless it is finite and ≥ 0, or `dim` if it is 0.
     pub fn random(dim: usize, scale: f64, seed: u64) -> Result<Self, ModelError> {
         if !(scale.is_finite() && scale >= 0.0) {
-            return Err(ModelError::Invalid {
-                field: "scale".into(),
-                message: format!("must be a finite number ≥ 0, got {scale}"),
-            });
+            return Err(ModelError::invalid(
+                "scale",
+                format!("must be a finite number ≥ 0, got {scale}"),
+            ));
         }
         if dim == 0 {
-            return Err(ModelError::Invalid {
-                field: "dim".into(),
-                message: "must be at least 1".into(),
-            });
+            return Err(ModelError::invalid("dim", "must be at least 1"));
         }
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let normal = Normal::new(0.0, scale).expect("scale checked");
@@ -112,14 +103,14 @@ impl Linear {
     pub fn with_params(&self, theta: &Array1<f64>) -> Result<Self, ModelError> {
         let d = self.dim();
         if theta.len() != d * d + d {
-            return Err(ModelError::Invalid {
-                field: "theta".into(),
-                message: format!(
+            return Err(ModelError::invalid(
+                "theta",
+                format!(
                     "has {} entries, expected D² + D = {}",
                     theta.len(),
                     d * d + d
                 ),
-            });
+            ));
         }
         let a = Array2::from_shape_vec(
             (d, d),
