@@ -43,7 +43,7 @@ use scorelab_core::{ExpectationRule, LogDensity, ScoreFunction, ScoreMatchingCon
 use scorelab_densities::AnyDensity;
 use scorelab_models::AnyModel;
 use scorelab_objectives::closed_form::{gaussian_linear, half_normal_linear};
-use scorelab_objectives::{esm_param_grad, esm_terms, ism_param_grad, ism_terms};
+use scorelab_objectives::{esm_param_grad_terms, esm_terms, ism_param_grad_terms, ism_terms};
 
 /// Where the audit's constant C came from.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -137,8 +137,8 @@ where
         }
     };
     let grad_rel_diff = model.as_parameter_gradient().map(|m| {
-        let ge = esm_param_grad(density, m, x);
-        let gi = ism_param_grad(m, x);
+        let ge = esm_param_grad_terms(m, x, t.view(), s.view());
+        let gi = ism_param_grad_terms(m, x, s.view());
         let diff = &ge - &gi;
         diff.dot(&diff).sqrt() / ge.dot(&ge).sqrt()
     });

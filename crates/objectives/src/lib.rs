@@ -70,12 +70,29 @@ pub fn esm_param_grad(
     model: &dyn ParameterGradient,
     x: ArrayView2<f64>,
 ) -> Array1<f64> {
-    let g = model.score(x) - target.score(x);
-    model.score_vjp(x, g.view()) / x.nrows() as f64
+    esm_param_grad_terms(model, x, target.score(x).view(), model.score(x).view())
+}
+
+/// [`esm_param_grad`] from precomputed true scores `t` and model scores `s` at `x`.
+pub fn esm_param_grad_terms(
+    model: &dyn ParameterGradient,
+    x: ArrayView2<f64>,
+    t: ArrayView2<f64>,
+    s: ArrayView2<f64>,
+) -> Array1<f64> {
+    model.score_vjp(x, (&s - &t).view()) / x.nrows() as f64
 }
 
 /// ∇_θ of the sample-mean ISM: (1/n) Σᵢ [∇_θ s_θ(xᵢ)ᵀ s_θ(xᵢ) + ∇_θ tr ∇ₓs_θ(xᵢ)].
 pub fn ism_param_grad(model: &dyn ParameterGradient, x: ArrayView2<f64>) -> Array1<f64> {
-    let s = model.score(x);
-    (model.score_vjp(x, s.view()) + model.trace_gradient(x)) / x.nrows() as f64
+    ism_param_grad_terms(model, x, model.score(x).view())
+}
+
+/// [`ism_param_grad`] from precomputed model scores `s` at `x`.
+pub fn ism_param_grad_terms(
+    model: &dyn ParameterGradient,
+    x: ArrayView2<f64>,
+    s: ArrayView2<f64>,
+) -> Array1<f64> {
+    (model.score_vjp(x, s) + model.trace_gradient(x)) / x.nrows() as f64
 }
