@@ -22,10 +22,18 @@
 #![warn(missing_docs)]
 
 mod any;
+mod energy;
 mod linear;
+mod mlp;
+pub mod net;
+mod params;
 
 pub use any::AnyModel;
+pub use energy::EnergyMlp;
 pub use linear::Linear;
+pub use mlp::{AtSigma, Mlp, NoiseConditionalMlp};
+pub use net::{Activation, Bound, Outputs, Real, Tangents, TraceMethod};
+pub use params::Params;
 
 /// A model parameter that cannot be used; the message names the field as the config spells it.
 pub type ModelError = scorelab_core::ParamError;
