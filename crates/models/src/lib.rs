@@ -21,18 +21,22 @@
 //! ```
 #![warn(missing_docs)]
 
+mod adam;
 mod any;
 mod energy;
 mod linear;
 mod mlp;
 pub mod net;
+mod network;
 mod params;
 
+pub use adam::{Adam, Ema};
 pub use any::AnyModel;
 pub use energy::EnergyMlp;
 pub use linear::Linear;
 pub use mlp::{AtSigma, Mlp, NoiseConditionalMlp};
 pub use net::{Activation, Bound, Outputs, Real, Tangents, TraceMethod};
+pub use network::{LoadError, Network, NetworkKind, NetworkSpec, TrainingState};
 pub use params::Params;
 
 /// A model parameter that cannot be used; the message names the field as the config spells it.

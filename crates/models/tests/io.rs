@@ -1,0 +1,105 @@
+//! Save/load round trips and the errors a user sees for a wrong or broken file.
+
+use scorelab_models::{
+    Activation, Adam, Ema, LoadError, Network, NetworkKind, NetworkSpec, TrainingState,
+};
+
+fn spec(kind: NetworkKind, hidden: &[usize]) -> NetworkSpec {
+    NetworkSpec {
+        kind,
+        dim: 3,
+        hidden: hidden.to_vec(),
+        activation: Activation::Silu,
+        tau: (kind == NetworkKind::EnergyMlp).then_some(2.5),
+    }
+}
+
+#[test]
+fn every_kind_round_trips_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    for kind in [
+        NetworkKind::Mlp,
+        NetworkKind::NoiseConditionalMlp,
+        NetworkKind::EnergyMlp,
+    ] {
+        let net = spec(kind, &[5, 4]).build(9).unwrap();
+        let path = dir.path().join(format!("{}.safetensors", kind.name()));
+        net.save(&path).unwrap();
+        assert_eq!(Network::load(&path).unwrap(), net);
+        // Same weights, same bytes: the file is deterministic.
+        let again = dir.path().join("again.safetensors");
+        net.save(&again).unwrap();
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            std::fs::read(&again).unwrap()
+        );
+    }
+}
+
+#[test]
+fn a_wrong_shape_is_rejected_naming_the_tensor_and_both_shapes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.safetensors");
+    spec(NetworkKind::Mlp, &[5, 4])
+        .build(1)
+        .unwrap()
+        .save(&path)
+        .unwrap();
+    // Rewrite the metadata to claim another architecture with the same tensor names.
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes
+        .windows(5)
+        .position(|w| w == b"[5,4]")
+        .expect("hidden in the metadata");
+    bytes[at + 1] = b'6';
+    std::fs::write(&path, &bytes).unwrap();
+    let err = Network::load(&path).unwrap_err();
+    assert!(matches!(err, LoadError::Shape { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("layers.0.weight") && msg.contains("[3, 5]") && msg.contains("[3, 6]"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn broken_files_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.safetensors");
+    assert!(matches!(
+        Network::load(&missing).unwrap_err(),
+        LoadError::Io { .. }
+    ));
+    let junk = dir.path().join("junk.safetensors");
+    std::fs::write(&junk, b"not a model").unwrap();
+    let msg = Network::load(&junk).unwrap_err().to_string();
+    assert!(msg.contains("not a safetensors file"), "{msg}");
+}
+
+#[test]
+fn training_state_round_trips_and_refuses_another_architecture() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.safetensors");
+    let mut net = spec(NetworkKind::Mlp, &[4]).build(2).unwrap();
+    let mut adam = Adam::new(net.params(), 1e-2);
+    let grads: Vec<Vec<f64>> = net
+        .params()
+        .values()
+        .iter()
+        .map(|b| vec![0.5; b.len()])
+        .collect();
+    adam.step(net.params_mut(), &grads);
+    let mut ema = Ema::new(net.params(), 0.9);
+    ema.update(net.params());
+    let state = TrainingState {
+        adam,
+        ema: Some(ema),
+        step: 7,
+        rng_word_pos: 1 << 70,
+    };
+    state.save(&path, &net).unwrap();
+    assert_eq!(TrainingState::load(&path, &net).unwrap(), state);
+    let other = spec(NetworkKind::Mlp, &[5]).build(2).unwrap();
+    let msg = TrainingState::load(&path, &other).unwrap_err().to_string();
+    assert!(msg.contains("another architecture"), "{msg}");
+}
