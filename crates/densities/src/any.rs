@@ -4,8 +4,8 @@ use crate::{Banana, Gaussian, GaussianMixture, HalfNormal, StudentT};
 use ndarray::{Array1, Array2, ArrayView2};
 use rand::Rng;
 use scorelab_core::{
-    Cubature, Dimension, ExpectationRule, LogDensity, Moments, Sample, Score, ScoreFunction,
-    ScoreMatchingConstant, Support,
+    Cubature, Dimension, ExpectationRule, LogDensity, Moments, NoisedScore, Sample, Score,
+    ScoreFunction, ScoreMatchingConstant, Support,
 };
 
 /// Any of the analytic densities of this crate, dispatching every trait to the one it holds.
@@ -66,6 +66,27 @@ impl AnyDensity {
             AnyDensity::Banana(_) => "banana",
             AnyDensity::StudentT(_) => "student_t",
             AnyDensity::HalfNormal(_) => "half_normal",
+        }
+    }
+
+    /// The exact score of p_σ = p ∗ N(0, σ²I) where it is closed form (Gaussians and mixtures);
+    /// `None` for the other kinds.
+    ///
+    /// # Examples
+    /// ```
+    /// use ndarray::array;
+    /// use scorelab_densities::{AnyDensity, Banana, Gaussian};
+    /// let p = AnyDensity::from(Gaussian::standard(1));
+    /// // p_σ = N(0, 1 + σ²): s(x) = −x/(1 + σ²)
+    /// assert!((p.noised_score(array![[2.0]].view(), 1.0).unwrap()[[0, 0]] + 1.0).abs() < 1e-15);
+    /// assert!(AnyDensity::from(Banana::new(1.0, 1.0)?).noised_score(array![[0.0, 0.0]].view(), 1.0).is_none());
+    /// # Ok::<(), scorelab_densities::DensityError>(())
+    /// ```
+    pub fn noised_score(&self, x: ArrayView2<f64>, sigma: f64) -> Option<Array2<f64>> {
+        match self {
+            AnyDensity::Gaussian(d) => Some(NoisedScore::noised_score(d, x, sigma)),
+            AnyDensity::GaussianMixture(d) => Some(NoisedScore::noised_score(d, x, sigma)),
+            _ => None,
         }
     }
 }

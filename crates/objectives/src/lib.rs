@@ -28,6 +28,8 @@
 #![warn(missing_docs)]
 
 pub mod closed_form;
+pub mod taped;
+pub mod training;
 
 use ndarray::{Array1, ArrayView1, ArrayView2};
 use scorelab_core::linalg::row_sq_norms;

@@ -1,0 +1,421 @@
+//! Taped training losses: every objective as dfdx ops on a [`Network`], so that one `backward()`
+//! gives ∇_θ of the loss, JVP and trace terms included (no double backward: the networks write
+//! their Jacobian–vector products as ordinary taped ops, DESIGN.md §2).
+//!
+//! | [`Objective`] | per-sample loss ℓ(x) (the loss is the batch mean) | randomness |
+//! | --- | --- | --- |
+//! | `esm` | ½‖s_θ(x) − ∇log p(x)‖² | none (needs the true score) |
+//! | `ism` | ½‖s_θ(x)‖² + tr ∇ₓs_θ(x), exact trace (naive or structured) | none |
+//! | `ssm` | (1/K) Σₖ [½(vₖᵀs_θ(x))² + vₖᵀ∇ₓs_θ(x)vₖ] | K probes vₖ |
+//! | `ssm_vr` | ½‖s_θ(x)‖² + (1/K) Σₖ vₖᵀ∇ₓs_θ(x)vₖ (Hutchinson's estimate of ISM) | K probes vₖ |
+//! | `dsm` | ½‖s_θ(x̃) + ε/σ‖², x̃ = x + σε | ε ∼ N(0, I) |
+//! | `dsm_multi` | ½σᵢ²‖s_θ(x̃, σᵢ) + ε/σᵢ‖² = ½‖σᵢ s_θ(x̃, σᵢ) + ε‖², x̃ = x + σᵢε | a level i per sample, ε |
+//!
+//! Probes are Gaussian (N(0, I)) or Rademacher (±1 each with probability ½); both have
+//! E[vvᵀ] = I, so E_v[vᵀJv] = tr J and E_v[½(vᵀs)²] = ½‖s‖²: SSM and SSM-VR are unbiased for ISM
+//! (Song, Garg, Shi & Ermon 2019, "Sliced score matching"). DSM (Vincent 2011) equals ESM on
+//! p_σ = p ∗ N(0, σ²I) plus a constant, so it fits p_σ, not p. `dsm_multi` uses the geometric
+//! schedule σ₁ = σ_max > … > σ_L = σ_min and λ(σ) = σ² (Song & Ermon 2019, NCSN), one level per
+//! sample drawn uniformly.
+//!
+//! # Randomness
+//! [`Noise::draw`] takes the RNG and draws, in this order: SSM/SSM-VR the `(B, K, D)` probes
+//! row-major; DSM the `(B, D)` ε row-major; multi-σ DSM the B level indices, then ε. The loss
+//! itself ([`loss_terms`]) is deterministic given the noise, which is what the finite-difference
+//! tests in θ rely on.
+
+use dfdx::prelude::*;
+use ndarray::{Array2, ArrayView2};
+use rand::Rng;
+use rand_distr::{Distribution, StandardNormal};
+use scorelab_models::net::{tensor1, tensor2, Dev, Real, Taped, T1};
+use scorelab_models::{Bound, Network, Tangents, TraceMethod};
+use std::fmt;
+
+/// The distribution of the SSM probes v.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Probe {
+    /// v ∼ N(0, I).
+    Gaussian,
+    /// vⱼ = ±1 with probability ½ each (lower variance of vᵀJv for a fixed J).
+    Rademacher,
+}
+
+impl Probe {
+    /// The name configs use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Probe::Gaussian => "gaussian",
+            Probe::Rademacher => "rademacher",
+        }
+    }
+}
+
+/// A score-matching training objective (module docs).
+///
+/// # Examples
+/// ```
+/// use scorelab_objectives::taped::Objective;
+/// let o = Objective::dsm_multi(20.0, 1.0, 10)?;
+/// let Objective::DsmMulti { sigmas } = &o else { unreachable!() };
+/// assert_eq!(sigmas.len(), 10);
+/// assert!((sigmas[0] - 20.0).abs() < 1e-12 && (sigmas[9] - 1.0).abs() < 1e-12);
+/// assert_eq!(o.id(), "dsm_multi");
+/// # Ok::<(), scorelab_core::ParamError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub enum Objective {
+    /// Explicit score matching against the true score.
+    Esm,
+    /// Implicit score matching with the exact trace.
+    Ism {
+        /// How the trace is computed.
+        trace: TraceMethod,
+    },
+    /// Sliced score matching.
+    Ssm {
+        /// K, probes per point.
+        projections: usize,
+        /// The probe distribution.
+        probe: Probe,
+    },
+    /// Sliced score matching with the variance-reduced ½‖s‖².
+    SsmVr {
+        /// K, probes per point.
+        projections: usize,
+        /// The probe distribution.
+        probe: Probe,
+    },
+    /// Denoising score matching at one σ.
+    Dsm {
+        /// σ.
+        sigma: f64,
+    },
+    /// Multi-level denoising score matching, λ(σ) = σ².
+    DsmMulti {
+        /// The levels σ₁ > … > σ_L.
+        sigmas: Vec<f64>,
+    },
+}
+
+impl Objective {
+    /// The geometric schedule σᵢ = σ_max (σ_min/σ_max)^{(i−1)/(L−1)}, i = 1 … L (σ_max alone for
+    /// L = 1).
+    ///
+    /// # Errors
+    /// Unless 0 < σ_min < σ_max (both finite) and L ≥ 1; σ_min = σ_max is allowed only for L = 1.
+    pub fn dsm_multi(
+        sigma_max: f64,
+        sigma_min: f64,
+        levels: usize,
+    ) -> Result<Self, scorelab_core::ParamError> {
+        use scorelab_core::ParamError;
+        if !(sigma_min > 0.0 && sigma_min.is_finite()) {
+            return Err(ParamError::invalid(
+                "sigma_min",
+                format!("must be positive and finite, got {sigma_min}"),
+            ));
+        }
+        if !(sigma_max.is_finite() && sigma_max >= sigma_min)
+            || (levels > 1 && sigma_max == sigma_min)
+        {
+            return Err(ParamError::invalid(
+                "sigma_max",
+                format!("must be finite and greater than sigma_min = {sigma_min}, got {sigma_max}"),
+            ));
+        }
+        if levels == 0 {
+            return Err(ParamError::invalid("levels", "must be at least 1"));
+        }
+        let sigmas = if levels == 1 {
+            vec![sigma_max]
+        } else {
+            let ratio = (sigma_min / sigma_max).ln() / (levels - 1) as f64;
+            (0..levels)
+                .map(|i| {
+                    if i + 1 == levels {
+                        sigma_min
+                    } else {
+                        sigma_max * (ratio * i as f64).exp()
+                    }
+                })
+                .collect()
+        };
+        Ok(Objective::DsmMulti { sigmas })
+    }
+
+    /// The objective's id as the benchmark and `scorelab cost` name it: `esm`, `ism_naive`,
+    /// `ism_structured`, `ssm`, `ssm_vr`, `dsm`, `dsm_multi`.
+    pub fn id(&self) -> &'static str {
+        match self {
+            Objective::Esm => "esm",
+            Objective::Ism {
+                trace: TraceMethod::Naive,
+            } => "ism_naive",
+            Objective::Ism {
+                trace: TraceMethod::Structured,
+            } => "ism_structured",
+            Objective::Ssm { .. } => "ssm",
+            Objective::SsmVr { .. } => "ssm_vr",
+            Objective::Dsm { .. } => "dsm",
+            Objective::DsmMulti { .. } => "dsm_multi",
+        }
+    }
+
+    /// Whether the loss needs the true score ∇log p at the data.
+    pub fn needs_target(&self) -> bool {
+        matches!(self, Objective::Esm)
+    }
+
+    /// Checks that `net` can be trained by this objective: a noise-conditional network needs
+    /// `dsm` or `dsm_multi`, and `dsm_multi` needs a noise-conditional network.
+    ///
+    /// # Errors
+    /// A message saying which model or objective to use instead.
+    pub fn check_network(&self, net: &Network) -> Result<(), String> {
+        match (self, net.is_noise_conditional()) {
+            (Objective::DsmMulti { .. }, false) => Err(
+                "objective dsm_multi conditions on σ: use model kind = \"noise_conditional_mlp\"".into(),
+            ),
+            (Objective::Dsm { .. } | Objective::DsmMulti { .. }, _) => Ok(()),
+            (_, true) => Err(format!(
+                "a noise_conditional_mlp is trained by dsm or dsm_multi, not {}; use kind = \"mlp\" for {}",
+                self.id(),
+                self.id()
+            )),
+            (_, false) => Ok(()),
+        }
+    }
+}
+
+impl fmt::Display for Objective {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
+/// The random inputs of one loss evaluation (module docs for the draw order).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Noise {
+    /// SSM probes, `(B, K, D)` row-major.
+    pub probes: Option<Vec<f64>>,
+    /// DSM ε, `(B, D)` row-major.
+    pub eps: Option<Vec<f64>>,
+    /// Multi-σ DSM: the σ of each point.
+    pub sigmas: Option<Vec<f64>>,
+}
+
+impl Noise {
+    /// Draws what `objective` needs for `n` points in D = `dim` from `rng`.
+    pub fn draw<R: Rng + ?Sized>(
+        objective: &Objective,
+        n: usize,
+        dim: usize,
+        rng: &mut R,
+    ) -> Noise {
+        let normal = |len: usize, rng: &mut R| -> Vec<f64> {
+            (0..len).map(|_| StandardNormal.sample(rng)).collect()
+        };
+        match objective {
+            Objective::Esm | Objective::Ism { .. } => Noise::default(),
+            Objective::Ssm { projections, probe } | Objective::SsmVr { projections, probe } => {
+                let len = n * projections * dim;
+                let probes = match probe {
+                    Probe::Gaussian => normal(len, rng),
+                    Probe::Rademacher => (0..len)
+                        .map(|_| if rng.gen::<bool>() { 1.0 } else { -1.0 })
+                        .collect(),
+                };
+                Noise {
+                    probes: Some(probes),
+                    ..Noise::default()
+                }
+            }
+            Objective::Dsm { .. } => Noise {
+                eps: Some(normal(n * dim, rng)),
+                ..Noise::default()
+            },
+            Objective::DsmMulti { sigmas } => {
+                let s: Vec<f64> = (0..n)
+                    .map(|_| sigmas[rng.gen_range(0..sigmas.len())])
+                    .collect();
+                Noise {
+                    sigmas: Some(s),
+                    eps: Some(normal(n * dim, rng)),
+                    ..Noise::default()
+                }
+            }
+        }
+    }
+}
+
+/// The per-sample losses ℓ(xᵢ) (module docs) on tape `tape`, for points `x` (`(B, D)`), the true
+/// scores `target` (ESM only) and drawn `noise`.
+///
+/// # Panics
+/// If `target` is missing for ESM, `noise` lacks what the objective needs, or the network and the
+/// objective do not fit ([`Objective::check_network`]): callers validate first.
+#[allow(clippy::too_many_arguments)]
+pub fn loss_terms<E: Real, T: Tape<E, Dev>>(
+    objective: &Objective,
+    net: &Network,
+    p: &Bound<E>,
+    x: ArrayView2<f64>,
+    target: Option<ArrayView2<f64>>,
+    noise: &Noise,
+    tape: T,
+) -> T1<E, T>
+where
+    Dev: Device<E>,
+{
+    let dev = p.tensors[0].device().clone();
+    let (n, d) = x.dim();
+    let flat: Vec<f64> = x.iter().copied().collect();
+    let half = E::from_f64(0.5).expect("0.5");
+    match objective {
+        Objective::Esm => {
+            let t = target.expect("ESM needs the true score");
+            let t: Vec<f64> = t.iter().copied().collect();
+            let xt = tensor2::<E>(&dev, &flat, (n, d)).put_tape(tape);
+            let o = net.forward(p, xt, None, &Tangents::None);
+            (o.score - tensor2::<E>(&dev, &t, (n, d)))
+                .square()
+                .sum::<(usize,), Axis<1>>()
+                * half
+        }
+        Objective::Ism { trace } => {
+            let xt = tensor2::<E>(&dev, &flat, (n, d)).put_tape(tape);
+            let o = net.forward(p, xt, None, &Tangents::Trace(*trace));
+            o.score.square().sum::<(usize,), Axis<1>>() * half + o.trace.expect("trace asked")
+        }
+        Objective::Ssm { projections: k, .. } | Objective::SsmVr { projections: k, .. } => {
+            let k = *k;
+            let probes = noise.probes.as_ref().expect("SSM needs probes");
+            let v: Tensor<(usize, usize, usize), E, Dev> = dev.tensor_from_vec(
+                probes
+                    .iter()
+                    .map(|&z| E::from_f64(z).expect("finite"))
+                    .collect(),
+                (n, k, d),
+            );
+            let xt = tensor2::<E>(&dev, &flat, (n, d)).put_tape(tape);
+            let o = net.forward(p, xt, None, &Tangents::Jvp(v.clone()));
+            let kk = E::from_usize(k).expect("k");
+            let vjv = (o.jvp.expect("jvp asked") * v.clone())
+                .sum::<(usize, usize), Axis<2>>()
+                .sum::<(usize,), Axis<1>>()
+                / kk;
+            let first = if matches!(objective, Objective::Ssm { .. }) {
+                let s = o.score.broadcast_like::<_, Axis<1>>(&(n, k, d));
+                (s * v)
+                    .sum::<(usize, usize), Axis<2>>()
+                    .square()
+                    .sum::<(usize,), Axis<1>>()
+                    * (half / kk)
+            } else {
+                o.score.square().sum::<(usize,), Axis<1>>() * half
+            };
+            first + vjv
+        }
+        Objective::Dsm { sigma } => {
+            let eps = noise.eps.as_ref().expect("DSM needs ε");
+            let xn: Vec<f64> = flat.iter().zip(eps).map(|(x, e)| x + sigma * e).collect();
+            let target: Vec<f64> = eps.iter().map(|e| -e / sigma).collect();
+            let sig = tensor1::<E>(&dev, &vec![*sigma; n]);
+            let xt = tensor2::<E>(&dev, &xn, (n, d)).put_tape(tape);
+            let o = net.forward(p, xt, Some(&sig), &Tangents::None);
+            (o.score - tensor2::<E>(&dev, &target, (n, d)))
+                .square()
+                .sum::<(usize,), Axis<1>>()
+                * half
+        }
+        Objective::DsmMulti { .. } => {
+            let eps = noise.eps.as_ref().expect("multi-σ DSM needs ε");
+            let sigmas = noise
+                .sigmas
+                .as_ref()
+                .expect("multi-σ DSM needs σ per point");
+            let mut xn = Vec::with_capacity(n * d);
+            let mut scale = Vec::with_capacity(n * d);
+            for i in 0..n {
+                for j in 0..d {
+                    xn.push(flat[i * d + j] + sigmas[i] * eps[i * d + j]);
+                    scale.push(sigmas[i]);
+                }
+            }
+            let neg_eps: Vec<f64> = eps.iter().map(|e| -e).collect();
+            let sig = tensor1::<E>(&dev, sigmas);
+            let xt = tensor2::<E>(&dev, &xn, (n, d)).put_tape(tape);
+            let o = net.forward(p, xt, Some(&sig), &Tangents::None);
+            // ½‖σ s + ε‖²
+            let r =
+                o.score * tensor2::<E>(&dev, &scale, (n, d)) - tensor2::<E>(&dev, &neg_eps, (n, d));
+            r.square().sum::<(usize,), Axis<1>>() * half
+        }
+    }
+}
+
+/// The batch-mean loss, taped, ready for `backward()`.
+///
+/// # Panics
+/// As [`loss_terms`].
+pub fn loss<E: Real>(
+    objective: &Objective,
+    net: &Network,
+    p: &Bound<E>,
+    x: ArrayView2<f64>,
+    target: Option<ArrayView2<f64>>,
+    noise: &Noise,
+) -> Tensor<(), E, Dev, Taped<E>>
+where
+    Dev: Device<E>,
+{
+    loss_terms(objective, net, p, x, target, noise, Taped::<E>::default()).mean::<(), _>()
+}
+
+/// The batch-mean loss and its θ-gradient (blocks in parameter order), in dtype `E`.
+///
+/// # Panics
+/// As [`loss_terms`].
+pub fn loss_and_gradient<E: Real>(
+    objective: &Objective,
+    net: &Network,
+    x: ArrayView2<f64>,
+    target: Option<ArrayView2<f64>>,
+    noise: &Noise,
+) -> (f64, Vec<Vec<f64>>)
+where
+    Dev: Device<E>,
+{
+    let dev = Dev::default();
+    let p = net.params().bind::<E>(&dev);
+    let l = loss(objective, net, &p, x, target, noise);
+    let value = l.array().to_f64().unwrap_or(f64::NAN);
+    let mut grads = l.backward();
+    (value, p.gradients(&mut grads))
+}
+
+/// The per-sample losses without a tape, as f64 values computed in dtype `E`.
+///
+/// # Panics
+/// As [`loss_terms`].
+pub fn loss_values<E: Real>(
+    objective: &Objective,
+    net: &Network,
+    x: ArrayView2<f64>,
+    target: Option<ArrayView2<f64>>,
+    noise: &Noise,
+) -> Vec<f64>
+where
+    Dev: Device<E>,
+{
+    let dev = Dev::default();
+    let p = net.params().bind::<E>(&dev);
+    let t = loss_terms(objective, net, &p, x, target, noise, NoneTape);
+    scorelab_models::net::to_f64(&t)
+}
+
+/// The points as a `(n, d)` array (helper for callers holding flat data).
+pub fn points(flat: Vec<f64>, n: usize, d: usize) -> Array2<f64> {
+    Array2::from_shape_vec((n, d), flat).expect("n·d values")
+}

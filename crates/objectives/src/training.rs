@@ -1,0 +1,408 @@
+//! [`Trainer`]: seeded f32 training of a [`Network`] by any [`Objective`], one step at a time, with
+//! a fixed held-out batch, a fixed evaluation batch, and checkpointable state.
+//!
+//! # Randomness (reproducible and resumable)
+//! From `seed`, three independent ChaCha8 streams:
+//! * stream 0 drives training: each step draws its batch (fresh samples of the density, or B row
+//!   indices of the training points uniformly with replacement), then the objective's noise
+//!   ([`Noise::draw`]). A checkpoint stores this stream's position, so a resumed run continues the
+//!   draws an uninterrupted run would have made.
+//! * stream 1 draws the held-out batch (density data: `val_batch` fresh samples; point data: the
+//!   held-out points) and its noise, once.
+//! * stream 2 draws the evaluation batch (density data only), once.
+//!
+//! # Evaluation ([`Trainer::evaluate`])
+//! The evaluated weights are those saved: the EMA weights if `ema > 0`, else the raw ones.
+//! * `val_loss`: the objective on the held-out batch with its fixed noise.
+//! * `ism`: ½‖s‖² + tr ∇s (exact, structured, in f64) averaged over the evaluation points (the
+//!   held-out points for point data).
+//! * `esm` and `fisher` (analytic data only): ESM = ½ mean ‖s − ∇log p‖² on the evaluation batch,
+//!   and `fisher` = ESM / C with C = ½ mean ‖∇log p‖² on the same batch: the Fisher divergence
+//!   relative to that of the zero score (0: exact; 1: no better than s = 0).
+//! * A noise-conditional network is evaluated at the smallest σ it was trained on, against p_σ
+//!   (evaluation points x + σz, target ∇log p_σ) where p_σ is closed form; its `esm`/`fisher` are
+//!   empty otherwise. A plain network trained by `dsm` is evaluated against p itself (it fits p_σ,
+//!   and the gap is the point).
+
+use crate::taped::{loss_and_gradient, loss_values, Noise, Objective};
+use ndarray::{Array2, Axis};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+use scorelab_core::linalg::row_sq_norms;
+use scorelab_core::{Dimension, Sample, Score};
+use scorelab_densities::AnyDensity;
+use scorelab_models::{Adam, Ema, Network, TrainingState};
+
+/// Training hyper-parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainConfig {
+    /// Adam steps.
+    pub steps: u64,
+    /// Points per step (B).
+    pub batch: usize,
+    /// Adam's learning rate.
+    pub lr: f64,
+    /// EMA decay γ ∈ [0, 1); 0 turns the average off.
+    pub ema: f64,
+    /// Points in the held-out batch (density data).
+    pub val_batch: usize,
+    /// Points in the evaluation batch (density data).
+    pub eval_batch: usize,
+}
+
+/// Where the training points come from.
+#[derive(Debug, Clone)]
+pub enum TrainData {
+    /// Fresh exact samples every step.
+    Density(Box<AnyDensity>),
+    /// A fixed data set, split into training and held-out points.
+    Points {
+        /// Training points.
+        train: Array2<f64>,
+        /// Held-out points.
+        val: Array2<f64>,
+    },
+}
+
+impl TrainData {
+    fn dim(&self) -> usize {
+        match self {
+            TrainData::Density(d) => d.dim(),
+            TrainData::Points { train, .. } => train.ncols(),
+        }
+    }
+}
+
+/// One evaluation (module docs); `None` where undefined.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EvalRow {
+    /// Steps finished.
+    pub step: u64,
+    /// The training loss of the last step (NaN before the first).
+    pub loss: f64,
+    /// The loss on the held-out batch.
+    pub val_loss: f64,
+    /// ESM on the evaluation batch.
+    pub esm: Option<f64>,
+    /// ISM on the evaluation batch.
+    pub ism: Option<f64>,
+    /// ESM / C.
+    pub fisher: Option<f64>,
+}
+
+/// Why training stopped early.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrainError {
+    /// The loss or its gradient was not finite; the step was not applied.
+    #[error("the loss or its gradient became {value} at step {step}; the weights of step {last_good} are kept. Lower lr (now {lr}) and rerun, or resume with a lower lr")]
+    NonFinite {
+        /// The step that failed (1-based).
+        step: u64,
+        /// The last step whose update was applied.
+        last_good: u64,
+        /// The offending loss value.
+        value: f64,
+        /// The learning rate.
+        lr: f64,
+    },
+    /// The network and the objective or data do not fit together.
+    #[error("{0}")]
+    Setup(String),
+}
+
+struct Held {
+    x: Array2<f64>,
+    target: Option<Array2<f64>>,
+    noise: Noise,
+}
+
+struct EvalSet {
+    x: Array2<f64>,
+    target: Option<Array2<f64>>,
+    sigma: Option<f64>,
+}
+
+/// Step-by-step training (module docs).
+///
+/// # Examples
+/// ```
+/// use scorelab_densities::{AnyDensity, Gaussian};
+/// use scorelab_models::{Activation, Mlp, Network, TraceMethod};
+/// use scorelab_objectives::taped::Objective;
+/// use scorelab_objectives::training::{TrainConfig, TrainData, Trainer};
+/// let net = Network::Mlp(Mlp::new(2, &[16], Activation::Softplus, 0)?);
+/// let data = TrainData::Density(Box::new(AnyDensity::from(Gaussian::standard(2))));
+/// let cfg = TrainConfig { steps: 200, batch: 64, lr: 1e-2, ema: 0.0, val_batch: 256, eval_batch: 1024 };
+/// let mut t = Trainer::new(net, Objective::Ism { trace: TraceMethod::Structured }, data, cfg, 1)?;
+/// let before = t.evaluate().fisher.unwrap();
+/// while t.step() < 200 { t.train_step()?; }
+/// assert!(t.evaluate().fisher.unwrap() < before);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Trainer {
+    net: Network,
+    objective: Objective,
+    data: TrainData,
+    cfg: TrainConfig,
+    adam: Adam,
+    ema: Option<Ema>,
+    rng: ChaCha8Rng,
+    step: u64,
+    last_loss: f64,
+    held: Held,
+    eval: EvalSet,
+}
+
+impl Trainer {
+    /// A trainer at step 0.
+    ///
+    /// # Errors
+    /// [`TrainError::Setup`] if the network does not fit the objective
+    /// ([`Objective::check_network`]), ESM lacks an analytic density, or dimensions differ.
+    pub fn new(
+        net: Network,
+        objective: Objective,
+        data: TrainData,
+        cfg: TrainConfig,
+        seed: u64,
+    ) -> Result<Self, TrainError> {
+        objective.check_network(&net).map_err(TrainError::Setup)?;
+        if net.spec().dim != data.dim() {
+            return Err(TrainError::Setup(format!(
+                "the model has dim {} but the data have {} columns",
+                net.spec().dim,
+                data.dim()
+            )));
+        }
+        if objective.needs_target() && !matches!(data, TrainData::Density(_)) {
+            return Err(TrainError::Setup(
+                "objective esm needs the true score: use an analytic density, or ism / ssm_vr / dsm for data files".into(),
+            ));
+        }
+        let d = data.dim();
+        let stream = |k: u64| {
+            let mut r = ChaCha8Rng::seed_from_u64(seed);
+            r.set_stream(k);
+            r
+        };
+        let mut r1 = stream(1);
+        let held_x = match &data {
+            TrainData::Density(p) => p.sample(cfg.val_batch, &mut r1),
+            TrainData::Points { val, .. } => val.clone(),
+        };
+        let held_target = match (&data, objective.needs_target()) {
+            (TrainData::Density(p), true) => Some(p.score(held_x.view())),
+            _ => None,
+        };
+        let held_noise = Noise::draw(&objective, held_x.nrows(), d, &mut r1);
+        let eval_sigma = match &objective {
+            Objective::DsmMulti { sigmas } if net.is_noise_conditional() => {
+                Some(sigmas.iter().copied().fold(f64::INFINITY, f64::min))
+            }
+            Objective::Dsm { sigma } if net.is_noise_conditional() => Some(*sigma),
+            _ => None,
+        };
+        let eval = match &data {
+            TrainData::Density(p) => {
+                let mut r2 = stream(2);
+                let mut x = p.sample(cfg.eval_batch, &mut r2);
+                let target = match eval_sigma {
+                    None => Some(p.score(x.view())),
+                    Some(s) => {
+                        x.mapv_inplace(|v| {
+                            let z: f64 = StandardNormal.sample(&mut r2);
+                            v + s * z
+                        });
+                        p.noised_score(x.view(), s)
+                    }
+                };
+                EvalSet {
+                    x,
+                    target,
+                    sigma: eval_sigma,
+                }
+            }
+            TrainData::Points { val, .. } => EvalSet {
+                x: val.clone(),
+                target: None,
+                sigma: eval_sigma,
+            },
+        };
+        let adam = Adam::new(net.params(), cfg.lr);
+        let ema = (cfg.ema > 0.0).then(|| Ema::new(net.params(), cfg.ema));
+        Ok(Trainer {
+            net,
+            objective,
+            data,
+            cfg,
+            adam,
+            ema,
+            rng: stream(0),
+            step: 0,
+            last_loss: f64::NAN,
+            held: Held {
+                x: held_x,
+                target: held_target,
+                noise: held_noise,
+            },
+            eval,
+        })
+    }
+
+    /// Steps finished.
+    pub fn step(&self) -> u64 {
+        self.step
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TrainConfig {
+        &self.cfg
+    }
+
+    /// The objective.
+    pub fn objective(&self) -> &Objective {
+        &self.objective
+    }
+
+    /// The network with the weights that are evaluated and saved (EMA if on).
+    pub fn model(&self) -> Network {
+        let mut net = self.net.clone();
+        if let Some(e) = &self.ema {
+            *net.params_mut() = e.params().clone();
+        }
+        net
+    }
+
+    /// The network with the raw (optimised) weights.
+    pub fn raw_model(&self) -> &Network {
+        &self.net
+    }
+
+    /// One Adam step (module docs for the draws). Returns the training loss.
+    ///
+    /// # Errors
+    /// [`TrainError::NonFinite`] if the loss or a gradient is not finite; the step is not applied.
+    pub fn train_step(&mut self) -> Result<f64, TrainError> {
+        let (x, target) = self.draw_batch();
+        let noise = Noise::draw(&self.objective, x.nrows(), x.ncols(), &mut self.rng);
+        let (loss, grads) = loss_and_gradient::<f32>(
+            &self.objective,
+            &self.net,
+            x.view(),
+            target.as_ref().map(|t| t.view()),
+            &noise,
+        );
+        let bad = !loss.is_finite() || grads.iter().flatten().any(|g| !g.is_finite());
+        if bad {
+            return Err(TrainError::NonFinite {
+                step: self.step + 1,
+                last_good: self.step,
+                value: if loss.is_finite() { f64::NAN } else { loss },
+                lr: self.cfg.lr,
+            });
+        }
+        self.adam.step(self.net.params_mut(), &grads);
+        if let Some(e) = &mut self.ema {
+            e.update(self.net.params());
+        }
+        self.step += 1;
+        self.last_loss = loss;
+        Ok(loss)
+    }
+
+    fn draw_batch(&mut self) -> (Array2<f64>, Option<Array2<f64>>) {
+        let b = self.cfg.batch;
+        match &self.data {
+            TrainData::Density(p) => {
+                let x = p.sample(b, &mut self.rng);
+                let t = self.objective.needs_target().then(|| p.score(x.view()));
+                (x, t)
+            }
+            TrainData::Points { train, .. } => {
+                let n = train.nrows();
+                let idx: Vec<usize> = (0..b).map(|_| self.rng.gen_range(0..n)).collect();
+                (train.select(Axis(0), &idx), None)
+            }
+        }
+    }
+
+    /// Evaluates the saved weights (module docs).
+    pub fn evaluate(&self) -> EvalRow {
+        let model = self.model();
+        let val = loss_values::<f32>(
+            &self.objective,
+            &model,
+            self.held.x.view(),
+            self.held.target.as_ref().map(|t| t.view()),
+            &self.held.noise,
+        );
+        let val_loss = val.iter().sum::<f64>() / val.len() as f64;
+        let (esm, ism, fisher) = match model.score_function(self.eval.sigma) {
+            Ok(f) => {
+                let x = self.eval.x.view();
+                let s = f.score(x);
+                let tr = f.jacobian_trace(x);
+                let ism = mean(&(row_sq_norms(s.view()) * 0.5 + &tr));
+                match &self.eval.target {
+                    Some(t) => {
+                        let esm = mean(&(row_sq_norms((&s - t).view()) * 0.5));
+                        let c = mean(&(row_sq_norms(t.view()) * 0.5));
+                        (Some(esm), Some(ism), Some(esm / c))
+                    }
+                    None => (None, Some(ism), None),
+                }
+            }
+            Err(_) => (None, None, None),
+        };
+        EvalRow {
+            step: self.step,
+            loss: self.last_loss,
+            val_loss,
+            esm,
+            ism,
+            fisher,
+        }
+    }
+
+    /// The state a resumed run needs (the raw weights are saved separately).
+    pub fn state(&self) -> TrainingState {
+        TrainingState {
+            adam: self.adam.clone(),
+            ema: self.ema.clone(),
+            step: self.step,
+            rng_word_pos: self.rng.get_word_pos(),
+        }
+    }
+
+    /// Continues from a checkpoint: raw weights `raw` (same architecture) and `state`. Adam's
+    /// learning rate stays the one this trainer was configured with.
+    ///
+    /// # Errors
+    /// [`TrainError::Setup`] if `raw` has another architecture, or the EMA setting differs.
+    pub fn resume(&mut self, raw: Network, state: TrainingState) -> Result<(), TrainError> {
+        if raw.spec() != self.net.spec() {
+            return Err(TrainError::Setup(
+                "the checkpoint's model has another architecture than the config".into(),
+            ));
+        }
+        if state.ema.is_some() != self.ema.is_some() {
+            return Err(TrainError::Setup(
+                "the checkpoint and the config disagree on ema (on/off); keep the run's ema".into(),
+            ));
+        }
+        self.net = raw;
+        let lr = self.cfg.lr;
+        self.adam = state.adam;
+        self.adam.lr = lr;
+        self.ema = state.ema;
+        self.step = state.step;
+        self.rng.set_word_pos(state.rng_word_pos);
+        Ok(())
+    }
+}
+
+fn mean(v: &ndarray::Array1<f64>) -> f64 {
+    v.sum() / v.len() as f64
+}
