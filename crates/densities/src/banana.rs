@@ -170,9 +170,9 @@ impl ScoreMatchingConstant for Banana {
 }
 
 impl ExpectationRule for Banana {
-    /// Gauss–Hermite in the standard-normal coordinates y, mapped to x.
+    /// [`quadrature::smooth_rule`] in the standard-normal coordinates y, mapped to x.
     fn expectation_rule(&self) -> Option<Cubature> {
-        let (mut nodes, weights) = quadrature::std_normal(2, quadrature::HERMITE_NODES);
+        let (mut nodes, weights) = quadrature::smooth_rule(2);
         self.transform(&mut nodes);
         Some(Cubature { nodes, weights })
     }

@@ -174,11 +174,11 @@ impl ScoreMatchingConstant for Gaussian {
 }
 
 impl ExpectationRule for Gaussian {
-    /// Gauss–Hermite (64 nodes per axis) mapped through x = μ + L z, for d ≤ 2.
+    /// [`quadrature::smooth_rule`] mapped through x = μ + L z, for d ≤ 2.
     fn expectation_rule(&self) -> Option<Cubature> {
         let d = self.dim();
         (d <= 2).then(|| {
-            let (z, weights) = quadrature::std_normal(d, quadrature::HERMITE_NODES);
+            let (z, weights) = quadrature::smooth_rule(d);
             self.mapped_rule(z, weights)
         })
     }

@@ -287,12 +287,7 @@ impl ExpectationRule for GaussianMixture {
         if d > 2 {
             return None;
         }
-        let panels = if d == 1 {
-            2 * MIXTURE_PANELS
-        } else {
-            MIXTURE_PANELS
-        };
-        let (z, w) = quadrature::std_normal_composite(d, panels, MIXTURE_NODES);
+        let (z, w) = quadrature::smooth_rule(d);
         let rules: Vec<Cubature> = self
             .components
             .iter()

@@ -340,6 +340,14 @@ impl DoorForward for EnergyMlp {
     fn door_params(&self) -> &Params {
         &self.params
     }
+    /// Naive costs O(B·D·H²), structured O(B·H³): the f64 door takes the cheaper.
+    fn door_trace_method(&self) -> TraceMethod {
+        if self.dim < self.hidden[0] {
+            TraceMethod::Naive
+        } else {
+            TraceMethod::Structured
+        }
+    }
     fn door_forward<T: Tape<f64, Dev>>(
         &self,
         p: &Bound<f64>,
@@ -360,9 +368,9 @@ impl ScoreFunction for EnergyMlp {
     fn score_jvp(&self, x: ArrayView2<f64>, v: ArrayView2<f64>) -> Array2<f64> {
         door_jvp(self, x, v)
     }
-    /// The structured exact trace.
+    /// The exact trace, naive for D < H₁ and structured otherwise (the cheaper; both exact).
     fn jacobian_trace(&self, x: ArrayView2<f64>) -> Array1<f64> {
-        door_trace(self, x, TraceMethod::Structured)
+        door_trace(self, x, self.door_trace_method())
     }
     fn as_parameter_gradient(&self) -> Option<&dyn ParameterGradient> {
         Some(self)

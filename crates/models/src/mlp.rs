@@ -36,7 +36,7 @@ use rand_chacha::ChaCha8Rng;
 use scorelab_core::{Dimension, ParameterGradient, Score, ScoreFunction};
 
 /// Rows per dfdx call in the f64 door (bounds memory for large batches).
-pub(crate) const CHUNK: usize = 4096;
+pub(crate) const CHUNK: usize = 2048;
 
 /// Validates the architecture shared by the networks.
 pub(crate) fn check_arch(dim: usize, hidden: &[usize]) -> Result<(), ModelError> {
@@ -323,6 +323,10 @@ impl Mlp {
 pub(crate) trait DoorForward: Dimension + Sync {
     /// The parameters.
     fn door_params(&self) -> &Params;
+    /// The exact trace the door uses: the cheaper of the two (both are exact).
+    fn door_trace_method(&self) -> TraceMethod {
+        TraceMethod::Structured
+    }
     /// The forward for the door (σ-free).
     fn door_forward<T: Tape<f64, Dev>>(
         &self,
@@ -431,7 +435,7 @@ pub(crate) fn door_trace_gradient<M: DoorForward>(m: &M, x: ArrayView2<f64>) -> 
     let mut total = vec![0.0; m.door_params().num_scalars()];
     for xc in x.axis_chunks_iter(ndarray::Axis(0), CHUNK) {
         let t = crate::net::tensor2::<f64>(&dev, &rows(xc), xc.dim()).put_tape(Taped::default());
-        let o = m.door_forward(&p, t, &Tangents::Trace(TraceMethod::Structured));
+        let o = m.door_forward(&p, t, &Tangents::Trace(m.door_trace_method()));
         let mut grads = o.merged_trace_sum().expect("trace asked").backward();
         add_flat(&mut total, &p.gradients(&mut grads));
     }
@@ -462,7 +466,7 @@ impl ScoreFunction for Mlp {
     }
     /// The structured exact trace.
     fn jacobian_trace(&self, x: ArrayView2<f64>) -> Array1<f64> {
-        door_trace(self, x, TraceMethod::Structured)
+        door_trace(self, x, self.door_trace_method())
     }
     fn as_parameter_gradient(&self) -> Option<&dyn ParameterGradient> {
         Some(self)
@@ -665,6 +669,6 @@ impl ScoreFunction for AtSigma<'_> {
         door_jvp(self, x, v)
     }
     fn jacobian_trace(&self, x: ArrayView2<f64>) -> Array1<f64> {
-        door_trace(self, x, TraceMethod::Structured)
+        door_trace(self, x, self.door_trace_method())
     }
 }

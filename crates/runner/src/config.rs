@@ -14,7 +14,7 @@ use crate::InputError;
 use ndarray::{Array1, Array2};
 use scorelab_core::Dimension;
 use scorelab_densities::{AnyDensity, Banana, Gaussian, GaussianMixture, HalfNormal, StudentT};
-use scorelab_models::{AnyModel, Linear};
+use scorelab_models::{Activation, AnyModel, EnergyMlp, Linear, Mlp};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -30,7 +30,8 @@ pub const MAX_VALUES: usize = 50_000_000;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EquivalenceConfig {
-    /// The master seed; case k samples from `ChaCha8Rng::seed_from_u64(seed)` on stream k.
+    /// The master seed; each case samples from `ChaCha8Rng::seed_from_u64(seed)` on the stream
+    /// [`crate::equivalence::case_stream`] of its name.
     pub seed: u64,
     /// Monte Carlo samples per case.
     pub samples: usize,
@@ -112,6 +113,46 @@ pub enum ModelSpec {
         /// The standard deviation of every entry.
         scale: f64,
     },
+    /// A randomly initialised MLP score s_θ(x) = MLP(x) (`scorelab_models::Mlp`).
+    Mlp {
+        /// Hidden widths (default `[32, 32]`).
+        #[serde(default = "default_hidden")]
+        hidden: Vec<usize>,
+        /// `tanh` | `softplus` | `silu` (default `tanh`).
+        #[serde(default = "default_activation")]
+        activation: String,
+        /// The weights' seed (default 0).
+        #[serde(default)]
+        seed: u64,
+    },
+    /// A randomly initialised energy network, s_θ = −∇(MLP(x) + ‖x‖²/(2τ²))
+    /// (`scorelab_models::EnergyMlp`).
+    EnergyMlp {
+        /// Hidden widths (default `[32, 32]`).
+        #[serde(default = "default_hidden")]
+        hidden: Vec<usize>,
+        /// `tanh` | `softplus` | `silu` (default `tanh`).
+        #[serde(default = "default_activation")]
+        activation: String,
+        /// τ of the confining term (default 3).
+        #[serde(default = "default_tau")]
+        tau: f64,
+        /// The weights' seed (default 0).
+        #[serde(default)]
+        seed: u64,
+    },
+}
+
+fn default_hidden() -> Vec<usize> {
+    vec![32, 32]
+}
+
+fn default_activation() -> String {
+    "tanh".into()
+}
+
+fn default_tau() -> f64 {
+    3.0
 }
 
 impl DensitySpec {
@@ -172,6 +213,8 @@ impl ModelSpec {
         match self {
             ModelSpec::Linear { .. } => "linear",
             ModelSpec::RandomLinear { .. } => "random_linear",
+            ModelSpec::Mlp { .. } => "mlp",
+            ModelSpec::EnergyMlp { .. } => "energy_mlp",
         }
     }
 
@@ -180,7 +223,7 @@ impl ModelSpec {
     /// # Errors
     /// A message naming the field and what would be valid.
     pub fn build(&self, dim: usize) -> Result<AnyModel, String> {
-        let m = match self {
+        let m: AnyModel = match self {
             ModelSpec::Linear { a, b } => {
                 let a = matrix(a, "a")?;
                 if a.nrows() != dim {
@@ -189,14 +232,37 @@ impl ModelSpec {
                         a.nrows()
                     ));
                 }
-                Linear::new(a, Array1::from(b.clone())).map_err(|e| e.to_string())?
+                Linear::new(a, Array1::from(b.clone()))
+                    .map_err(|e| e.to_string())?
+                    .into()
             }
-            ModelSpec::RandomLinear { seed, scale } => {
-                Linear::random(dim, *scale, *seed).map_err(|e| e.to_string())?
+            ModelSpec::RandomLinear { seed, scale } => Linear::random(dim, *scale, *seed)
+                .map_err(|e| e.to_string())?
+                .into(),
+            ModelSpec::Mlp {
+                hidden,
+                activation,
+                seed,
+            } => {
+                let act: Activation = activation.parse().map_err(|e| format!("activation: {e}"))?;
+                Mlp::new(dim, hidden, act, *seed)
+                    .map_err(|e| e.to_string())?
+                    .into()
+            }
+            ModelSpec::EnergyMlp {
+                hidden,
+                activation,
+                tau,
+                seed,
+            } => {
+                let act: Activation = activation.parse().map_err(|e| format!("activation: {e}"))?;
+                EnergyMlp::new(dim, hidden, act, *tau, *seed)
+                    .map_err(|e| e.to_string())?
+                    .into()
             }
         };
         debug_assert_eq!(m.dim(), dim);
-        Ok(m.into())
+        Ok(m)
     }
 }
 

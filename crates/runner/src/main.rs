@@ -103,6 +103,11 @@ fn equivalence_cmd(
     Ok(())
 }
 
+/// dfdx allocates (and zeroes) a fresh buffer for every tensor op; the system allocator returns
+/// large ones to the kernel and page-faults them back, which cost more than the arithmetic.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {

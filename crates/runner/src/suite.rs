@@ -4,9 +4,12 @@
 //! Densities: Gaussians in 1, 2, 10 and 50 dimensions (the 10- and 50-D ones with a seeded random
 //! mean and covariance W Wᵀ/D + ½I, rounded to 4 decimals), the NCSN toy mixture
 //! 0.8·N((5,5), I) + 0.2·N((−5,−5), I), two bananas (a = 1, b = ½, and Haario's a = 10, b = 0.03), a
-//! 3-D Student-t with ν = 7, and the half-normal with scale 1. Models: three random linear models
-//! (scale ½, seeds 1–3) per density on ℝᴰ; on the half-normal, s_θ(x) = −2x + b for b ∈ {0, 1, −1}
-//! (boundary term p(0)·b) and one random linear model.
+//! 3-D Student-t with ν = 7, and the half-normal with scale 1. Models: per density on ℝᴰ, three
+//! random linear models (scale ½, seeds 1–3), a random MLP score (`/mlp`: hidden [32, 32], tanh,
+//! seed 1) and a random energy network (`/energy`: hidden [32, 32], softplus, τ = 3, seed 1); on the
+//! half-normal, s_θ(x) = −2x + b for b ∈ {0, 1, −1} (boundary term p(0)·b), one random linear model
+//! and the random MLP. The networks evaluate in f64 from f32 weights, so the quadrature identity
+//! holds for them to rounding as well.
 
 use crate::config::{CaseSpec, DensitySpec, EquivalenceConfig, ModelSpec, DEFAULT_SAMPLES};
 use rand::SeedableRng;
@@ -40,12 +43,21 @@ pub fn random_gaussian(d: usize, seed: u64) -> DensitySpec {
     DensitySpec::Gaussian { mean, cov }
 }
 
+/// A random MLP score: hidden [32, 32], tanh, weights from seed 1.
+fn mlp() -> ModelSpec {
+    ModelSpec::Mlp {
+        hidden: vec![32, 32],
+        activation: "tanh".into(),
+        seed: 1,
+    }
+}
+
 /// The built-in suite with the given master seed and samples per case.
 ///
 /// # Examples
 /// ```
 /// let suite = scorelab::suite::builtin(0, 1000);
-/// assert_eq!(suite.cases.len(), 28);
+/// assert_eq!(suite.cases.len(), 45);
 /// assert!(suite.build().is_ok());
 /// ```
 pub fn builtin(seed: u64, samples: usize) -> EquivalenceConfig {
@@ -102,6 +114,21 @@ pub fn builtin(seed: u64, samples: usize) -> EquivalenceConfig {
                 },
             });
         }
+        cases.push(CaseSpec {
+            name: format!("{name}/mlp"),
+            density: density.clone(),
+            model: mlp(),
+        });
+        cases.push(CaseSpec {
+            name: format!("{name}/energy"),
+            density: density.clone(),
+            model: ModelSpec::EnergyMlp {
+                hidden: vec![32, 32],
+                activation: "softplus".into(),
+                tau: 3.0,
+                seed: 1,
+            },
+        });
     }
     let half = DensitySpec::HalfNormal { scale: 1.0 };
     for (label, b) in [("b0", 0.0), ("b+1", 1.0), ("b-1", -1.0)] {
@@ -116,11 +143,16 @@ pub fn builtin(seed: u64, samples: usize) -> EquivalenceConfig {
     }
     cases.push(CaseSpec {
         name: "half_normal/m1".into(),
-        density: half,
+        density: half.clone(),
         model: ModelSpec::RandomLinear {
             seed: 1,
             scale: 0.5,
         },
+    });
+    cases.push(CaseSpec {
+        name: "half_normal/mlp".into(),
+        density: half,
+        model: mlp(),
     });
     EquivalenceConfig {
         seed,

@@ -25,6 +25,10 @@ model = { kind = "linear", a = [[-0.5, 0.1, 0.0], [0.0, -1.0, 0.2], [0.1, 0.0, -
 name = "hn"
 density = { kind = "half_normal", scale = 1.0 }
 model = { kind = "random_linear", seed = 3, scale = 0.5 }
+[[case]]
+name = "mlp2"
+density = { kind = "gaussian", mean = [0.0, 1.0], cov = [[1.0, 0.3], [0.3, 0.5]] }
+model = { kind = "mlp", hidden = [32, 32], activation = "tanh", seed = 1 }
 "#;
 
 #[test]
@@ -43,7 +47,7 @@ fn builtin_suite_writes_csv_and_config_and_regenerates_byte_for_byte() {
     let mut lines = csv.lines();
     assert_eq!(lines.next().unwrap(), HEADER);
     let rows: Vec<&str> = lines.collect();
-    assert_eq!(rows.len(), 28);
+    assert_eq!(rows.len(), 45);
     assert!(rows.iter().all(|r| r.split(',').count() == 19));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -127,6 +131,12 @@ fn the_issue_example_config_runs() {
     let hn: Vec<&str> = csv.lines().nth(2).unwrap().split(',').collect();
     assert_eq!(&hn[..3], &["hn", "half_normal", "random_linear"]);
     assert!(hn[17].parse::<f64>().is_ok(), "1-D has quadrature");
+    // The issue's network model: the quadrature identity holds for it too (f64 door).
+    let mlp: Vec<&str> = csv.lines().nth(3).unwrap().split(',').collect();
+    assert_eq!(&mlp[..4], &["mlp2", "gaussian", "mlp", "2"]);
+    let (esm_q, ism_q): (f64, f64) = (mlp[17].parse().unwrap(), mlp[18].parse().unwrap());
+    let c: f64 = mlp[11].parse().unwrap();
+    assert!((esm_q - ism_q - c).abs() < 1e-9 * c, "{esm_q} − {ism_q} vs {c}");
     let cfg = fs::read_to_string(dir.path().join("o.config.toml")).unwrap();
     assert!(
         cfg.contains("seed = 7") && cfg.contains("samples = 5000"),
@@ -161,6 +171,11 @@ fn bad_input_is_a_clear_error_and_writes_nothing() {
         (format!("samples = 1\n{}", g(&format!("{gauss}\n{lin}"))), &["samples", "at least 2"]),
         (format!("sampels = 10\n{}", g(&format!("{gauss}\n{lin}"))), &["unknown field `sampels`"]),
         (format!("{}{}", g(&format!("{gauss}\n{lin}")), g(&format!("{gauss}\n{lin}"))), &["used twice"]),
+        (g(&format!("{gauss}\nmodel = {{ kind = \"mlp\", hidden = [8], activation = \"relu\" }}")), &["case 'bad'", "activation", "tanh | softplus | silu"]),
+        (g(&format!("{gauss}\nmodel = {{ kind = \"mlp\", hidden = [8, 0] }}")), &["case 'bad'", "hidden", "width 0"]),
+        (g(&format!("{gauss}\nmodel = {{ kind = \"mlp\", hidden = [8], tau = 2.0 }}")), &["case 'bad'", "unknown field `tau`"]),
+        (g(&format!("{gauss}\nmodel = {{ kind = \"energy_mlp\", tau = 0.0 }}")), &["case 'bad'", "tau", "positive"]),
+        (g(&format!("{gauss}\nmodel = {{ kind = \"energy_mlp\", hidden = [] }}")), &["case 'bad'", "at least one hidden layer"]),
         ("seed = 1\n".to_string(), &["no cases"]),
         ("seed = = 1\n".to_string(), &["line 1"]),
     ];
