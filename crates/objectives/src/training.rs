@@ -2,14 +2,15 @@
 //! a fixed held-out batch, a fixed evaluation batch, and checkpointable state.
 //!
 //! # Randomness (reproducible and resumable)
-//! From `seed`, three independent ChaCha8 streams:
-//! * stream 0 drives training: each step draws its batch (fresh samples of the density, or B row
+//! From `seed`, three independent ChaCha8 streams (stream 0 is left to the network's initialisation,
+//! which `scorelab train` draws from `ChaCha8Rng::seed_from_u64(seed)`):
+//! * stream 1 drives training: each step draws its batch (fresh samples of the density, or B row
 //!   indices of the training points uniformly with replacement), then the objective's noise
 //!   ([`Noise::draw`]). A checkpoint stores this stream's position, so a resumed run continues the
 //!   draws an uninterrupted run would have made.
-//! * stream 1 draws the held-out batch (density data: `val_batch` fresh samples; point data: the
+//! * stream 2 draws the held-out batch (density data: `val_batch` fresh samples; point data: the
 //!   held-out points) and its noise, once.
-//! * stream 2 draws the evaluation batch (density data only), once.
+//! * stream 3 draws the evaluation batch (density data only), once.
 //!
 //! # Evaluation ([`Trainer::evaluate`])
 //! The evaluated weights are those saved: the EMA weights if `ema > 0`, else the raw ones.
@@ -187,7 +188,7 @@ impl Trainer {
             r.set_stream(k);
             r
         };
-        let mut r1 = stream(1);
+        let mut r1 = stream(2);
         let held_x = match &data {
             TrainData::Density(p) => p.sample(cfg.val_batch, &mut r1),
             TrainData::Points { val, .. } => val.clone(),
@@ -206,7 +207,7 @@ impl Trainer {
         };
         let eval = match &data {
             TrainData::Density(p) => {
-                let mut r2 = stream(2);
+                let mut r2 = stream(3);
                 let mut x = p.sample(cfg.eval_batch, &mut r2);
                 let target = match eval_sigma {
                     None => Some(p.score(x.view())),
@@ -239,7 +240,7 @@ impl Trainer {
             cfg,
             adam,
             ema,
-            rng: stream(0),
+            rng: stream(1),
             step: 0,
             last_loss: f64::NAN,
             held: Held {

@@ -7,6 +7,10 @@
 //! - `scorelab equivalence [--config FILE.toml] [--out FILE.csv] [--seed N] [--samples N]`: the audit of
 //!   ESM = ISM + C (+ B) on analytic densities ([`equivalence`]); without `--config`, the built-in
 //!   suite ([`suite`]).
+//! - `scorelab train --config FILE.toml --out DIR [--seed N] [--threads N] [--force] [--resume]`:
+//!   trains a dfdx score network by any objective ([`train`]).
+//! - `scorelab score --model DIR --points IN.csv --out OUT.csv [--sigma S]`: a trained model's score
+//!   in the data's units ([`score`]).
 //!
 //! User input never panics: a bad config is an [`InputError`] that names the case and field, exits
 //! with code 2, and writes nothing.
@@ -15,7 +19,9 @@
 pub mod config;
 pub mod equivalence;
 pub mod output;
+pub mod score;
 pub mod suite;
+pub mod train;
 
 use thiserror::Error;
 

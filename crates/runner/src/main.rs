@@ -4,10 +4,12 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use scorelab::config::EquivalenceConfig;
 use scorelab::output::Staged;
-use scorelab::{equivalence, suite, InputError};
+use scorelab::{equivalence, score, suite, train, InputError};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// scorelab: score matching, checked against the truth.
 #[derive(Parser)]
@@ -42,6 +44,100 @@ enum Command {
         #[arg(long, value_name = "N")]
         samples: Option<usize>,
     },
+    /// Train a score network (mlp, noise_conditional_mlp, energy_mlp, linear) by esm, ism, ssm,
+    /// ssm_vr, dsm or dsm_multi; writes DIR/config.toml, loss.csv, model.safetensors (see the README).
+    ///
+    /// Ctrl-C stops after the current step and saves everything; --resume continues.
+    Train {
+        /// The TOML config ([data], [model], [objective], [train]; see the README).
+        #[arg(long, value_name = "FILE.toml")]
+        config: PathBuf,
+        /// The output folder (refused if it exists and is not empty, unless --force or --resume).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Overrides the config's seed.
+        #[arg(long, value_name = "N")]
+        seed: Option<u64>,
+        /// Worker threads for the matrix products (default: all cores).
+        #[arg(long, value_name = "N")]
+        threads: Option<usize>,
+        /// Overwrite an existing output folder's results.
+        #[arg(long)]
+        force: bool,
+        /// Continue the run in DIR from its last checkpoint (only [train] may change).
+        #[arg(long)]
+        resume: bool,
+    },
+    /// A trained model's score at the points of a CSV (header x0..x{D-1}); writes s0..s{D-1}, in
+    /// the data's own units.
+    Score {
+        /// A folder written by `scorelab train`.
+        #[arg(long, value_name = "DIR")]
+        model: PathBuf,
+        /// Points, header x0,…,x{D-1}.
+        #[arg(long, value_name = "IN.csv")]
+        points: PathBuf,
+        /// Where to write the scores.
+        #[arg(long, value_name = "OUT.csv")]
+        out: PathBuf,
+        /// The noise level σ (in the model's units): required for a noise-conditional model, an
+        /// error otherwise.
+        #[arg(long, value_name = "S", allow_negative_numbers = true)]
+        sigma: Option<f64>,
+    },
+}
+
+fn train_cmd(
+    config: PathBuf,
+    out: PathBuf,
+    seed: Option<u64>,
+    threads: Option<usize>,
+    force: bool,
+    resume: bool,
+) -> Result<()> {
+    if let Some(n) = threads {
+        if n == 0 {
+            return Err(InputError("--threads: must be at least 1".into()).into());
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .map_err(|e| InputError(format!("--threads: {e}")))?;
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        // A second Ctrl-C (or a failure to install the handler) falls back to the default: exit.
+        let _ = ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+        });
+    }
+    let args = train::TrainArgs {
+        config,
+        out: out.clone(),
+        seed,
+        force,
+        resume,
+        threads: rayon::current_num_threads(),
+    };
+    match train::run(&args, stop)? {
+        train::Outcome::Finished => {
+            println!(
+                "wrote {}/{{config.toml, loss.csv, model.safetensors}}",
+                out.display()
+            );
+            Ok(())
+        }
+        train::Outcome::Interrupted(step) => {
+            eprintln!(
+                "interrupted: saved step {step} in {}; rerun with --resume to continue",
+                out.display()
+            );
+            std::process::exit(130);
+        }
+    }
 }
 
 fn config_path(out: &Path) -> PathBuf {
@@ -117,6 +213,20 @@ fn main() -> ExitCode {
             seed,
             samples,
         } => equivalence_cmd(config, out, seed, samples),
+        Command::Train {
+            config,
+            out,
+            seed,
+            threads,
+            force,
+            resume,
+        } => train_cmd(config, out, seed, threads, force, resume),
+        Command::Score {
+            model,
+            points,
+            out,
+            sigma,
+        } => score::run(&model, &points, &out, sigma),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -136,7 +136,10 @@ fn the_issue_example_config_runs() {
     assert_eq!(&mlp[..4], &["mlp2", "gaussian", "mlp", "2"]);
     let (esm_q, ism_q): (f64, f64) = (mlp[17].parse().unwrap(), mlp[18].parse().unwrap());
     let c: f64 = mlp[11].parse().unwrap();
-    assert!((esm_q - ism_q - c).abs() < 1e-9 * c, "{esm_q} − {ism_q} vs {c}");
+    assert!(
+        (esm_q - ism_q - c).abs() < 1e-9 * c,
+        "{esm_q} − {ism_q} vs {c}"
+    );
     let cfg = fs::read_to_string(dir.path().join("o.config.toml")).unwrap();
     assert!(
         cfg.contains("seed = 7") && cfg.contains("samples = 5000"),

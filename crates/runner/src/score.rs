@@ -1,0 +1,110 @@
+//! `scorelab score`: a trained model's score at given points, in the data's own units.
+
+use crate::output::Staged;
+use crate::train::Transform;
+use crate::InputError;
+use anyhow::Result;
+use ndarray::Array2;
+use scorelab_models::Network;
+use std::path::Path;
+
+fn bad(msg: impl Into<String>) -> InputError {
+    InputError(msg.into())
+}
+
+/// Reads a points CSV whose header is exactly `x0,…,x{D−1}`.
+///
+/// # Errors
+/// An [`InputError`] naming the file, row and column.
+pub fn read_points(path: &Path, dim: usize) -> Result<Array2<f64>, InputError> {
+    let want: Vec<String> = (0..dim).map(|j| format!("x{j}")).collect();
+    let at = |m: String| bad(format!("--points {}: {m}", path.display()));
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_path(path)
+        .map_err(|e| at(format!("cannot read: {e}")))?;
+    let header: Vec<String> = rdr
+        .headers()
+        .map_err(|e| at(e.to_string()))?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
+    if header != want {
+        return Err(at(format!(
+            "the header is {} but this {dim}-dimensional model needs {}",
+            header.join(","),
+            want.join(",")
+        )));
+    }
+    let mut values = Vec::new();
+    let mut n = 0;
+    for (r, rec) in rdr.records().enumerate() {
+        let rec = rec.map_err(|e| at(format!("row {}: {e}", r + 1)))?;
+        for (j, raw) in rec.iter().enumerate() {
+            let v: f64 = raw.trim().parse().map_err(|_| {
+                at(format!(
+                    "row {}, column x{j}: {raw:?} is not a number",
+                    r + 1
+                ))
+            })?;
+            if !v.is_finite() {
+                return Err(at(format!(
+                    "row {}, column x{j}: {raw} is not finite",
+                    r + 1
+                )));
+            }
+            values.push(v);
+        }
+        n += 1;
+    }
+    Ok(Array2::from_shape_vec((n, dim), values).expect("n × D"))
+}
+
+/// Writes s(x) for the points of `points` to `out` (header `s0,…,s{D−1}`).
+///
+/// # Errors
+/// An [`InputError`] for a missing or unreadable model, bad points, or a wrong use of `--sigma`.
+pub fn run(model_dir: &Path, points: &Path, out: &Path, sigma: Option<f64>) -> Result<()> {
+    let model_file = model_dir.join("model.safetensors");
+    if !model_file.exists() {
+        return Err(bad(format!(
+            "--model {}: no model.safetensors; give a folder written by scorelab train",
+            model_dir.display()
+        ))
+        .into());
+    }
+    let net = Network::load(&model_file).map_err(|e| bad(format!("--model: {e}")))?;
+    let transform_file = model_dir.join("transform.toml");
+    let transform: Option<Transform> = if transform_file.exists() {
+        let text = std::fs::read_to_string(&transform_file)
+            .map_err(|e| bad(format!("{}: {e}", transform_file.display())))?;
+        Some(toml::from_str(&text).map_err(|e| bad(format!("{}: {e}", transform_file.display())))?)
+    } else {
+        None
+    };
+    let f = net.score_function(sigma).map_err(|e| {
+        bad(format!(
+            "--sigma: {}",
+            e.to_string().trim_start_matches("sigma: ")
+        ))
+    })?;
+    let dim = net.spec().dim;
+    let x = read_points(points, dim)?;
+    let s = match &transform {
+        Some(t) => t.score_back(&f.score(t.forward(&x).view())),
+        None => f.score(x.view()),
+    };
+    let mut csv = (0..dim)
+        .map(|j| format!("s{j}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    csv.push('\n');
+    for row in s.rows() {
+        let line: Vec<String> = row.iter().map(|v| format!("{v}")).collect();
+        csv.push_str(&line.join(","));
+        csv.push('\n');
+    }
+    let mut staged = Staged::default();
+    staged.stage(out, csv.as_bytes())?;
+    staged.commit()
+}
