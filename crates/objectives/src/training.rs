@@ -35,6 +35,47 @@ use scorelab_core::{Dimension, Sample, Score};
 use scorelab_densities::AnyDensity;
 use scorelab_models::{Adam, Ema, Network, TrainingState};
 
+/// One training step in f32: the loss of `objective` on the batch `x` (with `target` for ESM and
+/// the drawn `noise`), its θ-gradient by one backward pass, and one Adam update of `net`. This is
+/// exactly what `scorelab cost` and the `jacobian_cost` benchmark time.
+///
+/// # Errors
+/// The offending value (NaN if only a gradient was not finite) when the loss or a gradient is not
+/// finite; `net` and `adam` are then left unchanged.
+///
+/// # Examples
+/// ```
+/// use ndarray::Array2;
+/// use scorelab_models::{Activation, Adam, Mlp, Network, TraceMethod};
+/// use scorelab_objectives::taped::{Noise, Objective};
+/// use scorelab_objectives::training::adam_step;
+/// let mut net = Network::Mlp(Mlp::new(2, &[8], Activation::Softplus, 0)?);
+/// let mut adam = Adam::new(net.params(), 1e-3);
+/// let x = Array2::from_elem((4, 2), 0.5);
+/// let o = Objective::Ism { trace: TraceMethod::Structured };
+/// let loss = adam_step(&o, &mut net, &mut adam, x.view(), None, &Noise::default()).unwrap();
+/// assert!(loss.is_finite() && adam.steps() == 1);
+/// # Ok::<(), scorelab_models::ModelError>(())
+/// ```
+pub fn adam_step(
+    objective: &Objective,
+    net: &mut Network,
+    adam: &mut Adam,
+    x: ndarray::ArrayView2<f64>,
+    target: Option<ndarray::ArrayView2<f64>>,
+    noise: &Noise,
+) -> Result<f64, f64> {
+    let (loss, grads) = loss_and_gradient::<f32>(objective, net, x, target, noise);
+    if !loss.is_finite() {
+        return Err(loss);
+    }
+    if grads.iter().flatten().any(|g| !g.is_finite()) {
+        return Err(f64::NAN);
+    }
+    adam.step(net.params_mut(), &grads);
+    Ok(loss)
+}
+
 /// Training hyper-parameters.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainConfig {
@@ -288,23 +329,25 @@ impl Trainer {
     pub fn train_step(&mut self) -> Result<f64, TrainError> {
         let (x, target) = self.draw_batch();
         let noise = Noise::draw(&self.objective, x.nrows(), x.ncols(), &mut self.rng);
-        let (loss, grads) = loss_and_gradient::<f32>(
+        let target = target.as_ref().map(|t| t.view());
+        let loss = match adam_step(
             &self.objective,
-            &self.net,
+            &mut self.net,
+            &mut self.adam,
             x.view(),
-            target.as_ref().map(|t| t.view()),
+            target,
             &noise,
-        );
-        let bad = !loss.is_finite() || grads.iter().flatten().any(|g| !g.is_finite());
-        if bad {
-            return Err(TrainError::NonFinite {
-                step: self.step + 1,
-                last_good: self.step,
-                value: if loss.is_finite() { f64::NAN } else { loss },
-                lr: self.cfg.lr,
-            });
-        }
-        self.adam.step(self.net.params_mut(), &grads);
+        ) {
+            Ok(loss) => loss,
+            Err(value) => {
+                return Err(TrainError::NonFinite {
+                    step: self.step + 1,
+                    last_good: self.step,
+                    value,
+                    lr: self.cfg.lr,
+                })
+            }
+        };
         if let Some(e) = &mut self.ema {
             e.update(self.net.params());
         }

@@ -9,6 +9,8 @@
 //!   suite ([`suite`]).
 //! - `scorelab train --config FILE.toml --out DIR [--seed N] [--threads N] [--force] [--resume]`:
 //!   trains a dfdx score network by any objective ([`train`]).
+//! - `scorelab cost --dims 2,8,32,128,512 --batch 128 --width 128 --steps 30 --out FILE.csv`: the
+//!   Jacobian-cost table, ms per training step per objective and D ([`cost`]).
 //! - `scorelab score --model DIR --points IN.csv --out OUT.csv [--sigma S]`: a trained model's score
 //!   in the data's units ([`score`]).
 //!
@@ -17,6 +19,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod cost;
 pub mod equivalence;
 pub mod output;
 pub mod score;

@@ -4,7 +4,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use scorelab::config::EquivalenceConfig;
 use scorelab::output::Staged;
-use scorelab::{equivalence, score, suite, train, InputError};
+use scorelab::{cost, equivalence, score, suite, train, InputError};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -68,6 +68,28 @@ enum Command {
         #[arg(long)]
         resume: bool,
     },
+    /// The Jacobian-cost table: median ms per training step (forward, loss, backward, Adam) for
+    /// each objective and D, in the baselines' setting (see the README).
+    Cost {
+        /// Input dimensions D.
+        #[arg(long, value_delimiter = ',', default_value = "2,8,32,128,512")]
+        dims: Vec<usize>,
+        /// Batch size.
+        #[arg(long, default_value_t = 128)]
+        batch: usize,
+        /// Width of the two hidden softplus layers.
+        #[arg(long, default_value_t = 128)]
+        width: usize,
+        /// Timed steps per setting (after 5 warm-up steps).
+        #[arg(long, default_value_t = 30)]
+        steps: usize,
+        /// Objectives (default all: dsm,ssm,ssm_vr,ism_naive,ism_structured,esm).
+        #[arg(long, value_delimiter = ',')]
+        objectives: Option<Vec<String>>,
+        /// Where to write the CSV.
+        #[arg(long, default_value = "results/jacobian_cost.csv")]
+        out: PathBuf,
+    },
     /// A trained model's score at the points of a CSV (header x0..x{D-1}); writes s0..s{D-1}, in
     /// the data's own units.
     Score {
@@ -85,6 +107,42 @@ enum Command {
         #[arg(long, value_name = "S", allow_negative_numbers = true)]
         sigma: Option<f64>,
     },
+}
+
+fn cost_cmd(
+    dims: Vec<usize>,
+    batch: usize,
+    width: usize,
+    steps: usize,
+    objectives: Option<Vec<String>>,
+    out: PathBuf,
+) -> Result<()> {
+    let ids =
+        objectives.unwrap_or_else(|| cost::OBJECTIVES.iter().map(|s| s.to_string()).collect());
+    let rows = cost::run(&ids, &dims, batch, width, steps, &out)?;
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::ASCII_MARKDOWN);
+    let mut header = vec!["objective".to_string()];
+    header.extend(dims.iter().map(|d| format!("D={d}")));
+    table.set_header(header);
+    for id in &ids {
+        let mut line = vec![id.clone()];
+        for &d in &dims {
+            let r = rows
+                .iter()
+                .find(|r| &r.objective == id && r.dim == d)
+                .expect("measured");
+            line.push(format!("{:.2}", r.median_ms));
+        }
+        table.add_row(line);
+    }
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(
+        stdout,
+        "median ms per training step (batch {batch}, width {width}):\n{table}\nwrote {}",
+        out.display()
+    );
+    Ok(())
 }
 
 fn train_cmd(
@@ -221,6 +279,14 @@ fn main() -> ExitCode {
             force,
             resume,
         } => train_cmd(config, out, seed, threads, force, resume),
+        Command::Cost {
+            dims,
+            batch,
+            width,
+            steps,
+            objectives,
+            out,
+        } => cost_cmd(dims, batch, width, steps, objectives, out),
         Command::Score {
             model,
             points,

@@ -602,9 +602,7 @@ pub fn read_csv(
         .map(str::to_string)
         .collect();
     let names: Vec<String> = match columns {
-        Some([]) => {
-            return Err(bad("data.columns: empty; name at least one column"))
-        }
+        Some([]) => return Err(bad("data.columns: empty; name at least one column")),
         Some(c) => c.to_vec(),
         None => header.clone(),
     };
