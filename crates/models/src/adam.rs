@@ -102,11 +102,13 @@ impl Adam {
             .zip(&mut self.v)
         {
             assert_eq!(theta.len(), g.len(), "gradient block size");
-            for i in 0..theta.len() {
-                let gi = g[i] as f32;
-                m[i] = b1 * m[i] + (1.0 - b1) * gi;
-                v[i] = b2 * v[i] + (1.0 - b2) * gi * gi;
-                theta[i] -= step * m[i] / ((v[i] * inv_c2).sqrt() + eps);
+            // Zipped slices, no indexing: the loop vectorises.
+            for (((t, &gi), mi), vi) in theta.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut())
+            {
+                let gi = gi as f32;
+                *mi = b1 * *mi + (1.0 - b1) * gi;
+                *vi = b2 * *vi + (1.0 - b2) * gi * gi;
+                *t -= step * *mi / ((*vi * inv_c2).sqrt() + eps);
             }
         }
     }

@@ -29,8 +29,8 @@ use crate::mlp::{
     CHUNK,
 };
 use crate::net::{
-    c, over_batch, over_cols, over_k, per_col, tensor2, to_f64, transpose, Activation, Bound, Dev,
-    Outputs, Real, Tangents, TraceMethod, T2, T3,
+    bmm, c, over_batch, over_cols, over_k, per_col, tensor2, to_f64, transpose, Activation, Bound,
+    Dev, Outputs, Real, Tangents, TraceMethod, T2, T3,
 };
 use crate::params::Params;
 use crate::ModelError;
@@ -223,9 +223,9 @@ impl EnergyMlp {
             Tangents::None => {}
             Tangents::Jvp(v) => {
                 let k = v.shape().1;
-                let hdot0 = v.retaped::<T>().matmul(w(0));
+                let hdot0 = bmm(v.retaped::<T>(), w(0));
                 let e1 = self.tangent_pass(hdot0, &w, &d_copies, dds, &deltas, k);
-                let hv = e1.matmul(transpose(w(0)));
+                let hv = bmm(e1, transpose(w(0)));
                 out.jvp = Some(hv.negate() - v.retaped::<T>() * inv_tau2);
             }
             Tangents::Trace(TraceMethod::Naive) => {
@@ -262,7 +262,7 @@ impl EnergyMlp {
             let h = hdot.take().expect("tangent");
             if l + 1 < l_count {
                 ddots.push(over_k(dd, k) * h.retaped::<T>());
-                hdot = Some((h * over_k(ds[l].retaped::<T>(), k)).matmul(w(l + 1)));
+                hdot = Some(bmm(h * over_k(ds[l].retaped::<T>(), k), w(l + 1)));
             } else {
                 ddots.push(over_k(dd, k) * h);
             }
@@ -270,7 +270,7 @@ impl EnergyMlp {
         let mut ddots = ddots.into_iter().rev();
         let mut e = over_k(deltas[l_count - 1].retaped::<T>(), k) * ddots.next().expect("layers");
         for l in (1..l_count).rev() {
-            let delta_dot = e.matmul(transpose(w(l)));
+            let delta_dot = bmm(e, transpose(w(l)));
             let ddot = ddots.next().expect("layers");
             e = delta_dot * over_k(ds[l - 1].retaped::<T>(), k)
                 + over_k(deltas[l - 1].retaped::<T>(), k) * ddot;
@@ -305,13 +305,13 @@ impl EnergyMlp {
                 None => {
                     let a = over_cols(d_prev.retaped::<T>(), hl) * over_batch(w(1), n);
                     let g = g.take().expect("first use");
-                    let at = (over_batch(g, n) * over_k(d_prev, h1)).matmul(w(1));
+                    let at = bmm(over_batch(g, n) * over_k(d_prev, h1), w(1));
                     (a, at)
                 }
                 Some((a, at)) => {
                     let scale = over_k(d_prev, h1);
-                    let a = (a * scale.retaped::<T>()).matmul(w(l + 1));
-                    let at = (at * scale).matmul(w(l + 1));
+                    let a = bmm(a * scale.retaped::<T>(), w(l + 1));
+                    let at = bmm(at * scale, w(l + 1));
                     (a, at)
                 }
             };

@@ -24,8 +24,8 @@
 //!     rows of D_L pushed backward through the transposed layers (then Σ T ∘ M).
 
 use crate::net::{
-    over_batch, over_cols, over_k, per_col, per_row, to_f64, transpose, Activation, Bound, Dev,
-    Outputs, Real, Tangents, Taped, TraceMethod, T1, T2, T3,
+    bmm, over_batch, over_cols, over_k, per_col, per_row, to_f64, transpose, Activation, Bound,
+    Dev, Outputs, Real, Tangents, Taped, TraceMethod, T1, T2, T3,
 };
 use crate::params::Params;
 use crate::ModelError;
@@ -94,9 +94,9 @@ where
         Tangents::None => {}
         Tangents::Jvp(v) => {
             let (_, k, _) = *v.shape();
-            let mut t: T3<E, T> = v.retaped::<T>().matmul(w(0));
+            let mut t: T3<E, T> = bmm(v.retaped::<T>(), w(0));
             for (l, d) in ds.into_iter().enumerate() {
-                t = (t * over_k(d, k)).matmul(w(l + 1));
+                t = bmm(t * over_k(d, k), w(l + 1));
             }
             out.jvp = Some(t);
         }
@@ -147,7 +147,7 @@ where
     for (l, d) in ds.into_iter().enumerate() {
         let pre = match t {
             None => over_batch(w(0), n),
-            Some(t) => t.matmul(w(l)),
+            Some(t) => bmm(t, w(l)),
         };
         t = Some(pre * over_k(d, dim));
     }
@@ -191,7 +191,7 @@ where
                 let h2 = d2.shape().1;
                 let mut t = over_cols(d1, h2) * over_batch(w(1), n) * over_k(d2, h1);
                 for (j, d) in it.enumerate() {
-                    t = t.matmul(w(j + 2)) * over_k(d, h1);
+                    t = bmm(t, w(j + 2)) * over_k(d, h1);
                 }
                 (t * over_batch(transpose(m), n)).sum::<(usize,), Axes2<1, 2>>()
             } else {
@@ -203,7 +203,7 @@ where
                     over_cols(dl, hl1) * over_batch(transpose(w(hidden - 1)), n) * over_k(dl1, hl);
                 let mut layer = hidden - 2;
                 while let Some(d) = ds.pop() {
-                    t = t.matmul(transpose(w(layer))) * over_k(d, hl);
+                    t = bmm(t, transpose(w(layer))) * over_k(d, hl);
                     layer -= 1;
                 }
                 (t * over_batch(m, n)).sum::<(usize,), Axes2<1, 2>>()

@@ -331,6 +331,19 @@ where
         .collect()
 }
 
+/// `(n, k, h) × (h, m) → (n, k, m)` as one `(n·k, h) × (h, m)` matrix product. dfdx's batched
+/// product would run n separate small products (one per point), which is far slower.
+pub(crate) fn bmm<E: Real, T: Tape<E, Dev>>(t: T3<E, T>, w: T2<E, T>) -> T3<E, T>
+where
+    Dev: Device<E>,
+{
+    let (n, k, h) = *t.shape();
+    let m = w.shape().1;
+    t.reshape_like(&(n * k, h))
+        .matmul(w)
+        .reshape_like(&(n, k, m))
+}
+
 /// `(n, h)` broadcast to `(n, k, h)` (the same row for each of the k tangents).
 pub(crate) fn over_k<E: Real, T: Tape<E, Dev>>(t: T2<E, T>, k: usize) -> T3<E, T>
 where
