@@ -36,7 +36,7 @@ use rand_chacha::ChaCha8Rng;
 use scorelab_core::{Dimension, ParameterGradient, Score, ScoreFunction};
 
 /// Rows per dfdx call in the f64 door (bounds memory for large batches).
-pub(crate) const CHUNK: usize = 2048;
+pub(crate) const CHUNK: usize = 1024;
 
 /// Validates the architecture shared by the networks.
 pub(crate) fn check_arch(dim: usize, hidden: &[usize]) -> Result<(), ModelError> {

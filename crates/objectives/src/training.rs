@@ -160,11 +160,16 @@ struct Held {
     noise: Noise,
 }
 
+/// The evaluation points; their targets are recomputed chunk by chunk (memory stays small in
+/// high dimensions).
 struct EvalSet {
     x: Array2<f64>,
-    target: Option<Array2<f64>>,
+    has_target: bool,
     sigma: Option<f64>,
 }
+
+/// Rows per chunk of the evaluation.
+const EVAL_CHUNK: usize = 512;
 
 /// Step-by-step training (module docs).
 ///
@@ -250,25 +255,25 @@ impl Trainer {
             TrainData::Density(p) => {
                 let mut r2 = stream(3);
                 let mut x = p.sample(cfg.eval_batch, &mut r2);
-                let target = match eval_sigma {
-                    None => Some(p.score(x.view())),
-                    Some(s) => {
-                        x.mapv_inplace(|v| {
-                            let z: f64 = StandardNormal.sample(&mut r2);
-                            v + s * z
-                        });
-                        p.noised_score(x.view(), s)
-                    }
+                if let Some(s) = eval_sigma {
+                    x.mapv_inplace(|v| {
+                        let z: f64 = StandardNormal.sample(&mut r2);
+                        v + s * z
+                    });
+                }
+                let has_target = match eval_sigma {
+                    None => true,
+                    Some(s) => p.noised_score(x.slice(ndarray::s![..1, ..]), s).is_some(),
                 };
                 EvalSet {
                     x,
-                    target,
+                    has_target,
                     sigma: eval_sigma,
                 }
             }
             TrainData::Points { val, .. } => EvalSet {
                 x: val.clone(),
-                target: None,
+                has_target: false,
                 sigma: eval_sigma,
             },
         };
@@ -385,17 +390,25 @@ impl Trainer {
         let val_loss = val.iter().sum::<f64>() / val.len() as f64;
         let (esm, ism, fisher) = match model.score_function(self.eval.sigma) {
             Ok(f) => {
-                let x = self.eval.x.view();
-                let s = f.score(x);
-                let tr = f.jacobian_trace(x);
-                let ism = mean(&(row_sq_norms(s.view()) * 0.5 + &tr));
-                match &self.eval.target {
-                    Some(t) => {
-                        let esm = mean(&(row_sq_norms((&s - t).view()) * 0.5));
-                        let c = mean(&(row_sq_norms(t.view()) * 0.5));
-                        (Some(esm), Some(ism), Some(esm / c))
+                // Sums over chunks of the evaluation points, targets recomputed per chunk.
+                let (mut ism, mut esm, mut c) = (0.0, 0.0, 0.0);
+                for x in self.eval.x.axis_chunks_iter(Axis(0), EVAL_CHUNK) {
+                    let s = f.score(x);
+                    ism += (row_sq_norms(s.view()) * 0.5 + &f.jacobian_trace(x)).sum();
+                    if let (true, TrainData::Density(p)) = (self.eval.has_target, &self.data) {
+                        let t = match self.eval.sigma {
+                            None => p.score(x),
+                            Some(sig) => p.noised_score(x, sig).expect("checked at construction"),
+                        };
+                        esm += (row_sq_norms((&s - &t).view()) * 0.5).sum();
+                        c += (row_sq_norms(t.view()) * 0.5).sum();
                     }
-                    None => (None, Some(ism), None),
+                }
+                let n = self.eval.x.nrows() as f64;
+                if self.eval.has_target {
+                    (Some(esm / n), Some(ism / n), Some(esm / c))
+                } else {
+                    (None, Some(ism / n), None)
                 }
             }
             Err(_) => (None, None, None),
@@ -445,8 +458,4 @@ impl Trainer {
         self.rng.set_word_pos(state.rng_word_pos);
         Ok(())
     }
-}
-
-fn mean(v: &ndarray::Array1<f64>) -> f64 {
-    v.sum() / v.len() as f64
 }

@@ -93,6 +93,11 @@ pub enum DensitySpec {
         /// Scale s > 0.
         scale: f64,
     },
+    /// N(0, I) in `dim` dimensions (a Gaussian without writing out I).
+    StandardNormal {
+        /// D ≥ 1.
+        dim: usize,
+    },
 }
 
 /// A score model as the config spells it.
@@ -164,6 +169,7 @@ impl DensitySpec {
             DensitySpec::Banana { .. } => "banana",
             DensitySpec::StudentT { .. } => "student_t",
             DensitySpec::HalfNormal { .. } => "half_normal",
+            DensitySpec::StandardNormal { .. } => "standard_normal",
         }
     }
 
@@ -201,6 +207,12 @@ impl DensitySpec {
             }
             DensitySpec::HalfNormal { scale } => {
                 HalfNormal::new(*scale).map_err(|e| e.to_string())?.into()
+            }
+            DensitySpec::StandardNormal { dim } => {
+                if *dim == 0 {
+                    return Err("dim: must be at least 1".into());
+                }
+                Gaussian::standard(*dim).into()
             }
         };
         Ok(d)

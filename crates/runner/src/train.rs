@@ -849,16 +849,20 @@ pub fn run(args: &TrainArgs, stop: Arc<AtomicBool>) -> Result<Outcome> {
             dir.display()
         );
     }
+    // The config and the transform do not change during the run: written once.
+    let mut staged = Staged::default();
+    staged.stage(&dir.join("config.toml"), written.to_toml().as_bytes())?;
+    if let Some(t) = &transform {
+        let text = format!(
+            "# x_model = (x − mean) / scale, per column; scorelab score applies it.\n{}",
+            toml::to_string(t).expect("serialises")
+        );
+        staged.stage(&dir.join("transform.toml"), text.as_bytes())?;
+    }
+    staged.commit()?;
+    drop(written);
     let save = |trainer: &Trainer, rows: &[String]| -> Result<()> {
         let mut staged = Staged::default();
-        staged.stage(&dir.join("config.toml"), written.to_toml().as_bytes())?;
-        if let Some(t) = &transform {
-            let text = format!(
-                "# x_model = (x − mean) / scale, per column; scorelab score applies it.\n{}",
-                toml::to_string(t).expect("serialises")
-            );
-            staged.stage(&dir.join("transform.toml"), text.as_bytes())?;
-        }
         let mut csv = String::from(LOSS_COLUMNS);
         csv.push('\n');
         for r in rows {
