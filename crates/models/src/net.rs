@@ -28,7 +28,7 @@ pub type Taped<E> = OwnedTape<E, Dev>;
 
 /// The floating-point types the networks run in: `f32` for training and `f64` for the f64
 /// [`scorelab_core::ScoreFunction`] door and for gradient checks against finite differences.
-pub trait Real: Dtype + Float + FromPrimitive + fmt::Display {}
+pub trait Real: Dtype + Float + FromPrimitive + fmt::Display + GradAccess {}
 impl Real for f32 {}
 impl Real for f64 {}
 
@@ -82,29 +82,77 @@ impl Activation {
         }
     }
 
-    /// φ(h), φ′(h), φ″(h) of one f64 (the reference the taped versions are tested against).
+    /// φ(h), φ′(h), φ″(h) of one f64 (see [`Activation::derivatives`] for φ‴ too).
     pub fn eval(self, h: f64) -> (f64, f64, f64) {
+        let [a, d, dd, _] = self.derivatives(h);
+        (a, d, dd)
+    }
+
+    /// [φ(h), φ′(h), φ″(h), φ‴(h)] in any float type: [`Activation::value_and_aux`] then
+    /// [`Activation::from_aux`].
+    pub fn derivatives<F: Float>(self, h: F) -> [F; 4] {
+        let (a, q) = self.value_and_aux(h);
+        let [d, dd, ddd] = self.from_aux(h, q);
+        [a, d, dd, ddd]
+    }
+
+    /// φ(h) and the auxiliary q from which every derivative is algebraic — q = tanh h for tanh,
+    /// q = σ(h) for softplus and silu — with one or two transcendental calls: e = e^{−|h|} gives
+    /// σ(h) without overflow (1/(1 + e) for h ≥ 0, e/(1 + e) otherwise) and softplus(h) =
+    /// max(h, 0) + ln(1 + e).
+    #[inline]
+    pub fn value_and_aux<F: Float>(self, h: F) -> (F, F) {
+        let one = F::one();
         match self {
             Activation::Tanh => {
                 let t = h.tanh();
-                let d = 1.0 - t * t;
-                (t, d, -2.0 * t * d)
+                (t, t)
             }
-            Activation::Softplus => {
-                let s = 1.0 / (1.0 + (-h).exp());
-                (h.max(0.0) + (-h.abs()).exp().ln_1p(), s, s * (1.0 - s))
-            }
-            Activation::Silu => {
-                let s = 1.0 / (1.0 + (-h).exp());
-                let ds = s * (1.0 - s);
-                (h * s, s + h * ds, ds * (2.0 + h * (1.0 - 2.0 * s)))
+            Activation::Softplus | Activation::Silu => {
+                let e = (-h.abs()).exp();
+                let r = one / (one + e);
+                let s = if h >= F::zero() { r } else { e * r };
+                match self {
+                    Activation::Softplus => (h.max(F::zero()) + (one + e).ln(), s),
+                    _ => (h * s, s),
+                }
             }
         }
     }
 
-    /// φ(h), φ′(h) and (if `second`) φ″(h) as taped ops on the pre-activation `h`. The history of
-    /// `h`, and every op two outputs share, travels on `a` when `carry_on_a`, else on `d` (module
-    /// docs): the caller must always use that output. The other outputs hold only their own ops.
+    /// [φ′, φ″, φ‴] at h from the auxiliary q of [`Activation::value_and_aux`], by algebra only.
+    /// tanh: φ′ = 1 − q², φ″ = −2qφ′, φ‴ = −2φ′(φ′ − 2q²). softplus (q = σ): σ′ = σ(1 − σ),
+    /// φ′ = σ, φ″ = σ′, φ‴ = σ′(1 − 2σ). silu: φ′ = σ + hσ′, φ″ = σ′k with k = 2 + h(1 − 2σ),
+    /// φ‴ = σ″k + σ′((1 − 2σ) − 2hσ′), σ″ = σ′(1 − 2σ).
+    #[inline]
+    pub fn from_aux<F: Float>(self, h: F, q: F) -> [F; 3] {
+        let one = F::one();
+        let two = one + one;
+        match self {
+            Activation::Tanh => {
+                let d = one - q * q;
+                [d, -two * q * d, -two * d * (d - two * q * q)]
+            }
+            Activation::Softplus => {
+                let ds = q * (one - q);
+                [q, ds, ds * (one - two * q)]
+            }
+            Activation::Silu => {
+                let ds = q * (one - q);
+                let u = one - two * q;
+                let k = two + h * u;
+                [q + h * ds, ds * k, ds * u * k + ds * (u - two * h * ds)]
+            }
+        }
+    }
+
+    /// φ(h), φ′(h) and (if `second`) φ″(h) of the pre-activation `h` as **one fused op**: a single
+    /// pass evaluates the activation and its derivatives elementwise, and each output's backward
+    /// adds (output gradient) × (its derivative) into h's gradient. dfdx composites of relu, exp,
+    /// ln and sigmoid would take five to eight passes, each with its own transcendental calls.
+    ///
+    /// `h`'s history travels on `a` when `carry_on_a`, else on `d`: the caller must always use that
+    /// output. Each output's own backward step is on its own tape.
     pub(crate) fn apply<E: Real, T: Tape<E, Dev>>(
         self,
         h: T2<E, T>,
@@ -114,46 +162,113 @@ impl Activation {
     where
         Dev: Device<E>,
     {
-        let one = E::one();
-        match self {
-            Activation::Tanh => {
-                let t = h.tanh();
-                let fresh = t.retaped::<T>();
-                let (a, t_d) = if carry_on_a { (t, fresh) } else { (fresh, t) };
-                let d = t_d.square().negate() + one;
-                let dd = second.then(|| (a.retaped::<T>() * d.retaped::<T>()) * c::<E>(-2.0));
-                (a, d, dd)
-            }
-            Activation::Softplus => {
-                let fresh = h.retaped::<T>();
-                let (h_a, h_d) = if carry_on_a { (h, fresh) } else { (fresh, h) };
-                let tail = (h_a.retaped::<T>().abs().negate().exp() + one).ln();
-                let a = h_a.relu() + tail;
-                let d = h_d.sigmoid();
-                let dd = second.then(|| d.retaped::<T>() * (d.retaped::<T>().negate() + one));
-                (a, d, dd)
-            }
-            Activation::Silu => {
-                let fresh = h.retaped::<T>();
-                let (h_a, h_d) = if carry_on_a { (h, fresh) } else { (fresh, h) };
-                let hv = h_a.retaped::<T>();
-                let s = h_d.sigmoid();
-                let s_copy = s.retaped::<T>();
-                let (s_a, s_d) = if carry_on_a { (s, s_copy) } else { (s_copy, s) };
-                // σ(1 − σ)
-                let ds = s_d.retaped::<T>() * (s_d.retaped::<T>().negate() + one);
-                let dd = second.then(|| {
-                    let inner =
-                        hv.retaped::<T>() * (s_d.retaped::<T>() * c::<E>(-2.0) + one) + c::<E>(2.0);
-                    ds.retaped::<T>() * inner
-                });
-                let a = h_a * s_a;
-                let d = s_d + hv * ds;
-                (a, d, dd)
+        let (h, h_tape) = h.split_tape();
+        let shape = *h.shape();
+        let dev = h.device().clone();
+        let hv = h.as_vec();
+        let n = hv.len();
+        let (mut a, mut d) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        let mut q = Vec::with_capacity(n);
+        let mut dd = Vec::with_capacity(if second { n } else { 0 });
+        for &x in &hv {
+            let (fa, fq) = self.value_and_aux(x);
+            let [fd, fdd, _] = self.from_aux(x, fq);
+            a.push(fa);
+            d.push(fd);
+            q.push(fq);
+            if second {
+                dd.push(fdd);
             }
         }
+        // h and q, shared by the backward steps that need φ″ or φ‴ (computed only if they run).
+        let hq = std::sync::Arc::new((hv, q));
+        let a_t: T2<E> = dev.tensor_from_vec(a, shape);
+        let d_t: T2<E> = dev.tensor_from_vec(d.clone(), shape);
+        let dd_t: Option<T2<E>> = second.then(|| dev.tensor_from_vec(dd, shape));
+        let (mut a_tape, mut d_tape) = if carry_on_a {
+            (h_tape, T::default())
+        } else {
+            (T::default(), h_tape)
+        };
+        // Each output's backward sits on that output's own tape: an output nobody uses costs
+        // nothing. The derivatives a backward needs beyond φ′ are computed only when it runs.
+        if T::OWNS_TAPE {
+            chain_rule(&mut a_tape, &h, &a_t, move || d);
+            let (act, hq) = (self, hq.clone());
+            chain_rule(&mut d_tape, &h, &d_t, move || {
+                hq.0.iter()
+                    .zip(&hq.1)
+                    .map(|(&x, &q)| act.from_aux(x, q)[1])
+                    .collect()
+            });
+        }
+        let dd_t = dd_t.map(|t| {
+            let mut tape = T::default();
+            if T::OWNS_TAPE {
+                let (act, hq) = (self, hq.clone());
+                chain_rule(&mut tape, &h, &t, move || {
+                    hq.0.iter()
+                        .zip(&hq.1)
+                        .map(|(&x, &q)| act.from_aux(x, q)[2])
+                        .collect()
+                });
+            }
+            t.put_tape(tape)
+        });
+        (a_t.put_tape(a_tape), d_t.put_tape(d_tape), dd_t)
     }
 }
+
+/// Records on `tape` the backward of the elementwise map `input ↦ output` whose derivative at each
+/// element is `derivative()` (evaluated only if the backward runs): grad(input) += grad(output) ⊙
+/// derivative. Both tensors are contiguous.
+fn chain_rule<E: Real, T: Tape<E, Dev>>(
+    tape: &mut T,
+    input: &T2<E>,
+    output: &T2<E>,
+    derivative: impl FnOnce() -> Vec<E> + 'static,
+) where
+    Dev: Device<E>,
+{
+    let (input, output) = (input.clone(), output.clone());
+    tape.add_backward_op(move |grads| E::accumulate(grads, &input, &output, &derivative()));
+}
+
+/// Access to dfdx's gradient buffers for a concrete dtype (in generic code the buffer type is an
+/// opaque projection, so the elementwise update is written once per dtype).
+pub trait GradAccess: Dtype {
+    /// grad(input) += grad(output) ⊙ derivative.
+    ///
+    /// # Errors
+    /// dfdx's allocation error.
+    fn accumulate(
+        grads: &mut Gradients<Self, Dev>,
+        input: &T2<Self>,
+        output: &T2<Self>,
+        derivative: &[Self],
+    ) -> Result<(), CpuError>;
+}
+
+macro_rules! grad_access {
+    ($($t:ty),*) => {$(
+        impl GradAccess for $t {
+            fn accumulate(
+                grads: &mut Gradients<$t, Dev>,
+                input: &T2<$t>,
+                output: &T2<$t>,
+                derivative: &[$t],
+            ) -> Result<(), CpuError> {
+                let g_out: Vec<$t> = grads.get_or_alloc_mut(output)?.to_vec();
+                let g_in = grads.get_or_alloc_mut(input)?;
+                for ((gi, go), df) in g_in.iter_mut().zip(&g_out).zip(derivative) {
+                    *gi += go * df;
+                }
+                Ok(())
+            }
+        }
+    )*};
+}
+grad_access!(f32, f64);
 
 impl fmt::Display for Activation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -264,6 +264,19 @@ fn activations_match_their_f64_reference() {
             let fd2 = (act.eval(h + s).1 - act.eval(h - s).1) / (2.0 * s);
             close(d, fd1, 1e-8, &format!("{act}' at {h}"));
             close(dd, fd2, 1e-8, &format!("{act}'' at {h}"));
+            let ddd = act.derivatives(h)[3];
+            let fd3 = (act.derivatives(h + s)[2] - act.derivatives(h - s)[2]) / (2.0 * s);
+            close(ddd, fd3, 1e-8, &format!("{act} third derivative at {h}"));
+            // f32 agrees with f64 to f32 rounding.
+            let single = act.derivatives(h as f32);
+            for (k, (a, b)) in single.iter().zip(act.derivatives(h)).enumerate() {
+                close(
+                    f64::from(*a),
+                    b,
+                    1e-6,
+                    &format!("{act} derivative {k} in f32 at {h}"),
+                );
+            }
         }
     }
 }
