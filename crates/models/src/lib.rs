@@ -24,6 +24,7 @@
 mod adam;
 mod any;
 mod energy;
+mod fused;
 mod linear;
 mod mlp;
 pub mod net;

@@ -23,6 +23,7 @@
 //!     rows of D₁ pushed forward (T ← (T Wₗ) ⊙ dₗ₊₁, then Σ T ∘ Mᵀ) or, if H_L is smallest, the H_L
 //!     rows of D_L pushed backward through the transposed layers (then Σ T ∘ M).
 
+use crate::fused::{diag_contract, outer_rows, scale_k};
 use crate::net::{
     bmm, over_batch, over_cols, over_k, per_col, per_row, to_f64, transpose, Activation, Bound,
     Dev, Outputs, Real, Tangents, Taped, TraceMethod, T1, T2, T3,
@@ -93,10 +94,9 @@ where
     match tangents {
         Tangents::None => {}
         Tangents::Jvp(v) => {
-            let (_, k, _) = *v.shape();
             let mut t: T3<E, T> = bmm(v.retaped::<T>(), w(0));
             for (l, d) in ds.into_iter().enumerate() {
-                t = bmm(t * over_k(d, k), w(l + 1));
+                t = bmm(scale_k(t, d), w(l + 1));
             }
             out.jvp = Some(t);
         }
@@ -107,7 +107,7 @@ where
                 let naive = *method == TraceMethod::Naive
                     || (hidden >= 3 && dim <= ds[0].shape().1.min(ds[hidden - 1].shape().1));
                 if naive {
-                    naive_trace(w, ds, n, dim, hidden)
+                    naive_trace(w, ds, dim, hidden)
                 } else {
                     structured_trace(w, ds, n, hidden)
                 }
@@ -136,7 +136,6 @@ where
 fn naive_trace<E: Real, T: Tape<E, Dev>>(
     w: impl Fn(usize) -> T2<E, T>,
     ds: Vec<T2<E, T>>,
-    n: usize,
     dim: usize,
     hidden: usize,
 ) -> T1<E, T>
@@ -145,14 +144,14 @@ where
 {
     let mut t: Option<T3<E, T>> = None;
     for (l, d) in ds.into_iter().enumerate() {
-        let pre = match t {
-            None => over_batch(w(0), n),
-            Some(t) => bmm(t, w(l)),
-        };
-        t = Some(pre * over_k(d, dim));
+        t = Some(match t {
+            None => outer_rows(w(0), d),
+            Some(t) => scale_k(bmm(t, w(l)), d),
+        });
     }
     let t = t.expect("at least one hidden layer");
-    (t * over_batch(transpose(w(hidden)), n)).sum::<(usize,), Axes2<1, 2>>()
+    debug_assert_eq!(t.shape().1, dim);
+    diag_contract(t, w(hidden))
 }
 
 /// The cyclic-trace formulas (module docs).

@@ -235,7 +235,7 @@ fn chain_rule<E: Real, T: Tape<E, Dev>>(
 }
 
 /// Access to dfdx's gradient buffers for a concrete dtype (in generic code the buffer type is an
-/// opaque projection, so the elementwise update is written once per dtype).
+/// opaque projection, so the buffer access is written once per dtype).
 pub trait GradAccess: Dtype {
     /// grad(input) += grad(output) ⊙ derivative.
     ///
@@ -246,22 +246,43 @@ pub trait GradAccess: Dtype {
         input: &T2<Self>,
         output: &T2<Self>,
         derivative: &[Self],
+    ) -> Result<(), CpuError> {
+        let g_out = Self::grad_copy(grads, output)?;
+        let delta: Vec<Self> = g_out.iter().zip(derivative).map(|(&g, &d)| g * d).collect();
+        Self::grad_add(grads, input, &delta)
+    }
+
+    /// A copy of t's gradient buffer (zeros if none yet).
+    ///
+    /// # Errors
+    /// dfdx's allocation error.
+    fn grad_copy<S: Shape>(
+        grads: &mut Gradients<Self, Dev>,
+        t: &Tensor<S, Self, Dev>,
+    ) -> Result<Vec<Self>, CpuError>;
+
+    /// grad(t) += delta, elementwise over t's buffer.
+    ///
+    /// # Errors
+    /// dfdx's allocation error.
+    fn grad_add<S: Shape>(
+        grads: &mut Gradients<Self, Dev>,
+        t: &Tensor<S, Self, Dev>,
+        delta: &[Self],
     ) -> Result<(), CpuError>;
 }
 
 macro_rules! grad_access {
     ($($t:ty),*) => {$(
         impl GradAccess for $t {
-            fn accumulate(
-                grads: &mut Gradients<$t, Dev>,
-                input: &T2<$t>,
-                output: &T2<$t>,
-                derivative: &[$t],
-            ) -> Result<(), CpuError> {
-                let g_out: Vec<$t> = grads.get_or_alloc_mut(output)?.to_vec();
-                let g_in = grads.get_or_alloc_mut(input)?;
-                for ((gi, go), df) in g_in.iter_mut().zip(&g_out).zip(derivative) {
-                    *gi += go * df;
+            fn grad_copy<S: Shape>(grads: &mut Gradients<$t, Dev>, t: &Tensor<S, $t, Dev>) -> Result<Vec<$t>, CpuError> {
+                Ok(grads.get_or_alloc_mut(t)?.to_vec())
+            }
+            fn grad_add<S: Shape>(grads: &mut Gradients<$t, Dev>, t: &Tensor<S, $t, Dev>, delta: &[$t]) -> Result<(), CpuError> {
+                let g = grads.get_or_alloc_mut(t)?;
+                debug_assert_eq!(g.len(), delta.len());
+                for (gi, di) in g.iter_mut().zip(delta) {
+                    *gi += di;
                 }
                 Ok(())
             }
