@@ -10,7 +10,7 @@
 //!
 //! Every input must be contiguous (they are: outputs of matmuls, of these ops, or parameters).
 
-use crate::net::{Dev, Real, T1, T2, T3};
+use crate::net::{contiguous_vec, Dev, Real, T1, T2, T3};
 use dfdx::prelude::*;
 
 /// t ⊙ d broadcast over the K tangents (module docs).
@@ -23,7 +23,7 @@ where
     let mut tape = tt.merge(dt);
     let (b, k, h) = *t.shape();
     debug_assert_eq!(*d.shape(), (b, h));
-    let (tv, dv) = (t.as_vec(), d.as_vec());
+    let (tv, dv) = (contiguous_vec(&t), contiguous_vec(&d));
     let mut out = Vec::with_capacity(tv.len());
     for (row, dr) in tv.chunks_exact(k * h).zip(dv.chunks_exact(h)) {
         for tk in row.chunks_exact(h) {
@@ -66,7 +66,7 @@ where
     let mut tape = wt.merge(dt);
     let (k, h) = *w.shape();
     let b = d.shape().0;
-    let (wv, dv) = (w.as_vec(), d.as_vec());
+    let (wv, dv) = (contiguous_vec(&w), contiguous_vec(&d));
     let mut out = Vec::with_capacity(b * k * h);
     for dr in dv.chunks_exact(h) {
         for wk in wv.chunks_exact(h) {
@@ -114,7 +114,7 @@ where
     let mut tape = tt.merge(wt);
     let (b, k, h) = *t.shape();
     debug_assert_eq!(*w.shape(), (h, k));
-    let (tv, wv) = (t.as_vec(), w.as_vec());
+    let (tv, wv) = (contiguous_vec(&t), contiguous_vec(&w));
     // wᵀ as (K, H) rows, so both operands are walked contiguously.
     let mut wt_rows = vec![E::zero(); k * h];
     for j in 0..h {

@@ -165,7 +165,7 @@ impl Activation {
         let (h, h_tape) = h.split_tape();
         let shape = *h.shape();
         let dev = h.device().clone();
-        let hv = h.as_vec();
+        let hv = contiguous_vec(&h);
         let n = hv.len();
         let (mut a, mut d) = (Vec::with_capacity(n), Vec::with_capacity(n));
         let mut q = Vec::with_capacity(n);
@@ -428,9 +428,7 @@ where
             .iter()
             .map(|t| {
                 grads.try_alloc_for(t).expect("CPU allocation");
-                grads
-                    .get(t)
-                    .as_vec()
+                contiguous_vec(&grads.get(t))
                     .into_iter()
                     .map(|g| g.to_f64().unwrap_or(f64::NAN))
                     .collect()
@@ -465,6 +463,18 @@ where
         .into_iter()
         .map(|v| v.to_f64().unwrap_or(f64::NAN))
         .collect()
+}
+
+/// The values of a **contiguous** tensor (a plain copy of its buffer; `as_vec` walks indices and is
+/// several times slower). Callers guarantee contiguity: parameters, and outputs of matmuls,
+/// additions and the fused ops.
+pub(crate) fn contiguous_vec<S: Shape, E: Real, T>(t: &Tensor<S, E, Dev, T>) -> Vec<E>
+where
+    Dev: Device<E>,
+{
+    let mut v = vec![E::zero(); t.shape().num_elements()];
+    t.copy_into(&mut v);
+    v
 }
 
 /// `(n, k, h) × (h, m) → (n, k, m)` as one `(n·k, h) × (h, m)` matrix product. dfdx's batched
