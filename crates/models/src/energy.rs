@@ -24,6 +24,7 @@
 //! by G): Ã₁ = G, Ãₗ₊₁ = (Ãₗ diag(dₗ)) Wₗ. Then (AₗᵀGAₗ)ₖₖ = Σᵢ Aₗ[i, k] Ãₗ[i, k]; for l = 1 it is
 //! Gₖₖ. Per point this costs O(H₁²·Hₗ) per layer and never touches D after G.
 
+use crate::fused::input_matmul;
 use crate::mlp::{
     check_arch, door_jvp, door_score, door_score_vjp, door_trace, door_trace_gradient, DoorForward,
     CHUNK,
@@ -191,7 +192,12 @@ impl EnergyMlp {
         let mut ds = Vec::with_capacity(l_count);
         let mut dds = Vec::with_capacity(l_count);
         for l in 0..l_count {
-            let h = a.matmul(w(l)) + per_col(p.vec::<T>(2 * l + 1), n);
+            let pre = if l == 0 {
+                input_matmul(a, w(0))
+            } else {
+                a.matmul(w(l))
+            };
+            let h = pre + per_col(p.vec::<T>(2 * l + 1), n);
             let (next, d, dd) = self.activation.apply(h, true, false);
             ds.push(d);
             dds.push(dd.expect("second derivative asked"));

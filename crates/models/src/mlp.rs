@@ -23,7 +23,7 @@
 //!     rows of D₁ pushed forward (T ← (T Wₗ) ⊙ dₗ₊₁, then Σ T ∘ Mᵀ) or, if H_L is smallest, the H_L
 //!     rows of D_L pushed backward through the transposed layers (then Σ T ∘ M).
 
-use crate::fused::{diag_contract, outer_rows, scale_k};
+use crate::fused::{diag_contract, input_matmul, outer_rows, scale_k};
 use crate::net::{
     bmm, over_batch, over_cols, over_k, per_col, per_row, to_f64, transpose, Activation, Bound,
     Dev, Outputs, Real, Tangents, Taped, TraceMethod, T1, T2, T3,
@@ -73,7 +73,12 @@ where
     let mut a = x;
     let mut ds: Vec<T2<E, T>> = Vec::with_capacity(hidden);
     for l in 0..hidden {
-        let mut h = a.matmul(p.mat::<T>(2 * l)) + per_col(p.vec::<T>(2 * l + 1), n);
+        let pre = if l == 0 {
+            input_matmul(a, p.mat::<T>(0))
+        } else {
+            a.matmul(p.mat::<T>(2 * l))
+        };
+        let mut h = pre + per_col(p.vec::<T>(2 * l + 1), n);
         if let Some(e) = extra.take() {
             h = h + e;
         }
@@ -81,7 +86,12 @@ where
         ds.push(d);
         a = next;
     }
-    let mut score = a.matmul(p.mat::<T>(2 * hidden)) + per_col(p.vec::<T>(2 * hidden + 1), n);
+    let out = if hidden == 0 {
+        input_matmul(a, p.mat::<T>(0))
+    } else {
+        a.matmul(p.mat::<T>(2 * hidden))
+    };
+    let mut score = out + per_col(p.vec::<T>(2 * hidden + 1), n);
     if let Some(e) = extra.take() {
         score = score + e;
     }
