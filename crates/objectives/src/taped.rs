@@ -12,7 +12,7 @@
 //! | `dsm_multi` | ½σᵢ²‖s_θ(x̃, σᵢ) + ε/σᵢ‖² = ½‖σᵢ s_θ(x̃, σᵢ) + ε‖², x̃ = x + σᵢε | a level i per sample, ε |
 //!
 //! Probes are Gaussian (N(0, I)) or Rademacher (±1 each with probability ½); both have
-//! E[vvᵀ] = I, so E_v[vᵀJv] = tr J and E_v[½(vᵀs)²] = ½‖s‖²: SSM and SSM-VR are unbiased for ISM
+//! E\[vvᵀ\] = I, so E_v\[vᵀJv\] = tr J and E_v\[½(vᵀs)²\] = ½‖s‖²: SSM and SSM-VR are unbiased for ISM
 //! (Song, Garg, Shi & Ermon 2019, "Sliced score matching"). DSM (Vincent 2011) equals ESM on
 //! p_σ = p ∗ N(0, σ²I) plus a constant, so it fits p_σ, not p. `dsm_multi` uses the geometric
 //! schedule σ₁ = σ_max > … > σ_L = σ_min and λ(σ) = σ² (Song & Ermon 2019, NCSN), one level per
