@@ -24,7 +24,7 @@
 //! by G): Ã₁ = G, Ãₗ₊₁ = (Ãₗ diag(dₗ)) Wₗ. Then (AₗᵀGAₗ)ₖₖ = Σᵢ Aₗ[i, k] Ãₗ[i, k]; for l = 1 it is
 //! Gₖₖ. Per point this costs O(H₁²·Hₗ) per layer and never touches D after G.
 
-use crate::fused::input_matmul;
+use crate::fused::{add_bias, input_matmul};
 use crate::mlp::{
     check_arch, door_jvp, door_score, door_score_vjp, door_trace, door_trace_gradient, DoorForward,
     CHUNK,
@@ -197,7 +197,7 @@ impl EnergyMlp {
             } else {
                 a.matmul(w(l))
             };
-            let h = pre + per_col(p.vec::<T>(2 * l + 1), n);
+            let h = add_bias(pre, p.mat::<T>(2 * l + 1));
             let (next, d, dd) = self.activation.apply(h, true, false);
             ds.push(d);
             dds.push(dd.expect("second derivative asked"));

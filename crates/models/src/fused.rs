@@ -181,3 +181,39 @@ where
     }
     o.put_tape(tape)
 }
+
+/// x + b with the bias row b `(1, H)` broadcast over the B rows of x `(B, H)`: one pass, and a
+/// backward that sums the rows of the gradient for b (dfdx's broadcast add walks strided indices
+/// both ways).
+pub(crate) fn add_bias<E: Real, T: Tape<E, Dev>>(x: T2<E, T>, b: T2<E, T>) -> T2<E, T>
+where
+    Dev: Device<E>,
+{
+    let (x, xt) = x.split_tape();
+    let (b, bt) = b.split_tape();
+    let mut tape = xt.merge(bt);
+    let (n, h) = *x.shape();
+    debug_assert_eq!(*b.shape(), (1, h));
+    let (mut out, bv) = (contiguous_vec(&x), contiguous_vec(&b));
+    for row in out.chunks_exact_mut(h) {
+        for (o, &bj) in row.iter_mut().zip(&bv) {
+            *o += bj;
+        }
+    }
+    let o: T2<E> = x.device().tensor_from_vec(out, (n, h));
+    if T::OWNS_TAPE {
+        let o2 = o.clone();
+        tape.add_backward_op(move |grads| {
+            let g = E::grad_copy(grads, &o2)?;
+            let mut gb = vec![E::zero(); h];
+            for row in g.chunks_exact(h) {
+                for (acc, &gj) in gb.iter_mut().zip(row) {
+                    *acc += gj;
+                }
+            }
+            E::grad_add(grads, &x, &g)?;
+            E::grad_add(grads, &b, &gb)
+        });
+    }
+    o.put_tape(tape)
+}

@@ -23,7 +23,7 @@
 //!     rows of D₁ pushed forward (T ← (T Wₗ) ⊙ dₗ₊₁, then Σ T ∘ Mᵀ) or, if H_L is smallest, the H_L
 //!     rows of D_L pushed backward through the transposed layers (then Σ T ∘ M).
 
-use crate::fused::{diag_contract, input_matmul, outer_rows, scale_k};
+use crate::fused::{add_bias, diag_contract, input_matmul, outer_rows, scale_k};
 use crate::net::{
     bmm, over_batch, over_cols, over_k, per_col, per_row, to_f64, transpose, Activation, Bound,
     Dev, Outputs, Real, Tangents, Taped, TraceMethod, T1, T2, T3,
@@ -78,7 +78,7 @@ where
         } else {
             a.matmul(p.mat::<T>(2 * l))
         };
-        let mut h = pre + per_col(p.vec::<T>(2 * l + 1), n);
+        let mut h = add_bias(pre, p.mat::<T>(2 * l + 1));
         if let Some(e) = extra.take() {
             h = h + e;
         }
@@ -91,7 +91,7 @@ where
     } else {
         a.matmul(p.mat::<T>(2 * hidden))
     };
-    let mut score = out + per_col(p.vec::<T>(2 * hidden + 1), n);
+    let mut score = add_bias(out, p.mat::<T>(2 * hidden + 1));
     if let Some(e) = extra.take() {
         score = score + e;
     }
