@@ -25,10 +25,7 @@
 //! Gₖₖ. Per point this costs O(H₁²·Hₗ) per layer and never touches D after G.
 
 use crate::fused::{add_bias, input_matmul};
-use crate::mlp::{
-    check_arch, door_jvp, door_score, door_score_vjp, door_trace, door_trace_gradient, DoorForward,
-    CHUNK,
-};
+use crate::mlp::{check_arch, door_impls, door_trace, layer_sizes, DoorForward, CHUNK};
 use crate::net::{
     bmm, c, over_batch, over_cols, over_k, per_col, tensor2, to_f64, transpose, Activation, Bound,
     Dev, Outputs, Real, Tangents, TraceMethod, T2, T3,
@@ -99,16 +96,7 @@ impl EnergyMlp {
         }
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut params = Params::empty();
-        let sizes: Vec<usize> = std::iter::once(dim).chain(hidden.iter().copied()).collect();
-        for (l, win) in sizes.windows(2).enumerate() {
-            params.push_uniform(
-                format!("layers.{l}.weight"),
-                (win[0], win[1]),
-                win[0],
-                &mut rng,
-            );
-            params.push_uniform(format!("layers.{l}.bias"), (1, win[1]), win[0], &mut rng);
-        }
+        params.push_layers(&layer_sizes(dim, hidden, None), 0, &mut rng);
         let hl = *hidden.last().expect("non-empty");
         params.push_uniform("output.weight".into(), (hl, 1), hl, &mut rng);
         Ok(EnergyMlp {
@@ -364,33 +352,4 @@ impl DoorForward for EnergyMlp {
     }
 }
 
-impl Score for EnergyMlp {
-    fn score(&self, x: ArrayView2<f64>) -> Array2<f64> {
-        door_score(self, x)
-    }
-}
-
-impl ScoreFunction for EnergyMlp {
-    fn score_jvp(&self, x: ArrayView2<f64>, v: ArrayView2<f64>) -> Array2<f64> {
-        door_jvp(self, x, v)
-    }
-    /// The exact trace, naive for D < H₁ and structured otherwise (the cheaper; both exact).
-    fn jacobian_trace(&self, x: ArrayView2<f64>) -> Array1<f64> {
-        door_trace(self, x, self.door_trace_method())
-    }
-    fn as_parameter_gradient(&self) -> Option<&dyn ParameterGradient> {
-        Some(self)
-    }
-}
-
-impl ParameterGradient for EnergyMlp {
-    fn num_params(&self) -> usize {
-        self.params.num_scalars()
-    }
-    fn score_vjp(&self, x: ArrayView2<f64>, g: ArrayView2<f64>) -> Array1<f64> {
-        door_score_vjp(self, x, g)
-    }
-    fn trace_gradient(&self, x: ArrayView2<f64>) -> Array1<f64> {
-        door_trace_gradient(self, x)
-    }
-}
+door_impls!(EnergyMlp);

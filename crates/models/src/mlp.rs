@@ -39,6 +39,14 @@ use scorelab_core::{Dimension, ParameterGradient, Score, ScoreFunction};
 /// Rows per dfdx call in the f64 door (bounds memory for large batches).
 pub(crate) const CHUNK: usize = 1024;
 
+/// [D, H₁, …, H_L] and then `out` if given: the widths of a network's affine layers.
+pub(crate) fn layer_sizes(dim: usize, hidden: &[usize], out: Option<usize>) -> Vec<usize> {
+    std::iter::once(dim)
+        .chain(hidden.iter().copied())
+        .chain(out)
+        .collect()
+}
+
 /// Validates the architecture shared by the networks.
 pub(crate) fn check_arch(dim: usize, hidden: &[usize]) -> Result<(), ModelError> {
     if dim == 0 {
@@ -267,19 +275,7 @@ impl Mlp {
         check_arch(dim, hidden)?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut params = Params::empty();
-        let sizes: Vec<usize> = std::iter::once(dim)
-            .chain(hidden.iter().copied())
-            .chain(std::iter::once(dim))
-            .collect();
-        for (l, win) in sizes.windows(2).enumerate() {
-            params.push_uniform(
-                format!("layers.{l}.weight"),
-                (win[0], win[1]),
-                win[0],
-                &mut rng,
-            );
-            params.push_uniform(format!("layers.{l}.bias"), (1, win[1]), win[0], &mut rng);
-        }
+        params.push_layers(&layer_sizes(dim, hidden, Some(dim)), 0, &mut rng);
         Ok(Mlp {
             dim,
             hidden: hidden.to_vec(),
@@ -463,36 +459,45 @@ impl Dimension for Mlp {
     }
 }
 
-impl Score for Mlp {
-    fn score(&self, x: ArrayView2<f64>) -> Array2<f64> {
-        door_score(self, x)
-    }
-}
+/// The f64 door traits ([`Score`], [`ScoreFunction`] with the cheaper exact trace,
+/// [`ParameterGradient`]) of a [`DoorForward`] network.
+macro_rules! door_impls {
+    ($t:ty) => {
+        impl Score for $t {
+            fn score(&self, x: ArrayView2<f64>) -> Array2<f64> {
+                crate::mlp::door_score(self, x)
+            }
+        }
 
-impl ScoreFunction for Mlp {
-    fn score_jvp(&self, x: ArrayView2<f64>, v: ArrayView2<f64>) -> Array2<f64> {
-        door_jvp(self, x, v)
-    }
-    /// The structured exact trace.
-    fn jacobian_trace(&self, x: ArrayView2<f64>) -> Array1<f64> {
-        door_trace(self, x, self.door_trace_method())
-    }
-    fn as_parameter_gradient(&self) -> Option<&dyn ParameterGradient> {
-        Some(self)
-    }
-}
+        impl ScoreFunction for $t {
+            fn score_jvp(&self, x: ArrayView2<f64>, v: ArrayView2<f64>) -> Array2<f64> {
+                crate::mlp::door_jvp(self, x, v)
+            }
+            /// The exact trace, by the cheaper of the naive and structured methods.
+            fn jacobian_trace(&self, x: ArrayView2<f64>) -> Array1<f64> {
+                crate::mlp::door_trace(self, x, self.door_trace_method())
+            }
+            fn as_parameter_gradient(&self) -> Option<&dyn ParameterGradient> {
+                Some(self)
+            }
+        }
 
-impl ParameterGradient for Mlp {
-    fn num_params(&self) -> usize {
-        self.params.num_scalars()
-    }
-    fn score_vjp(&self, x: ArrayView2<f64>, g: ArrayView2<f64>) -> Array1<f64> {
-        door_score_vjp(self, x, g)
-    }
-    fn trace_gradient(&self, x: ArrayView2<f64>) -> Array1<f64> {
-        door_trace_gradient(self, x)
-    }
+        impl ParameterGradient for $t {
+            fn num_params(&self) -> usize {
+                self.door_params().num_scalars()
+            }
+            fn score_vjp(&self, x: ArrayView2<f64>, g: ArrayView2<f64>) -> Array1<f64> {
+                crate::mlp::door_score_vjp(self, x, g)
+            }
+            fn trace_gradient(&self, x: ArrayView2<f64>) -> Array1<f64> {
+                crate::mlp::door_trace_gradient(self, x)
+            }
+        }
+    };
 }
+pub(crate) use door_impls;
+
+door_impls!(Mlp);
 
 /// s_θ(x, σ) = MLP([x, log σ]) / σ: the noise-conditional score of multi-level denoising score
 /// matching (NCSN).
@@ -543,20 +548,9 @@ impl NoiseConditionalMlp {
         check_arch(dim, hidden)?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut params = Params::empty();
-        let sizes: Vec<usize> = std::iter::once(dim)
-            .chain(hidden.iter().copied())
-            .chain(std::iter::once(dim))
-            .collect();
-        for (l, win) in sizes.windows(2).enumerate() {
-            let fan_in = if l == 0 { win[0] + 1 } else { win[0] };
-            params.push_uniform(
-                format!("layers.{l}.weight"),
-                (win[0], win[1]),
-                fan_in,
-                &mut rng,
-            );
-            params.push_uniform(format!("layers.{l}.bias"), (1, win[1]), fan_in, &mut rng);
-        }
+        let sizes = layer_sizes(dim, hidden, Some(dim));
+        // The σ column is part of the first layer: fan-in D + 1.
+        params.push_layers(&sizes, 1, &mut rng);
         params.push_uniform("sigma.weight".into(), (1, sizes[1]), dim + 1, &mut rng);
         Ok(NoiseConditionalMlp {
             inner: Mlp {

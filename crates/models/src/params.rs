@@ -54,6 +54,26 @@ impl Params {
         self.push(name, shape, values);
     }
 
+    /// Appends `layers.l.weight` (fan-in × fan-out) and `layers.l.bias` (1 × fan-out) for each
+    /// consecutive pair of `sizes`, drawn as [`Params::push_uniform`]; the first layer's fan-in
+    /// counts `first_extra_inputs` more inputs (a conditioning column kept as its own block).
+    pub(crate) fn push_layers<R: Rng + ?Sized>(
+        &mut self,
+        sizes: &[usize],
+        first_extra_inputs: usize,
+        rng: &mut R,
+    ) {
+        for (l, win) in sizes.windows(2).enumerate() {
+            let fan_in = if l == 0 {
+                win[0] + first_extra_inputs
+            } else {
+                win[0]
+            };
+            self.push_uniform(format!("layers.{l}.weight"), (win[0], win[1]), fan_in, rng);
+            self.push_uniform(format!("layers.{l}.bias"), (1, win[1]), fan_in, rng);
+        }
+    }
+
     /// Appends a block with the given values.
     pub(crate) fn push(&mut self, name: String, shape: (usize, usize), values: Vec<f32>) {
         assert_eq!(values.len(), shape.0 * shape.1, "block {name}");

@@ -24,6 +24,7 @@ pub mod equivalence;
 pub mod output;
 pub mod score;
 pub mod suite;
+pub mod table;
 pub mod train;
 
 use thiserror::Error;

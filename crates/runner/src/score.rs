@@ -1,6 +1,7 @@
 //! `scorelab score`: a trained model's score at given points, in the data's own units.
 
 use crate::output::Staged;
+use crate::table::Table;
 use crate::train::Transform;
 use crate::InputError;
 use anyhow::Result;
@@ -18,46 +19,17 @@ fn bad(msg: impl Into<String>) -> InputError {
 /// An [`InputError`] naming the file, row and column.
 pub fn read_points(path: &Path, dim: usize) -> Result<Array2<f64>, InputError> {
     let want: Vec<String> = (0..dim).map(|j| format!("x{j}")).collect();
-    let at = |m: String| bad(format!("--points {}: {m}", path.display()));
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .from_path(path)
-        .map_err(|e| at(format!("cannot read: {e}")))?;
-    let header: Vec<String> = rdr
-        .headers()
-        .map_err(|e| at(e.to_string()))?
-        .iter()
-        .map(|h| h.trim().to_string())
-        .collect();
-    if header != want {
-        return Err(at(format!(
-            "the header is {} but this {dim}-dimensional model needs {}",
-            header.join(","),
+    let label = format!("--points {}", path.display());
+    let table = Table::open(path, &label)?;
+    if table.header != want {
+        return Err(bad(format!(
+            "{label}: the header is {} but this {dim}-dimensional model needs {}",
+            table.header.join(","),
             want.join(",")
         )));
     }
-    let mut values = Vec::new();
-    let mut n = 0;
-    for (r, rec) in rdr.records().enumerate() {
-        let rec = rec.map_err(|e| at(format!("row {}: {e}", r + 1)))?;
-        for (j, raw) in rec.iter().enumerate() {
-            let v: f64 = raw.trim().parse().map_err(|_| {
-                at(format!(
-                    "row {}, column x{j}: {raw:?} is not a number",
-                    r + 1
-                ))
-            })?;
-            if !v.is_finite() {
-                return Err(at(format!(
-                    "row {}, column x{j}: {raw} is not finite",
-                    r + 1
-                )));
-            }
-            values.push(v);
-        }
-        n += 1;
-    }
-    Ok(Array2::from_shape_vec((n, dim), values).expect("n × D"))
+    let idx: Vec<usize> = (0..dim).collect();
+    table.read(&idx, &want)
 }
 
 /// Writes s(x) for the points of `points` to `out` (header `s0,…,s{D−1}`).

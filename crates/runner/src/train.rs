@@ -15,6 +15,7 @@
 
 use crate::config::DensitySpec;
 use crate::output::Staged;
+use crate::table::Table;
 use crate::InputError;
 use anyhow::{Context, Result};
 use ndarray::{Array1, Array2, Axis};
@@ -590,17 +591,8 @@ pub fn read_csv(
     path: &Path,
     columns: Option<&[String]>,
 ) -> Result<(Vec<String>, Array2<f64>), InputError> {
-    let at = |m: String| bad(format!("data.csv {}: {m}", path.display()));
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .from_path(path)
-        .map_err(|e| at(format!("cannot read: {e}")))?;
-    let header: Vec<String> = rdr
-        .headers()
-        .map_err(|e| at(e.to_string()))?
-        .iter()
-        .map(str::to_string)
-        .collect();
+    let table = Table::open(path, &format!("data.csv {}", path.display()))?;
+    let header = table.header.clone();
     let names: Vec<String> = match columns {
         Some([]) => return Err(bad("data.columns: empty; name at least one column")),
         Some(c) => c.to_vec(),
@@ -620,32 +612,10 @@ pub fn read_csv(
         })?;
         idx.push(i);
     }
-    let mut values = Vec::new();
-    let mut n = 0;
-    for (r, rec) in rdr.records().enumerate() {
-        let rec = rec.map_err(|e| at(format!("row {}: {e}", r + 1)))?;
-        for (&i, name) in idx.iter().zip(&names) {
-            let raw = rec.get(i).unwrap_or("");
-            let v: f64 = raw.trim().parse().map_err(|_| {
-                at(format!(
-                    "row {}, column {name:?}: {raw:?} is not a number",
-                    r + 1
-                ))
-            })?;
-            if !v.is_finite() {
-                return Err(at(format!(
-                    "row {}, column {name:?}: {raw} is not finite",
-                    r + 1
-                )));
-            }
-            values.push(v);
-        }
-        n += 1;
+    let x = table.read(&idx, &names)?;
+    if x.nrows() == 0 {
+        return Err(bad(format!("data.csv {}: no data rows", path.display())));
     }
-    if n == 0 {
-        return Err(at("no data rows".into()));
-    }
-    let x = Array2::from_shape_vec((n, names.len()), values).expect("n × columns");
     Ok((names, x))
 }
 
@@ -698,6 +668,11 @@ fn cell(v: Option<f64>) -> String {
         Some(x) if x.is_finite() => format!("{x}"),
         _ => String::new(),
     }
+}
+
+/// The step of a `loss.csv` row.
+fn row_step(row: &str) -> Option<u64> {
+    row.split(',').next().and_then(|s| s.parse().ok())
 }
 
 /// One `loss.csv` row.
@@ -836,12 +811,7 @@ pub fn run(args: &TrainArgs, stop: Arc<AtomicBool>) -> Result<Outcome> {
         rows = old
             .lines()
             .skip(1)
-            .filter(|l| {
-                l.split(',')
-                    .next()
-                    .and_then(|s| s.parse::<u64>().ok())
-                    .is_some_and(|s| s <= at)
-            })
+            .filter(|l| row_step(l).is_some_and(|s| s <= at))
             .map(str::to_string)
             .collect();
         eprintln!(
@@ -882,6 +852,13 @@ pub fn run(args: &TrainArgs, stop: Arc<AtomicBool>) -> Result<Outcome> {
         rows.push(loss_row(&trainer.evaluate()));
         save(&trainer, &rows)?;
     }
+    // A run stopped between evaluations: evaluate where it stands, then save.
+    let save_stopped = |trainer: &Trainer, rows: &mut Vec<String>| -> Result<()> {
+        if rows.last().and_then(|r| row_step(r)) != Some(trainer.step()) {
+            rows.push(loss_row(&trainer.evaluate()));
+        }
+        save(trainer, rows)
+    };
     let bar = indicatif::ProgressBar::new(steps);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -893,14 +870,7 @@ pub fn run(args: &TrainArgs, stop: Arc<AtomicBool>) -> Result<Outcome> {
     while trainer.step() < steps {
         if stop.load(Ordering::SeqCst) {
             bar.abandon();
-            let last = rows
-                .last()
-                .and_then(|r| r.split(',').next())
-                .and_then(|s| s.parse::<u64>().ok());
-            if last != Some(trainer.step()) {
-                rows.push(loss_row(&trainer.evaluate()));
-            }
-            save(&trainer, &rows)?;
+            save_stopped(&trainer, &mut rows)?;
             return Ok(Outcome::Interrupted(trainer.step()));
         }
         match trainer.train_step() {
@@ -910,14 +880,7 @@ pub fn run(args: &TrainArgs, stop: Arc<AtomicBool>) -> Result<Outcome> {
             }
             Err(e @ TrainError::NonFinite { .. }) => {
                 bar.abandon();
-                let last = rows
-                    .last()
-                    .and_then(|r| r.split(',').next())
-                    .and_then(|s| s.parse::<u64>().ok());
-                if last != Some(trainer.step()) {
-                    rows.push(loss_row(&trainer.evaluate()));
-                }
-                save(&trainer, &rows)?;
+                save_stopped(&trainer, &mut rows)?;
                 return Err(anyhow::anyhow!(
                     "{e}. Steps 1–{} are saved in {} (--resume continues from there).",
                     trainer.step(),
