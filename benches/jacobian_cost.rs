@@ -32,10 +32,23 @@ fn jacobian_cost(c: &mut Criterion) {
             // A pool of fresh batches, drawn before timing and cycled through.
             let batches: Vec<_> = (0..16).map(|_| setting.batch()).collect();
             let mut k = 0;
+            // Small steps run on one thread, as in `scorelab cost` (`step_pool`); the timed
+            // closure enters that pool once per sample, not per step.
+            let pool = setting.pool();
             group.bench_with_input(BenchmarkId::new(id, d), &d, |b, _| {
-                b.iter(|| {
-                    k = (k + 1) % batches.len();
-                    setting.step(&batches[k])
+                b.iter_custom(|iters| {
+                    let mut run = || {
+                        let start = std::time::Instant::now();
+                        for _ in 0..iters {
+                            k = (k + 1) % batches.len();
+                            criterion::black_box(setting.step(&batches[k]));
+                        }
+                        start.elapsed()
+                    };
+                    match pool {
+                        Some(p) => p.install(run),
+                        None => run(),
+                    }
                 })
             });
         }

@@ -65,11 +65,9 @@ pub fn adam_step(
     target: Option<ndarray::ArrayView2<f64>>,
     noise: &Noise,
 ) -> Result<f64, f64> {
-    let work = x.nrows() * net.params().num_scalars() * tangents_per_point(objective, x.ncols());
-    let (loss, grads) = if work < SERIAL_WORK {
-        serial_pool().install(|| loss_and_gradient::<f32>(objective, net, x, target, noise))
-    } else {
-        loss_and_gradient::<f32>(objective, net, x, target, noise)
+    let (loss, grads) = match step_pool(objective, net, x.nrows(), x.ncols()) {
+        Some(pool) => pool.install(|| loss_and_gradient::<f32>(objective, net, x, target, noise)),
+        None => loss_and_gradient::<f32>(objective, net, x, target, noise),
     };
     if !loss.is_finite() {
         return Err(loss);
@@ -90,11 +88,30 @@ const SERIAL_WORK: usize = 10_000_000;
 /// The passes through the network per point: the score, plus the tangents of the objective.
 fn tangents_per_point(objective: &Objective, dim: usize) -> usize {
     match objective {
-        Objective::Ism { trace: scorelab_models::TraceMethod::Naive } => 1 + dim,
+        Objective::Ism {
+            trace: scorelab_models::TraceMethod::Naive,
+        } => 1 + dim,
         Objective::Ism { .. } => 2,
-        Objective::Ssm { projections, .. } | Objective::SsmVr { projections, .. } => 1 + projections,
+        Objective::Ssm { projections, .. } | Objective::SsmVr { projections, .. } => {
+            1 + projections
+        }
         _ => 1,
     }
+}
+
+/// The pool a training step of `objective` on `net` with `batch` points in D = `dim` should run
+/// in: the one-thread pool when the step is small ([`SERIAL_WORK`]) and the caller is not already
+/// on one thread, else `None` (the current pool). [`adam_step`] applies it to each step; a loop
+/// of many steps does better to run whole inside the pool (`pool.install(|| …)`), which spares
+/// two thread switches per step.
+pub fn step_pool(
+    objective: &Objective,
+    net: &Network,
+    batch: usize,
+    dim: usize,
+) -> Option<&'static rayon::ThreadPool> {
+    let work = batch * net.params().num_scalars() * tangents_per_point(objective, dim);
+    (work < SERIAL_WORK && rayon::current_num_threads() > 1).then(serial_pool)
 }
 
 /// A one-thread pool for small steps (dfdx's matrix products use rayon's current pool).
@@ -333,6 +350,16 @@ impl Trainer {
     /// Steps finished.
     pub fn step(&self) -> u64 {
         self.step
+    }
+
+    /// The pool its steps should run in ([`step_pool`]).
+    pub fn step_pool(&self) -> Option<&'static rayon::ThreadPool> {
+        step_pool(
+            &self.objective,
+            &self.net,
+            self.cfg.batch,
+            self.net.spec().dim,
+        )
     }
 
     /// The configuration.

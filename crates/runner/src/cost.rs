@@ -98,6 +98,11 @@ impl Setting {
         }
     }
 
+    /// The pool the steps should run in (`scorelab_objectives::training::step_pool`).
+    pub fn pool(&self) -> Option<&'static rayon::ThreadPool> {
+        scorelab_objectives::training::step_pool(&self.objective, &self.net, self.batch, self.dim)
+    }
+
     /// Fresh data and noise (not timed).
     pub fn batch(&mut self) -> Batch {
         let x = Array2::from_shape_fn((self.batch, self.dim), |_| {
@@ -156,7 +161,24 @@ pub fn measure(
     warmup: usize,
     steps: usize,
 ) -> Result<CostRow, InputError> {
-    let mut s = Setting::new(objective(id)?, dim, batch, width, 0);
+    let s = Setting::new(objective(id)?, dim, batch, width, 0);
+    // Small steps run on one thread, the whole loop inside that pool (see `step_pool`).
+    let ms = match s.pool() {
+        Some(pool) => pool.install(|| time_steps(s, warmup, steps)),
+        None => time_steps(s, warmup, steps),
+    };
+    Ok(CostRow {
+        objective: id.to_string(),
+        dim,
+        median_ms: quantile(&ms, 0.5),
+        p10_ms: quantile(&ms, 0.1),
+        p90_ms: quantile(&ms, 0.9),
+        steps,
+    })
+}
+
+/// Milliseconds of each of `steps` timed steps after `warmup` untimed ones, sorted.
+fn time_steps(mut s: Setting, warmup: usize, steps: usize) -> Vec<f64> {
     for _ in 0..warmup {
         let b = s.batch();
         s.step(&b);
@@ -169,14 +191,7 @@ pub fn measure(
         ms.push(t.elapsed().as_secs_f64() * 1e3);
     }
     ms.sort_by(f64::total_cmp);
-    Ok(CostRow {
-        objective: id.to_string(),
-        dim,
-        median_ms: quantile(&ms, 0.5),
-        p10_ms: quantile(&ms, 0.1),
-        p90_ms: quantile(&ms, 0.9),
-        steps,
-    })
+    ms
 }
 
 /// The CSV: `objective,dim,batch,width,median_ms,p10_ms,p90_ms,steps`.

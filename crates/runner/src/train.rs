@@ -867,34 +867,42 @@ pub fn run(args: &TrainArgs, stop: Arc<AtomicBool>) -> Result<Outcome> {
         .expect("template"),
     );
     bar.set_position(trainer.step().min(steps));
-    while trainer.step() < steps {
-        if stop.load(Ordering::SeqCst) {
-            bar.abandon();
-            save_stopped(&trainer, &mut rows)?;
-            return Ok(Outcome::Interrupted(trainer.step()));
-        }
-        match trainer.train_step() {
-            Ok(loss) => {
-                bar.set_message(format!("{loss:.5}"));
-                bar.inc(1);
-            }
-            Err(e @ TrainError::NonFinite { .. }) => {
+    // Small steps run on one thread, the whole loop inside that pool (`step_pool`).
+    let pool = trainer.step_pool();
+    let mut train_loop = move || -> Result<Outcome> {
+        while trainer.step() < steps {
+            if stop.load(Ordering::SeqCst) {
                 bar.abandon();
                 save_stopped(&trainer, &mut rows)?;
-                return Err(anyhow::anyhow!(
-                    "{e}. Steps 1–{} are saved in {} (--resume continues from there).",
-                    trainer.step(),
-                    dir.display()
-                ));
+                return Ok(Outcome::Interrupted(trainer.step()));
             }
-            Err(e) => return Err(e.into()),
+            match trainer.train_step() {
+                Ok(loss) => {
+                    bar.set_message(format!("{loss:.5}"));
+                    bar.inc(1);
+                }
+                Err(e @ TrainError::NonFinite { .. }) => {
+                    bar.abandon();
+                    save_stopped(&trainer, &mut rows)?;
+                    return Err(anyhow::anyhow!(
+                        "{e}. Steps 1–{} are saved in {} (--resume continues from there).",
+                        trainer.step(),
+                        dir.display()
+                    ));
+                }
+                Err(e) => return Err(e.into()),
+            }
+            let s = trainer.step();
+            if s % eval_every == 0 || s == steps {
+                rows.push(loss_row(&trainer.evaluate()));
+                save(&trainer, &rows)?;
+            }
         }
-        let s = trainer.step();
-        if s % eval_every == 0 || s == steps {
-            rows.push(loss_row(&trainer.evaluate()));
-            save(&trainer, &rows)?;
-        }
+        bar.finish_and_clear();
+        Ok(Outcome::Finished)
+    };
+    match pool {
+        Some(p) => p.install(train_loop),
+        None => train_loop(),
     }
-    bar.finish_and_clear();
-    Ok(Outcome::Finished)
 }
