@@ -25,7 +25,7 @@
 //! tests in θ rely on.
 
 use dfdx::prelude::*;
-use ndarray::{Array2, ArrayView2};
+use ndarray::ArrayView2;
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 use scorelab_models::net::{tensor1, tensor2, Dev, Real, Taped, T1};
@@ -413,9 +413,4 @@ where
     let p = net.params().bind::<E>(&dev);
     let t = loss_terms(objective, net, &p, x, target, noise, NoneTape);
     scorelab_models::net::to_f64(&t)
-}
-
-/// The points as a `(n, d)` array (helper for callers holding flat data).
-pub fn points(flat: Vec<f64>, n: usize, d: usize) -> Array2<f64> {
-    Array2::from_shape_vec((n, d), flat).expect("n·d values")
 }

@@ -83,7 +83,7 @@ pub fn adam_step(
 /// thread: splitting small matrix products across threads costs more than it saves (measured
 /// with `scorelab cost` on 2 cores: single-threaded steps were 20–30% faster up to D = 128 in
 /// the benchmark setting, two threads faster at D = 512).
-const SERIAL_WORK: usize = 10_000_000;
+pub const SERIAL_WORK: usize = 10_000_000;
 
 /// The passes through the network per point: the score, plus the tangents of the objective.
 fn tangents_per_point(objective: &Objective, dim: usize) -> usize {
