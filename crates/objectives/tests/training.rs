@@ -2,7 +2,7 @@
 //! a resumed run equals an uninterrupted one, and a diverging run stops naming its step.
 
 use ndarray::array;
-use scorelab_densities::{AnyDensity, Gaussian, GaussianMixture};
+use scorelab_densities::{AnyDensity, Gaussian};
 use scorelab_models::{Activation, Mlp, Network, NoiseConditionalMlp, TraceMethod};
 use scorelab_objectives::taped::{Objective, Probe};
 use scorelab_objectives::training::{TrainConfig, TrainData, TrainError, Trainer};
@@ -11,18 +11,13 @@ fn gaussian_2d() -> AnyDensity {
     AnyDensity::from(Gaussian::new(array![1.0, -1.0], array![[1.0, 0.5], [0.5, 2.0]]).unwrap())
 }
 
+/// The 2-D two-component mixture (`mix2` of the shared density catalogue).
 fn mixture_2d() -> AnyDensity {
-    AnyDensity::from(
-        GaussianMixture::new(
-            array![0.5, 0.5],
-            vec![array![1.0, 1.0], array![-1.0, 0.0]],
-            vec![
-                array![[0.3, 0.0], [0.0, 0.3]],
-                array![[0.5, 0.2], [0.2, 0.4]],
-            ],
-        )
-        .unwrap(),
-    )
+    scorelab_densities::catalogue::all()
+        .into_iter()
+        .find(|(name, _)| *name == "mix2")
+        .expect("mix2 is in the catalogue")
+        .1
 }
 
 fn cfg(steps: u64, lr: f64) -> TrainConfig {
