@@ -13,7 +13,7 @@
 //! | [`Laplacian`] | Δ log p(x) = tr ∇ₓ∇ₓ log p(x) | every [`LogDensity`] that is a [`ScoreFunction`] |
 //! | [`ParameterGradient`] | ∇_θ of score and trace terms | models with parameters θ |
 //! | [`Sample`] | exact samples, with the RNG passed in | analytic densities |
-//! | [`NoisedScore`] | the exact score of p_σ = p ∗ N(0, σ²I) | densities with a closed-form p_σ |
+//! | [`NoisedScore`] | the score of p_σ = p ∗ N(0, σ²I) | densities with a closed-form p_σ, noise-conditional models |
 //! | [`Moments`] | mean and covariance | analytic densities |
 //! | [`ScoreMatchingConstant`] | C = ½ E_p‖∇log p‖² in closed form | analytic densities where known |
 //! | [`ExpectationRule`] | a deterministic quadrature rule for E_p\[g\] | low-dimensional densities |
@@ -43,6 +43,7 @@
 
 pub mod error;
 pub mod linalg;
+pub mod schedule;
 pub mod stats;
 pub mod tolerance;
 
@@ -210,9 +211,11 @@ pub trait Sample: Dimension {
     fn sample<R: Rng + ?Sized>(&self, n: usize, rng: &mut R) -> Array2<f64>;
 }
 
-/// The exact score of the noised density p_σ = p ∗ N(0, σ²I), where it has a closed form.
-pub trait NoisedScore: Dimension {
-    /// ∇ₓ log p_σ(xᵢ) for each row; σ = 0 gives the clean score.
+/// A noise-conditional score s(x, σ) ≈ ∇ₓ log p_σ(x) of the noised density p_σ = p ∗ N(0, σ²I):
+/// exact for densities where p_σ has a closed form (Gaussians, Gaussian mixtures), learned for
+/// noise-conditional networks. The annealed samplers and the reverse-time SDE/ODE need it.
+pub trait NoisedScore: Dimension + Sync {
+    /// s(xᵢ, σ) for each row of the `(n, d)` batch; for exact scores σ = 0 gives the clean score.
     fn noised_score(&self, x: ArrayView2<f64>, sigma: f64) -> Array2<f64>;
 }
 

@@ -109,38 +109,7 @@ impl Objective {
         sigma_min: f64,
         levels: usize,
     ) -> Result<Self, scorelab_core::ParamError> {
-        use scorelab_core::ParamError;
-        if !(sigma_min > 0.0 && sigma_min.is_finite()) {
-            return Err(ParamError::invalid(
-                "sigma_min",
-                format!("must be positive and finite, got {sigma_min}"),
-            ));
-        }
-        if !(sigma_max.is_finite() && sigma_max >= sigma_min)
-            || (levels > 1 && sigma_max == sigma_min)
-        {
-            return Err(ParamError::invalid(
-                "sigma_max",
-                format!("must be finite and greater than sigma_min = {sigma_min}, got {sigma_max}"),
-            ));
-        }
-        if levels == 0 {
-            return Err(ParamError::invalid("levels", "must be at least 1"));
-        }
-        let sigmas = if levels == 1 {
-            vec![sigma_max]
-        } else {
-            let ratio = (sigma_min / sigma_max).ln() / (levels - 1) as f64;
-            (0..levels)
-                .map(|i| {
-                    if i + 1 == levels {
-                        sigma_min
-                    } else {
-                        sigma_max * (ratio * i as f64).exp()
-                    }
-                })
-                .collect()
-        };
+        let sigmas = scorelab_core::schedule::geometric(sigma_max, sigma_min, levels)?;
         Ok(Objective::DsmMulti { sigmas })
     }
 

@@ -1,0 +1,182 @@
+//! # scorelab-samplers: turning a score into samples
+//!
+//! Every sampler here moves a batch of n chains, stored as the rows of an `(n, d)` array, using only
+//! a score. They share one shape (blackjax's `SamplingAlgorithm`): a validated parameter struct
+//! with a pure pair [`Sampler::init`] / [`Sampler::step`] over an explicit state (and a [`Plan`]), each step
+//! reporting an [`Info`] (step size, σ, acceptance rate, score evaluations). The random number
+//! generator is always an argument; with `ChaCha8Rng` and a fixed seed a run is reproducible bit for
+//! bit. Each update draws its Gaussian noise z as one `(n, d)` block, row by row, before it
+//! evaluates the score (MALA then draws one uniform per chain; pc draws one block per corrector step,
+//! then one for the predictor; the ODE draws nothing).
+//!
+//! | sampler | needs | update (z ∼ N(0, I)) |
+//! | --- | --- | --- |
+//! | [`Langevin`] (unadjusted, ULA) | s(x) ([`Score`]) | x ← x + (ε/2) s(x) + √ε z |
+//! | [`Mala`] | log p and s ([`LogDensity`] + [`Score`]) | the ULA proposal, accepted by Metropolis–Hastings |
+//! | [`AnnealedLangevin`] (NCSN Algorithm 1) | s(x, σ) ([`NoisedScore`]) | ULA at σ₁ > … > σ_L, step αᵢ = ε σᵢ²/σ_L² |
+//! | [`ReverseSde`] | s(x, σ) | Euler–Maruyama on the reverse VE SDE |
+//! | [`Pc`] | s(x, σ) | Langevin corrector steps, then the reverse-SDE predictor |
+//! | [`Ode`] | s(x, σ) | Heun's method on the probability-flow ODE |
+//!
+//! The noise-conditional samplers end at the smallest noise level σ_min, so their output targets
+//! p_{σ_min} = p ∗ N(0, σ_min² I). With `denoise = true` they end with Tweedie's step
+//! x ← x + σ_min² s(x, σ_min) = E\[x₀ | x\], which targets p itself ([`Plan::target_sigma`] says
+//! which).
+//!
+//! ```
+//! use rand::SeedableRng;
+//! use rand_chacha::ChaCha8Rng;
+//! use scorelab_densities::Gaussian;
+//! use scorelab_samplers::{sample, Langevin};
+//! let p = Gaussian::standard(2);
+//! let x0 = ndarray::Array2::zeros((500, 2));
+//! let x = sample(&Langevin::new(0.1, 300)?, &p, x0, &mut ChaCha8Rng::seed_from_u64(0));
+//! assert_eq!(x.dim(), (500, 2));
+//! // ULA's stationary variance on N(0, 1) is 1/(1 − ε/4) ≈ 1.026.
+//! let var = x.column(0).mapv(|v| v * v).mean().unwrap();
+//! assert!((var - 1.0 / (1.0 - 0.1 / 4.0)).abs() < 0.2);
+//! # Ok::<(), scorelab_core::ParamError>(())
+//! ```
+#![warn(missing_docs)]
+
+mod annealed;
+mod langevin;
+mod sde;
+
+pub use annealed::AnnealedLangevin;
+pub use langevin::{Langevin, Mala, MalaState};
+pub use sde::{tweedie, Ode, Pc, ReverseSde, VeSchedule};
+
+use ndarray::{Array2, ArrayView2};
+use rand::Rng;
+use rand_distr::StandardNormal;
+#[allow(unused_imports)] // named in the docs
+use scorelab_core::{LogDensity, NoisedScore, Score};
+
+/// What one step did. Every sampler fills in every field it has.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Info {
+    /// The index of this step, from 0.
+    pub step: usize,
+    /// The step size of this step: ε (langevin, mala), αᵢ (annealed Langevin), the time step
+    /// Δt = 1/N (reverse SDE, pc, ODE).
+    pub step_size: f64,
+    /// The noise level σ at which the score was evaluated; `None` for clean-score samplers.
+    pub sigma: Option<f64>,
+    /// The fraction of chains whose proposal was accepted (MALA only).
+    pub acceptance_rate: Option<f64>,
+    /// Score evaluations per chain in this step.
+    pub score_evals: usize,
+}
+
+/// A batch of chains: the state of every sampler exposes its current points.
+pub trait Chains {
+    /// The current points, `(n, d)`.
+    fn positions(&self) -> ArrayView2<'_, f64>;
+    /// The number of steps taken.
+    fn steps_taken(&self) -> usize;
+}
+
+/// The state of the samplers that carry nothing but the points.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChainState {
+    /// The current points, `(n, d)`.
+    pub x: Array2<f64>,
+    /// The number of steps taken.
+    pub step: usize,
+}
+
+impl Chains for ChainState {
+    fn positions(&self) -> ArrayView2<'_, f64> {
+        self.x.view()
+    }
+    fn steps_taken(&self) -> usize {
+        self.step
+    }
+}
+
+/// What a sampler will do, independent of the score source: its length, its cost beyond one
+/// evaluation per step, and the distribution its output targets.
+pub trait Plan {
+    /// The number of steps of a full run.
+    fn num_steps(&self) -> usize;
+
+    /// Score evaluations per chain made by [`Sampler::init`] and [`Sampler::finish`] together.
+    fn extra_score_evals(&self) -> usize {
+        0
+    }
+
+    /// The noise level of the distribution the output targets: `Some(σ_min)` for p ∗ N(0, σ_min² I),
+    /// `None` for p itself.
+    fn target_sigma(&self) -> Option<f64> {
+        None
+    }
+}
+
+/// A sampler driven by a score source `S`: validated parameters with an `init`/`step` pair.
+///
+/// Run it by calling [`Sampler::init`] once, [`Sampler::step`] [`Plan::num_steps`] times and
+/// [`Sampler::finish`] once ([`sample`] does exactly this).
+pub trait Sampler<S: ?Sized>: Plan {
+    /// The state carried from step to step.
+    type State: Chains;
+
+    /// The state at the starting points `x0` (`(n, d)`); MALA evaluates log p and s there.
+    fn init(&self, source: &S, x0: Array2<f64>) -> Self::State;
+
+    /// One step of every chain.
+    fn step<R: Rng + ?Sized>(
+        &self,
+        source: &S,
+        state: Self::State,
+        rng: &mut R,
+    ) -> (Self::State, Info);
+
+    /// The output of a finished run: the points, after Tweedie's denoising step where asked for.
+    fn finish(&self, _source: &S, state: Self::State) -> Array2<f64> {
+        state.positions().to_owned()
+    }
+}
+
+/// Runs `sampler` from `x0` to the end and returns its output.
+///
+/// # Examples
+/// See the [crate docs](crate).
+pub fn sample<S: ?Sized, M: Sampler<S>, R: Rng + ?Sized>(
+    sampler: &M,
+    source: &S,
+    x0: Array2<f64>,
+    rng: &mut R,
+) -> Array2<f64> {
+    let mut state = sampler.init(source, x0);
+    for _ in 0..sampler.num_steps() {
+        state = sampler.step(source, state, rng).0;
+    }
+    sampler.finish(source, state)
+}
+
+/// An `(n, d)` block of independent N(0, 1) draws, row by row.
+///
+/// # Examples
+/// ```
+/// use rand::SeedableRng;
+/// let z = scorelab_samplers::standard_normal(3, 2, &mut rand_chacha::ChaCha8Rng::seed_from_u64(1));
+/// assert_eq!(z.dim(), (3, 2));
+/// ```
+pub fn standard_normal<R: Rng + ?Sized>(n: usize, d: usize, rng: &mut R) -> Array2<f64> {
+    Array2::from_shape_simple_fn((n, d), || rng.sample::<f64, _>(StandardNormal))
+}
+
+/// Checks ε-like parameters: finite and > 0.
+pub(crate) use scorelab_core::error::positive;
+
+pub(crate) fn at_least_one(value: usize, field: &str) -> Result<usize, scorelab_core::ParamError> {
+    if value == 0 {
+        Err(scorelab_core::ParamError::invalid(
+            field,
+            "must be at least 1",
+        ))
+    } else {
+        Ok(value)
+    }
+}
