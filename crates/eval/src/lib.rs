@@ -1,213 +1,40 @@
-//! # scorelab-eval: measuring score models against the truth
+//! # scorelab-eval: measuring score models and samplers against the truth
 //!
-//! The **equivalence audit** ([`audit`]) checks Hyvärinen's identity ESM(θ) = ISM(θ) + C + B on an
-//! analytic density p and a model s_θ:
+//! Two families of measurements, each with its standard error or p-value:
 //!
-//! - on n samples xᵢ ∼ p, the per-sample gap gᵢ = ESMᵢ − ISMᵢ = ½‖∇log p(xᵢ)‖² − ∇log p(xᵢ)·s_θ(xᵢ)
-//!   − tr ∇ₓs_θ(xᵢ), its mean and standard error;
-//! - the constant C = ½E_p‖∇log p‖², in closed form where the density has one, else by Monte Carlo on
-//!   the same samples;
-//! - the boundary term B = −∮ p s_θ·n dS (0 on ℝᴰ; p(0)·s_θ(0) on \[0, ∞));
-//! - z = (gap − C − B)/se, which is approximately N(0, 1) when the identity holds (0 when every
-//!   per-sample gap is equal and the residual is rounding-sized). With a closed-form C
-//!   the se is that of the gap; with a Monte Carlo C it is that of the paired difference gᵢ − ½‖∇log p(xᵢ)‖²
-//!   (C's error is correlated with the gap's on the same samples, so the paired se is the honest one);
-//! - grad_rel_diff = ‖∇_θ ESM − ∇_θ ISM‖₂ / ‖∇_θ ESM‖₂ on the same samples, for models exposing
-//!   [`scorelab_core::ParameterGradient`]: a Monte Carlo quantity of order n^{−½} when B does not
-//!   depend on θ, and of order 1 when it does (the half-normal); ∞ or NaN when ∇_θ ESM is exactly 0
-//!   on the samples (the model is the true score);
-//! - in 1-D and 2-D, ESM, ISM and C by deterministic quadrature, where ESM − ISM = C + B holds to 1e-6.
+//! - **The equivalence audit** ([`audit()`], module [`audit`]): Hyvärinen's identity
+//!   ESM(θ) = ISM(θ) + C + B checked on an analytic density by Monte Carlo and, in 1-D and 2-D, by
+//!   quadrature.
+//! - **Sample quality** ([`metrics`]): how far a set of samples (from a sampler, a trained model,
+//!   anything) is from a target distribution.
+//!
+//! | metric | compares | needs | reported with |
+//! | --- | --- | --- | --- |
+//! | [`fisher_divergence`] | a score to a known score | both scores at samples of p | SE |
+//! | [`mmd2`] (unbiased, RBF, median bandwidth) | samples to samples | a reference sample | SE and a permutation p-value |
+//! | [`ksd`] (IMQ kernel, c = 1, β = −½) | samples to a density | only the target's score | SE and a wild-bootstrap p-value |
+//! | [`sliced_w2`] | samples to samples | a reference sample | SE over projections |
+//! | [`mode_weights`] | samples to a Gaussian mixture's weights | the mixture | SE and a binomial p-value |
 //!
 //! ```
 //! use rand::SeedableRng;
 //! use rand_chacha::ChaCha8Rng;
 //! use scorelab_core::Sample;
 //! use scorelab_densities::Gaussian;
-//! use scorelab_models::Linear;
 //! let p = Gaussian::standard(2);
-//! let m = Linear::random(2, 0.5, 1)?;
-//! let x = p.sample(10_000, &mut ChaCha8Rng::seed_from_u64(0));
-//! let a = scorelab_eval::audit(&p, &m, x.view());
-//! assert_eq!(a.constant, 1.0); // ½ tr I₂
-//! assert!(a.z_score.abs() < 5.0);
-//! let q = a.quadrature.unwrap();
-//! assert!((q.esm - q.ism - 1.0).abs() < 1e-9);
-//! # Ok::<(), scorelab_models::ModelError>(())
+//! let mut rng = ChaCha8Rng::seed_from_u64(0);
+//! let (x, y) = (p.sample(300, &mut rng), p.sample(300, &mut rng));
+//! let m = scorelab_eval::mmd2(x.view(), y.view(), None, 99, &mut rng);
+//! assert!(m.estimate.p_value.unwrap() > 0.01); // same distribution: no evidence against it
+//! let k = scorelab_eval::ksd(x.view(), &p, 99, &mut rng);
+//! assert!(k.ksd.value < 0.2);
 //! ```
 #![warn(missing_docs)]
 
-use ndarray::ArrayView2;
-use scorelab_core::linalg::row_sq_norms;
-use scorelab_core::stats::MeanSe;
-use scorelab_core::{ExpectationRule, LogDensity, ScoreFunction, ScoreMatchingConstant};
-use scorelab_densities::AnyDensity;
-use scorelab_models::AnyModel;
-use scorelab_objectives::closed_form::{gaussian_linear, half_normal_linear};
-use scorelab_objectives::{esm_param_grad_terms, esm_terms, ism_param_grad_terms, ism_terms};
+pub mod audit;
+pub mod metrics;
 
-/// Where the audit's constant C came from.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum ConstantSource {
-    /// The density's closed form.
-    ClosedForm,
-    /// Monte Carlo on the audit's samples, with this standard error.
-    MonteCarlo {
-        /// The standard error of the Monte Carlo C.
-        se: f64,
-    },
-}
-
-/// ESM, ISM and C by the density's deterministic quadrature rule.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct QuadratureAudit {
-    /// E_p ½‖∇log p − s_θ‖².
-    pub esm: f64,
-    /// E_p \[½‖s_θ‖² + tr ∇ₓs_θ\].
-    pub ism: f64,
-    /// C: the closed form if there is one, else ½E_p‖∇log p‖² by the same rule.
-    pub constant: f64,
-    /// |ESM − ISM − C − B| / max(|C + B|, |ESM|, |ISM|): the identity's relative error.
-    pub identity_rel_error: f64,
-}
-
-/// The result of [`audit`]: one row of `scorelab equivalence`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Audit {
-    /// The number of samples n.
-    pub samples: usize,
-    /// Monte Carlo ESM.
-    pub esm: MeanSe,
-    /// Monte Carlo ISM.
-    pub ism: MeanSe,
-    /// Monte Carlo gap ESM − ISM on the same samples.
-    pub gap: MeanSe,
-    /// C = ½E_p‖∇log p‖².
-    pub constant: f64,
-    /// Where C came from.
-    pub constant_source: ConstantSource,
-    /// The boundary term B.
-    pub boundary_term: f64,
-    /// (gap − C − B)/se (see the crate docs for the se).
-    pub z_score: f64,
-    /// ‖∇_θ ESM − ∇_θ ISM‖₂ / ‖∇_θ ESM‖₂ on the same samples, if the model exposes θ-gradients.
-    pub grad_rel_diff: Option<f64>,
-    /// The quadrature audit, for densities that offer a rule (1-D and 2-D).
-    pub quadrature: Option<QuadratureAudit>,
-}
-
-/// Audits ESM = ISM + C + B for `model` on `density`, with `x` samples of the density (crate docs).
-///
-/// # Panics
-/// If `x`'s columns, the density's and the model's dimensions differ, or `x` has fewer than 2 rows.
-pub fn audit<D>(density: &D, model: &dyn ScoreFunction, x: ArrayView2<f64>) -> Audit
-where
-    D: LogDensity + ScoreFunction + ScoreMatchingConstant + ExpectationRule,
-{
-    assert_eq!(
-        x.ncols(),
-        density.dim(),
-        "samples and density dimensions differ"
-    );
-    assert_eq!(
-        model.dim(),
-        density.dim(),
-        "model and density dimensions differ"
-    );
-    assert!(x.nrows() >= 2, "need at least two samples");
-    let n = x.nrows();
-    let t = density.score(x);
-    let s = model.score(x);
-    let tr = model.jacobian_trace(x);
-    let esm_i = esm_terms(t.view(), s.view());
-    let ism_i = ism_terms(s.view(), tr.view());
-    let gap_i = &esm_i - &ism_i;
-    let gap = MeanSe::of(gap_i.view());
-    let boundary_term = density.boundary_term(model);
-    let (constant, constant_source, z_score) = match density.score_matching_constant() {
-        Some(c) => {
-            let z = z_score(gap.mean - c - boundary_term, gap.se, gap.mean.abs());
-            (c, ConstantSource::ClosedForm, z)
-        }
-        None => {
-            let c_i = row_sq_norms(t.view()) * 0.5;
-            let c = MeanSe::of(c_i.view());
-            let paired = MeanSe::of((&gap_i - &c_i).view());
-            let z = z_score(paired.mean - boundary_term, paired.se, gap.mean.abs());
-            (c.mean, ConstantSource::MonteCarlo { se: c.se }, z)
-        }
-    };
-    let grad_rel_diff = model.as_parameter_gradient().map(|m| {
-        let ge = esm_param_grad_terms(m, x, t.view(), s.view());
-        let gi = ism_param_grad_terms(m, x, s.view());
-        let diff = &ge - &gi;
-        diff.dot(&diff).sqrt() / ge.dot(&ge).sqrt()
-    });
-    let quadrature = density.expectation_rule().map(|rule| {
-        let nodes = rule.nodes.view();
-        let t = density.score(nodes);
-        let s = model.score(nodes);
-        let esm = rule.expect(&esm_terms(t.view(), s.view()));
-        let ism = rule.expect(&ism_terms(s.view(), model.jacobian_trace(nodes).view()));
-        let constant = density
-            .score_matching_constant()
-            .unwrap_or_else(|| 0.5 * rule.expect(&row_sq_norms(t.view())));
-        let want = constant + boundary_term;
-        let scale = want.abs().max(esm.abs()).max(ism.abs());
-        QuadratureAudit {
-            esm,
-            ism,
-            constant,
-            identity_rel_error: (esm - ism - want).abs() / scale,
-        }
-    });
-    Audit {
-        samples: n,
-        esm: MeanSe::of(esm_i.view()),
-        ism: MeanSe::of(ism_i.view()),
-        gap,
-        constant,
-        constant_source,
-        boundary_term,
-        z_score,
-        grad_rel_diff,
-        quadrature,
-    }
-}
-
-/// residual / se; when every per-sample gap is the same number (se = 0, e.g. s_θ = −x/(2s²) on the
-/// half-normal), 0 if the residual is rounding-sized relative to `scale` and ±∞ otherwise.
-fn z_score(residual: f64, se: f64, scale: f64) -> f64 {
-    if se > 0.0 {
-        residual / se
-    } else if residual.abs() <= 1e-12 * scale.max(1.0) {
-        0.0
-    } else {
-        residual.signum() * f64::INFINITY
-    }
-}
-
-/// Exact (ESM, ISM) where a closed form exists: a Gaussian or a half-normal with a linear model.
-///
-/// # Examples
-/// ```
-/// use scorelab_densities::{AnyDensity, Gaussian};
-/// use scorelab_models::{AnyModel, Linear};
-/// let p = AnyDensity::from(Gaussian::standard(3));
-/// let m = AnyModel::from(Linear::random(3, 0.5, 2)?);
-/// let (esm, ism) = scorelab_eval::closed_form(&p, &m).unwrap();
-/// assert!((esm - ism - 1.5).abs() < 1e-12);
-/// # Ok::<(), scorelab_models::ModelError>(())
-/// ```
-pub fn closed_form(density: &AnyDensity, model: &AnyModel) -> Option<(f64, f64)> {
-    match (density, model) {
-        (AnyDensity::Gaussian(p), AnyModel::Linear(m)) => {
-            let cf = gaussian_linear(p, m);
-            Some((cf.esm, cf.ism))
-        }
-        (AnyDensity::HalfNormal(p), AnyModel::Linear(m)) => {
-            let cf = half_normal_linear(p, m);
-            Some((cf.esm, cf.ism))
-        }
-        _ => None,
-    }
-}
+pub use audit::{audit, closed_form, Audit, ConstantSource, QuadratureAudit};
+pub use metrics::{
+    fisher_divergence, ksd, median_bandwidth, mmd2, mode_weights, sliced_w2, Estimate, Ksd, Mmd,
+};
