@@ -89,6 +89,27 @@ impl AnyDensity {
             _ => None,
         }
     }
+
+    /// The noised density p_σ = p ∗ N(0, σ²I) where it is closed form (Gaussians and mixtures:
+    /// every covariance gains σ²I); `None` for the other kinds.
+    ///
+    /// # Examples
+    /// ```
+    /// use scorelab_core::Moments;
+    /// use scorelab_densities::{AnyDensity, Gaussian};
+    /// let p = AnyDensity::from(Gaussian::standard(1)).noised(2.0).unwrap();
+    /// assert_eq!(p.covariance()[[0, 0]], 5.0);
+    /// ```
+    ///
+    /// # Panics
+    /// If σ is negative or not finite.
+    pub fn noised(&self, sigma: f64) -> Option<AnyDensity> {
+        match self {
+            AnyDensity::Gaussian(d) => Some(d.noised(sigma).into()),
+            AnyDensity::GaussianMixture(d) => Some(d.noised(sigma).into()),
+            _ => None,
+        }
+    }
 }
 
 impl Dimension for AnyDensity {

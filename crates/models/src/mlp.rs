@@ -34,7 +34,7 @@ use dfdx::prelude::*;
 use ndarray::{Array1, Array2, ArrayView2};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use scorelab_core::{Dimension, ParameterGradient, Score, ScoreFunction};
+use scorelab_core::{Dimension, NoisedScore, ParameterGradient, Score, ScoreFunction};
 
 /// Rows per dfdx call in the f64 door (bounds memory for large batches).
 pub(crate) const CHUNK: usize = 1024;
@@ -616,6 +616,16 @@ impl NoiseConditionalMlp {
     pub fn at(&self, sigma: f64) -> AtSigma<'_> {
         assert!(sigma > 0.0 && sigma.is_finite(), "σ must be positive");
         AtSigma { model: self, sigma }
+    }
+}
+
+/// The learned s_θ(x, σ) ≈ ∇ₓ log p_σ(x), for the annealed samplers and the reverse SDE/ODE.
+///
+/// # Panics
+/// If σ is not positive and finite.
+impl NoisedScore for NoiseConditionalMlp {
+    fn noised_score(&self, x: ArrayView2<f64>, sigma: f64) -> Array2<f64> {
+        self.at(sigma).score(x)
     }
 }
 

@@ -21,7 +21,9 @@
 pub mod config;
 pub mod cost;
 pub mod equivalence;
+pub mod evaluate;
 pub mod output;
+pub mod sample;
 pub mod score;
 pub mod suite;
 pub mod table;

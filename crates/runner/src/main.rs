@@ -4,7 +4,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use scorelab::config::EquivalenceConfig;
 use scorelab::output::Staged;
-use scorelab::{cost, equivalence, score, suite, train, InputError};
+use scorelab::{cost, equivalence, evaluate, sample, score, suite, train, InputError};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -107,6 +107,46 @@ enum Command {
         #[arg(long, value_name = "S", allow_negative_numbers = true)]
         sigma: Option<f64>,
     },
+    /// Run a sampler (langevin, mala, annealed_langevin, reverse_sde, pc, ode) on an analytic
+    /// density's score or a trained model's; writes OUT (one row per chain, header x0..x{D-1}),
+    /// <OUT>.config.toml, <OUT>.trace.csv and any snapshots <OUT>.step<K>.csv (see the README).
+    ///
+    /// Ctrl-C stops after the current step, keeping the snapshots already written.
+    Sample {
+        /// The TOML config (seed, chains, density or model_dir, init, snapshots, [sampler]).
+        #[arg(long, value_name = "FILE.toml")]
+        config: PathBuf,
+        /// Where to write the samples.
+        #[arg(long, value_name = "FILE.csv")]
+        out: PathBuf,
+        /// Overrides the config's seed.
+        #[arg(long, value_name = "N")]
+        seed: Option<u64>,
+    },
+    /// Sample-quality metrics of a samples CSV against a density (MMD², KSD, sliced W2, mode
+    /// weights) or a reference sample (MMD², sliced W2); one row per metric:
+    /// metric,value,se,p_value,target.
+    Eval {
+        /// The samples, header x0..x{D-1}.
+        #[arg(long, value_name = "FILE.csv")]
+        samples: PathBuf,
+        /// A TOML file with density = {…} (a sample config works as is, and sets the target to
+        /// p_σ when its sampler ends at σ_min without denoise).
+        #[arg(long, value_name = "FILE.toml")]
+        density: Option<PathBuf>,
+        /// Or a reference sample, header x0..x{D-1}.
+        #[arg(long, value_name = "REF.csv")]
+        reference: Option<PathBuf>,
+        /// Seed for the exact reference samples, permutations, bootstrap and projections (default 0).
+        #[arg(long, value_name = "N")]
+        seed: Option<u64>,
+        /// Permutations of the MMD test and bootstrap replicates of the KSD test (0: no p-values).
+        #[arg(long, value_name = "N", default_value_t = 200)]
+        tests: usize,
+        /// Where to write the metrics.
+        #[arg(long, value_name = "FILE.csv")]
+        out: PathBuf,
+    },
 }
 
 fn cost_cmd(
@@ -145,6 +185,47 @@ fn cost_cmd(
     Ok(())
 }
 
+/// Ctrl-C sets the flag; a second Ctrl-C (or a failure to install the handler) exits at once.
+fn stop_flag() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    });
+    stop
+}
+
+fn sample_cmd(config: PathBuf, out: PathBuf, seed: Option<u64>) -> Result<()> {
+    let stop = stop_flag();
+    let args = sample::SampleArgs { config, out, seed };
+    if sample::run(&args, &stop)? {
+        std::process::exit(130);
+    }
+    Ok(())
+}
+
+fn eval_cmd(args: evaluate::EvalArgs) -> Result<()> {
+    let rows = evaluate::run(&args)?;
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::ASCII_MARKDOWN);
+    table.set_header(["metric", "value", "se", "p_value", "target"]);
+    let cell = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or_default();
+    for r in &rows {
+        table.add_row([
+            r.metric.clone(),
+            format!("{:.4}", r.value),
+            cell(r.se),
+            cell(r.p_value),
+            r.target.clone(),
+        ]);
+    }
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{table}\nwrote {}", args.out.display());
+    Ok(())
+}
+
 fn train_cmd(
     config: PathBuf,
     out: PathBuf,
@@ -162,16 +243,7 @@ fn train_cmd(
             .build_global()
             .map_err(|e| InputError(format!("--threads: {e}")))?;
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        // A second Ctrl-C (or a failure to install the handler) falls back to the default: exit.
-        let _ = ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
-            }
-        });
-    }
+    let stop = stop_flag();
     let args = train::TrainArgs {
         config,
         out: out.clone(),
@@ -293,6 +365,22 @@ fn main() -> ExitCode {
             out,
             sigma,
         } => score::run(&model, &points, &out, sigma),
+        Command::Sample { config, out, seed } => sample_cmd(config, out, seed),
+        Command::Eval {
+            samples,
+            density,
+            reference,
+            seed,
+            tests,
+            out,
+        } => eval_cmd(evaluate::EvalArgs {
+            samples,
+            density,
+            reference,
+            seed,
+            tests,
+            out,
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,283 @@
+//! `scorelab eval`: sample-quality metrics of a samples CSV against an analytic density or a
+//! reference sample, one row per metric: `metric,value,se,p_value,target`.
+//!
+//! - Against a density (`--density FILE.toml`, any TOML file with a `density = {…}` key, or a train
+//!   config's `[data] density`): MMD² against as many fresh exact samples (with its permutation
+//!   p-value and the bandwidth used), KSD (needs only the target's score), sliced W₂ against the
+//!   fresh samples, and for a Gaussian mixture each component's weight.
+//! - If the file is a `scorelab sample` config whose sampler targets p_σ = p ∗ N(0, σ²I) (a
+//!   noise-conditional sampler without `denoise`), the metrics compare with p_σ, and the `target`
+//!   column says `p_sigma=σ`; otherwise `p`.
+//! - Against a reference CSV (`--reference ref.csv`): MMD² and sliced W₂; `target` is `reference`.
+//!
+//! Randomness (seed from `--seed`, default 0): the exact reference samples come from stream 0, the
+//! MMD permutations from stream 1, the KSD bootstrap from stream 2 and the W₂ projections from
+//! stream 3 of `ChaCha8Rng::seed_from_u64(seed)`.
+
+use crate::config::DensitySpec;
+use crate::output::Staged;
+use crate::sample::{target_label, SamplerSpec};
+use crate::score::read_points;
+use crate::InputError;
+use anyhow::Result;
+use ndarray::{Array2, ArrayView2};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use scorelab_core::{Dimension, Sample};
+use scorelab_densities::AnyDensity;
+use scorelab_eval::{ksd, mmd2, mode_weights, sliced_w2, Estimate};
+use std::path::{Path, PathBuf};
+
+fn bad(msg: impl Into<String>) -> InputError {
+    InputError(msg.into())
+}
+
+/// The number of random directions of sliced W₂.
+pub const PROJECTIONS: usize = 100;
+
+/// One row of `metrics.csv`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricRow {
+    /// The metric's name.
+    pub metric: String,
+    /// Its value.
+    pub value: f64,
+    /// Its standard error, where it has one.
+    pub se: Option<f64>,
+    /// Its test's p-value, where it has one.
+    pub p_value: Option<f64>,
+    /// What it compares against: `p`, `p_sigma=σ` or `reference`.
+    pub target: String,
+}
+
+impl MetricRow {
+    fn of(metric: &str, e: Estimate, target: &str) -> Self {
+        MetricRow {
+            metric: metric.into(),
+            value: e.value,
+            se: e.se.is_finite().then_some(e.se),
+            p_value: e.p_value,
+            target: target.into(),
+        }
+    }
+}
+
+/// What samples are compared against.
+pub enum Against {
+    /// The target density (p, or p_σ already noised), with its label.
+    Density(Box<AnyDensity>, String),
+    /// A reference sample.
+    Reference(Array2<f64>),
+}
+
+/// The header of `metrics.csv`.
+pub const METRIC_COLUMNS: &str = "metric,value,se,p_value,target";
+
+/// Every metric of `x` against `against` (module docs for the streams). `tests` is the number of
+/// permutations (MMD) and bootstrap replicates (KSD); 0 skips both p-values.
+pub fn metrics(x: ArrayView2<f64>, against: &Against, seed: u64, tests: usize) -> Vec<MetricRow> {
+    let stream = |k: u64| {
+        let mut r = ChaCha8Rng::seed_from_u64(seed);
+        r.set_stream(k);
+        r
+    };
+    let mut rows = vec![];
+    let (reference, label) = match against {
+        Against::Density(p, label) => (p.sample(x.nrows(), &mut stream(0)), label.as_str()),
+        Against::Reference(y) => (y.clone(), "reference"),
+    };
+    let m = mmd2(x, reference.view(), None, tests, &mut stream(1));
+    rows.push(MetricRow::of("mmd2", m.estimate, label));
+    rows.push(MetricRow {
+        metric: "mmd_bandwidth".into(),
+        value: m.bandwidth,
+        se: None,
+        p_value: None,
+        target: label.into(),
+    });
+    if let Against::Density(p, _) = against {
+        let k = ksd(x, p.as_ref(), tests, &mut stream(2));
+        rows.push(MetricRow::of("ksd", k.ksd, label));
+        rows.push(MetricRow::of("ksd2_u", k.u_statistic, label));
+    }
+    let w = sliced_w2(x, reference.view(), PROJECTIONS, &mut stream(3));
+    rows.push(MetricRow::of("sliced_w2", w, label));
+    if let Against::Density(p, _) = against {
+        if let AnyDensity::GaussianMixture(mix) = p.as_ref() {
+            for (k, e) in mode_weights(mix, x).into_iter().enumerate() {
+                rows.push(MetricRow::of(&format!("mode_weight_{k}"), e, label));
+            }
+        }
+    }
+    rows
+}
+
+/// `metrics.csv` text.
+pub fn to_csv(rows: &[MetricRow]) -> String {
+    let cell = |v: Option<f64>| v.map(|v| format!("{v}")).unwrap_or_default();
+    let mut out = format!("{METRIC_COLUMNS}\n");
+    for r in rows {
+        out.push_str(&format!(
+            "{},{},{},{},{}\n",
+            r.metric,
+            r.value,
+            cell(r.se),
+            cell(r.p_value),
+            r.target
+        ));
+    }
+    out
+}
+
+/// Reads `--density FILE.toml`: the density (from `density` or `[data] density`) and, for a sample
+/// config, the σ its sampler's output targets.
+///
+/// # Errors
+/// An [`InputError`] naming the file and key.
+pub fn read_target(path: &Path) -> Result<(AnyDensity, Option<f64>), InputError> {
+    let label = format!("--density {}", path.display());
+    let text =
+        std::fs::read_to_string(path).map_err(|e| bad(format!("{label}: cannot read: {e}")))?;
+    let table: toml::Table = toml::from_str(&text).map_err(|e| bad(format!("{label}: {e}")))?;
+    let raw = table
+        .get("density")
+        .or_else(|| table.get("data").and_then(|d| d.get("density")))
+        .ok_or_else(|| {
+            bad(format!(
+                "{label}: no density key; give a file with density = {{ kind = …, … }} (a sample config works as is), or compare with --reference"
+            ))
+        })?;
+    let spec: DensitySpec = raw
+        .clone()
+        .try_into()
+        .map_err(|e| bad(format!("{label}: density: {e}")))?;
+    let p = spec
+        .build()
+        .map_err(|e| bad(format!("{label}: density.{e}")))?;
+    let sigma = match table.get("sampler") {
+        Some(s) => {
+            let spec: SamplerSpec = s
+                .clone()
+                .try_into()
+                .map_err(|e| bad(format!("{label}: sampler: {e}")))?;
+            spec.build()
+                .map_err(|e| bad(format!("{label}: {}", e.0)))?
+                .plan()
+                .target_sigma()
+        }
+        None => None,
+    };
+    Ok((p, sigma))
+}
+
+/// What the command line passes to [`run`].
+pub struct EvalArgs {
+    /// The samples CSV.
+    pub samples: PathBuf,
+    /// A TOML file with the target density.
+    pub density: Option<PathBuf>,
+    /// Or a reference sample.
+    pub reference: Option<PathBuf>,
+    /// The seed (default 0).
+    pub seed: Option<u64>,
+    /// Permutations / bootstrap replicates.
+    pub tests: usize,
+    /// Where to write.
+    pub out: PathBuf,
+}
+
+/// Runs `scorelab eval` (module docs) and returns the rows.
+///
+/// # Errors
+/// An [`InputError`] for bad input (nothing is written then).
+pub fn run(args: &EvalArgs) -> Result<Vec<MetricRow>> {
+    if args.out.is_dir() {
+        return Err(bad(format!(
+            "--out {}: is a folder; give a file name such as metrics.csv",
+            args.out.display()
+        ))
+        .into());
+    }
+    let against = match (&args.density, &args.reference) {
+        (Some(_), Some(_)) => return Err(bad("--density and --reference: give one").into()),
+        (None, None) => {
+            return Err(bad(
+                "give --density FILE.toml (an analytic target) or --reference ref.csv (a sample)",
+            )
+            .into())
+        }
+        (Some(path), None) => {
+            let (p, sigma) = read_target(path)?;
+            match sigma {
+                None => Against::Density(Box::new(p), target_label(None)),
+                Some(s) => {
+                    let kind = p.kind();
+                    let q = p.noised(s).ok_or_else(|| {
+                        bad(format!(
+                            "--density {}: the sampler's output targets p_σ (σ = {s}), which is closed form only for gaussian and gaussian_mixture, not {kind}; set denoise = true in [sampler], or compare with --reference",
+                            path.display()
+                        ))
+                    })?;
+                    Against::Density(Box::new(q), target_label(Some(s)))
+                }
+            }
+        }
+        (None, Some(path)) => {
+            let (dim, _) = header_dim(path, "--reference")?;
+            let y = read_points(path, dim).map_err(|e| relabel(e, "--reference"))?;
+            if y.nrows() < 2 {
+                return Err(bad(format!(
+                    "--reference {}: needs at least 2 rows",
+                    path.display()
+                ))
+                .into());
+            }
+            Against::Reference(y)
+        }
+    };
+    let dim = match &against {
+        Against::Density(p, _) => p.dim(),
+        Against::Reference(y) => y.ncols(),
+    };
+    let (found, _) = header_dim(&args.samples, "--samples")?;
+    if found != dim {
+        return Err(bad(format!(
+            "--samples {}: the points are {found}-dimensional but the target is {dim}-dimensional",
+            args.samples.display()
+        ))
+        .into());
+    }
+    let x = read_points(&args.samples, dim).map_err(|e| relabel(e, "--samples"))?;
+    if x.nrows() < 2 {
+        return Err(bad(format!(
+            "--samples {}: needs at least 2 rows",
+            args.samples.display()
+        ))
+        .into());
+    }
+    let rows = metrics(x.view(), &against, args.seed.unwrap_or(0), args.tests);
+    let mut staged = Staged::default();
+    staged.stage(&args.out, to_csv(&rows).as_bytes())?;
+    staged.commit()?;
+    Ok(rows)
+}
+
+/// `--points` in [`read_points`]' messages becomes this flag.
+fn relabel(e: InputError, flag: &str) -> InputError {
+    InputError(e.0.replacen("--points", flag, 1))
+}
+
+/// The dimension D of a points CSV whose header is `x0,…,x{D−1}`.
+fn header_dim(path: &Path, flag: &str) -> Result<(usize, Vec<String>), InputError> {
+    let label = format!("{flag} {}", path.display());
+    let t = crate::table::Table::open(path, &label)?;
+    let d = t.header.len();
+    let want: Vec<String> = (0..d).map(|j| format!("x{j}")).collect();
+    if t.header != want || d == 0 {
+        return Err(bad(format!(
+            "{label}: the header is {:?}; samples have the header x0,x1,…,x{{D-1}}",
+            t.header.join(",")
+        )));
+    }
+    Ok((d, t.header))
+}

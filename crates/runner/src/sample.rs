@@ -1,0 +1,905 @@
+//! `scorelab sample`: run a score-based sampler from a TOML config and write the chains.
+//!
+//! The score comes from an analytic density (`density = {…}`: its exact score, and for the
+//! noise-conditional samplers its exact noised score s(x, σ) = ∇log p_σ, closed form for
+//! `gaussian` and `gaussian_mixture`) or from a model written by `scorelab train`
+//! (`model_dir = "DIR"`). Randomness: the initial points come from stream 0 and the sampler's
+//! draws from stream 1 of `ChaCha8Rng::seed_from_u64(seed)`, so the same config and seed give the
+//! same CSV byte for byte.
+//!
+//! A model trained on a CSV file works in standardised units z = (x − mean)/scale
+//! (`transform.toml`): the chains run there (so `init`, `eps` and the σ's are in those units) and
+//! the written samples are mapped back to the data's units, x = mean + scale·z.
+
+use crate::config::DensitySpec;
+use crate::output::Staged;
+use crate::train::Transform;
+use crate::InputError;
+use anyhow::Result;
+use ndarray::{Array1, Array2, ArrayView2};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use scorelab_core::{Dimension, LogDensity, NoisedScore, Score};
+use scorelab_densities::{AnyDensity, Gaussian, GaussianMixture};
+use scorelab_models::Network;
+use scorelab_samplers::{
+    AnnealedLangevin, Chains, Info, Langevin, Mala, Ode, Pc, Plan, ReverseSde, Sampler, VeSchedule,
+};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+fn bad(msg: impl Into<String>) -> InputError {
+    InputError(msg.into())
+}
+
+/// The `scorelab sample` config (see the README for every key and its default).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SampleFile {
+    /// Master seed (default 0): the initial points from stream 0, the sampler from stream 1.
+    #[serde(default)]
+    pub seed: u64,
+    /// The number of chains n ≥ 1 (default 1280), one output row each.
+    #[serde(default = "default_chains")]
+    pub chains: usize,
+    /// An analytic density whose (noised) score drives the sampler.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub density: Option<DensitySpec>,
+    /// Or: a folder written by `scorelab train`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_dir: Option<PathBuf>,
+    /// With a density: `exact` (default), s(x, σ) = ∇log(p ∗ N(0, σ²I)), every covariance Σ
+    /// becoming Σ + σ²I; or `ncsn_toy`, the NCSN code's toy, where every covariance is replaced
+    /// by σ²I (component std σ instead of √(Σ + σ²)).
+    #[serde(default, skip_serializing_if = "NoisedScoreKind::is_exact")]
+    pub noised_score: NoisedScoreKind,
+    /// The initial points (default: the prior N(0, σ_max² I) for the noise-conditional samplers;
+    /// required for langevin and mala).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<InitSpec>,
+    /// Also write the chains after these step counts (each in 1 … the run's steps).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub snapshots: Vec<usize>,
+    /// The sampler.
+    pub sampler: SamplerSpec,
+    /// Provenance written by `scorelab sample`; ignored when read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<toml::Table>,
+}
+
+fn default_chains() -> usize {
+    1280
+}
+
+/// Which noised score an analytic density gives (see [`SampleFile::noised_score`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoisedScoreKind {
+    /// ∇log(p ∗ N(0, σ²I)).
+    #[default]
+    Exact,
+    /// The NCSN code's toy: every covariance replaced by σ²I.
+    NcsnToy,
+}
+
+impl NoisedScoreKind {
+    fn is_exact(&self) -> bool {
+        *self == NoisedScoreKind::Exact
+    }
+}
+
+/// `init = {…}`: where the chains start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum InitSpec {
+    /// Independent U(low, high) coordinates.
+    Uniform {
+        /// Lower end.
+        low: f64,
+        /// Upper end (> low).
+        high: f64,
+    },
+    /// N(mean, std² I) (mean 0 unless given).
+    Gaussian {
+        /// Standard deviation > 0.
+        std: f64,
+        /// The mean, one entry per dimension (default 0).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mean: Option<Vec<f64>>,
+    },
+    /// The VE prior N(0, σ_max² I) of the sampler.
+    Prior {},
+}
+
+/// `[sampler]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SamplerSpec {
+    /// Unadjusted Langevin: x ← x + (ε/2)s(x) + √ε z.
+    Langevin {
+        /// ε > 0.
+        eps: f64,
+        /// Total steps.
+        steps: usize,
+    },
+    /// Metropolis-adjusted Langevin (needs a density's log p).
+    Mala {
+        /// ε > 0.
+        eps: f64,
+        /// Total steps.
+        steps: usize,
+    },
+    /// NCSN's annealed Langevin: `levels` geometric σ's, `steps` each, αᵢ = ε σᵢ²/σ_L².
+    AnnealedLangevin {
+        /// ε > 0, the step at σ_L.
+        eps: f64,
+        /// Steps per level.
+        steps: usize,
+        /// σ₁.
+        sigma_max: f64,
+        /// σ_L.
+        sigma_min: f64,
+        /// L ≥ 2.
+        levels: usize,
+        /// End with Tweedie's step (default false).
+        #[serde(default)]
+        denoise: bool,
+    },
+    /// Euler–Maruyama on the reverse VE SDE.
+    ReverseSde {
+        /// Time steps.
+        steps: usize,
+        /// σ_max.
+        sigma_max: f64,
+        /// σ_min.
+        sigma_min: f64,
+        /// End with Tweedie's step (default false).
+        #[serde(default)]
+        denoise: bool,
+    },
+    /// Predictor–corrector.
+    Pc {
+        /// Time steps.
+        steps: usize,
+        /// σ_max.
+        sigma_max: f64,
+        /// σ_min.
+        sigma_min: f64,
+        /// Langevin corrector steps per time step (default 1).
+        #[serde(default = "default_corrector_steps")]
+        corrector_steps: usize,
+        /// The corrector's signal-to-noise ratio (default 0.16).
+        #[serde(default = "default_snr")]
+        snr: f64,
+        /// End with Tweedie's step (default false).
+        #[serde(default)]
+        denoise: bool,
+    },
+    /// Heun on the probability-flow ODE.
+    Ode {
+        /// Time steps.
+        steps: usize,
+        /// σ_max.
+        sigma_max: f64,
+        /// σ_min.
+        sigma_min: f64,
+        /// End with Tweedie's step (default false).
+        #[serde(default)]
+        denoise: bool,
+    },
+}
+
+fn default_corrector_steps() -> usize {
+    1
+}
+
+fn default_snr() -> f64 {
+    0.16
+}
+
+/// A validated sampler.
+#[derive(Debug, Clone)]
+pub enum AnySampler {
+    /// [`Langevin`].
+    Langevin(Langevin),
+    /// [`Mala`].
+    Mala(Mala),
+    /// [`AnnealedLangevin`].
+    AnnealedLangevin(AnnealedLangevin),
+    /// [`ReverseSde`].
+    ReverseSde(ReverseSde),
+    /// [`Pc`].
+    Pc(Pc),
+    /// [`Ode`].
+    Ode(Ode),
+}
+
+impl AnySampler {
+    /// The sampler's [`Plan`].
+    pub fn plan(&self) -> &dyn Plan {
+        match self {
+            AnySampler::Langevin(m) => m,
+            AnySampler::Mala(m) => m,
+            AnySampler::AnnealedLangevin(m) => m,
+            AnySampler::ReverseSde(m) => m,
+            AnySampler::Pc(m) => m,
+            AnySampler::Ode(m) => m,
+        }
+    }
+
+    /// Whether it needs s(x, σ).
+    pub fn noise_conditional(&self) -> bool {
+        !matches!(self, AnySampler::Langevin(_) | AnySampler::Mala(_))
+    }
+}
+
+impl SamplerSpec {
+    /// The kind as the config spells it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SamplerSpec::Langevin { .. } => "langevin",
+            SamplerSpec::Mala { .. } => "mala",
+            SamplerSpec::AnnealedLangevin { .. } => "annealed_langevin",
+            SamplerSpec::ReverseSde { .. } => "reverse_sde",
+            SamplerSpec::Pc { .. } => "pc",
+            SamplerSpec::Ode { .. } => "ode",
+        }
+    }
+
+    /// σ_max of the noise-conditional samplers.
+    pub fn sigma_max(&self) -> Option<f64> {
+        match self {
+            SamplerSpec::Langevin { .. } | SamplerSpec::Mala { .. } => None,
+            SamplerSpec::AnnealedLangevin { sigma_max, .. }
+            | SamplerSpec::ReverseSde { sigma_max, .. }
+            | SamplerSpec::Pc { sigma_max, .. }
+            | SamplerSpec::Ode { sigma_max, .. } => Some(*sigma_max),
+        }
+    }
+
+    /// Validates the parameters; errors name `sampler.FIELD`.
+    ///
+    /// # Errors
+    /// An [`InputError`] naming the field and what would be valid.
+    pub fn build(&self) -> Result<AnySampler, InputError> {
+        let at = |e: scorelab_core::ParamError| bad(format!("sampler.{e}"));
+        let ve = |max: f64, min: f64| VeSchedule::new(max, min).map_err(at);
+        Ok(match *self {
+            SamplerSpec::Langevin { eps, steps } => {
+                AnySampler::Langevin(Langevin::new(eps, steps).map_err(at)?)
+            }
+            SamplerSpec::Mala { eps, steps } => {
+                AnySampler::Mala(Mala::new(eps, steps).map_err(at)?)
+            }
+            SamplerSpec::AnnealedLangevin {
+                eps,
+                steps,
+                sigma_max,
+                sigma_min,
+                levels,
+                denoise,
+            } => AnySampler::AnnealedLangevin(
+                AnnealedLangevin::new(sigma_max, sigma_min, levels, steps, eps, denoise)
+                    .map_err(at)?,
+            ),
+            SamplerSpec::ReverseSde {
+                steps,
+                sigma_max,
+                sigma_min,
+                denoise,
+            } => AnySampler::ReverseSde(
+                ReverseSde::new(ve(sigma_max, sigma_min)?, steps, denoise).map_err(at)?,
+            ),
+            SamplerSpec::Pc {
+                steps,
+                sigma_max,
+                sigma_min,
+                corrector_steps,
+                snr,
+                denoise,
+            } => AnySampler::Pc(
+                Pc::new(
+                    ve(sigma_max, sigma_min)?,
+                    steps,
+                    corrector_steps,
+                    snr,
+                    denoise,
+                )
+                .map_err(at)?,
+            ),
+            SamplerSpec::Ode {
+                steps,
+                sigma_max,
+                sigma_min,
+                denoise,
+            } => AnySampler::Ode(Ode::new(ve(sigma_max, sigma_min)?, steps, denoise).map_err(at)?),
+        })
+    }
+}
+
+/// Where the score comes from.
+pub enum Source {
+    /// An analytic density.
+    Density {
+        /// p.
+        p: AnyDensity,
+        /// Which noised score.
+        noised: NoisedScoreKind,
+    },
+    /// A trained network, in its own (standardised) units.
+    Model {
+        /// The network.
+        net: Network,
+        /// The data transform, for CSV-trained models.
+        transform: Option<Transform>,
+        /// The folder it came from.
+        dir: PathBuf,
+    },
+}
+
+/// A log-density with a score: what MALA needs.
+pub trait Target: LogDensity + Score {}
+impl<T: LogDensity + Score + ?Sized> Target for T {}
+
+/// s(x, σ) of an analytic density (validated to be closed form).
+struct DensityNoised<'a> {
+    p: &'a AnyDensity,
+    kind: NoisedScoreKind,
+}
+
+impl Dimension for DensityNoised<'_> {
+    fn dim(&self) -> usize {
+        self.p.dim()
+    }
+}
+
+/// The density with every covariance replaced by σ²I.
+fn replaced(p: &AnyDensity, sigma: f64) -> AnyDensity {
+    let iso = |d: usize| Array2::<f64>::eye(d) * (sigma * sigma);
+    match p {
+        AnyDensity::Gaussian(g) => Gaussian::new(g.mean_vector().clone(), iso(g.dim()))
+            .expect("σ²I is positive definite")
+            .into(),
+        AnyDensity::GaussianMixture(m) => GaussianMixture::new(
+            m.weights().clone(),
+            m.components()
+                .iter()
+                .map(|c| c.mean_vector().clone())
+                .collect(),
+            m.components().iter().map(|c| iso(c.dim())).collect(),
+        )
+        .expect("validated weights and means")
+        .into(),
+        _ => unreachable!("validated: gaussian or gaussian_mixture"),
+    }
+}
+
+impl NoisedScore for DensityNoised<'_> {
+    fn noised_score(&self, x: ArrayView2<f64>, sigma: f64) -> Array2<f64> {
+        match self.kind {
+            NoisedScoreKind::Exact => self
+                .p
+                .noised_score(x, sigma)
+                .expect("validated: gaussian or gaussian_mixture"),
+            NoisedScoreKind::NcsnToy => replaced(self.p, sigma).score(x),
+        }
+    }
+}
+
+/// A plain (not noise-conditional) network's score.
+struct ModelScore<'a>(Box<dyn scorelab_core::ScoreFunction + 'a>);
+
+impl Dimension for ModelScore<'_> {
+    fn dim(&self) -> usize {
+        self.0.dim()
+    }
+}
+
+impl Score for ModelScore<'_> {
+    fn score(&self, x: ArrayView2<f64>) -> Array2<f64> {
+        self.0.score(x)
+    }
+}
+
+/// A validated `scorelab sample` run.
+pub struct SamplePlan {
+    /// The resolved config (defaults filled in, no `[run]`).
+    pub resolved: SampleFile,
+    /// The score source.
+    pub source: Source,
+    /// The sampler.
+    pub sampler: AnySampler,
+    /// D.
+    pub dim: usize,
+}
+
+impl SampleFile {
+    /// Parses a config file; errors name the file and the key.
+    ///
+    /// # Errors
+    /// An [`InputError`] if the file cannot be read or is not a valid config.
+    pub fn from_file(path: &Path) -> Result<Self, InputError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| bad(format!("cannot read config {}: {e}", path.display())))?;
+        toml::from_str(&text).map_err(|e| bad(format!("config {}: {e}", path.display())))
+    }
+
+    /// The resolved config as TOML.
+    pub fn to_toml(&self) -> String {
+        format!(
+            "# Written by scorelab sample: the resolved config (every default filled in).\n\
+             # `scorelab sample --config <this file> --out FILE.csv` reruns it; [run] is ignored when read.\n{}",
+            toml::to_string(self).expect("a config serialises")
+        )
+    }
+
+    /// Validates everything once, loading the model if there is one.
+    ///
+    /// # Errors
+    /// An [`InputError`] naming the key and what would be valid.
+    pub fn build(&self) -> Result<SamplePlan, InputError> {
+        if self.chains == 0 {
+            return Err(bad("chains: must be at least 1"));
+        }
+        let sampler = self.sampler.build()?;
+        let source = match (&self.density, &self.model_dir) {
+            (Some(_), Some(_)) => {
+                return Err(bad("density and model_dir: give one score source, not both"))
+            }
+            (None, None) => {
+                return Err(bad(
+                    "density or model_dir: give the score source, e.g. density = { kind = \"standard_normal\", dim = 2 } or model_dir = \"runs/mixture\"",
+                ))
+            }
+            (Some(spec), None) => Source::Density {
+                p: spec.build().map_err(|e| bad(format!("density.{e}")))?,
+                noised: self.noised_score,
+            },
+            (None, Some(dir)) => {
+                if !self.noised_score.is_exact() {
+                    return Err(bad("noised_score: only applies to an analytic density; remove it"));
+                }
+                if !dir.is_dir() {
+                    return Err(bad(format!(
+                        "model_dir {}: no such folder; give a folder written by scorelab train",
+                        dir.display()
+                    )));
+                }
+                let file = dir.join("model.safetensors");
+                if !file.exists() {
+                    return Err(bad(format!(
+                        "model_dir {}: no model.safetensors there; give a folder written by scorelab train",
+                        dir.display()
+                    )));
+                }
+                let net = Network::load(&file).map_err(|e| bad(format!("model_dir: {e}")))?;
+                let tf = dir.join("transform.toml");
+                let transform = if tf.exists() {
+                    let text = std::fs::read_to_string(&tf)
+                        .map_err(|e| bad(format!("{}: {e}", tf.display())))?;
+                    Some(
+                        toml::from_str(&text)
+                            .map_err(|e| bad(format!("{}: {e}", tf.display())))?,
+                    )
+                } else {
+                    None
+                };
+                Source::Model {
+                    net,
+                    transform,
+                    dir: dir.clone(),
+                }
+            }
+        };
+        let kind = self.sampler.kind();
+        match (&source, &sampler) {
+            (Source::Density { p, .. }, s) if s.noise_conditional() && p.noised(1.0).is_none() => {
+                return Err(bad(format!(
+                    "sampler.kind = {kind:?} needs the noised score s(x, σ), which is closed form only for gaussian and gaussian_mixture, not {}; train a noise-conditional model (model.kind = \"noise_conditional_mlp\", objective.kind = \"dsm_multi\") and sample with model_dir, or use langevin or mala",
+                    p.kind()
+                )))
+            }
+            (Source::Density { noised, .. }, s)
+                if !s.noise_conditional() && !noised.is_exact() =>
+            {
+                return Err(bad(format!(
+                    "noised_score: {kind} uses the clean score; remove noised_score"
+                )))
+            }
+            (Source::Model { net, .. }, AnySampler::Mala(_)) => {
+                let _ = net;
+                return Err(bad(
+                    "sampler.kind = \"mala\" needs a log-density, which a trained score model does not have; use langevin, or an analytic density",
+                ));
+            }
+            (Source::Model { net, .. }, s) => {
+                let nc = matches!(net, Network::NoiseConditional(_));
+                if s.noise_conditional() && !nc {
+                    return Err(bad(format!(
+                        "sampler.kind = {kind:?} needs a noise-conditional model s(x, σ); this one is {}: train model.kind = \"noise_conditional_mlp\" with objective.kind = \"dsm_multi\", or use langevin",
+                        net.spec().kind.name()
+                    )));
+                }
+                if !s.noise_conditional() && nc {
+                    return Err(bad(format!(
+                        "sampler.kind = {kind:?} uses a clean score s(x), but this model is noise-conditional; use annealed_langevin, reverse_sde, pc or ode"
+                    )));
+                }
+            }
+            _ => {}
+        }
+        let dim = match &source {
+            Source::Density { p, .. } => p.dim(),
+            Source::Model { net, .. } => net.spec().dim,
+        };
+        match &self.init {
+            None if !sampler.noise_conditional() => {
+                return Err(bad(format!(
+                    "init: {kind} needs starting points, e.g. init = {{ kind = \"uniform\", low = -8.0, high = 8.0 }} or {{ kind = \"gaussian\", std = 1.0 }}"
+                )))
+            }
+            Some(InitSpec::Prior {}) if !sampler.noise_conditional() => {
+                return Err(bad(format!(
+                    "init: {kind} has no prior; use uniform or gaussian"
+                )))
+            }
+            Some(InitSpec::Uniform { low, high }) if !(low.is_finite() && high.is_finite() && low < high) => {
+                return Err(bad(format!(
+                    "init: need finite low < high, got low = {low}, high = {high}"
+                )))
+            }
+            Some(InitSpec::Gaussian { std, mean }) => {
+                scorelab_core::error::positive(*std, "init.std").map_err(|e| bad(e.to_string()))?;
+                if let Some(m) = mean {
+                    if m.len() != dim {
+                        return Err(bad(format!(
+                            "init.mean: has {} entries but the points are {dim}-dimensional",
+                            m.len()
+                        )));
+                    }
+                    if m.iter().any(|v| !v.is_finite()) {
+                        return Err(bad("init.mean: every entry must be finite"));
+                    }
+                }
+            }
+            _ => {}
+        }
+        let steps = sampler.plan().num_steps();
+        for &k in &self.snapshots {
+            if k == 0 || k > steps {
+                return Err(bad(format!(
+                    "snapshots: {k} is outside 1 … {steps}, the run's number of steps"
+                )));
+            }
+        }
+        let mut resolved = self.clone();
+        resolved.run = None;
+        resolved.snapshots.sort_unstable();
+        resolved.snapshots.dedup();
+        Ok(SamplePlan {
+            resolved,
+            source,
+            sampler,
+            dim,
+        })
+    }
+}
+
+/// What a run produced.
+pub struct SampleOutput {
+    /// The samples, in the data's units.
+    pub x: Array2<f64>,
+    /// Per-step information.
+    pub trace: Vec<Info>,
+    /// The snapshots (step count, chains in the data's units) reached.
+    pub snapshots: Vec<(usize, Array2<f64>)>,
+    /// Whether Ctrl-C stopped the run before the end (`x` is then the last state).
+    pub interrupted: bool,
+    /// Score evaluations per chain, in all.
+    pub score_evals: usize,
+}
+
+impl SamplePlan {
+    /// σ of the distribution the output targets: `Some(σ_min)` for p ∗ N(0, σ_min² I).
+    pub fn target_sigma(&self) -> Option<f64> {
+        self.sampler.plan().target_sigma()
+    }
+
+    fn to_data(&self, z: Array2<f64>) -> Array2<f64> {
+        match &self.source {
+            Source::Model {
+                transform: Some(t), ..
+            } => z * &Array1::from(t.scale.clone()) + &Array1::from(t.mean.clone()),
+            _ => z,
+        }
+    }
+
+    fn initial<R: Rng + ?Sized>(&self, rng: &mut R) -> Array2<f64> {
+        let (n, d) = (self.resolved.chains, self.dim);
+        match &self.resolved.init {
+            Some(InitSpec::Uniform { low, high }) => {
+                Array2::from_shape_simple_fn((n, d), || rng.gen_range(*low..*high))
+            }
+            Some(InitSpec::Gaussian { std, mean }) => {
+                let mut x = scorelab_samplers::standard_normal(n, d, rng) * *std;
+                if let Some(m) = mean {
+                    x += &Array1::from(m.clone());
+                }
+                x
+            }
+            Some(InitSpec::Prior {}) | None => {
+                let s = self.resolved.sampler.sigma_max().expect("validated");
+                scorelab_samplers::standard_normal(n, d, rng) * s
+            }
+        }
+    }
+
+    /// Runs the sampler; `on_step` sees each step's info (for progress), `stop` ends it early.
+    pub fn run(
+        &self,
+        seed: u64,
+        stop: &AtomicBool,
+        on_step: &mut dyn FnMut(&Info),
+    ) -> SampleOutput {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(0);
+        let x0 = self.initial(&mut rng);
+        rng.set_stream(1);
+        rng.set_word_pos(0);
+        let mut d = Driver {
+            rng,
+            snapshots: &self.resolved.snapshots,
+            stop,
+            on_step,
+            out: vec![],
+            trace: vec![],
+        };
+        let (z, interrupted) = match (&self.source, &self.sampler) {
+            (Source::Density { p, .. }, AnySampler::Langevin(m)) => d.drive(m, p as &dyn Score, x0),
+            (Source::Density { p, .. }, AnySampler::Mala(m)) => d.drive(m, p as &dyn Target, x0),
+            (Source::Density { p, noised }, s) => {
+                let src = DensityNoised { p, kind: *noised };
+                d.drive_noised(s, &src as &dyn NoisedScore, x0)
+            }
+            (Source::Model { net, .. }, AnySampler::Langevin(m)) => {
+                let f = ModelScore(net.score_function(None).expect("validated"));
+                d.drive(m, &f as &dyn Score, x0)
+            }
+            (Source::Model { net, .. }, s) => match net {
+                Network::NoiseConditional(nc) => d.drive_noised(s, nc as &dyn NoisedScore, x0),
+                _ => unreachable!("validated"),
+            },
+        };
+        // Score evaluations per chain: every step's, plus init's (MALA) and finish's (denoise).
+        let score_evals = d.trace.iter().map(|i| i.score_evals).sum::<usize>()
+            + if interrupted {
+                0
+            } else {
+                self.sampler.plan().extra_score_evals()
+            };
+        SampleOutput {
+            x: self.to_data(z),
+            trace: d.trace,
+            snapshots: d
+                .out
+                .into_iter()
+                .map(|(k, z)| (k, self.to_data(z)))
+                .collect(),
+            interrupted,
+            score_evals,
+        }
+    }
+}
+
+struct Driver<'a> {
+    rng: ChaCha8Rng,
+    snapshots: &'a [usize],
+    stop: &'a AtomicBool,
+    on_step: &'a mut dyn FnMut(&Info),
+    out: Vec<(usize, Array2<f64>)>,
+    trace: Vec<Info>,
+}
+
+impl Driver<'_> {
+    fn drive<S: ?Sized, M: Sampler<S>>(
+        &mut self,
+        m: &M,
+        src: &S,
+        x0: Array2<f64>,
+    ) -> (Array2<f64>, bool) {
+        let mut state = m.init(src, x0);
+        for _ in 0..m.num_steps() {
+            if self.stop.load(Ordering::SeqCst) {
+                return (state.positions().to_owned(), true);
+            }
+            let (s, info) = m.step(src, state, &mut self.rng);
+            state = s;
+            (self.on_step)(&info);
+            self.trace.push(info);
+            let k = state.steps_taken();
+            if self.snapshots.contains(&k) {
+                self.out.push((k, state.positions().to_owned()));
+            }
+        }
+        (m.finish(src, state), false)
+    }
+
+    fn drive_noised(
+        &mut self,
+        s: &AnySampler,
+        src: &dyn NoisedScore,
+        x0: Array2<f64>,
+    ) -> (Array2<f64>, bool) {
+        match s {
+            AnySampler::AnnealedLangevin(m) => self.drive(m, src, x0),
+            AnySampler::ReverseSde(m) => self.drive(m, src, x0),
+            AnySampler::Pc(m) => self.drive(m, src, x0),
+            AnySampler::Ode(m) => self.drive(m, src, x0),
+            AnySampler::Langevin(_) | AnySampler::Mala(_) => unreachable!("clean-score samplers"),
+        }
+    }
+}
+
+/// The points as CSV, header `x0,…,x{D−1}`, Rust's shortest round-trip form.
+pub fn points_csv(x: &Array2<f64>) -> String {
+    let mut csv = (0..x.ncols())
+        .map(|j| format!("x{j}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    csv.push('\n');
+    for row in x.rows() {
+        let line: Vec<String> = row.iter().map(|v| format!("{v}")).collect();
+        csv.push_str(&line.join(","));
+        csv.push('\n');
+    }
+    csv
+}
+
+/// The per-step trace as CSV: `step,sigma,step_size,acceptance_rate,score_evals` (cumulative
+/// evaluations per chain, init included).
+pub fn trace_csv(trace: &[Info], init_evals: usize) -> String {
+    let mut csv = String::from("step,sigma,step_size,acceptance_rate,score_evals\n");
+    let mut evals = init_evals;
+    let cell = |v: Option<f64>| v.map(|v| format!("{v}")).unwrap_or_default();
+    for i in trace {
+        evals += i.score_evals;
+        csv.push_str(&format!(
+            "{},{},{},{},{}\n",
+            i.step + 1,
+            cell(i.sigma),
+            i.step_size,
+            cell(i.acceptance_rate),
+            evals
+        ));
+    }
+    csv
+}
+
+/// `<stem><suffix>` next to `out`, where `out` = `<stem>.csv`.
+pub fn beside(out: &Path, suffix: &str) -> PathBuf {
+    let s = out.to_string_lossy();
+    let stem = s.strip_suffix(".csv").unwrap_or(&s);
+    PathBuf::from(format!("{stem}{suffix}"))
+}
+
+/// The label of the distribution a run targets: `p` or `p_sigma=σ`.
+pub fn target_label(sigma: Option<f64>) -> String {
+    match sigma {
+        None => "p".into(),
+        Some(s) => format!("p_sigma={s}"),
+    }
+}
+
+/// What the command line passes to [`run`].
+pub struct SampleArgs {
+    /// The config file.
+    pub config: PathBuf,
+    /// The samples CSV.
+    pub out: PathBuf,
+    /// Overrides the config's seed.
+    pub seed: Option<u64>,
+}
+
+/// Runs `scorelab sample` (module docs); returns whether Ctrl-C interrupted it.
+///
+/// # Errors
+/// [`InputError`] for bad input, other errors for I/O failures.
+pub fn run(args: &SampleArgs, stop: &AtomicBool) -> Result<bool> {
+    if args.out.is_dir() {
+        return Err(bad(format!(
+            "--out {}: is a folder; give a file name such as samples.csv",
+            args.out.display()
+        ))
+        .into());
+    }
+    let mut file = SampleFile::from_file(&args.config)?;
+    if let Some(s) = args.seed {
+        file.seed = s;
+    }
+    let plan = file
+        .build()
+        .map_err(|e| bad(format!("config {}: {}", args.config.display(), e.0)))?;
+    let steps = plan.sampler.plan().num_steps();
+    let bar = indicatif::ProgressBar::new(steps as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} steps · {msg} · {per_sec} · eta {eta}",
+        )
+        .expect("valid template"),
+    );
+    let started = std::time::Instant::now();
+    let out = plan.run(plan.resolved.seed, stop, &mut |i: &Info| {
+        bar.inc(1);
+        if i.step.is_multiple_of(10) {
+            let mut msg = match i.sigma {
+                Some(s) => format!("σ {s:.3}"),
+                None => format!("ε {}", i.step_size),
+            };
+            if let Some(a) = i.acceptance_rate {
+                msg.push_str(&format!(" · accept {a:.2}"));
+            }
+            bar.set_message(msg);
+        }
+    });
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    let mut resolved = plan.resolved.clone();
+    let mut run = crate::train::provenance(rayon::current_num_threads());
+    run.insert("target".into(), target_label(plan.target_sigma()).into());
+    run.insert(
+        "score_evals_per_chain".into(),
+        (out.score_evals as i64).into(),
+    );
+    resolved.run = Some(run);
+    let init_evals = usize::from(matches!(plan.sampler, AnySampler::Mala(_)));
+    // Snapshots first, each on its own, so an interruption keeps those reached.
+    for (k, x) in &out.snapshots {
+        let mut staged = Staged::default();
+        staged.stage(
+            &beside(&args.out, &format!(".step{k}.csv")),
+            points_csv(x).as_bytes(),
+        )?;
+        staged.commit()?;
+    }
+    if out.interrupted {
+        eprintln!(
+            "interrupted after {} of {steps} steps; wrote the {} snapshot(s) reached, no samples",
+            out.trace.len(),
+            out.snapshots.len()
+        );
+        return Ok(true);
+    }
+    let mut staged = Staged::default();
+    staged.stage(
+        &beside(&args.out, ".config.toml"),
+        resolved.to_toml().as_bytes(),
+    )?;
+    staged.stage(
+        &beside(&args.out, ".trace.csv"),
+        trace_csv(&out.trace, init_evals).as_bytes(),
+    )?;
+    staged.stage(&args.out, points_csv(&out.x).as_bytes())?;
+    staged.commit()?;
+    let mean_accept = {
+        let a: Vec<f64> = out.trace.iter().filter_map(|i| i.acceptance_rate).collect();
+        (!a.is_empty()).then(|| a.iter().sum::<f64>() / a.len() as f64)
+    };
+    println!(
+        "{} chains × {steps} steps of {} in {seconds:.1} s ({} score evaluations per chain; targets {}{})",
+        plan.resolved.chains,
+        plan.resolved.sampler.kind(),
+        out.score_evals,
+        target_label(plan.target_sigma()),
+        mean_accept
+            .map(|a| format!("; mean acceptance {a:.3}"))
+            .unwrap_or_default()
+    );
+    println!(
+        "wrote {}, {} and {}",
+        args.out.display(),
+        beside(&args.out, ".config.toml").display(),
+        beside(&args.out, ".trace.csv").display()
+    );
+    Ok(false)
+}
