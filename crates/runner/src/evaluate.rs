@@ -7,7 +7,8 @@
 //!   fresh samples, and for a Gaussian mixture each component's weight.
 //! - If the file is a `scorelab sample` config whose sampler targets p_σ = p ∗ N(0, σ²I) (a
 //!   noise-conditional sampler without `denoise`), the metrics compare with p_σ, and the `target`
-//!   column says `p_sigma=σ`; otherwise `p`.
+//!   column says `p_sigma=σ`; otherwise `p` (with `noised_score = "ncsn_toy"`, the target is p
+//!   with every covariance replaced by σ²I: see [`crate::sample::target_of`]).
 //! - Against a reference CSV (`--reference ref.csv`): MMD² and sliced W₂; `target` is `reference`.
 //!
 //! Randomness (seed from `--seed`, default 0): the exact reference samples come from stream 0, the
@@ -16,7 +17,7 @@
 
 use crate::config::DensitySpec;
 use crate::output::Staged;
-use crate::sample::{target_label, SamplerSpec};
+use crate::sample::{target_of, NoisedScoreKind, SamplerSpec};
 use crate::score::read_points;
 use crate::InputError;
 use anyhow::Result;
@@ -130,11 +131,11 @@ pub fn to_csv(rows: &[MetricRow]) -> String {
 }
 
 /// Reads `--density FILE.toml`: the density (from `density` or `[data] density`) and, for a sample
-/// config, the σ its sampler's output targets.
+/// config, what its sampler's output targets ([`target_of`]): p, p_σ, or the NCSN toy's density.
 ///
 /// # Errors
 /// An [`InputError`] naming the file and key.
-pub fn read_target(path: &Path) -> Result<(AnyDensity, Option<f64>), InputError> {
+pub fn read_target(path: &Path) -> Result<(AnyDensity, String), InputError> {
     let label = format!("--density {}", path.display());
     let text =
         std::fs::read_to_string(path).map_err(|e| bad(format!("{label}: cannot read: {e}")))?;
@@ -167,7 +168,14 @@ pub fn read_target(path: &Path) -> Result<(AnyDensity, Option<f64>), InputError>
         }
         None => None,
     };
-    Ok((p, sigma))
+    let kind: NoisedScoreKind = match table.get("noised_score") {
+        Some(v) => v
+            .clone()
+            .try_into()
+            .map_err(|e| bad(format!("{label}: noised_score: {e}")))?,
+        None => NoisedScoreKind::Exact,
+    };
+    target_of(&p, kind, sigma).map_err(|e| bad(format!("{label}: {e}")))
 }
 
 /// What the command line passes to [`run`].
@@ -198,43 +206,30 @@ pub fn run(args: &EvalArgs) -> Result<Vec<MetricRow>> {
         ))
         .into());
     }
-    let against = match (&args.density, &args.reference) {
-        (Some(_), Some(_)) => return Err(bad("--density and --reference: give one").into()),
-        (None, None) => {
-            return Err(bad(
+    let against =
+        match (&args.density, &args.reference) {
+            (Some(_), Some(_)) => return Err(bad("--density and --reference: give one").into()),
+            (None, None) => return Err(bad(
                 "give --density FILE.toml (an analytic target) or --reference ref.csv (a sample)",
             )
-            .into())
-        }
-        (Some(path), None) => {
-            let (p, sigma) = read_target(path)?;
-            match sigma {
-                None => Against::Density(Box::new(p), target_label(None)),
-                Some(s) => {
-                    let kind = p.kind();
-                    let q = p.noised(s).ok_or_else(|| {
-                        bad(format!(
-                            "--density {}: the sampler's output targets p_σ (σ = {s}), which is closed form only for gaussian and gaussian_mixture, not {kind}; set denoise = true in [sampler], or compare with --reference",
-                            path.display()
-                        ))
-                    })?;
-                    Against::Density(Box::new(q), target_label(Some(s)))
+            .into()),
+            (Some(path), None) => {
+                let (q, label) = read_target(path)?;
+                Against::Density(Box::new(q), label)
+            }
+            (None, Some(path)) => {
+                let (dim, _) = header_dim(path, "--reference")?;
+                let y = read_points(path, dim).map_err(|e| relabel(e, "--reference"))?;
+                if y.nrows() < 2 {
+                    return Err(bad(format!(
+                        "--reference {}: needs at least 2 rows",
+                        path.display()
+                    ))
+                    .into());
                 }
+                Against::Reference(y)
             }
-        }
-        (None, Some(path)) => {
-            let (dim, _) = header_dim(path, "--reference")?;
-            let y = read_points(path, dim).map_err(|e| relabel(e, "--reference"))?;
-            if y.nrows() < 2 {
-                return Err(bad(format!(
-                    "--reference {}: needs at least 2 rows",
-                    path.display()
-                ))
-                .into());
-            }
-            Against::Reference(y)
-        }
-    };
+        };
     let dim = match &against {
         Against::Density(p, _) => p.dim(),
         Against::Reference(y) => y.ncols(),

@@ -22,6 +22,7 @@ pub mod config;
 pub mod cost;
 pub mod equivalence;
 pub mod evaluate;
+pub mod experiment;
 pub mod output;
 pub mod sample;
 pub mod score;

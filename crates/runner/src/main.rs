@@ -4,7 +4,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use scorelab::config::EquivalenceConfig;
 use scorelab::output::Staged;
-use scorelab::{cost, equivalence, evaluate, sample, score, suite, train, InputError};
+use scorelab::{cost, equivalence, evaluate, experiment, sample, score, suite, train, InputError};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -123,6 +123,16 @@ enum Command {
         #[arg(long, value_name = "N")]
         seed: Option<u64>,
     },
+    /// Run one of the paper's experiments (paper/experiments/*.toml): writes RESULTS/NAME.csv,
+    /// NAME_summary.csv and NAME.config.toml (see the README).
+    Experiment {
+        /// The experiment file.
+        #[arg(long, value_name = "FILE.toml")]
+        config: PathBuf,
+        /// The results folder.
+        #[arg(long, value_name = "DIR", default_value = "results")]
+        results: PathBuf,
+    },
     /// Sample-quality metrics of a samples CSV against a density (MMD², KSD, sliced W2, mode
     /// weights) or a reference sample (MMD², sliced W2); one row per metric:
     /// metric,value,se,p_value,target.
@@ -203,6 +213,21 @@ fn sample_cmd(config: PathBuf, out: PathBuf, seed: Option<u64>) -> Result<()> {
     if sample::run(&args, &stop)? {
         std::process::exit(130);
     }
+    Ok(())
+}
+
+fn experiment_cmd(config: PathBuf, results: PathBuf) -> Result<()> {
+    let stop = stop_flag();
+    let started = std::time::Instant::now();
+    let args = experiment::ExperimentArgs { config, results };
+    let summary = experiment::run(&args, stop)?;
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(
+        stdout,
+        "{summary}done in {:.0} s; wrote {}",
+        started.elapsed().as_secs_f64(),
+        args.results.display()
+    );
     Ok(())
 }
 
@@ -366,6 +391,7 @@ fn main() -> ExitCode {
             sigma,
         } => score::run(&model, &points, &out, sigma),
         Command::Sample { config, out, seed } => sample_cmd(config, out, seed),
+        Command::Experiment { config, results } => experiment_cmd(config, results),
         Command::Eval {
             samples,
             density,

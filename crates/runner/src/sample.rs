@@ -606,6 +606,18 @@ impl SamplePlan {
         self.sampler.plan().target_sigma()
     }
 
+    /// The label of the distribution the output targets ([`target_of`]; a model's noised score
+    /// stands for the exact one).
+    pub fn target_label(&self) -> String {
+        match (&self.source, self.target_sigma()) {
+            (_, None) => "p".into(),
+            (Source::Density { p, noised }, s) => target_of(p, *noised, s)
+                .map(|t| t.1)
+                .unwrap_or_else(|_| "p_sigma".into()),
+            (Source::Model { .. }, Some(s)) => format!("p_sigma={s}"),
+        }
+    }
+
     fn to_data(&self, z: Array2<f64>) -> Array2<f64> {
         match &self.source {
             Source::Model {
@@ -783,11 +795,41 @@ pub fn beside(out: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(format!("{stem}{suffix}"))
 }
 
-/// The label of the distribution a run targets: `p` or `p_sigma=σ`.
-pub fn target_label(sigma: Option<f64>) -> String {
-    match sigma {
-        None => "p".into(),
-        Some(s) => format!("p_sigma={s}"),
+/// The distribution a sampler's output targets, with its label, given the density p whose
+/// (noised) score drives it, the kind of noised score, and the sampler's target σ:
+///
+/// - no σ (clean-score samplers, or `denoise = true`): p, `p`;
+/// - `exact` noised scores: p_σ = p ∗ N(0, σ²I), `p_sigma=σ`;
+/// - `ncsn_toy`: p with every covariance replaced by σ²I, which is p itself when p's covariances
+///   are already σ²I (`p`; the NCSN toy at σ_L = 1), else `p_ncsn_toy_sigma=σ`.
+///
+/// # Errors
+/// A message if p_σ is not closed form for p's kind.
+pub fn target_of(
+    p: &AnyDensity,
+    kind: NoisedScoreKind,
+    sigma: Option<f64>,
+) -> Result<(AnyDensity, String), String> {
+    match (sigma, kind) {
+        (None, _) => Ok((p.clone(), "p".into())),
+        (Some(s), NoisedScoreKind::Exact) => p
+            .noised(s)
+            .map(|q| (q, format!("p_sigma={s}")))
+            .ok_or_else(|| {
+                format!(
+                    "the output targets p_σ (σ = {s}), which is closed form only for gaussian and gaussian_mixture, not {}; set denoise = true in [sampler], or compare with --reference",
+                    p.kind()
+                )
+            }),
+        (Some(s), NoisedScoreKind::NcsnToy) => {
+            let q = replaced(p, s);
+            let label = if &q == p {
+                "p".to_string()
+            } else {
+                format!("p_ncsn_toy_sigma={s}")
+            };
+            Ok((q, label))
+        }
     }
 }
 
@@ -846,7 +888,7 @@ pub fn run(args: &SampleArgs, stop: &AtomicBool) -> Result<bool> {
     let seconds = started.elapsed().as_secs_f64();
     let mut resolved = plan.resolved.clone();
     let mut run = crate::train::provenance(rayon::current_num_threads());
-    run.insert("target".into(), target_label(plan.target_sigma()).into());
+    run.insert("target".into(), plan.target_label().into());
     run.insert(
         "score_evals_per_chain".into(),
         (out.score_evals as i64).into(),
@@ -890,7 +932,7 @@ pub fn run(args: &SampleArgs, stop: &AtomicBool) -> Result<bool> {
         plan.resolved.chains,
         plan.resolved.sampler.kind(),
         out.score_evals,
-        target_label(plan.target_sigma()),
+        plan.target_label(),
         mean_accept
             .map(|a| format!("; mean acceptance {a:.3}"))
             .unwrap_or_default()
