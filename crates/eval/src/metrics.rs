@@ -287,7 +287,12 @@ pub fn ksd<S: Score + ?Sized, R: Rng + ?Sized>(
     let u_stat = (total - diag) / (nf * (nf - 1.0));
     let hbar: Array1<f64> = u.sum_axis(Axis(1)) / (nf - 1.0);
     let se_u = (4.0 * hbar.var(1.0) / nf).sqrt();
-    let value = v_stat.max(0.0).sqrt();
+    // V ≥ 0 in exact arithmetic (a squared RKHS norm); a NaN (a non-finite point) stays NaN.
+    let value = if v_stat.is_nan() {
+        f64::NAN
+    } else {
+        v_stat.max(0.0).sqrt()
+    };
     let p_value = (bootstrap > 0).then(|| {
         let weights: Vec<Array1<f64>> = (0..bootstrap)
             .map(|_| {

@@ -1,8 +1,8 @@
 //! `scorelab eval`: sample-quality metrics of a samples CSV against an analytic density or a
 //! reference sample, one row per metric: `metric,value,se,p_value,target`.
 //!
-//! - Against a density (`--density FILE.toml`, any TOML file with a `density = {…}` key, or a train
-//!   config's `[data] density`): MMD² against as many fresh exact samples (with its permutation
+//! - Against a density (`--density FILE.toml`, any TOML file with a `density = {…}` key, a train
+//!   config's `[data] density`, or a sample config whose `model_dir` was trained on a density): MMD² against as many fresh exact samples (with its permutation
 //!   p-value and the bandwidth used), KSD (needs only the target's score), sliced W₂ against the
 //!   fresh samples, and for a Gaussian mixture each component's weight.
 //! - If the file is a `scorelab sample` config whose sampler targets p_σ = p ∗ N(0, σ²I) (a
@@ -76,7 +76,65 @@ pub const METRIC_COLUMNS: &str = "metric,value,se,p_value,target";
 
 /// Every metric of `x` against `against` (module docs for the streams). `tests` is the number of
 /// permutations (MMD) and bootstrap replicates (KSD); 0 skips both p-values.
+///
+/// Points with a non-finite coordinate (chains that diverged) are left out of every metric; the
+/// last row, `diverged`, is their fraction. With fewer than two finite points every other value is
+/// NaN.
 pub fn metrics(x: ArrayView2<f64>, against: &Against, seed: u64, tests: usize) -> Vec<MetricRow> {
+    let keep: Vec<usize> = (0..x.nrows())
+        .filter(|&i| x.row(i).iter().all(|v| v.is_finite()))
+        .collect();
+    let label = match against {
+        Against::Density(_, label) => label.clone(),
+        Against::Reference(_) => "reference".into(),
+    };
+    let diverged = MetricRow {
+        metric: "diverged".into(),
+        value: (x.nrows() - keep.len()) as f64 / x.nrows() as f64,
+        se: None,
+        p_value: None,
+        target: label,
+    };
+    let finite = x.select(ndarray::Axis(0), &keep);
+    let mut rows = if keep.len() >= 2 {
+        finite_metrics(finite.view(), against, seed, tests)
+    } else {
+        metric_names(against)
+            .into_iter()
+            .map(|metric| MetricRow {
+                metric,
+                value: f64::NAN,
+                se: None,
+                p_value: None,
+                target: diverged.target.clone(),
+            })
+            .collect()
+    };
+    rows.push(diverged);
+    rows
+}
+
+/// The names of the rows [`metrics`] writes before `diverged`, in order.
+fn metric_names(against: &Against) -> Vec<String> {
+    let mut names = vec!["mmd2".to_string(), "mmd_bandwidth".into()];
+    if let Against::Density(p, _) = against {
+        names.extend(["ksd".to_string(), "ksd2_u".into()]);
+        names.push("sliced_w2".into());
+        if let AnyDensity::GaussianMixture(mix) = p.as_ref() {
+            names.extend((0..mix.weights().len()).map(|k| format!("mode_weight_{k}")));
+        }
+    } else {
+        names.push("sliced_w2".into());
+    }
+    names
+}
+
+fn finite_metrics(
+    x: ArrayView2<f64>,
+    against: &Against,
+    seed: u64,
+    tests: usize,
+) -> Vec<MetricRow> {
     let stream = |k: u64| {
         let mut r = ChaCha8Rng::seed_from_u64(seed);
         r.set_stream(k);
@@ -140,9 +198,21 @@ pub fn read_target(path: &Path) -> Result<(AnyDensity, String), InputError> {
     let text =
         std::fs::read_to_string(path).map_err(|e| bad(format!("{label}: cannot read: {e}")))?;
     let table: toml::Table = toml::from_str(&text).map_err(|e| bad(format!("{label}: {e}")))?;
+    // A sample config with model_dir: the density the model was trained on, if it was one.
+    let trained: Option<toml::Table> = table
+        .get("model_dir")
+        .and_then(|d| d.as_str())
+        .and_then(|d| std::fs::read_to_string(Path::new(d).join("config.toml")).ok())
+        .and_then(|t| toml::from_str(&t).ok());
     let raw = table
         .get("density")
         .or_else(|| table.get("data").and_then(|d| d.get("density")))
+        .or_else(|| {
+            trained
+                .as_ref()
+                .and_then(|t| t.get("data"))
+                .and_then(|d| d.get("density"))
+        })
         .ok_or_else(|| {
             bad(format!(
                 "{label}: no density key; give a file with density = {{ kind = …, … }} (a sample config works as is), or compare with --reference"
@@ -275,4 +345,38 @@ fn header_dim(path: &Path, flag: &str) -> Result<(usize, Vec<String>), InputErro
         )));
     }
     Ok((d, t.header))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+    use scorelab_densities::catalogue;
+
+    /// The NaN rows of a run with no finite point name the same metrics as a normal run.
+    #[test]
+    fn the_rows_without_finite_points_match_the_normal_rows() {
+        let x = array![[0.0, 1.0], [1.0, 0.5], [2.0, -1.0], [f64::NAN, 0.0]];
+        let mix = catalogue::all()
+            .into_iter()
+            .find(|(n, _)| *n == "mix2")
+            .unwrap()
+            .1;
+        for against in [
+            Against::Density(Box::new(mix), "p".into()),
+            Against::Reference(array![[0.0, 0.0], [1.0, 1.0]]),
+        ] {
+            let rows = metrics(x.view(), &against, 0, 0);
+            let names: Vec<String> = rows.iter().map(|r| r.metric.clone()).collect();
+            let mut want = metric_names(&against);
+            want.push("diverged".into());
+            assert_eq!(names, want);
+            assert_eq!(rows.last().unwrap().value, 0.25);
+            assert!(rows[..rows.len() - 1].iter().all(|r| r.value.is_finite()));
+            let all_bad = metrics(x.slice(ndarray::s![3.., ..]), &against, 0, 0);
+            assert_eq!(all_bad.len(), want.len());
+            assert!(all_bad[..want.len() - 1].iter().all(|r| r.value.is_nan()));
+            assert_eq!(all_bad.last().unwrap().value, 1.0);
+        }
+    }
 }

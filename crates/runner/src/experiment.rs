@@ -419,7 +419,12 @@ fn noise(
     if let Some(s) = e.sigmas.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
         return Err(bad(format!("sigmas: every σ must be finite and > 0, got {s}")).into());
     }
-    if !(e.box_low < e.box_high) || e.bins.len() < 2 || e.bins.windows(2).any(|w| w[0] >= w[1]) {
+    if e.box_low >= e.box_high
+        || e.box_low.is_nan()
+        || e.box_high.is_nan()
+        || e.bins.len() < 2
+        || e.bins.windows(2).any(|w| w[0] >= w[1])
+    {
         return Err(bad(
             "box_low < box_high and increasing bins (at least two edges) are required",
         )

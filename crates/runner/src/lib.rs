@@ -1,7 +1,7 @@
 //! # scorelab: the runner
 //!
 //! The only binary of the workspace, `scorelab`, composes the crates below it:
-//! densities and models ← objectives ← eval ← runner. It alone knows files, configs and the command
+//! densities and models ← objectives, samplers ← eval ← runner. It alone knows files, configs and the command
 //! line. Subcommands:
 //!
 //! - `scorelab equivalence [--config FILE.toml] [--out FILE.csv] [--seed N] [--samples N]`: the audit of
@@ -13,6 +13,12 @@
 //!   Jacobian-cost table, ms per training step per objective and D ([`cost`]).
 //! - `scorelab score --model DIR --points IN.csv --out OUT.csv [--sigma S]`: a trained model's score
 //!   in the data's units ([`score`]).
+//! - `scorelab sample --config FILE.toml --out samples.csv [--seed N]`: a score-based sampler on an
+//!   analytic density's (noised) score or a trained model's ([`sample`]).
+//! - `scorelab eval --samples S.csv (--density FILE.toml | --reference R.csv) --out metrics.csv`:
+//!   MMD², KSD, sliced W₂ and mode weights with standard errors and p-values ([`evaluate`]).
+//! - `scorelab experiment --config paper/experiments/NAME.toml [--results DIR]`: one of the paper's
+//!   experiments ([`experiment`]).
 //!
 //! User input never panics: a bad config is an [`InputError`] that names the case and field, exits
 //! with code 2, and writes nothing.

@@ -29,6 +29,14 @@ impl Staged {
             .suffix(".tmp")
             .tempfile_in(&dir)
             .with_context(|| format!("cannot write in {}", dir.display()))?;
+        // Temporary files are created private (0600); a result file is an ordinary one (0644).
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            tmp.as_file()
+                .set_permissions(std::fs::Permissions::from_mode(0o644))
+                .with_context(|| format!("cannot write in {}", dir.display()))?;
+        }
         tmp.write_all(contents)
             .and_then(|_| tmp.as_file().sync_all())
             .with_context(|| format!("cannot write {}", path.display()))?;

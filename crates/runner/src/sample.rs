@@ -893,6 +893,13 @@ pub fn run(args: &SampleArgs, stop: &AtomicBool) -> Result<bool> {
         "score_evals_per_chain".into(),
         (out.score_evals as i64).into(),
     );
+    let diverged = out
+        .x
+        .rows()
+        .into_iter()
+        .filter(|r| r.iter().any(|v| !v.is_finite()))
+        .count();
+    run.insert("diverged_chains".into(), (diverged as i64).into());
     resolved.run = Some(run);
     let init_evals = usize::from(matches!(plan.sampler, AnySampler::Mala(_)));
     // Snapshots first, each on its own, so an interruption keeps those reached.
@@ -937,6 +944,12 @@ pub fn run(args: &SampleArgs, stop: &AtomicBool) -> Result<bool> {
             .map(|a| format!("; mean acceptance {a:.3}"))
             .unwrap_or_default()
     );
+    if diverged > 0 {
+        eprintln!(
+            "warning: {diverged} of {} chains diverged (non-finite coordinates, written as NaN/inf): lower eps, or start closer to the data",
+            plan.resolved.chains
+        );
+    }
     println!(
         "wrote {}, {} and {}",
         args.out.display(),

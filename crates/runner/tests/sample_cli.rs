@@ -131,7 +131,8 @@ fn sample_writes_chains_config_trace_and_snapshots_byte_for_byte() {
             "ksd2_u",
             "sliced_w2",
             "mode_weight_0",
-            "mode_weight_1"
+            "mode_weight_1",
+            "diverged"
         ]
     );
     assert!(rows[1..].iter().all(|r| r.ends_with(",p_sigma=1")));
@@ -197,7 +198,7 @@ fn sample_writes_chains_config_trace_and_snapshots_byte_for_byte() {
         .skip(1)
         .map(|l| l.split(',').next().unwrap())
         .collect();
-    assert_eq!(names, ["mmd2", "mmd_bandwidth", "sliced_w2"]);
+    assert_eq!(names, ["mmd2", "mmd_bandwidth", "sliced_w2", "diverged"]);
     assert!(r.lines().nth(1).unwrap().starts_with("mmd2,"));
 }
 

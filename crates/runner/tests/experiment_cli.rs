@@ -1,0 +1,183 @@
+//! `scorelab experiment` as a user runs it, at toy size: both kinds write their CSVs and config,
+//! rerun byte for byte, train the networks they need, and refuse bad files with exit 2.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn scorelab(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_scorelab"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the binary runs")
+}
+
+fn ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+const MIX: &str = r#"density = { kind = "gaussian_mixture", weights = [0.8, 0.2], means = [[5.0, 5.0], [-5.0, -5.0]], covs = [[[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [0.0, 1.0]]] }"#;
+
+#[test]
+fn a_samplers_experiment_writes_every_seed_and_a_summary_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let train = format!(
+        "seed = 1\n[data]\n{MIX}\n[model]\nkind = \"noise_conditional_mlp\"\nhidden = [8]\n[objective]\nkind = \"dsm_multi\"\nsigma_max = 20.0\nsigma_min = 1.0\n[train]\nsteps = 30\nbatch = 32\n"
+    );
+    fs::write(d.join("t.toml"), train).unwrap();
+    let exp = format!(
+        r#"kind = "samplers"
+description = "toy"
+seeds = [1, 2]
+tests = 9
+[base]
+chains = 40
+{MIX}
+init = {{ kind = "uniform", low = -8.0, high = 8.0 }}
+[train.nc]
+config = "t.toml"
+[[run]]
+name = "ula"
+steps_sweep = [5, 10]
+sampler = {{ kind = "langevin", eps = 0.1, steps = 1 }}
+[[run]]
+name = "ald"
+noised_score = "ncsn_toy"
+sampler = {{ kind = "annealed_langevin", eps = 0.1, steps = 2, sigma_max = 20.0, sigma_min = 1.0, levels = 3 }}
+[[run]]
+name = "ode"
+model = "nc"
+sampler = {{ kind = "ode", steps = 3, sigma_max = 20.0, sigma_min = 1.0 }}
+"#
+    );
+    fs::write(d.join("toy.toml"), &exp).unwrap();
+    ok(&scorelab(
+        &["experiment", "--config", "toy.toml", "--results", "r"],
+        d,
+    ));
+    let csv = fs::read_to_string(d.join("r/toy.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "run,sampler,score,seed,steps,score_evals,metric,value,se,p_value,target"
+    );
+    // ula: 2 budgets × 2 seeds × 8 metrics; ald and ode: 2 seeds × 8 metrics.
+    assert_eq!(lines.len(), 1 + 32 + 16 + 16);
+    assert!(csv.contains("\nula,langevin,exact,2,10,10,mode_weight_1,"));
+    assert!(csv.contains("\nald,annealed_langevin,exact:ncsn_toy,1,6,6,mmd2,"));
+    assert!(csv.contains("\node,ode,learned:nc,1,3,6,ksd,"));
+    assert!(lines
+        .iter()
+        .filter(|l| l.starts_with("ode,"))
+        .all(|l| l.ends_with(",p_sigma=1")));
+    assert!(lines
+        .iter()
+        .filter(|l| l.starts_with("ald,"))
+        .all(|l| l.ends_with(",p")));
+    let summary = fs::read_to_string(d.join("r/toy_summary.csv")).unwrap();
+    assert_eq!(
+        summary.lines().next().unwrap(),
+        "run,sampler,score,steps,score_evals,metric,mean,sd,seeds,target"
+    );
+    assert_eq!(summary.lines().count(), 1 + 16 + 8 + 8);
+    assert!(d.join("r/models/toy/nc/model.safetensors").exists());
+    let config = fs::read_to_string(d.join("r/toy.config.toml")).unwrap();
+    assert!(config.contains("[run_info]") && config.contains("commit = "));
+    ok(&scorelab(
+        &["experiment", "--config", "toy.toml", "--results", "r2"],
+        d,
+    ));
+    assert_eq!(csv, fs::read_to_string(d.join("r2/toy.csv")).unwrap());
+    assert_eq!(
+        summary,
+        fs::read_to_string(d.join("r2/toy_summary.csv")).unwrap()
+    );
+
+    // A run naming a model without [train.NAME], and a bad sampler key: exit 2, nothing written.
+    for (i, (from, to, needle)) in [
+        (
+            "model = \"nc\"",
+            "model = \"other\"",
+            "has no [train.other]",
+        ),
+        (
+            "eps = 0.1, steps = 1 }",
+            "eps = 0.1, steps = 1, levels = 2 }",
+            "unknown field `levels`",
+        ),
+    ]
+    .iter()
+    .enumerate()
+    {
+        fs::write(d.join(format!("bad{i}.toml")), exp.replace(from, to)).unwrap();
+        let out = scorelab(
+            &[
+                "experiment",
+                "--config",
+                &format!("bad{i}.toml"),
+                "--results",
+                "rb",
+            ],
+            d,
+        );
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains(needle));
+        assert!(!d.join(format!("rb/bad{i}.csv")).exists());
+    }
+}
+
+#[test]
+fn a_noise_experiment_bins_the_error_by_distance_from_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let exp = format!(
+        r#"kind = "noise"
+description = "toy"
+seeds = [1]
+sigmas = [0.1, 1.0]
+{MIX}
+points = 200
+box_low = -12.0
+box_high = 12.0
+box_points = 300
+data_points = 100
+bins = [0.0, 1.0, 3.0, 20.0]
+[model]
+kind = "mlp"
+hidden = [8]
+[train]
+steps = 30
+batch = 32
+"#
+    );
+    fs::write(d.join("noise.toml"), exp).unwrap();
+    ok(&scorelab(
+        &["experiment", "--config", "noise.toml", "--results", "r"],
+        d,
+    ));
+    let csv = fs::read_to_string(d.join("r/noise.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "sigma,seed,region,bin_low,bin_high,points,error_clean,se_clean,error_noised,se_noised"
+    );
+    // Per σ: one row over p, three bins.
+    assert_eq!(lines.len(), 1 + 2 * 4);
+    assert!(lines[1].starts_with("0.1,1,p,,,200,"));
+    let binned: usize = lines[2..5]
+        .iter()
+        .map(|l| l.split(',').nth(5).unwrap().parse::<usize>().unwrap())
+        .sum();
+    assert_eq!(binned, 300, "every box point falls in one bin");
+    let summary = fs::read_to_string(d.join("r/noise_summary.csv")).unwrap();
+    assert_eq!(summary.lines().count(), 3);
+    assert!(d
+        .join("r/models/noise/sigma1_seed1/model.safetensors")
+        .exists());
+}
