@@ -2,7 +2,7 @@
 //!
 //! Two families of measurements, each with its standard error or p-value:
 //!
-//! - **The equivalence audit** ([`audit()`], module [`audit`]): Hyvärinen's identity
+//! - **The equivalence audit** ([`audit()`], module [`mod@audit`]): Hyvärinen's identity
 //!   ESM(θ) = ISM(θ) + C + B checked on an analytic density by Monte Carlo and, in 1-D and 2-D, by
 //!   quadrature.
 //! - **Sample quality** ([`metrics`]): how far a set of samples (from a sampler, a trained model,

@@ -507,8 +507,7 @@ impl SampleFile {
                     "noised_score: {kind} uses the clean score; remove noised_score"
                 )))
             }
-            (Source::Model { net, .. }, AnySampler::Mala(_)) => {
-                let _ = net;
+            (Source::Model { .. }, AnySampler::Mala(_)) => {
                 return Err(bad(
                     "sampler.kind = \"mala\" needs a log-density, which a trained score model does not have; use langevin, or an analytic density",
                 ));
