@@ -101,7 +101,7 @@ impl<S: NoisedScore + ?Sized> Sampler<S> for AnnealedLangevin {
     type State = ChainState;
 
     fn init(&self, _source: &S, x0: Array2<f64>) -> ChainState {
-        ChainState { x: x0, step: 0 }
+        ChainState::new(x0)
     }
 
     fn step<R: Rng + ?Sized>(
@@ -116,14 +116,7 @@ impl<S: NoisedScore + ?Sized> Sampler<S> for AnnealedLangevin {
         let sigma = self.sigmas[i];
         let s = source.noised_score(state.x.view(), sigma);
         ula_move(&mut state.x, &s, &z, alpha);
-        let info = Info {
-            step: state.step,
-            step_size: alpha,
-            sigma: Some(sigma),
-            acceptance_rate: None,
-            score_evals: 1,
-        };
-        state.step += 1;
+        let info = state.advance(alpha, Some(sigma), 1);
         (state, info)
     }
 

@@ -67,7 +67,7 @@ impl<S: Score + ?Sized> Sampler<S> for Langevin {
     type State = ChainState;
 
     fn init(&self, _source: &S, x0: Array2<f64>) -> ChainState {
-        ChainState { x: x0, step: 0 }
+        ChainState::new(x0)
     }
 
     fn step<R: Rng + ?Sized>(
@@ -80,14 +80,7 @@ impl<S: Score + ?Sized> Sampler<S> for Langevin {
         let z = standard_normal(n, d, rng);
         let s = source.score(state.x.view());
         ula_move(&mut state.x, &s, &z, self.eps);
-        let info = Info {
-            step: state.step,
-            step_size: self.eps,
-            sigma: None,
-            acceptance_rate: None,
-            score_evals: 1,
-        };
-        state.step += 1;
+        let info = state.advance(self.eps, None, 1);
         (state, info)
     }
 }

@@ -86,6 +86,26 @@ pub struct ChainState {
     pub step: usize,
 }
 
+impl ChainState {
+    /// The state at the starting points `x`, no step taken.
+    pub fn new(x: Array2<f64>) -> Self {
+        ChainState { x, step: 0 }
+    }
+
+    /// Counts the step just made and returns its [`Info`] (no acceptance rate).
+    pub fn advance(&mut self, step_size: f64, sigma: Option<f64>, score_evals: usize) -> Info {
+        let info = Info {
+            step: self.step,
+            step_size,
+            sigma,
+            acceptance_rate: None,
+            score_evals,
+        };
+        self.step += 1;
+        info
+    }
+}
+
 impl Chains for ChainState {
     fn positions(&self) -> ArrayView2<'_, f64> {
         self.x.view()

@@ -195,7 +195,7 @@ impl<S: NoisedScore + ?Sized> Sampler<S> for ReverseSde {
     type State = ChainState;
 
     fn init(&self, _source: &S, x0: Array2<f64>) -> ChainState {
-        ChainState { x: x0, step: 0 }
+        ChainState::new(x0)
     }
 
     fn step<R: Rng + ?Sized>(
@@ -208,14 +208,7 @@ impl<S: NoisedScore + ?Sized> Sampler<S> for ReverseSde {
         let z = standard_normal(n, d, rng);
         let (h, t) = grid(self.steps, state.step);
         let sigma = em_move(source, &self.schedule, &mut state.x, t, h, &z);
-        let info = Info {
-            step: state.step,
-            step_size: h,
-            sigma: Some(sigma),
-            acceptance_rate: None,
-            score_evals: 1,
-        };
-        state.step += 1;
+        let info = state.advance(h, Some(sigma), 1);
         (state, info)
     }
 
@@ -286,7 +279,7 @@ impl<S: NoisedScore + ?Sized> Sampler<S> for Pc {
     type State = ChainState;
 
     fn init(&self, _source: &S, x0: Array2<f64>) -> ChainState {
-        ChainState { x: x0, step: 0 }
+        ChainState::new(x0)
     }
 
     fn step<R: Rng + ?Sized>(
@@ -310,14 +303,7 @@ impl<S: NoisedScore + ?Sized> Sampler<S> for Pc {
         }
         let z = standard_normal(n, d, rng);
         em_move(source, &self.schedule, &mut state.x, t, h, &z);
-        let info = Info {
-            step: state.step,
-            step_size: h,
-            sigma: Some(sigma),
-            acceptance_rate: None,
-            score_evals: 1 + self.corrector_steps,
-        };
-        state.step += 1;
+        let info = state.advance(h, Some(sigma), 1 + self.corrector_steps);
         (state, info)
     }
 
@@ -385,7 +371,7 @@ impl<S: NoisedScore + ?Sized> Sampler<S> for Ode {
     type State = ChainState;
 
     fn init(&self, _source: &S, x0: Array2<f64>) -> ChainState {
-        ChainState { x: x0, step: 0 }
+        ChainState::new(x0)
     }
 
     fn step<R: Rng + ?Sized>(
@@ -404,14 +390,7 @@ impl<S: NoisedScore + ?Sized> Sampler<S> for Ode {
             .and(&v0)
             .and(&v1)
             .for_each(|x, &a, &b| *x += 0.5 * h * (a + b));
-        let info = Info {
-            step: state.step,
-            step_size: h,
-            sigma: Some(self.schedule.sigma(t)),
-            acceptance_rate: None,
-            score_evals: 2,
-        };
-        state.step += 1;
+        let info = state.advance(h, Some(self.schedule.sigma(t)), 2);
         (state, info)
     }
 
