@@ -2,6 +2,7 @@
 //! case and print a table that makes the point at a glance.
 
 use crate::config::{Case, EquivalenceConfig};
+use crate::output::cell;
 use anyhow::Result;
 use comfy_table::{presets, Cell, CellAlignment, Table};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -105,11 +106,6 @@ pub fn progress_bar(n: usize) -> ProgressBar {
     bar
 }
 
-/// Rust's shortest round-trip `{}` for f64; empty for `None`.
-fn num(v: Option<f64>) -> String {
-    v.map(|v| format!("{v}")).unwrap_or_default()
-}
-
 /// The CSV, header and one row per case.
 ///
 /// # Errors
@@ -126,20 +122,20 @@ pub fn to_csv(rows: &[Row]) -> Result<Vec<u8>> {
             r.model.to_string(),
             r.dim.to_string(),
             a.samples.to_string(),
-            num(Some(a.esm.mean)),
-            num(Some(a.esm.se)),
-            num(Some(a.ism.mean)),
-            num(Some(a.ism.se)),
-            num(Some(a.gap.mean)),
-            num(Some(a.gap.se)),
-            num(Some(a.constant)),
-            num(Some(a.boundary_term)),
-            num(Some(a.z_score)),
-            num(a.grad_rel_diff),
-            num(r.closed.map(|c| c.0)),
-            num(r.closed.map(|c| c.1)),
-            num(q.map(|q| q.esm)),
-            num(q.map(|q| q.ism)),
+            cell(Some(a.esm.mean)),
+            cell(Some(a.esm.se)),
+            cell(Some(a.ism.mean)),
+            cell(Some(a.ism.se)),
+            cell(Some(a.gap.mean)),
+            cell(Some(a.gap.se)),
+            cell(Some(a.constant)),
+            cell(Some(a.boundary_term)),
+            cell(Some(a.z_score)),
+            cell(a.grad_rel_diff),
+            cell(r.closed.map(|c| c.0)),
+            cell(r.closed.map(|c| c.1)),
+            cell(q.map(|q| q.esm)),
+            cell(q.map(|q| q.ism)),
         ])?;
     }
     Ok(w.into_inner()?)

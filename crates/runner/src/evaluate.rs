@@ -16,10 +16,10 @@
 //! stream 3 of `ChaCha8Rng::seed_from_u64(seed)`.
 
 use crate::config::DensitySpec;
-use crate::output::Staged;
+use crate::output::{cell, Staged};
 use crate::sample::{target_of, NoisedScoreKind, SamplerSpec};
 use crate::score::read_points;
-use crate::InputError;
+use crate::{bad, InputError};
 use anyhow::Result;
 use ndarray::{Array2, ArrayView2};
 use rand::SeedableRng;
@@ -28,10 +28,6 @@ use scorelab_core::{Dimension, Sample};
 use scorelab_densities::AnyDensity;
 use scorelab_eval::{ksd, mmd2, mode_weights, sliced_w2, Estimate};
 use std::path::{Path, PathBuf};
-
-fn bad(msg: impl Into<String>) -> InputError {
-    InputError(msg.into())
-}
 
 /// The number of random directions of sliced W₂.
 pub const PROJECTIONS: usize = 100;
@@ -173,7 +169,6 @@ fn finite_metrics(
 
 /// `metrics.csv` text.
 pub fn to_csv(rows: &[MetricRow]) -> String {
-    let cell = |v: Option<f64>| v.map(|v| format!("{v}")).unwrap_or_default();
     let mut out = format!("{METRIC_COLUMNS}\n");
     for r in rows {
         out.push_str(&format!(
@@ -288,8 +283,7 @@ pub fn run(args: &EvalArgs) -> Result<Vec<MetricRow>> {
                 Against::Density(Box::new(q), label)
             }
             (None, Some(path)) => {
-                let (dim, _) = header_dim(path, "--reference")?;
-                let y = read_points(path, dim).map_err(|e| relabel(e, "--reference"))?;
+                let y = read_points(path, "--reference", None)?;
                 if y.nrows() < 2 {
                     return Err(bad(format!(
                         "--reference {}: needs at least 2 rows",
@@ -304,15 +298,15 @@ pub fn run(args: &EvalArgs) -> Result<Vec<MetricRow>> {
         Against::Density(p, _) => p.dim(),
         Against::Reference(y) => y.ncols(),
     };
-    let (found, _) = header_dim(&args.samples, "--samples")?;
-    if found != dim {
+    let x = read_points(&args.samples, "--samples", None)?;
+    if x.ncols() != dim {
         return Err(bad(format!(
-            "--samples {}: the points are {found}-dimensional but the target is {dim}-dimensional",
-            args.samples.display()
+            "--samples {}: the points are {}-dimensional but the target is {dim}-dimensional",
+            args.samples.display(),
+            x.ncols()
         ))
         .into());
     }
-    let x = read_points(&args.samples, dim).map_err(|e| relabel(e, "--samples"))?;
     if x.nrows() < 2 {
         return Err(bad(format!(
             "--samples {}: needs at least 2 rows",
@@ -325,26 +319,6 @@ pub fn run(args: &EvalArgs) -> Result<Vec<MetricRow>> {
     staged.stage(&args.out, to_csv(&rows).as_bytes())?;
     staged.commit()?;
     Ok(rows)
-}
-
-/// `--points` in [`read_points`]' messages becomes this flag.
-fn relabel(e: InputError, flag: &str) -> InputError {
-    InputError(e.0.replacen("--points", flag, 1))
-}
-
-/// The dimension D of a points CSV whose header is `x0,…,x{D−1}`.
-fn header_dim(path: &Path, flag: &str) -> Result<(usize, Vec<String>), InputError> {
-    let label = format!("{flag} {}", path.display());
-    let t = crate::table::Table::open(path, &label)?;
-    let d = t.header.len();
-    let want: Vec<String> = (0..d).map(|j| format!("x{j}")).collect();
-    if t.header != want || d == 0 {
-        return Err(bad(format!(
-            "{label}: the header is {:?}; samples have the header x0,x1,…,x{{D-1}}",
-            t.header.join(",")
-        )));
-    }
-    Ok((d, t.header))
 }
 
 #[cfg(test)]

@@ -18,10 +18,10 @@
 
 use crate::config::DensitySpec;
 use crate::evaluate::{metrics, Against, MetricRow};
-use crate::output::Staged;
+use crate::output::{cell, Staged};
 use crate::sample::{target_of, NoisedScoreKind, SampleFile, Source};
 use crate::train::{provenance, Outcome, TrainArgs};
-use crate::InputError;
+use crate::{bad, InputError};
 use anyhow::{Context, Result};
 use ndarray::{Array1, Array2, Axis};
 use rand::{Rng, SeedableRng};
@@ -34,10 +34,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-
-fn bad(msg: impl Into<String>) -> InputError {
-    InputError(msg.into())
-}
 
 /// An experiment file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -217,6 +213,15 @@ pub const SAMPLERS_COLUMNS: &str =
 
 /// The mean and sample sd over seeds of each (run, steps, metric): rows
 /// `run,sampler,score,steps,score_evals,metric,mean,sd,seeds,target`.
+/// The mean and, for two or more values, the sample sd (divisor n − 1) as a CSV cell.
+fn mean_sd(v: &[f64]) -> (f64, String) {
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let sd = (v.len() > 1)
+        .then(|| (v.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt());
+    (mean, cell(sd))
+}
+
 fn summarise(rows: &[Row]) -> String {
     // Groups in first-appearance order: (key, target, values).
     let mut groups: Vec<(String, String, Vec<f64>)> = vec![];
@@ -229,16 +234,7 @@ fn summarise(rows: &[Row]) -> String {
     }
     let mut out = String::from("run,sampler,score,steps,score_evals,metric,mean,sd,seeds,target\n");
     for (key, target, v) in &groups {
-        let n = v.len() as f64;
-        let mean = v.iter().sum::<f64>() / n;
-        let sd = if v.len() > 1 {
-            format!(
-                "{}",
-                (v.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
-            )
-        } else {
-            String::new()
-        };
+        let (mean, sd) = mean_sd(v);
         out.push_str(&format!("{key},{mean},{sd},{},{target}\n", v.len()));
     }
     out
@@ -349,7 +345,6 @@ fn samplers(
             .expect("template"),
     );
     let mut rows: Vec<Row> = vec![];
-    let never = AtomicBool::new(false);
     for (r, score, file) in &plans {
         let plan = file
             .build()
@@ -368,7 +363,11 @@ fn samplers(
                 return Ok((rows_csv(&rows), String::new(), true));
             }
             bar.set_message(format!("{} seed {seed}", r.name));
-            let out = plan.run(seed, &never, &mut |_| {});
+            let out = plan.run(seed, stop, &mut |_| {});
+            if out.interrupted {
+                bar.abandon();
+                return Ok((rows_csv(&rows), String::new(), true));
+            }
             for m in metrics(out.x.view(), &target, seed, e.tests) {
                 rows.push((
                     r.name.clone(),
@@ -388,7 +387,6 @@ fn samplers(
 }
 
 fn rows_csv(rows: &[Row]) -> String {
-    let cell = |v: Option<f64>| v.map(|v| format!("{v}")).unwrap_or_default();
     let mut out = format!("{SAMPLERS_COLUMNS}\n");
     for (run, sampler, score, seed, steps, evals, m) in rows {
         out.push_str(&format!(
@@ -460,7 +458,12 @@ fn noise(
         .axis_iter(Axis(0))
         .map(|x| {
             data.axis_iter(Axis(0))
-                .map(|y| (&x - &y).mapv(|v| v * v).sum())
+                .map(|y| {
+                    x.iter()
+                        .zip(&y)
+                        .map(|(a, b)| (a - b) * (a - b))
+                        .sum::<f64>()
+                })
                 .fold(f64::INFINITY, f64::min)
                 .sqrt()
         })
@@ -544,19 +547,7 @@ fn noise(
         "sigma,seeds,error_clean_mean,error_clean_sd,error_noised_mean,error_noised_sd\n",
     );
     for (sigma, v) in &summary_rows {
-        let ms = |j: usize| {
-            let n = v.len() as f64;
-            let m = v.iter().map(|a| a[j]).sum::<f64>() / n;
-            let sd = if v.len() > 1 {
-                format!(
-                    "{}",
-                    (v.iter().map(|a| (a[j] - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
-                )
-            } else {
-                String::new()
-            };
-            (m, sd)
-        };
+        let ms = |j: usize| mean_sd(&v.iter().map(|a| a[j]).collect::<Vec<_>>());
         let (cm, cs) = ms(0);
         let (nm, ns) = ms(1);
         summary.push_str(&format!("{sigma},{},{cm},{cs},{nm},{ns}\n", v.len()));

@@ -42,3 +42,8 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 #[error("{0}")]
 pub struct InputError(pub String);
+
+/// An [`InputError`] with this message.
+pub(crate) fn bad(msg: impl Into<String>) -> InputError {
+    InputError(msg.into())
+}

@@ -6,7 +6,7 @@ use scorelab::config::EquivalenceConfig;
 use scorelab::output::Staged;
 use scorelab::{cost, equivalence, evaluate, experiment, sample, score, suite, train, InputError};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -295,12 +295,6 @@ fn train_cmd(
     }
 }
 
-fn config_path(out: &Path) -> PathBuf {
-    let s = out.to_string_lossy();
-    let stem = s.strip_suffix(".csv").unwrap_or(&s);
-    PathBuf::from(format!("{stem}.config.toml"))
-}
-
 fn equivalence_cmd(
     config: Option<PathBuf>,
     out: PathBuf,
@@ -334,7 +328,7 @@ fn equivalence_cmd(
     let bar = equivalence::progress_bar(cases.len());
     let rows = equivalence::run(&cfg, &cases, &bar);
     let csv = equivalence::to_csv(&rows)?;
-    let config_out = config_path(&out);
+    let config_out = scorelab::output::beside(&out, ".config.toml");
     let write = || -> Result<()> {
         let mut staged = Staged::default();
         staged.stage(&config_out, cfg.to_toml().as_bytes())?;

@@ -3,6 +3,7 @@
 //! and an existing result stays intact until its replacement is complete.
 
 use anyhow::{Context, Result};
+use ndarray::Array2;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -55,4 +56,45 @@ impl Staged {
         }
         Ok(())
     }
+}
+
+/// Rust's shortest round-trip `{}` for f64 (so a CSV reads back to the same bits); empty for `None`.
+pub fn cell(v: Option<f64>) -> String {
+    v.map(|v| format!("{v}")).unwrap_or_default()
+}
+
+/// The rows of `x` as CSV with the header `{prefix}0,…,{prefix}{D−1}`, each value by [`cell`].
+///
+/// # Examples
+/// ```
+/// let csv = scorelab::output::matrix_csv(&ndarray::array![[1.0, 0.5]], "x");
+/// assert_eq!(csv, "x0,x1\n1,0.5\n");
+/// ```
+pub fn matrix_csv(x: &Array2<f64>, prefix: &str) -> String {
+    let mut csv = (0..x.ncols())
+        .map(|j| format!("{prefix}{j}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    csv.push('\n');
+    for row in x.rows() {
+        let line: Vec<String> = row.iter().map(|&v| cell(Some(v))).collect();
+        csv.push_str(&line.join(","));
+        csv.push('\n');
+    }
+    csv
+}
+
+/// `<stem><suffix>` beside `out` = `<stem>.csv` (or `<out><suffix>` without the `.csv`): where a
+/// command writes the files that go with its CSV, e.g. `<stem>.config.toml`.
+///
+/// # Examples
+/// ```
+/// use std::path::Path;
+/// let p = scorelab::output::beside(Path::new("results/a.csv"), ".config.toml");
+/// assert_eq!(p, Path::new("results/a.config.toml"));
+/// ```
+pub fn beside(out: &Path, suffix: &str) -> PathBuf {
+    let s = out.to_string_lossy();
+    let stem = s.strip_suffix(".csv").unwrap_or(&s);
+    PathBuf::from(format!("{stem}{suffix}"))
 }

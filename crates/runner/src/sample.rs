@@ -12,9 +12,9 @@
 //! the written samples are mapped back to the data's units, x = mean + scale·z.
 
 use crate::config::DensitySpec;
-use crate::output::Staged;
+use crate::output::{beside, cell, matrix_csv, Staged};
 use crate::train::Transform;
-use crate::InputError;
+use crate::{bad, InputError};
 use anyhow::Result;
 use ndarray::{Array1, Array2, ArrayView2};
 use rand::{Rng, SeedableRng};
@@ -28,10 +28,6 @@ use scorelab_samplers::{
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-
-fn bad(msg: impl Into<String>) -> InputError {
-    InputError(msg.into())
-}
 
 /// The `scorelab sample` config (see the README for every key and its default).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -752,27 +748,11 @@ impl Driver<'_> {
     }
 }
 
-/// The points as CSV, header `x0,…,x{D−1}`, Rust's shortest round-trip form.
-pub fn points_csv(x: &Array2<f64>) -> String {
-    let mut csv = (0..x.ncols())
-        .map(|j| format!("x{j}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    csv.push('\n');
-    for row in x.rows() {
-        let line: Vec<String> = row.iter().map(|v| format!("{v}")).collect();
-        csv.push_str(&line.join(","));
-        csv.push('\n');
-    }
-    csv
-}
-
 /// The per-step trace as CSV: `step,sigma,step_size,acceptance_rate,score_evals` (cumulative
 /// evaluations per chain, init included).
 pub fn trace_csv(trace: &[Info], init_evals: usize) -> String {
     let mut csv = String::from("step,sigma,step_size,acceptance_rate,score_evals\n");
     let mut evals = init_evals;
-    let cell = |v: Option<f64>| v.map(|v| format!("{v}")).unwrap_or_default();
     for i in trace {
         evals += i.score_evals;
         csv.push_str(&format!(
@@ -785,13 +765,6 @@ pub fn trace_csv(trace: &[Info], init_evals: usize) -> String {
         ));
     }
     csv
-}
-
-/// `<stem><suffix>` next to `out`, where `out` = `<stem>.csv`.
-pub fn beside(out: &Path, suffix: &str) -> PathBuf {
-    let s = out.to_string_lossy();
-    let stem = s.strip_suffix(".csv").unwrap_or(&s);
-    PathBuf::from(format!("{stem}{suffix}"))
 }
 
 /// The distribution a sampler's output targets, with its label, given the density p whose
@@ -906,7 +879,7 @@ pub fn run(args: &SampleArgs, stop: &AtomicBool) -> Result<bool> {
         let mut staged = Staged::default();
         staged.stage(
             &beside(&args.out, &format!(".step{k}.csv")),
-            points_csv(x).as_bytes(),
+            matrix_csv(x, "x").as_bytes(),
         )?;
         staged.commit()?;
     }
@@ -927,7 +900,7 @@ pub fn run(args: &SampleArgs, stop: &AtomicBool) -> Result<bool> {
         &beside(&args.out, ".trace.csv"),
         trace_csv(&out.trace, init_evals).as_bytes(),
     )?;
-    staged.stage(&args.out, points_csv(&out.x).as_bytes())?;
+    staged.stage(&args.out, matrix_csv(&out.x, "x").as_bytes())?;
     staged.commit()?;
     let mean_accept = {
         let a: Vec<f64> = out.trace.iter().filter_map(|i| i.acceptance_rate).collect();

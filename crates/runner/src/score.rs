@@ -3,32 +3,36 @@
 use crate::output::Staged;
 use crate::table::Table;
 use crate::train::Transform;
-use crate::InputError;
+use crate::{bad, InputError};
 use anyhow::Result;
 use ndarray::Array2;
 use scorelab_models::Network;
 use std::path::Path;
 
-fn bad(msg: impl Into<String>) -> InputError {
-    InputError(msg.into())
-}
-
-/// Reads a points CSV whose header is exactly `x0,…,x{D−1}`.
+/// Reads a points CSV whose header is exactly `x0,…,x{D−1}`: with `dim`, D must be that; without,
+/// D is read from the header. `flag` (e.g. `--points`) names the file in errors.
 ///
 /// # Errors
-/// An [`InputError`] naming the file, row and column.
-pub fn read_points(path: &Path, dim: usize) -> Result<Array2<f64>, InputError> {
-    let want: Vec<String> = (0..dim).map(|j| format!("x{j}")).collect();
-    let label = format!("--points {}", path.display());
+/// An [`InputError`] naming the flag, file, row and column.
+pub fn read_points(path: &Path, flag: &str, dim: Option<usize>) -> Result<Array2<f64>, InputError> {
+    let label = format!("{flag} {}", path.display());
     let table = Table::open(path, &label)?;
-    if table.header != want {
-        return Err(bad(format!(
-            "{label}: the header is {} but this {dim}-dimensional model needs {}",
-            table.header.join(","),
-            want.join(",")
-        )));
+    let d = dim.unwrap_or(table.header.len());
+    let want: Vec<String> = (0..d).map(|j| format!("x{j}")).collect();
+    if table.header != want || d == 0 {
+        return Err(bad(match dim {
+            Some(d) => format!(
+                "{label}: the header is {} but this {d}-dimensional model needs {}",
+                table.header.join(","),
+                want.join(",")
+            ),
+            None => format!(
+                "{label}: the header is {:?}; points have the header x0,x1,…,x{{D-1}}",
+                table.header.join(",")
+            ),
+        }));
     }
-    let idx: Vec<usize> = (0..dim).collect();
+    let idx: Vec<usize> = (0..d).collect();
     table.read(&idx, &want)
 }
 
@@ -61,21 +65,12 @@ pub fn run(model_dir: &Path, points: &Path, out: &Path, sigma: Option<f64>) -> R
         ))
     })?;
     let dim = net.spec().dim;
-    let x = read_points(points, dim)?;
+    let x = read_points(points, "--points", Some(dim))?;
     let s = match &transform {
         Some(t) => t.score_back(&f.score(t.forward(&x).view())),
         None => f.score(x.view()),
     };
-    let mut csv = (0..dim)
-        .map(|j| format!("s{j}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    csv.push('\n');
-    for row in s.rows() {
-        let line: Vec<String> = row.iter().map(|v| format!("{v}")).collect();
-        csv.push_str(&line.join(","));
-        csv.push('\n');
-    }
+    let csv = crate::output::matrix_csv(&s, "s");
     let mut staged = Staged::default();
     staged.stage(out, csv.as_bytes())?;
     staged.commit()

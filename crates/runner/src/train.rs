@@ -16,7 +16,7 @@
 use crate::config::DensitySpec;
 use crate::output::Staged;
 use crate::table::Table;
-use crate::InputError;
+use crate::{bad, InputError};
 use anyhow::{Context, Result};
 use ndarray::{Array1, Array2, Axis};
 use rand::seq::SliceRandom;
@@ -300,10 +300,6 @@ pub struct Plan {
     pub config: TrainConfig,
     /// The transform of data files.
     pub transform: Option<Transform>,
-}
-
-fn bad(msg: impl Into<String>) -> InputError {
-    InputError(msg.into())
 }
 
 impl TrainFile {
@@ -663,11 +659,9 @@ pub fn provenance(threads: usize) -> toml::Table {
 /// The header of `loss.csv`.
 pub const LOSS_COLUMNS: &str = "step,loss,val_loss,esm,ism,fisher";
 
+/// A `loss.csv` cell: empty for a missing or non-finite value.
 fn cell(v: Option<f64>) -> String {
-    match v {
-        Some(x) if x.is_finite() => format!("{x}"),
-        _ => String::new(),
-    }
+    crate::output::cell(v.filter(|x| x.is_finite()))
 }
 
 /// The step of a `loss.csv` row.

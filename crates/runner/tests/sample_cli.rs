@@ -386,7 +386,7 @@ fn bad_input_exits_2_and_writes_nothing() {
             "x0,x1,x2\n1,2,3\n4,5,6\n",
             "3-dimensional but the target is 2-dimensional",
         ),
-        ("a,b\n1,2\n4,5\n", "samples have the header x0,x1"),
+        ("a,b\n1,2\n4,5\n", "points have the header x0,x1"),
     ];
     for (i, (csv, needle)) in evals.iter().enumerate() {
         fs::write(d.join(format!("e{i}.csv")), csv).unwrap();
