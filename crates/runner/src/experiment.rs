@@ -63,6 +63,10 @@ pub struct SamplersExperiment {
     pub train: BTreeMap<String, TrainRef>,
     /// The runs.
     pub run: Vec<RunSpec>,
+    /// Also write `NAME_samples.csv`: the chains of the first seed of every run (of a sweep's
+    /// last `steps`), columns `run,x0,…` (default false).
+    #[serde(default)]
+    pub save_samples: bool,
 }
 
 fn default_tests() -> usize {
@@ -75,6 +79,10 @@ fn default_tests() -> usize {
 pub struct TrainRef {
     /// A `scorelab train` config (relative to the working folder).
     pub config: PathBuf,
+    /// Keys merged into that config before training, table by table (e.g.
+    /// `overrides = { train = { steps = 500 } }`; default none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overrides: Option<toml::Table>,
 }
 
 /// `[[run]]`. Its other keys are checked where they land, as keys of a `scorelab sample` config.
@@ -121,6 +129,11 @@ pub struct NoiseExperiment {
     pub data_points: usize,
     /// Bin edges of the distance from the data.
     pub bins: Vec<f64>,
+    /// Also write `NAME_field.csv`: the true, noised (∇log p_σ) and learned scores of the first
+    /// seed's models on a
+    /// `field_grid`×`field_grid` grid of the box, for 2-D densities (default 0: none).
+    #[serde(default)]
+    pub field_grid: usize,
 }
 
 /// What the command line passes to [`run`].
@@ -129,6 +142,20 @@ pub struct ExperimentArgs {
     pub config: PathBuf,
     /// The results folder.
     pub results: PathBuf,
+    /// Merge the file's `[quick]` table over it first: the reduced-size run of `reproduce --quick`.
+    pub quick: bool,
+}
+
+/// Merges `over` into `base`: tables key by key, recursively; any other value replaces.
+pub fn deep_merge(base: &mut toml::Table, over: &toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => deep_merge(b, o),
+            _ => {
+                base.insert(k.clone(), v.clone());
+            }
+        }
+    }
 }
 
 /// The experiment's name: the config's file stem.
@@ -150,10 +177,31 @@ pub fn run(args: &ExperimentArgs, stop: Arc<AtomicBool>) -> Result<String> {
             args.config.display()
         ))
     })?;
-    let file: ExperimentFile = toml::from_str(&text)
+    let mut written: toml::Table = toml::from_str(&text)
+        .map_err(|e| bad(format!("experiment {}: {e}", args.config.display())))?;
+    let quick = match written.remove("quick") {
+        None => None,
+        Some(toml::Value::Table(t)) => Some(t),
+        Some(_) => {
+            return Err(bad(format!(
+                "experiment {}: quick: must be a table of the keys a quick run changes",
+                args.config.display()
+            ))
+            .into())
+        }
+    };
+    if args.quick {
+        if let Some(q) = &quick {
+            deep_merge(&mut written, q);
+        }
+    }
+    let file: ExperimentFile = toml::Value::Table(written.clone())
+        .try_into()
         .map_err(|e| bad(format!("experiment {}: {e}", args.config.display())))?;
     let name = name_of(&args.config)?;
-    let mut written: toml::Table = toml::from_str(&text).expect("parsed above");
+    if args.quick {
+        written.insert("quick".into(), true.into());
+    }
     written.insert(
         "run_info".into(),
         provenance(rayon::current_num_threads()).into(),
@@ -163,7 +211,7 @@ pub fn run(args: &ExperimentArgs, stop: Arc<AtomicBool>) -> Result<String> {
          # `scorelab experiment --config {}` reruns it.\n",
         args.config.display()
     );
-    let (csv, summary, partial) = match &file {
+    let (csv, summary, extra, partial) = match &file {
         ExperimentFile::Samplers(e) => samplers(e, &name, &args.results, &stop)?,
         ExperimentFile::Noise(e) => noise(e, &name, &args.results, &stop)?,
     };
@@ -188,6 +236,12 @@ pub fn run(args: &ExperimentArgs, stop: Arc<AtomicBool>) -> Result<String> {
         &args.results.join(format!("{name}_summary.csv")),
         summary.as_bytes(),
     )?;
+    for (suffix, text) in &extra {
+        staged.stage(
+            &args.results.join(format!("{name}_{suffix}.csv")),
+            text.as_bytes(),
+        )?;
+    }
     staged.commit()?;
     Ok(summary)
 }
@@ -205,6 +259,26 @@ fn train_model(config: &Path, out: &Path, stop: &Arc<AtomicBool>) -> Result<()> 
         Outcome::Finished => Ok(()),
         Outcome::Interrupted(_) => anyhow::bail!("interrupted while training {}", out.display()),
     }
+}
+
+/// Trains `[train.NAME]` into `out`: its config with the overrides merged, written beside `out`.
+fn train_ref(t: &TrainRef, out: &Path, stop: &Arc<AtomicBool>) -> Result<()> {
+    let Some(over) = &t.overrides else {
+        return train_model(&t.config, out, stop);
+    };
+    let text = std::fs::read_to_string(&t.config)
+        .map_err(|e| bad(format!("cannot read {}: {e}", t.config.display())))?;
+    let mut cfg: toml::Table =
+        toml::from_str(&text).map_err(|e| bad(format!("{}: {e}", t.config.display())))?;
+    deep_merge(&mut cfg, over);
+    let path = crate::output::beside(out, ".train.toml");
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    std::fs::write(&path, toml::to_string(&cfg).expect("serialises"))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    train_model(&path, out, stop)
 }
 
 /// The CSV header of a samplers experiment.
@@ -242,12 +316,15 @@ fn summarise(rows: &[Row]) -> String {
 
 type Row = (String, String, String, u64, usize, usize, MetricRow);
 
+/// The main CSV, the summary, extra files (suffix, text) and whether it was interrupted.
+type Outcome3 = (String, String, Vec<(String, String)>, bool);
+
 fn samplers(
     e: &SamplersExperiment,
     name: &str,
     results: &Path,
     stop: &Arc<AtomicBool>,
-) -> Result<(String, String, bool)> {
+) -> Result<Outcome3> {
     if e.seeds.is_empty() {
         return Err(bad("seeds: give at least one seed").into());
     }
@@ -336,7 +413,7 @@ fn samplers(
             "scorelab experiment {name}: training {m} ({})",
             t.config.display()
         );
-        train_model(&t.config, &results.join("models").join(name).join(m), stop)?;
+        train_ref(t, &results.join("models").join(name).join(m), stop)?;
     }
     let total = (plans.len() * e.seeds.len()) as u64;
     let bar = indicatif::ProgressBar::new(total);
@@ -345,7 +422,9 @@ fn samplers(
             .expect("template"),
     );
     let mut rows: Vec<Row> = vec![];
-    for (r, score, file) in &plans {
+    let mut samples_csv = String::new();
+    for (k, (r, score, file)) in plans.iter().enumerate() {
+        let last_of_run = plans.get(k + 1).is_none_or(|next| next.0.name != r.name);
         let plan = file
             .build()
             .map_err(|err| bad(format!("run {}: {}", r.name, err.0)))?;
@@ -360,13 +439,23 @@ fn samplers(
         for &seed in &e.seeds {
             if stop.load(Ordering::SeqCst) {
                 bar.abandon();
-                return Ok((rows_csv(&rows), String::new(), true));
+                return Ok((rows_csv(&rows), String::new(), vec![], true));
             }
             bar.set_message(format!("{} seed {seed}", r.name));
             let out = plan.run(seed, stop, &mut |_| {});
             if out.interrupted {
                 bar.abandon();
-                return Ok((rows_csv(&rows), String::new(), true));
+                return Ok((rows_csv(&rows), String::new(), vec![], true));
+            }
+            if e.save_samples && last_of_run && seed == e.seeds[0] {
+                if samples_csv.is_empty() {
+                    let cols: Vec<String> = (0..out.x.ncols()).map(|j| format!("x{j}")).collect();
+                    samples_csv = format!("run,{}\n", cols.join(","));
+                }
+                for row in out.x.rows() {
+                    let cells: Vec<String> = row.iter().map(|v| v.to_string()).collect();
+                    samples_csv.push_str(&format!("{},{}\n", r.name, cells.join(",")));
+                }
             }
             for m in metrics(out.x.view(), &target, seed, e.tests) {
                 rows.push((
@@ -383,7 +472,12 @@ fn samplers(
         }
     }
     bar.finish_and_clear();
-    Ok((rows_csv(&rows), summarise(&rows), false))
+    let extra = if e.save_samples {
+        vec![("samples".to_string(), samples_csv)]
+    } else {
+        vec![]
+    };
+    Ok((rows_csv(&rows), summarise(&rows), extra, false))
 }
 
 fn rows_csv(rows: &[Row]) -> String {
@@ -410,7 +504,7 @@ fn noise(
     name: &str,
     results: &Path,
     stop: &Arc<AtomicBool>,
-) -> Result<(String, String, bool)> {
+) -> Result<Outcome3> {
     if e.seeds.is_empty() || e.sigmas.is_empty() {
         return Err(bad("seeds and sigmas: give at least one of each").into());
     }
@@ -468,6 +562,20 @@ fn noise(
                 .sqrt()
         })
         .collect();
+    if e.field_grid > 0 && (d != 2 || e.field_grid < 2) {
+        return Err(bad(format!(
+            "field_grid: needs a 2-D density and at least 2 points per axis (got D = {d}, field_grid = {}); use 0 for none",
+            e.field_grid
+        ))
+        .into());
+    }
+    let n = e.field_grid;
+    let grid = Array2::from_shape_fn((n * n, d.min(2)), |(i, j)| {
+        let k = if j == 0 { i % n } else { i / n };
+        e.box_low + (e.box_high - e.box_low) * k as f64 / (n.max(2) - 1) as f64
+    });
+    let mut field =
+        String::from("sigma,x0,x1,log_p,true0,true1,noised0,noised1,learned0,learned1\n");
     let models = results.join("models").join(name);
     let mut csv = format!("{NOISE_COLUMNS}\n");
     let mut summary_rows: Vec<(f64, Vec<[f64; 2]>)> = vec![];
@@ -475,7 +583,7 @@ fn noise(
         let mut per_seed = vec![];
         for &seed in &e.seeds {
             if stop.load(Ordering::SeqCst) {
-                return Ok((csv, String::new(), true));
+                return Ok((csv, String::new(), vec![], true));
             }
             let dir = models.join(format!("sigma{sigma}_seed{seed}"));
             let mut cfg = toml::Table::new();
@@ -509,13 +617,33 @@ fn noise(
                 let (nz, nt) = fisher_divergence(f.as_ref() as &dyn Score, &noised, x.view());
                 (clean, ct, nz, nt)
             };
+            if n > 0 && seed == e.seeds[0] {
+                let truth = p.score(grid.view());
+                let learned = f.score(grid.view());
+                let noised = p.noised_score(grid.view(), sigma).expect("checked");
+                let log_p = scorelab_core::LogDensity::log_density(&p, grid.view());
+                for i in 0..grid.nrows() {
+                    field.push_str(&format!(
+                        "{sigma},{},{},{},{},{},{},{},{},{}\n",
+                        grid[[i, 0]],
+                        grid[[i, 1]],
+                        log_p[i],
+                        truth[[i, 0]],
+                        truth[[i, 1]],
+                        noised[[i, 0]],
+                        noised[[i, 1]],
+                        learned[[i, 0]],
+                        learned[[i, 1]]
+                    ));
+                }
+            }
             // Averaged over p.
-            let (c, _, n, _) = region(&from_p);
+            let (c, _, nz, _) = region(&from_p);
             csv.push_str(&format!(
                 "{sigma},{seed},p,,,{},{},{},{},{}\n",
-                e.points, c.value, c.se, n.value, n.se
+                e.points, c.value, c.se, nz.value, nz.se
             ));
-            per_seed.push([c.value, n.value]);
+            per_seed.push([c.value, nz.value]);
             // Binned by the distance from the data.
             let (_, ct, _, nt) = region(&in_box);
             for w in e.bins.windows(2) {
@@ -552,5 +680,10 @@ fn noise(
         let (nm, ns) = ms(1);
         summary.push_str(&format!("{sigma},{},{cm},{cs},{nm},{ns}\n", v.len()));
     }
-    Ok((csv, summary, false))
+    let extra = if n > 0 {
+        vec![("field".to_string(), field)]
+    } else {
+        vec![]
+    };
+    Ok((csv, summary, extra, false))
 }

@@ -132,6 +132,21 @@ enum Command {
         /// The results folder.
         #[arg(long, value_name = "DIR", default_value = "results")]
         results: PathBuf,
+        /// Merge the file's [quick] table over it: the reduced-size run of `reproduce --quick`.
+        #[arg(long)]
+        quick: bool,
+    },
+    /// Draw every figure of the paper (SVG and PNG) from the CSVs in RESULTS into FIGURES.
+    ///
+    /// A figure whose inputs are missing is skipped with the command that makes them, and the
+    /// exit status is then 1.
+    Figures {
+        /// The results folder.
+        #[arg(long, value_name = "DIR", default_value = "results")]
+        results: PathBuf,
+        /// The figures folder.
+        #[arg(long, value_name = "DIR", default_value = "paper/figures")]
+        figures: PathBuf,
     },
     /// Sample-quality metrics of a samples CSV against a density (MMD², KSD, sliced W2, mode
     /// weights) or a reference sample (MMD², sliced W2); one row per metric:
@@ -216,10 +231,44 @@ fn sample_cmd(config: PathBuf, out: PathBuf, seed: Option<u64>) -> Result<()> {
     Ok(())
 }
 
-fn experiment_cmd(config: PathBuf, results: PathBuf) -> Result<()> {
+fn figures_cmd(results: PathBuf, figures: PathBuf) -> Result<()> {
+    if !results.is_dir() {
+        return Err(InputError(format!(
+            "--results {}: not a folder; run `scorelab reproduce` (or the experiments) first",
+            results.display()
+        ))
+        .into());
+    }
+    let report = scorelab_figures::draw_all(&results, &figures, |name| {
+        eprintln!("drawing {name}");
+    })?;
+    let mut stdout = std::io::stdout().lock();
+    for stem in &report.drawn {
+        let _ = writeln!(stdout, "wrote {}.{{svg,png}}", stem.display());
+    }
+    if report.missing.is_empty() {
+        return Ok(());
+    }
+    let lines: Vec<String> = report
+        .missing
+        .iter()
+        .map(|(name, file, cmd)| format!("  {name}: needs {} (made by `{cmd}`)", file.display()))
+        .collect();
+    Err(anyhow::anyhow!(
+        "{} figure(s) not drawn:\n{}",
+        report.missing.len(),
+        lines.join("\n")
+    ))
+}
+
+fn experiment_cmd(config: PathBuf, results: PathBuf, quick: bool) -> Result<()> {
     let stop = stop_flag();
     let started = std::time::Instant::now();
-    let args = experiment::ExperimentArgs { config, results };
+    let args = experiment::ExperimentArgs {
+        config,
+        results,
+        quick,
+    };
     let summary = experiment::run(&args, stop)?;
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(
@@ -385,7 +434,12 @@ fn main() -> ExitCode {
             sigma,
         } => score::run(&model, &points, &out, sigma),
         Command::Sample { config, out, seed } => sample_cmd(config, out, seed),
-        Command::Experiment { config, results } => experiment_cmd(config, results),
+        Command::Experiment {
+            config,
+            results,
+            quick,
+        } => experiment_cmd(config, results, quick),
+        Command::Figures { results, figures } => figures_cmd(results, figures),
         Command::Eval {
             samples,
             density,

@@ -1,0 +1,1102 @@
+//! The figures. Each reads its CSVs first, then draws the same picture into an SVG string and a
+//! PNG file ([`render!`]).
+
+use crate::plot::{
+    color, colorbar, isolines, lin_range, log_range, mean_sd, tick, viridis, LABEL, TICK, TITLE,
+};
+use crate::{Figure, Table};
+use anyhow::{bail, Result};
+use plotters::prelude::*;
+use std::path::Path;
+
+/// Draws `$body` (which uses `$root`, a drawing area) once on an SVG string and once on a PNG,
+/// then writes `$stem.svg` and `$stem.png` atomically.
+macro_rules! render {
+    ($stem:expr, $size:expr, |$root:ident| $body:block) => {{
+        let stem: &Path = $stem;
+        let mut svg = String::new();
+        {
+            let $root = SVGBackend::with_string(&mut svg, $size).into_drawing_area();
+            $root.fill(&WHITE)?;
+            $body
+            $root.present()?;
+        }
+        crate::write_atomic(&stem.with_extension("svg"), svg.as_bytes())?;
+        let tmp = crate::tmp_png(stem);
+        {
+            let $root = BitMapBackend::new(&tmp, $size).into_drawing_area();
+            $root.fill(&WHITE)?;
+            $body
+            $root.present()?;
+        }
+        std::fs::rename(&tmp, stem.with_extension("png"))?;
+        Ok(())
+    }};
+}
+
+pub fn catalogue() -> Vec<Figure> {
+    vec![
+        Figure {
+            name: "equivalence",
+            inputs: &["equivalence_models.csv"],
+            caption: "ESM against ISM for many models per density: parallel lines offset by the constant C; on the half-normal the gap moves by exactly the boundary term p(0)·s_θ(0).",
+            made_by: "scorelab equivalence --config paper/experiments/equivalence_models.toml --out results/equivalence_models.csv",
+            draw: equivalence,
+        },
+        Figure {
+            name: "equivalence_training",
+            inputs: &["models/train_mixture_ism/loss.csv"],
+            caption: "ESM and ISM during ISM training of a 64-64 MLP on a 2-D mixture, on one fixed set of 4096 points: they move in lock-step, C = ½E‖∇log p‖² apart up to the Monte Carlo error of those points.",
+            made_by: "scorelab train --config paper/experiments/train_mixture_ism.toml --out results/models/train_mixture_ism --force",
+            draw: equivalence_training,
+        },
+        Figure {
+            name: "jacobian_cost",
+            inputs: &["jacobian_cost.csv", "baselines/results_torch.csv", "baselines/results_jax.csv"],
+            caption: "Time per training step against the dimension D (log-log), every objective, with the PyTorch and JAX baselines on the same kind of machine.",
+            made_by: "scorelab cost --out results/jacobian_cost.csv",
+            draw: jacobian_cost,
+        },
+        Figure {
+            name: "score_field",
+            inputs: &["noise_tradeoff_field.csv"],
+            caption: "Learned (DSM at the smallest σ) against true score on the NCSN mixture, and its error ½‖s_θ − ∇log p‖² over the plane: accurate near the data, wrong away from it (low coverage). At the largest σ the network fits ∇log p_σ everywhere (right): noise covers the plane, at the price of fitting p_σ instead of p.",
+            made_by: "scorelab experiment --config paper/experiments/noise_tradeoff.toml",
+            draw: score_field,
+        },
+        Figure {
+            name: "noise_tradeoff",
+            inputs: &["noise_tradeoff.csv", "noise_tradeoff_summary.csv"],
+            caption: "Single-σ DSM on the NCSN mixture: error to the clean score against σ, and against the distance from the data.",
+            made_by: "scorelab experiment --config paper/experiments/noise_tradeoff.toml",
+            draw: noise_tradeoff,
+        },
+        Figure {
+            name: "ncsn_toy",
+            inputs: &["ncsn_toy.csv", "ncsn_toy_samples.csv"],
+            caption: "Plain against annealed Langevin on p = 0.8·N((5,5), I) + 0.2·N((−5,−5), I) with exact scores: plain Langevin splits the chains evenly, annealing recovers the weights.",
+            made_by: "scorelab experiment --config paper/experiments/ncsn_toy.toml",
+            draw: ncsn_toy,
+        },
+        Figure {
+            name: "samplers_cost",
+            inputs: &["samplers_cost_mixture_summary.csv", "samplers_cost_banana_summary.csv"],
+            caption: "Sample quality against score evaluations per chain, mean ± sd over seeds: the NCSN mixture (top) and the banana (bottom).",
+            made_by: "scorelab experiment --config paper/experiments/samplers_cost_mixture.toml (and samplers_cost_banana.toml)",
+            draw: samplers_cost,
+        },
+    ]
+}
+
+/// Solid marker style.
+fn dot(c: RGBColor) -> ShapeStyle {
+    c.filled()
+}
+
+fn equivalence(results: &Path, stem: &Path) -> Result<()> {
+    let t = Table::read(&results.join("equivalence_models.csv"))?;
+    let densities: Vec<String> = t
+        .distinct("density")?
+        .into_iter()
+        .filter(|d| d != "half_normal")
+        .collect();
+    if densities.is_empty() {
+        bail!("{}: no density other than half_normal", t.path.display());
+    }
+    struct Panel {
+        name: String,
+        c: f64,
+        ism: Vec<f64>,
+        esm: Vec<f64>,
+    }
+    let mut panels = vec![];
+    for d in &densities {
+        let s = t.filter("density", d)?;
+        let dim = s.strings("dim")?[0].clone();
+        panels.push(Panel {
+            name: format!("{d} (D = {dim})"),
+            c: s.f64s("constant")?[0],
+            ism: s.f64s("ism")?,
+            esm: s.f64s("esm")?,
+        });
+    }
+    let others: Vec<f64> = {
+        let gap = t.f64s("gap")?;
+        let c = t.f64s("constant")?;
+        let dens = t.strings("density")?;
+        (0..gap.len())
+            .filter(|&i| dens[i] != "half_normal")
+            .map(|i| gap[i] - c[i])
+            .collect()
+    };
+    let half = t.filter("density", "half_normal")?;
+    let hb = half.f64s("boundary_term")?;
+    let hr: Vec<f64> = half
+        .f64s("gap")?
+        .iter()
+        .zip(half.f64s("constant")?)
+        .map(|(g, c)| g - c)
+        .collect();
+    let hse = half.f64s("gap_se")?;
+    render!(stem, (1800, 900), |root| {
+        let (left, right) = root.split_horizontally(1200);
+        let cells = left.split_evenly((2, 2));
+        for (k, (p, area)) in panels.iter().zip(cells.iter()).enumerate() {
+            let xr = lin_range(p.ism.iter().copied(), 0.08);
+            let yr = lin_range(p.esm.iter().copied().chain([xr.start, xr.end]), 0.05);
+            let mut chart = ChartBuilder::on(area)
+                .caption(format!("{}: C = {:.3}", p.name, p.c), ("sans-serif", LABEL))
+                .margin(12)
+                .x_label_area_size(55)
+                .y_label_area_size(70)
+                .build_cartesian_2d(xr.clone(), yr)?;
+            chart
+                .configure_mesh()
+                .x_label_formatter(&tick)
+                .y_label_formatter(&tick)
+                .x_desc("ISM loss J(θ)")
+                .y_desc("ESM loss")
+                .label_style(("sans-serif", TICK))
+                .axis_desc_style(("sans-serif", LABEL))
+                .draw()?;
+            let xs = [xr.start, xr.end];
+            chart
+                .draw_series(DashedLineSeries::new(
+                    xs.iter().map(|&x| (x, x)),
+                    8,
+                    6,
+                    RGBColor(150, 150, 150).stroke_width(2),
+                ))?
+                .label("ESM = ISM")
+                .legend(|(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 24, y)], RGBColor(150, 150, 150))
+                });
+            let c = color(k);
+            chart
+                .draw_series(LineSeries::new(
+                    xs.iter().map(|&x| (x, x + p.c)),
+                    c.stroke_width(2),
+                ))?
+                .label("ESM = ISM + C")
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 24, y)], c.stroke_width(2))
+                });
+            chart
+                .draw_series(
+                    p.ism
+                        .iter()
+                        .zip(&p.esm)
+                        .map(|(&x, &y)| Circle::new((x, y), 5, dot(c))),
+                )?
+                .label(format!("{} models", p.ism.len()))
+                .legend(move |(x, y)| Circle::new((x + 12, y), 5, dot(c)));
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperLeft)
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .label_font(("sans-serif", TICK))
+                .draw()?;
+        }
+        let xr = lin_range(hb.iter().copied().chain([0.0]), 0.1);
+        let yr = lin_range(
+            hr.iter()
+                .zip(&hse)
+                .flat_map(|(r, s)| [r - 2.0 * s, r + 2.0 * s])
+                .chain(others.iter().copied()),
+            0.1,
+        );
+        let mut chart = ChartBuilder::on(&right)
+            .caption(
+                "half-normal: ESM − ISM − C = p(0)·s(0)",
+                ("sans-serif", LABEL),
+            )
+            .margin(12)
+            .x_label_area_size(55)
+            .y_label_area_size(80)
+            .build_cartesian_2d(xr.clone(), yr)?;
+        chart
+            .configure_mesh()
+            .x_label_formatter(&tick)
+            .y_label_formatter(&tick)
+            .x_desc("boundary term p(0)·s_θ(0)")
+            .y_desc("ESM − ISM − C (± 2 SE)")
+            .label_style(("sans-serif", TICK))
+            .axis_desc_style(("sans-serif", LABEL))
+            .draw()?;
+        chart
+            .draw_series(LineSeries::new(
+                [xr.start, xr.end].iter().map(|&x| (x, x)),
+                BLACK.stroke_width(2),
+            ))?
+            .label("y = x")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], BLACK.stroke_width(2)));
+        chart
+            .draw_series(
+                others
+                    .iter()
+                    .map(|&r| Circle::new((0.0, r), 4, RGBColor(150, 150, 150).filled())),
+            )?
+            .label(format!("{} models on ℝᴰ", others.len()))
+            .legend(|(x, y)| Circle::new((x + 12, y), 4, RGBColor(150, 150, 150).filled()));
+        let hc = color(1);
+        chart.draw_series(hb.iter().zip(&hr).zip(&hse).map(|((&b, &r), &s)| {
+            ErrorBar::new_vertical(b, r - 2.0 * s, r, r + 2.0 * s, hc.stroke_width(2), 10)
+        }))?;
+        chart
+            .draw_series(
+                hb.iter()
+                    .zip(&hr)
+                    .map(|(&b, &r)| Circle::new((b, r), 6, dot(hc))),
+            )?
+            .label(format!("{} linear models on [0, ∞)", hb.len()))
+            .legend(move |(x, y)| Circle::new((x + 12, y), 6, dot(hc)));
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", TICK))
+            .draw()?;
+    })
+}
+
+fn equivalence_training(results: &Path, stem: &Path) -> Result<()> {
+    let t = Table::read(&results.join("models/train_mixture_ism/loss.csv"))?;
+    let step = t.f64s("step")?;
+    let esm = t.f64s("esm")?;
+    let ism = t.f64s("ism")?;
+    let fisher = t.f64s("fisher")?;
+    // fisher = ESM/C, so C = ESM/fisher (the same for every row).
+    let c = esm[0] / fisher[0];
+    if !c.is_finite() {
+        bail!("{}: the first row has no esm/fisher", t.path.display());
+    }
+    let xr = 0.0..step.iter().copied().fold(1.0, f64::max);
+    let yr = lin_range(esm.iter().chain(&ism).copied(), 0.05);
+    render!(stem, (1200, 750), |root| {
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                format!("ESM and ISM during ISM training: C = {c:.4}"),
+                ("sans-serif", TITLE),
+            )
+            .margin(20)
+            .x_label_area_size(60)
+            .y_label_area_size(80)
+            .build_cartesian_2d(xr.clone(), yr.clone())?;
+        chart
+            .configure_mesh()
+            .x_label_formatter(&tick)
+            .y_label_formatter(&tick)
+            .x_desc("Adam step")
+            .y_desc("loss on 4096 fresh points")
+            .label_style(("sans-serif", TICK))
+            .axis_desc_style(("sans-serif", LABEL))
+            .draw()?;
+        let pts = |v: &[f64]| -> Vec<(f64, f64)> {
+            step.iter().copied().zip(v.iter().copied()).collect()
+        };
+        let (c0, c1) = (color(0), color(1));
+        chart
+            .draw_series(LineSeries::new(pts(&esm), c0.stroke_width(3)))?
+            .label("ESM ½E‖s_θ − ∇log p‖²")
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], c0.stroke_width(3)));
+        chart
+            .draw_series(LineSeries::new(pts(&ism), c1.stroke_width(3)))?
+            .label("ISM E[½‖s_θ‖² + tr ∇s_θ]")
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], c1.stroke_width(3)));
+        let shifted: Vec<f64> = ism.iter().map(|v| v + c).collect();
+        chart
+            .draw_series(DashedLineSeries::new(
+                pts(&shifted),
+                10,
+                8,
+                BLACK.stroke_width(2),
+            ))?
+            .label("ISM + C")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], BLACK.stroke_width(2)));
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", TICK))
+            .draw()?;
+    })
+}
+
+/// One series of the cost figure.
+struct CostSeries {
+    label: String,
+    framework: usize,
+    dash: bool,
+    points: Vec<(f64, f64)>,
+}
+
+fn cost_series(
+    t: &Table,
+    obj_col: &str,
+    d_col: &str,
+    ms_col: &str,
+    objective: &str,
+) -> Result<Vec<(f64, f64)>> {
+    let s = t.filter(obj_col, objective)?;
+    let d = s.f64s(d_col)?;
+    let ms = s.f64s(ms_col)?;
+    let mut p: Vec<(f64, f64)> = d.into_iter().zip(ms).collect();
+    p.sort_by(|a, b| a.0.total_cmp(&b.0));
+    Ok(p)
+}
+
+/// (framework: 0 scorelab, 1 PyTorch, 2 JAX; objective in its CSV; legend label; dashed).
+type CostItem = (usize, &'static str, &'static str, bool);
+
+fn jacobian_cost(results: &Path, stem: &Path) -> Result<()> {
+    let ours = Table::read(&results.join("jacobian_cost.csv"))?;
+    let torch = Table::read(&results.join("baselines/results_torch.csv"))?;
+    let jax = Table::read(&results.join("baselines/results_jax.csv"))?;
+    let groups: [(&str, &[CostItem]); 3] = [
+        (
+            "exact ISM (trace of the Jacobian)",
+            &[
+                (0, "ism_naive", "scorelab naive (D passes)", true),
+                (0, "ism_structured", "scorelab structured", false),
+                (1, "ism_loop", "PyTorch loop", true),
+                (1, "ism_jacrev", "PyTorch jacrev", false),
+                (2, "ism_jacrev", "JAX jacrev", false),
+                (2, "ism_jacfwd", "JAX jacfwd", true),
+            ],
+        ),
+        (
+            "sliced score matching",
+            &[
+                (0, "ssm", "scorelab SSM", false),
+                (0, "ssm_vr", "scorelab SSM-VR", true),
+                (1, "ssm", "PyTorch SSM", false),
+                (1, "ssm_vr", "PyTorch SSM-VR", true),
+                (2, "ssm", "JAX SSM", false),
+                (2, "ssm_vr", "JAX SSM-VR", true),
+            ],
+        ),
+        (
+            "denoising and explicit",
+            &[
+                (0, "dsm", "scorelab DSM", false),
+                (0, "esm", "scorelab ESM", true),
+                (1, "dsm", "PyTorch DSM", false),
+                (2, "dsm", "JAX DSM", false),
+            ],
+        ),
+    ];
+    let mut panels: Vec<(&str, Vec<CostSeries>)> = vec![];
+    for (title, items) in groups {
+        let mut series = vec![];
+        for &(fw, obj, label, dash) in items {
+            let points = match fw {
+                0 => cost_series(&ours, "objective", "dim", "median_ms", obj)?,
+                1 => cost_series(&torch, "objective", "D", "median_step_ms", obj)?,
+                _ => cost_series(&jax, "objective", "D", "median_step_ms", obj)?,
+            };
+            if !points.is_empty() {
+                series.push(CostSeries {
+                    label: label.to_string(),
+                    framework: fw,
+                    dash,
+                    points,
+                });
+            }
+        }
+        panels.push((title, series));
+    }
+    let all = panels
+        .iter()
+        .flat_map(|p| p.1.iter().flat_map(|s| s.points.clone()))
+        .collect::<Vec<_>>();
+    let xr = log_range(all.iter().map(|p| p.0), 1.3);
+    let yr = log_range(all.iter().map(|p| p.1), 1.5);
+    render!(stem, (1800, 700), |root| {
+        let areas = root.split_evenly((1, 3));
+        for ((title, series), area) in panels.iter().zip(areas.iter()) {
+            let mut chart = ChartBuilder::on(area)
+                .caption(*title, ("sans-serif", LABEL + 2))
+                .margin(12)
+                .x_label_area_size(60)
+                .y_label_area_size(85)
+                .build_cartesian_2d(xr.clone().log_scale(), yr.clone().log_scale())?;
+            chart
+                .configure_mesh()
+                .x_label_formatter(&tick)
+                .y_label_formatter(&tick)
+                .x_desc("dimension D")
+                .y_desc("ms per training step")
+                .label_style(("sans-serif", TICK))
+                .axis_desc_style(("sans-serif", LABEL))
+                .draw()?;
+            for s in series {
+                let c = color(s.framework);
+                let style = c.stroke_width(3);
+                if s.dash {
+                    chart
+                        .draw_series(DashedLineSeries::new(s.points.clone(), 10, 6, style))?
+                        .label(s.label.clone())
+                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 10, y)], style));
+                } else {
+                    chart
+                        .draw_series(LineSeries::new(s.points.clone(), style))?
+                        .label(s.label.clone())
+                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style));
+                }
+                let marker = s.framework;
+                chart.draw_series(s.points.iter().map(move |&p| {
+                    let e: DynElement<_, _> = match marker {
+                        0 => Circle::new(p, 6, c.filled()).into_dyn(),
+                        1 => TriangleMarker::new(p, 7, c.filled()).into_dyn(),
+                        _ => Cross::new(p, 6, c.stroke_width(2)).into_dyn(),
+                    };
+                    e
+                }))?;
+            }
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperLeft)
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .label_font(("sans-serif", TICK - 2))
+                .draw()?;
+        }
+    })
+}
+
+/// The field CSV of one σ: the grid, log p, true and learned scores.
+struct Field {
+    sigma: f64,
+    n: usize,
+    x0: f64,
+    h: f64,
+    x: Vec<f64>,
+    y: Vec<f64>,
+    log_p: Vec<f64>,
+    truth: Vec<(f64, f64)>,
+    noised: Vec<(f64, f64)>,
+    learned: Vec<(f64, f64)>,
+}
+
+impl Field {
+    /// ½‖s_θ − ∇log p‖² (`noised`: ∇log p_σ instead) at grid point i.
+    fn error(&self, i: usize, noised: bool) -> f64 {
+        let (a, b) = if noised {
+            self.noised[i]
+        } else {
+            self.truth[i]
+        };
+        let (c, d) = self.learned[i];
+        0.5 * ((a - c).powi(2) + (b - d).powi(2))
+    }
+
+    /// Iso-lines of log p at `below` nats under its maximum.
+    fn contours(&self, below: &[f64]) -> Vec<Vec<(f64, f64)>> {
+        let max = self.log_p.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let levels: Vec<f64> = below.iter().map(|b| max - b).collect();
+        isolines(
+            &self.log_p,
+            self.n,
+            self.n,
+            self.x0,
+            self.x0,
+            self.h,
+            &levels,
+        )
+    }
+}
+
+fn read_fields(path: &Path) -> Result<Vec<Field>> {
+    let t = Table::read(path)?;
+    let mut out = vec![];
+    for s in t.distinct("sigma")? {
+        let f = t.filter("sigma", &s)?;
+        let x = f.f64s("x0")?;
+        let y = f.f64s("x1")?;
+        let n = (x.len() as f64).sqrt().round() as usize;
+        if n * n != x.len() || n < 2 {
+            bail!("{}: σ = {s}: the grid is not square", t.path.display());
+        }
+        let zip = |a: Vec<f64>, b: Vec<f64>| a.into_iter().zip(b).collect::<Vec<_>>();
+        out.push(Field {
+            sigma: s.parse()?,
+            n,
+            x0: x[0],
+            h: x[1] - x[0],
+            log_p: f.f64s("log_p")?,
+            truth: zip(f.f64s("true0")?, f.f64s("true1")?),
+            noised: zip(f.f64s("noised0")?, f.f64s("noised1")?),
+            learned: zip(f.f64s("learned0")?, f.f64s("learned1")?),
+            x,
+            y,
+        });
+    }
+    if out.is_empty() {
+        bail!("{}: no rows", t.path.display());
+    }
+    Ok(out)
+}
+
+fn score_field(results: &Path, stem: &Path) -> Result<()> {
+    let fields = read_fields(&results.join("noise_tradeoff_field.csv"))?;
+    let small = &fields[0];
+    let large = fields.last().expect("non-empty");
+    let (lo, hi) = (-3.0, 3.0);
+    let range = small.x0..(small.x0 + small.h * (small.n - 1) as f64);
+    let contours = small.contours(&[2.0, 6.0]);
+    render!(stem, (1950, 640), |root| {
+        let (plots, bar) = root.split_horizontally(1830);
+        let areas = plots.split_evenly((1, 3));
+        // (a) arrows, every `k`-th grid point.
+        let k = (small.n / 16).max(1);
+        let mut chart = ChartBuilder::on(&areas[0])
+            .caption(
+                format!("scores, DSM σ = {}", small.sigma),
+                ("sans-serif", LABEL + 2),
+            )
+            .margin(12)
+            .x_label_area_size(55)
+            .y_label_area_size(60)
+            .build_cartesian_2d(range.clone(), range.clone())?;
+        chart
+            .configure_mesh()
+            .x_label_formatter(&tick)
+            .y_label_formatter(&tick)
+            .disable_mesh()
+            .x_desc("x₁")
+            .y_desc("x₂")
+            .label_style(("sans-serif", TICK))
+            .axis_desc_style(("sans-serif", LABEL))
+            .draw()?;
+        for line in &contours {
+            chart.draw_series(LineSeries::new(line.clone(), BLACK.stroke_width(1)))?;
+        }
+        let len = 0.45 * k as f64 * small.h;
+        let arrow = |x: f64, y: f64, (u, v): (f64, f64)| {
+            // Length ∝ log(1 + ‖s‖), full length at ‖s‖ ≥ 20.
+            let m = (u * u + v * v).sqrt();
+            let l = len * ((1.0 + m).ln() / 21f64.ln()).min(1.0);
+            let (dx, dy) = if m > 0.0 {
+                (u / m * l, v / m * l)
+            } else {
+                (0.0, 0.0)
+            };
+            vec![(x, y), (x + dx, y + dy)]
+        };
+        let grey = RGBColor(160, 160, 160);
+        let blue = color(0);
+        let idx: Vec<usize> = (0..small.x.len())
+            .filter(|&i| (i % small.n) % k == 0 && (i / small.n) % k == 0)
+            .collect();
+        chart
+            .draw_series(idx.iter().map(|&i| {
+                PathElement::new(
+                    arrow(small.x[i], small.y[i], small.truth[i]),
+                    grey.stroke_width(3),
+                )
+            }))?
+            .label("true ∇log p")
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 24, y)], grey.stroke_width(3))
+            });
+        chart
+            .draw_series(idx.iter().map(|&i| {
+                PathElement::new(
+                    arrow(small.x[i], small.y[i], small.learned[i]),
+                    blue.stroke_width(2),
+                )
+            }))?
+            .label("learned s_θ")
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 24, y)], blue.stroke_width(2))
+            });
+        chart.draw_series(
+            idx.iter()
+                .map(|&i| Circle::new((small.x[i], small.y[i]), 2, BLACK.filled())),
+        )?;
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .label_font(("sans-serif", TICK))
+            .draw()?;
+        // (b), (c) error maps.
+        for (area, f, noised) in [(&areas[1], small, false), (&areas[2], large, true)] {
+            let title = if noised {
+                format!("DSM σ = {}: error to ∇log p_σ", f.sigma)
+            } else {
+                format!("DSM σ = {}: error to ∇log p", f.sigma)
+            };
+            let mut chart = ChartBuilder::on(area)
+                .caption(title, ("sans-serif", LABEL + 2))
+                .margin(12)
+                .x_label_area_size(55)
+                .y_label_area_size(60)
+                .build_cartesian_2d(range.clone(), range.clone())?;
+            chart
+                .configure_mesh()
+                .x_label_formatter(&tick)
+                .y_label_formatter(&tick)
+                .disable_mesh()
+                .x_desc("x₁")
+                .y_desc("x₂")
+                .label_style(("sans-serif", TICK))
+                .axis_desc_style(("sans-serif", LABEL))
+                .draw()?;
+            let h = f.h;
+            chart.draw_series((0..f.x.len()).map(|i| {
+                let e = f.error(i, noised).max(1e-300).log10();
+                Rectangle::new(
+                    [
+                        (f.x[i] - h / 2.0, f.y[i] - h / 2.0),
+                        (f.x[i] + h / 2.0, f.y[i] + h / 2.0),
+                    ],
+                    viridis((e - lo) / (hi - lo)).filled(),
+                )
+            }))?;
+            for line in &f.contours(&[2.0, 6.0]) {
+                chart.draw_series(LineSeries::new(line.clone(), WHITE.stroke_width(2)))?;
+            }
+        }
+        colorbar(&bar, lo, hi, "log₁₀ ½‖s_θ − target‖²")?;
+    })
+}
+
+fn noise_tradeoff(results: &Path, stem: &Path) -> Result<()> {
+    let s = Table::read(&results.join("noise_tradeoff_summary.csv"))?;
+    let sig = s.f64s("sigma")?;
+    let cm = s.f64s("error_clean_mean")?;
+    let cs = s.f64s("error_clean_sd")?;
+    let nm = s.f64s("error_noised_mean")?;
+    let ns = s.f64s("error_noised_sd")?;
+    let t = Table::read(&results.join("noise_tradeoff.csv"))?.filter("region", "box")?;
+    let sigmas = t.distinct("sigma")?;
+    let mut curves = vec![];
+    for sg in &sigmas {
+        let r = t.filter("sigma", sg)?;
+        let lo = r.f64s("bin_low")?;
+        let hi = r.f64s("bin_high")?;
+        let e = r.f64s("error_clean")?;
+        // Mean over seeds per bin.
+        let mut bins: Vec<(f64, f64, Vec<f64>)> = vec![];
+        for i in 0..lo.len() {
+            match bins.iter_mut().find(|b| b.0 == lo[i]) {
+                Some(b) => b.2.push(e[i]),
+                None => bins.push((lo[i], hi[i], vec![e[i]])),
+            }
+        }
+        let pts: Vec<(f64, f64)> = bins
+            .iter()
+            .map(|(l, h, v)| (0.5 * (l + h), mean_sd(v).0))
+            .filter(|p| p.1.is_finite() && p.1 > 0.0)
+            .collect();
+        curves.push((sg.clone(), pts));
+    }
+    let xr = log_range(sig.iter().copied(), 1.6);
+    let yr = log_range(
+        cm.iter()
+            .zip(&cs)
+            .map(|(m, s)| m + s.max(0.0))
+            .chain(nm.iter().copied())
+            .chain(cm.iter().zip(&cs).map(|(m, s)| (m - s).max(m / 3.0))),
+        2.0,
+    );
+    let dr = lin_range(curves.iter().flat_map(|c| c.1.iter().map(|p| p.0)), 0.04);
+    let er = log_range(curves.iter().flat_map(|c| c.1.iter().map(|p| p.1)), 2.0);
+    render!(stem, (1700, 700), |root| {
+        let areas = root.split_evenly((1, 2));
+        let mut chart = ChartBuilder::on(&areas[0])
+            .caption(
+                "error against the DSM noise level",
+                ("sans-serif", LABEL + 2),
+            )
+            .margin(12)
+            .x_label_area_size(60)
+            .y_label_area_size(85)
+            .build_cartesian_2d(xr.clone().log_scale(), yr.clone().log_scale())?;
+        chart
+            .configure_mesh()
+            .x_label_formatter(&tick)
+            .y_label_formatter(&tick)
+            .x_desc("DSM noise level σ")
+            .y_desc("½ E_p‖s_θ − target‖² (mean ± sd)")
+            .label_style(("sans-serif", TICK))
+            .axis_desc_style(("sans-serif", LABEL))
+            .draw()?;
+        for (k, (m, sd, label)) in [
+            (&cm, &cs, "to the clean score ∇log p"),
+            (&nm, &ns, "to the noised score ∇log p_σ"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let c = color(k);
+            let pts: Vec<(f64, f64)> = sig.iter().copied().zip(m.iter().copied()).collect();
+            chart
+                .draw_series(LineSeries::new(pts.clone(), c.stroke_width(3)))?
+                .label(label)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 24, y)], c.stroke_width(3))
+                });
+            chart.draw_series(pts.iter().map(|&p| Circle::new(p, 6, c.filled())))?;
+            chart.draw_series(
+                sig.iter()
+                    .zip(m.iter())
+                    .zip(sd.iter())
+                    .filter(|(_, s)| s.is_finite())
+                    .map(|((&x, &y), &s)| {
+                        ErrorBar::new_vertical(
+                            x,
+                            (y - s).max(y / 3.0),
+                            y,
+                            y + s,
+                            c.stroke_width(2),
+                            10,
+                        )
+                    }),
+            )?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", TICK))
+            .draw()?;
+        let mut chart = ChartBuilder::on(&areas[1])
+            .caption(
+                "error against the distance from the data",
+                ("sans-serif", LABEL + 2),
+            )
+            .margin(12)
+            .x_label_area_size(60)
+            .y_label_area_size(85)
+            .build_cartesian_2d(dr.clone(), er.clone().log_scale())?;
+        chart
+            .configure_mesh()
+            .x_label_formatter(&tick)
+            .y_label_formatter(&tick)
+            .x_desc("distance to the nearest of the data points (bin centre)")
+            .y_desc("½‖s_θ − ∇log p‖² (mean over seeds)")
+            .label_style(("sans-serif", TICK))
+            .axis_desc_style(("sans-serif", LABEL))
+            .draw()?;
+        let n = curves.len().max(2) - 1;
+        for (k, (sg, pts)) in curves.iter().enumerate() {
+            let c = viridis(0.9 * k as f64 / n as f64);
+            chart
+                .draw_series(LineSeries::new(pts.clone(), c.stroke_width(3)))?
+                .label(format!("σ = {sg}"))
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 24, y)], c.stroke_width(3))
+                });
+            chart.draw_series(pts.iter().map(|&p| Circle::new(p, 5, c.filled())))?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", TICK))
+            .draw()?;
+    })
+}
+
+/// Short names of the NCSN-toy runs for the axis.
+fn run_label(run: &str) -> String {
+    match run {
+        "langevin" => "Langevin".into(),
+        "annealed_exact" => "annealed".into(),
+        "annealed_ncsn_toy" => "annealed, σ²I".into(),
+        "annealed_exact_denoised" => "+ Tweedie".into(),
+        other => other.into(),
+    }
+}
+
+fn ncsn_toy(results: &Path, stem: &Path) -> Result<()> {
+    let t = Table::read(&results.join("ncsn_toy.csv"))?;
+    let w = t.filter("metric", "mode_weight_1")?;
+    let runs = w.distinct("run")?;
+    let mut weights = vec![];
+    for r in &runs {
+        weights.push((r.clone(), w.filter("run", r)?.f64s("value")?));
+    }
+    let s = Table::read(&results.join("ncsn_toy_samples.csv"))?;
+    let shown: Vec<String> = ["langevin", "annealed_exact"]
+        .iter()
+        .map(|s| s.to_string())
+        .filter(|r| runs.contains(r))
+        .collect();
+    let mut clouds = vec![];
+    for r in &shown {
+        let c = s.filter("run", r)?;
+        let pts: Vec<(f64, f64)> = c.f64s("x0")?.into_iter().zip(c.f64s("x1")?).collect();
+        clouds.push((r.clone(), pts, mean_sd(&w.filter("run", r)?.f64s("value")?)));
+    }
+    let range = -10.0..10.0;
+    render!(stem, (1800, 620), |root| {
+        let areas = root.split_evenly((1, 3));
+        for (k, (name, pts, (m, sd))) in clouds.iter().enumerate() {
+            let mut chart = ChartBuilder::on(&areas[k])
+                .caption(
+                    format!("{name}: weight of (−5,−5) {m:.3} ± {sd:.3}"),
+                    ("sans-serif", LABEL),
+                )
+                .margin(12)
+                .x_label_area_size(55)
+                .y_label_area_size(60)
+                .build_cartesian_2d(range.clone(), range.clone())?;
+            chart
+                .configure_mesh()
+                .x_label_formatter(&tick)
+                .y_label_formatter(&tick)
+                .x_desc("x₁")
+                .y_desc("x₂")
+                .label_style(("sans-serif", TICK))
+                .axis_desc_style(("sans-serif", LABEL))
+                .draw()?;
+            let c = color(k);
+            chart.draw_series(
+                pts.iter()
+                    .filter(|p| range.contains(&p.0) && range.contains(&p.1))
+                    .map(|&p| Circle::new(p, 2, c.mix(0.5).filled())),
+            )?;
+        }
+        let mut chart = ChartBuilder::on(&areas[2])
+            .caption("minority-mode weight per seed", ("sans-serif", LABEL))
+            .margin(12)
+            .x_label_area_size(55)
+            .y_label_area_size(70)
+            .build_cartesian_2d(-0.5..(weights.len() as f64 - 0.5), 0.0..0.6)?;
+        chart
+            .configure_mesh()
+            .y_label_formatter(&tick)
+            .disable_x_mesh()
+            .x_labels(weights.len())
+            .x_label_formatter(&|x| {
+                let i = x.round();
+                if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < weights.len() {
+                    run_label(&weights[i as usize].0)
+                } else {
+                    String::new()
+                }
+            })
+            .x_desc("run")
+            .y_desc("fraction of chains near (−5,−5)")
+            .label_style(("sans-serif", TICK - 2))
+            .axis_desc_style(("sans-serif", LABEL))
+            .draw()?;
+        chart
+            .draw_series(DashedLineSeries::new(
+                vec![(-0.5, 0.2), (weights.len() as f64 - 0.5, 0.2)],
+                10,
+                6,
+                BLACK.stroke_width(2),
+            ))?
+            .label("true weight 0.2")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], BLACK.stroke_width(2)));
+        for (i, (_, v)) in weights.iter().enumerate() {
+            let c = color(i);
+            let (m, sd) = mean_sd(v);
+            chart.draw_series(v.iter().enumerate().map(|(j, &y)| {
+                Circle::new(
+                    (i as f64 - 0.15 + 0.3 * j as f64 / v.len().max(2) as f64, y),
+                    5,
+                    c.filled(),
+                )
+            }))?;
+            chart.draw_series([ErrorBar::new_vertical(
+                i as f64 + 0.25,
+                m - sd,
+                m,
+                m + sd,
+                BLACK.stroke_width(2),
+                12,
+            )])?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", TICK))
+            .draw()?;
+    })
+}
+
+/// One panel of the sampler-cost figure: (run, points (evals, mean, sd)).
+type CostPanel = (
+    String,
+    bool,
+    Vec<(String, Vec<(f64, f64, f64)>)>,
+    Option<f64>,
+);
+
+fn cost_panel(
+    t: &Table,
+    metric: &str,
+    title: &str,
+    log: bool,
+    truth: Option<f64>,
+) -> Result<CostPanel> {
+    let m = t.filter("metric", metric)?;
+    let mut series = vec![];
+    for r in m.distinct("run")? {
+        let s = m.filter("run", &r)?;
+        let pts: Vec<(f64, f64, f64)> = s
+            .f64s("score_evals")?
+            .into_iter()
+            .zip(s.f64s("mean")?)
+            .zip(s.f64s("sd")?)
+            .map(|((e, m), sd)| (e, m, sd))
+            .collect();
+        series.push((r, pts));
+    }
+    Ok((title.to_string(), log, series, truth))
+}
+
+fn samplers_cost(results: &Path, stem: &Path) -> Result<()> {
+    let mix = Table::read(&results.join("samplers_cost_mixture_summary.csv"))?;
+    let ban = Table::read(&results.join("samplers_cost_banana_summary.csv"))?;
+    let panels = vec![
+        cost_panel(
+            &mix,
+            "mode_weight_1",
+            "mixture: minority-mode weight",
+            false,
+            Some(0.2),
+        )?,
+        cost_panel(&mix, "mmd2", "mixture: MMD²", false, None)?,
+        cost_panel(&mix, "ksd", "mixture: KSD", true, None)?,
+        cost_panel(&ban, "sliced_w2", "banana: sliced W₂", true, None)?,
+        cost_panel(&ban, "mmd2", "banana: MMD²", false, None)?,
+        cost_panel(&ban, "ksd", "banana: KSD", true, None)?,
+    ];
+    // Colour by sampler, dashed for a learned score; one legend for the figure.
+    let samplers = ["langevin", "mala", "annealed", "reverse_sde", "pc", "ode"];
+    let hue = |run: &str| {
+        samplers
+            .iter()
+            .position(|s| run.starts_with(s))
+            .unwrap_or(6)
+    };
+    let mut names: Vec<String> = vec![];
+    for p in &panels {
+        for (r, _) in &p.2 {
+            if !names.contains(r) {
+                names.push(r.clone());
+            }
+        }
+    }
+    names.sort_by_key(|n| (hue(n), n.contains("learned")));
+    let xr = log_range(
+        panels
+            .iter()
+            .flat_map(|p| p.2.iter().flat_map(|s| s.1.iter().map(|q| q.0))),
+        1.4,
+    );
+    render!(stem, (1900, 1240), |root| {
+        let (top, legend) = root.split_vertically(1150);
+        for (k, name) in names.iter().enumerate() {
+            let (x, y) = (40 + (k % 6) as i32 * 310, 20 + (k / 6) as i32 * 36);
+            let c = color(hue(name));
+            if name.contains("learned") {
+                legend.draw(&PathElement::new(
+                    vec![(x, y), (x + 12, y)],
+                    c.stroke_width(3),
+                ))?;
+                legend.draw(&PathElement::new(
+                    vec![(x + 22, y), (x + 34, y)],
+                    c.stroke_width(3),
+                ))?;
+            } else {
+                legend.draw(&PathElement::new(
+                    vec![(x, y), (x + 34, y)],
+                    c.stroke_width(3),
+                ))?;
+            }
+            legend.draw(&Text::new(
+                name.replace('_', " "),
+                (x + 44, y - 11),
+                ("sans-serif", TICK),
+            ))?;
+        }
+        let areas = top.split_evenly((2, 3));
+        for (area, (title, log, series, truth)) in areas.iter().zip(&panels) {
+            let ys = series.iter().flat_map(|s| s.1.iter().map(|q| q.1));
+            let mut chart_builder = ChartBuilder::on(area);
+            chart_builder
+                .caption(title.as_str(), ("sans-serif", LABEL))
+                .margin(12)
+                .x_label_area_size(55)
+                .y_label_area_size(85);
+            macro_rules! body {
+                ($chart:ident) => {
+                    $chart
+                        .configure_mesh()
+                        .x_label_formatter(&tick)
+                        .y_label_formatter(&tick)
+                        .x_desc("score evaluations per chain")
+                        .label_style(("sans-serif", TICK))
+                        .axis_desc_style(("sans-serif", LABEL))
+                        .draw()?;
+                    if let Some(v) = truth {
+                        $chart.draw_series(DashedLineSeries::new(
+                            vec![(xr.start, *v), (xr.end, *v)],
+                            10,
+                            6,
+                            BLACK.stroke_width(2),
+                        ))?;
+                    }
+                    for (run, pts) in series {
+                        let c = color(hue(run));
+                        let style = if run.contains("learned") {
+                            c.stroke_width(2)
+                        } else {
+                            c.stroke_width(3)
+                        };
+                        let line: Vec<(f64, f64)> = pts
+                            .iter()
+                            .map(|q| (q.0, q.1))
+                            .filter(|q| !*log || q.1 > 0.0)
+                            .collect();
+                        if run.contains("learned") {
+                            $chart.draw_series(DashedLineSeries::new(line.clone(), 8, 5, style))?;
+                        } else {
+                            $chart.draw_series(LineSeries::new(line.clone(), style))?;
+                        }
+                        $chart.draw_series(line.iter().map(|&p| Circle::new(p, 4, c.filled())))?;
+                        $chart.draw_series(
+                            pts.iter()
+                                .filter(|q| q.2.is_finite() && (!*log || q.1 - q.2 > 0.0))
+                                .map(|q| {
+                                    ErrorBar::new_vertical(
+                                        q.0,
+                                        q.1 - q.2,
+                                        q.1,
+                                        q.1 + q.2,
+                                        c.stroke_width(1),
+                                        6,
+                                    )
+                                }),
+                        )?;
+                    }
+                };
+            }
+            if *log {
+                let yr = log_range(ys, 1.5);
+                let mut chart =
+                    chart_builder.build_cartesian_2d(xr.clone().log_scale(), yr.log_scale())?;
+                body!(chart);
+            } else {
+                let yr = lin_range(ys.chain(truth.iter().copied()), 0.08);
+                let mut chart = chart_builder.build_cartesian_2d(xr.clone().log_scale(), yr)?;
+                body!(chart);
+            }
+        }
+    })
+}

@@ -1,0 +1,107 @@
+//! The paper's figures, drawn with [plotters] only from the CSVs in a results folder.
+//!
+//! Every figure is written twice, as `NAME.svg` and `NAME.png`, into the figures folder; each is
+//! staged to a temporary file and renamed, so an interrupted run never leaves half a figure. Text
+//! is drawn with the bundled DejaVu Sans (`assets/DejaVuSans.ttf`, Bitstream Vera licence beside
+//! it) through plotters' `ab_glyph` feature, so a bare machine with no fonts installed renders the
+//! same PNGs.
+//!
+//! [`catalogue`] lists the figures with the result files each one reads; [`draw_all`] draws every
+//! figure whose inputs exist and reports the others with the command that makes their inputs.
+//!
+//! ```
+//! let names: Vec<&str> = scorelab_figures::catalogue().iter().map(|f| f.name).collect();
+//! assert!(names.contains(&"equivalence"));
+//! ```
+
+mod figs;
+mod plot;
+pub mod table;
+
+pub use table::Table;
+
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+
+/// One figure: its name (file stem), the result files it reads, what it shows, how to make its
+/// inputs, and the function that draws it.
+pub struct Figure {
+    /// The file stem: `NAME.svg` and `NAME.png`.
+    pub name: &'static str,
+    /// The files it reads, relative to the results folder.
+    pub inputs: &'static [&'static str],
+    /// One sentence saying what it shows (the paper's caption starts with it).
+    pub caption: &'static str,
+    /// The `scorelab` command that writes its inputs.
+    pub made_by: &'static str,
+    /// Draws it: `draw(results, stem)` writes `stem.svg` and `stem.png`.
+    pub draw: fn(&Path, &Path) -> Result<()>,
+}
+
+/// Every figure of the paper, in the paper's order.
+pub fn catalogue() -> Vec<Figure> {
+    figs::catalogue()
+}
+
+/// What [`draw_all`] did.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// The figures drawn (their stems).
+    pub drawn: Vec<PathBuf>,
+    /// The figures not drawn: name, the missing input, the command that makes it.
+    pub missing: Vec<(String, PathBuf, String)>,
+}
+
+/// Draws every figure of [`catalogue`] whose inputs are in `results` into `figures` (created if
+/// needed); `on_figure` is called with each name before it is drawn.
+///
+/// # Errors
+/// If a present input cannot be read or a figure cannot be written.
+pub fn draw_all(results: &Path, figures: &Path, mut on_figure: impl FnMut(&str)) -> Result<Report> {
+    plot::register_font();
+    std::fs::create_dir_all(figures)
+        .with_context(|| format!("cannot create {}", figures.display()))?;
+    let mut report = Report::default();
+    for f in catalogue() {
+        if let Some(m) = f
+            .inputs
+            .iter()
+            .map(|i| results.join(i))
+            .find(|p| !p.exists())
+        {
+            report
+                .missing
+                .push((f.name.to_string(), m, f.made_by.to_string()));
+            continue;
+        }
+        on_figure(f.name);
+        let stem = figures.join(f.name);
+        (f.draw)(results, &stem).with_context(|| format!("figure {}", f.name))?;
+        report.drawn.push(stem);
+    }
+    Ok(report)
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot write in {}", dir.display()))?;
+    std::io::Write::write_all(&mut tmp, bytes)?;
+    // tempfile creates 0600; a figure is as readable as any file the user writes.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
+    tmp.persist(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// The temporary PNG path of a figure (plotters picks the encoder from the extension).
+fn tmp_png(stem: &Path) -> PathBuf {
+    let name = stem.file_name().map(|n| n.to_string_lossy().to_string());
+    stem.with_file_name(format!(".{}.tmp.png", name.unwrap_or_default()))
+}

@@ -1,0 +1,172 @@
+//! Shared drawing helpers: the font, the palette, ranges, markers, heat maps and iso-lines.
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use std::ops::Range;
+use std::sync::Once;
+
+/// The bundled font.
+static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+
+/// Registers the bundled font as `sans-serif` (once).
+pub fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        plotters::style::register_font("sans-serif", FontStyle::Normal, FONT)
+            .unwrap_or_else(|_| panic!("the bundled DejaVuSans.ttf is a valid TrueType font"));
+    });
+}
+
+/// Text sizes (pixels) for a figure about 1200–1800 px wide, readable at page width.
+pub const TITLE: u32 = 30;
+/// Axis descriptions.
+pub const LABEL: u32 = 24;
+/// Tick labels and legends.
+pub const TICK: u32 = 20;
+
+/// Okabe–Ito colours (distinguishable with colour-vision deficiency), then black.
+pub const COLORS: [RGBColor; 8] = [
+    RGBColor(0, 114, 178),
+    RGBColor(213, 94, 0),
+    RGBColor(0, 158, 115),
+    RGBColor(204, 121, 167),
+    RGBColor(230, 159, 0),
+    RGBColor(86, 180, 233),
+    RGBColor(120, 120, 120),
+    RGBColor(0, 0, 0),
+];
+
+/// The i-th palette colour (cycling).
+pub fn color(i: usize) -> RGBColor {
+    COLORS[i % COLORS.len()]
+}
+
+/// Viridis at t ∈ [0, 1].
+pub fn viridis(t: f64) -> RGBColor {
+    use plotters::style::colors::colormaps::{ColorMap, ViridisRGB};
+    ViridisRGB.get_color(t.clamp(0.0, 1.0) as f32)
+}
+
+/// A linear range covering the finite values, padded by `pad` of its width on both sides.
+pub fn lin_range(values: impl IntoIterator<Item = f64>, pad: f64) -> Range<f64> {
+    let (lo, hi) = values
+        .into_iter()
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
+    if !lo.is_finite() {
+        return 0.0..1.0;
+    }
+    let w = (hi - lo).max(1e-12 * (1.0 + hi.abs()));
+    (lo - pad * w)..(hi + pad * w)
+}
+
+/// A log range covering the positive finite values, widened by `factor` on both sides.
+pub fn log_range(values: impl IntoIterator<Item = f64>, factor: f64) -> Range<f64> {
+    let (lo, hi) = values
+        .into_iter()
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
+    if !lo.is_finite() {
+        return 0.1..10.0;
+    }
+    (lo / factor)..(hi * factor)
+}
+
+/// Mean and sample sd (NaN for fewer than two values) of the finite values.
+pub fn mean_sd(v: &[f64]) -> (f64, f64) {
+    let v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    let n = v.len() as f64;
+    let m = v.iter().sum::<f64>() / n;
+    let sd = if v.len() > 1 {
+        (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+    } else {
+        f64::NAN
+    };
+    (m, sd)
+}
+
+/// A vertical colour bar for `lo..hi` (the values the colour map spans) with a label.
+pub fn colorbar<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    lo: f64,
+    hi: f64,
+    label: &str,
+) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let mut chart = ChartBuilder::on(area)
+        .margin_top(60)
+        .margin_bottom(80)
+        .margin_right(10)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..1.0, lo..hi)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .disable_y_mesh()
+        .disable_x_axis()
+        .y_desc(label)
+        .label_style(("sans-serif", TICK))
+        .axis_desc_style(("sans-serif", LABEL))
+        .draw()?;
+    let n = 100;
+    chart.draw_series((0..n).map(|k| {
+        let a = lo + (hi - lo) * k as f64 / n as f64;
+        let b = lo + (hi - lo) * (k + 1) as f64 / n as f64;
+        Rectangle::new(
+            [(0.0, a), (1.0, b)],
+            viridis((k as f64 + 0.5) / n as f64).filled(),
+        )
+    }))?;
+    Ok(())
+}
+
+/// Iso-lines of `values` (row-major, `nx` columns, `ny` rows, on the grid x0 + i·h, y0 + j·h) at
+/// `levels`, as polylines in data coordinates (marching squares, by the `contour` crate).
+pub fn isolines(
+    values: &[f64],
+    nx: usize,
+    ny: usize,
+    x0: f64,
+    y0: f64,
+    h: f64,
+    levels: &[f64],
+) -> Vec<Vec<(f64, f64)>> {
+    // contour places value (i, j) at the centre of the unit cell [i, i+1]×[j, j+1].
+    let builder = contour::ContourBuilder::new(nx, ny, true)
+        .x_origin(x0 - 0.5 * h)
+        .y_origin(y0 - 0.5 * h)
+        .x_step(h)
+        .y_step(h);
+    let Ok(lines) = builder.lines(values, levels) else {
+        return vec![];
+    };
+    lines
+        .iter()
+        .flat_map(|l| {
+            l.geometry()
+                .0
+                .iter()
+                .map(|ls| ls.0.iter().map(|c| (c.x, c.y)).collect::<Vec<_>>())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// A tick label: up to three decimals without trailing zeros, or scientific for tiny and huge.
+pub fn tick(v: &f64) -> String {
+    let a = v.abs();
+    if a == 0.0 {
+        return "0".into();
+    }
+    if !(1e-3..1e5).contains(&a) {
+        return format!("{v:.0e}");
+    }
+    let s = format!("{v:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
