@@ -79,6 +79,13 @@ pub fn catalogue() -> Vec<Figure> {
             draw: ncsn_toy,
         },
         Figure {
+            name: "old_faithful",
+            inputs: &["old_faithful_density.csv", "old_faithful_samples.csv", "old_faithful_summary.csv"],
+            caption: "Old Faithful: log-density contours (first seed) of the energy network fitted by ISM, SSM-VR and DSM, and of the Scott KDE, with each method's samples (colour) and the held-out eruptions (black); titles give the held-out log-likelihood over five splits.",
+            made_by: "scorelab experiment --config paper/experiments/old_faithful.toml",
+            draw: old_faithful,
+        },
+        Figure {
             name: "samplers_cost",
             inputs: &["samplers_cost_mixture_summary.csv", "samplers_cost_banana_summary.csv"],
             caption: "Sample quality against score evaluations per chain, mean ± sd over seeds: the NCSN mixture (top) and the banana (bottom).",
@@ -1097,6 +1104,126 @@ fn samplers_cost(results: &Path, stem: &Path) -> Result<()> {
                 let mut chart = chart_builder.build_cartesian_2d(xr.clone().log_scale(), yr)?;
                 body!(chart);
             }
+        }
+    })
+}
+
+fn old_faithful(results: &Path, stem: &Path) -> Result<()> {
+    let d = Table::read(&results.join("old_faithful_density.csv"))?;
+    let smp = Table::read(&results.join("old_faithful_samples.csv"))?;
+    let sum = Table::read(&results.join("old_faithful_summary.csv"))?;
+    let methods: Vec<String> = ["ism", "ssm_vr", "dsm", "kde_scott"]
+        .iter()
+        .map(|s| s.to_string())
+        .filter(|m| d.distinct("method").map(|v| v.contains(m)).unwrap_or(false))
+        .collect();
+    if methods.is_empty() {
+        bail!("{}: none of ism, ssm_vr, dsm, kde_scott", d.path.display());
+    }
+    let test = smp.filter("method", "test")?;
+    let test_pts: Vec<(f64, f64)> = test.f64s("x0")?.into_iter().zip(test.f64s("x1")?).collect();
+    struct Panel {
+        title: String,
+        lines: Vec<Vec<(f64, f64)>>,
+        draws: Vec<(f64, f64)>,
+    }
+    let mut panels = vec![];
+    let mut xr = 0.0..1.0;
+    let mut yr = 0.0..1.0;
+    for m in &methods {
+        let g = d.filter("method", m)?;
+        let x = g.f64s("x0")?;
+        let y = g.f64s("x1")?;
+        let lp = g.f64s("log_p")?;
+        let n = (x.len() as f64).sqrt().round() as usize;
+        if n * n != x.len() || n < 2 {
+            bail!("{}: {m}: the grid is not square", d.path.display());
+        }
+        xr = x[0]..x[n - 1];
+        yr = y[0]..y[n * (n - 1)];
+        // contour wants one step; rescale y to x's step and back.
+        let (hx, hy) = (x[1] - x[0], y[n] - y[0]);
+        let max = lp.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let levels: Vec<f64> = [0.5, 1.5, 3.0, 5.0].iter().map(|b| max - b).collect();
+        let lines = isolines(&lp, n, n, 0.0, 0.0, 1.0, &levels)
+            .into_iter()
+            .map(|l| {
+                l.into_iter()
+                    .map(|(i, j)| (x[0] + i * hx, y[0] + j * hy))
+                    .collect()
+            })
+            .collect();
+        let s = smp.filter("method", m)?;
+        let draws = s.f64s("x0")?.into_iter().zip(s.f64s("x1")?).collect();
+        let r = sum.filter("method", m)?;
+        let ll = r
+            .f64s("heldout_ll_mean")?
+            .first()
+            .copied()
+            .unwrap_or(f64::NAN);
+        let sd = r
+            .f64s("heldout_ll_sd")?
+            .first()
+            .copied()
+            .unwrap_or(f64::NAN);
+        let label = match m.as_str() {
+            "ism" => "ISM",
+            "ssm_vr" => "SSM-VR",
+            "dsm" => "DSM (fits p_σ)",
+            _ => "KDE (Scott)",
+        };
+        panels.push(Panel {
+            title: format!("{label}: {ll:.2} ± {sd:.2} nats"),
+            lines,
+            draws,
+        });
+    }
+    render!(stem, (1600, 1300), |root| {
+        let areas = root.split_evenly((2, 2));
+        for (k, (p, area)) in panels.iter().zip(areas.iter()).enumerate() {
+            let mut chart = ChartBuilder::on(area)
+                .caption(p.title.as_str(), ("sans-serif", LABEL))
+                .margin(12)
+                .x_label_area_size(55)
+                .y_label_area_size(70)
+                .build_cartesian_2d(xr.clone(), yr.clone())?;
+            chart
+                .configure_mesh()
+                .x_label_formatter(&tick)
+                .y_label_formatter(&tick)
+                .x_desc("eruption duration (min)")
+                .y_desc("waiting time (min)")
+                .label_style(("sans-serif", TICK))
+                .axis_desc_style(("sans-serif", LABEL))
+                .draw()?;
+            let c = color(k);
+            chart
+                .draw_series(
+                    p.draws
+                        .iter()
+                        .filter(|q| xr.contains(&q.0) && yr.contains(&q.1))
+                        .map(|&q| Circle::new(q, 2, c.mix(0.35).filled())),
+                )?
+                .label("samples")
+                .legend(move |(x, y)| Circle::new((x + 12, y), 4, c.filled()));
+            for line in &p.lines {
+                chart.draw_series(LineSeries::new(line.clone(), c.stroke_width(2)))?;
+            }
+            chart
+                .draw_series(
+                    test_pts
+                        .iter()
+                        .map(|&q| Cross::new(q, 5, BLACK.stroke_width(2))),
+                )?
+                .label("held-out eruptions")
+                .legend(|(x, y)| Cross::new((x + 12, y), 5, BLACK.stroke_width(2)));
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperLeft)
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .label_font(("sans-serif", TICK))
+                .draw()?;
         }
     })
 }

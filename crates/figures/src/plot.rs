@@ -146,16 +146,36 @@ pub fn isolines(
     let Ok(lines) = builder.lines(values, levels) else {
         return vec![];
     };
-    lines
-        .iter()
-        .flat_map(|l| {
-            l.geometry()
-                .0
-                .iter()
-                .map(|ls| ls.0.iter().map(|c| (c.x, c.y)).collect::<Vec<_>>())
-                .collect::<Vec<_>>()
-        })
-        .collect()
+    // Rings of a region that reaches the grid's edge are closed along the edge; cut those parts.
+    let (x1, y1) = (x0 + (nx - 1) as f64 * h, y0 + (ny - 1) as f64 * h);
+    let tol = 0.51 * h;
+    let on_edge = |p: &(f64, f64)| {
+        p.0 <= x0 - 0.5 * h + tol
+            || p.0 >= x1 + 0.5 * h - tol
+            || p.1 <= y0 - 0.5 * h + tol
+            || p.1 >= y1 + 0.5 * h - tol
+    };
+    let mut out = vec![];
+    for l in &lines {
+        for ls in &l.geometry().0 {
+            let mut cur: Vec<(f64, f64)> = vec![];
+            for c in &ls.0 {
+                let p = (c.x, c.y);
+                if on_edge(&p) {
+                    if cur.len() > 1 {
+                        out.push(std::mem::take(&mut cur));
+                    }
+                    cur.clear();
+                } else {
+                    cur.push(p);
+                }
+            }
+            if cur.len() > 1 {
+                out.push(cur);
+            }
+        }
+    }
+    out
 }
 
 /// A tick label: up to three decimals without trailing zeros, or scientific for tiny and huge.

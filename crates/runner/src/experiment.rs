@@ -43,6 +43,8 @@ pub enum ExperimentFile {
     Samplers(SamplersExperiment),
     /// The noise trade-off and low coverage.
     Noise(NoiseExperiment),
+    /// An energy network fitted to 2-D data, scored by held-out likelihood.
+    DensityFit(crate::datafit::DensityFitExperiment),
 }
 
 /// `kind = "samplers"`.
@@ -214,6 +216,7 @@ pub fn run(args: &ExperimentArgs, stop: Arc<AtomicBool>) -> Result<String> {
     let (csv, summary, extra, partial) = match &file {
         ExperimentFile::Samplers(e) => samplers(e, &name, &args.results, &stop)?,
         ExperimentFile::Noise(e) => noise(e, &name, &args.results, &stop)?,
+        ExperimentFile::DensityFit(e) => crate::datafit::run(e, &name, &args.results, &stop)?,
     };
     let mut staged = Staged::default();
     if partial {
@@ -246,7 +249,7 @@ pub fn run(args: &ExperimentArgs, stop: Arc<AtomicBool>) -> Result<String> {
     Ok(summary)
 }
 
-fn train_model(config: &Path, out: &Path, stop: &Arc<AtomicBool>) -> Result<()> {
+pub(crate) fn train_model(config: &Path, out: &Path, stop: &Arc<AtomicBool>) -> Result<()> {
     let args = TrainArgs {
         config: config.to_path_buf(),
         out: out.to_path_buf(),
@@ -296,6 +299,12 @@ fn mean_sd(v: &[f64]) -> (f64, String) {
     (mean, cell(sd))
 }
 
+/// The mean and sd of [`mean_sd`] as two CSV cells.
+pub(crate) fn mean_sd_cell(v: &[f64]) -> (String, String) {
+    let (m, sd) = mean_sd(v);
+    (m.to_string(), sd)
+}
+
 fn summarise(rows: &[Row]) -> String {
     // Groups in first-appearance order: (key, target, values).
     let mut groups: Vec<(String, String, Vec<f64>)> = vec![];
@@ -317,7 +326,7 @@ fn summarise(rows: &[Row]) -> String {
 type Row = (String, String, String, u64, usize, usize, MetricRow);
 
 /// The main CSV, the summary, extra files (suffix, text) and whether it was interrupted.
-type Outcome3 = (String, String, Vec<(String, String)>, bool);
+pub(crate) type Outcome3 = (String, String, Vec<(String, String)>, bool);
 
 fn samplers(
     e: &SamplersExperiment,

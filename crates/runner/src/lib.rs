@@ -26,6 +26,7 @@
 
 pub mod config;
 pub mod cost;
+pub mod datafit;
 pub mod equivalence;
 pub mod evaluate;
 pub mod experiment;
