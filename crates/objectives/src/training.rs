@@ -153,6 +153,11 @@ pub enum TrainData {
         train: Array2<f64>,
         /// Held-out points.
         val: Array2<f64>,
+        /// σ₀ ≥ 0: N(0, σ₀² I) noise added afresh to every training batch (from the step stream)
+        /// and once to the held-out and evaluation points (from their streams), so that the
+        /// objectives fit the smooth p ∗ N(0, σ₀² I) of a data set with exact ties or a boundary.
+        /// 0: none (and no draws).
+        noise: f64,
     },
 }
 
@@ -286,7 +291,7 @@ impl Trainer {
         let mut r1 = stream(2);
         let held_x = match &data {
             TrainData::Density(p) => p.sample(cfg.val_batch, &mut r1),
-            TrainData::Points { val, .. } => val.clone(),
+            TrainData::Points { val, noise, .. } => with_noise(val, *noise, &mut r1),
         };
         let held_target = match (&data, objective.needs_target()) {
             (TrainData::Density(p), true) => Some(p.score(held_x.view())),
@@ -320,8 +325,8 @@ impl Trainer {
                     sigma: eval_sigma,
                 }
             }
-            TrainData::Points { val, .. } => EvalSet {
-                x: val.clone(),
+            TrainData::Points { val, noise, .. } => EvalSet {
+                x: with_noise(val, *noise, &mut stream(3)),
                 has_target: false,
                 sigma: eval_sigma,
             },
@@ -428,10 +433,11 @@ impl Trainer {
                 let t = self.objective.needs_target().then(|| p.score(x.view()));
                 (x, t)
             }
-            TrainData::Points { train, .. } => {
+            TrainData::Points { train, noise, .. } => {
                 let n = train.nrows();
                 let idx: Vec<usize> = (0..b).map(|_| self.rng.gen_range(0..n)).collect();
-                (train.select(Axis(0), &idx), None)
+                let x = train.select(Axis(0), &idx);
+                (with_noise(&x, *noise, &mut self.rng), None)
             }
         }
     }
@@ -516,5 +522,17 @@ impl Trainer {
         self.step = state.step;
         self.rng.set_word_pos(state.rng_word_pos);
         Ok(())
+    }
+}
+
+/// `x + σ₀ z`, z ∼ N(0, I) drawn row by row from `rng`; `x` itself (no draws) when σ₀ = 0.
+fn with_noise<R: Rng + ?Sized>(x: &Array2<f64>, sigma0: f64, rng: &mut R) -> Array2<f64> {
+    if sigma0 > 0.0 {
+        x.mapv(|v| {
+            let z: f64 = StandardNormal.sample(rng);
+            v + sigma0 * z
+        })
+    } else {
+        x.clone()
     }
 }

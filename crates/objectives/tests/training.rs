@@ -205,7 +205,11 @@ fn point_data_report_held_out_ism_and_no_fisher() {
     let train = scorelab_core::Sample::sample(&p, 500, &mut rng);
     let val = scorelab_core::Sample::sample(&p, 100, &mut rng);
     let net = Network::Mlp(Mlp::new(2, &[16], Activation::Tanh, 5).unwrap());
-    let data = TrainData::Points { train, val };
+    let data = TrainData::Points {
+        train,
+        val,
+        noise: 0.0,
+    };
     let mut t = Trainer::new(
         net,
         Objective::Ism {

@@ -289,7 +289,7 @@ pub(crate) fn run(
             .into());
         }
         let (train, test) = match &plan.data {
-            scorelab_objectives::training::TrainData::Points { train, val } => {
+            scorelab_objectives::training::TrainData::Points { train, val, .. } => {
                 (train.clone(), val.clone())
             }
             _ => unreachable!("csv data are points"),

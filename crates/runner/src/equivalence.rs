@@ -3,6 +3,7 @@
 
 use crate::config::{Case, EquivalenceConfig};
 use crate::output::cell;
+use crate::InputError;
 use anyhow::Result;
 use comfy_table::{presets, Cell, CellAlignment, Table};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -236,4 +237,39 @@ pub fn table(rows: &[Row]) -> String {
         "{t}\n\nPer density: the gap ESM − ISM is the model-independent constant C on ℝᴰ; on the half-line \
          it moves with the model by the boundary term B = p(0)·s_θ(0).\n{s}\n"
     )
+}
+
+/// Runs `config` and writes its CSV to `out` and the resolved config beside it
+/// (`<out without .csv>.config.toml`), both or neither; `source` (the config file, if any) names
+/// the file in errors. Prints its progress to stderr.
+///
+/// # Errors
+/// An [`InputError`] for an invalid config or an unwritable `out`.
+pub fn write(
+    config: &EquivalenceConfig,
+    source: Option<&std::path::Path>,
+    out: &std::path::Path,
+) -> Result<Vec<Row>> {
+    let cases = config.build().map_err(|e| match source {
+        Some(path) => InputError(format!("config {}: {}", path.display(), e.0)),
+        None => e,
+    })?;
+    eprintln!(
+        "scorelab equivalence: {} cases, {} samples each, seed {}",
+        cases.len(),
+        config.samples,
+        config.seed
+    );
+    let bar = progress_bar(cases.len());
+    let rows = run(config, &cases, &bar);
+    let csv = to_csv(&rows)?;
+    let config_out = crate::output::beside(out, ".config.toml");
+    let write = || -> Result<()> {
+        let mut staged = crate::output::Staged::default();
+        staged.stage(&config_out, config.to_toml().as_bytes())?;
+        staged.stage(out, &csv)?;
+        staged.commit()
+    };
+    write().map_err(|e| InputError(format!("--out {}: {e:#}", out.display())))?;
+    Ok(rows)
 }

@@ -45,6 +45,8 @@ pub enum ExperimentFile {
     Noise(NoiseExperiment),
     /// An energy network fitted to 2-D data, scored by held-out likelihood.
     DensityFit(crate::datafit::DensityFitExperiment),
+    /// Score networks fitted to images, sampled and compared with held-out images.
+    ImageFit(crate::imagefit::ImageFitExperiment),
 }
 
 /// `kind = "samplers"`.
@@ -217,6 +219,7 @@ pub fn run(args: &ExperimentArgs, stop: Arc<AtomicBool>) -> Result<String> {
         ExperimentFile::Samplers(e) => samplers(e, &name, &args.results, &stop)?,
         ExperimentFile::Noise(e) => noise(e, &name, &args.results, &stop)?,
         ExperimentFile::DensityFit(e) => crate::datafit::run(e, &name, &args.results, &stop)?,
+        ExperimentFile::ImageFit(e) => crate::imagefit::run(e, &name, &args.results, &stop)?,
     };
     let mut staged = Staged::default();
     if partial {
@@ -265,7 +268,7 @@ pub(crate) fn train_model(config: &Path, out: &Path, stop: &Arc<AtomicBool>) -> 
 }
 
 /// Trains `[train.NAME]` into `out`: its config with the overrides merged, written beside `out`.
-fn train_ref(t: &TrainRef, out: &Path, stop: &Arc<AtomicBool>) -> Result<()> {
+pub(crate) fn train_ref(t: &TrainRef, out: &Path, stop: &Arc<AtomicBool>) -> Result<()> {
     let Some(over) = &t.overrides else {
         return train_model(&t.config, out, stop);
     };

@@ -3,7 +3,6 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use scorelab::config::EquivalenceConfig;
-use scorelab::output::Staged;
 use scorelab::{cost, equivalence, evaluate, experiment, sample, score, suite, train, InputError};
 use std::io::Write;
 use std::path::PathBuf;
@@ -136,6 +135,18 @@ enum Command {
         #[arg(long)]
         quick: bool,
     },
+    /// Run every experiment of the paper, then draw every figure: writes results/ and
+    /// paper/figures/ (or DIR/results and DIR/figures). Run it from the repository root.
+    ///
+    /// Ctrl-C stops after the current unit of work; the steps already finished are kept.
+    Reproduce {
+        /// Every experiment and figure at reduced size (a few minutes): a smoke test.
+        #[arg(long)]
+        quick: bool,
+        /// Write into DIR/results and DIR/figures instead of the repository's folders.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
     /// Draw every figure of the paper (SVG and PNG) from the CSVs in RESULTS into FIGURES.
     ///
     /// A figure whose inputs are missing is skipped with the command that makes them, and the
@@ -226,6 +237,40 @@ fn sample_cmd(config: PathBuf, out: PathBuf, seed: Option<u64>) -> Result<()> {
     let stop = stop_flag();
     let args = sample::SampleArgs { config, out, seed };
     if sample::run(&args, &stop)? {
+        std::process::exit(130);
+    }
+    Ok(())
+}
+
+fn reproduce_cmd(quick: bool, out: Option<PathBuf>) -> Result<()> {
+    let stop = stop_flag();
+    let started = std::time::Instant::now();
+    let args = scorelab::reproduce::ReproduceArgs { quick, out };
+    let (reports, interrupted) = scorelab::reproduce::run(&args, stop, |k, n, name| {
+        eprintln!(
+            "[{k}/{n}] {name} ({:.0} s so far)",
+            started.elapsed().as_secs_f64()
+        );
+    })?;
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::ASCII_MARKDOWN);
+    table.set_header(["step", "seconds", "wrote"]);
+    for r in &reports {
+        table.add_row([r.name.clone(), format!("{:.1}", r.seconds), r.wrote.clone()]);
+    }
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(
+        stdout,
+        "{table}\n{} in {:.0} s{}",
+        if quick { "reproduce --quick" } else { "reproduce" },
+        started.elapsed().as_secs_f64(),
+        if interrupted {
+            " (interrupted: the steps above are complete)"
+        } else {
+            ""
+        }
+    );
+    if interrupted {
         std::process::exit(130);
     }
     Ok(())
@@ -364,27 +409,8 @@ fn equivalence_cmd(
     if let Some(n) = samples {
         cfg.samples = n;
     }
-    let cases = cfg.build().map_err(|e| match &config {
-        Some(path) => InputError(format!("config {}: {}", path.display(), e.0)),
-        None => e,
-    })?;
-    eprintln!(
-        "scorelab equivalence: {} cases, {} samples each, seed {}",
-        cases.len(),
-        cfg.samples,
-        cfg.seed
-    );
-    let bar = equivalence::progress_bar(cases.len());
-    let rows = equivalence::run(&cfg, &cases, &bar);
-    let csv = equivalence::to_csv(&rows)?;
+    let rows = equivalence::write(&cfg, config.as_deref(), &out)?;
     let config_out = scorelab::output::beside(&out, ".config.toml");
-    let write = || -> Result<()> {
-        let mut staged = Staged::default();
-        staged.stage(&config_out, cfg.to_toml().as_bytes())?;
-        staged.stage(&out, &csv)?;
-        staged.commit()
-    };
-    write().map_err(|e| InputError(format!("--out {}: {e:#}", out.display())))?;
     // The files are written; a closed stdout (`| head`) must not turn into a panic.
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "{}", equivalence::table(&rows));
@@ -440,6 +466,7 @@ fn main() -> ExitCode {
             quick,
         } => experiment_cmd(config, results, quick),
         Command::Figures { results, figures } => figures_cmd(results, figures),
+        Command::Reproduce { quick, out } => reproduce_cmd(quick, out),
         Command::Eval {
             samples,
             density,

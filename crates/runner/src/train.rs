@@ -65,9 +65,18 @@ pub struct DataSpec {
     /// The CSV columns to use, in order (default: all).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub columns: Option<Vec<String>>,
-    /// `standardize` (default for CSV data) or `none`.
+    /// `standardize` (default for CSV data), `scale` (divide every column by `scale`) or `none`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transform: Option<String>,
+    /// The divisor of `transform = "scale"` (e.g. 16 for 4-bit pixels; required by it, refused
+    /// otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<f64>,
+    /// σ₀ ≥ 0 in model units: N(0, σ₀² I) noise added afresh to every training batch (and once
+    /// to the held-out rows), so that score matching fits the smooth p ∗ N(0, σ₀² I) of data with
+    /// ties or a boundary (default 0: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise: Option<f64>,
     /// The held-out fraction of the rows (default 0.2), chosen by a seeded permutation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_fraction: Option<f64>,
@@ -395,6 +404,8 @@ impl TrainFile {
                 for (key, set) in [
                     ("columns", d.columns.is_some()),
                     ("transform", d.transform.is_some()),
+                    ("scale", d.scale.is_some()),
+                    ("noise", d.noise.is_some()),
                     ("test_fraction", d.test_fraction.is_some()),
                     ("dequantize", d.dequantize.is_some()),
                 ] {
@@ -419,10 +430,27 @@ impl TrainFile {
                     return Err(bad(format!("data.dequantize: must be ≥ 0, got {q}")));
                 }
                 let transform_kind = d.transform.clone().unwrap_or_else(|| "standardize".into());
-                if transform_kind != "standardize" && transform_kind != "none" {
+                if !["standardize", "scale", "none"].contains(&transform_kind.as_str()) {
                     return Err(bad(format!(
-                        "data.transform: unknown transform {transform_kind:?}; use standardize | none"
+                        "data.transform: unknown transform {transform_kind:?}; use standardize | scale | none"
                     )));
+                }
+                let divisor = match (transform_kind.as_str(), d.scale) {
+                    ("scale", Some(v)) if v > 0.0 && v.is_finite() => v,
+                    ("scale", Some(v)) => {
+                        return Err(bad(format!("data.scale: must be positive and finite, got {v}")))
+                    }
+                    ("scale", None) => {
+                        return Err(bad("data.scale: transform = \"scale\" needs the divisor, e.g. scale = 16"))
+                    }
+                    (_, Some(_)) => {
+                        return Err(bad("data.scale: only applies to transform = \"scale\"; remove it"))
+                    }
+                    (_, None) => 1.0,
+                };
+                let noise = d.noise.unwrap_or(0.0);
+                if !(noise >= 0.0 && noise.is_finite()) {
+                    return Err(bad(format!("data.noise: must be ≥ 0 and finite, got {noise}")));
                 }
                 let n = rows.nrows();
                 let n_test = ((n as f64) * test_fraction).round() as usize;
@@ -464,16 +492,20 @@ impl TrainFile {
                     Transform {
                         columns: names.clone(),
                         mean: vec![0.0; names.len()],
-                        scale: vec![1.0; names.len()],
+                        scale: vec![divisor; names.len()],
                     }
                 };
                 resolved.columns = Some(names.clone());
                 resolved.transform = Some(transform_kind);
                 resolved.test_fraction = Some(test_fraction);
                 resolved.dequantize = Some(q);
+                if d.noise.is_some() {
+                    resolved.noise = Some(noise);
+                }
                 let data = TrainData::Points {
                     train: transform.forward(&train),
                     val: transform.forward(&test),
+                    noise,
                 };
                 Ok((data, Some(transform), names.len()))
             }
