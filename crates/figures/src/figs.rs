@@ -1254,11 +1254,20 @@ fn digits(results: &Path, stem: &Path) -> Result<()> {
         let images: Vec<Vec<f64>> = rows
             .rows
             .iter()
-            .map(|r| r[1..].iter().map(|v| v.parse::<f64>().unwrap_or(f64::NAN)).collect())
+            .map(|r| {
+                r[1..]
+                    .iter()
+                    .map(|v| v.parse::<f64>().unwrap_or(f64::NAN))
+                    .collect()
+            })
             .collect();
         let s = sum.filter("method", m)?;
         let mmd = s.f64s("mmd2_mean")?.first().copied().unwrap_or(f64::NAN);
-        let nn = s.f64s("nn_median_mean")?.first().copied().unwrap_or(f64::NAN);
+        let nn = s
+            .f64s("nn_median_mean")?
+            .first()
+            .copied()
+            .unwrap_or(f64::NAN);
         let label = match m.as_str() {
             "real_digits" => "held-out digits".to_string(),
             "ism_langevin" => "ISM + Langevin".to_string(),
@@ -1268,7 +1277,7 @@ fn digits(results: &Path, stem: &Path) -> Result<()> {
             other => other.to_string(),
         };
         panels.push(Panel {
-            title: format!("{label}\nMMD² {mmd:.4}, NN {nn:.2}"),
+            title: format!("{label}\nMMD² {}, NN {:.2}", crate::paper::sig(mmd, 2), nn),
             images,
         });
     }
@@ -1301,7 +1310,11 @@ fn digits(results: &Path, stem: &Path) -> Result<()> {
                 let gx = x0 + (i % per_row) as i32 * (img + gap);
                 let gy = top + (i / per_row) as i32 * (img + gap);
                 for (j, v) in im.iter().enumerate() {
-                    let v = if v.is_finite() { v.clamp(0.0, 1.0) } else { 0.0 };
+                    let v = if v.is_finite() {
+                        v.clamp(0.0, 1.0)
+                    } else {
+                        0.0
+                    };
                     let g = (255.0 * (1.0 - v)).round() as u8;
                     let px = gx + (j % side) as i32 * cell;
                     let py = gy + (j / side) as i32 * cell;

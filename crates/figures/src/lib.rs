@@ -15,6 +15,7 @@
 //! ```
 
 mod figs;
+pub mod paper;
 mod plot;
 pub mod table;
 
@@ -104,4 +105,18 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 fn tmp_png(stem: &Path) -> PathBuf {
     let name = stem.file_name().map(|n| n.to_string_lossy().to_string());
     stem.with_file_name(format!(".{}.tmp.png", name.unwrap_or_default()))
+}
+
+/// Renders the paper template at `template` with the values of the CSVs in `results`
+/// ([`paper::values`]) and writes it to `out` atomically.
+///
+/// # Errors
+/// If the template cannot be read, names a value no file gives, or `out` cannot be written.
+pub fn write_paper(results: &Path, template: &Path, out: &Path) -> Result<()> {
+    let text = std::fs::read_to_string(template)
+        .with_context(|| format!("cannot read {}", template.display()))?;
+    let values = paper::values(results)?;
+    let rendered = paper::render(&text, &values)
+        .with_context(|| format!("template {}", template.display()))?;
+    write_atomic(out, rendered.as_bytes())
 }

@@ -22,10 +22,10 @@
 //! `NAME_timing.csv` (training seconds per fit and sampling seconds per sampler: the file that
 //! differs between reruns).
 
+use crate::bad;
 use crate::experiment::{mean_sd_cell, train_model, Outcome3};
 use crate::sample::SampleFile;
 use crate::train::{read_csv, TrainFile};
-use crate::bad;
 use anyhow::{Context, Result};
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use rand::seq::SliceRandom;
@@ -160,14 +160,18 @@ pub(crate) fn run(
     if e.chains < 2 || e.grid_images == 0 {
         return Err(bad("chains: at least 2; grid_images: at least 1").into());
     }
-    if !(e.scale > 0.0 && e.scale.is_finite()) || !(e.noise > 0.0 && e.noise.is_finite()) {
+    if !(e.scale > 0.0 && e.scale.is_finite() && e.noise > 0.0 && e.noise.is_finite()) {
         return Err(bad("scale and noise: must be positive and finite").into());
     }
     let mut methods: Vec<&str> = vec!["real_digits"];
     for f in &e.fit {
         for s in &f.sample {
             if methods.contains(&s.name.as_str()) {
-                return Err(bad(format!("fit.sample: name {:?} is used twice or reserved", s.name)).into());
+                return Err(bad(format!(
+                    "fit.sample: name {:?} is used twice or reserved",
+                    s.name
+                ))
+                .into());
             }
             methods.push(&s.name);
         }
@@ -179,7 +183,10 @@ pub(crate) fn run(
             return Err(bad(format!("exclude: no column {x:?} in {}", e.csv.display())).into());
         }
     }
-    let columns: Vec<String> = header.into_iter().filter(|h| !e.exclude.contains(h)).collect();
+    let columns: Vec<String> = header
+        .into_iter()
+        .filter(|h| !e.exclude.contains(h))
+        .collect();
     let models = results.join("models").join(name);
     std::fs::create_dir_all(&models)
         .with_context(|| format!("cannot create {}", models.display()))?;
@@ -188,7 +195,10 @@ pub(crate) fn run(
         cfg.insert("seed".into(), (seed as i64).into());
         let mut data = toml::Table::new();
         data.insert("csv".into(), e.csv.to_string_lossy().to_string().into());
-        data.insert("columns".into(), toml::Value::try_from(&columns).expect("strings"));
+        data.insert(
+            "columns".into(),
+            toml::Value::try_from(&columns).expect("strings"),
+        );
         data.insert("transform".into(), "scale".into());
         data.insert("scale".into(), e.scale.into());
         data.insert("noise".into(), e.noise.into());
@@ -283,8 +293,11 @@ pub(crate) fn run(
             }
             bar.set_message(format!("training {} seed {seed}", f.name));
             let cfg_path = models.join(format!("{}_seed{seed}.toml", f.name));
-            std::fs::write(&cfg_path, toml::to_string(&config_for(seed, f)).expect("toml"))
-                .with_context(|| format!("cannot write {}", cfg_path.display()))?;
+            std::fs::write(
+                &cfg_path,
+                toml::to_string(&config_for(seed, f)).expect("toml"),
+            )
+            .with_context(|| format!("cannot write {}", cfg_path.display()))?;
             let dir = models.join(format!("{}_seed{seed}", f.name));
             let started = std::time::Instant::now();
             train_model(&cfg_path, &dir, stop)?;
@@ -350,7 +363,9 @@ pub(crate) fn run(
                     ));
                 }
                 let nn = nearest(x.view(), train.view());
-                record(&s.name, &f.name, evals, &x, nn, diverged, &mut rng, &mut csv);
+                record(
+                    &s.name, &f.name, evals, &x, nn, diverged, &mut rng, &mut csv,
+                );
                 if si == 0 {
                     push_rows(&x, &s.name, &mut grid);
                 }
@@ -359,9 +374,8 @@ pub(crate) fn run(
         }
     }
     bar.finish_and_clear();
-    let mut summary = String::from(
-        "method,seeds,score_evals,mmd2_mean,mmd2_sd,nn_median_mean,nn_median_sd\n",
-    );
+    let mut summary =
+        String::from("method,seeds,score_evals,mmd2_mean,mmd2_sd,nn_median_mean,nn_median_sd\n");
     for (m, v, evals) in &per_method {
         let (a, b) = mean_sd_cell(&v.iter().map(|r| r[0]).collect::<Vec<_>>());
         let (c, dd) = mean_sd_cell(&v.iter().map(|r| r[1]).collect::<Vec<_>>());

@@ -147,6 +147,23 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
     },
+    /// Write paper/paper.md from paper/paper.template.md: every {{name}} in the template is a
+    /// number or table computed from the CSVs in RESULTS.
+    Paper {
+        /// The results folder.
+        #[arg(long, value_name = "DIR", default_value = "results")]
+        results: PathBuf,
+        /// The template.
+        #[arg(
+            long,
+            value_name = "FILE.md",
+            default_value = "paper/paper.template.md"
+        )]
+        template: PathBuf,
+        /// The paper.
+        #[arg(long, value_name = "FILE.md", default_value = "paper/paper.md")]
+        out: PathBuf,
+    },
     /// Draw every figure of the paper (SVG and PNG) from the CSVs in RESULTS into FIGURES.
     ///
     /// A figure whose inputs are missing is skipped with the command that makes them, and the
@@ -262,7 +279,11 @@ fn reproduce_cmd(quick: bool, out: Option<PathBuf>) -> Result<()> {
     let _ = writeln!(
         stdout,
         "{table}\n{} in {:.0} s{}",
-        if quick { "reproduce --quick" } else { "reproduce" },
+        if quick {
+            "reproduce --quick"
+        } else {
+            "reproduce"
+        },
         started.elapsed().as_secs_f64(),
         if interrupted {
             " (interrupted: the steps above are complete)"
@@ -466,6 +487,13 @@ fn main() -> ExitCode {
             quick,
         } => experiment_cmd(config, results, quick),
         Command::Figures { results, figures } => figures_cmd(results, figures),
+        Command::Paper {
+            results,
+            template,
+            out,
+        } => scorelab_figures::write_paper(&results, &template, &out)
+            .map(|()| println!("wrote {}", out.display()))
+            .map_err(|e| InputError(format!("{e:#}")).into()),
         Command::Reproduce { quick, out } => reproduce_cmd(quick, out),
         Command::Eval {
             samples,

@@ -7,9 +7,10 @@
 //! 3. `train_mixture_ism`: ISM training with ESM and ISM logged → `results/models/train_mixture_ism/`;
 //! 4. `jacobian_cost`: time per training step → `results/jacobian_cost.csv` (a timing file);
 //! 5. the experiments of `paper/experiments/` ([`EXPERIMENTS`]) → `results/NAME*.csv`;
-//! 6. the figures → `paper/figures/`.
+//! 6. the figures → `paper/figures/`;
+//! 7. the paper: `paper/paper.template.md` with every number from the results → `paper/paper.md`.
 //!
-//! With `--out DIR` everything is written under `DIR/results` and `DIR/figures` instead (the
+//! With `--out DIR` everything is written under `DIR/results`, `DIR/figures` and `DIR/paper.md` (the
 //! PyTorch/JAX baselines, inputs rather than results, are copied there first). With `--quick` every
 //! step runs at reduced size (fewer samples, seeds, steps: each experiment's `[quick]` table) so
 //! the whole pipeline is exercised in a few minutes. Every step writes its files whole or not at
@@ -32,6 +33,7 @@ pub const EXPERIMENTS: &[&str] = &[
     "samplers_cost_mixture",
     "samplers_cost_banana",
     "old_faithful",
+    "digits",
 ];
 
 /// What the command line passes to [`run`].
@@ -55,7 +57,9 @@ pub struct StepReport {
 /// Copies the files of `from` into `to` (one level; created if needed).
 fn copy_dir(from: &Path, to: &Path) -> Result<()> {
     std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
-    for entry in std::fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))? {
+    for entry in
+        std::fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))?
+    {
         let entry = entry?;
         if entry.file_type()?.is_file() {
             std::fs::copy(entry.path(), to.join(entry.file_name()))
@@ -98,10 +102,13 @@ pub fn run(
         copy_dir(Path::new("results/baselines"), &results.join("baselines"))?;
     }
     let q = args.quick;
-    let n = 5 + EXPERIMENTS.len();
+    let n = 6 + EXPERIMENTS.len();
     let mut k = 0;
     let mut reports = vec![];
-    let mut step = |name: &str, reports: &mut Vec<StepReport>, f: &mut dyn FnMut() -> Result<String>| -> Result<bool> {
+    let mut step = |name: &str,
+                    reports: &mut Vec<StepReport>,
+                    f: &mut dyn FnMut() -> Result<String>|
+     -> Result<bool> {
         if stop.load(Ordering::SeqCst) {
             return Ok(false);
         }
@@ -119,7 +126,11 @@ pub fn run(
         });
         Ok(true)
     };
-    let samples = if q { 20_000 } else { crate::config::DEFAULT_SAMPLES };
+    let samples = if q {
+        20_000
+    } else {
+        crate::config::DEFAULT_SAMPLES
+    };
     let mut go = step("equivalence", &mut reports, &mut || {
         let cfg = suite::builtin(0, samples);
         let out = results.join("equivalence.csv");
@@ -141,9 +152,8 @@ pub fn run(
     if go {
         go = step("train_mixture_ism", &mut reports, &mut || {
             let out = results.join("models/train_mixture_ism");
-            let overrides = q.then(|| {
-                toml::from_str::<toml::Table>("train = { steps = 500 }").expect("valid")
-            });
+            let overrides =
+                q.then(|| toml::from_str::<toml::Table>("train = { steps = 500 }").expect("valid"));
             let t = TrainRef {
                 config: experiments.join("train_mixture_ism.toml"),
                 overrides,
@@ -180,7 +190,7 @@ pub fn run(
         })?;
     }
     if go {
-        step("figures", &mut reports, &mut || {
+        go = step("figures", &mut reports, &mut || {
             let report = scorelab_figures::draw_all(&results, &figures, |_| {})?;
             if let Some((name, file, cmd)) = report.missing.first() {
                 anyhow::bail!(
@@ -188,7 +198,21 @@ pub fn run(
                     file.display()
                 );
             }
-            Ok(format!("{} figures in {}", report.drawn.len(), figures.display()))
+            Ok(format!(
+                "{} figures in {}",
+                report.drawn.len(),
+                figures.display()
+            ))
+        })?;
+    }
+    if go && !stop.load(Ordering::SeqCst) {
+        step("paper", &mut reports, &mut || {
+            let out = match &args.out {
+                Some(dir) => dir.join("paper.md"),
+                None => PathBuf::from("paper/paper.md"),
+            };
+            scorelab_figures::write_paper(&results, Path::new("paper/paper.template.md"), &out)?;
+            Ok(format!("{}", out.display()))
         })?;
     }
     let interrupted = stop.load(Ordering::SeqCst);

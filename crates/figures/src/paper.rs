@@ -1,0 +1,495 @@
+//! `paper/paper.md` from `paper/paper.template.md`: every number and table of the paper is read
+//! from the result CSVs here, and the template names them as `{{name}}`.
+//!
+//! [`values`] computes the named values (single numbers such as `of_ll_ism`, and Markdown tables
+//! such as `table_old_faithful`); [`render`] substitutes them and refuses a name it does not know,
+//! so the paper can never show a number that no file backs.
+//!
+//! ```
+//! let mut v = std::collections::BTreeMap::new();
+//! v.insert("x".to_string(), "4.2".to_string());
+//! assert_eq!(scorelab_figures::paper::render("x = {{x}}", &v).unwrap(), "x = 4.2");
+//! assert!(scorelab_figures::paper::render("{{y}}", &v).is_err());
+//! ```
+
+use crate::plot::mean_sd;
+use crate::Table;
+use anyhow::{bail, Context, Result};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// `v` to `sig` significant digits: fixed notation for 1e-3 ≤ |v| < 1e5, else scientific.
+pub fn sig(v: f64, sig: usize) -> String {
+    if !v.is_finite() {
+        return "—".into();
+    }
+    let a = v.abs();
+    if a == 0.0 {
+        return "0".into();
+    }
+    if !(1e-3..1e5).contains(&a) {
+        return format!("{:.*e}", sig.saturating_sub(1), v);
+    }
+    let decimals = (sig as i32 - 1 - a.log10().floor() as i32).max(0) as usize;
+    format!("{v:.decimals$}")
+}
+
+/// "m ± sd" with the sd to two significant digits and m to the same decimals.
+pub fn pm(m: f64, sd: f64) -> String {
+    if !sd.is_finite() || sd == 0.0 {
+        return sig(m, 3);
+    }
+    if !(1e-3..1e5).contains(&m.abs().max(sd)) {
+        return format!("{m:.2e} ± {sd:.1e}");
+    }
+    let decimals = (1 - sd.log10().floor() as i32).max(0) as usize;
+    format!("{m:.decimals$} ± {sd:.decimals$}")
+}
+
+/// Substitutes every `{{name}}` of `template` by its value.
+///
+/// # Errors
+/// If the template names a value that `values` does not have (all such names are listed), or a
+/// `{{` is not closed.
+pub fn render(template: &str, values: &BTreeMap<String, String>) -> Result<String> {
+    let mut out = String::with_capacity(template.len() * 2);
+    let mut rest = template;
+    let mut unknown = vec![];
+    while let Some(i) = rest.find("{{") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let Some(j) = after.find("}}") else {
+            bail!(
+                "an unclosed {{{{ at …{}",
+                &rest[i..(i + 40).min(rest.len())]
+            );
+        };
+        let name = after[..j].trim();
+        match values.get(name) {
+            Some(v) => out.push_str(v),
+            None => unknown.push(name.to_string()),
+        }
+        rest = &after[j + 2..];
+    }
+    out.push_str(rest);
+    if !unknown.is_empty() {
+        bail!(
+            "the template names values no result file gives: {}",
+            unknown.join(", ")
+        );
+    }
+    Ok(out)
+}
+
+/// A Markdown table.
+fn md(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut s = format!("| {} |\n", header.join(" | "));
+    s.push_str(&format!(
+        "|{}\n",
+        header
+            .iter()
+            .enumerate()
+            .map(|(i, _)| if i == 0 { " --- |" } else { " ---: |" })
+            .collect::<String>()
+    ));
+    for r in rows {
+        s.push_str(&format!("| {} |\n", r.join(" | ")));
+    }
+    s
+}
+
+/// The first value of column `col` in the rows where `key` = `value`.
+fn one(t: &Table, key: &str, value: &str, col: &str) -> Result<f64> {
+    t.filter(key, value)?
+        .f64s(col)?
+        .first()
+        .copied()
+        .with_context(|| format!("{}: no row with {key} = {value}", t.path.display()))
+}
+
+/// Every named value and table of the paper, from the CSVs in `results`.
+///
+/// # Errors
+/// If a file the paper needs is missing or malformed (the message names it).
+pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
+    let mut v = BTreeMap::new();
+    let read = |name: &str| Table::read(&results.join(name));
+    // The equivalence audit.
+    {
+        let t = read("equivalence.csv")?;
+        let dens = t.distinct("density")?;
+        let z = t.f64s("z_score")?;
+        let g = t.f64s("grad_rel_diff")?;
+        let c = t.f64s("constant")?;
+        let all = t.strings("density")?;
+        let mut rows = vec![];
+        for d in &dens {
+            let idx: Vec<usize> = (0..all.len()).filter(|&i| &all[i] == d).collect();
+            let zmax = idx.iter().map(|&i| z[i].abs()).fold(0.0, f64::max);
+            let gmax = idx.iter().map(|&i| g[i]).fold(0.0, f64::max);
+            rows.push(vec![
+                d.clone(),
+                idx.len().to_string(),
+                sig(c[idx[0]], 4),
+                sig(zmax, 2),
+                sig(gmax, 2),
+            ]);
+        }
+        v.insert(
+            "table_equivalence".into(),
+            md(
+                &[
+                    "density",
+                    "cases",
+                    "C",
+                    "max |z|",
+                    "max θ-gradient rel. diff.",
+                ],
+                &rows,
+            ),
+        );
+        v.insert("eq_cases".into(), all.len().to_string());
+        v.insert(
+            "eq_max_z".into(),
+            sig(z.iter().map(|a| a.abs()).fold(0.0, f64::max), 2),
+        );
+        let m = read("equivalence_models.csv")?;
+        v.insert("eqm_cases".into(), m.rows.len().to_string());
+        let h = m.filter("density", "half_normal")?;
+        let (gap, c, b) = (
+            h.f64s("gap")?,
+            h.f64s("constant")?,
+            h.f64s("boundary_term")?,
+        );
+        let se = h.f64s("gap_se")?;
+        let worst = (0..gap.len())
+            .map(|i| ((gap[i] - c[i] - b[i]) / se[i]).abs())
+            .fold(0.0, f64::max);
+        v.insert("eqm_half_models".into(), gap.len().to_string());
+        v.insert("eqm_half_max_z".into(), sig(worst, 2));
+    }
+    // Training lock-step.
+    {
+        let t = read("models/train_mixture_ism/loss.csv")?;
+        let esm = t.f64s("esm")?;
+        let ism = t.f64s("ism")?;
+        let fisher = t.f64s("fisher")?;
+        let c = esm[0] / fisher[0];
+        let dev = (0..esm.len())
+            .map(|i| (esm[i] - ism[i] - c).abs())
+            .fold(0.0, f64::max);
+        v.insert("lock_c".into(), sig(c, 4));
+        v.insert("lock_max_dev".into(), sig(dev, 2));
+        v.insert("lock_evals".into(), esm.len().to_string());
+    }
+    // The Jacobian cost.
+    {
+        let ours = read("jacobian_cost.csv")?;
+        let torch = read("baselines/results_torch.csv")?;
+        let jax = read("baselines/results_jax.csv")?;
+        let dims = [2.0, 8.0, 32.0, 128.0, 512.0];
+        let get = |t: &Table, obj: &str, dcol: &str, ms: &str, d: f64| -> f64 {
+            t.filter("objective", obj)
+                .and_then(|s| {
+                    let ds = s.f64s(dcol)?;
+                    let v = s.f64s(ms)?;
+                    Ok(ds
+                        .iter()
+                        .position(|x| *x == d)
+                        .map(|i| v[i])
+                        .unwrap_or(f64::NAN))
+                })
+                .unwrap_or(f64::NAN)
+        };
+        let mut rows = vec![];
+        for (label, t, obj, dcol, ms) in [
+            (
+                "scorelab ism_structured",
+                &ours,
+                "ism_structured",
+                "dim",
+                "median_ms",
+            ),
+            ("scorelab ism_naive", &ours, "ism_naive", "dim", "median_ms"),
+            ("scorelab ssm_vr", &ours, "ssm_vr", "dim", "median_ms"),
+            ("scorelab dsm", &ours, "dsm", "dim", "median_ms"),
+            ("JAX ism_jacrev", &jax, "ism_jacrev", "D", "median_step_ms"),
+            ("JAX ssm_vr", &jax, "ssm_vr", "D", "median_step_ms"),
+            ("JAX dsm", &jax, "dsm", "D", "median_step_ms"),
+            (
+                "PyTorch ism_jacrev",
+                &torch,
+                "ism_jacrev",
+                "D",
+                "median_step_ms",
+            ),
+            ("PyTorch ssm_vr", &torch, "ssm_vr", "D", "median_step_ms"),
+            ("PyTorch dsm", &torch, "dsm", "D", "median_step_ms"),
+        ] {
+            let mut r = vec![label.to_string()];
+            r.extend(dims.iter().map(|&d| sig(get(t, obj, dcol, ms, d), 3)));
+            rows.push(r);
+        }
+        let ratio = |a: (&str, f64), b: (&Table, &str)| {
+            get(&ours, a.0, "dim", "median_ms", a.1) / get(b.0, b.1, "D", "median_step_ms", a.1)
+        };
+        for (label, obj, base, bobj) in [
+            (
+                "ism_structured / JAX ism_jacrev",
+                "ism_structured",
+                &jax,
+                "ism_jacrev",
+            ),
+            ("ssm_vr / JAX ssm_vr", "ssm_vr", &jax, "ssm_vr"),
+            ("dsm / JAX dsm", "dsm", &jax, "dsm"),
+            (
+                "ism_structured / PyTorch ism_jacrev",
+                "ism_structured",
+                &torch,
+                "ism_jacrev",
+            ),
+        ] {
+            let mut r = vec![format!("ratio {label}")];
+            r.extend(dims.iter().map(|&d| sig(ratio((obj, d), (base, bobj)), 2)));
+            rows.push(r);
+        }
+        v.insert(
+            "table_cost".into(),
+            md(
+                &["ms per step", "D=2", "D=8", "D=32", "D=128", "D=512"],
+                &rows,
+            ),
+        );
+        for d in [128.0, 512.0] {
+            let k = d as usize;
+            v.insert(
+                format!("cost_ism_vs_jax_{k}"),
+                sig(1.0 / ratio(("ism_structured", d), (&jax, "ism_jacrev")), 2),
+            );
+            v.insert(
+                format!("cost_naive_vs_structured_{k}"),
+                sig(
+                    get(&ours, "ism_naive", "dim", "median_ms", d)
+                        / get(&ours, "ism_structured", "dim", "median_ms", d),
+                    2,
+                ),
+            );
+            v.insert(
+                format!("cost_dsm_vs_jax_{k}"),
+                sig(ratio(("dsm", d), (&jax, "dsm")), 2),
+            );
+            v.insert(
+                format!("cost_ssm_vr_vs_jax_{k}"),
+                sig(ratio(("ssm_vr", d), (&jax, "ssm_vr")), 2),
+            );
+        }
+    }
+    // The noise trade-off.
+    {
+        let s = read("noise_tradeoff_summary.csv")?;
+        let sig_ = s.f64s("sigma")?;
+        let (cm, cs) = (s.f64s("error_clean_mean")?, s.f64s("error_clean_sd")?);
+        let (nm, ns) = (s.f64s("error_noised_mean")?, s.f64s("error_noised_sd")?);
+        let rows: Vec<Vec<String>> = (0..sig_.len())
+            .map(|i| vec![sig(sig_[i], 2), pm(cm[i], cs[i]), pm(nm[i], ns[i])])
+            .collect();
+        v.insert(
+            "table_noise".into(),
+            md(
+                &["σ", "½E_p‖s_θ − ∇log p‖²", "½E_p‖s_θ − ∇log p_σ‖²"],
+                &rows,
+            ),
+        );
+        let best = (0..cm.len())
+            .min_by(|&a, &b| cm[a].total_cmp(&cm[b]))
+            .unwrap_or(0);
+        v.insert("noise_best_sigma".into(), sig(sig_[best], 2));
+        v.insert("noise_best_error".into(), pm(cm[best], cs[best]));
+        v.insert(
+            "noise_seeds".into(),
+            s.strings("seeds")?.first().cloned().unwrap_or_default(),
+        );
+    }
+    // The NCSN toy.
+    {
+        let s = read("ncsn_toy_summary.csv")?;
+        let runs = s.distinct("run")?;
+        let mut rows = vec![];
+        for r in &runs {
+            let g = s.filter("run", r)?;
+            let cell = |m: &str| -> Result<String> {
+                Ok(pm(
+                    one(&g, "metric", m, "mean")?,
+                    one(&g, "metric", m, "sd")?,
+                ))
+            };
+            rows.push(vec![
+                r.clone(),
+                cell("mode_weight_1")?,
+                cell("mmd2")?,
+                cell("ksd")?,
+            ]);
+            v.insert(format!("toy_w_{r}"), cell("mode_weight_1")?);
+        }
+        v.insert(
+            "table_ncsn_toy".into(),
+            md(
+                &["run", "weight of (−5,−5) (truth 0.2)", "MMD²", "KSD"],
+                &rows,
+            ),
+        );
+        v.insert(
+            "toy_seeds".into(),
+            s.strings("seeds")?.first().cloned().unwrap_or_default(),
+        );
+        let l = read("ncsn_toy_learned_summary.csv")?.filter("metric", "mode_weight_1")?;
+        let mut rows = vec![];
+        for smp in ["annealed", "reverse_sde", "pc", "ode"] {
+            let cell = |which: &str| -> Result<String> {
+                let name = format!("{smp}_{which}");
+                Ok(pm(
+                    one(&l, "run", &name, "mean")?,
+                    one(&l, "run", &name, "sd")?,
+                ))
+            };
+            rows.push(vec![smp.to_string(), cell("exact")?, cell("learned")?]);
+        }
+        v.insert(
+            "table_ncsn_learned".into(),
+            md(
+                &["sampler", "exact score", "learned score (dsm_multi)"],
+                &rows,
+            ),
+        );
+    }
+    // Sampler cost: the minority weight of each sampler at its largest budget.
+    {
+        let s = read("samplers_cost_mixture_summary.csv")?.filter("metric", "mode_weight_1")?;
+        let mut rows = vec![];
+        for r in s.distinct("run")? {
+            let g = s.filter("run", &r)?;
+            let e = g.f64s("score_evals")?;
+            let m = g.f64s("mean")?;
+            let sd = g.f64s("sd")?;
+            let cells: Vec<String> = (0..e.len())
+                .map(|i| format!("{}: {}", e[i], pm(m[i], sd[i])))
+                .collect();
+            rows.push(vec![r.clone(), cells.join("; ")]);
+        }
+        v.insert(
+            "table_samplers_cost".into(),
+            md(&["run", "score evaluations: minority weight"], &rows),
+        );
+    }
+    // Old Faithful.
+    {
+        let s = read("old_faithful_summary.csv")?;
+        let timing = read("old_faithful_timing.csv")?;
+        let mut rows = vec![];
+        for m in s.distinct("method")? {
+            let g = s.filter("method", &m)?;
+            let cell = |c: &str| -> Result<String> {
+                Ok(pm(
+                    g.f64s(&format!("{c}_mean"))?[0],
+                    g.f64s(&format!("{c}_sd"))?[0],
+                ))
+            };
+            let ll = cell("heldout_ll")?;
+            let secs = timing.filter("method", &m)?.f64s("train_seconds")?;
+            let t = if secs.is_empty() {
+                "—".to_string()
+            } else {
+                sig(mean_sd(&secs).0, 2)
+            };
+            if m != "train" {
+                v.insert(format!("of_ll_{m}"), ll.clone());
+            }
+            rows.push(vec![m.clone(), ll, cell("heldout_ism")?, cell("mmd2")?, t]);
+        }
+        v.insert(
+            "table_old_faithful".into(),
+            md(
+                &[
+                    "method",
+                    "held-out log-lik. (nats/point, minutes)",
+                    "held-out ISM loss",
+                    "MMD² to held-out",
+                    "training s",
+                ],
+                &rows,
+            ),
+        );
+        v.insert(
+            "of_seeds".into(),
+            s.strings("seeds")?.first().cloned().unwrap_or_default(),
+        );
+        // Paired by seed: ISM minus KDE.
+        let per = read("old_faithful.csv")?;
+        let ism = per.filter("method", "ism")?.f64s("heldout_ll")?;
+        let kde = per.filter("method", "kde_scott")?.f64s("heldout_ll")?;
+        let diff: Vec<f64> = ism.iter().zip(&kde).map(|(a, b)| a - b).collect();
+        let (m, sd) = mean_sd(&diff);
+        v.insert("of_ism_minus_kde".into(), pm(m, sd));
+        v.insert(
+            "of_ism_beats_kde".into(),
+            format!(
+                "{} of {}",
+                diff.iter().filter(|d| **d > 0.0).count(),
+                diff.len()
+            ),
+        );
+    }
+    // Digits.
+    {
+        let s = read("digits_summary.csv")?;
+        let timing = read("digits_timing.csv")?;
+        let per = read("digits.csv")?;
+        let mut rows = vec![];
+        for m in s.distinct("method")? {
+            let g = s.filter("method", &m)?;
+            let mmd = pm(g.f64s("mmd2_mean")?[0], g.f64s("mmd2_sd")?[0]);
+            let nn = pm(g.f64s("nn_median_mean")?[0], g.f64s("nn_median_sd")?[0]);
+            let fit = per
+                .filter("method", &m)?
+                .strings("fit")?
+                .first()
+                .cloned()
+                .unwrap_or_default();
+            let train_s = if fit.is_empty() {
+                "—".to_string()
+            } else {
+                let t = timing
+                    .filter("what", "train")?
+                    .filter("name", &fit)?
+                    .f64s("seconds")?;
+                sig(mean_sd(&t).0, 2)
+            };
+            let evals = g
+                .strings("score_evals")?
+                .first()
+                .cloned()
+                .unwrap_or_default();
+            v.insert(format!("dg_mmd_{m}"), mmd.clone());
+            v.insert(format!("dg_nn_{m}"), nn.clone());
+            rows.push(vec![m.clone(), mmd, nn, evals, train_s]);
+        }
+        v.insert(
+            "table_digits".into(),
+            md(
+                &[
+                    "method",
+                    "MMD² to held-out digits",
+                    "median distance to nearest training image",
+                    "score evaluations",
+                    "training s",
+                ],
+                &rows,
+            ),
+        );
+        v.insert(
+            "dg_seeds".into(),
+            s.strings("seeds")?.first().cloned().unwrap_or_default(),
+        );
+    }
+    Ok(v)
+}
