@@ -120,3 +120,39 @@ pub fn write_paper(results: &Path, template: &Path, out: &Path) -> Result<()> {
         .with_context(|| format!("template {}", template.display()))?;
     write_atomic(out, rendered.as_bytes())
 }
+
+/// The markers of the generated block in the README.
+pub const README_MARKERS: (&str, &str) = ("<!-- headline:start -->", "<!-- headline:end -->");
+
+/// `readme` with the block between [`README_MARKERS`] replaced by `block`.
+///
+/// # Errors
+/// If the markers are missing or out of order.
+pub fn replace_block(readme: &str, block: &str) -> Result<String> {
+    let (a, b) = README_MARKERS;
+    let (Some(i), Some(j)) = (readme.find(a), readme.find(b)) else {
+        anyhow::bail!("the README has no {a} … {b} block");
+    };
+    if j < i {
+        anyhow::bail!("the README's {b} comes before {a}");
+    }
+    Ok(format!("{}{a}\n{block}{}", &readme[..i], &readme[j..]))
+}
+
+/// Renders the headline template with the values of `results` into the README's marked block.
+///
+/// # Errors
+/// As [`write_paper`], or if the README has no marked block.
+pub fn write_readme_headline(results: &Path, template: &Path, readme: &Path) -> Result<()> {
+    let text = std::fs::read_to_string(template)
+        .with_context(|| format!("cannot read {}", template.display()))?;
+    let block = paper::render(&text, &paper::values(results)?)
+        .with_context(|| format!("template {}", template.display()))?;
+    let current = std::fs::read_to_string(readme)
+        .with_context(|| format!("cannot read {}", readme.display()))?;
+    let updated = replace_block(&current, &block)?;
+    if updated != current {
+        write_atomic(readme, updated.as_bytes())?;
+    }
+    Ok(())
+}

@@ -190,3 +190,36 @@ pub fn tick(v: &f64) -> String {
     let s = format!("{v:.3}");
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The iso-line of ‖x‖² at level 1 on a grid of step h lies on the unit circle to within the
+    /// linear interpolation's error (≤ h²/(4·r) for a circle sampled at spacing h).
+    #[test]
+    fn isolines_of_a_paraboloid_are_circles() {
+        let (n, x0, h) = (81, -2.0, 0.05);
+        let values: Vec<f64> = (0..n * n)
+            .map(|i| {
+                let (x, y) = (x0 + (i % n) as f64 * h, x0 + (i / n) as f64 * h);
+                x * x + y * y
+            })
+            .collect();
+        let lines = isolines(&values, n, n, x0, x0, h, &[1.0]);
+        let pts: Vec<(f64, f64)> = lines.into_iter().flatten().collect();
+        assert!(pts.len() > 100, "{} points", pts.len());
+        for (x, y) in pts {
+            let r = (x * x + y * y).sqrt();
+            assert!((r - 1.0).abs() < h * h, "radius {r}");
+        }
+    }
+
+    #[test]
+    fn ticks_are_short() {
+        assert_eq!(tick(&0.5), "0.5");
+        assert_eq!(tick(&3000.0), "3000");
+        assert_eq!(tick(&1e-4), "1e-4");
+        assert_eq!(tick(&0.0), "0");
+    }
+}

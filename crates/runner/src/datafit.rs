@@ -512,3 +512,29 @@ pub(crate) fn run(
         false,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scorelab_models::Activation;
+
+    /// With every weight zero the energy is the confining term alone, f = ‖z‖²/(2τ²), so
+    /// Z over [−b, b]² is 2πτ² (1 − 2Φ(−b/τ))² exactly.
+    #[test]
+    fn the_quadrature_normaliser_of_a_gaussian_energy_is_exact() {
+        let tau = 1.5;
+        let mut m = EnergyMlp::new(2, &[8], Activation::Softplus, tau, 1).unwrap();
+        for v in m.params_mut().values_mut() {
+            v.iter_mut().for_each(|w| *w = 0.0);
+        }
+        // f also carries the MLP's constant output, which is the same at every point; subtract it.
+        let c = m.energy(ndarray::array![[0.0, 0.0]].view())[0];
+        for b in [2.0, 12.0] {
+            let phi = statrs::function::erf::erfc(b / tau / std::f64::consts::SQRT_2) / 2.0;
+            let exact =
+                (2.0 * std::f64::consts::PI * tau * tau).ln() + 2.0 * (1.0 - 2.0 * phi).ln() - c;
+            let got = log_partition(&m, b, 24, 8);
+            assert!((got - exact).abs() < 1e-10, "b = {b}: {got} vs {exact}");
+        }
+    }
+}

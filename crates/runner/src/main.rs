@@ -163,6 +163,10 @@ enum Command {
         /// The paper.
         #[arg(long, value_name = "FILE.md", default_value = "paper/paper.md")]
         out: PathBuf,
+        /// Also rewrite the headline table of this README (between its headline markers) from
+        /// paper/headline.template.md.
+        #[arg(long, value_name = "README.md")]
+        readme: Option<PathBuf>,
     },
     /// Draw every figure of the paper (SVG and PNG) from the CSVs in RESULTS into FIGURES.
     ///
@@ -293,6 +297,27 @@ fn reproduce_cmd(quick: bool, out: Option<PathBuf>) -> Result<()> {
     );
     if interrupted {
         std::process::exit(130);
+    }
+    Ok(())
+}
+
+fn paper_cmd(
+    results: &std::path::Path,
+    template: &std::path::Path,
+    out: &std::path::Path,
+    readme: Option<&std::path::Path>,
+) -> Result<()> {
+    let input = |e: anyhow::Error| anyhow::Error::from(InputError(format!("{e:#}")));
+    scorelab_figures::write_paper(results, template, out).map_err(input)?;
+    println!("wrote {}", out.display());
+    if let Some(r) = readme {
+        scorelab_figures::write_readme_headline(
+            results,
+            std::path::Path::new("paper/headline.template.md"),
+            r,
+        )
+        .map_err(input)?;
+        println!("updated the headline table of {}", r.display());
     }
     Ok(())
 }
@@ -491,9 +516,8 @@ fn main() -> ExitCode {
             results,
             template,
             out,
-        } => scorelab_figures::write_paper(&results, &template, &out)
-            .map(|()| println!("wrote {}", out.display()))
-            .map_err(|e| InputError(format!("{e:#}")).into()),
+            readme,
+        } => paper_cmd(&results, &template, &out, readme.as_deref()),
         Command::Reproduce { quick, out } => reproduce_cmd(quick, out),
         Command::Eval {
             samples,

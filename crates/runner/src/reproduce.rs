@@ -8,7 +8,8 @@
 //! 4. `jacobian_cost`: time per training step → `results/jacobian_cost.csv` (a timing file);
 //! 5. the experiments of `paper/experiments/` ([`EXPERIMENTS`]) → `results/NAME*.csv`;
 //! 6. the figures → `paper/figures/`;
-//! 7. the paper: `paper/paper.template.md` with every number from the results → `paper/paper.md`.
+//! 7. the paper: `paper/paper.template.md` with every number from the results → `paper/paper.md`,
+//!    and the headline table of `README.md` from `paper/headline.template.md`.
 //!
 //! With `--out DIR` everything is written under `DIR/results`, `DIR/figures` and `DIR/paper.md` (the
 //! PyTorch/JAX baselines, inputs rather than results, are copied there first). With `--quick` every
@@ -212,6 +213,14 @@ pub fn run(
                 None => PathBuf::from("paper/paper.md"),
             };
             scorelab_figures::write_paper(&results, Path::new("paper/paper.template.md"), &out)?;
+            if args.out.is_none() {
+                scorelab_figures::write_readme_headline(
+                    &results,
+                    Path::new("paper/headline.template.md"),
+                    Path::new("README.md"),
+                )?;
+                return Ok(format!("{} and the README's headline table", out.display()));
+            }
             Ok(format!("{}", out.display()))
         })?;
     }
