@@ -74,7 +74,7 @@ pub fn catalogue() -> Vec<Figure> {
         Figure {
             name: "ncsn_toy",
             inputs: &["ncsn_toy.csv", "ncsn_toy_samples.csv"],
-            caption: "Plain against annealed Langevin on p = 0.8·N((5,5), I) + 0.2·N((−5,−5), I) with exact scores: plain Langevin splits the chains evenly, annealing recovers the weights.",
+            caption: "Plain against annealed Langevin on p = 0.8·N((5,5), I) + 0.2·N((−5,−5), I) with exact scores: plain Langevin splits the chains evenly, annealing recovers the weights (its chains target p_σ at σ_min = 1, hence the wider clouds).",
             made_by: "scorelab experiment --config paper/experiments/ncsn_toy.toml",
             draw: ncsn_toy,
         },
@@ -857,7 +857,7 @@ fn ncsn_toy(results: &Path, stem: &Path) -> Result<()> {
         for (k, (name, pts, (m, sd))) in clouds.iter().enumerate() {
             let mut chart = ChartBuilder::on(&areas[k])
                 .caption(
-                    format!("{name}: weight of (−5,−5) {m:.3} ± {sd:.3}"),
+                    format!("{}: weight of (−5,−5) {m:.3} ± {sd:.3}", run_label(name)),
                     ("sans-serif", LABEL),
                 )
                 .margin(12)
