@@ -490,6 +490,14 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
             "dg_seeds".into(),
             s.strings("seeds")?.first().cloned().unwrap_or_default(),
         );
+        // The closest any sample of any sampler comes to a training image.
+        let methods = per.strings("method")?;
+        let mins = per.f64s("nn_min")?;
+        let closest = (0..mins.len())
+            .filter(|&i| methods[i] != "real_digits")
+            .map(|i| mins[i])
+            .fold(f64::INFINITY, f64::min);
+        v.insert("dg_nn_min_samples".into(), sig(closest, 3));
     }
     Ok(v)
 }

@@ -455,8 +455,15 @@ fn bad_train_configs_are_clear_errors() {
         (csv("test_fraction = 1.5"), &["data.test_fraction"]),
         (
             csv("transform = \"whiten\""),
-            &["data.transform", "standardize | none"],
+            &["data.transform", "standardize | scale | none"],
         ),
+        (csv("transform = \"scale\""), &["data.scale", "scale = 16"]),
+        (csv("scale = 16.0"), &["data.scale", "only applies"]),
+        (
+            csv("transform = \"scale\"\nscale = -2.0"),
+            &["data.scale", "positive"],
+        ),
+        (csv("noise = -0.1"), &["data.noise"]),
         (
             format!("[data]\ncsv = \"ragged.csv\"\n[model]\n{m}\n[objective]\n{ism}\n"),
             &["ragged.csv", "row 2"],
