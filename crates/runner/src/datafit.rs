@@ -24,8 +24,7 @@
 //! the one file that differs between reruns).
 
 use crate::bad;
-use crate::experiment::{mean_sd_cell, train_model, Outcome3};
-use crate::train::TrainFile;
+use crate::experiment::{mean_sd_cell, train_model, Outputs};
 use anyhow::{Context, Result};
 use ndarray::{concatenate, Array1, Array2, ArrayView2, Axis};
 use rand::SeedableRng;
@@ -194,7 +193,7 @@ pub(crate) fn run(
     name: &str,
     results: &Path,
     stop: &Arc<AtomicBool>,
-) -> Result<Outcome3> {
+) -> Result<Outputs> {
     if e.seeds.is_empty() || e.objective.is_empty() {
         return Err(bad("seeds and objective: give at least one of each").into());
     }
@@ -275,11 +274,8 @@ pub(crate) fn run(
     );
     for (si, &seed) in e.seeds.iter().enumerate() {
         // The split and transform of this seed, as `scorelab train` makes them.
-        let probe: TrainFile = toml::Value::Table(config_for(seed, &e.objective[0]))
-            .try_into()
-            .map_err(|err| bad(format!("objective[0]: {err}")))?;
-        let plan = probe.build()?;
-        let transform = plan.transform.clone().expect("csv data has a transform");
+        let (train, test, transform) =
+            crate::train::split_of(config_for(seed, &e.objective[0]), "objective[0]")?;
         if transform.columns.len() != 2 {
             return Err(bad(format!(
                 "columns: density_fit needs exactly two columns, got {} ({}); set columns = [\"a\", \"b\"]",
@@ -288,12 +284,6 @@ pub(crate) fn run(
             ))
             .into());
         }
-        let (train, test) = match &plan.data {
-            scorelab_objectives::training::TrainData::Points { train, val, .. } => {
-                (train.clone(), val.clone())
-            }
-            _ => unreachable!("csv data are points"),
-        };
         let log_jac = transform.log_jacobian();
         let to_data = |z: &Array2<f64>| {
             let m = Array1::from(transform.mean.clone());
@@ -354,26 +344,16 @@ pub(crate) fn run(
         // The density grid of the figure, in data units: the data's range ± 15%.
         let all = to_data(&concatenate![Axis(0), train, test]);
         let g = e.grid;
-        let lo: Vec<f64> = (0..2)
-            .map(|j| {
-                let c = all.column(j);
-                let (a, b) = (
-                    c.fold(f64::INFINITY, |x, &y| x.min(y)),
-                    c.fold(f64::NEG_INFINITY, |x, &y| x.max(y)),
-                );
-                a - 0.15 * (b - a)
+        // Per column: (min − 15% of the range, max + 15% of the range).
+        let (lo, hi): (Vec<f64>, Vec<f64>) = all
+            .columns()
+            .into_iter()
+            .map(|c| {
+                let a = c.fold(f64::INFINITY, |x, &y| x.min(y));
+                let b = c.fold(f64::NEG_INFINITY, |x, &y| x.max(y));
+                (a - 0.15 * (b - a), b + 0.15 * (b - a))
             })
-            .collect();
-        let hi: Vec<f64> = (0..2)
-            .map(|j| {
-                let c = all.column(j);
-                let (a, b) = (
-                    c.fold(f64::INFINITY, |x, &y| x.min(y)),
-                    c.fold(f64::NEG_INFINITY, |x, &y| x.max(y)),
-                );
-                b + 0.15 * (b - a)
-            })
-            .collect();
+            .unzip();
         let grid_x = Array2::from_shape_fn((g * g, 2), |(i, j)| {
             let k = if j == 0 { i % g } else { i / g };
             lo[j] + (hi[j] - lo[j]) * k as f64 / (g - 1) as f64

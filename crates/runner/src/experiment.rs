@@ -328,15 +328,16 @@ fn summarise(rows: &[Row]) -> String {
 
 type Row = (String, String, String, u64, usize, usize, MetricRow);
 
-/// The main CSV, the summary, extra files (suffix, text) and whether it was interrupted.
-pub(crate) type Outcome3 = (String, String, Vec<(String, String)>, bool);
+/// What an experiment kind returns: the main CSV, the summary, extra files (`NAME_suffix.csv`,
+/// text) and whether it was interrupted.
+pub(crate) type Outputs = (String, String, Vec<(String, String)>, bool);
 
 fn samplers(
     e: &SamplersExperiment,
     name: &str,
     results: &Path,
     stop: &Arc<AtomicBool>,
-) -> Result<Outcome3> {
+) -> Result<Outputs> {
     if e.seeds.is_empty() {
         return Err(bad("seeds: give at least one seed").into());
     }
@@ -516,7 +517,7 @@ fn noise(
     name: &str,
     results: &Path,
     stop: &Arc<AtomicBool>,
-) -> Result<Outcome3> {
+) -> Result<Outputs> {
     if e.seeds.is_empty() || e.sigmas.is_empty() {
         return Err(bad("seeds and sigmas: give at least one of each").into());
     }

@@ -23,9 +23,9 @@
 //! differs between reruns).
 
 use crate::bad;
-use crate::experiment::{mean_sd_cell, train_model, Outcome3};
+use crate::experiment::{mean_sd_cell, train_model, Outputs};
 use crate::sample::SampleFile;
-use crate::train::{read_csv, TrainFile};
+use crate::train::read_csv;
 use anyhow::{Context, Result};
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use rand::seq::SliceRandom;
@@ -153,7 +153,7 @@ pub(crate) fn run(
     name: &str,
     results: &Path,
     stop: &Arc<AtomicBool>,
-) -> Result<Outcome3> {
+) -> Result<Outputs> {
     if e.seeds.is_empty() || e.fit.is_empty() || e.fit.iter().any(|f| f.sample.is_empty()) {
         return Err(bad("seeds, fit and every fit.sample: give at least one of each").into());
     }
@@ -230,17 +230,8 @@ pub(crate) fn run(
         }
     };
     for (si, &seed) in e.seeds.iter().enumerate() {
-        let probe: TrainFile = toml::Value::Table(config_for(seed, &e.fit[0]))
-            .try_into()
-            .map_err(|err| bad(format!("fit[0]: {err}")))?;
-        let plan = probe.build()?;
-        let (train, test) = match &plan.data {
-            scorelab_objectives::training::TrainData::Points { train, val, .. } => {
-                (train.clone(), val.clone())
-            }
-            _ => unreachable!("csv data are points"),
-        };
-        let transform = plan.transform.clone().expect("csv data");
+        let (train, test, transform) =
+            crate::train::split_of(config_for(seed, &e.fit[0]), "fit[0]")?;
         let bandwidth = scorelab_eval::median_bandwidth(train.view(), test.view());
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(200);

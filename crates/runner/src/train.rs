@@ -611,6 +611,26 @@ impl TrainFile {
     }
 }
 
+/// The training and held-out rows (model units) and the transform that a `scorelab train` config
+/// for CSV data makes: the split of its seed, exactly as training sees it (before any `noise`).
+/// `what` names the config in errors.
+///
+/// # Errors
+/// An [`InputError`] if the config is invalid or its data are not a CSV file.
+pub fn split_of(
+    config: toml::Table,
+    what: &str,
+) -> Result<(Array2<f64>, Array2<f64>, Transform), InputError> {
+    let file: TrainFile = toml::Value::Table(config)
+        .try_into()
+        .map_err(|e| bad(format!("{what}: {e}")))?;
+    let plan = file.build()?;
+    match (plan.data, plan.transform) {
+        (TrainData::Points { train, val, .. }, Some(t)) => Ok((train, val, t)),
+        _ => Err(bad(format!("{what}: needs csv data"))),
+    }
+}
+
 /// Reads a CSV with a header: the named columns (all if `None`), every value finite.
 ///
 /// # Errors
