@@ -166,6 +166,12 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
             .map(|i| ((gap[i] - c[i] - b[i]) / se[i]).abs())
             .fold(0.0, f64::max);
         v.insert("eqm_half_models".into(), gap.len().to_string());
+        // The same identity by quadrature: deterministic, exact to rounding.
+        let (eq, iq) = (h.f64s("esm_quad")?, h.f64s("ism_quad")?);
+        let quad = (0..gap.len())
+            .map(|i| (eq[i] - iq[i] - c[i] - b[i]).abs())
+            .fold(0.0, f64::max);
+        v.insert("eqm_half_quad".into(), format!("{quad:.1e}"));
         v.insert("eqm_half_max_z".into(), sig(worst, 2));
     }
     // Training lock-step.
