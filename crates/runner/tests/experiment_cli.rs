@@ -2,24 +2,9 @@
 //! rerun byte for byte, train the networks they need, and refuse bad files with exit 2.
 
 use std::fs;
-use std::path::Path;
-use std::process::{Command, Output};
 
-fn scorelab(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_scorelab"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the binary runs")
-}
-
-fn ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+mod common;
+use common::{ok, scorelab};
 
 const MIX: &str = r#"density = { kind = "gaussian_mixture", weights = [0.8, 0.2], means = [[5.0, 5.0], [-5.0, -5.0]], covs = [[[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [0.0, 1.0]]] }"#;
 

@@ -4,23 +4,10 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn scorelab(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_scorelab"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the binary runs")
-}
-
-fn ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+mod common;
+use common::{ok, scorelab};
 
 /// Exit 2, the message contains `needle`, and no file of `outs` exists.
 fn refused(out: &Output, needle: &str, dir: &Path, outs: &[&str]) {

@@ -2,25 +2,11 @@
 //! interruption and resumption, the data transform, and bad input.
 
 use std::fs;
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn scorelab(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_scorelab"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the binary runs")
-}
-
-fn ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+mod common;
+use common::{ok, scorelab};
 
 const MIXTURE: &str = r#"density = { kind = "gaussian_mixture", weights = [0.5, 0.5], means = [[1.0, 1.0], [-1.0, 0.0]], covs = [[[0.3, 0.0], [0.0, 0.3]], [[0.5, 0.2], [0.2, 0.4]]] }"#;
 
