@@ -6,6 +6,8 @@ use crate::plot::{
 };
 use crate::{Figure, Table};
 use anyhow::{bail, Result};
+use plotters::coord::ranged1d::ValueFormatter;
+use plotters::coord::CoordTranslate;
 use plotters::prelude::*;
 use std::path::Path;
 
@@ -102,6 +104,51 @@ pub fn catalogue() -> Vec<Figure> {
     ]
 }
 
+/// The axes every figure uses: short tick labels, the axis descriptions, the shared text sizes.
+fn mesh<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    x: &str,
+    y: &str,
+) -> Result<()>
+where
+    DB: DrawingBackend + 'a,
+    DB::ErrorType: 'static,
+    X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    chart
+        .configure_mesh()
+        .x_label_formatter(&tick)
+        .y_label_formatter(&tick)
+        .x_desc(x)
+        .y_desc(y)
+        .label_style(("sans-serif", TICK))
+        .axis_desc_style(("sans-serif", LABEL))
+        .draw()?;
+    Ok(())
+}
+
+/// The legend box every figure uses, at `pos`, with text of `size` pixels.
+fn legend<'a, DB, CT>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    pos: SeriesLabelPosition,
+    size: u32,
+) -> Result<()>
+where
+    DB: DrawingBackend + 'a,
+    DB::ErrorType: 'static,
+    CT: CoordTranslate,
+{
+    chart
+        .configure_series_labels()
+        .position(pos)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", size))
+        .draw()?;
+    Ok(())
+}
+
 /// Solid marker style.
 fn dot(c: RGBColor) -> ShapeStyle {
     c.filled()
@@ -164,15 +211,7 @@ fn equivalence(results: &Path, stem: &Path) -> Result<()> {
                 .x_label_area_size(55)
                 .y_label_area_size(70)
                 .build_cartesian_2d(xr.clone(), yr)?;
-            chart
-                .configure_mesh()
-                .x_label_formatter(&tick)
-                .y_label_formatter(&tick)
-                .x_desc("ISM loss J(θ)")
-                .y_desc("ESM loss")
-                .label_style(("sans-serif", TICK))
-                .axis_desc_style(("sans-serif", LABEL))
-                .draw()?;
+            mesh(&mut chart, "ISM loss J(θ)", "ESM loss")?;
             let xs = [xr.start, xr.end];
             chart
                 .draw_series(DashedLineSeries::new(
@@ -204,13 +243,7 @@ fn equivalence(results: &Path, stem: &Path) -> Result<()> {
                 )?
                 .label(format!("{} models", p.ism.len()))
                 .legend(move |(x, y)| Circle::new((x + 12, y), 5, dot(c)));
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .label_font(("sans-serif", TICK))
-                .draw()?;
+            legend(&mut chart, SeriesLabelPosition::UpperLeft, TICK)?;
         }
         let xr = lin_range(hb.iter().copied().chain([0.0]), 0.1);
         let yr = lin_range(
@@ -229,15 +262,11 @@ fn equivalence(results: &Path, stem: &Path) -> Result<()> {
             .x_label_area_size(55)
             .y_label_area_size(80)
             .build_cartesian_2d(xr.clone(), yr)?;
-        chart
-            .configure_mesh()
-            .x_label_formatter(&tick)
-            .y_label_formatter(&tick)
-            .x_desc("boundary term p(0)·s_θ(0)")
-            .y_desc("ESM − ISM − C (± 2 SE)")
-            .label_style(("sans-serif", TICK))
-            .axis_desc_style(("sans-serif", LABEL))
-            .draw()?;
+        mesh(
+            &mut chart,
+            "boundary term p(0)·s_θ(0)",
+            "ESM − ISM − C (± 2 SE)",
+        )?;
         chart
             .draw_series(LineSeries::new(
                 [xr.start, xr.end].iter().map(|&x| (x, x)),
@@ -265,13 +294,7 @@ fn equivalence(results: &Path, stem: &Path) -> Result<()> {
             )?
             .label(format!("{} linear models on [0, ∞)", hb.len()))
             .legend(move |(x, y)| Circle::new((x + 12, y), 6, dot(hc)));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", TICK))
-            .draw()?;
+        legend(&mut chart, SeriesLabelPosition::UpperLeft, TICK)?;
     })
 }
 
@@ -298,15 +321,7 @@ fn equivalence_training(results: &Path, stem: &Path) -> Result<()> {
             .x_label_area_size(60)
             .y_label_area_size(80)
             .build_cartesian_2d(xr.clone(), yr.clone())?;
-        chart
-            .configure_mesh()
-            .x_label_formatter(&tick)
-            .y_label_formatter(&tick)
-            .x_desc("Adam step")
-            .y_desc("loss on 4096 fresh points")
-            .label_style(("sans-serif", TICK))
-            .axis_desc_style(("sans-serif", LABEL))
-            .draw()?;
+        mesh(&mut chart, "Adam step", "loss on 4096 fresh points")?;
         let pts = |v: &[f64]| -> Vec<(f64, f64)> {
             step.iter().copied().zip(v.iter().copied()).collect()
         };
@@ -329,13 +344,7 @@ fn equivalence_training(results: &Path, stem: &Path) -> Result<()> {
             ))?
             .label("ISM + C")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], BLACK.stroke_width(2)));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", TICK))
-            .draw()?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight, TICK)?;
     })
 }
 
@@ -437,15 +446,7 @@ fn jacobian_cost(results: &Path, stem: &Path) -> Result<()> {
                 .x_label_area_size(60)
                 .y_label_area_size(85)
                 .build_cartesian_2d(xr.clone().log_scale(), yr.clone().log_scale())?;
-            chart
-                .configure_mesh()
-                .x_label_formatter(&tick)
-                .y_label_formatter(&tick)
-                .x_desc("dimension D")
-                .y_desc("ms per training step")
-                .label_style(("sans-serif", TICK))
-                .axis_desc_style(("sans-serif", LABEL))
-                .draw()?;
+            mesh(&mut chart, "dimension D", "ms per training step")?;
             for s in series {
                 let c = color(s.framework);
                 let style = c.stroke_width(3);
@@ -470,13 +471,7 @@ fn jacobian_cost(results: &Path, stem: &Path) -> Result<()> {
                     e
                 }))?;
             }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .label_font(("sans-serif", TICK - 2))
-                .draw()?;
+            legend(&mut chart, SeriesLabelPosition::UpperLeft, TICK - 2)?;
         }
     })
 }
@@ -631,13 +626,7 @@ fn score_field(results: &Path, stem: &Path) -> Result<()> {
             idx.iter()
                 .map(|&i| Circle::new((small.x[i], small.y[i]), 2, BLACK.filled())),
         )?;
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .label_font(("sans-serif", TICK))
-            .draw()?;
+        legend(&mut chart, SeriesLabelPosition::UpperLeft, TICK)?;
         // (b), (c) error maps.
         for (area, f, noised) in [(&areas[1], small, false), (&areas[2], large, true)] {
             let title = if noised {
@@ -732,15 +721,11 @@ fn noise_tradeoff(results: &Path, stem: &Path) -> Result<()> {
             .x_label_area_size(60)
             .y_label_area_size(85)
             .build_cartesian_2d(xr.clone().log_scale(), yr.clone().log_scale())?;
-        chart
-            .configure_mesh()
-            .x_label_formatter(&tick)
-            .y_label_formatter(&tick)
-            .x_desc("DSM noise level σ")
-            .y_desc("½ E_p‖s_θ − target‖² (mean ± sd)")
-            .label_style(("sans-serif", TICK))
-            .axis_desc_style(("sans-serif", LABEL))
-            .draw()?;
+        mesh(
+            &mut chart,
+            "DSM noise level σ",
+            "½ E_p‖s_θ − target‖² (mean ± sd)",
+        )?;
         for (k, (m, sd, label)) in [
             (&cm, &cs, "to the clean score ∇log p"),
             (&nm, &ns, "to the noised score ∇log p_σ"),
@@ -774,13 +759,7 @@ fn noise_tradeoff(results: &Path, stem: &Path) -> Result<()> {
                     }),
             )?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", TICK))
-            .draw()?;
+        legend(&mut chart, SeriesLabelPosition::UpperLeft, TICK)?;
         let mut chart = ChartBuilder::on(&areas[1])
             .caption(
                 "error against the distance from the data",
@@ -790,15 +769,11 @@ fn noise_tradeoff(results: &Path, stem: &Path) -> Result<()> {
             .x_label_area_size(60)
             .y_label_area_size(85)
             .build_cartesian_2d(dr.clone(), er.clone().log_scale())?;
-        chart
-            .configure_mesh()
-            .x_label_formatter(&tick)
-            .y_label_formatter(&tick)
-            .x_desc("distance to the nearest of the data points (bin centre)")
-            .y_desc("½‖s_θ − ∇log p‖² (mean over seeds)")
-            .label_style(("sans-serif", TICK))
-            .axis_desc_style(("sans-serif", LABEL))
-            .draw()?;
+        mesh(
+            &mut chart,
+            "distance to the nearest of the data points (bin centre)",
+            "½‖s_θ − ∇log p‖² (mean over seeds)",
+        )?;
         let n = curves.len().max(2) - 1;
         for (k, (sg, pts)) in curves.iter().enumerate() {
             let c = viridis(0.9 * k as f64 / n as f64);
@@ -810,13 +785,7 @@ fn noise_tradeoff(results: &Path, stem: &Path) -> Result<()> {
                 });
             chart.draw_series(pts.iter().map(|&p| Circle::new(p, 5, c.filled())))?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", TICK))
-            .draw()?;
+        legend(&mut chart, SeriesLabelPosition::LowerRight, TICK)?;
     })
 }
 
@@ -864,15 +833,7 @@ fn ncsn_toy(results: &Path, stem: &Path) -> Result<()> {
                 .x_label_area_size(55)
                 .y_label_area_size(60)
                 .build_cartesian_2d(range.clone(), range.clone())?;
-            chart
-                .configure_mesh()
-                .x_label_formatter(&tick)
-                .y_label_formatter(&tick)
-                .x_desc("x₁")
-                .y_desc("x₂")
-                .label_style(("sans-serif", TICK))
-                .axis_desc_style(("sans-serif", LABEL))
-                .draw()?;
+            mesh(&mut chart, "x₁", "x₂")?;
             let c = color(k);
             chart.draw_series(
                 pts.iter()
@@ -932,13 +893,7 @@ fn ncsn_toy(results: &Path, stem: &Path) -> Result<()> {
                 12,
             )])?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", TICK))
-            .draw()?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight, TICK)?;
     })
 }
 
@@ -1194,15 +1149,7 @@ fn old_faithful(results: &Path, stem: &Path) -> Result<()> {
                 .x_label_area_size(55)
                 .y_label_area_size(70)
                 .build_cartesian_2d(xr.clone(), yr.clone())?;
-            chart
-                .configure_mesh()
-                .x_label_formatter(&tick)
-                .y_label_formatter(&tick)
-                .x_desc("eruption duration (min)")
-                .y_desc("waiting time (min)")
-                .label_style(("sans-serif", TICK))
-                .axis_desc_style(("sans-serif", LABEL))
-                .draw()?;
+            mesh(&mut chart, "eruption duration (min)", "waiting time (min)")?;
             let c = color(k);
             chart
                 .draw_series(
@@ -1224,13 +1171,7 @@ fn old_faithful(results: &Path, stem: &Path) -> Result<()> {
                 )?
                 .label("held-out eruptions")
                 .legend(|(x, y)| Cross::new((x + 12, y), 5, BLACK.stroke_width(2)));
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .label_font(("sans-serif", TICK))
-                .draw()?;
+            legend(&mut chart, SeriesLabelPosition::UpperLeft, TICK)?;
         }
     })
 }

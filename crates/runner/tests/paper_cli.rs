@@ -228,35 +228,28 @@ fn figures_paper_and_reproduce_refuse_with_a_reason() {
     assert_eq!(out.status.code(), Some(2));
     // paper: a template naming a value no file gives is refused and nothing is written.
     let results = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../results");
+    let paper = || {
+        let r = results.to_str().unwrap();
+        scorelab(
+            &[
+                "paper",
+                "--results",
+                r,
+                "--template",
+                "t.md",
+                "--out",
+                "p.md",
+            ],
+            d,
+        )
+    };
     fs::write(d.join("t.md"), "C = {{lock_c}}, x = {{no_such_value}}\n").unwrap();
-    let out = scorelab(
-        &[
-            "paper",
-            "--results",
-            results.to_str().unwrap(),
-            "--template",
-            "t.md",
-            "--out",
-            "p.md",
-        ],
-        d,
-    );
+    let out = paper();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no_such_value"));
     assert!(!d.join("p.md").exists());
     fs::write(d.join("t.md"), "C = {{lock_c}}\n").unwrap();
-    ok(&scorelab(
-        &[
-            "paper",
-            "--results",
-            results.to_str().unwrap(),
-            "--template",
-            "t.md",
-            "--out",
-            "p.md",
-        ],
-        d,
-    ));
+    ok(&paper());
     assert!(fs::read_to_string(d.join("p.md"))
         .unwrap()
         .starts_with("C = "));
