@@ -10,7 +10,7 @@
 #![allow(missing_docs)]
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use scorelab::cost::{objective, Setting, OBJECTIVES};
+use scorelab_pipeline::cost::{objective, Setting, OBJECTIVES};
 use std::time::Duration;
 
 /// The allocator of the `scorelab` binary, so the benchmark times what `scorelab cost` times.

@@ -303,11 +303,14 @@ fn equivalence_training(results: &Path, stem: &Path) -> Result<()> {
     let step = t.f64s("step")?;
     let esm = t.f64s("esm")?;
     let ism = t.f64s("ism")?;
-    let fisher = t.f64s("fisher")?;
-    // fisher = ESM/C, so C = ESM/fisher (the same for every row).
-    let c = esm[0] / fisher[0];
+    let relative = t.f64s("relative_fisher")?;
+    // relative_fisher = ESM/C, so C = ESM/relative_fisher (the same for every row).
+    let c = esm[0] / relative[0];
     if !c.is_finite() {
-        bail!("{}: the first row has no esm/fisher", t.path.display());
+        bail!(
+            "{}: the first row has no esm/relative_fisher",
+            t.path.display()
+        );
     }
     let xr = 0.0..step.iter().copied().fold(1.0, f64::max);
     let yr = lin_range(esm.iter().chain(&ism).copied(), 0.05);

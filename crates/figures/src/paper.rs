@@ -179,8 +179,8 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
         let t = read("models/train_mixture_ism/loss.csv")?;
         let esm = t.f64s("esm")?;
         let ism = t.f64s("ism")?;
-        let fisher = t.f64s("fisher")?;
-        let c = esm[0] / fisher[0];
+        let relative = t.f64s("relative_fisher")?;
+        let c = esm[0] / relative[0];
         let dev = (0..esm.len())
             .map(|i| (esm[i] - ism[i] - c).abs())
             .fold(0.0, f64::max);

@@ -13,7 +13,8 @@ use crate::params::Params;
 /// ```
 /// use scorelab_models::{Activation, Adam, Mlp};
 /// let mut m = Mlp::new(1, &[], Activation::Tanh, 0)?; // s = w x + b
-/// let mut adam = Adam::new(m.params(), 0.1);
+/// let mut adam = Adam::new(m.params(), 0.1)?;
+/// assert!(Adam::new(m.params(), 0.0).is_err());
 /// let before = m.params().flat();
 /// // One step against the gradient (1, 1): each parameter moves by lr (Adam's first step is ±lr).
 /// adam.step(m.params_mut(), &[vec![1.0], vec![1.0]]);
@@ -24,14 +25,10 @@ use crate::params::Params;
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Adam {
-    /// Learning rate.
-    pub lr: f64,
-    /// β₁.
-    pub beta1: f64,
-    /// β₂.
-    pub beta2: f64,
-    /// ε.
-    pub eps: f64,
+    lr: f64,
+    beta1: f64,
+    beta2: f64,
+    eps: f64,
     m: Vec<Vec<f32>>,
     v: Vec<Vec<f32>>,
     t: u64,
@@ -39,9 +36,13 @@ pub struct Adam {
 
 impl Adam {
     /// Adam with zero moments for `params` and learning rate `lr`.
-    pub fn new(params: &Params, lr: f64) -> Self {
+    ///
+    /// # Errors
+    /// [`crate::ModelError`] naming `lr` unless it is finite and > 0.
+    pub fn new(params: &Params, lr: f64) -> Result<Self, crate::ModelError> {
+        let lr = scorelab_core::error::positive(lr, "lr")?;
         let zeros: Vec<Vec<f32>> = params.values().iter().map(|b| vec![0.0; b.len()]).collect();
-        Adam {
+        Ok(Adam {
             lr,
             beta1: 0.9,
             beta2: 0.999,
@@ -49,7 +50,21 @@ impl Adam {
             m: zeros.clone(),
             v: zeros,
             t: 0,
-        }
+        })
+    }
+
+    /// The learning rate.
+    pub fn lr(&self) -> f64 {
+        self.lr
+    }
+
+    /// Changes the learning rate (a resumed run may lower it).
+    ///
+    /// # Errors
+    /// [`crate::ModelError`] naming `lr` unless it is finite and > 0.
+    pub fn set_lr(&mut self, lr: f64) -> Result<(), crate::ModelError> {
+        self.lr = scorelab_core::error::positive(lr, "lr")?;
+        Ok(())
     }
 
     /// The number of steps taken.
@@ -121,7 +136,8 @@ impl Adam {
 /// ```
 /// use scorelab_models::{Activation, Ema, Mlp};
 /// let mut m = Mlp::new(1, &[], Activation::Tanh, 0)?;
-/// let mut ema = Ema::new(m.params(), 0.5);
+/// let mut ema = Ema::new(m.params(), 0.5)?;
+/// assert!(Ema::new(m.params(), 1.0).is_err());
 /// let start = m.params().flat()[0];
 /// m.params_mut().values_mut()[0][0] = start + 2.0;
 /// ema.update(m.params());
@@ -135,12 +151,22 @@ pub struct Ema {
 }
 
 impl Ema {
-    /// An average with decay γ = `decay` ∈ [0, 1), started at `params`.
-    pub fn new(params: &Params, decay: f64) -> Self {
-        Ema {
+    /// An average with decay γ = `decay` ∈ (0, 1), started at `params` (γ = 0 would be no
+    /// average: leave the EMA out instead).
+    ///
+    /// # Errors
+    /// [`crate::ModelError`] naming `ema` unless 0 < γ < 1.
+    pub fn new(params: &Params, decay: f64) -> Result<Self, crate::ModelError> {
+        if !(decay > 0.0 && decay < 1.0) {
+            return Err(crate::ModelError::invalid(
+                "ema",
+                format!("the decay must be in (0, 1), got {decay}"),
+            ));
+        }
+        Ok(Ema {
             decay,
             shadow: params.clone(),
-        }
+        })
     }
 
     /// γ.

@@ -1,4 +1,4 @@
-//! Fused tangent ops with their own backward (DESIGN.md §3): the three broadcast products the
+//! Fused tangent ops with their own backward (docs/ARCHITECTURE.md, "dfdx 0.13"): the three broadcast products the
 //! JVP and the naive trace spend their elementwise time in, each one pass forward and one pass
 //! back instead of dfdx's strided broadcast kernels. Shapes: B points, K tangents, H units.
 //!

@@ -8,7 +8,7 @@
 //! # The JVP as taped ops
 //! Push the tangent alongside the forward: t₁ = d₁ ⊙ (v W₀), tₗ₊₁ = dₗ₊₁ ⊙ (tₗ Wₗ), Jv = t_L W_L.
 //! Every step is an ordinary dfdx op (φ′ is built from taped ops), so backward gives ∇_θ of any
-//! loss containing Jv: no double backward needed (DESIGN.md §2).
+//! loss containing Jv: no double backward needed (docs/ARCHITECTURE.md, "Jacobian traces").
 //!
 //! # Exact traces
 //! * **Naive**: the D basis tangents at once. v W₀ for v = eₖ is row k of W₀, so t₁ is the

@@ -49,7 +49,7 @@ where
 /// | softplus | ln(1 + eʰ) = relu(h) + ln(1 + e^{−\|h\|}) | σ(h) | σ(h)(1 − σ(h)) |
 /// | silu | h σ(h) | σ(h)(1 + h(1 − σ(h))) | σ(h)(1 − σ(h))(2 + h(1 − 2σ(h))) |
 ///
-/// σ is the logistic sigmoid. Softplus is written in its overflow-free form (DESIGN.md §3).
+/// σ is the logistic sigmoid. Softplus is written in its overflow-free form (docs/ARCHITECTURE.md, "dfdx 0.13").
 ///
 /// # Examples
 /// ```

@@ -470,7 +470,7 @@ fn describe(spec: &NetworkSpec) -> String {
 /// ```
 /// use scorelab_models::{Activation, Adam, Ema, Mlp, Network, TrainingState};
 /// let net = Network::Mlp(Mlp::new(2, &[4], Activation::Tanh, 0)?);
-/// let state = TrainingState { adam: Adam::new(net.params(), 1e-3), ema: None, step: 0, rng_word_pos: 0 };
+/// let state = TrainingState { adam: Adam::new(net.params(), 1e-3)?, ema: None, step: 0, rng_word_pos: 0 };
 /// let dir = std::env::temp_dir().join(format!("scorelab-doc-{}", std::process::id()));
 /// std::fs::create_dir_all(&dir)?;
 /// state.save(&dir.join("state.safetensors"), &net)?;
@@ -516,7 +516,7 @@ impl TrainingState {
             "architecture": net.spec().to_json(),
             "step": self.step,
             "adam_steps": self.adam.steps(),
-            "lr": self.adam.lr,
+            "lr": self.adam.lr(),
             "ema_decay": self.ema.as_ref().map(|e| e.decay()),
             "rng_word_pos": self.rng_word_pos.to_string(),
         });
@@ -560,11 +560,13 @@ impl TrainingState {
         let mut vv = net.params().clone();
         fill_params(path, &spec, "adam.m.", &mut m, &mut blocks)?;
         fill_params(path, &spec, "adam.v.", &mut vv, &mut blocks)?;
-        let mut adam = Adam::new(net.params(), lr);
+        let mut adam =
+            Adam::new(net.params(), lr).map_err(|e| format(format!("bad metadata: {e}")))?;
         adam.restore(m.values().to_vec(), vv.values().to_vec(), adam_steps);
         let ema = match v["ema_decay"].as_f64() {
             Some(decay) => {
-                let mut e = crate::adam::Ema::new(net.params(), decay);
+                let mut e = crate::adam::Ema::new(net.params(), decay)
+                    .map_err(|e| format(format!("bad metadata: {e}")))?;
                 fill_params(path, &spec, "ema.", e.params_mut(), &mut blocks)?;
                 Some(e)
             }

@@ -81,7 +81,7 @@ fn training_state_round_trips_and_refuses_another_architecture() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.safetensors");
     let mut net = spec(NetworkKind::Mlp, &[4]).build(2).unwrap();
-    let mut adam = Adam::new(net.params(), 1e-2);
+    let mut adam = Adam::new(net.params(), 1e-2).unwrap();
     let grads: Vec<Vec<f64>> = net
         .params()
         .values()
@@ -89,7 +89,7 @@ fn training_state_round_trips_and_refuses_another_architecture() {
         .map(|b| vec![0.5; b.len()])
         .collect();
     adam.step(net.params_mut(), &grads);
-    let mut ema = Ema::new(net.params(), 0.9);
+    let mut ema = Ema::new(net.params(), 0.9).unwrap();
     ema.update(net.params());
     let state = TrainingState {
         adam,

@@ -1,6 +1,6 @@
 //! Taped training losses: every objective as dfdx ops on a [`Network`], so that one `backward()`
 //! gives ∇_θ of the loss, JVP and trace terms included (no double backward: the networks write
-//! their Jacobian–vector products as ordinary taped ops, DESIGN.md §2).
+//! their Jacobian–vector products as ordinary taped ops, docs/ARCHITECTURE.md, "Jacobian traces").
 //!
 //! | [`Objective`] | per-sample loss ℓ(x) (the loss is the batch mean) | randomness |
 //! | --- | --- | --- |
@@ -99,6 +99,90 @@ pub enum Objective {
 }
 
 impl Objective {
+    /// Explicit score matching (needs the true score of an analytic density).
+    pub fn esm() -> Self {
+        Objective::Esm
+    }
+
+    /// Implicit score matching with the exact trace computed by `trace`.
+    pub fn ism(trace: TraceMethod) -> Self {
+        Objective::Ism { trace }
+    }
+
+    /// Sliced score matching with `projections` probes per point.
+    ///
+    /// # Errors
+    /// [`scorelab_core::ParamError`] naming `projections` if it is 0.
+    pub fn ssm(projections: usize, probe: Probe) -> Result<Self, scorelab_core::ParamError> {
+        let o = Objective::Ssm { projections, probe };
+        o.validate()?;
+        Ok(o)
+    }
+
+    /// Variance-reduced sliced score matching with `projections` probes per point.
+    ///
+    /// # Errors
+    /// [`scorelab_core::ParamError`] naming `projections` if it is 0.
+    pub fn ssm_vr(projections: usize, probe: Probe) -> Result<Self, scorelab_core::ParamError> {
+        let o = Objective::SsmVr { projections, probe };
+        o.validate()?;
+        Ok(o)
+    }
+
+    /// Denoising score matching at noise level σ.
+    ///
+    /// # Examples
+    /// ```
+    /// use scorelab_objectives::taped::Objective;
+    /// assert!(Objective::dsm(0.1).is_ok());
+    /// assert_eq!(Objective::dsm(0.0).unwrap_err().to_string(),
+    ///            "sigma: must be a finite number > 0, got 0");
+    /// ```
+    ///
+    /// # Errors
+    /// [`scorelab_core::ParamError`] naming `sigma` unless σ is finite and > 0.
+    pub fn dsm(sigma: f64) -> Result<Self, scorelab_core::ParamError> {
+        let o = Objective::Dsm { sigma };
+        o.validate()?;
+        Ok(o)
+    }
+
+    /// Checks the parameters the constructors check, for an objective written as a variant
+    /// literal: σ finite and > 0, at least one projection, levels positive, finite and decreasing.
+    /// [`crate::training::Trainer::new`] calls it, so no invalid objective reaches a loss.
+    ///
+    /// # Errors
+    /// [`scorelab_core::ParamError`] naming the field.
+    pub fn validate(&self) -> Result<(), scorelab_core::ParamError> {
+        use scorelab_core::ParamError;
+        match self {
+            Objective::Esm | Objective::Ism { .. } => Ok(()),
+            Objective::Ssm { projections, .. } | Objective::SsmVr { projections, .. } => {
+                if *projections == 0 {
+                    Err(ParamError::invalid("projections", "must be at least 1"))
+                } else {
+                    Ok(())
+                }
+            }
+            Objective::Dsm { sigma } => scorelab_core::error::positive(*sigma, "sigma").map(|_| ()),
+            Objective::DsmMulti { sigmas } => {
+                if sigmas.is_empty() {
+                    return Err(ParamError::invalid("levels", "must be at least 1"));
+                }
+                for s in sigmas {
+                    scorelab_core::error::positive(*s, "sigmas")?;
+                }
+                if sigmas.windows(2).any(|w| w[0] <= w[1]) {
+                    return Err(ParamError::invalid(
+                        "sigmas",
+                        "must decrease strictly from sigma_max to sigma_min",
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// The geometric schedule σᵢ = σ_max (σ_min/σ_max)^{(i−1)/(L−1)}, i = 1 … L (σ_max alone for
     /// L = 1).
     ///

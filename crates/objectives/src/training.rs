@@ -17,11 +17,11 @@
 //! * `val_loss`: the objective on the held-out batch with its fixed noise.
 //! * `ism`: ½‖s‖² + tr ∇s (exact, structured, in f64) averaged over the evaluation points (the
 //!   held-out points for point data).
-//! * `esm` and `fisher` (analytic data only): ESM = ½ mean ‖s − ∇log p‖² on the evaluation batch,
-//!   and `fisher` = ESM / C with C = ½ mean ‖∇log p‖² on the same batch: the Fisher divergence
+//! * `esm` and `relative_fisher` (analytic data only): ESM = ½ mean ‖s − ∇log p‖² on the evaluation batch,
+//!   and `relative_fisher` = ESM / C with C = ½ mean ‖∇log p‖² on the same batch: the Fisher divergence
 //!   relative to that of the zero score (0: exact; 1: no better than s = 0).
 //! * A noise-conditional network is evaluated at the smallest σ it was trained on, against p_σ
-//!   (evaluation points x + σz, target ∇log p_σ) where p_σ is closed form; its `esm`/`fisher` are
+//!   (evaluation points x + σz, target ∇log p_σ) where p_σ is closed form; its `esm`/`relative_fisher` are
 //!   empty otherwise. A plain network trained by `dsm` is evaluated against p itself (it fits p_σ,
 //!   and the gap is the point).
 
@@ -50,7 +50,7 @@ use scorelab_models::{Adam, Ema, Network, TrainingState};
 /// use scorelab_objectives::taped::{Noise, Objective};
 /// use scorelab_objectives::training::adam_step;
 /// let mut net = Network::Mlp(Mlp::new(2, &[8], Activation::Softplus, 0)?);
-/// let mut adam = Adam::new(net.params(), 1e-3);
+/// let mut adam = Adam::new(net.params(), 1e-3)?;
 /// let x = Array2::from_elem((4, 2), 0.5);
 /// let o = Objective::Ism { trace: TraceMethod::Structured };
 /// let loss = adam_step(&o, &mut net, &mut adam, x.view(), None, &Noise::default()).unwrap();
@@ -142,6 +142,52 @@ pub struct TrainConfig {
     pub eval_batch: usize,
 }
 
+impl TrainConfig {
+    /// Checks every field: at least one step and one point per step, a positive finite learning
+    /// rate, an EMA decay in [0, 1), and at least two points in each evaluation batch.
+    /// [`Trainer::new`] calls it.
+    ///
+    /// # Examples
+    /// ```
+    /// use scorelab_objectives::training::TrainConfig;
+    /// let mut c = TrainConfig { steps: 10, batch: 64, lr: 1e-3, ema: 0.0, val_batch: 256, eval_batch: 256 };
+    /// assert!(c.validate().is_ok());
+    /// c.batch = 0;
+    /// assert_eq!(c.validate().unwrap_err().to_string(), "batch: must be at least 1");
+    /// ```
+    ///
+    /// # Errors
+    /// [`scorelab_core::ParamError`] naming the field as the `[train]` table spells it.
+    pub fn validate(&self) -> Result<(), scorelab_core::ParamError> {
+        use scorelab_core::ParamError;
+        if self.steps == 0 {
+            return Err(ParamError::invalid("steps", "must be at least 1"));
+        }
+        if self.batch == 0 {
+            return Err(ParamError::invalid("batch", "must be at least 1"));
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return Err(ParamError::invalid(
+                "lr",
+                format!("must be positive and finite, got {}", self.lr),
+            ));
+        }
+        if !(0.0..1.0).contains(&self.ema) {
+            return Err(ParamError::invalid(
+                "ema",
+                format!("must be in [0, 1) (0 turns it off), got {}", self.ema),
+            ));
+        }
+        if self.val_batch < 2 {
+            return Err(ParamError::invalid("val_batch", "must be at least 2"));
+        }
+        if self.eval_batch < 2 {
+            return Err(ParamError::invalid("eval_batch", "must be at least 2"));
+        }
+        Ok(())
+    }
+}
+
 /// Where the training points come from.
 #[derive(Debug, Clone)]
 pub enum TrainData {
@@ -183,8 +229,9 @@ pub struct EvalRow {
     pub esm: Option<f64>,
     /// ISM on the evaluation batch.
     pub ism: Option<f64>,
-    /// ESM / C.
-    pub fisher: Option<f64>,
+    /// ESM / C: the Fisher divergence relative to that of the zero score (`relative_fisher` in
+    /// `loss.csv`). ESM itself is the Fisher divergence ½E‖s − ∇log p‖².
+    pub relative_fisher: Option<f64>,
 }
 
 /// Why training stopped early.
@@ -237,9 +284,9 @@ const EVAL_CHUNK: usize = 512;
 /// let data = TrainData::Density(Box::new(AnyDensity::from(Gaussian::standard(2))));
 /// let cfg = TrainConfig { steps: 200, batch: 64, lr: 1e-2, ema: 0.0, val_batch: 256, eval_batch: 1024 };
 /// let mut t = Trainer::new(net, Objective::Ism { trace: TraceMethod::Structured }, data, cfg, 1)?;
-/// let before = t.evaluate().fisher.unwrap();
+/// let before = t.evaluate().relative_fisher.unwrap();
 /// while t.step() < 200 { t.train_step()?; }
-/// assert!(t.evaluate().fisher.unwrap() < before);
+/// assert!(t.evaluate().relative_fisher.unwrap() < before);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Trainer {
@@ -269,6 +316,11 @@ impl Trainer {
         cfg: TrainConfig,
         seed: u64,
     ) -> Result<Self, TrainError> {
+        cfg.validate()
+            .map_err(|e| TrainError::Setup(format!("train.{e}")))?;
+        objective
+            .validate()
+            .map_err(|e| TrainError::Setup(format!("objective.{e}")))?;
         objective.check_network(&net).map_err(TrainError::Setup)?;
         if net.spec().dim != data.dim() {
             return Err(TrainError::Setup(format!(
@@ -331,8 +383,15 @@ impl Trainer {
                 sigma: eval_sigma,
             },
         };
-        let adam = Adam::new(net.params(), cfg.lr);
-        let ema = (cfg.ema > 0.0).then(|| Ema::new(net.params(), cfg.ema));
+        let adam =
+            Adam::new(net.params(), cfg.lr).map_err(|e| TrainError::Setup(format!("train.{e}")))?;
+        let ema = match cfg.ema > 0.0 {
+            true => Some(
+                Ema::new(net.params(), cfg.ema)
+                    .map_err(|e| TrainError::Setup(format!("train.{e}")))?,
+            ),
+            false => None,
+        };
         Ok(Trainer {
             net,
             objective,
@@ -453,7 +512,7 @@ impl Trainer {
             &self.held.noise,
         );
         let val_loss = val.iter().sum::<f64>() / val.len() as f64;
-        let (esm, ism, fisher) = match model.score_function(self.eval.sigma) {
+        let (esm, ism, relative_fisher) = match model.score_function(self.eval.sigma) {
             Ok(f) => {
                 // Sums over chunks of the evaluation points, targets recomputed per chunk.
                 let (mut ism, mut esm, mut c) = (0.0, 0.0, 0.0);
@@ -484,7 +543,7 @@ impl Trainer {
             val_loss,
             esm,
             ism,
-            fisher,
+            relative_fisher,
         }
     }
 
@@ -517,7 +576,9 @@ impl Trainer {
         self.net = raw;
         let lr = self.cfg.lr;
         self.adam = state.adam;
-        self.adam.lr = lr;
+        self.adam
+            .set_lr(lr)
+            .map_err(|e| TrainError::Setup(format!("train.{e}")))?;
         self.ema = state.ema;
         self.step = state.step;
         self.rng.set_word_pos(state.rng_word_pos);

@@ -34,11 +34,11 @@ fn cfg(steps: u64, lr: f64) -> TrainConfig {
 fn run(net: Network, o: Objective, data: AnyDensity, c: TrainConfig, seed: u64) -> (f64, f64) {
     let steps = c.steps;
     let mut t = Trainer::new(net, o, TrainData::Density(Box::new(data)), c, seed).unwrap();
-    let before = t.evaluate().fisher.unwrap();
+    let before = t.evaluate().relative_fisher.unwrap();
     while t.step() < steps {
         t.train_step().unwrap();
     }
-    (before, t.evaluate().fisher.unwrap())
+    (before, t.evaluate().relative_fisher.unwrap())
 }
 
 #[test]
@@ -80,7 +80,7 @@ fn structured_ism_fits_a_2d_mixture_to_within_five_percent_of_the_zero_score() {
     let start = std::time::Instant::now();
     let (_, after) = run(net, o, mixture_2d(), cfg(4000, 1e-3), 4);
     eprintln!("mixture: {after} in {:?}", start.elapsed());
-    // `fisher` is ESM relative to the zero score's ESM.
+    // `relative_fisher` is ESM relative to the zero score's ESM.
     assert!(after < 0.05, "relative Fisher divergence {after}");
 }
 
@@ -199,7 +199,7 @@ fn multi_level_dsm_trains_a_noise_conditional_score() {
 }
 
 #[test]
-fn point_data_report_held_out_ism_and_no_fisher() {
+fn point_data_report_held_out_ism_and_no_relative_fisher() {
     let p = mixture_2d();
     let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(1);
     let train = scorelab_core::Sample::sample(&p, 500, &mut rng);
@@ -225,7 +225,7 @@ fn point_data_report_held_out_ism_and_no_fisher() {
         t.train_step().unwrap();
     }
     let last = t.evaluate();
-    assert!(first.esm.is_none() && first.fisher.is_none());
+    assert!(first.esm.is_none() && first.relative_fisher.is_none());
     // On its own held-out points, held-out ISM is the validation loss (both exact).
     assert!(
         (last.ism.unwrap() - last.val_loss).abs() < 1e-4 * (1.0 + last.val_loss.abs()),

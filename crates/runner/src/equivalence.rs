@@ -1,98 +1,16 @@
-//! `scorelab equivalence`: audit ESM = ISM + C + B on every case of a config, write one CSV row per
-//! case and print a table that makes the point at a glance.
+//! `scorelab equivalence`: the audit of ESM = ISM + C + B on every case of a config
+//! ([`scorelab_pipeline::equivalence`]), one CSV row per case, and a table that makes the point at
+//! a glance.
 
-use crate::config::{Case, EquivalenceConfig};
-use crate::output::cell;
 use crate::InputError;
 use anyhow::Result;
 use comfy_table::{presets, Cell, CellAlignment, Table};
 use indicatif::{ProgressBar, ProgressStyle};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-use rayon::prelude::*;
-use scorelab_core::{Dimension, Sample};
-use scorelab_eval::{audit, closed_form, Audit, ConstantSource};
+use scorelab_eval::{Audit, ConstantSource};
+use scorelab_pipeline::equivalence::{self as eq, EquivalenceConfig, Row};
+use scorelab_pipeline::files::{beside, Staged};
+use scorelab_pipeline::memory::MemoryLimit;
 use std::collections::BTreeMap;
-
-/// The CSV header, in order.
-pub const COLUMNS: [&str; 19] = [
-    "case",
-    "density",
-    "model",
-    "dim",
-    "samples",
-    "esm",
-    "esm_se",
-    "ism",
-    "ism_se",
-    "gap",
-    "gap_se",
-    "constant",
-    "boundary_term",
-    "z_score",
-    "grad_rel_diff",
-    "esm_closed",
-    "ism_closed",
-    "esm_quad",
-    "ism_quad",
-];
-
-/// One case's results.
-#[derive(Debug, Clone)]
-pub struct Row {
-    /// The case's name.
-    pub case: String,
-    /// The density kind.
-    pub density: &'static str,
-    /// The model kind.
-    pub model: &'static str,
-    /// D.
-    pub dim: usize,
-    /// The audit.
-    pub audit: Audit,
-    /// Closed-form (ESM, ISM), where one exists.
-    pub closed: Option<(f64, f64)>,
-}
-
-/// The ChaCha8 stream of a case: the 64-bit FNV-1a hash of its name. Keyed by name, a case's
-/// samples do not change when other cases are added, removed or reordered.
-///
-/// # Examples
-/// ```
-/// // FNV-1a's published test vector: "a" ↦ 0xaf63dc4c8601ec8c.
-/// assert_eq!(scorelab::equivalence::case_stream("a"), 0xaf63dc4c8601ec8c);
-/// ```
-pub fn case_stream(name: &str) -> u64 {
-    name.bytes().fold(0xcbf29ce484222325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
-    })
-}
-
-/// Runs every case; a case draws its samples from `ChaCha8Rng::seed_from_u64(seed)` on stream
-/// [`case_stream`]`(name)`, so results depend neither on the order or parallelism of the cases nor
-/// on the other cases.
-pub fn run(config: &EquivalenceConfig, cases: &[Case], progress: &ProgressBar) -> Vec<Row> {
-    let rows = cases
-        .par_iter()
-        .map(|case| {
-            let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-            rng.set_stream(case_stream(&case.spec.name));
-            let x = case.density.sample(config.samples, &mut rng);
-            let audit = audit(&case.density, &case.model, x.view());
-            progress.inc(1);
-            Row {
-                case: case.spec.name.clone(),
-                density: case.spec.density.kind(),
-                model: case.spec.model.kind(),
-                dim: case.density.dim(),
-                audit,
-                closed: closed_form(&case.density, &case.model),
-            }
-        })
-        .collect();
-    progress.finish_and_clear();
-    rows
-}
 
 /// A progress bar over `n` cases on stderr (hidden when stderr is not a terminal).
 pub fn progress_bar(n: usize) -> ProgressBar {
@@ -105,41 +23,6 @@ pub fn progress_bar(n: usize) -> ProgressBar {
         .progress_chars("=> "),
     );
     bar
-}
-
-/// The CSV, header and one row per case.
-///
-/// # Errors
-/// Only if the in-memory CSV writer fails.
-pub fn to_csv(rows: &[Row]) -> Result<Vec<u8>> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(COLUMNS)?;
-    for r in rows {
-        let a = &r.audit;
-        let q = a.quadrature;
-        w.write_record([
-            r.case.clone(),
-            r.density.to_string(),
-            r.model.to_string(),
-            r.dim.to_string(),
-            a.samples.to_string(),
-            cell(Some(a.esm.mean)),
-            cell(Some(a.esm.se)),
-            cell(Some(a.ism.mean)),
-            cell(Some(a.ism.se)),
-            cell(Some(a.gap.mean)),
-            cell(Some(a.gap.se)),
-            cell(Some(a.constant)),
-            cell(Some(a.boundary_term)),
-            cell(Some(a.z_score)),
-            cell(a.grad_rel_diff),
-            cell(r.closed.map(|c| c.0)),
-            cell(r.closed.map(|c| c.1)),
-            cell(q.map(|q| q.esm)),
-            cell(q.map(|q| q.ism)),
-        ])?;
-    }
-    Ok(w.into_inner()?)
 }
 
 fn sig(v: f64) -> String {
@@ -250,10 +133,12 @@ pub fn write(
     source: Option<&std::path::Path>,
     out: &std::path::Path,
 ) -> Result<Vec<Row>> {
-    let cases = config.build().map_err(|e| match source {
-        Some(path) => InputError(format!("config {}: {}", path.display(), e.0)),
-        None => e,
-    })?;
+    let cases = config
+        .build(MemoryLimit::from_env()?)
+        .map_err(|e| match source {
+            Some(path) => InputError(format!("config {}: {e}", path.display())),
+            None => InputError(e.to_string()),
+        })?;
     eprintln!(
         "scorelab equivalence: {} cases, {} samples each, seed {}",
         cases.len(),
@@ -261,14 +146,15 @@ pub fn write(
         config.seed
     );
     let bar = progress_bar(cases.len());
-    let rows = run(config, &cases, &bar);
-    let csv = to_csv(&rows)?;
-    let config_out = crate::output::beside(out, ".config.toml");
+    let rows = eq::run(config, &cases, &|_| bar.inc(1));
+    bar.finish_and_clear();
+    let csv = eq::to_csv(&rows);
+    let config_out = beside(out, ".config.toml");
     let write = || -> Result<()> {
-        let mut staged = crate::output::Staged::default();
+        let mut staged = Staged::default();
         staged.stage(&config_out, config.to_toml().as_bytes())?;
         staged.stage(out, &csv)?;
-        staged.commit()
+        Ok(staged.commit()?)
     };
     write().map_err(|e| InputError(format!("--out {}: {e:#}", out.display())))?;
     Ok(rows)

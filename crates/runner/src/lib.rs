@@ -1,44 +1,40 @@
-//! # scorelab: the runner
+//! # scorelab: the command line
 //!
-//! The only binary of the workspace, `scorelab`, composes the crates below it:
-//! densities and models ← objectives, samplers ← eval ← runner. It alone knows files, configs and the command
-//! line. Subcommands:
+//! The only binary of the workspace, `scorelab`: clap, files, progress bars, signals, and the
+//! mapping from files to [`scorelab_pipeline`] calls. The science lives in the library crates;
+//! every subcommand here reads its inputs, calls the pipeline, and writes what it returns.
 //!
 //! - `scorelab equivalence [--config FILE.toml] [--out FILE.csv] [--seed N] [--samples N]`: the audit of
-//!   ESM = ISM + C (+ B) on analytic densities ([`equivalence`]); without `--config`, the built-in
-//!   suite ([`suite`]).
+//!   ESM = ISM + C (+ B) on analytic densities ([`equivalence`]).
 //! - `scorelab train --config FILE.toml --out DIR [--seed N] [--threads N] [--force] [--resume]`:
-//!   trains a dfdx score network by any objective ([`train`]).
+//!   trains a score network by any objective ([`train`]).
 //! - `scorelab cost --dims 2,8,32,128,512 --batch 128 --width 128 --steps 30 --out FILE.csv`: the
-//!   Jacobian-cost table, ms per training step per objective and D ([`cost`]).
+//!   Jacobian-cost table ([`cost`]).
 //! - `scorelab score --model DIR --points IN.csv --out OUT.csv [--sigma S]`: a trained model's score
 //!   in the data's units ([`score`]).
-//! - `scorelab sample --config FILE.toml --out samples.csv [--seed N]`: a score-based sampler on an
-//!   analytic density's (noised) score or a trained model's ([`sample`]).
+//! - `scorelab sample --config FILE.toml --out samples.csv [--seed N]`: a sampler on an analytic
+//!   density's (noised) score or a trained model's ([`sample`]).
 //! - `scorelab eval --samples S.csv (--density FILE.toml | --reference R.csv) --out metrics.csv`:
-//!   MMD², KSD, sliced W₂ and mode weights with standard errors and p-values ([`evaluate`]).
+//!   the metric bundle ([`evaluate`]).
 //! - `scorelab experiment --config paper/experiments/NAME.toml [--results DIR]`: one of the paper's
-//!   experiments ([`experiment`]).
+//!   experiments ([`experiments`]); `scorelab reproduce` runs them all ([`reproduce`]).
 //!
-//! User input never panics: a bad config is an [`InputError`] that names the case and field, exits
-//! with code 2, and writes nothing.
+//! User input never panics: a bad config is an [`InputError`] (or a [`PipelineError`] about
+//! input) that names the case and field, exits with code 2, and writes nothing.
 #![warn(missing_docs)]
 
-pub mod config;
 pub mod cost;
-pub mod datafit;
 pub mod equivalence;
 pub mod evaluate;
-pub mod experiment;
-pub mod imagefit;
-pub mod output;
+pub mod experiments;
 pub mod reproduce;
 pub mod sample;
 pub mod score;
-pub mod suite;
-pub mod table;
 pub mod train;
 
+use scorelab_pipeline::PipelineError;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use thiserror::Error;
 
 /// A problem with the user's input (a config, a flag, a file to read): exit code 2.
@@ -49,4 +45,86 @@ pub struct InputError(pub String);
 /// An [`InputError`] with this message.
 pub(crate) fn bad(msg: impl Into<String>) -> InputError {
     InputError(msg.into())
+}
+
+/// Whether `e` is the user's input (exit code 2) rather than the machine's (exit code 1).
+pub fn is_input(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<InputError>().is_some()
+        || e.downcast_ref::<PipelineError>()
+            .is_some_and(PipelineError::is_input)
+}
+
+/// A pipeline error about the config file `path`: its message under `config PATH: `.
+pub(crate) fn in_config(path: &std::path::Path) -> impl Fn(PipelineError) -> anyhow::Error + '_ {
+    move |e| {
+        if e.is_input() {
+            match e {
+                PipelineError::Input(m) => InputError(m).into(),
+                other => InputError(format!("config {}: {other}", path.display())).into(),
+            }
+        } else {
+            e.into()
+        }
+    }
+}
+
+/// Ctrl-C (or SIGTERM) sets the flag; a second one (or a failure to install the handler) exits at
+/// once.
+pub fn stop_flag() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    });
+    stop
+}
+
+/// A progress bar on stderr with indicatif's `template` (hidden when stderr is not a terminal).
+pub(crate) fn bar(len: u64, template: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(indicatif::ProgressStyle::with_template(template).expect("a valid template"));
+    bar
+}
+
+/// The commit, compiler, CPU and thread count of this run.
+pub fn provenance(threads: usize) -> toml::Table {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let commit = match git(&["rev-parse", "HEAD"]) {
+        Some(c) => {
+            let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
+                .is_some_and(|s| !s.is_empty());
+            if dirty {
+                format!("{c}+dirty")
+            } else {
+                c
+            }
+        }
+        None => "unknown".into(),
+    };
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    let mut t = toml::Table::new();
+    t.insert("commit".into(), commit.into());
+    t.insert("rustc".into(), env!("SCORELAB_RUSTC_VERSION").into());
+    t.insert("cpu".into(), cpu.into());
+    t.insert("threads".into(), (threads as i64).into());
+    t.insert("scorelab".into(), env!("CARGO_PKG_VERSION").into());
+    t
 }

@@ -2,13 +2,13 @@
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use scorelab::config::EquivalenceConfig;
-use scorelab::{cost, equivalence, evaluate, experiment, sample, score, suite, train, InputError};
+use scorelab::{
+    cost, equivalence, evaluate, experiments, sample, score, stop_flag, train, InputError,
+};
+use scorelab_pipeline::equivalence::{builtin, EquivalenceConfig, DEFAULT_SAMPLES};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 /// scorelab: score matching, checked against the truth.
 #[derive(Parser)]
@@ -214,8 +214,12 @@ fn cost_cmd(
     objectives: Option<Vec<String>>,
     out: PathBuf,
 ) -> Result<()> {
-    let ids =
-        objectives.unwrap_or_else(|| cost::OBJECTIVES.iter().map(|s| s.to_string()).collect());
+    let ids = objectives.unwrap_or_else(|| {
+        scorelab_pipeline::cost::OBJECTIVES
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    });
     let rows = cost::run(&ids, &dims, batch, width, steps, &out)?;
     let mut table = comfy_table::Table::new();
     table.load_preset(comfy_table::presets::ASCII_MARKDOWN);
@@ -242,18 +246,6 @@ fn cost_cmd(
     Ok(())
 }
 
-/// Ctrl-C sets the flag; a second Ctrl-C (or a failure to install the handler) exits at once.
-fn stop_flag() -> Arc<AtomicBool> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    let _ = ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-    });
-    stop
-}
-
 fn sample_cmd(config: PathBuf, out: PathBuf, seed: Option<u64>) -> Result<()> {
     let stop = stop_flag();
     let args = sample::SampleArgs { config, out, seed };
@@ -267,7 +259,7 @@ fn reproduce_cmd(quick: bool, out: Option<PathBuf>) -> Result<()> {
     let stop = stop_flag();
     let started = std::time::Instant::now();
     let args = scorelab::reproduce::ReproduceArgs { quick, out };
-    let (reports, interrupted) = scorelab::reproduce::run(&args, stop, |k, n, name| {
+    let (reports, interrupted) = scorelab::reproduce::run(&args, &stop, |k, n, name| {
         eprintln!(
             "[{k}/{n}] {name} ({:.0} s so far)",
             started.elapsed().as_secs_f64()
@@ -355,12 +347,12 @@ fn figures_cmd(results: PathBuf, figures: PathBuf) -> Result<()> {
 fn experiment_cmd(config: PathBuf, results: PathBuf, quick: bool) -> Result<()> {
     let stop = stop_flag();
     let started = std::time::Instant::now();
-    let args = experiment::ExperimentArgs {
+    let args = experiments::ExperimentArgs {
         config,
         results,
         quick,
     };
-    let summary = experiment::run(&args, stop)?;
+    let summary = experiments::run(&args, &stop)?;
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(
         stdout,
@@ -415,9 +407,8 @@ fn train_cmd(
         seed,
         force,
         resume,
-        threads: rayon::current_num_threads(),
     };
-    match train::run(&args, stop)? {
+    match train::run(&args, &stop)? {
         train::Outcome::Finished => {
             println!(
                 "wrote {}/{{config.toml, loss.csv, model.safetensors}}",
@@ -450,13 +441,13 @@ fn equivalence_cmd(
     }
     let mut cfg = match &config {
         Some(path) => EquivalenceConfig::from_file(path, seed)?,
-        None => suite::builtin(seed.unwrap_or(0), scorelab::config::DEFAULT_SAMPLES),
+        None => builtin(seed.unwrap_or(0), DEFAULT_SAMPLES),
     };
     if let Some(n) = samples {
         cfg.samples = n;
     }
     let rows = equivalence::write(&cfg, config.as_deref(), &out)?;
-    let config_out = scorelab::output::beside(&out, ".config.toml");
+    let config_out = scorelab_pipeline::files::beside(&out, ".config.toml");
     // The files are written; a closed stdout (`| head`) must not turn into a panic.
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "{}", equivalence::table(&rows));
@@ -539,7 +530,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            if e.downcast_ref::<InputError>().is_some() {
+            if scorelab::is_input(&e) {
                 ExitCode::from(2)
             } else {
                 ExitCode::FAILURE

@@ -17,13 +17,12 @@
 //! the whole pipeline is exercised in a few minutes. Every step writes its files whole or not at
 //! all; Ctrl-C stops after the current unit of work, keeping the steps already finished.
 
-use crate::config::EquivalenceConfig;
-use crate::experiment::{self, ExperimentArgs, TrainRef};
-use crate::{bad, cost, equivalence, suite};
+use crate::experiments::{self, ExperimentArgs, TrainRef};
+use crate::{bad, cost, equivalence};
 use anyhow::{Context, Result};
+use scorelab_pipeline::equivalence::{builtin, EquivalenceConfig, DEFAULT_SAMPLES};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
 /// The experiments of `paper/experiments/`, in the order `reproduce` runs them.
@@ -77,7 +76,7 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
 /// An [`crate::InputError`] when not run from the repository root, or any step's error.
 pub fn run(
     args: &ReproduceArgs,
-    stop: Arc<AtomicBool>,
+    stop: &AtomicBool,
     mut on_step: impl FnMut(usize, usize, &str),
 ) -> Result<(Vec<StepReport>, bool)> {
     let experiments = Path::new("paper/experiments");
@@ -127,13 +126,9 @@ pub fn run(
         });
         Ok(true)
     };
-    let samples = if q {
-        20_000
-    } else {
-        crate::config::DEFAULT_SAMPLES
-    };
+    let samples = if q { 20_000 } else { DEFAULT_SAMPLES };
     let mut go = step("equivalence", &mut reports, &mut || {
-        let cfg = suite::builtin(0, samples);
+        let cfg = builtin(0, samples);
         let out = results.join("equivalence.csv");
         let rows = equivalence::write(&cfg, None, &out)?;
         Ok(format!("{} ({} cases)", out.display(), rows.len()))
@@ -159,14 +154,17 @@ pub fn run(
                 config: experiments.join("train_mixture_ism.toml"),
                 overrides,
             };
-            experiment::train_ref(&t, &out, &stop)?;
+            t.train(&out, stop)?;
             Ok(format!("{}/loss.csv", out.display()))
         })?;
     }
     if go {
         go = step("jacobian_cost", &mut reports, &mut || {
             let out = results.join("jacobian_cost.csv");
-            let ids: Vec<String> = cost::OBJECTIVES.iter().map(|s| s.to_string()).collect();
+            let ids: Vec<String> = scorelab_pipeline::cost::OBJECTIVES
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
             let (dims, steps): (&[usize], usize) = if q {
                 (&[2, 8, 32, 128], 5)
             } else {
@@ -186,7 +184,7 @@ pub fn run(
                 results: results.clone(),
                 quick: q,
             };
-            experiment::run(&a, stop.clone())?;
+            experiments::run(&a, stop)?;
             Ok(format!("{}/{name}.csv", results.display()))
         })?;
     }

@@ -1,0 +1,821 @@
+//! Sampling: a [`SamplePlan`] (score source, chains, start, sampler; serde, so a TOML file is
+//! one), the sampler registry [`AnySampler`] behind it, and one [`Sampling::run`] with an
+//! observer.
+//!
+//! The score comes from an analytic density (`density = {…}`: its exact score, and for the
+//! noise-conditional samplers its exact noised score s(x, σ) = ∇log p_σ, closed form for
+//! `gaussian` and `gaussian_mixture`) or from a model written by `scorelab train`
+//! (`model_dir = "DIR"`). Randomness: the initial points come from stream 0 and the sampler's
+//! draws from stream 1 of `ChaCha8Rng::seed_from_u64(seed)`, so the same config and seed give the
+//! same CSV byte for byte.
+//!
+//! A model trained on a CSV file works in standardised units z = (x − mean)/scale
+//! (`transform.toml`): the chains run there (so `init`, `eps` and the σ's are in those units) and
+//! the written samples are mapped back to the data's units, x = mean + scale·z.
+
+use crate::data::Transform;
+use crate::error::{PipelineError, Result};
+use crate::files::cell;
+use crate::memory::{self, MemoryLimit};
+use crate::observe::{Control, Observe};
+use crate::spec::DensitySpec;
+use crate::train::TrainedModel;
+use ndarray::{Array1, Array2, ArrayView2};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use scorelab_core::{Dimension, LogDensity, NoisedScore, Score};
+use scorelab_densities::{AnyDensity, Gaussian, GaussianMixture};
+use scorelab_models::Network;
+use scorelab_samplers::{
+    AnnealedLangevin, Chains, Info, Langevin, Mala, Ode, Pc, Plan, ReverseSde, Sampler, VeSchedule,
+};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The `scorelab sample` config (see the README for every key and its default).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamplePlan {
+    /// Master seed (default 0): the initial points from stream 0, the sampler from stream 1.
+    #[serde(default)]
+    pub seed: u64,
+    /// The number of chains n ≥ 1 (default 1280), one output row each.
+    #[serde(default = "default_chains")]
+    pub chains: usize,
+    /// An analytic density whose (noised) score drives the sampler.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub density: Option<DensitySpec>,
+    /// Or: a folder written by `scorelab train`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_dir: Option<PathBuf>,
+    /// With a density: `exact` (default), s(x, σ) = ∇log(p ∗ N(0, σ²I)), every covariance Σ
+    /// becoming Σ + σ²I; or `ncsn_toy`, the NCSN code's toy, where every covariance is replaced
+    /// by σ²I (component std σ instead of √(Σ + σ²)).
+    #[serde(default, skip_serializing_if = "NoisedScoreKind::is_exact")]
+    pub noised_score: NoisedScoreKind,
+    /// The initial points (default: the prior N(0, σ_max² I) for the noise-conditional samplers;
+    /// required for langevin and mala).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<InitSpec>,
+    /// Also write the chains after these step counts (each in 1 … the run's steps).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub snapshots: Vec<usize>,
+    /// The sampler.
+    pub sampler: SamplerSpec,
+    /// Provenance written by `scorelab sample`; ignored when read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<toml::Table>,
+}
+
+fn default_chains() -> usize {
+    1280
+}
+
+/// Which noised score an analytic density gives (see [`SamplePlan::noised_score`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoisedScoreKind {
+    /// ∇log(p ∗ N(0, σ²I)).
+    #[default]
+    Exact,
+    /// The NCSN code's toy: every covariance replaced by σ²I.
+    NcsnToy,
+}
+
+impl NoisedScoreKind {
+    fn is_exact(&self) -> bool {
+        *self == NoisedScoreKind::Exact
+    }
+}
+
+/// `init = {…}`: where the chains start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum InitSpec {
+    /// Independent U(low, high) coordinates.
+    Uniform {
+        /// Lower end.
+        low: f64,
+        /// Upper end (> low).
+        high: f64,
+    },
+    /// N(mean, std² I) (mean 0 unless given).
+    Gaussian {
+        /// Standard deviation > 0.
+        std: f64,
+        /// The mean, one entry per dimension (default 0).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mean: Option<Vec<f64>>,
+    },
+    /// The VE prior N(0, σ_max² I) of the sampler.
+    Prior {},
+}
+
+/// `[sampler]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SamplerSpec {
+    /// Unadjusted Langevin: x ← x + (ε/2)s(x) + √ε z.
+    Langevin {
+        /// ε > 0.
+        eps: f64,
+        /// Total steps.
+        steps: usize,
+    },
+    /// Metropolis-adjusted Langevin (needs a density's log p).
+    Mala {
+        /// ε > 0.
+        eps: f64,
+        /// Total steps.
+        steps: usize,
+    },
+    /// NCSN's annealed Langevin: `levels` geometric σ's, `steps` each, αᵢ = ε σᵢ²/σ_L².
+    AnnealedLangevin {
+        /// ε > 0, the step at σ_L.
+        eps: f64,
+        /// Steps per level.
+        steps: usize,
+        /// σ₁.
+        sigma_max: f64,
+        /// σ_L.
+        sigma_min: f64,
+        /// L ≥ 2.
+        levels: usize,
+        /// End with Tweedie's step (default false).
+        #[serde(default)]
+        denoise: bool,
+    },
+    /// Euler–Maruyama on the reverse VE SDE.
+    ReverseSde {
+        /// Time steps.
+        steps: usize,
+        /// σ_max.
+        sigma_max: f64,
+        /// σ_min.
+        sigma_min: f64,
+        /// End with Tweedie's step (default false).
+        #[serde(default)]
+        denoise: bool,
+    },
+    /// Predictor–corrector.
+    Pc {
+        /// Time steps.
+        steps: usize,
+        /// σ_max.
+        sigma_max: f64,
+        /// σ_min.
+        sigma_min: f64,
+        /// Langevin corrector steps per time step (default 1).
+        #[serde(default = "default_corrector_steps")]
+        corrector_steps: usize,
+        /// The corrector's signal-to-noise ratio (default 0.16).
+        #[serde(default = "default_snr")]
+        snr: f64,
+        /// End with Tweedie's step (default false).
+        #[serde(default)]
+        denoise: bool,
+    },
+    /// Heun on the probability-flow ODE.
+    Ode {
+        /// Time steps.
+        steps: usize,
+        /// σ_max.
+        sigma_max: f64,
+        /// σ_min.
+        sigma_min: f64,
+        /// End with Tweedie's step (default false).
+        #[serde(default)]
+        denoise: bool,
+    },
+}
+
+fn default_corrector_steps() -> usize {
+    1
+}
+
+fn default_snr() -> f64 {
+    0.16
+}
+
+/// A validated sampler.
+#[derive(Debug, Clone)]
+pub enum AnySampler {
+    /// [`Langevin`].
+    Langevin(Langevin),
+    /// [`Mala`].
+    Mala(Mala),
+    /// [`AnnealedLangevin`].
+    AnnealedLangevin(AnnealedLangevin),
+    /// [`ReverseSde`].
+    ReverseSde(ReverseSde),
+    /// [`Pc`].
+    Pc(Pc),
+    /// [`Ode`].
+    Ode(Ode),
+}
+
+impl AnySampler {
+    /// The sampler's [`Plan`].
+    pub fn plan(&self) -> &dyn Plan {
+        match self {
+            AnySampler::Langevin(m) => m,
+            AnySampler::Mala(m) => m,
+            AnySampler::AnnealedLangevin(m) => m,
+            AnySampler::ReverseSde(m) => m,
+            AnySampler::Pc(m) => m,
+            AnySampler::Ode(m) => m,
+        }
+    }
+
+    /// Whether it needs s(x, σ).
+    pub fn noise_conditional(&self) -> bool {
+        !matches!(self, AnySampler::Langevin(_) | AnySampler::Mala(_))
+    }
+}
+
+impl SamplerSpec {
+    /// The kind as the config spells it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SamplerSpec::Langevin { .. } => "langevin",
+            SamplerSpec::Mala { .. } => "mala",
+            SamplerSpec::AnnealedLangevin { .. } => "annealed_langevin",
+            SamplerSpec::ReverseSde { .. } => "reverse_sde",
+            SamplerSpec::Pc { .. } => "pc",
+            SamplerSpec::Ode { .. } => "ode",
+        }
+    }
+
+    /// σ_max of the noise-conditional samplers.
+    pub fn sigma_max(&self) -> Option<f64> {
+        match self {
+            SamplerSpec::Langevin { .. } | SamplerSpec::Mala { .. } => None,
+            SamplerSpec::AnnealedLangevin { sigma_max, .. }
+            | SamplerSpec::ReverseSde { sigma_max, .. }
+            | SamplerSpec::Pc { sigma_max, .. }
+            | SamplerSpec::Ode { sigma_max, .. } => Some(*sigma_max),
+        }
+    }
+
+    /// Validates the parameters through each sampler's constructor; errors name
+    /// `sampler.FIELD`.
+    ///
+    /// # Errors
+    /// [`PipelineError::Invalid`] naming the field and what would be valid.
+    pub fn build(&self) -> Result<AnySampler> {
+        let at = |e: scorelab_core::ParamError| PipelineError::from(e).within("sampler");
+        let ve = |max: f64, min: f64| VeSchedule::new(max, min).map_err(at);
+        Ok(match *self {
+            SamplerSpec::Langevin { eps, steps } => {
+                AnySampler::Langevin(Langevin::new(eps, steps).map_err(at)?)
+            }
+            SamplerSpec::Mala { eps, steps } => {
+                AnySampler::Mala(Mala::new(eps, steps).map_err(at)?)
+            }
+            SamplerSpec::AnnealedLangevin {
+                eps,
+                steps,
+                sigma_max,
+                sigma_min,
+                levels,
+                denoise,
+            } => AnySampler::AnnealedLangevin(
+                AnnealedLangevin::new(sigma_max, sigma_min, levels, steps, eps, denoise)
+                    .map_err(at)?,
+            ),
+            SamplerSpec::ReverseSde {
+                steps,
+                sigma_max,
+                sigma_min,
+                denoise,
+            } => AnySampler::ReverseSde(
+                ReverseSde::new(ve(sigma_max, sigma_min)?, steps, denoise).map_err(at)?,
+            ),
+            SamplerSpec::Pc {
+                steps,
+                sigma_max,
+                sigma_min,
+                corrector_steps,
+                snr,
+                denoise,
+            } => AnySampler::Pc(
+                Pc::new(
+                    ve(sigma_max, sigma_min)?,
+                    steps,
+                    corrector_steps,
+                    snr,
+                    denoise,
+                )
+                .map_err(at)?,
+            ),
+            SamplerSpec::Ode {
+                steps,
+                sigma_max,
+                sigma_min,
+                denoise,
+            } => AnySampler::Ode(Ode::new(ve(sigma_max, sigma_min)?, steps, denoise).map_err(at)?),
+        })
+    }
+}
+
+/// Where the score comes from.
+pub enum Source {
+    /// An analytic density.
+    Density {
+        /// p.
+        p: AnyDensity,
+        /// Which noised score.
+        noised: NoisedScoreKind,
+    },
+    /// A trained network, in its own (standardised) units.
+    Model {
+        /// The network.
+        net: Network,
+        /// The data transform, for CSV-trained models.
+        transform: Option<Transform>,
+    },
+}
+
+/// A message `field: what` as a typed error naming the field.
+fn bad(message: impl Into<String>) -> PipelineError {
+    let m = message.into();
+    match m.split_once(": ") {
+        Some((field, rest)) => PipelineError::invalid(field, rest),
+        None => PipelineError::invalid("", m),
+    }
+}
+
+/// A log-density with a score: what MALA needs.
+pub trait Target: LogDensity + Score {}
+impl<T: LogDensity + Score + ?Sized> Target for T {}
+
+/// s(x, σ) of an analytic density (validated to be closed form).
+struct DensityNoised<'a> {
+    p: &'a AnyDensity,
+    kind: NoisedScoreKind,
+}
+
+impl Dimension for DensityNoised<'_> {
+    fn dim(&self) -> usize {
+        self.p.dim()
+    }
+}
+
+/// The density with every covariance replaced by σ²I.
+fn replaced(p: &AnyDensity, sigma: f64) -> AnyDensity {
+    let iso = |d: usize| Array2::<f64>::eye(d) * (sigma * sigma);
+    match p {
+        AnyDensity::Gaussian(g) => Gaussian::new(g.mean_vector().clone(), iso(g.dim()))
+            .expect("σ²I is positive definite")
+            .into(),
+        AnyDensity::GaussianMixture(m) => GaussianMixture::new(
+            m.weights().clone(),
+            m.components()
+                .iter()
+                .map(|c| c.mean_vector().clone())
+                .collect(),
+            m.components().iter().map(|c| iso(c.dim())).collect(),
+        )
+        .expect("validated weights and means")
+        .into(),
+        _ => unreachable!("validated: gaussian or gaussian_mixture"),
+    }
+}
+
+impl NoisedScore for DensityNoised<'_> {
+    fn noised_score(&self, x: ArrayView2<f64>, sigma: f64) -> Array2<f64> {
+        match self.kind {
+            NoisedScoreKind::Exact => self
+                .p
+                .noised_score(x, sigma)
+                .expect("validated: gaussian or gaussian_mixture"),
+            NoisedScoreKind::NcsnToy => replaced(self.p, sigma).score(x),
+        }
+    }
+}
+
+/// A plain (not noise-conditional) network's score.
+struct ModelScore<'a>(Box<dyn scorelab_core::ScoreFunction + 'a>);
+
+impl Dimension for ModelScore<'_> {
+    fn dim(&self) -> usize {
+        self.0.dim()
+    }
+}
+
+impl Score for ModelScore<'_> {
+    fn score(&self, x: ArrayView2<f64>) -> Array2<f64> {
+        self.0.score(x)
+    }
+}
+
+/// A validated sampling run: what [`SamplePlan::prepare`] returns.
+pub struct Sampling {
+    /// The resolved config (defaults filled in, no `[run]`).
+    pub resolved: SamplePlan,
+    /// The score source.
+    pub source: Source,
+    /// The sampler.
+    pub sampler: AnySampler,
+    /// D.
+    pub dim: usize,
+}
+
+impl SamplePlan {
+    /// Reads a plan file; errors name the file and the key.
+    ///
+    /// # Errors
+    /// [`PipelineError::Input`] if the file cannot be read or is not a valid plan.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            PipelineError::Input(format!("cannot read config {}: {e}", path.display()))
+        })?;
+        toml::from_str(&text)
+            .map_err(|e| PipelineError::Input(format!("config {}: {e}", path.display())))
+    }
+
+    /// The resolved config as TOML.
+    pub fn to_toml(&self) -> String {
+        format!(
+            "# Written by scorelab sample: the resolved config (every default filled in).\n\
+             # `scorelab sample --config <this file> --out FILE.csv` reruns it; [run] is ignored when read.\n{}",
+            toml::to_string(self).expect("a config serialises")
+        )
+    }
+
+    /// Validates everything once, loading the model of `model_dir` if there is one.
+    ///
+    /// # Errors
+    /// [`PipelineError`] naming the key and what would be valid.
+    pub fn prepare(&self) -> Result<Sampling> {
+        self.prepare_source(None)
+    }
+
+    /// Validates everything once, with the score of `model` (trained in memory) instead of
+    /// `density` or `model_dir`.
+    ///
+    /// # Errors
+    /// [`PipelineError`] naming the key and what would be valid.
+    pub fn prepare_with(&self, model: TrainedModel) -> Result<Sampling> {
+        self.prepare_source(Some(model))
+    }
+
+    fn prepare_source(&self, model: Option<TrainedModel>) -> Result<Sampling> {
+        if self.chains == 0 {
+            return Err(bad("chains: must be at least 1"));
+        }
+        let sampler = self.sampler.build()?;
+        let source = match (&self.density, &self.model_dir, model) {
+            (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
+                return Err(bad(
+                    "density and model_dir: a model trained in memory is the score source; give neither",
+                ))
+            }
+            (Some(_), Some(_), None) => {
+                return Err(bad("density and model_dir: give one score source, not both"))
+            }
+            (None, None, None) => {
+                return Err(bad(
+                    "density or model_dir: give the score source, e.g. density = { kind = \"standard_normal\", dim = 2 } or model_dir = \"runs/mixture\"",
+                ))
+            }
+            (Some(spec), None, None) => Source::Density {
+                p: spec.build().map_err(|e| e.within("density"))?,
+                noised: self.noised_score,
+            },
+            (None, dir, model) => {
+                if !self.noised_score.is_exact() {
+                    return Err(bad("noised_score: only applies to an analytic density; remove it"));
+                }
+                let m = match (model, dir) {
+                    (Some(m), _) => m,
+                    (None, Some(dir)) => TrainedModel::load(dir).map_err(|e| match e {
+                        PipelineError::Input(m) => bad(format!("model_dir {m}")),
+                        PipelineError::Load(e) => bad(format!("model_dir: {e}")),
+                        other => other,
+                    })?,
+                    (None, None) => unreachable!("matched above"),
+                };
+                Source::Model {
+                    net: m.network,
+                    transform: m.transform,
+                }
+            }
+        };
+        let kind = self.sampler.kind();
+        match (&source, &sampler) {
+            (Source::Density { p, .. }, s) if s.noise_conditional() && p.noised(1.0).is_none() => {
+                return Err(bad(format!(
+                    "sampler.kind = {kind:?} needs the noised score s(x, σ), which is closed form only for gaussian and gaussian_mixture, not {}; train a noise-conditional model (model.kind = \"noise_conditional_mlp\", objective.kind = \"dsm_multi\") and sample with model_dir, or use langevin or mala",
+                    p.kind()
+                )))
+            }
+            (Source::Density { noised, .. }, s)
+                if !s.noise_conditional() && !noised.is_exact() =>
+            {
+                return Err(bad(format!(
+                    "noised_score: {kind} uses the clean score; remove noised_score"
+                )))
+            }
+            (Source::Model { .. }, AnySampler::Mala(_)) => {
+                return Err(bad(
+                    "sampler.kind = \"mala\" needs a log-density, which a trained score model does not have; use langevin, or an analytic density",
+                ));
+            }
+            (Source::Model { net, .. }, s) => {
+                let nc = matches!(net, Network::NoiseConditional(_));
+                if s.noise_conditional() && !nc {
+                    return Err(bad(format!(
+                        "sampler.kind = {kind:?} needs a noise-conditional model s(x, σ); this one is {}: train model.kind = \"noise_conditional_mlp\" with objective.kind = \"dsm_multi\", or use langevin",
+                        net.spec().kind.name()
+                    )));
+                }
+                if !s.noise_conditional() && nc {
+                    return Err(bad(format!(
+                        "sampler.kind = {kind:?} uses a clean score s(x), but this model is noise-conditional; use annealed_langevin, reverse_sde, pc or ode"
+                    )));
+                }
+            }
+            _ => {}
+        }
+        let dim = match &source {
+            Source::Density { p, .. } => p.dim(),
+            Source::Model { net, .. } => net.spec().dim,
+        };
+        match &self.init {
+            None if !sampler.noise_conditional() => {
+                return Err(bad(format!(
+                    "init: {kind} needs starting points, e.g. init = {{ kind = \"uniform\", low = -8.0, high = 8.0 }} or {{ kind = \"gaussian\", std = 1.0 }}"
+                )))
+            }
+            Some(InitSpec::Prior {}) if !sampler.noise_conditional() => {
+                return Err(bad(format!(
+                    "init: {kind} has no prior; use uniform or gaussian"
+                )))
+            }
+            Some(InitSpec::Uniform { low, high }) if !(low.is_finite() && high.is_finite() && low < high) => {
+                return Err(bad(format!(
+                    "init: need finite low < high, got low = {low}, high = {high}"
+                )))
+            }
+            Some(InitSpec::Gaussian { std, mean }) => {
+                scorelab_core::error::positive(*std, "init.std")?;
+                if let Some(m) = mean {
+                    if m.len() != dim {
+                        return Err(bad(format!(
+                            "init.mean: has {} entries but the points are {dim}-dimensional",
+                            m.len()
+                        )));
+                    }
+                    if m.iter().any(|v| !v.is_finite()) {
+                        return Err(bad("init.mean: every entry must be finite"));
+                    }
+                }
+            }
+            _ => {}
+        }
+        let steps = sampler.plan().num_steps();
+        for &k in &self.snapshots {
+            if k == 0 || k > steps {
+                return Err(bad(format!(
+                    "snapshots: {k} is outside 1 … {steps}, the run's number of steps"
+                )));
+            }
+        }
+        let mut resolved = self.clone();
+        resolved.run = None;
+        resolved.snapshots.sort_unstable();
+        resolved.snapshots.dedup();
+        memory::check(
+            memory::sample_bytes(resolved.chains, dim, resolved.snapshots.len()),
+            MemoryLimit::default(),
+            || format!("sampling ({} chains in D = {dim})", resolved.chains),
+            "lower chains or snapshots",
+        )?;
+        Ok(Sampling {
+            resolved,
+            source,
+            sampler,
+            dim,
+        })
+    }
+}
+
+/// What a run produced.
+pub struct SampleOutput {
+    /// The samples, in the data's units.
+    pub x: Array2<f64>,
+    /// Per-step information.
+    pub trace: Vec<Info>,
+    /// The snapshots (step count, chains in the data's units) reached.
+    pub snapshots: Vec<(usize, Array2<f64>)>,
+    /// Whether the observer stopped the run before the end (`x` is then the last state).
+    pub interrupted: bool,
+    /// Score evaluations per chain, in all.
+    pub score_evals: usize,
+}
+
+impl Sampling {
+    /// σ of the distribution the output targets: `Some(σ_min)` for p ∗ N(0, σ_min² I).
+    pub fn target_sigma(&self) -> Option<f64> {
+        self.sampler.plan().target_sigma()
+    }
+
+    /// The label of the distribution the output targets ([`target_of`]; a model's noised score
+    /// stands for the exact one).
+    pub fn target_label(&self) -> String {
+        match (&self.source, self.target_sigma()) {
+            (_, None) => "p".into(),
+            (Source::Density { p, noised }, s) => target_of(p, *noised, s)
+                .map(|t| t.1)
+                .unwrap_or_else(|_| "p_sigma".into()),
+            (Source::Model { .. }, Some(s)) => format!("p_sigma={s}"),
+        }
+    }
+
+    fn to_data(&self, z: Array2<f64>) -> Array2<f64> {
+        match &self.source {
+            Source::Model {
+                transform: Some(t), ..
+            } => t.inverse(&z),
+            _ => z,
+        }
+    }
+
+    fn initial<R: Rng + ?Sized>(&self, rng: &mut R) -> Array2<f64> {
+        let (n, d) = (self.resolved.chains, self.dim);
+        match &self.resolved.init {
+            Some(InitSpec::Uniform { low, high }) => {
+                Array2::from_shape_simple_fn((n, d), || rng.gen_range(*low..*high))
+            }
+            Some(InitSpec::Gaussian { std, mean }) => {
+                let mut x = scorelab_samplers::standard_normal(n, d, rng) * *std;
+                if let Some(m) = mean {
+                    x += &Array1::from(m.clone());
+                }
+                x
+            }
+            Some(InitSpec::Prior {}) | None => {
+                let s = self.resolved.sampler.sigma_max().expect("validated");
+                scorelab_samplers::standard_normal(n, d, rng) * s
+            }
+        }
+    }
+
+    /// Runs the sampler with the randomness of `seed` (module docs); the observer sees each
+    /// step's [`Info`] and may stop the run after it ([`SampleOutput::interrupted`]).
+    pub fn run(&self, seed: u64, observer: &mut dyn Observe<Info>) -> SampleOutput {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(0);
+        let x0 = self.initial(&mut rng);
+        rng.set_stream(1);
+        rng.set_word_pos(0);
+        let mut d = Driver {
+            rng,
+            snapshots: &self.resolved.snapshots,
+            observer,
+            out: vec![],
+            trace: vec![],
+        };
+        let (z, interrupted) = match (&self.source, &self.sampler) {
+            (Source::Density { p, .. }, AnySampler::Langevin(m)) => d.drive(m, p as &dyn Score, x0),
+            (Source::Density { p, .. }, AnySampler::Mala(m)) => d.drive(m, p as &dyn Target, x0),
+            (Source::Density { p, noised }, s) => {
+                let src = DensityNoised { p, kind: *noised };
+                d.drive_noised(s, &src as &dyn NoisedScore, x0)
+            }
+            (Source::Model { net, .. }, AnySampler::Langevin(m)) => {
+                let f = ModelScore(net.score_function(None).expect("validated"));
+                d.drive(m, &f as &dyn Score, x0)
+            }
+            (Source::Model { net, .. }, s) => match net {
+                Network::NoiseConditional(nc) => d.drive_noised(s, nc as &dyn NoisedScore, x0),
+                _ => unreachable!("validated"),
+            },
+        };
+        // Score evaluations per chain: every step's, plus init's (MALA) and finish's (denoise).
+        let score_evals = d.trace.iter().map(|i| i.score_evals).sum::<usize>()
+            + if interrupted {
+                0
+            } else {
+                self.sampler.plan().extra_score_evals()
+            };
+        SampleOutput {
+            x: self.to_data(z),
+            trace: d.trace,
+            snapshots: d
+                .out
+                .into_iter()
+                .map(|(k, z)| (k, self.to_data(z)))
+                .collect(),
+            interrupted,
+            score_evals,
+        }
+    }
+}
+
+struct Driver<'a> {
+    rng: ChaCha8Rng,
+    snapshots: &'a [usize],
+    observer: &'a mut dyn Observe<Info>,
+    out: Vec<(usize, Array2<f64>)>,
+    trace: Vec<Info>,
+}
+
+impl Driver<'_> {
+    fn drive<S: ?Sized, M: Sampler<S>>(
+        &mut self,
+        m: &M,
+        src: &S,
+        x0: Array2<f64>,
+    ) -> (Array2<f64>, bool) {
+        let mut state = m.init(src, x0);
+        let mut stop = false;
+        for _ in 0..m.num_steps() {
+            if stop {
+                return (state.positions().to_owned(), true);
+            }
+            let (s, info) = m.step(src, state, &mut self.rng);
+            state = s;
+            stop = self.observer.observe(&info) == Control::Stop;
+            self.trace.push(info);
+            let k = state.steps_taken();
+            if self.snapshots.contains(&k) {
+                self.out.push((k, state.positions().to_owned()));
+            }
+        }
+        (m.finish(src, state), false)
+    }
+
+    fn drive_noised(
+        &mut self,
+        s: &AnySampler,
+        src: &dyn NoisedScore,
+        x0: Array2<f64>,
+    ) -> (Array2<f64>, bool) {
+        match s {
+            AnySampler::AnnealedLangevin(m) => self.drive(m, src, x0),
+            AnySampler::ReverseSde(m) => self.drive(m, src, x0),
+            AnySampler::Pc(m) => self.drive(m, src, x0),
+            AnySampler::Ode(m) => self.drive(m, src, x0),
+            AnySampler::Langevin(_) | AnySampler::Mala(_) => unreachable!("clean-score samplers"),
+        }
+    }
+}
+
+/// The per-step trace as CSV: `step,sigma,step_size,acceptance_rate,score_evals` (cumulative
+/// evaluations per chain, init included).
+pub fn trace_csv(trace: &[Info], init_evals: usize) -> String {
+    let mut csv = String::from("step,sigma,step_size,acceptance_rate,score_evals\n");
+    let mut evals = init_evals;
+    for i in trace {
+        evals += i.score_evals;
+        csv.push_str(&format!(
+            "{},{},{},{},{}\n",
+            i.step + 1,
+            cell(i.sigma),
+            i.step_size,
+            cell(i.acceptance_rate),
+            evals
+        ));
+    }
+    csv
+}
+
+/// The distribution a sampler's output targets, with its label, given the density p whose
+/// (noised) score drives it, the kind of noised score, and the sampler's target σ:
+///
+/// - no σ (clean-score samplers, or `denoise = true`): p, `p`;
+/// - `exact` noised scores: p_σ = p ∗ N(0, σ²I), `p_sigma=σ`;
+/// - `ncsn_toy`: p with every covariance replaced by σ²I, which is p itself when p's covariances
+///   are already σ²I (`p`; the NCSN toy at σ_L = 1), else `p_ncsn_toy_sigma=σ`.
+///
+/// # Errors
+/// A message if p_σ is not closed form for p's kind.
+pub fn target_of(
+    p: &AnyDensity,
+    kind: NoisedScoreKind,
+    sigma: Option<f64>,
+) -> Result<(AnyDensity, String), String> {
+    match (sigma, kind) {
+        (None, _) => Ok((p.clone(), "p".into())),
+        (Some(s), NoisedScoreKind::Exact) => p
+            .noised(s)
+            .map(|q| (q, format!("p_sigma={s}")))
+            .ok_or_else(|| {
+                format!(
+                    "the output targets p_σ (σ = {s}), which is closed form only for gaussian and gaussian_mixture, not {}; set denoise = true in [sampler], or compare with --reference",
+                    p.kind()
+                )
+            }),
+        (Some(s), NoisedScoreKind::NcsnToy) => {
+            let q = replaced(p, s);
+            let label = if &q == p {
+                "p".to_string()
+            } else {
+                format!("p_ncsn_toy_sigma={s}")
+            };
+            Ok((q, label))
+        }
+    }
+}

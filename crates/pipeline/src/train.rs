@@ -1,0 +1,1166 @@
+//! Training: a [`TrainPlan`] (data, network, objective, optimiser settings; serde, so a TOML
+//! file is one), [`train`] in memory or [`train_in`] a run folder with checkpoints and resume,
+//! and the [`TrainedModel`] they return, saved and loaded as a model folder.
+//!
+//! # Randomness
+//! From the plan's `seed`: the weights from `ChaCha8Rng::seed_from_u64(seed)` (stream 0), the
+//! training draws from streams 1–3 ([`scorelab_objectives::training`]), the data split from stream
+//! 4 and dequantisation noise from stream 5 ([`crate::data`]). The same plan gives the same
+//! weights bit for bit, interrupted and resumed or not.
+//!
+//! # A model folder
+//! | file | contents |
+//! | --- | --- |
+//! | `config.toml` | the resolved plan (every default filled in), with any provenance the caller attached as `[run]` ([`train_in`] only) |
+//! | `loss.csv` | `step,loss,val_loss,esm,ism,relative_fisher` at step 0, every `eval_every` steps and the last step ([`LOSS_COLUMNS`]) |
+//! | `model.safetensors` | the weights (EMA weights if `ema > 0`), in `scorelab_models::Network`'s format |
+//! | `transform.toml` | data files only: z = (x − mean)/scale per column ([`Transform`]) |
+//! | `checkpoint/` | raw weights and optimiser state for resuming ([`train_in`] only) |
+//!
+//! Every file is written whole (temporary file, then rename) at each evaluation, so an interrupted
+//! run leaves the last evaluation's files, consistent with each other.
+//!
+//! ```
+//! use scorelab_pipeline::train::{train, TrainPlan};
+//! let plan = TrainPlan::from_toml(r#"
+//!     seed = 1
+//!     [data]
+//!     density = { kind = "standard_normal", dim = 2 }
+//!     [model]
+//!     kind = "mlp"
+//!     hidden = [16]
+//!     [objective]
+//!     kind = "ism"
+//!     [train]
+//!     steps = 100
+//!     lr = 0.01
+//! "#)?;
+//! let model = train(&plan, &mut ())?;
+//! let (first, last) = (&model.history[0], model.history.last().unwrap());
+//! assert_eq!(last.step, 100);
+//! assert!(last.relative_fisher.unwrap() < first.relative_fisher.unwrap());
+//! // Invalid settings are refused where they are defined:
+//! let bad = TrainPlan::from_toml("[data]\ndensity = { kind = \"standard_normal\", dim = 2 }\n[model]\nkind = \"mlp\"\n[objective]\nkind = \"dsm\"\nsigma = 0.0");
+//! assert!(bad.unwrap_err().to_string().contains("objective.sigma: must be a finite number > 0"));
+//! # Ok::<(), scorelab_pipeline::PipelineError>(())
+//! ```
+
+use crate::data::{Dataset, Transform, TransformKind};
+use crate::error::{PipelineError, Result};
+use crate::files::{cell, Staged};
+use crate::memory::{self, MemoryLimit};
+use crate::observe::{Control, Observe};
+use crate::spec::DensitySpec;
+use scorelab_models::{Activation, Network, NetworkKind, NetworkSpec, TraceMethod, TrainingState};
+use scorelab_objectives::taped::{Objective, Probe};
+use scorelab_objectives::training::{EvalRow, TrainConfig, TrainData, TrainError, Trainer};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// A training run, as a config file spells it (see the README for every key and its default).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainPlan {
+    /// Master seed (default 0; module docs for its streams).
+    #[serde(default)]
+    pub seed: u64,
+    /// The data.
+    pub data: DataSpec,
+    /// The network.
+    pub model: ModelSpec,
+    /// The objective, validated as it is read.
+    pub objective: ObjectiveSpec,
+    /// Optimisation, validated as it is read.
+    #[serde(default)]
+    pub train: TrainSettings,
+    /// Provenance a caller attached (the runner's commit, CPU, threads); ignored when read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<toml::Table>,
+}
+
+/// `[data]`: an analytic density (fresh samples every step) or a CSV file.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSpec {
+    /// An analytic density.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub density: Option<DensitySpec>,
+    /// A CSV file with a header row (relative paths are relative to the working folder).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csv: Option<PathBuf>,
+    /// The CSV columns to use, in order (default: all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<Vec<String>>,
+    /// `standardize` (default for CSV data), `scale` (divide every column by `scale`) or `none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transform: Option<String>,
+    /// The divisor of `transform = "scale"` (e.g. 16 for 4-bit pixels; required by it, refused
+    /// otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<f64>,
+    /// σ₀ ≥ 0 in model units: N(0, σ₀² I) noise added afresh to every training batch (and once
+    /// to the held-out rows), so that score matching fits the smooth p ∗ N(0, σ₀² I) of data with
+    /// ties or a boundary (default 0: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise: Option<f64>,
+    /// The held-out fraction of the rows (default 0.2), chosen by a seeded permutation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_fraction: Option<f64>,
+    /// Width q of uniform dequantisation noise U(−q/2, q/2) added once to every value, in the
+    /// data's units, before the transform (default 0: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dequantize: Option<f64>,
+}
+
+/// The CSV data of a plan, prepared: training and held-out rows in model units.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreparedData {
+    /// Training rows, model units.
+    pub train: ndarray::Array2<f64>,
+    /// Held-out rows, model units (before any `noise`).
+    pub test: ndarray::Array2<f64>,
+    /// The transform to model units.
+    pub transform: Transform,
+    /// σ₀ of the training noise.
+    pub noise: f64,
+}
+
+impl DataSpec {
+    /// CSV data: the file, its columns (all if `None`) and the held-out fraction; every other key
+    /// at its default (standardised, no noise, no dequantisation).
+    pub fn csv(path: impl Into<PathBuf>, columns: Option<Vec<String>>, test_fraction: f64) -> Self {
+        DataSpec {
+            csv: Some(path.into()),
+            columns,
+            test_fraction: Some(test_fraction),
+            ..DataSpec::default()
+        }
+    }
+
+    /// Fresh samples of an analytic density every step.
+    pub fn density(spec: DensitySpec) -> Self {
+        DataSpec {
+            density: Some(spec),
+            ..DataSpec::default()
+        }
+    }
+
+    /// Reads, dequantises, splits and transforms CSV data exactly as training sees them (module
+    /// docs of [`crate::data`] for the streams of `seed`), and fills the defaults into `self`.
+    ///
+    /// # Errors
+    /// [`PipelineError`] naming the `data.` key, or the file, row and column.
+    pub fn prepare_csv(&mut self, seed: u64) -> Result<PreparedData> {
+        let path = self
+            .csv
+            .clone()
+            .ok_or_else(|| PipelineError::invalid("data.csv", "the data are not a CSV file"))?;
+        let data = Dataset::from_csv(&path, self.columns.as_deref())?;
+        let test_fraction = self.test_fraction.unwrap_or(0.2);
+        let q = self.dequantize.unwrap_or(0.0);
+        let kind_name = self
+            .transform
+            .clone()
+            .unwrap_or_else(|| "standardize".into());
+        let kind = match (kind_name.as_str(), self.scale) {
+            ("scale", Some(v)) => TransformKind::Scale(v),
+            ("scale", None) => {
+                return Err(PipelineError::invalid(
+                    "data.scale",
+                    "transform = \"scale\" needs the divisor, e.g. scale = 16",
+                ))
+            }
+            ("standardize" | "none", Some(_)) => {
+                return Err(PipelineError::invalid(
+                    "data.scale",
+                    "only applies to transform = \"scale\"; remove it",
+                ))
+            }
+            ("standardize", None) => TransformKind::Standardize,
+            ("none", None) => TransformKind::None,
+            (other, _) => {
+                return Err(PipelineError::invalid(
+                    "data.transform",
+                    format!("unknown transform {other:?}; use standardize | scale | none"),
+                ))
+            }
+        };
+        let noise = self.noise.unwrap_or(0.0);
+        if !(noise >= 0.0 && noise.is_finite()) {
+            return Err(PipelineError::invalid(
+                "data.noise",
+                format!("must be ≥ 0 and finite, got {noise}"),
+            ));
+        }
+        let split = data.dequantized(q, seed)?.split(test_fraction, seed)?;
+        let transform = split.fit_transform(kind)?;
+        self.columns = Some(split.columns.clone());
+        self.transform = Some(kind_name);
+        self.test_fraction = Some(test_fraction);
+        self.dequantize = Some(q);
+        if self.noise.is_some() {
+            self.noise = Some(noise);
+        }
+        Ok(PreparedData {
+            train: transform.forward(&split.train),
+            test: transform.forward(&split.test),
+            transform,
+            noise,
+        })
+    }
+
+    /// The trainer's data and, for a CSV file, the transform; fills the defaults into `self`.
+    fn build(&mut self, seed: u64) -> Result<(TrainData, Option<Transform>, usize)> {
+        match (&self.density, &self.csv) {
+            (Some(spec), None) => {
+                for (key, set) in [
+                    ("columns", self.columns.is_some()),
+                    ("transform", self.transform.is_some()),
+                    ("scale", self.scale.is_some()),
+                    ("noise", self.noise.is_some()),
+                    ("test_fraction", self.test_fraction.is_some()),
+                    ("dequantize", self.dequantize.is_some()),
+                ] {
+                    if set {
+                        return Err(PipelineError::invalid(
+                            format!("data.{key}"),
+                            "only applies to csv data; remove it, or use csv = … instead of density",
+                        ));
+                    }
+                }
+                let p = spec.build().map_err(|e| e.within("data.density"))?;
+                let dim = scorelab_core::Dimension::dim(&p);
+                Ok((TrainData::Density(Box::new(p)), None, dim))
+            }
+            (None, Some(_)) => {
+                let d = self.prepare_csv(seed)?;
+                let dim = d.transform.columns.len();
+                let data = TrainData::Points {
+                    train: d.train,
+                    val: d.test,
+                    noise: d.noise,
+                };
+                Ok((data, Some(d.transform), dim))
+            }
+            (Some(_), Some(_)) => Err(PipelineError::invalid(
+                "data",
+                "give either density = {…} or csv = \"FILE\", not both",
+            )),
+            (None, None) => Err(PipelineError::invalid(
+                "data",
+                "missing; give density = { kind = … } (fresh samples every step) or csv = \"FILE\"",
+            )),
+        }
+    }
+}
+
+/// `[model]`: the network, by kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ModelSpec {
+    /// s_θ(x) = MLP(x).
+    Mlp {
+        /// Hidden widths (default [64, 64]).
+        #[serde(default = "default_hidden")]
+        hidden: Vec<usize>,
+        /// tanh | softplus | silu (default softplus).
+        #[serde(default = "default_activation")]
+        activation: String,
+    },
+    /// s_θ(x, σ) = MLP(x, log σ)/σ.
+    NoiseConditionalMlp {
+        /// Hidden widths (default [64, 64]).
+        #[serde(default = "default_hidden")]
+        hidden: Vec<usize>,
+        /// tanh | softplus | silu (default softplus).
+        #[serde(default = "default_activation")]
+        activation: String,
+    },
+    /// s_θ = −∇(MLP(x) + ‖x‖²/(2τ²)).
+    EnergyMlp {
+        /// Hidden widths (default [64, 64]).
+        #[serde(default = "default_hidden")]
+        hidden: Vec<usize>,
+        /// tanh | softplus | silu (default softplus).
+        #[serde(default = "default_activation")]
+        activation: String,
+        /// τ in model units (default 3).
+        #[serde(default = "default_tau")]
+        tau: f64,
+    },
+    /// s_θ(x) = Ax + b (an MLP with no hidden layer).
+    Linear {},
+}
+
+fn default_hidden() -> Vec<usize> {
+    vec![64, 64]
+}
+fn default_activation() -> String {
+    "softplus".into()
+}
+fn default_tau() -> f64 {
+    3.0
+}
+
+impl ModelSpec {
+    /// The architecture for data in D = `dim`.
+    ///
+    /// # Errors
+    /// [`PipelineError::Invalid`] naming `model.activation`.
+    pub fn network_spec(&self, dim: usize) -> Result<NetworkSpec> {
+        let act = |a: &str| -> Result<Activation> {
+            a.parse()
+                .map_err(|e: String| PipelineError::invalid("model.activation", e))
+        };
+        Ok(match self {
+            ModelSpec::Mlp { hidden, activation } => NetworkSpec {
+                kind: NetworkKind::Mlp,
+                dim,
+                hidden: hidden.clone(),
+                activation: act(activation)?,
+                tau: None,
+            },
+            ModelSpec::NoiseConditionalMlp { hidden, activation } => NetworkSpec {
+                kind: NetworkKind::NoiseConditionalMlp,
+                dim,
+                hidden: hidden.clone(),
+                activation: act(activation)?,
+                tau: None,
+            },
+            ModelSpec::EnergyMlp {
+                hidden,
+                activation,
+                tau,
+            } => NetworkSpec {
+                kind: NetworkKind::EnergyMlp,
+                dim,
+                hidden: hidden.clone(),
+                activation: act(activation)?,
+                tau: Some(*tau),
+            },
+            ModelSpec::Linear {} => NetworkSpec {
+                kind: NetworkKind::Mlp,
+                dim,
+                hidden: vec![],
+                activation: Activation::Tanh,
+                tau: None,
+            },
+        })
+    }
+}
+
+/// `[objective]`: the objective as configs spell it, validated by [`Objective`]'s constructors
+/// as it is read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "ObjectiveRaw", into = "ObjectiveRaw")]
+pub struct ObjectiveSpec {
+    raw: ObjectiveRaw,
+    objective: Objective,
+}
+
+impl ObjectiveSpec {
+    /// The validated objective.
+    pub fn objective(&self) -> &Objective {
+        &self.objective
+    }
+
+    /// The objective's kind as configs spell it (`esm`, `ism`, `ssm`, `ssm_vr`, `dsm`,
+    /// `dsm_multi`).
+    pub fn kind(&self) -> &'static str {
+        match self.raw {
+            ObjectiveRaw::Esm {} => "esm",
+            ObjectiveRaw::Ism { .. } => "ism",
+            ObjectiveRaw::Ssm { .. } => "ssm",
+            ObjectiveRaw::SsmVr { .. } => "ssm_vr",
+            ObjectiveRaw::Dsm { .. } => "dsm",
+            ObjectiveRaw::DsmMulti { .. } => "dsm_multi",
+        }
+    }
+}
+
+impl TryFrom<ObjectiveRaw> for ObjectiveSpec {
+    type Error = PipelineError;
+    fn try_from(raw: ObjectiveRaw) -> Result<Self> {
+        let at = |e: scorelab_core::ParamError| PipelineError::from(e).within("objective");
+        let probe = |p: &str| match p {
+            "gaussian" => Ok(Probe::Gaussian),
+            "rademacher" => Ok(Probe::Rademacher),
+            other => Err(PipelineError::invalid(
+                "objective.probe",
+                format!("unknown probe {other:?}; use gaussian | rademacher"),
+            )),
+        };
+        let objective = match &raw {
+            ObjectiveRaw::Esm {} => Objective::esm(),
+            ObjectiveRaw::Ism { trace } => Objective::ism(
+                trace
+                    .parse::<TraceMethod>()
+                    .map_err(|e| PipelineError::invalid("objective.trace", e))?,
+            ),
+            ObjectiveRaw::Ssm {
+                projections,
+                probe: p,
+            } => Objective::ssm(*projections, probe(p)?).map_err(at)?,
+            ObjectiveRaw::SsmVr {
+                projections,
+                probe: p,
+            } => Objective::ssm_vr(*projections, probe(p)?).map_err(at)?,
+            ObjectiveRaw::Dsm { sigma } => Objective::dsm(*sigma).map_err(at)?,
+            ObjectiveRaw::DsmMulti {
+                sigma_max,
+                sigma_min,
+                levels,
+            } => Objective::dsm_multi(*sigma_max, *sigma_min, *levels).map_err(at)?,
+        };
+        Ok(ObjectiveSpec { raw, objective })
+    }
+}
+
+impl From<ObjectiveSpec> for ObjectiveRaw {
+    fn from(s: ObjectiveSpec) -> Self {
+        s.raw
+    }
+}
+
+/// The serde form of [`ObjectiveSpec`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ObjectiveRaw {
+    /// Explicit score matching (analytic densities only).
+    Esm {},
+    /// Implicit score matching, exact trace.
+    Ism {
+        /// naive | structured (default structured).
+        #[serde(default = "default_trace")]
+        trace: String,
+    },
+    /// Sliced score matching.
+    Ssm {
+        /// Probes per point (default 1).
+        #[serde(default = "one")]
+        projections: usize,
+        /// gaussian | rademacher (default rademacher).
+        #[serde(default = "default_probe")]
+        probe: String,
+    },
+    /// Sliced score matching, variance-reduced.
+    SsmVr {
+        /// Probes per point (default 1).
+        #[serde(default = "one")]
+        projections: usize,
+        /// gaussian | rademacher (default rademacher).
+        #[serde(default = "default_probe")]
+        probe: String,
+    },
+    /// Denoising score matching.
+    Dsm {
+        /// σ in model units (default 0.1).
+        #[serde(default = "default_sigma")]
+        sigma: f64,
+    },
+    /// Multi-level denoising score matching, λ(σ) = σ².
+    DsmMulti {
+        /// Largest σ (default 10).
+        #[serde(default = "default_sigma_max")]
+        sigma_max: f64,
+        /// Smallest σ (default 0.01).
+        #[serde(default = "default_sigma_min")]
+        sigma_min: f64,
+        /// Number of levels (default 10).
+        #[serde(default = "default_levels")]
+        levels: usize,
+    },
+}
+
+fn default_trace() -> String {
+    "structured".into()
+}
+fn one() -> usize {
+    1
+}
+fn default_probe() -> String {
+    "rademacher".into()
+}
+fn default_sigma() -> f64 {
+    0.1
+}
+fn default_sigma_max() -> f64 {
+    10.0
+}
+fn default_sigma_min() -> f64 {
+    0.01
+}
+fn default_levels() -> usize {
+    10
+}
+
+/// `[train]`: the optimiser's settings, validated as they are read ([`TrainConfig::validate`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "TrainSettingsRaw", into = "TrainSettingsRaw")]
+pub struct TrainSettings {
+    raw: TrainSettingsRaw,
+}
+
+impl TrainSettings {
+    /// `steps` Adam steps of `batch` points at learning rate `lr`; every other setting at its
+    /// default (evaluate every 100 steps, no EMA, held-out batch 1024, evaluation batch 4096).
+    ///
+    /// # Examples
+    /// ```
+    /// use scorelab_pipeline::train::TrainSettings;
+    /// assert!(TrainSettings::new(1000, 128, 1e-3).is_ok());
+    /// assert_eq!(TrainSettings::new(1000, 0, 1e-3).unwrap_err().to_string(),
+    ///            "train.batch: must be at least 1");
+    /// ```
+    ///
+    /// # Errors
+    /// [`PipelineError::Invalid`] naming the `train.` field.
+    pub fn new(steps: u64, batch: usize, lr: f64) -> Result<Self> {
+        TrainSettingsRaw {
+            steps,
+            batch,
+            lr,
+            ..TrainSettingsRaw::default()
+        }
+        .try_into()
+    }
+
+    /// The same settings with an EMA of the weights of decay `ema` ∈ [0, 1) (0: none).
+    ///
+    /// # Errors
+    /// [`PipelineError::Invalid`] naming `train.ema`.
+    pub fn with_ema(self, ema: f64) -> Result<Self> {
+        TrainSettingsRaw { ema, ..self.raw }.try_into()
+    }
+
+    /// The same settings evaluating (and saving) every `eval_every` steps.
+    ///
+    /// # Errors
+    /// [`PipelineError::Invalid`] naming `train.eval_every`.
+    pub fn with_eval_every(self, eval_every: u64) -> Result<Self> {
+        TrainSettingsRaw {
+            eval_every,
+            ..self.raw
+        }
+        .try_into()
+    }
+
+    /// Adam steps.
+    pub fn steps(&self) -> u64 {
+        self.raw.steps
+    }
+
+    /// Steps between evaluations.
+    pub fn eval_every(&self) -> u64 {
+        self.raw.eval_every
+    }
+
+    /// The trainer's configuration.
+    pub fn config(&self) -> TrainConfig {
+        let r = &self.raw;
+        TrainConfig {
+            steps: r.steps,
+            batch: r.batch,
+            lr: r.lr,
+            ema: r.ema,
+            val_batch: r.val_batch,
+            eval_batch: r.eval_batch,
+        }
+    }
+}
+
+impl Default for TrainSettings {
+    fn default() -> Self {
+        TrainSettings {
+            raw: TrainSettingsRaw::default(),
+        }
+    }
+}
+
+impl TryFrom<TrainSettingsRaw> for TrainSettings {
+    type Error = PipelineError;
+    fn try_from(raw: TrainSettingsRaw) -> Result<Self> {
+        let s = TrainSettings { raw };
+        s.config()
+            .validate()
+            .map_err(|e| PipelineError::from(e).within("train"))?;
+        if s.raw.eval_every == 0 {
+            return Err(PipelineError::invalid(
+                "train.eval_every",
+                "must be at least 1",
+            ));
+        }
+        Ok(s)
+    }
+}
+
+impl From<TrainSettings> for TrainSettingsRaw {
+    fn from(s: TrainSettings) -> Self {
+        s.raw
+    }
+}
+
+/// The serde form of [`TrainSettings`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSettingsRaw {
+    /// Adam steps (default 3000).
+    #[serde(default = "default_steps")]
+    pub steps: u64,
+    /// Points per step (default 128).
+    #[serde(default = "default_batch")]
+    pub batch: usize,
+    /// Adam's learning rate (default 1e-3).
+    #[serde(default = "default_lr")]
+    pub lr: f64,
+    /// Steps between evaluations (default 100).
+    #[serde(default = "default_eval_every")]
+    pub eval_every: u64,
+    /// EMA decay of the weights in [0, 1) (default 0: off).
+    #[serde(default)]
+    pub ema: f64,
+    /// Points of the held-out batch for analytic data (default 1024).
+    #[serde(default = "default_val_batch")]
+    pub val_batch: usize,
+    /// Points of the evaluation batch for analytic data (default 4096).
+    #[serde(default = "default_eval_batch")]
+    pub eval_batch: usize,
+}
+
+impl Default for TrainSettingsRaw {
+    fn default() -> Self {
+        TrainSettingsRaw {
+            steps: default_steps(),
+            batch: default_batch(),
+            lr: default_lr(),
+            eval_every: default_eval_every(),
+            ema: 0.0,
+            val_batch: default_val_batch(),
+            eval_batch: default_eval_batch(),
+        }
+    }
+}
+
+fn default_steps() -> u64 {
+    3000
+}
+fn default_batch() -> usize {
+    128
+}
+fn default_lr() -> f64 {
+    1e-3
+}
+fn default_eval_every() -> u64 {
+    100
+}
+fn default_val_batch() -> usize {
+    1024
+}
+fn default_eval_batch() -> usize {
+    4096
+}
+
+/// A plan made ready to run: data loaded, network at its initial weights.
+pub struct Prepared {
+    /// The resolved plan (defaults filled in, no `run`).
+    pub resolved: TrainPlan,
+    /// The network at its initial weights.
+    pub network: Network,
+    /// The data.
+    pub data: TrainData,
+    /// The transform of CSV data.
+    pub transform: Option<Transform>,
+}
+
+impl TrainPlan {
+    /// A plan from its parts, `run` empty.
+    pub fn new(
+        seed: u64,
+        data: DataSpec,
+        model: ModelSpec,
+        objective: ObjectiveSpec,
+        train: TrainSettings,
+    ) -> Self {
+        TrainPlan {
+            seed,
+            data,
+            model,
+            objective,
+            train,
+            run: None,
+        }
+    }
+
+    /// Parses a plan from TOML text; the objective and `[train]` are validated as they are read.
+    ///
+    /// # Errors
+    /// [`PipelineError::Invalid`] with the parser's message (it names the key and line).
+    pub fn from_toml(text: &str) -> Result<Self> {
+        toml::from_str(text).map_err(|e| PipelineError::invalid("", e.message().to_string()))
+    }
+
+    /// Reads a plan file.
+    ///
+    /// # Errors
+    /// [`PipelineError::Input`] naming the file and the key.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            PipelineError::Input(format!("cannot read config {}: {e}", path.display()))
+        })?;
+        toml::from_str(&text)
+            .map_err(|e| PipelineError::Input(format!("config {}: {e}", path.display())))
+    }
+
+    /// The plan as TOML, under a header that says how to rerun it.
+    pub fn to_toml(&self) -> String {
+        format!(
+            "# Written by scorelab train: the resolved config (every default filled in).\n\
+             # `scorelab train --config <this file> --out DIR` reruns it; [run] is ignored when read.\n{}",
+            toml::to_string(self).expect("a plan serialises")
+        )
+    }
+
+    /// Validates everything that needs the data (dimensions, the network for the objective, the
+    /// memory a step needs under `limit`) and builds the run.
+    ///
+    /// # Errors
+    /// [`PipelineError`] naming the key and what would be valid.
+    pub fn prepare(&self, limit: MemoryLimit) -> Result<Prepared> {
+        let mut resolved = self.clone();
+        resolved.run = None;
+        let (data, transform, dim) = resolved.data.build(self.seed)?;
+        let spec = self.model.network_spec(dim)?;
+        let objective = self.objective.objective();
+        memory::check(
+            memory::train_bytes(&spec, objective, &self.train.config(), &data),
+            limit,
+            || {
+                format!(
+                    "training (batch {}, D = {dim}, hidden {:?}, objective {})",
+                    self.train.config().batch,
+                    spec.hidden,
+                    objective.id()
+                )
+            },
+            "lower train.batch, model.hidden or the projections",
+        )?;
+        let network = spec
+            .build(self.seed)
+            .map_err(|e| PipelineError::from(e).within("model"))?;
+        objective
+            .check_network(&network)
+            .map_err(|e| PipelineError::invalid("objective", e))?;
+        if objective.needs_target() && !matches!(data, TrainData::Density(_)) {
+            return Err(PipelineError::invalid(
+                "objective",
+                "esm needs the true score of an analytic [data] density; for a data file use ism, ssm_vr or dsm",
+            ));
+        }
+        Ok(Prepared {
+            resolved,
+            network,
+            data,
+            transform,
+        })
+    }
+}
+
+/// The header of `loss.csv`.
+pub const LOSS_COLUMNS: &str = "step,loss,val_loss,esm,ism,relative_fisher";
+
+/// One `loss.csv` row (empty cells for missing or non-finite values).
+pub fn loss_row(r: &EvalRow) -> String {
+    let c = |v: Option<f64>| cell(v.filter(|x| x.is_finite()));
+    format!(
+        "{},{},{},{},{},{}",
+        r.step,
+        c(Some(r.loss)),
+        c(Some(r.val_loss)),
+        c(r.esm),
+        c(r.ism),
+        c(r.relative_fisher)
+    )
+}
+
+/// `loss.csv` text of `history`.
+pub fn loss_csv(history: &[EvalRow]) -> String {
+    let mut csv = format!("{LOSS_COLUMNS}\n");
+    for r in history {
+        csv.push_str(&loss_row(r));
+        csv.push('\n');
+    }
+    csv
+}
+
+/// Parses `loss.csv` text (the inverse of [`loss_csv`]: the values round-trip exactly).
+fn parse_loss_csv(text: &str, path: &Path) -> Result<Vec<EvalRow>> {
+    let bad = |i: usize| {
+        PipelineError::Input(format!(
+            "{}: row {i} is not step,loss,val_loss,esm,ism,relative_fisher",
+            path.display()
+        ))
+    };
+    let mut rows = vec![];
+    for (i, line) in text.lines().enumerate().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        if f.len() != 6 {
+            return Err(bad(i));
+        }
+        let opt = |s: &str| -> Result<Option<f64>> {
+            if s.is_empty() {
+                Ok(None)
+            } else {
+                s.parse().map(Some).map_err(|_| bad(i))
+            }
+        };
+        rows.push(EvalRow {
+            step: f[0].parse().map_err(|_| bad(i))?,
+            loss: opt(f[1])?.unwrap_or(f64::NAN),
+            val_loss: opt(f[2])?.unwrap_or(f64::NAN),
+            esm: opt(f[3])?,
+            ism: opt(f[4])?,
+            relative_fisher: opt(f[5])?,
+        });
+    }
+    Ok(rows)
+}
+
+/// A trained network with what it needs to answer in the data's units, and its training history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainedModel {
+    /// The network (EMA weights where the plan asked for an average).
+    pub network: Network,
+    /// The transform to model units, for CSV data.
+    pub transform: Option<Transform>,
+    /// The evaluations, in order (step 0, every `eval_every` steps, the last step).
+    pub history: Vec<EvalRow>,
+}
+
+impl TrainedModel {
+    /// Steps finished: that of the last evaluation (0 if none).
+    pub fn steps(&self) -> u64 {
+        self.history.last().map_or(0, |r| r.step)
+    }
+
+    /// Writes `model.safetensors`, `loss.csv` and (CSV data) `transform.toml` into `dir`, each
+    /// whole: `loss.csv` first, then the weights.
+    ///
+    /// # Errors
+    /// [`PipelineError::Io`] if a file cannot be written.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        if let Some(t) = &self.transform {
+            save_transform(dir, t)?;
+        }
+        self.save_progress(dir)
+    }
+
+    fn save_progress(&self, dir: &Path) -> Result<()> {
+        let mut staged = Staged::default();
+        staged.stage(&dir.join("loss.csv"), loss_csv(&self.history).as_bytes())?;
+        staged.commit()?;
+        self.network.save(&dir.join("model.safetensors"))?;
+        Ok(())
+    }
+
+    /// Reads a model folder: `model.safetensors` (required), `transform.toml` and `loss.csv`
+    /// (where present).
+    ///
+    /// # Errors
+    /// [`PipelineError::Input`] naming the folder or file, [`PipelineError::Load`] for weights
+    /// that cannot be used.
+    pub fn load(dir: &Path) -> Result<Self> {
+        if !dir.is_dir() {
+            return Err(PipelineError::Input(format!(
+                "{}: no such folder; give a folder written by scorelab train",
+                dir.display()
+            )));
+        }
+        let file = dir.join("model.safetensors");
+        if !file.exists() {
+            return Err(PipelineError::Input(format!(
+                "{}: no model.safetensors there; give a folder written by scorelab train",
+                dir.display()
+            )));
+        }
+        let network = Network::load(&file)?;
+        let tf = dir.join("transform.toml");
+        let transform = if tf.exists() {
+            let text = std::fs::read_to_string(&tf)
+                .map_err(|e| PipelineError::Input(format!("{}: {e}", tf.display())))?;
+            Some(
+                toml::from_str(&text)
+                    .map_err(|e| PipelineError::Input(format!("{}: {e}", tf.display())))?,
+            )
+        } else {
+            None
+        };
+        let lf = dir.join("loss.csv");
+        let history = match std::fs::read_to_string(&lf) {
+            Ok(text) => parse_loss_csv(&text, &lf)?,
+            Err(_) => vec![],
+        };
+        Ok(TrainedModel {
+            network,
+            transform,
+            history,
+        })
+    }
+}
+
+fn save_transform(dir: &Path, t: &Transform) -> Result<()> {
+    let text = format!(
+        "# x_model = (x − mean) / scale, per column; scorelab score applies it.\n{}",
+        toml::to_string(t).expect("serialises")
+    );
+    let mut staged = Staged::default();
+    staged.stage(&dir.join("transform.toml"), text.as_bytes())?;
+    staged.commit()
+}
+
+/// What training reports to its observer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub enum TrainEvent {
+    /// A step finished with this training loss.
+    Step {
+        /// Steps finished.
+        step: u64,
+        /// Of this many.
+        of: u64,
+        /// The step's loss.
+        loss: f64,
+    },
+    /// An evaluation (step 0, every `eval_every` steps, the last step, and where it stopped).
+    Evaluated(EvalRow),
+    /// A run folder was resumed at this step.
+    Resumed {
+        /// Steps already finished.
+        step: u64,
+    },
+}
+
+/// Trains `plan` in memory (no files), under the default [`MemoryLimit`]. The observer sees
+/// every step and evaluation, and stops the run by returning [`Control::Stop`]: the model of
+/// the steps finished is returned, with an evaluation at the step it stopped.
+///
+/// # Errors
+/// [`PipelineError`] for an invalid plan, or [`PipelineError::Diverged`] for a non-finite loss.
+pub fn train(
+    plan: &TrainPlan,
+    observer: &mut (dyn Observe<TrainEvent> + Send),
+) -> Result<TrainedModel> {
+    let prepared = plan.prepare(MemoryLimit::default())?;
+    run_loop(prepared, plan.seed, None, observer)
+}
+
+/// Where [`train_in`] saves, and whether it continues a run found there.
+#[derive(Debug, Clone, Default)]
+pub struct RunFolder {
+    /// Continue the folder's run from its checkpoint (only `[train]` of the plan may differ).
+    pub resume: bool,
+    /// Provenance to write as `[run]` in `config.toml`.
+    pub run: Option<toml::Table>,
+    /// The memory limit (default: [`MemoryLimit::default`]).
+    pub limit: MemoryLimit,
+}
+
+/// Trains `plan` into the folder `dir` (module docs for its files), saving the model and a
+/// checkpoint at every evaluation, so that a stopped or killed run loses at most the steps since
+/// the last one and `resume` continues it bit for bit. The folder must exist; what else is in it
+/// is the caller's business (the runner refuses a folder that is not empty).
+///
+/// # Errors
+/// [`PipelineError`] for an invalid plan or a resume that does not fit the folder; I/O errors;
+/// [`PipelineError::Diverged`] after saving the steps finished.
+pub fn train_in(
+    dir: &Path,
+    plan: &TrainPlan,
+    folder: RunFolder,
+    observer: &mut (dyn Observe<TrainEvent> + Send),
+) -> Result<TrainedModel> {
+    let prepared = plan.prepare(folder.limit)?;
+    let ckpt = dir.join("checkpoint");
+    if folder.resume {
+        if !ckpt.join("state.safetensors").exists() {
+            return Err(PipelineError::invalid(
+                "--resume",
+                format!(
+                    "{} has no checkpoint to resume; run without --resume",
+                    dir.display()
+                ),
+            ));
+        }
+        let mut saved = TrainPlan::from_file(&dir.join("config.toml"))?;
+        let mut now = prepared.resolved.clone();
+        saved.run = None;
+        saved.train = TrainSettings::default();
+        now.train = TrainSettings::default();
+        if saved != now {
+            return Err(PipelineError::invalid(
+                "--resume",
+                format!(
+                    "the config differs from the run in {} in seed, data, model or objective; only [train] may change",
+                    dir.display()
+                ),
+            ));
+        }
+    }
+    std::fs::create_dir_all(&ckpt).map_err(|e| PipelineError::io(&ckpt, e))?;
+    let mut written = prepared.resolved.clone();
+    written.run = folder.run.clone();
+    // The config and the transform do not change during the run: written once.
+    let mut staged = Staged::default();
+    staged.stage(&dir.join("config.toml"), written.to_toml().as_bytes())?;
+    staged.commit()?;
+    if let Some(t) = &prepared.transform {
+        save_transform(dir, t)?;
+    }
+    let target = Folder {
+        dir: dir.to_path_buf(),
+        resume: folder.resume,
+    };
+    run_loop(prepared, plan.seed, Some(target), observer)
+}
+
+struct Folder {
+    dir: PathBuf,
+    resume: bool,
+}
+
+impl Folder {
+    fn save(
+        &self,
+        trainer: &Trainer,
+        history: &[EvalRow],
+        transform: &Option<Transform>,
+    ) -> Result<()> {
+        let ckpt = self.dir.join("checkpoint");
+        TrainedModel {
+            network: trainer.model(),
+            transform: transform.clone(),
+            history: history.to_vec(),
+        }
+        .save_progress(&self.dir)?;
+        trainer.raw_model().save(&ckpt.join("raw.safetensors"))?;
+        trainer
+            .state()
+            .save(&ckpt.join("state.safetensors"), trainer.raw_model())?;
+        Ok(())
+    }
+}
+
+fn setup(e: TrainError) -> PipelineError {
+    match e {
+        TrainError::Setup(m) => PipelineError::invalid("", m),
+        other => PipelineError::Diverged(other.to_string()),
+    }
+}
+
+fn run_loop(
+    prepared: Prepared,
+    seed: u64,
+    folder: Option<Folder>,
+    observer: &mut (dyn Observe<TrainEvent> + Send),
+) -> Result<TrainedModel> {
+    let Prepared {
+        resolved,
+        network,
+        data,
+        transform,
+    } = prepared;
+    let config = resolved.train.config();
+    let eval_every = resolved.train.eval_every();
+    let steps = config.steps;
+    let objective = resolved.objective.objective().clone();
+    let mut trainer = Trainer::new(network, objective, data, config, seed).map_err(setup)?;
+    let mut history: Vec<EvalRow> = Vec::new();
+    if let Some(f) = folder.as_ref().filter(|f| f.resume) {
+        let ckpt = f.dir.join("checkpoint");
+        let raw = Network::load(&ckpt.join("raw.safetensors"))?;
+        let state = TrainingState::load(&ckpt.join("state.safetensors"), &raw)?;
+        let at = state.step;
+        trainer
+            .resume(raw, state)
+            .map_err(|e| PipelineError::invalid("--resume", e.to_string()))?;
+        let lf = f.dir.join("loss.csv");
+        let old = std::fs::read_to_string(&lf).unwrap_or_default();
+        history = parse_loss_csv(&old, &lf)?
+            .into_iter()
+            .filter(|r| r.step <= at)
+            .collect();
+        let _ = observer.observe(&TrainEvent::Resumed { step: at });
+    } else {
+        let row = trainer.evaluate();
+        let _ = observer.observe(&TrainEvent::Evaluated(row));
+        history.push(row);
+        if let Some(f) = &folder {
+            f.save(&trainer, &history, &transform)?;
+        }
+    }
+    // A run stopped between evaluations: evaluate where it stands, then save.
+    let stopped = |trainer: &Trainer,
+                   history: &mut Vec<EvalRow>,
+                   observer: &mut (dyn Observe<TrainEvent> + Send)|
+     -> Result<()> {
+        if history.last().map(|r| r.step) != Some(trainer.step()) {
+            let row = trainer.evaluate();
+            let _ = observer.observe(&TrainEvent::Evaluated(row));
+            history.push(row);
+        }
+        match &folder {
+            Some(f) => f.save(trainer, history, &transform),
+            None => Ok(()),
+        }
+    };
+    // Small steps run on one thread, the whole loop inside that pool (`step_pool`).
+    let pool = trainer.step_pool();
+    let mut body = || -> Result<()> {
+        let mut stop = false;
+        while trainer.step() < steps {
+            if stop {
+                return stopped(&trainer, &mut history, observer);
+            }
+            match trainer.train_step() {
+                Ok(loss) => {
+                    stop = observer.observe(&TrainEvent::Step {
+                        step: trainer.step(),
+                        of: steps,
+                        loss,
+                    }) == Control::Stop;
+                }
+                Err(e @ TrainError::NonFinite { .. }) => {
+                    stopped(&trainer, &mut history, observer)?;
+                    let saved = match &folder {
+                        Some(f) => format!(
+                            " Steps 1–{} are saved in {} (--resume continues from there).",
+                            trainer.step(),
+                            f.dir.display()
+                        ),
+                        None => String::new(),
+                    };
+                    return Err(PipelineError::Diverged(format!("{e}.{saved}")));
+                }
+                Err(e) => return Err(setup(e)),
+            }
+            let s = trainer.step();
+            if s % eval_every == 0 || s == steps {
+                let row = trainer.evaluate();
+                stop |= observer.observe(&TrainEvent::Evaluated(row)) == Control::Stop;
+                history.push(row);
+                if let Some(f) = &folder {
+                    f.save(&trainer, &history, &transform)?;
+                }
+            }
+        }
+        Ok(())
+    };
+    match pool {
+        Some(p) => p.install(&mut body)?,
+        None => body()?,
+    }
+    Ok(TrainedModel {
+        network: trainer.model(),
+        transform,
+        history,
+    })
+}

@@ -1,0 +1,412 @@
+//! `kind = "density_fit"`: an energy network p_θ = e^{−f_θ}/Z_θ fitted to a 2-D data file by
+//! several score-matching objectives, scored by held-out log-likelihood with Z_θ by quadrature,
+//! next to a Gaussian KDE (Scott's rule) and a single Gaussian.
+//!
+//! For each seed the data are split (the seed's `scorelab train` split: stream 4, `test_fraction`
+//! held out) and standardised by the training rows, z = (x − m)/s. For each method:
+//!
+//! - **held-out log-likelihood** in nats per point in the data's own units:
+//!   log p_x(x) = log p_z(z) − Σⱼ log sⱼ, averaged over the held-out rows. For a network,
+//!   log p_z(z) = −f_θ(z) − log Z_θ with Z_θ = ∫ e^{−f_θ} over the box [−b, b]² by composite
+//!   Gauss–Legendre (`panels` panels of `nodes` nodes per axis); `log_z_change` is the change in
+//!   log Z_θ when the panels are halved (the quadrature's own error estimate);
+//! - **held-out ISM loss** E[½‖s(z)‖² + tr ∇s(z)] over the held-out rows, in standardised units
+//!   (for the baselines from their exact scores and Laplacians);
+//! - **MMD²** (unbiased, RBF, one bandwidth per seed: the median distance of the pooled training
+//!   and held-out rows) between `samples` draws and the held-out rows, in standardised units. A
+//!   network is sampled by `langevin_steps` steps of unadjusted Langevin with step `langevin_eps`
+//!   from N(0, I); the baselines exactly. The row `train` is the training rows themselves: the MMD
+//!   a perfect model would get with this few held-out points.
+//!
+//! Writes `NAME.csv` (one row per method and seed), `NAME_summary.csv` (mean and sd over seeds),
+//! `NAME_density.csv` (log-density in data units on a grid, first seed) and `NAME_samples.csv`
+//! (the first seed's samples and data split, data units), and `NAME_timing.csv` (training seconds:
+//! the one file that differs between reruns).
+
+use super::{deep_merge, typed, Outputs};
+use crate::bad;
+use crate::train::train_into;
+use anyhow::Result;
+use ndarray::{concatenate, Array2, Axis};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use scorelab_core::{LogDensity, Sample, Score};
+use scorelab_densities::{Gaussian, GaussianMixture};
+use scorelab_eval::mmd2;
+use scorelab_models::{EnergyMlp, Network};
+use scorelab_pipeline::baselines::{fit_gaussian, heldout_ism, kde_scott, log_partition};
+use scorelab_pipeline::files::cell;
+use scorelab_pipeline::metrics::{finite_rows, mean_sd_cell};
+use scorelab_pipeline::train::{DataSpec, ModelSpec, TrainPlan};
+use scorelab_samplers::{sample, standard_normal, Langevin};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// `kind = "density_fit"` (module docs).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DensityFitExperiment {
+    /// One line saying what the experiment shows.
+    pub description: String,
+    /// Seeds: each gives its own split, initial weights and draws.
+    pub seeds: Vec<u64>,
+    /// The data file (two numeric columns are used).
+    pub csv: PathBuf,
+    /// The two columns (default: all, which must be two).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<Vec<String>>,
+    /// Held-out fraction (default 0.2).
+    #[serde(default = "default_test_fraction")]
+    pub test_fraction: f64,
+    /// The network, as `[model]` of a train config: an `energy_mlp`.
+    pub model: ModelSpec,
+    /// `[train]` of the train configs.
+    pub train: toml::Table,
+    /// The objectives, each `{ name = "…", kind = "…", … }` as the train config's `[objective]`,
+    /// with an optional `train = { … }` merged over `[train]` for this objective alone.
+    pub objective: Vec<toml::Table>,
+    /// Half-width b of the quadrature box [−b, b]² in standardised units (default 12).
+    #[serde(default = "default_box")]
+    pub box_half_width: f64,
+    /// Gauss–Legendre panels per axis (default 48).
+    #[serde(default = "default_panels")]
+    pub panels: usize,
+    /// Nodes per panel (default 8).
+    #[serde(default = "default_nodes")]
+    pub nodes: usize,
+    /// Draws per method for the MMD (default 2000).
+    #[serde(default = "default_samples")]
+    pub samples: usize,
+    /// Langevin step size for the networks' samples, standardised units (default 0.005).
+    #[serde(default = "default_eps")]
+    pub langevin_eps: f64,
+    /// Langevin steps (default 2000).
+    #[serde(default = "default_steps")]
+    pub langevin_steps: usize,
+    /// Points per axis of the density grid of the figure (default 80).
+    #[serde(default = "default_grid")]
+    pub grid: usize,
+    /// Permutations of the MMD test (default 200; 0: no p-values).
+    #[serde(default = "default_tests")]
+    pub tests: usize,
+}
+
+fn default_test_fraction() -> f64 {
+    0.2
+}
+fn default_box() -> f64 {
+    12.0
+}
+fn default_panels() -> usize {
+    48
+}
+fn default_nodes() -> usize {
+    8
+}
+fn default_samples() -> usize {
+    2000
+}
+fn default_eps() -> f64 {
+    0.005
+}
+fn default_steps() -> usize {
+    2000
+}
+fn default_grid() -> usize {
+    80
+}
+fn default_tests() -> usize {
+    200
+}
+
+/// The CSV header of a density-fit experiment.
+pub const COLUMNS: &str =
+    "method,seed,n_train,n_test,heldout_ll,heldout_ism,mmd2,mmd2_se,mmd2_p,log_z,log_z_change";
+
+/// A fitted method, in standardised units.
+enum Fitted {
+    Net(Box<EnergyMlp>, String),
+    Gaussian(Box<Gaussian>),
+    Kde(Box<GaussianMixture>),
+    Train,
+}
+
+impl Fitted {
+    fn name(&self) -> String {
+        match self {
+            Fitted::Net(_, n) => n.clone(),
+            Fitted::Gaussian(_) => "gaussian".into(),
+            Fitted::Kde(_) => "kde_scott".into(),
+            Fitted::Train => "train".into(),
+        }
+    }
+}
+
+/// Runs a density-fit experiment, its networks trained into `models` (module docs).
+///
+/// # Errors
+/// An input error for a bad experiment; Ctrl-C while training or a diverging run.
+pub fn run(e: &DensityFitExperiment, models: &Path, stop: &AtomicBool) -> Result<Outputs> {
+    if e.seeds.is_empty() || e.objective.is_empty() {
+        return Err(bad("seeds and objective: give at least one of each").into());
+    }
+    for (k, v) in [
+        ("panels", e.panels),
+        ("nodes", e.nodes.saturating_sub(1)),
+        ("samples", e.samples.saturating_sub(1)),
+        ("langevin_steps", e.langevin_steps),
+        ("grid", e.grid.saturating_sub(1)),
+    ] {
+        if v == 0 {
+            return Err(bad(format!(
+                "{k}: too small (panels, langevin_steps ≥ 1; nodes, samples, grid ≥ 2)"
+            ))
+            .into());
+        }
+    }
+    if !(e.box_half_width > 0.0 && e.box_half_width.is_finite()) {
+        return Err(bad("box_half_width: must be positive and finite").into());
+    }
+    if !(e.langevin_eps > 0.0 && e.langevin_eps.is_finite()) {
+        return Err(bad("langevin_eps: must be positive and finite").into());
+    }
+    let mut names = vec![];
+    for (i, o) in e.objective.iter().enumerate() {
+        let n = o
+            .get("name")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| bad(format!("objective[{i}]: needs name = \"…\"")))?;
+        if names.iter().any(|m| m == n) || ["gaussian", "kde_scott", "train"].contains(&n) {
+            return Err(bad(format!(
+                "objective[{i}]: name {n:?} is used twice or reserved"
+            ))
+            .into());
+        }
+        names.push(n.to_string());
+    }
+    if !matches!(e.model, ModelSpec::EnergyMlp { .. }) {
+        return Err(bad(
+            "model.kind: must be \"energy_mlp\" (the held-out likelihood needs the energy f_θ)",
+        )
+        .into());
+    }
+    // The plan of each (seed, objective): the file's data, model and [train], the objective's
+    // own kind and its `train` overrides.
+    let plan_for = |seed: u64, objective: &toml::Table| -> Result<TrainPlan> {
+        let mut o = objective.clone();
+        o.remove("name");
+        let mut train = e.train.clone();
+        if let Some(toml::Value::Table(t)) = o.remove("train") {
+            deep_merge(&mut train, &t);
+        }
+        Ok(TrainPlan::new(
+            seed,
+            DataSpec::csv(&e.csv, e.columns.clone(), e.test_fraction),
+            e.model.clone(),
+            typed(o.into(), "objective")?,
+            typed(train.into(), "train")?,
+        ))
+    };
+    let mut csv = format!("{COLUMNS}\n");
+    let mut timing = String::from("method,seed,train_seconds\n");
+    let mut density = String::from("method,x0,x1,log_p\n");
+    let mut samples_csv = String::from("method,x0,x1\n");
+    let mut per_method: Vec<(String, Vec<[f64; 3]>)> = vec![];
+    let total = (e.seeds.len() * e.objective.len()) as u64;
+    let bar = crate::bar(total, "{bar:30} {pos}/{len} fits · {msg} · eta {eta}");
+    for (si, &seed) in e.seeds.iter().enumerate() {
+        // The split and transform of this seed, as `scorelab train` makes them.
+        let mut data = plan_for(seed, &e.objective[0])?.data;
+        let prepared = data.prepare_csv(seed)?;
+        let (train, test, transform) = (prepared.train, prepared.test, prepared.transform);
+        if transform.columns.len() != 2 {
+            return Err(bad(format!(
+                "columns: density_fit needs exactly two columns, got {} ({}); set columns = [\"a\", \"b\"]",
+                transform.columns.len(),
+                transform.columns.join(", ")
+            ))
+            .into());
+        }
+        let log_jac = transform.log_jacobian();
+        let to_data = |z: &Array2<f64>| transform.inverse(z);
+        let stream = |k: u64| {
+            let mut r = ChaCha8Rng::seed_from_u64(seed);
+            r.set_stream(100 + k);
+            r
+        };
+        // One bandwidth per seed for every method's MMD.
+        let bandwidth = scorelab_eval::median_bandwidth(train.view(), test.view());
+        let mut fitted: Vec<Fitted> = vec![];
+        for (o, oname) in e.objective.iter().zip(&names) {
+            if stop.load(Ordering::SeqCst) {
+                bar.abandon();
+                return Ok(Outputs::partial(csv));
+            }
+            bar.set_message(format!("{oname} seed {seed}"));
+            let dir = models.join(format!("{oname}_seed{seed}"));
+            let plan = plan_for(seed, o)?;
+            let started = std::time::Instant::now();
+            let net = train_into(&plan, &dir, stop)?.network;
+            timing.push_str(&format!(
+                "{oname},{seed},{:.3}\n",
+                started.elapsed().as_secs_f64()
+            ));
+            let Network::Energy(m) = net else {
+                unreachable!("model.kind checked to be energy_mlp")
+            };
+            fitted.push(Fitted::Net(Box::new(m), oname.clone()));
+            bar.inc(1);
+        }
+        fitted.push(Fitted::Gaussian(Box::new(
+            fit_gaussian(train.view()).map_err(|err| bad(err.to_string()))?,
+        )));
+        fitted.push(Fitted::Kde(Box::new(
+            kde_scott(train.view()).map_err(|err| bad(err.to_string()))?,
+        )));
+        fitted.push(Fitted::Train);
+        // The density grid of the figure, in data units: the data's range ± 15%.
+        let all = to_data(&concatenate![Axis(0), train, test]);
+        let g = e.grid;
+        // Per column: (min − 15% of the range, max + 15% of the range).
+        let (lo, hi): (Vec<f64>, Vec<f64>) = all
+            .columns()
+            .into_iter()
+            .map(|c| {
+                let a = c.fold(f64::INFINITY, |x, &y| x.min(y));
+                let b = c.fold(f64::NEG_INFINITY, |x, &y| x.max(y));
+                (a - 0.15 * (b - a), b + 0.15 * (b - a))
+            })
+            .unzip();
+        let grid_x = Array2::from_shape_fn((g * g, 2), |(i, j)| {
+            let k = if j == 0 { i % g } else { i / g };
+            lo[j] + (hi[j] - lo[j]) * k as f64 / (g - 1) as f64
+        });
+        let grid_z = transform.forward(&grid_x);
+        if si == 0 {
+            for (set, z) in [("train", &train), ("test", &test)] {
+                for r in to_data(z).rows() {
+                    samples_csv.push_str(&format!("{set},{},{}\n", r[0], r[1]));
+                }
+            }
+        }
+        for (k, f) in fitted.iter().enumerate() {
+            let mut rng = stream(k as u64);
+            let (ll, ism, draws, log_z, change, grid_lp) = match f {
+                Fitted::Net(m, _) => {
+                    let lz = log_partition(m, e.box_half_width, e.panels, e.nodes)?;
+                    let lz2 = log_partition(m, e.box_half_width, (e.panels / 2).max(1), e.nodes)?;
+                    let ll = (-m.energy(test.view())).mean().expect("rows") - lz + log_jac;
+                    let ism = heldout_ism(m.as_ref(), test.view());
+                    let langevin = Langevin::new(e.langevin_eps, e.langevin_steps)
+                        .map_err(|err| bad(format!("langevin: {err}")))?;
+                    let x0 = standard_normal(e.samples, 2, &mut rng);
+                    let draws = sample(&langevin, m.as_ref() as &dyn Score, x0, &mut rng);
+                    let glp = -m.energy(grid_z.view()) - lz + log_jac;
+                    (
+                        ll,
+                        Some(ism),
+                        Some(draws),
+                        Some(lz),
+                        Some(lz2 - lz),
+                        Some(glp),
+                    )
+                }
+                Fitted::Gaussian(q) => {
+                    let ll = q.log_density(test.view()).mean().expect("rows") + log_jac;
+                    let ism = heldout_ism(q.as_ref(), test.view());
+                    let draws = q.sample(e.samples, &mut rng);
+                    let glp = q.log_density(grid_z.view()) + log_jac;
+                    (ll, Some(ism), Some(draws), None, None, Some(glp))
+                }
+                Fitted::Kde(q) => {
+                    let ll = q.log_density(test.view()).mean().expect("rows") + log_jac;
+                    let ism = heldout_ism(q.as_ref(), test.view());
+                    let draws = q.sample(e.samples, &mut rng);
+                    let glp = q.log_density(grid_z.view()) + log_jac;
+                    (ll, Some(ism), Some(draws), None, None, Some(glp))
+                }
+                Fitted::Train => (f64::NAN, None, None, None, None, None),
+            };
+            let finite: Array2<f64> = match &draws {
+                Some(d) => finite_rows(d.view()),
+                None => train.clone(),
+            };
+            let mmd = mmd2(
+                finite.view(),
+                test.view(),
+                Some(bandwidth),
+                e.tests,
+                &mut rng,
+            );
+            let ll_cell = if ll.is_nan() {
+                String::new()
+            } else {
+                ll.to_string()
+            };
+            csv.push_str(&format!(
+                "{},{seed},{},{},{ll_cell},{},{},{},{},{},{}\n",
+                f.name(),
+                train.nrows(),
+                test.nrows(),
+                cell(ism),
+                mmd.estimate.value,
+                mmd.estimate.se,
+                cell(mmd.estimate.p_value),
+                cell(log_z),
+                cell(change),
+            ));
+            let entry = [ll, ism.unwrap_or(f64::NAN), mmd.estimate.value];
+            match per_method.iter_mut().find(|p| p.0 == f.name()) {
+                Some(p) => p.1.push(entry),
+                None => per_method.push((f.name(), vec![entry])),
+            }
+            if si == 0 {
+                if let Some(glp) = &grid_lp {
+                    for i in 0..grid_x.nrows() {
+                        density.push_str(&format!(
+                            "{},{},{},{}\n",
+                            f.name(),
+                            grid_x[[i, 0]],
+                            grid_x[[i, 1]],
+                            glp[i]
+                        ));
+                    }
+                }
+                if draws.is_some() {
+                    for r in to_data(&finite).rows() {
+                        samples_csv.push_str(&format!("{},{},{}\n", f.name(), r[0], r[1]));
+                    }
+                }
+            }
+        }
+    }
+    bar.finish_and_clear();
+    let mut summary = String::from(
+        "method,seeds,heldout_ll_mean,heldout_ll_sd,heldout_ism_mean,heldout_ism_sd,mmd2_mean,mmd2_sd\n",
+    );
+    for (m, v) in &per_method {
+        let col = |j: usize| {
+            let x: Vec<f64> = v.iter().map(|a| a[j]).collect();
+            if x.iter().all(|a| a.is_nan()) {
+                (String::new(), String::new())
+            } else {
+                mean_sd_cell(&x)
+            }
+        };
+        let (a, b) = col(0);
+        let (c, d) = col(1);
+        let (f, g) = col(2);
+        summary.push_str(&format!("{m},{},{a},{b},{c},{d},{f},{g}\n", v.len()));
+    }
+    Ok(Outputs {
+        csv,
+        summary,
+        extra: vec![
+            ("density".into(), density),
+            ("samples".into(), samples_csv),
+            ("timing".into(), timing),
+        ],
+        interrupted: false,
+    })
+}

@@ -1,0 +1,237 @@
+//! `scorelab experiment --config paper/experiments/NAME.toml [--results DIR]`: the experiments of
+//! the paper, each a TOML file, each writing `DIR/NAME.csv` (every seed), `DIR/NAME_summary.csv`
+//! (mean and sd over seeds) and `DIR/NAME.config.toml` (the config with provenance). One kind per
+//! file of this folder:
+//!
+//! - `kind = "samplers"` ([`samplers`]): sampler runs on a shared `[base]`, on exact scores or on
+//!   networks trained first, evaluated by the metric bundle;
+//! - `kind = "noise"` ([`noise`]): single-σ DSM at each σ, errors to the clean and noised scores,
+//!   binned by the distance from the data;
+//! - `kind = "density_fit"` ([`density_fit`]): energy networks on 2-D data, held-out likelihood with
+//!   Z_θ by quadrature, against a KDE and a Gaussian;
+//! - `kind = "image_fit"` ([`image_fit`]): score networks on images, sampled and compared with
+//!   held-out images.
+//!
+//! Each kind calls the pipeline in-process: networks are trained by
+//! [`scorelab_pipeline::train::train_in`] into `DIR/models/NAME/…` (folders `scorelab sample`
+//! can use) and used from memory. Ctrl-C stops after the current unit of work and writes the rows
+//! finished so far to `DIR/NAME.partial.csv`.
+
+pub mod density_fit;
+pub mod image_fit;
+pub mod noise;
+pub mod samplers;
+
+use crate::bad;
+use crate::train::train_into;
+use anyhow::Result;
+use scorelab_pipeline::files::Staged;
+use scorelab_pipeline::train::{TrainPlan, TrainedModel};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+/// An experiment file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ExperimentFile {
+    /// Sampler comparisons.
+    Samplers(samplers::SamplersExperiment),
+    /// The noise trade-off and low coverage.
+    Noise(noise::NoiseExperiment),
+    /// An energy network fitted to 2-D data, scored by held-out likelihood.
+    DensityFit(density_fit::DensityFitExperiment),
+    /// Score networks fitted to images, sampled and compared with held-out images.
+    ImageFit(image_fit::ImageFitExperiment),
+}
+
+/// What an experiment kind returns.
+pub struct Outputs {
+    /// The main CSV (`NAME.csv`).
+    pub csv: String,
+    /// The summary over seeds (`NAME_summary.csv`).
+    pub summary: String,
+    /// Extra files: `NAME_suffix.csv` and their text.
+    pub extra: Vec<(String, String)>,
+    /// Whether Ctrl-C stopped it (`csv` then holds the rows finished).
+    pub interrupted: bool,
+}
+
+impl Outputs {
+    /// The rows finished before an interruption.
+    pub(crate) fn partial(csv: String) -> Self {
+        Outputs {
+            csv,
+            summary: String::new(),
+            extra: vec![],
+            interrupted: true,
+        }
+    }
+}
+
+/// `[train.NAME]` of a samplers experiment, and `reproduce`'s training step: a `scorelab train`
+/// config file with overrides.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainRef {
+    /// A `scorelab train` config (relative to the working folder).
+    pub config: PathBuf,
+    /// Keys merged into that config before training, table by table (e.g.
+    /// `overrides = { train = { steps = 500 } }`; default none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overrides: Option<toml::Table>,
+}
+
+impl TrainRef {
+    /// The plan: the file with the overrides merged.
+    ///
+    /// # Errors
+    /// An input error naming the file.
+    pub fn plan(&self) -> Result<TrainPlan> {
+        let text = std::fs::read_to_string(&self.config)
+            .map_err(|e| bad(format!("cannot read {}: {e}", self.config.display())))?;
+        let mut cfg: toml::Table =
+            toml::from_str(&text).map_err(|e| bad(format!("{}: {e}", self.config.display())))?;
+        if let Some(over) = &self.overrides {
+            deep_merge(&mut cfg, over);
+        }
+        Ok(toml::Value::Table(cfg)
+            .try_into()
+            .map_err(|e| bad(format!("{}: {e}", self.config.display())))?)
+    }
+
+    /// Trains the plan into `dir`.
+    ///
+    /// # Errors
+    /// An input error for a bad config; Ctrl-C or a diverging run.
+    pub fn train(&self, dir: &Path, stop: &AtomicBool) -> Result<TrainedModel> {
+        let plan = self.plan()?;
+        plan.prepare(scorelab_pipeline::memory::MemoryLimit::from_env()?)
+            .map_err(crate::in_config(&self.config))?;
+        train_into(&plan, dir, stop)
+    }
+}
+
+/// A value of an experiment's table as `T`, or an input error naming `field`.
+pub(crate) fn typed<T: serde::de::DeserializeOwned>(v: toml::Value, field: &str) -> Result<T> {
+    Ok(v.try_into().map_err(|e| bad(format!("{field}: {e}")))?)
+}
+
+/// What the command line passes to [`run`].
+pub struct ExperimentArgs {
+    /// The experiment file.
+    pub config: PathBuf,
+    /// The results folder.
+    pub results: PathBuf,
+    /// Merge the file's `[quick]` table over it first: the reduced-size run of `reproduce --quick`.
+    pub quick: bool,
+}
+
+/// Merges `over` into `base`: tables key by key, recursively; any other value replaces.
+pub fn deep_merge(base: &mut toml::Table, over: &toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => deep_merge(b, o),
+            _ => {
+                base.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
+/// The experiment's name: the config's file stem.
+fn name_of(path: &Path) -> Result<String, crate::InputError> {
+    path.file_stem()
+        .and_then(|s| s.to_str())
+        .map(str::to_string)
+        .ok_or_else(|| bad(format!("--config {}: needs a file name", path.display())))
+}
+
+/// Runs an experiment (module docs). Returns the summary table's text for the terminal.
+///
+/// # Errors
+/// An [`InputError`] for bad input; other errors for I/O failures.
+pub fn run(args: &ExperimentArgs, stop: &AtomicBool) -> Result<String> {
+    let text = std::fs::read_to_string(&args.config).map_err(|e| {
+        bad(format!(
+            "cannot read experiment {}: {e}",
+            args.config.display()
+        ))
+    })?;
+    let mut written: toml::Table = toml::from_str(&text)
+        .map_err(|e| bad(format!("experiment {}: {e}", args.config.display())))?;
+    let quick = match written.remove("quick") {
+        None => None,
+        Some(toml::Value::Table(t)) => Some(t),
+        Some(_) => {
+            return Err(bad(format!(
+                "experiment {}: quick: must be a table of the keys a quick run changes",
+                args.config.display()
+            ))
+            .into())
+        }
+    };
+    if args.quick {
+        if let Some(q) = &quick {
+            deep_merge(&mut written, q);
+        }
+    }
+    let file: ExperimentFile = toml::Value::Table(written.clone())
+        .try_into()
+        .map_err(|e| bad(format!("experiment {}: {e}", args.config.display())))?;
+    let name = name_of(&args.config)?;
+    if args.quick {
+        written.insert("quick".into(), true.into());
+    }
+    written.insert(
+        "run_info".into(),
+        crate::provenance(rayon::current_num_threads()).into(),
+    );
+    let header = format!(
+        "# Written by scorelab experiment: the experiment config as run, with provenance in [run_info].\n\
+         # `scorelab experiment --config {}` reruns it.\n",
+        args.config.display()
+    );
+    let models = args.results.join("models").join(&name);
+    let out = match &file {
+        ExperimentFile::Samplers(e) => samplers::run(e, &models, stop)?,
+        ExperimentFile::Noise(e) => noise::run(e, &models, stop)?,
+        ExperimentFile::DensityFit(e) => density_fit::run(e, &models, stop)?,
+        ExperimentFile::ImageFit(e) => image_fit::run(e, &models, stop)?,
+    };
+    let Outputs {
+        csv,
+        summary,
+        extra,
+        interrupted,
+    } = out;
+    let mut staged = Staged::default();
+    if interrupted {
+        staged.stage(
+            &args.results.join(format!("{name}.partial.csv")),
+            csv.as_bytes(),
+        )?;
+        staged.commit()?;
+        anyhow::bail!(
+            "interrupted: the rows finished are in {}",
+            args.results.join(format!("{name}.partial.csv")).display()
+        );
+    }
+    staged.stage(
+        &args.results.join(format!("{name}.config.toml")),
+        format!("{header}{}", toml::to_string(&written).expect("serialises")).as_bytes(),
+    )?;
+    staged.stage(&args.results.join(format!("{name}.csv")), csv.as_bytes())?;
+    staged.stage(
+        &args.results.join(format!("{name}_summary.csv")),
+        summary.as_bytes(),
+    )?;
+    for (suffix, text) in &extra {
+        staged.stage(
+            &args.results.join(format!("{name}_{suffix}.csv")),
+            text.as_bytes(),
+        )?;
+    }
+    staged.commit()?;
+    Ok(summary)
+}
