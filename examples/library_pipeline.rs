@@ -12,14 +12,16 @@
 //!
 //! Run: `cargo run --release --example library_pipeline` (about half a minute on 2 cores).
 
+use rand::SeedableRng;
 use scorelab_core::Score;
 use scorelab_eval::{median_bandwidth, mmd2};
 use scorelab_models::Network;
 use scorelab_pipeline::baselines::log_partition;
 use scorelab_pipeline::sample::{InitSpec, SamplePlan, SamplerSpec};
-use scorelab_pipeline::train::{train, DataSpec, ModelSpec, ObjectiveRaw, TrainPlan, TrainSettings};
+use scorelab_pipeline::train::{
+    train, DataSpec, ModelSpec, ObjectiveRaw, TrainPlan, TrainSettings,
+};
 use scorelab_pipeline::Result;
-use rand::SeedableRng;
 
 fn main() -> Result<()> {
     let seed = 1;
@@ -74,7 +76,10 @@ fn main() -> Result<()> {
         density: None,
         model_dir: None,
         noised_score: Default::default(),
-        init: Some(InitSpec::Gaussian { std: 1.0, mean: None }),
+        init: Some(InitSpec::Gaussian {
+            std: 1.0,
+            mean: None,
+        }),
         snapshots: vec![],
         sampler: SamplerSpec::Langevin {
             eps: 0.01,
@@ -98,7 +103,10 @@ fn main() -> Result<()> {
     let x_ncsn = annealed.prepare_with(ncsn.clone())?.run(seed, &mut ()).x;
 
     // 4. The held-out log-likelihood of the energy model, in nats per eruption in minutes.
-    let t = energy.transform.as_ref().expect("CSV data have a transform");
+    let t = energy
+        .transform
+        .as_ref()
+        .expect("CSV data have a transform");
     let Network::Energy(f) = &energy.network else {
         unreachable!("an energy_mlp plan trains an energy network")
     };
@@ -109,7 +117,10 @@ fn main() -> Result<()> {
     // MMD² in model units against the held-out rows, one bandwidth for both.
     let bandwidth = median_bandwidth(split.train.view(), split.test.view());
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    for (name, x) in [("energy + Langevin", &x_energy), ("noise-conditional + annealed Langevin", &x_ncsn)] {
+    for (name, x) in [
+        ("energy + Langevin", &x_energy),
+        ("noise-conditional + annealed Langevin", &x_ncsn),
+    ] {
         let z = t.forward(x);
         let m = mmd2(z.view(), split.test.view(), Some(bandwidth), 200, &mut rng);
         println!(
@@ -121,6 +132,10 @@ fn main() -> Result<()> {
     }
     // The learned scores answer in the data's units through the transform.
     let s = t.score_back(&f.score(t.forward(&split.test).view()));
-    println!("score of the energy model at the first held-out eruption (per minute): {:.4}, {:.4}", s[[0, 0]], s[[0, 1]]);
+    println!(
+        "score of the energy model at the first held-out eruption (per minute): {:.4}, {:.4}",
+        s[[0, 0]],
+        s[[0, 1]]
+    );
     Ok(())
 }

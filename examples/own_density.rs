@@ -4,9 +4,11 @@
 //! need. We implement `Dimension`, `LogDensity` (unnormalised is enough), `Score` and
 //! `ScoreFunction` (the Jacobian–vector product, for the trace), then
 //!
-//! 1. check the score against central finite differences of the log-density,
+//! 1. check the score, its JVP and its Laplacian against finite differences with the generic
+//!    checker (`scorelab_densities::testing`, one call each),
 //! 2. draw exact-in-the-limit samples with MALA (score and log-density only),
-//! 3. audit ESM = ISM + C for a random linear score model on those samples,
+//! 3. audit ESM = ISM + C for a random linear score model on those samples (C by Monte Carlo:
+//!    the audit needs nothing but the log-density and the score),
 //! 4. measure how far plain Langevin is from MALA by the kernel Stein discrepancy.
 //!
 //! Run: `cargo run --release --example own_density`
@@ -14,10 +16,9 @@
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use scorelab_core::{
-    Cubature, Dimension, ExpectationRule, LogDensity, Score, ScoreFunction, ScoreMatchingConstant,
-};
-use scorelab_eval::{audit, ksd};
+use scorelab_core::{Dimension, LogDensity, Score, ScoreFunction};
+use scorelab_densities::testing;
+use scorelab_eval::{audit_samples, ksd};
 use scorelab_models::Linear;
 use scorelab_samplers::{sample, Langevin, Mala};
 
@@ -75,42 +76,16 @@ impl ScoreFunction for Ring {
     }
 }
 
-// The audit also asks for C in closed form and a quadrature rule; "none" is an answer: it then
-// estimates C by Monte Carlo and skips the quadrature check.
-impl ScoreMatchingConstant for Ring {
-    fn score_matching_constant(&self) -> Option<f64> {
-        None
-    }
-}
-
-impl ExpectationRule for Ring {
-    fn expectation_rule(&self) -> Option<Cubature> {
-        None
-    }
-}
-
 fn main() {
     let ring = Ring { r: 3.0, w: 0.5 };
     let mut rng = ChaCha8Rng::seed_from_u64(7);
 
-    // 1. The score against finite differences of the log-density.
+    // 1. The score, its JVP and its Laplacian against finite differences, by the generic checker
+    //    every density of scorelab passes (feature `testing` of scorelab-densities).
     let x = scorelab_samplers::standard_normal(100, 2, &mut rng) * 2.0;
-    let s = ring.score(x.view());
-    let h = 1e-5;
-    let mut worst: f64 = 0.0;
-    for j in 0..2 {
-        let mut up = x.clone();
-        let mut down = x.clone();
-        up.column_mut(j).mapv_inplace(|v| v + h);
-        down.column_mut(j).mapv_inplace(|v| v - h);
-        let fd = (ring.log_density(up.view()) - ring.log_density(down.view())) / (2.0 * h);
-        worst = worst.max(
-            (&fd - &s.column(j))
-                .mapv(f64::abs)
-                .fold(0.0, |a: f64, &b| a.max(b)),
-        );
-    }
-    println!("1. score vs finite differences: max |error| = {worst:.2e}");
+    testing::check_score(&ring, x.view()).expect("the score is ∇log p");
+    testing::check_jvp_and_laplacian(&ring, x.view(), &mut rng).expect("J v and tr J");
+    println!("1. score, JVP and Laplacian agree with finite differences at 100 points");
 
     // 2. MALA: 20 000 independent chains, 300 steps each, from N(0, 4 I).
     let mala = Mala::new(0.05, 300).expect("valid");
@@ -125,7 +100,7 @@ fn main() {
 
     // 3. ESM = ISM + C for a random linear score model s(x) = Ax + b, on the MALA samples.
     let model = Linear::random(2, 0.5, 1).expect("valid");
-    let a = audit(&ring, &model, draws.view());
+    let a = audit_samples(&ring, &model, draws.view());
     println!(
         "3. audit: ESM {:.4} ± {:.4}, ISM {:.4} ± {:.4}, ESM − ISM {:.4} ± {:.4}, C (Monte Carlo) {:.4}: z = {:.2}",
         a.esm.mean, a.esm.se, a.ism.mean, a.ism.se, a.gap.mean, a.gap.se, a.constant, a.z_score

@@ -41,6 +41,8 @@ mod half_normal;
 mod mixture;
 pub mod quadrature;
 mod student_t;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use any::AnyDensity;
 pub use banana::Banana;

@@ -7,7 +7,6 @@ use gauss_quad::legendre::GaussLegendre;
 use ndarray::{array, Array1, Array2, ArrayView2, Axis};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal};
 use scorelab_core::linalg::row_sq_norms;
 use scorelab_core::tolerance::*;
 use scorelab_core::{
@@ -29,10 +28,6 @@ fn test_points(p: &AnyDensity, seed: u64) -> Array2<f64> {
     }
 }
 
-fn step(v: f64) -> f64 {
-    FINITE_DIFF_STEP * (1.0 + v.abs())
-}
-
 fn assert_close(what: &str, got: f64, want: f64, scale: f64, rel: f64) {
     assert!(
         (got - want).abs() <= rel * scale.max(1.0),
@@ -40,107 +35,62 @@ fn assert_close(what: &str, got: f64, want: f64, scale: f64, rel: f64) {
     );
 }
 
-/// Score against the central difference of log p.
+/// Score against the central difference of log p ([`testing::check_score`]).
 #[test]
 fn score_is_the_gradient_of_log_density() {
     for (name, p) in cases() {
         let x = test_points(&p, 1);
-        let s = p.score(x.view());
-        for i in 0..x.nrows() {
-            for j in 0..p.dim() {
-                let h = step(x[[i, j]]);
-                let (mut xp, mut xm) = (x.row(i).to_owned(), x.row(i).to_owned());
-                xp[j] += h;
-                xm[j] -= h;
-                let fd = (p.log_density(xp.view().insert_axis(Axis(0)))[0]
-                    - p.log_density(xm.view().insert_axis(Axis(0)))[0])
-                    / (2.0 * h);
-                assert_close(
-                    &format!("{name} score[{i},{j}]"),
-                    s[[i, j]],
-                    fd,
-                    fd.abs(),
-                    FINITE_DIFF_REL,
-                );
-            }
-        }
+        testing::check_score(&p, x.view()).unwrap_or_else(|e| panic!("{name} {e}"));
     }
 }
 
 /// J v against the central difference of the score along v, and the Laplacian against the
-/// finite-difference divergence.
+/// finite-difference divergence ([`testing::check_jvp_and_laplacian`]).
 #[test]
 fn jvp_and_laplacian_match_finite_differences_of_the_score() {
     let mut rng = ChaCha8Rng::seed_from_u64(2);
     for (name, p) in cases() {
         let x = test_points(&p, 3);
-        let v = Array2::from_shape_simple_fn(x.raw_dim(), || StandardNormal.sample(&mut rng));
-        let jv = p.score_jvp(x.view(), v.view());
-        let lap = p.jacobian_trace(x.view());
-        for i in 0..x.nrows() {
-            let xi = x.row(i);
-            let h = FINITE_DIFF_STEP * (1.0 + xi.dot(&xi).sqrt());
-            let xp = (&xi + &(&v.row(i) * h)).insert_axis(Axis(0));
-            let xm = (&xi - &(&v.row(i) * h)).insert_axis(Axis(0));
-            let fd = (p.score(xp.view()) - p.score(xm.view())) / (2.0 * h);
-            for j in 0..p.dim() {
-                assert_close(
-                    &format!("{name} jvp[{i},{j}]"),
-                    jv[[i, j]],
-                    fd[[0, j]],
-                    fd[[0, j]].abs(),
-                    FINITE_DIFF_REL,
-                );
-            }
-            let mut div = 0.0;
-            for j in 0..p.dim() {
-                let h = step(xi[j]);
-                let (mut xp, mut xm) = (xi.to_owned(), xi.to_owned());
-                xp[j] += h;
-                xm[j] -= h;
-                div += (p.score(xp.view().insert_axis(Axis(0)))[[0, j]]
-                    - p.score(xm.view().insert_axis(Axis(0)))[[0, j]])
-                    / (2.0 * h);
-            }
-            assert_close(
-                &format!("{name} laplacian[{i}]"),
-                lap[i],
-                div,
-                div.abs(),
-                FINITE_DIFF_REL,
-            );
-        }
+        testing::check_jvp_and_laplacian(&p, x.view(), &mut rng)
+            .unwrap_or_else(|e| panic!("{name} {e}"));
     }
 }
 
-/// Sample mean and covariance within 5 standard errors of the closed-form moments; the standard
-/// error of each covariance entry comes from the empirical variance of the centred products.
+/// Sample mean and covariance within 5 standard errors of the closed-form moments
+/// ([`testing::check_moments`]).
 #[test]
 fn sample_moments_match_closed_form() {
-    let n = 200_000;
     for (k, (name, p)) in cases().into_iter().enumerate() {
-        let x = p.sample(n, &mut ChaCha8Rng::seed_from_u64(100 + k as u64));
-        let (mu, cov) = (p.mean(), p.covariance());
-        let d = p.dim();
-        let m = x.mean_axis(Axis(0)).unwrap();
-        let r = &x - &m;
-        for j in 0..d {
-            let se = (cov[[j, j]] / n as f64).sqrt();
-            let z = (m[j] - mu[j]) / se;
-            assert!(z.abs() < MONTE_CARLO_SE, "{name} mean[{j}]: z = {z}");
-            for l in 0..=j {
-                let prod = &r.column(j) * &r.column(l);
-                let c = prod.sum() / (n as f64 - 1.0);
-                let se = prod.std(1.0) / (n as f64).sqrt();
-                let z = (c - cov[[j, l]]) / se;
-                assert!(
-                    z.abs() < MONTE_CARLO_SE,
-                    "{name} cov[{j},{l}]: {c} vs {} (z = {z})",
-                    cov[[j, l]]
-                );
-            }
+        let mut rng = ChaCha8Rng::seed_from_u64(100 + k as u64);
+        testing::check_moments(&p, 200_000, &mut rng).unwrap_or_else(|e| panic!("{name} {e}"));
+    }
+}
+
+/// The checker can fail: a density whose score is off by 1% in one coordinate is caught.
+#[test]
+fn the_checker_catches_a_wrong_score() {
+    struct Off(Gaussian);
+    impl Dimension for Off {
+        fn dim(&self) -> usize {
+            2
         }
     }
+    impl LogDensity for Off {
+        fn log_density(&self, x: ArrayView2<f64>) -> Array1<f64> {
+            self.0.log_density(x)
+        }
+    }
+    impl Score for Off {
+        fn score(&self, x: ArrayView2<f64>) -> Array2<f64> {
+            let mut s = self.0.score(x);
+            s.column_mut(1).mapv_inplace(|v| v * 1.01);
+            s
+        }
+    }
+    let p = Off(Gaussian::standard(2));
+    let x = p.0.sample(5, &mut ChaCha8Rng::seed_from_u64(1));
+    let e = testing::check_score(&p, x.view()).unwrap_err();
+    assert!(e.starts_with("score[0,1]"), "{e}");
 }
 
 /// E_p[‖s‖²]/2 = C and E_p[Δ log p] = −2C, by Monte Carlo within 5 standard errors; where C has a

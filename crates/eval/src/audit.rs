@@ -38,7 +38,7 @@
 use ndarray::ArrayView2;
 use scorelab_core::linalg::row_sq_norms;
 use scorelab_core::stats::MeanSe;
-use scorelab_core::{ExpectationRule, LogDensity, ScoreFunction, ScoreMatchingConstant};
+use scorelab_core::{Cubature, ExpectationRule, LogDensity, ScoreFunction, ScoreMatchingConstant};
 use scorelab_densities::AnyDensity;
 use scorelab_models::AnyModel;
 use scorelab_objectives::closed_form::{gaussian_linear, half_normal_linear};
@@ -94,13 +94,46 @@ pub struct Audit {
     pub quadrature: Option<QuadratureAudit>,
 }
 
-/// Audits ESM = ISM + C + B for `model` on `density`, with `x` samples of the density (crate docs).
+/// Audits ESM = ISM + C + B for `model` on `density`, with `x` samples of the density (crate
+/// docs), using what an analytic density offers besides its score: C in closed form (else a Monte
+/// Carlo estimate) and a quadrature rule (else no quadrature audit).
 ///
 /// # Panics
 /// If `x`'s columns, the density's and the model's dimensions differ, or `x` has fewer than 2 rows.
 pub fn audit<D>(density: &D, model: &dyn ScoreFunction, x: ArrayView2<f64>) -> Audit
 where
     D: LogDensity + ScoreFunction + ScoreMatchingConstant + ExpectationRule,
+{
+    audit_with(
+        density,
+        model,
+        x,
+        density.score_matching_constant(),
+        density.expectation_rule(),
+    )
+}
+
+/// [`audit`] for a density that has nothing but a log-density and a score (your own, say): C
+/// estimated by Monte Carlo on `x`, no quadrature.
+///
+/// # Panics
+/// As [`audit`].
+pub fn audit_samples<D>(density: &D, model: &dyn ScoreFunction, x: ArrayView2<f64>) -> Audit
+where
+    D: LogDensity + ScoreFunction + ?Sized,
+{
+    audit_with(density, model, x, None, None)
+}
+
+fn audit_with<D>(
+    density: &D,
+    model: &dyn ScoreFunction,
+    x: ArrayView2<f64>,
+    closed_constant: Option<f64>,
+    rule: Option<Cubature>,
+) -> Audit
+where
+    D: LogDensity + ScoreFunction + ?Sized,
 {
     assert_eq!(
         x.ncols(),
@@ -122,7 +155,7 @@ where
     let gap_i = &esm_i - &ism_i;
     let gap = MeanSe::of(gap_i.view());
     let boundary_term = density.boundary_term(model);
-    let (constant, constant_source, z_score) = match density.score_matching_constant() {
+    let (constant, constant_source, z_score) = match closed_constant {
         Some(c) => {
             let z = z_score(gap.mean - c - boundary_term, gap.se, gap.mean.abs());
             (c, ConstantSource::ClosedForm, z)
@@ -141,15 +174,14 @@ where
         let diff = &ge - &gi;
         diff.dot(&diff).sqrt() / ge.dot(&ge).sqrt()
     });
-    let quadrature = density.expectation_rule().map(|rule| {
+    let quadrature = rule.map(|rule| {
         let nodes = rule.nodes.view();
         let t = density.score(nodes);
         let s = model.score(nodes);
         let esm = rule.expect(&esm_terms(t.view(), s.view()));
         let ism = rule.expect(&ism_terms(s.view(), model.jacobian_trace(nodes).view()));
-        let constant = density
-            .score_matching_constant()
-            .unwrap_or_else(|| 0.5 * rule.expect(&row_sq_norms(t.view())));
+        let constant =
+            closed_constant.unwrap_or_else(|| 0.5 * rule.expect(&row_sq_norms(t.view())));
         let want = constant + boundary_term;
         let scale = want.abs().max(esm.abs()).max(ism.abs());
         QuadratureAudit {

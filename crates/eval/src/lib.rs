@@ -34,7 +34,7 @@
 pub mod audit;
 pub mod metrics;
 
-pub use audit::{audit, closed_form, Audit, ConstantSource, QuadratureAudit};
+pub use audit::{audit, audit_samples, closed_form, Audit, ConstantSource, QuadratureAudit};
 pub use metrics::{
     fisher_divergence, ksd, median_bandwidth, mmd2, mode_weights, sliced_w2, Estimate, Ksd, Mmd,
 };

@@ -14,6 +14,7 @@ use scorelab_core::linalg::row_sq_norms;
 use scorelab_core::stats::MeanSe;
 use scorelab_core::Score;
 use scorelab_densities::GaussianMixture;
+use scorelab_objectives::esm_terms;
 use statrs::distribution::{ContinuousCDF, Normal};
 
 /// A measured quantity with its uncertainty.
@@ -54,8 +55,8 @@ pub fn fisher_divergence<M: Score + ?Sized, T: Score + ?Sized>(
     target: &T,
     x: ArrayView2<f64>,
 ) -> (Estimate, Array1<f64>) {
-    let diff = model.score(x) - target.score(x);
-    let terms = row_sq_norms(diff.view()) * 0.5;
+    // The per-sample ESM terms, ½‖t − s‖², of the objectives crate: one definition.
+    let terms = esm_terms(target.score(x).view(), model.score(x).view());
     let m = MeanSe::of(terms.view());
     (
         Estimate {

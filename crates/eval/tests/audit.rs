@@ -8,7 +8,7 @@ use rand_chacha::ChaCha8Rng;
 use scorelab_core::tolerance::{MONTE_CARLO_SE, QUADRATURE_REL};
 use scorelab_core::{Dimension, Sample, ScoreMatchingConstant};
 use scorelab_densities::*;
-use scorelab_eval::{audit, closed_form, ConstantSource};
+use scorelab_eval::{audit, audit_samples, closed_form, ConstantSource};
 use scorelab_models::{AnyModel, Linear};
 
 /// The catalogue's densities that offer a quadrature rule (1-D and 2-D, all but the Student-t).
@@ -44,25 +44,66 @@ proptest! {
     }
 }
 
-/// With the density's own score as the model, ESM is 0 on every sample and ISM = −C.
+/// With the density's own score as the model, the quadrature ISM is −C on every low-dimensional
+/// density (the quadrature against the closed-form constant).
 #[test]
-fn the_true_score_has_zero_esm_and_ism_minus_c() {
+fn the_true_score_has_quadrature_ism_minus_c() {
     for p in low_dim_densities() {
         let x = p.sample(1000, &mut ChaCha8Rng::seed_from_u64(3));
-        let a = audit(&p, &p, x.view());
-        assert_eq!(a.esm.mean, 0.0);
-        assert!(
-            a.grad_rel_diff.is_none(),
-            "a density exposes no θ-gradients"
-        );
-        let q = a.quadrature.unwrap();
-        assert!(q.esm.abs() < 1e-12);
+        let q = audit(&p, &p, x.view()).quadrature.unwrap();
         assert!(
             (q.ism + q.constant).abs() < QUADRATURE_REL * q.constant,
             "{}: {q:?}",
             p.kind()
         );
     }
+}
+
+/// A linear model equal to a Gaussian's score, written with the covariance inverted by hand
+/// (the 2×2 adjugate, not the density's Cholesky solves), has ESM 0 to rounding on every sample,
+/// and ISM = −C = −½ tr Σ⁻¹ within 5 standard errors.
+#[test]
+fn a_hand_written_true_score_has_zero_esm_and_ism_minus_c() {
+    let (mu, cov) = (array![1.0, -0.5], array![[1.0, 0.6], [0.6, 2.0]]);
+    let p = Gaussian::new(mu.clone(), cov).unwrap();
+    let det = 1.0 * 2.0 - 0.6 * 0.6;
+    let prec = array![[2.0 / det, -0.6 / det], [-0.6 / det, 1.0 / det]];
+    let a = -&prec;
+    let b = prec.dot(&mu);
+    let m = AnyModel::from(Linear::new(a, b).unwrap());
+    let x = p.sample(20_000, &mut ChaCha8Rng::seed_from_u64(5));
+    let r = audit(&p, &m, x.view());
+    assert!(r.esm.mean < 1e-24, "ESM {}", r.esm.mean);
+    let c = 0.5 * (prec[[0, 0]] + prec[[1, 1]]);
+    assert!(
+        (r.ism.mean + c).abs() < MONTE_CARLO_SE * r.ism.se,
+        "ISM {} ± {} vs −C = {}",
+        r.ism.mean,
+        r.ism.se,
+        -c
+    );
+    assert!(r.grad_rel_diff.is_some(), "a linear model has θ-gradients");
+}
+
+/// Without a closed-form C or a rule, the audit estimates C by Monte Carlo: within 5 standard
+/// errors of the closed form, on the same samples as the full audit.
+#[test]
+fn the_sample_only_audit_estimates_c_by_monte_carlo() {
+    let p = Gaussian::new(array![0.5, 1.0], array![[2.0, 0.3], [0.3, 0.7]]).unwrap();
+    let m = AnyModel::from(Linear::random(2, 0.5, 4).unwrap());
+    let x = p.sample(50_000, &mut ChaCha8Rng::seed_from_u64(9));
+    let a = audit_samples(&p, &m, x.view());
+    let ConstantSource::MonteCarlo { se } = a.constant_source else {
+        panic!("no closed form was given")
+    };
+    assert!(a.quadrature.is_none());
+    let c = p.score_matching_constant().unwrap();
+    assert!(
+        (a.constant - c).abs() < MONTE_CARLO_SE * se,
+        "{} ± {se} vs {c}",
+        a.constant
+    );
+    assert!(a.z_score.abs() < MONTE_CARLO_SE, "z = {}", a.z_score);
 }
 
 /// Monte Carlo z-scores at fixed seeds are within 5 for every density, including the Student-t and a

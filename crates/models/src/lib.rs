@@ -6,9 +6,20 @@
 //!
 //! | model | s_θ(x) | tr ∇ₓs_θ | parameters θ |
 //! | --- | --- | --- | --- |
-//! | [`Linear`] | A x + b | tr A | A (row-major), then b |
+//! | [`Linear`] (f64) | A x + b | tr A | A (row-major), then b |
+//! | [`Mlp`] (dfdx, f32) | MLP(x) | naive (D tangents) or structured (cyclic trace, [`TraceMethod`]) | every layer's weight, then bias |
+//! | [`NoiseConditionalMlp`] | MLP(x, log σ)/σ; [`NoiseConditionalMlp::at`] fixes σ | the same, at fixed σ | as [`Mlp`], with log σ as an extra input |
+//! | [`EnergyMlp`] | −∇ₓ(MLP(x) + ‖x‖²/(2τ²)), a normalisable p_θ ∝ e^{−f_θ} | −Δf_θ, exact | as [`Mlp`] |
 //!
-//! [`AnyModel`] holds any of them for code that picks one at run time.
+//! The dfdx networks are trained in f32 on a tape: their forward pushes Jacobian–vector products
+//! and exact traces alongside the values as ordinary taped ops, so one backward pass gives ∇_θ of
+//! any score-matching loss (dfdx has no double backward; the module docs of `mlp` and `energy`
+//! derive each construction). They are evaluated through the f64 door for audits and samplers.
+//!
+//! [`AnyModel`] holds any σ-free model of the f64 door (the audit's models); [`Network`] any dfdx
+//! network, with its architecture [`NetworkSpec`], safetensors save/load and the resumable
+//! [`TrainingState`]. [`Adam`] and [`Ema`] are the optimiser and weight average, validated at
+//! construction.
 //!
 //! ```
 //! use ndarray::array;

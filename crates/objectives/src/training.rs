@@ -518,13 +518,13 @@ impl Trainer {
                 let (mut ism, mut esm, mut c) = (0.0, 0.0, 0.0);
                 for x in self.eval.x.axis_chunks_iter(Axis(0), EVAL_CHUNK) {
                     let s = f.score(x);
-                    ism += (row_sq_norms(s.view()) * 0.5 + &f.jacobian_trace(x)).sum();
+                    ism += crate::ism_terms(s.view(), f.jacobian_trace(x).view()).sum();
                     if let (true, TrainData::Density(p)) = (self.eval.has_target, &self.data) {
                         let t = match self.eval.sigma {
                             None => p.score(x),
                             Some(sig) => p.noised_score(x, sig).expect("checked at construction"),
                         };
-                        esm += (row_sq_norms((&s - &t).view()) * 0.5).sum();
+                        esm += crate::esm_terms(t.view(), s.view()).sum();
                         c += (row_sq_norms(t.view()) * 0.5).sum();
                     }
                 }

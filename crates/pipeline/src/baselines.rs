@@ -5,14 +5,15 @@
 //!
 //! ```
 //! use ndarray::array;
-//! use scorelab_core::LogDensity;
+//! use scorelab_core::Moments;
 //! use scorelab_pipeline::baselines::{fit_gaussian, kde_scott};
 //! let x = array![[0.0, 0.1], [1.0, -0.4], [-0.5, 0.3], [0.4, 1.2], [-1.1, -0.8]];
-//! let g = fit_gaussian(x.view())?;
-//! let k = kde_scott(x.view())?;
-//! // The KDE puts mass on the data: at a data point it beats the single Gaussian.
-//! let at = array![[0.0, 0.1]];
-//! assert!(k.log_density(at.view())[0] > g.log_density(at.view())[0]);
+//! let (g, k) = (fit_gaussian(x.view())?, kde_scott(x.view())?);
+//! // Both have the data's mean; the KDE's covariance is its bandwidth H = n^(−1/3) Σ̂ (Scott, 2-D)
+//! // plus the spread of its centres, (n − 1)/n Σ̂.
+//! assert!((k.mean() - g.mean()).iter().all(|e| e.abs() < 1e-12));
+//! let want = g.covariance() * (5f64.powf(-1.0 / 3.0) + 4.0 / 5.0);
+//! assert!((k.covariance() - want).iter().all(|e| e.abs() < 1e-12));
 //! # Ok::<(), scorelab_pipeline::PipelineError>(())
 //! ```
 

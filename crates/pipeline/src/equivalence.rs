@@ -1,6 +1,6 @@
 //! The equivalence audit as a library: configs of cases (a density and a score model each), the
 //! built-in suite ([`builtin`]), and [`run`], which audits ESM = ISM + C (+ B) on every case
-//! ([`scorelab_eval::audit`]) and gives one [`Row`] per case ([`to_csv`] writes them).
+//! ([`scorelab_eval::audit()`]) and gives one [`Row`] per case ([`to_csv`] writes them).
 //!
 //! ```toml
 //! seed = 7              # default 0

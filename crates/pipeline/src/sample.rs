@@ -319,6 +319,7 @@ impl SamplerSpec {
 }
 
 /// Where the score comes from.
+#[derive(Debug, Clone)]
 pub enum Source {
     /// An analytic density.
     Density {
@@ -410,6 +411,7 @@ impl Score for ModelScore<'_> {
 }
 
 /// A validated sampling run: what [`SamplePlan::prepare`] returns.
+#[derive(Debug, Clone)]
 pub struct Sampling {
     /// The resolved config (defaults filled in, no `[run]`).
     pub resolved: SamplePlan,

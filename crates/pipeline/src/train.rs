@@ -495,7 +495,7 @@ fn default_levels() -> usize {
 }
 
 /// `[train]`: the optimiser's settings, validated as they are read ([`TrainConfig::validate`]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(try_from = "TrainSettingsRaw", into = "TrainSettingsRaw")]
 pub struct TrainSettings {
     raw: TrainSettingsRaw,
@@ -565,14 +565,6 @@ impl TrainSettings {
             ema: r.ema,
             val_batch: r.val_batch,
             eval_batch: r.eval_batch,
-        }
-    }
-}
-
-impl Default for TrainSettings {
-    fn default() -> Self {
-        TrainSettings {
-            raw: TrainSettingsRaw::default(),
         }
     }
 }

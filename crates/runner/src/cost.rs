@@ -9,6 +9,30 @@ use crate::InputError;
 use anyhow::Result;
 use scorelab_pipeline::cost::{measure, objective, to_csv, CostRow};
 use scorelab_pipeline::files::Staged;
+use std::path::PathBuf;
+
+/// The flags of `scorelab cost`.
+#[derive(clap::Args)]
+pub struct CostArgs {
+    /// Input dimensions D.
+    #[arg(long, value_delimiter = ',', default_value = "2,8,32,128,512")]
+    pub dims: Vec<usize>,
+    /// Batch size.
+    #[arg(long, default_value_t = 128)]
+    pub batch: usize,
+    /// Width of the two hidden softplus layers.
+    #[arg(long, default_value_t = 128)]
+    pub width: usize,
+    /// Timed steps per setting (after 5 warm-up steps).
+    #[arg(long, default_value_t = 30)]
+    pub steps: usize,
+    /// Objectives (default all: dsm,ssm,ssm_vr,ism_naive,ism_structured,esm).
+    #[arg(long, value_delimiter = ',')]
+    pub objectives: Option<Vec<String>>,
+    /// Where to write the CSV.
+    #[arg(long, default_value = "results/jacobian_cost.csv")]
+    pub out: PathBuf,
+}
 
 /// Runs `scorelab cost` and writes the CSV.
 ///

@@ -4,26 +4,12 @@
 
 use crate::InputError;
 use anyhow::Result;
-use comfy_table::{presets, Cell, CellAlignment, Table};
-use indicatif::{ProgressBar, ProgressStyle};
+use comfy_table::{Cell, CellAlignment};
 use scorelab_eval::{Audit, ConstantSource};
 use scorelab_pipeline::equivalence::{self as eq, EquivalenceConfig, Row};
 use scorelab_pipeline::files::{beside, Staged};
 use scorelab_pipeline::memory::MemoryLimit;
 use std::collections::BTreeMap;
-
-/// A progress bar over `n` cases on stderr (hidden when stderr is not a terminal).
-pub fn progress_bar(n: usize) -> ProgressBar {
-    let bar = ProgressBar::new(n as u64);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{bar:30}] {pos}/{len} cases  {elapsed_precise} (eta {eta})",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    bar
-}
 
 fn sig(v: f64) -> String {
     if v == 0.0 {
@@ -46,8 +32,7 @@ fn constant(a: &Audit) -> String {
 
 /// The per-case table and the per-density summary, as text.
 pub fn table(rows: &[Row]) -> String {
-    let mut t = Table::new();
-    t.load_preset(presets::ASCII_MARKDOWN);
+    let mut t = crate::markdown_table();
     t.set_header([
         "case",
         "D",
@@ -85,8 +70,7 @@ pub fn table(rows: &[Row]) -> String {
         let key = r.case.split('/').next().unwrap_or(&r.case).to_string();
         by_density.entry(key).or_default().push(r);
     }
-    let mut s = Table::new();
-    s.load_preset(presets::ASCII_MARKDOWN);
+    let mut s = crate::markdown_table();
     s.set_header([
         "density",
         "models",
@@ -145,7 +129,10 @@ pub fn write(
         config.samples,
         config.seed
     );
-    let bar = progress_bar(cases.len());
+    let bar = crate::bar(
+        cases.len() as u64,
+        "{spinner} [{bar:30}] {pos}/{len} cases  {elapsed_precise} (eta {eta})",
+    );
     let rows = eq::run(config, &cases, &|_| bar.inc(1));
     bar.finish_and_clear();
     let csv = eq::to_csv(&rows);

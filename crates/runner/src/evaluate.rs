@@ -87,19 +87,27 @@ pub fn read_target(path: &Path) -> Result<(AnyDensity, String), InputError> {
     target_of(&p, kind, sigma).map_err(|e| bad(format!("{label}: {e}")))
 }
 
-/// What the command line passes to [`run`].
+/// The flags of `scorelab eval`.
+#[derive(clap::Args)]
 pub struct EvalArgs {
-    /// The samples CSV.
+    /// The samples, header x0..x{D-1}.
+    #[arg(long, value_name = "FILE.csv")]
     pub samples: PathBuf,
-    /// A TOML file with the target density.
+    /// A TOML file with density = {…} (a sample config works as is, and sets the target to
+    /// p_σ when its sampler ends at σ_min without denoise).
+    #[arg(long, value_name = "FILE.toml")]
     pub density: Option<PathBuf>,
-    /// Or a reference sample.
+    /// Or a reference sample, header x0..x{D-1}.
+    #[arg(long, value_name = "REF.csv")]
     pub reference: Option<PathBuf>,
-    /// The seed (default 0).
+    /// Seed for the exact reference samples, permutations, bootstrap and projections (default 0).
+    #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
-    /// Permutations / bootstrap replicates.
+    /// Permutations of the MMD test and bootstrap replicates of the KSD test (0: no p-values).
+    #[arg(long, value_name = "N", default_value_t = 200)]
     pub tests: usize,
-    /// Where to write.
+    /// Where to write the metrics.
+    #[arg(long, value_name = "FILE.csv")]
     pub out: PathBuf,
 }
 

@@ -4,20 +4,9 @@
 //! mapping from files to [`scorelab_pipeline`] calls. The science lives in the library crates;
 //! every subcommand here reads its inputs, calls the pipeline, and writes what it returns.
 //!
-//! - `scorelab equivalence [--config FILE.toml] [--out FILE.csv] [--seed N] [--samples N]`: the audit of
-//!   ESM = ISM + C (+ B) on analytic densities ([`equivalence`]).
-//! - `scorelab train --config FILE.toml --out DIR [--seed N] [--threads N] [--force] [--resume]`:
-//!   trains a score network by any objective ([`train`]).
-//! - `scorelab cost --dims 2,8,32,128,512 --batch 128 --width 128 --steps 30 --out FILE.csv`: the
-//!   Jacobian-cost table ([`cost`]).
-//! - `scorelab score --model DIR --points IN.csv --out OUT.csv [--sigma S]`: a trained model's score
-//!   in the data's units ([`score`]).
-//! - `scorelab sample --config FILE.toml --out samples.csv [--seed N]`: a sampler on an analytic
-//!   density's (noised) score or a trained model's ([`sample`]).
-//! - `scorelab eval --samples S.csv (--density FILE.toml | --reference R.csv) --out metrics.csv`:
-//!   the metric bundle ([`evaluate`]).
-//! - `scorelab experiment --config paper/experiments/NAME.toml [--results DIR]`: one of the paper's
-//!   experiments ([`experiments`]); `scorelab reproduce` runs them all ([`reproduce`]).
+//! One module per subcommand: [`equivalence`], [`train`], [`cost`], [`score`], [`sample`],
+//! [`evaluate`] (`scorelab eval`), [`experiments`] (one file per experiment kind) and
+//! [`reproduce`] (every experiment, figure and the paper); `scorelab --help` lists their flags.
 //!
 //! User input never panics: a bad config is an [`InputError`] (or a [`PipelineError`] about
 //! input) that names the case and field, exits with code 2, and writes nothing.
@@ -86,6 +75,13 @@ pub(crate) fn bar(len: u64, template: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(len);
     bar.set_style(indicatif::ProgressStyle::with_template(template).expect("a valid template"));
     bar
+}
+
+/// An empty table that prints as Markdown.
+pub fn markdown_table() -> comfy_table::Table {
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::ASCII_MARKDOWN);
+    t
 }
 
 /// The commit, compiler, CPU and thread count of this run.

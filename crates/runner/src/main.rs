@@ -47,48 +47,10 @@ enum Command {
     /// ssm_vr, dsm or dsm_multi; writes DIR/config.toml, loss.csv, model.safetensors (see the README).
     ///
     /// Ctrl-C stops after the current step and saves everything; --resume continues.
-    Train {
-        /// The TOML config ([data], [model], [objective], [train]; see the README).
-        #[arg(long, value_name = "FILE.toml")]
-        config: PathBuf,
-        /// The output folder (refused if it exists and is not empty, unless --force or --resume).
-        #[arg(long, value_name = "DIR")]
-        out: PathBuf,
-        /// Overrides the config's seed.
-        #[arg(long, value_name = "N")]
-        seed: Option<u64>,
-        /// Worker threads for the matrix products (default: all cores).
-        #[arg(long, value_name = "N")]
-        threads: Option<usize>,
-        /// Overwrite an existing output folder's results.
-        #[arg(long)]
-        force: bool,
-        /// Continue the run in DIR from its last checkpoint (only [train] may change).
-        #[arg(long)]
-        resume: bool,
-    },
+    Train(train::TrainArgs),
     /// The Jacobian-cost table: median ms per training step (forward, loss, backward, Adam) for
     /// each objective and D, in the baselines' setting (see the README).
-    Cost {
-        /// Input dimensions D.
-        #[arg(long, value_delimiter = ',', default_value = "2,8,32,128,512")]
-        dims: Vec<usize>,
-        /// Batch size.
-        #[arg(long, default_value_t = 128)]
-        batch: usize,
-        /// Width of the two hidden softplus layers.
-        #[arg(long, default_value_t = 128)]
-        width: usize,
-        /// Timed steps per setting (after 5 warm-up steps).
-        #[arg(long, default_value_t = 30)]
-        steps: usize,
-        /// Objectives (default all: dsm,ssm,ssm_vr,ism_naive,ism_structured,esm).
-        #[arg(long, value_delimiter = ',')]
-        objectives: Option<Vec<String>>,
-        /// Where to write the CSV.
-        #[arg(long, default_value = "results/jacobian_cost.csv")]
-        out: PathBuf,
-    },
+    Cost(cost::CostArgs),
     /// A trained model's score at the points of a CSV (header x0..x{D-1}); writes s0..s{D-1}, in
     /// the data's own units.
     Score {
@@ -111,17 +73,7 @@ enum Command {
     /// <OUT>.config.toml, <OUT>.trace.csv and any snapshots <OUT>.step<K>.csv (see the README).
     ///
     /// Ctrl-C stops after the current step, keeping the snapshots already written.
-    Sample {
-        /// The TOML config (seed, chains, density or model_dir, init, snapshots, [sampler]).
-        #[arg(long, value_name = "FILE.toml")]
-        config: PathBuf,
-        /// Where to write the samples.
-        #[arg(long, value_name = "FILE.csv")]
-        out: PathBuf,
-        /// Overrides the config's seed.
-        #[arg(long, value_name = "N")]
-        seed: Option<u64>,
-    },
+    Sample(sample::SampleArgs),
     /// Run one of the paper's experiments (paper/experiments/*.toml): writes RESULTS/NAME.csv,
     /// NAME_summary.csv and NAME.config.toml (see the README).
     Experiment {
@@ -183,46 +135,19 @@ enum Command {
     /// Sample-quality metrics of a samples CSV against a density (MMD², KSD, sliced W2, mode
     /// weights) or a reference sample (MMD², sliced W2); one row per metric:
     /// metric,value,se,p_value,target.
-    Eval {
-        /// The samples, header x0..x{D-1}.
-        #[arg(long, value_name = "FILE.csv")]
-        samples: PathBuf,
-        /// A TOML file with density = {…} (a sample config works as is, and sets the target to
-        /// p_σ when its sampler ends at σ_min without denoise).
-        #[arg(long, value_name = "FILE.toml")]
-        density: Option<PathBuf>,
-        /// Or a reference sample, header x0..x{D-1}.
-        #[arg(long, value_name = "REF.csv")]
-        reference: Option<PathBuf>,
-        /// Seed for the exact reference samples, permutations, bootstrap and projections (default 0).
-        #[arg(long, value_name = "N")]
-        seed: Option<u64>,
-        /// Permutations of the MMD test and bootstrap replicates of the KSD test (0: no p-values).
-        #[arg(long, value_name = "N", default_value_t = 200)]
-        tests: usize,
-        /// Where to write the metrics.
-        #[arg(long, value_name = "FILE.csv")]
-        out: PathBuf,
-    },
+    Eval(evaluate::EvalArgs),
 }
 
-fn cost_cmd(
-    dims: Vec<usize>,
-    batch: usize,
-    width: usize,
-    steps: usize,
-    objectives: Option<Vec<String>>,
-    out: PathBuf,
-) -> Result<()> {
-    let ids = objectives.unwrap_or_else(|| {
+fn cost_cmd(args: cost::CostArgs) -> Result<()> {
+    let (dims, batch, width, out) = (args.dims, args.batch, args.width, args.out);
+    let ids = args.objectives.unwrap_or_else(|| {
         scorelab_pipeline::cost::OBJECTIVES
             .iter()
             .map(|s| s.to_string())
             .collect()
     });
-    let rows = cost::run(&ids, &dims, batch, width, steps, &out)?;
-    let mut table = comfy_table::Table::new();
-    table.load_preset(comfy_table::presets::ASCII_MARKDOWN);
+    let rows = cost::run(&ids, &dims, batch, width, args.steps, &out)?;
+    let mut table = scorelab::markdown_table();
     let mut header = vec!["objective".to_string()];
     header.extend(dims.iter().map(|d| format!("D={d}")));
     table.set_header(header);
@@ -246,9 +171,8 @@ fn cost_cmd(
     Ok(())
 }
 
-fn sample_cmd(config: PathBuf, out: PathBuf, seed: Option<u64>) -> Result<()> {
+fn sample_cmd(args: sample::SampleArgs) -> Result<()> {
     let stop = stop_flag();
-    let args = sample::SampleArgs { config, out, seed };
     if sample::run(&args, &stop)? {
         std::process::exit(130);
     }
@@ -265,8 +189,7 @@ fn reproduce_cmd(quick: bool, out: Option<PathBuf>) -> Result<()> {
             started.elapsed().as_secs_f64()
         );
     })?;
-    let mut table = comfy_table::Table::new();
-    table.load_preset(comfy_table::presets::ASCII_MARKDOWN);
+    let mut table = scorelab::markdown_table();
     table.set_header(["step", "seconds", "wrote"]);
     for r in &reports {
         table.add_row([r.name.clone(), format!("{:.1}", r.seconds), r.wrote.clone()]);
@@ -365,8 +288,7 @@ fn experiment_cmd(config: PathBuf, results: PathBuf, quick: bool) -> Result<()> 
 
 fn eval_cmd(args: evaluate::EvalArgs) -> Result<()> {
     let rows = evaluate::run(&args)?;
-    let mut table = comfy_table::Table::new();
-    table.load_preset(comfy_table::presets::ASCII_MARKDOWN);
+    let mut table = scorelab::markdown_table();
     table.set_header(["metric", "value", "se", "p_value", "target"]);
     let cell = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or_default();
     for r in &rows {
@@ -383,15 +305,8 @@ fn eval_cmd(args: evaluate::EvalArgs) -> Result<()> {
     Ok(())
 }
 
-fn train_cmd(
-    config: PathBuf,
-    out: PathBuf,
-    seed: Option<u64>,
-    threads: Option<usize>,
-    force: bool,
-    resume: bool,
-) -> Result<()> {
-    if let Some(n) = threads {
+fn train_cmd(args: train::TrainArgs) -> Result<()> {
+    if let Some(n) = args.threads {
         if n == 0 {
             return Err(InputError("--threads: must be at least 1".into()).into());
         }
@@ -401,13 +316,7 @@ fn train_cmd(
             .map_err(|e| InputError(format!("--threads: {e}")))?;
     }
     let stop = stop_flag();
-    let args = train::TrainArgs {
-        config,
-        out: out.clone(),
-        seed,
-        force,
-        resume,
-    };
+    let out = &args.out;
     match train::run(&args, &stop)? {
         train::Outcome::Finished => {
             println!(
@@ -474,29 +383,15 @@ fn main() -> ExitCode {
             seed,
             samples,
         } => equivalence_cmd(config, out, seed, samples),
-        Command::Train {
-            config,
-            out,
-            seed,
-            threads,
-            force,
-            resume,
-        } => train_cmd(config, out, seed, threads, force, resume),
-        Command::Cost {
-            dims,
-            batch,
-            width,
-            steps,
-            objectives,
-            out,
-        } => cost_cmd(dims, batch, width, steps, objectives, out),
+        Command::Train(args) => train_cmd(args),
+        Command::Cost(args) => cost_cmd(args),
         Command::Score {
             model,
             points,
             out,
             sigma,
         } => score::run(&model, &points, &out, sigma),
-        Command::Sample { config, out, seed } => sample_cmd(config, out, seed),
+        Command::Sample(args) => sample_cmd(args),
         Command::Experiment {
             config,
             results,
@@ -510,21 +405,7 @@ fn main() -> ExitCode {
             readme,
         } => paper_cmd(&results, &template, &out, readme.as_deref()),
         Command::Reproduce { quick, out } => reproduce_cmd(quick, out),
-        Command::Eval {
-            samples,
-            density,
-            reference,
-            seed,
-            tests,
-            out,
-        } => eval_cmd(evaluate::EvalArgs {
-            samples,
-            density,
-            reference,
-            seed,
-            tests,
-            out,
-        }),
+        Command::Eval(args) => eval_cmd(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -11,20 +11,24 @@ use scorelab_samplers::Info;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// What the command line passes to [`run`].
+/// The flags of `scorelab sample`.
+#[derive(clap::Args)]
 pub struct SampleArgs {
-    /// The config file.
+    /// The TOML config (seed, chains, density or model_dir, init, snapshots, and a sampler table).
+    #[arg(long, value_name = "FILE.toml")]
     pub config: PathBuf,
-    /// The samples CSV.
+    /// Where to write the samples.
+    #[arg(long, value_name = "FILE.csv")]
     pub out: PathBuf,
     /// Overrides the config's seed.
+    #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
 }
 
 /// Runs `scorelab sample` (module docs); returns whether Ctrl-C interrupted it.
 ///
 /// # Errors
-/// [`InputError`] for bad input, other errors for I/O failures.
+/// An input error for bad input, other errors for I/O failures.
 pub fn run(args: &SampleArgs, stop: &AtomicBool) -> Result<bool> {
     if args.out.is_dir() {
         return Err(bad(format!(

@@ -10,17 +10,26 @@ use scorelab_pipeline::train::{train_in, RunFolder, TrainEvent, TrainPlan, Train
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// What the command line passes to [`run`].
+/// The flags of `scorelab train`.
+#[derive(clap::Args)]
 pub struct TrainArgs {
-    /// The config file.
+    /// The TOML config (tables data, model, objective and train; see the README).
+    #[arg(long, value_name = "FILE.toml")]
     pub config: PathBuf,
-    /// The output folder.
+    /// The output folder (refused if it exists and is not empty, unless --force or --resume).
+    #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
     /// Overrides the config's seed.
+    #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
-    /// Overwrite an existing output folder.
+    /// Worker threads for the matrix products (default: all cores).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Overwrite an existing output folder's results.
+    #[arg(long)]
     pub force: bool,
-    /// Continue from the output folder's checkpoint.
+    /// Continue the run in DIR from its last checkpoint (only the train table may change).
+    #[arg(long)]
     pub resume: bool,
 }
 

@@ -150,7 +150,7 @@ fn name_of(path: &Path) -> Result<String, crate::InputError> {
 /// Runs an experiment (module docs). Returns the summary table's text for the terminal.
 ///
 /// # Errors
-/// An [`InputError`] for bad input; other errors for I/O failures.
+/// An input error for bad input; other errors for I/O failures.
 pub fn run(args: &ExperimentArgs, stop: &AtomicBool) -> Result<String> {
     let text = std::fs::read_to_string(&args.config).map_err(|e| {
         bad(format!(

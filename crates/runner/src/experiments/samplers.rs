@@ -72,7 +72,16 @@ pub const SAMPLERS_COLUMNS: &str =
 fn summarise(rows: &[Row]) -> String {
     // Groups in first-appearance order: (key, target, values).
     let mut groups: Vec<(String, String, Vec<f64>)> = vec![];
-    for (run, sampler, score, _seed, steps, evals, m) in rows {
+    for Row {
+        run,
+        sampler,
+        score,
+        steps,
+        evals,
+        m,
+        ..
+    } in rows
+    {
         let key = format!("{run},{sampler},{score},{steps},{evals},{}", m.metric);
         match groups.iter_mut().find(|g| g.0 == key) {
             Some(g) => g.2.push(m.value),
@@ -87,7 +96,16 @@ fn summarise(rows: &[Row]) -> String {
     out
 }
 
-type Row = (String, String, String, u64, usize, usize, MetricRow);
+/// One metric of one run (of a sweep) and seed.
+struct Row {
+    run: String,
+    sampler: String,
+    score: String,
+    seed: u64,
+    steps: usize,
+    evals: usize,
+    m: MetricRow,
+}
 
 /// Runs a samplers experiment, its networks trained into `models` (module docs).
 ///
@@ -213,15 +231,15 @@ pub fn run(e: &SamplersExperiment, models: &Path, stop: &AtomicBool) -> Result<O
                 }
             }
             for m in metrics(out.x.view(), &target, seed, e.tests) {
-                rows.push((
-                    r.name.clone(),
-                    file.sampler.kind().to_string(),
-                    score.clone(),
+                rows.push(Row {
+                    run: r.name.clone(),
+                    sampler: file.sampler.kind().to_string(),
+                    score: score.clone(),
                     seed,
                     steps,
-                    out.score_evals,
+                    evals: out.score_evals,
                     m,
-                ));
+                });
             }
             bar.inc(1);
         }
@@ -242,7 +260,16 @@ pub fn run(e: &SamplersExperiment, models: &Path, stop: &AtomicBool) -> Result<O
 
 fn rows_csv(rows: &[Row]) -> String {
     let mut out = format!("{SAMPLERS_COLUMNS}\n");
-    for (run, sampler, score, seed, steps, evals, m) in rows {
+    for Row {
+        run,
+        sampler,
+        score,
+        seed,
+        steps,
+        evals,
+        m,
+    } in rows
+    {
         out.push_str(&format!(
             "{run},{sampler},{score},{seed},{steps},{evals},{},{},{},{},{}\n",
             m.metric,
