@@ -145,3 +145,22 @@ pub const DENSITY_KINDS: &[&str] = &[
     "half_normal",
     "standard_normal",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every kind the error messages list is one serde parses (its error, with no other keys, is a
+    /// missing field, not an unknown variant), and an unknown kind is refused with the list.
+    #[test]
+    fn the_listed_kinds_are_the_parsed_kinds() {
+        for kind in DENSITY_KINDS {
+            let e = toml::from_str::<DensitySpec>(&format!("kind = {kind:?}")).unwrap_err();
+            assert!(e.to_string().contains("missing field"), "{kind}: {e}");
+        }
+        let e = toml::from_str::<DensitySpec>("kind = \"cauchy\"").unwrap_err();
+        for kind in DENSITY_KINDS {
+            assert!(e.to_string().contains(kind), "{kind} not in {e}");
+        }
+    }
+}

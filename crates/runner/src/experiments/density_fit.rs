@@ -23,7 +23,7 @@
 //! (the first seed's samples and data split, data units), and `NAME_timing.csv` (training seconds:
 //! the one file that differs between reruns).
 
-use super::{deep_merge, typed, Outputs};
+use super::shared::{deep_merge, typed, Outputs};
 use crate::bad;
 use crate::train::train_into;
 use anyhow::Result;

@@ -22,7 +22,7 @@
 //! `NAME_timing.csv` (training seconds per fit and sampling seconds per sampler: the file that
 //! differs between reruns).
 
-use super::{deep_merge, typed, Outputs};
+use super::shared::{deep_merge, typed, Outputs};
 use crate::bad;
 use crate::train::train_into;
 use anyhow::Result;

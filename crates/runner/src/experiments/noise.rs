@@ -2,7 +2,7 @@
 //! ½‖s_θ(x) − ∇log p(x)‖² to the clean score, averaged over p and binned by the distance from the
 //! data (uniform points in a box), and the error to the noised score ∇log p_σ that DSM fits.
 
-use super::Outputs;
+use super::shared::Outputs;
 use crate::bad;
 use crate::train::train_into;
 use anyhow::Result;

@@ -5,7 +5,7 @@
 //! ([`scorelab_pipeline::metrics`]) against the base density (or its p_σ when that is what the
 //! sampler targets).
 
-use super::{Outputs, TrainRef};
+use super::shared::{Outputs, TrainRef};
 use crate::bad;
 use anyhow::Result;
 use scorelab_pipeline::files::cell;

@@ -1,0 +1,94 @@
+//! What the experiment kinds share: their [`Outputs`], trained references ([`TrainRef`]), and the
+//! merging of config tables. The kinds import this module and nothing of each other.
+
+use crate::bad;
+use crate::train::train_into;
+use anyhow::Result;
+use scorelab_pipeline::train::{TrainPlan, TrainedModel};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+/// What an experiment kind returns.
+pub struct Outputs {
+    /// The main CSV (`NAME.csv`).
+    pub csv: String,
+    /// The summary over seeds (`NAME_summary.csv`).
+    pub summary: String,
+    /// Extra files: `NAME_suffix.csv` and their text.
+    pub extra: Vec<(String, String)>,
+    /// Whether Ctrl-C stopped it (`csv` then holds the rows finished).
+    pub interrupted: bool,
+}
+
+impl Outputs {
+    /// The rows finished before an interruption.
+    pub(crate) fn partial(csv: String) -> Self {
+        Outputs {
+            csv,
+            summary: String::new(),
+            extra: vec![],
+            interrupted: true,
+        }
+    }
+}
+
+/// `[train.NAME]` of a samplers experiment, and `reproduce`'s training step: a `scorelab train`
+/// config file with overrides.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainRef {
+    /// A `scorelab train` config (relative to the working folder).
+    pub config: PathBuf,
+    /// Keys merged into that config before training, table by table (e.g.
+    /// `overrides = { train = { steps = 500 } }`; default none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overrides: Option<toml::Table>,
+}
+
+impl TrainRef {
+    /// The plan: the file with the overrides merged.
+    ///
+    /// # Errors
+    /// An input error naming the file.
+    pub fn plan(&self) -> Result<TrainPlan> {
+        let text = std::fs::read_to_string(&self.config)
+            .map_err(|e| bad(format!("cannot read {}: {e}", self.config.display())))?;
+        let mut cfg: toml::Table =
+            toml::from_str(&text).map_err(|e| bad(format!("{}: {e}", self.config.display())))?;
+        if let Some(over) = &self.overrides {
+            deep_merge(&mut cfg, over);
+        }
+        Ok(toml::Value::Table(cfg)
+            .try_into()
+            .map_err(|e| bad(format!("{}: {e}", self.config.display())))?)
+    }
+
+    /// Trains the plan into `dir`.
+    ///
+    /// # Errors
+    /// An input error for a bad config; Ctrl-C or a diverging run.
+    pub fn train(&self, dir: &Path, stop: &AtomicBool) -> Result<TrainedModel> {
+        let plan = self.plan()?;
+        plan.prepare(scorelab_pipeline::memory::MemoryLimit::from_env()?)
+            .map_err(crate::in_config(&self.config))?;
+        train_into(&plan, dir, stop)
+    }
+}
+
+/// A value of an experiment's table as `T`, or an input error naming `field`.
+pub(crate) fn typed<T: serde::de::DeserializeOwned>(v: toml::Value, field: &str) -> Result<T> {
+    Ok(v.try_into().map_err(|e| bad(format!("{field}: {e}")))?)
+}
+
+/// Merges `over` into `base`: tables key by key, recursively; any other value replaces.
+pub fn deep_merge(base: &mut toml::Table, over: &toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => deep_merge(b, o),
+            _ => {
+                base.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
