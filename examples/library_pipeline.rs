@@ -17,7 +17,7 @@ use scorelab_core::Score;
 use scorelab_eval::{median_bandwidth, mmd2};
 use scorelab_models::Network;
 use scorelab_pipeline::baselines::log_partition;
-use scorelab_pipeline::sample::{InitSpec, SamplePlan, SamplerSpec};
+use scorelab_pipeline::sample::{InitSpec, SamplePlan, SamplerRaw};
 use scorelab_pipeline::train::{
     train, DataSpec, ModelSpec, ObjectiveRaw, TrainPlan, TrainSettings,
 };
@@ -81,22 +81,24 @@ fn main() -> Result<()> {
             mean: None,
         }),
         snapshots: vec![],
-        sampler: SamplerSpec::Langevin {
+        sampler: SamplerRaw::Langevin {
             eps: 0.01,
             steps: 1000,
-        },
+        }
+        .try_into()?,
         run: None,
     };
     let annealed = SamplePlan {
         init: None, // the prior N(0, σ_max² I)
-        sampler: SamplerSpec::AnnealedLangevin {
+        sampler: SamplerRaw::AnnealedLangevin {
             eps: 5e-4,
             steps: 50,
             sigma_max: 3.0,
             sigma_min: 0.05,
             levels: 10,
             denoise: true,
-        },
+        }
+        .try_into()?,
         ..langevin.clone()
     };
     let x_energy = langevin.prepare_with(energy.clone())?.run(seed, &mut ()).x;

@@ -15,6 +15,7 @@ use crate::error::{PipelineError, Result};
 use crate::files::cell;
 use crate::memory::{self, MemoryLimit};
 use crate::spec::{matrix, DensitySpec};
+use crate::train::{default_activation, default_hidden, default_tau};
 use ndarray::Array1;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -77,10 +78,10 @@ pub enum CaseModel {
     },
     /// A randomly initialised MLP score s_θ(x) = MLP(x) (`scorelab_models::Mlp`).
     Mlp {
-        /// Hidden widths (default `[32, 32]`).
+        /// Hidden widths (default `[64, 64]`, as in training).
         #[serde(default = "default_hidden")]
         hidden: Vec<usize>,
-        /// `tanh` | `softplus` | `silu` (default `tanh`).
+        /// `tanh` | `softplus` | `silu` (default `softplus`, as in training).
         #[serde(default = "default_activation")]
         activation: String,
         /// The weights' seed (default 0).
@@ -90,10 +91,10 @@ pub enum CaseModel {
     /// A randomly initialised energy network, s_θ = −∇(MLP(x) + ‖x‖²/(2τ²))
     /// (`scorelab_models::EnergyMlp`).
     EnergyMlp {
-        /// Hidden widths (default `[32, 32]`).
+        /// Hidden widths (default `[64, 64]`, as in training).
         #[serde(default = "default_hidden")]
         hidden: Vec<usize>,
-        /// `tanh` | `softplus` | `silu` (default `tanh`).
+        /// `tanh` | `softplus` | `silu` (default `softplus`, as in training).
         #[serde(default = "default_activation")]
         activation: String,
         /// τ of the confining term (default 3).
@@ -103,18 +104,6 @@ pub enum CaseModel {
         #[serde(default)]
         seed: u64,
     },
-}
-
-fn default_hidden() -> Vec<usize> {
-    vec![32, 32]
-}
-
-fn default_activation() -> String {
-    "tanh".into()
-}
-
-fn default_tau() -> f64 {
-    3.0
 }
 
 impl CaseModel {

@@ -4,6 +4,7 @@
 
 use crate::error::{PipelineError, Result};
 use ndarray::Array2;
+use serde::de::DeserializeOwned;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -96,4 +97,15 @@ pub fn beside(out: &Path, suffix: &str) -> PathBuf {
     let s = out.to_string_lossy();
     let stem = s.strip_suffix(".csv").unwrap_or(&s);
     PathBuf::from(format!("{stem}{suffix}"))
+}
+
+/// Reads a TOML config file into `T`; errors name the file, and the key and line serde reports.
+///
+/// # Errors
+/// [`PipelineError::Input`] if the file cannot be read or is not a valid `T`.
+pub fn read_toml<T: DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| PipelineError::Input(format!("cannot read config {}: {e}", path.display())))?;
+    toml::from_str(&text)
+        .map_err(|e| PipelineError::Input(format!("config {}: {e}", path.display())))
 }

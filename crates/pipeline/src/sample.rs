@@ -111,10 +111,10 @@ pub enum InitSpec {
     Prior {},
 }
 
-/// `[sampler]`.
+/// The serde form of [`SamplerSpec`]: `[sampler]` as a config spells it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum SamplerSpec {
+pub enum SamplerRaw {
     /// Unadjusted Langevin: x ← x + (ε/2)s(x) + √ε z.
     Langevin {
         /// ε > 0.
@@ -233,27 +233,27 @@ impl AnySampler {
     }
 }
 
-impl SamplerSpec {
+impl SamplerRaw {
     /// The kind as the config spells it.
     pub fn kind(&self) -> &'static str {
         match self {
-            SamplerSpec::Langevin { .. } => "langevin",
-            SamplerSpec::Mala { .. } => "mala",
-            SamplerSpec::AnnealedLangevin { .. } => "annealed_langevin",
-            SamplerSpec::ReverseSde { .. } => "reverse_sde",
-            SamplerSpec::Pc { .. } => "pc",
-            SamplerSpec::Ode { .. } => "ode",
+            SamplerRaw::Langevin { .. } => "langevin",
+            SamplerRaw::Mala { .. } => "mala",
+            SamplerRaw::AnnealedLangevin { .. } => "annealed_langevin",
+            SamplerRaw::ReverseSde { .. } => "reverse_sde",
+            SamplerRaw::Pc { .. } => "pc",
+            SamplerRaw::Ode { .. } => "ode",
         }
     }
 
     /// σ_max of the noise-conditional samplers.
     pub fn sigma_max(&self) -> Option<f64> {
         match self {
-            SamplerSpec::Langevin { .. } | SamplerSpec::Mala { .. } => None,
-            SamplerSpec::AnnealedLangevin { sigma_max, .. }
-            | SamplerSpec::ReverseSde { sigma_max, .. }
-            | SamplerSpec::Pc { sigma_max, .. }
-            | SamplerSpec::Ode { sigma_max, .. } => Some(*sigma_max),
+            SamplerRaw::Langevin { .. } | SamplerRaw::Mala { .. } => None,
+            SamplerRaw::AnnealedLangevin { sigma_max, .. }
+            | SamplerRaw::ReverseSde { sigma_max, .. }
+            | SamplerRaw::Pc { sigma_max, .. }
+            | SamplerRaw::Ode { sigma_max, .. } => Some(*sigma_max),
         }
     }
 
@@ -262,17 +262,15 @@ impl SamplerSpec {
     ///
     /// # Errors
     /// [`PipelineError::Invalid`] naming the field and what would be valid.
-    pub fn build(&self) -> Result<AnySampler> {
+    fn build(&self) -> Result<AnySampler> {
         let at = |e: scorelab_core::ParamError| PipelineError::from(e).within("sampler");
         let ve = |max: f64, min: f64| VeSchedule::new(max, min).map_err(at);
         Ok(match *self {
-            SamplerSpec::Langevin { eps, steps } => {
+            SamplerRaw::Langevin { eps, steps } => {
                 AnySampler::Langevin(Langevin::new(eps, steps).map_err(at)?)
             }
-            SamplerSpec::Mala { eps, steps } => {
-                AnySampler::Mala(Mala::new(eps, steps).map_err(at)?)
-            }
-            SamplerSpec::AnnealedLangevin {
+            SamplerRaw::Mala { eps, steps } => AnySampler::Mala(Mala::new(eps, steps).map_err(at)?),
+            SamplerRaw::AnnealedLangevin {
                 eps,
                 steps,
                 sigma_max,
@@ -283,7 +281,7 @@ impl SamplerSpec {
                 AnnealedLangevin::new(sigma_max, sigma_min, levels, steps, eps, denoise)
                     .map_err(at)?,
             ),
-            SamplerSpec::ReverseSde {
+            SamplerRaw::ReverseSde {
                 steps,
                 sigma_max,
                 sigma_min,
@@ -291,7 +289,7 @@ impl SamplerSpec {
             } => AnySampler::ReverseSde(
                 ReverseSde::new(ve(sigma_max, sigma_min)?, steps, denoise).map_err(at)?,
             ),
-            SamplerSpec::Pc {
+            SamplerRaw::Pc {
                 steps,
                 sigma_max,
                 sigma_min,
@@ -308,13 +306,75 @@ impl SamplerSpec {
                 )
                 .map_err(at)?,
             ),
-            SamplerSpec::Ode {
+            SamplerRaw::Ode {
                 steps,
                 sigma_max,
                 sigma_min,
                 denoise,
             } => AnySampler::Ode(Ode::new(ve(sigma_max, sigma_min)?, steps, denoise).map_err(at)?),
         })
+    }
+}
+
+/// `[sampler]`: a sampler as a config spells it, validated by the sampler's own constructor as it
+/// is read.
+///
+/// # Examples
+/// ```
+/// use scorelab_pipeline::sample::{SamplerRaw, SamplerSpec};
+/// let s: SamplerSpec = SamplerRaw::Langevin { eps: 0.1, steps: 100 }.try_into()?;
+/// assert_eq!((s.kind(), s.sampler().plan().num_steps()), ("langevin", 100));
+/// let bad: Result<SamplerSpec, _> = SamplerRaw::Langevin { eps: 0.0, steps: 100 }.try_into();
+/// assert_eq!(bad.unwrap_err().to_string(), "sampler.eps: must be a finite number > 0, got 0");
+/// # Ok::<(), scorelab_pipeline::PipelineError>(())
+/// ```
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(try_from = "SamplerRaw", into = "SamplerRaw")]
+pub struct SamplerSpec {
+    raw: SamplerRaw,
+    sampler: AnySampler,
+}
+
+impl PartialEq for SamplerSpec {
+    /// The same parameters (the sampler is built from them).
+    fn eq(&self, other: &Self) -> bool {
+        self.raw == other.raw
+    }
+}
+
+impl SamplerSpec {
+    /// The validated sampler.
+    pub fn sampler(&self) -> &AnySampler {
+        &self.sampler
+    }
+
+    /// The kind as the config spells it.
+    pub fn kind(&self) -> &'static str {
+        self.raw.kind()
+    }
+
+    /// σ_max of the noise-conditional samplers.
+    pub fn sigma_max(&self) -> Option<f64> {
+        self.raw.sigma_max()
+    }
+
+    /// The sampler's parameters as the config spells them.
+    pub fn raw(&self) -> &SamplerRaw {
+        &self.raw
+    }
+}
+
+impl TryFrom<SamplerRaw> for SamplerSpec {
+    type Error = PipelineError;
+    fn try_from(raw: SamplerRaw) -> Result<Self> {
+        let sampler = raw.build()?;
+        Ok(SamplerSpec { raw, sampler })
+    }
+}
+
+impl From<SamplerSpec> for SamplerRaw {
+    fn from(s: SamplerSpec) -> Self {
+        s.raw
     }
 }
 
@@ -429,11 +489,7 @@ impl SamplePlan {
     /// # Errors
     /// [`PipelineError::Input`] if the file cannot be read or is not a valid plan.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            PipelineError::Input(format!("cannot read config {}: {e}", path.display()))
-        })?;
-        toml::from_str(&text)
-            .map_err(|e| PipelineError::Input(format!("config {}: {e}", path.display())))
+        crate::files::read_toml(path)
     }
 
     /// The resolved config as TOML.
@@ -466,7 +522,7 @@ impl SamplePlan {
         if self.chains == 0 {
             return Err(bad("chains: must be at least 1"));
         }
-        let sampler = self.sampler.build()?;
+        let sampler = self.sampler.sampler().clone();
         let source = match (&self.density, &self.model_dir, model) {
             (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
                 return Err(bad(

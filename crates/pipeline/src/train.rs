@@ -292,13 +292,16 @@ pub enum ModelSpec {
     Linear {},
 }
 
-fn default_hidden() -> Vec<usize> {
+/// The default hidden widths of every network a config names (training and audit alike).
+pub(crate) fn default_hidden() -> Vec<usize> {
     vec![64, 64]
 }
-fn default_activation() -> String {
+/// The default activation of every network a config names.
+pub(crate) fn default_activation() -> String {
     "softplus".into()
 }
-fn default_tau() -> f64 {
+/// The default τ of every energy network a config names.
+pub(crate) fn default_tau() -> f64 {
     3.0
 }
 
@@ -696,11 +699,7 @@ impl TrainPlan {
     /// # Errors
     /// [`PipelineError::Input`] naming the file and the key.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            PipelineError::Input(format!("cannot read config {}: {e}", path.display()))
-        })?;
-        toml::from_str(&text)
-            .map_err(|e| PipelineError::Input(format!("config {}: {e}", path.display())))
+        crate::files::read_toml(path)
     }
 
     /// The plan as TOML, under a header that says how to rerun it.

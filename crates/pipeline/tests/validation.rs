@@ -109,11 +109,14 @@ fn samplers_and_densities_refuse_invalid_values() {
         scorelab_densities::Gaussian::new(array![0.0, 0.0], array![[1.0, 2.0], [2.0, 1.0]])
             .is_err()
     );
-    let plan: SamplePlan = toml::from_str(
-        "chains = 10\ndensity = { kind = \"standard_normal\", dim = 2 }\ninit = { kind = \"gaussian\", std = 1.0 }\n[sampler]\nkind = \"langevin\"\neps = -0.1\nsteps = 10\n",
-    )
-    .unwrap();
-    assert_eq!(field(plan.prepare().unwrap_err()), "sampler.eps");
+    // serde goes through the constructors: an invalid sampler does not parse.
+    let text = "chains = 10\ndensity = { kind = \"standard_normal\", dim = 2 }\ninit = { kind = \"gaussian\", std = 1.0 }\n[sampler]\nkind = \"langevin\"\neps = -0.1\nsteps = 10\n";
+    let e = toml::from_str::<SamplePlan>(text).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("sampler.eps: must be a finite number > 0, got -0.1"),
+        "{e}"
+    );
 }
 
 /// A training batch of 10¹² points and 10¹² chains are refused with the estimate and the limit,
