@@ -36,6 +36,8 @@ fn main() -> Result<()> {
 
     // 2. Two networks, two objectives.
     let hidden = vec![64, 64];
+    // The energy network as in the paper's Old Faithful experiment; the noise-conditional one
+    // learns ten noise levels and gets more steps.
     let settings = TrainSettings::new(2000, 64, 1e-3)?.with_ema(0.99)?;
     let energy_plan = TrainPlan::new(
         seed,
@@ -49,7 +51,7 @@ fn main() -> Result<()> {
             trace: "structured".into(),
         }
         .try_into()?,
-        settings.clone(),
+        settings,
     );
     let ncsn_plan = TrainPlan::new(
         seed,
@@ -60,11 +62,11 @@ fn main() -> Result<()> {
         },
         ObjectiveRaw::DsmMulti {
             sigma_max: 3.0,
-            sigma_min: 0.05,
+            sigma_min: 0.1,
             levels: 10,
         }
         .try_into()?,
-        settings,
+        TrainSettings::new(5000, 64, 1e-3)?.with_ema(0.99)?,
     );
     let energy = train(&energy_plan, &mut ())?;
     let ncsn = train(&ncsn_plan, &mut ())?;
@@ -91,10 +93,10 @@ fn main() -> Result<()> {
     let annealed = SamplePlan {
         init: None, // the prior N(0, σ_max² I)
         sampler: SamplerRaw::AnnealedLangevin {
-            eps: 5e-4,
-            steps: 50,
+            eps: 2e-3,
+            steps: 100,
             sigma_max: 3.0,
-            sigma_min: 0.05,
+            sigma_min: 0.1,
             levels: 10,
             denoise: true,
         }

@@ -17,6 +17,11 @@
 //! Every constructor validates its parameters once and returns a [`DensityError`] that names the
 //! field; evaluation afterwards cannot fail. [`AnyDensity`] holds any of them.
 //!
+//! With the feature `testing`, the module `testing` is the generic checker every density here
+//! passes (score against finite differences of log p, JVP and Laplacian against finite
+//! differences of the score, sample moments against closed-form moments), for checking your own
+//! density with one call each.
+//!
 //! ```
 //! use ndarray::array;
 //! use rand::SeedableRng;

@@ -4,7 +4,8 @@
 //!
 //! - **The equivalence audit** ([`audit()`], module [`mod@audit`]): Hyvärinen's identity
 //!   ESM(θ) = ISM(θ) + C + B checked on an analytic density by Monte Carlo and, in 1-D and 2-D, by
-//!   quadrature.
+//!   quadrature; [`audit_samples`] audits any density that has a log-density and a score (C by
+//!   Monte Carlo).
 //! - **Sample quality** ([`metrics`]): how far a set of samples (from a sampler, a trained model,
 //!   anything) is from a target distribution.
 //!
