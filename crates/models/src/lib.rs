@@ -16,9 +16,10 @@
 //! any score-matching loss (dfdx has no double backward; the module docs of `mlp` and `energy`
 //! derive each construction). They are evaluated through the f64 door for audits and samplers.
 //!
-//! [`AnyModel`] holds any σ-free model of the f64 door (the audit's models); [`Network`] any dfdx
-//! network, with its architecture [`NetworkSpec`], safetensors save/load and the resumable
-//! [`TrainingState`]. [`Adam`] and [`Ema`] are the optimiser and weight average, validated at
+//! [`Network`] is the one network type — every dfdx network, random or trained — with its
+//! architecture [`NetworkSpec`] (of a [`NetworkKind`]), safetensors save/load and the resumable
+//! [`TrainingState`]. [`AnyModel`] is a σ-free model of the f64 door: a network, or the exact f64
+//! [`Linear`] score whose closed forms the audit checks to rounding. [`Adam`] and [`Ema`] are the optimiser and weight average, validated at
 //! construction.
 //!
 //! ```

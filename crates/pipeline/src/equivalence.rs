@@ -24,7 +24,7 @@ use rayon::prelude::*;
 use scorelab_core::{Dimension, Sample};
 use scorelab_densities::AnyDensity;
 use scorelab_eval::{audit, closed_form, Audit};
-use scorelab_models::{Activation, AnyModel, EnergyMlp, Linear, Mlp};
+use scorelab_models::{Activation, AnyModel, Linear, NetworkKind, NetworkSpec};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -137,31 +137,51 @@ impl CaseModel {
                 Linear::new(a, Array1::from(b.clone()))?.into()
             }
             CaseModel::RandomLinear { seed, scale } => Linear::random(dim, *scale, *seed)?.into(),
+            // The audit's networks are built exactly as trained ones are: one network type.
             CaseModel::Mlp {
                 hidden,
                 activation,
                 seed,
-            } => {
-                let act: Activation = activation
-                    .parse()
-                    .map_err(|e: String| PipelineError::invalid("activation", e))?;
-                Mlp::new(dim, hidden, act, *seed)?.into()
-            }
+            } => network(NetworkKind::Mlp, dim, hidden, activation, None, *seed)?,
             CaseModel::EnergyMlp {
                 hidden,
                 activation,
                 tau,
                 seed,
-            } => {
-                let act: Activation = activation
-                    .parse()
-                    .map_err(|e: String| PipelineError::invalid("activation", e))?;
-                EnergyMlp::new(dim, hidden, act, *tau, *seed)?.into()
-            }
+            } => network(
+                NetworkKind::EnergyMlp,
+                dim,
+                hidden,
+                activation,
+                Some(*tau),
+                *seed,
+            )?,
         };
         debug_assert_eq!(m.dim(), dim);
         Ok(m)
     }
+}
+
+/// A random network of the audit, through [`NetworkSpec::build`] like every network.
+fn network(
+    kind: NetworkKind,
+    dim: usize,
+    hidden: &[usize],
+    activation: &str,
+    tau: Option<f64>,
+    seed: u64,
+) -> Result<AnyModel> {
+    let activation: Activation = activation
+        .parse()
+        .map_err(|e: String| PipelineError::invalid("activation", e))?;
+    let spec = NetworkSpec {
+        kind,
+        dim,
+        hidden: hidden.to_vec(),
+        activation,
+        tau,
+    };
+    Ok(AnyModel::network(spec.build(seed)?)?)
 }
 
 /// A validated case: the spec and what it builds.
