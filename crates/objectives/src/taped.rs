@@ -51,6 +51,20 @@ impl Probe {
     }
 }
 
+impl std::str::FromStr for Probe {
+    type Err = String;
+    /// `gaussian` or `rademacher`, as configs spell them.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "gaussian" => Ok(Probe::Gaussian),
+            "rademacher" => Ok(Probe::Rademacher),
+            other => Err(format!(
+                "unknown probe {other:?}; use gaussian | rademacher"
+            )),
+        }
+    }
+}
+
 /// A score-matching training objective (module docs).
 ///
 /// # Examples

@@ -385,13 +385,9 @@ impl TryFrom<ObjectiveRaw> for ObjectiveSpec {
     type Error = PipelineError;
     fn try_from(raw: ObjectiveRaw) -> Result<Self> {
         let at = |e: scorelab_core::ParamError| PipelineError::from(e).within("objective");
-        let probe = |p: &str| match p {
-            "gaussian" => Ok(Probe::Gaussian),
-            "rademacher" => Ok(Probe::Rademacher),
-            other => Err(PipelineError::invalid(
-                "objective.probe",
-                format!("unknown probe {other:?}; use gaussian | rademacher"),
-            )),
+        let probe = |p: &str| {
+            p.parse::<Probe>()
+                .map_err(|e| PipelineError::invalid("objective.probe", e))
         };
         let objective = match &raw {
             ObjectiveRaw::Esm {} => Objective::esm(),
