@@ -27,7 +27,8 @@ use scorelab_core::{Dimension, LogDensity, NoisedScore, Score};
 use scorelab_densities::{AnyDensity, Gaussian, GaussianMixture};
 use scorelab_models::Network;
 use scorelab_samplers::{
-    AnnealedLangevin, Chains, Info, Langevin, Mala, Ode, Pc, Plan, ReverseSde, Sampler, VeSchedule,
+    AnnealedLangevin, Chains, Info, Langevin, Mala, Ode, Outline, Pc, ReverseSde, Sampler,
+    VeSchedule,
 };
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -215,8 +216,8 @@ pub enum AnySampler {
 }
 
 impl AnySampler {
-    /// The sampler's [`Plan`].
-    pub fn plan(&self) -> &dyn Plan {
+    /// The sampler's [`Outline`].
+    pub fn outline(&self) -> &dyn Outline {
         match self {
             AnySampler::Langevin(m) => m,
             AnySampler::Mala(m) => m,
@@ -323,7 +324,7 @@ impl SamplerRaw {
 /// ```
 /// use scorelab_pipeline::sample::{SamplerRaw, SamplerSpec};
 /// let s: SamplerSpec = SamplerRaw::Langevin { eps: 0.1, steps: 100 }.try_into()?;
-/// assert_eq!((s.kind(), s.sampler().plan().num_steps()), ("langevin", 100));
+/// assert_eq!((s.kind(), s.sampler().outline().num_steps()), ("langevin", 100));
 /// let bad: Result<SamplerSpec, _> = SamplerRaw::Langevin { eps: 0.0, steps: 100 }.try_into();
 /// assert_eq!(bad.unwrap_err().to_string(), "sampler.eps: must be a finite number > 0, got 0");
 /// # Ok::<(), scorelab_pipeline::PipelineError>(())
@@ -632,7 +633,7 @@ impl SamplePlan {
             }
             _ => {}
         }
-        let steps = sampler.plan().num_steps();
+        let steps = sampler.outline().num_steps();
         for &k in &self.snapshots {
             if k == 0 || k > steps {
                 return Err(bad(format!(
@@ -676,7 +677,7 @@ pub struct SampleOutput {
 impl Sampling {
     /// σ of the distribution the output targets: `Some(σ_min)` for p ∗ N(0, σ_min² I).
     pub fn target_sigma(&self) -> Option<f64> {
-        self.sampler.plan().target_sigma()
+        self.sampler.outline().target_sigma()
     }
 
     /// The label of the distribution the output targets ([`target_of`]; a model's noised score
@@ -756,7 +757,7 @@ impl Sampling {
             + if interrupted {
                 0
             } else {
-                self.sampler.plan().extra_score_evals()
+                self.sampler.outline().extra_score_evals()
             };
         SampleOutput {
             x: self.to_data(z),

@@ -70,7 +70,7 @@ pub fn read_target(path: &Path) -> Result<(AnyDensity, String), InputError> {
                 .clone()
                 .try_into()
                 .map_err(|e| bad(format!("{label}: sampler: {e}")))?;
-            spec.sampler().plan().target_sigma()
+            spec.sampler().outline().target_sigma()
         }
         None => None,
     };

@@ -42,7 +42,7 @@ pub fn run(args: &SampleArgs, stop: &AtomicBool) -> Result<bool> {
         file.seed = s;
     }
     let plan = file.prepare().map_err(in_config(&args.config))?;
-    let steps = plan.sampler.plan().num_steps();
+    let steps = plan.sampler.outline().num_steps();
     let bar = crate::bar(
         steps as u64,
         "{bar:30} {pos}/{len} steps · {msg} · {per_sec} · eta {eta}",

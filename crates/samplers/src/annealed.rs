@@ -2,7 +2,7 @@
 
 use crate::langevin::ula_move;
 use crate::sde::tweedie;
-use crate::{at_least_one, positive, standard_normal, ChainState, Chains, Info, Plan, Sampler};
+use crate::{at_least_one, positive, standard_normal, ChainState, Chains, Info, Outline, Sampler};
 use ndarray::Array2;
 use rand::Rng;
 use scorelab_core::{schedule, NoisedScore, ParamError};
@@ -24,7 +24,7 @@ use scorelab_core::{schedule, NoisedScore, ParamError};
 /// ```
 /// use rand::SeedableRng;
 /// use scorelab_densities::Gaussian;
-/// use scorelab_samplers::{AnnealedLangevin, Plan, Sampler};
+/// use scorelab_samplers::{AnnealedLangevin, Outline, Sampler};
 /// let ald = AnnealedLangevin::new(20.0, 1.0, 10, 100, 0.1, false)?;
 /// assert_eq!(ald.num_steps(), 1000);
 /// let p = Gaussian::standard(2);
@@ -83,7 +83,7 @@ impl AnnealedLangevin {
     }
 }
 
-impl Plan for AnnealedLangevin {
+impl Outline for AnnealedLangevin {
     fn num_steps(&self) -> usize {
         self.sigmas.len() * self.steps_per_level
     }

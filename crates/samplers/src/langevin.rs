@@ -1,6 +1,6 @@
 //! Langevin dynamics on a clean score: unadjusted ([`Langevin`]) and Metropolis-adjusted ([`Mala`]).
 
-use crate::{at_least_one, positive, standard_normal, ChainState, Chains, Info, Plan, Sampler};
+use crate::{at_least_one, positive, standard_normal, ChainState, Chains, Info, Outline, Sampler};
 use ndarray::{Array1, Array2, ArrayView2, Zip};
 use rand::Rng;
 use scorelab_core::{LogDensity, ParamError, Score};
@@ -57,7 +57,7 @@ pub(crate) fn ula_move(x: &mut Array2<f64>, s: &Array2<f64>, z: &Array2<f64>, ep
     });
 }
 
-impl Plan for Langevin {
+impl Outline for Langevin {
     fn num_steps(&self) -> usize {
         self.steps
     }
@@ -173,7 +173,7 @@ fn log_q(
     out
 }
 
-impl Plan for Mala {
+impl Outline for Mala {
     fn num_steps(&self) -> usize {
         self.steps
     }

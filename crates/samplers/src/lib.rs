@@ -2,7 +2,7 @@
 //!
 //! Every sampler here moves a batch of n chains, stored as the rows of an `(n, d)` array, using only
 //! a score. They share one shape (blackjax's `SamplingAlgorithm`): a validated parameter struct
-//! with a pure pair [`Sampler::init`] / [`Sampler::step`] over an explicit state (and a [`Plan`]), each step
+//! with a pure pair [`Sampler::init`] / [`Sampler::step`] over an explicit state (and an [`Outline`] of the run), each step
 //! reporting an [`Info`] (step size, σ, acceptance rate, score evaluations). The random number
 //! generator is always an argument; with `ChaCha8Rng` and a fixed seed a run is reproducible bit for
 //! bit. Each update draws its Gaussian noise z as one `(n, d)` block, row by row, before it
@@ -20,7 +20,7 @@
 //!
 //! The noise-conditional samplers end at the smallest noise level σ_min, so their output targets
 //! p_{σ_min} = p ∗ N(0, σ_min² I). With `denoise = true` they end with Tweedie's step
-//! x ← x + σ_min² s(x, σ_min) = E\[x₀ | x\], which targets p itself ([`Plan::target_sigma`] says
+//! x ← x + σ_min² s(x, σ_min) = E\[x₀ | x\], which targets p itself ([`Outline::target_sigma`] says
 //! which).
 //!
 //! ```
@@ -117,7 +117,7 @@ impl Chains for ChainState {
 
 /// What a sampler will do, independent of the score source: its length, its cost beyond one
 /// evaluation per step, and the distribution its output targets.
-pub trait Plan {
+pub trait Outline {
     /// The number of steps of a full run.
     fn num_steps(&self) -> usize;
 
@@ -135,9 +135,9 @@ pub trait Plan {
 
 /// A sampler driven by a score source `S`: validated parameters with an `init`/`step` pair.
 ///
-/// Run it by calling [`Sampler::init`] once, [`Sampler::step`] [`Plan::num_steps`] times and
+/// Run it by calling [`Sampler::init`] once, [`Sampler::step`] [`Outline::num_steps`] times and
 /// [`Sampler::finish`] once ([`sample`] does exactly this).
-pub trait Sampler<S: ?Sized>: Plan {
+pub trait Sampler<S: ?Sized>: Outline {
     /// The state carried from step to step.
     type State: Chains;
 

@@ -2,7 +2,7 @@
 //! predictor–corrector sampler and the probability-flow ODE.
 
 use crate::langevin::ula_move;
-use crate::{at_least_one, positive, standard_normal, ChainState, Chains, Info, Plan, Sampler};
+use crate::{at_least_one, positive, standard_normal, ChainState, Chains, Info, Outline, Sampler};
 use ndarray::{Array2, ArrayView2, Zip};
 use rand::Rng;
 use scorelab_core::{NoisedScore, ParamError};
@@ -121,7 +121,7 @@ fn em_move<S: NoisedScore + ?Sized>(
     sigma
 }
 
-macro_rules! denoising_plan {
+macro_rules! denoising_outline {
     () => {
         fn extra_score_evals(&self) -> usize {
             usize::from(self.denoise)
@@ -183,12 +183,12 @@ impl ReverseSde {
     }
 }
 
-impl Plan for ReverseSde {
+impl Outline for ReverseSde {
     fn num_steps(&self) -> usize {
         self.steps
     }
 
-    denoising_plan!();
+    denoising_outline!();
 }
 
 impl<S: NoisedScore + ?Sized> Sampler<S> for ReverseSde {
@@ -226,7 +226,7 @@ impl<S: NoisedScore + ?Sized> Sampler<S> for ReverseSde {
 ///
 /// # Examples
 /// ```
-/// use scorelab_samplers::{Pc, Plan, VeSchedule};
+/// use scorelab_samplers::{Pc, Outline, VeSchedule};
 /// let pc = Pc::new(VeSchedule::new(20.0, 1.0)?, 100, 1, 0.16, false)?;
 /// assert_eq!(pc.num_steps(), 100);
 /// # Ok::<(), scorelab_core::ParamError>(())
@@ -267,12 +267,12 @@ fn mean_norm(a: &Array2<f64>) -> f64 {
     a.rows().into_iter().map(|r| r.dot(&r).sqrt()).sum::<f64>() / a.nrows() as f64
 }
 
-impl Plan for Pc {
+impl Outline for Pc {
     fn num_steps(&self) -> usize {
         self.steps
     }
 
-    denoising_plan!();
+    denoising_outline!();
 }
 
 impl<S: NoisedScore + ?Sized> Sampler<S> for Pc {
@@ -359,12 +359,12 @@ impl Ode {
     }
 }
 
-impl Plan for Ode {
+impl Outline for Ode {
     fn num_steps(&self) -> usize {
         self.steps
     }
 
-    denoising_plan!();
+    denoising_outline!();
 }
 
 impl<S: NoisedScore + ?Sized> Sampler<S> for Ode {

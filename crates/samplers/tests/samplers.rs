@@ -13,8 +13,8 @@ use scorelab_core::tolerance::MONTE_CARLO_SE;
 use scorelab_core::{Moments, Sample};
 use scorelab_densities::{Banana, Gaussian};
 use scorelab_samplers::{
-    sample, standard_normal, AnnealedLangevin, Langevin, Mala, Ode, Pc, Plan, ReverseSde, Sampler,
-    VeSchedule,
+    sample, standard_normal, AnnealedLangevin, Langevin, Mala, Ode, Outline, Pc, ReverseSde,
+    Sampler, VeSchedule,
 };
 
 const N: usize = 20_000;

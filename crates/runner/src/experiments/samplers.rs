@@ -208,7 +208,7 @@ pub fn run(e: &SamplersExperiment, models: &Path, stop: &AtomicBool) -> Result<O
         let (q, label) = target_of(&p, kind, plan.target_sigma())
             .map_err(|err| bad(format!("run {}: {err}", r.name)))?;
         let target = Against::Density(Box::new(q), label);
-        let steps = plan.sampler.plan().num_steps();
+        let steps = plan.sampler.outline().num_steps();
         for &seed in &e.seeds {
             if stop.load(Ordering::SeqCst) {
                 bar.abandon();
