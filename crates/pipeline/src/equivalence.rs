@@ -653,8 +653,3 @@ pub fn builtin(seed: u64, samples: usize) -> EquivalenceConfig {
         cases,
     }
 }
-
-/// The built-in suite with default seed 0 and [`DEFAULT_SAMPLES`].
-pub fn default_builtin() -> EquivalenceConfig {
-    builtin(0, DEFAULT_SAMPLES)
-}

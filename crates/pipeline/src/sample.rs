@@ -398,15 +398,6 @@ pub enum Source {
     },
 }
 
-/// A message `field: what` as a typed error naming the field.
-fn bad(message: impl Into<String>) -> PipelineError {
-    let m = message.into();
-    match m.split_once(": ") {
-        Some((field, rest)) => PipelineError::invalid(field, rest),
-        None => PipelineError::invalid("", m),
-    }
-}
-
 /// A log-density with a score: what MALA needs.
 pub trait Target: LogDensity + Score {}
 impl<T: LogDensity + Score + ?Sized> Target for T {}
@@ -521,21 +512,19 @@ impl SamplePlan {
 
     fn prepare_source(&self, model: Option<TrainedModel>) -> Result<Sampling> {
         if self.chains == 0 {
-            return Err(bad("chains: must be at least 1"));
+            return Err(PipelineError::invalid("chains", "must be at least 1"));
         }
         let sampler = self.sampler.sampler().clone();
         let source = match (&self.density, &self.model_dir, model) {
             (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
-                return Err(bad(
-                    "density and model_dir: a model trained in memory is the score source; give neither",
+                return Err(PipelineError::invalid("density and model_dir", "a model trained in memory is the score source; give neither",
                 ))
             }
             (Some(_), Some(_), None) => {
-                return Err(bad("density and model_dir: give one score source, not both"))
+                return Err(PipelineError::invalid("density and model_dir", "give one score source, not both"))
             }
             (None, None, None) => {
-                return Err(bad(
-                    "density or model_dir: give the score source, e.g. density = { kind = \"standard_normal\", dim = 2 } or model_dir = \"runs/mixture\"",
+                return Err(PipelineError::invalid("density or model_dir", "give the score source, e.g. density = { kind = \"standard_normal\", dim = 2 } or model_dir = \"runs/mixture\"",
                 ))
             }
             (Some(spec), None, None) => Source::Density {
@@ -544,13 +533,13 @@ impl SamplePlan {
             },
             (None, dir, model) => {
                 if !self.noised_score.is_exact() {
-                    return Err(bad("noised_score: only applies to an analytic density; remove it"));
+                    return Err(PipelineError::invalid("noised_score", "only applies to an analytic density; remove it"));
                 }
                 let m = match (model, dir) {
                     (Some(m), _) => m,
                     (None, Some(dir)) => TrainedModel::load(dir).map_err(|e| match e {
-                        PipelineError::Input(m) => bad(format!("model_dir {m}")),
-                        PipelineError::Load(e) => bad(format!("model_dir: {e}")),
+                        PipelineError::Input(m) => PipelineError::invalid("model_dir", m),
+                        PipelineError::Load(e) => PipelineError::invalid("model_dir", e.to_string()),
                         other => other,
                     })?,
                     (None, None) => unreachable!("matched above"),
@@ -564,34 +553,29 @@ impl SamplePlan {
         let kind = self.sampler.kind();
         match (&source, &sampler) {
             (Source::Density { p, .. }, s) if s.noise_conditional() && p.noised(1.0).is_none() => {
-                return Err(bad(format!(
-                    "sampler.kind = {kind:?} needs the noised score s(x, σ), which is closed form only for gaussian and gaussian_mixture, not {}; train a noise-conditional model (model.kind = \"noise_conditional_mlp\", objective.kind = \"dsm_multi\") and sample with model_dir, or use langevin or mala",
+                return Err(PipelineError::invalid("sampler.kind", format!("{kind:?} needs the noised score s(x, σ), which is closed form only for gaussian and gaussian_mixture, not {}; train a noise-conditional model (model.kind = \"noise_conditional_mlp\", objective.kind = \"dsm_multi\") and sample with model_dir, or use langevin or mala",
                     p.kind()
                 )))
             }
             (Source::Density { noised, .. }, s)
                 if !s.noise_conditional() && !noised.is_exact() =>
             {
-                return Err(bad(format!(
-                    "noised_score: {kind} uses the clean score; remove noised_score"
+                return Err(PipelineError::invalid("noised_score", format!("{kind} uses the clean score; remove noised_score"
                 )))
             }
             (Source::Model { .. }, AnySampler::Mala(_)) => {
-                return Err(bad(
-                    "sampler.kind = \"mala\" needs a log-density, which a trained score model does not have; use langevin, or an analytic density",
+                return Err(PipelineError::invalid("sampler.kind", "\"mala\" needs a log-density, which a trained score model does not have; use langevin, or an analytic density",
                 ));
             }
             (Source::Model { net, .. }, s) => {
                 let nc = matches!(net, Network::NoiseConditional(_));
                 if s.noise_conditional() && !nc {
-                    return Err(bad(format!(
-                        "sampler.kind = {kind:?} needs a noise-conditional model s(x, σ); this one is {}: train model.kind = \"noise_conditional_mlp\" with objective.kind = \"dsm_multi\", or use langevin",
+                    return Err(PipelineError::invalid("sampler.kind", format!("{kind:?} needs a noise-conditional model s(x, σ); this one is {}: train model.kind = \"noise_conditional_mlp\" with objective.kind = \"dsm_multi\", or use langevin",
                         net.spec().kind.name()
                     )));
                 }
                 if !s.noise_conditional() && nc {
-                    return Err(bad(format!(
-                        "sampler.kind = {kind:?} uses a clean score s(x), but this model is noise-conditional; use annealed_langevin, reverse_sde, pc or ode"
+                    return Err(PipelineError::invalid("sampler.kind", format!("{kind:?} uses a clean score s(x), but this model is noise-conditional; use annealed_langevin, reverse_sde, pc or ode"
                     )));
                 }
             }
@@ -603,31 +587,27 @@ impl SamplePlan {
         };
         match &self.init {
             None if !sampler.noise_conditional() => {
-                return Err(bad(format!(
-                    "init: {kind} needs starting points, e.g. init = {{ kind = \"uniform\", low = -8.0, high = 8.0 }} or {{ kind = \"gaussian\", std = 1.0 }}"
+                return Err(PipelineError::invalid("init", format!("{kind} needs starting points, e.g. init = {{ kind = \"uniform\", low = -8.0, high = 8.0 }} or {{ kind = \"gaussian\", std = 1.0 }}"
                 )))
             }
             Some(InitSpec::Prior {}) if !sampler.noise_conditional() => {
-                return Err(bad(format!(
-                    "init: {kind} has no prior; use uniform or gaussian"
+                return Err(PipelineError::invalid("init", format!("{kind} has no prior; use uniform or gaussian"
                 )))
             }
             Some(InitSpec::Uniform { low, high }) if !(low.is_finite() && high.is_finite() && low < high) => {
-                return Err(bad(format!(
-                    "init: need finite low < high, got low = {low}, high = {high}"
+                return Err(PipelineError::invalid("init", format!("need finite low < high, got low = {low}, high = {high}"
                 )))
             }
             Some(InitSpec::Gaussian { std, mean }) => {
                 scorelab_core::error::positive(*std, "init.std")?;
                 if let Some(m) = mean {
                     if m.len() != dim {
-                        return Err(bad(format!(
-                            "init.mean: has {} entries but the points are {dim}-dimensional",
+                        return Err(PipelineError::invalid("init.mean", format!("has {} entries but the points are {dim}-dimensional",
                             m.len()
                         )));
                     }
                     if m.iter().any(|v| !v.is_finite()) {
-                        return Err(bad("init.mean: every entry must be finite"));
+                        return Err(PipelineError::invalid("init.mean", "every entry must be finite"));
                     }
                 }
             }
@@ -636,9 +616,10 @@ impl SamplePlan {
         let steps = sampler.outline().num_steps();
         for &k in &self.snapshots {
             if k == 0 || k > steps {
-                return Err(bad(format!(
-                    "snapshots: {k} is outside 1 … {steps}, the run's number of steps"
-                )));
+                return Err(PipelineError::invalid(
+                    "snapshots",
+                    format!("{k} is outside 1 … {steps}, the run's number of steps"),
+                ));
             }
         }
         let mut resolved = self.clone();

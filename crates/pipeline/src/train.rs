@@ -756,7 +756,7 @@ impl TrainPlan {
 pub const LOSS_COLUMNS: &str = "step,loss,val_loss,esm,ism,relative_fisher";
 
 /// One `loss.csv` row (empty cells for missing or non-finite values).
-pub fn loss_row(r: &EvalRow) -> String {
+fn loss_row(r: &EvalRow) -> String {
     let c = |v: Option<f64>| cell(v.filter(|x| x.is_finite()));
     format!(
         "{},{},{},{},{},{}",
@@ -838,15 +838,7 @@ impl TrainedModel {
         if let Some(t) = &self.transform {
             save_transform(dir, t)?;
         }
-        self.save_progress(dir)
-    }
-
-    fn save_progress(&self, dir: &Path) -> Result<()> {
-        let mut staged = Staged::default();
-        staged.stage(&dir.join("loss.csv"), loss_csv(&self.history).as_bytes())?;
-        staged.commit()?;
-        self.network.save(&dir.join("model.safetensors"))?;
-        Ok(())
+        save_progress(dir, &self.network, &self.history)
     }
 
     /// Reads a model folder: `model.safetensors` (required), `transform.toml` and `loss.csv`
@@ -858,7 +850,7 @@ impl TrainedModel {
     pub fn load(dir: &Path) -> Result<Self> {
         if !dir.is_dir() {
             return Err(PipelineError::Input(format!(
-                "{}: no such folder; give a folder written by scorelab train",
+                "{}: no such folder, so no model.safetensors; give a folder written by scorelab train",
                 dir.display()
             )));
         }
@@ -892,6 +884,15 @@ impl TrainedModel {
             history,
         })
     }
+}
+
+/// `loss.csv`, then the weights, each whole.
+fn save_progress(dir: &Path, network: &Network, history: &[EvalRow]) -> Result<()> {
+    let mut staged = Staged::default();
+    staged.stage(&dir.join("loss.csv"), loss_csv(history).as_bytes())?;
+    staged.commit()?;
+    network.save(&dir.join("model.safetensors"))?;
+    Ok(())
 }
 
 fn save_transform(dir: &Path, t: &Transform) -> Result<()> {
@@ -936,8 +937,7 @@ pub fn train(
     plan: &TrainPlan,
     observer: &mut (dyn Observe<TrainEvent> + Send),
 ) -> Result<TrainedModel> {
-    let prepared = plan.prepare(MemoryLimit::default())?;
-    run_loop(prepared, plan.seed, None, observer)
+    run_loop(plan.prepare(MemoryLimit::default())?, None, observer)
 }
 
 /// Where [`train_in`] saves, and whether it continues a run found there.
@@ -947,25 +947,23 @@ pub struct RunFolder {
     pub resume: bool,
     /// Provenance to write as `[run]` in `config.toml`.
     pub run: Option<toml::Table>,
-    /// The memory limit (default: [`MemoryLimit::default`]).
-    pub limit: MemoryLimit,
 }
 
-/// Trains `plan` into the folder `dir` (module docs for its files), saving the model and a
+/// Trains a prepared plan ([`TrainPlan::prepare`], so that a caller can validate before it
+/// touches the folder) into the folder `dir` (module docs for its files), saving the model and a
 /// checkpoint at every evaluation, so that a stopped or killed run loses at most the steps since
 /// the last one and `resume` continues it bit for bit. The folder must exist; what else is in it
 /// is the caller's business (the runner refuses a folder that is not empty).
 ///
 /// # Errors
-/// [`PipelineError`] for an invalid plan or a resume that does not fit the folder; I/O errors;
+/// [`PipelineError`] for a resume that does not fit the folder; I/O errors;
 /// [`PipelineError::Diverged`] after saving the steps finished.
 pub fn train_in(
     dir: &Path,
-    plan: &TrainPlan,
+    prepared: Prepared,
     folder: RunFolder,
     observer: &mut (dyn Observe<TrainEvent> + Send),
 ) -> Result<TrainedModel> {
-    let prepared = plan.prepare(folder.limit)?;
     let ckpt = dir.join("checkpoint");
     if folder.resume {
         if !ckpt.join("state.safetensors").exists() {
@@ -1006,7 +1004,7 @@ pub fn train_in(
         dir: dir.to_path_buf(),
         resume: folder.resume,
     };
-    run_loop(prepared, plan.seed, Some(target), observer)
+    run_loop(prepared, Some(target), observer)
 }
 
 struct Folder {
@@ -1015,19 +1013,9 @@ struct Folder {
 }
 
 impl Folder {
-    fn save(
-        &self,
-        trainer: &Trainer,
-        history: &[EvalRow],
-        transform: &Option<Transform>,
-    ) -> Result<()> {
+    fn save(&self, trainer: &Trainer, history: &[EvalRow]) -> Result<()> {
         let ckpt = self.dir.join("checkpoint");
-        TrainedModel {
-            network: trainer.model(),
-            transform: transform.clone(),
-            history: history.to_vec(),
-        }
-        .save_progress(&self.dir)?;
+        save_progress(&self.dir, &trainer.model(), history)?;
         trainer.raw_model().save(&ckpt.join("raw.safetensors"))?;
         trainer
             .state()
@@ -1045,7 +1033,6 @@ fn setup(e: TrainError) -> PipelineError {
 
 fn run_loop(
     prepared: Prepared,
-    seed: u64,
     folder: Option<Folder>,
     observer: &mut (dyn Observe<TrainEvent> + Send),
 ) -> Result<TrainedModel> {
@@ -1059,7 +1046,8 @@ fn run_loop(
     let eval_every = resolved.train.eval_every();
     let steps = config.steps;
     let objective = resolved.objective.objective().clone();
-    let mut trainer = Trainer::new(network, objective, data, config, seed).map_err(setup)?;
+    let mut trainer =
+        Trainer::new(network, objective, data, config, resolved.seed).map_err(setup)?;
     let mut history: Vec<EvalRow> = Vec::new();
     if let Some(f) = folder.as_ref().filter(|f| f.resume) {
         let ckpt = f.dir.join("checkpoint");
@@ -1081,7 +1069,7 @@ fn run_loop(
         let _ = observer.observe(&TrainEvent::Evaluated(row));
         history.push(row);
         if let Some(f) = &folder {
-            f.save(&trainer, &history, &transform)?;
+            f.save(&trainer, &history)?;
         }
     }
     // A run stopped between evaluations: evaluate where it stands, then save.
@@ -1095,7 +1083,7 @@ fn run_loop(
             history.push(row);
         }
         match &folder {
-            Some(f) => f.save(trainer, history, &transform),
+            Some(f) => f.save(trainer, history),
             None => Ok(()),
         }
     };
@@ -1135,7 +1123,7 @@ fn run_loop(
                 stop |= observer.observe(&TrainEvent::Evaluated(row)) == Control::Stop;
                 history.push(row);
                 if let Some(f) = &folder {
-                    f.save(&trainer, &history, &transform)?;
+                    f.save(&trainer, &history)?;
                 }
             }
         }

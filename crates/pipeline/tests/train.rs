@@ -22,6 +22,11 @@ fn plan(dir: &std::path::Path) -> TrainPlan {
     .unwrap()
 }
 
+fn prepare(plan: &TrainPlan) -> scorelab_pipeline::train::Prepared {
+    plan.prepare(scorelab_pipeline::memory::MemoryLimit::default())
+        .unwrap()
+}
+
 #[test]
 fn memory_folder_and_resumed_runs_agree_bit_for_bit() {
     let tmp = tempfile::tempdir().unwrap();
@@ -40,12 +45,12 @@ fn memory_folder_and_resumed_runs_agree_bit_for_bit() {
         TrainEvent::Step { step: 30, .. } => Control::Stop,
         _ => Control::Continue,
     };
-    let part = train_in(&dir, &plan, RunFolder::default(), &mut stop_at_30).unwrap();
+    let part = train_in(&dir, prepare(&plan), RunFolder::default(), &mut stop_at_30).unwrap();
     assert_eq!(part.steps(), 30);
     assert_ne!(part.network, whole.network);
     let resumed = train_in(
         &dir,
-        &plan,
+        prepare(&plan),
         RunFolder {
             resume: true,
             ..RunFolder::default()
@@ -75,12 +80,12 @@ fn resuming_refuses_a_changed_model() {
     let plan = plan(tmp.path());
     let dir = tmp.path().join("run");
     std::fs::create_dir(&dir).unwrap();
-    train_in(&dir, &plan, RunFolder::default(), &mut ()).unwrap();
+    train_in(&dir, prepare(&plan), RunFolder::default(), &mut ()).unwrap();
     let mut other = plan.clone();
     other.seed = 5;
     let e = train_in(
         &dir,
-        &other,
+        prepare(&other),
         RunFolder {
             resume: true,
             ..RunFolder::default()

@@ -13,13 +13,6 @@ use std::path::Path;
 /// # Errors
 /// An input error for a missing or unreadable model, bad points, or a wrong use of `--sigma`.
 pub fn run(model_dir: &Path, points: &Path, out: &Path, sigma: Option<f64>) -> Result<()> {
-    if !model_dir.join("model.safetensors").exists() {
-        return Err(bad(format!(
-            "--model {}: no model.safetensors; give a folder written by scorelab train",
-            model_dir.display()
-        ))
-        .into());
-    }
     let model = TrainedModel::load(model_dir).map_err(|e| match e {
         PipelineError::Input(m) => bad(format!("--model {m}")),
         other => bad(format!("--model: {other}")),

@@ -6,7 +6,9 @@ use crate::{bad, bar, in_config, provenance};
 use anyhow::Result;
 use scorelab_pipeline::memory::MemoryLimit;
 use scorelab_pipeline::observe::{stopper, Control};
-use scorelab_pipeline::train::{train_in, RunFolder, TrainEvent, TrainPlan, TrainedModel};
+use scorelab_pipeline::train::{
+    train_in, Prepared, RunFolder, TrainEvent, TrainPlan, TrainedModel,
+};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -69,16 +71,22 @@ fn clear(dir: &Path) -> Result<()> {
 }
 
 /// Trains `plan` afresh into `dir` (replacing a previous run's files there), as the experiments
-/// and `reproduce` do, stopping with an error on Ctrl-C.
+/// and `reproduce` do, stopping with an error on Ctrl-C. The plan is validated before the folder
+/// is touched.
 pub(crate) fn train_into(plan: &TrainPlan, dir: &Path, stop: &AtomicBool) -> Result<TrainedModel> {
+    fit_into(plan.prepare(MemoryLimit::from_env()?)?, dir, stop)
+}
+
+/// [`train_into`] for a plan already prepared.
+pub(crate) fn fit_into(prepared: Prepared, dir: &Path, stop: &AtomicBool) -> Result<TrainedModel> {
+    let steps = prepared.resolved.train.steps();
     clear(dir)?;
     let folder = RunFolder {
         resume: false,
         run: Some(provenance(rayon::current_num_threads())),
-        limit: MemoryLimit::default(),
     };
-    let model = train_in(dir, plan, folder, &mut stopper(stop))?;
-    if model.steps() < plan.train.steps() {
+    let model = train_in(dir, prepared, folder, &mut stopper(stop))?;
+    if model.steps() < steps {
         anyhow::bail!("interrupted while training {}", dir.display());
     }
     Ok(model)
@@ -94,9 +102,10 @@ pub fn run(args: &TrainArgs, stop: &AtomicBool) -> Result<Outcome> {
     if let Some(s) = args.seed {
         plan.seed = s;
     }
-    let limit = MemoryLimit::from_env()?;
     // Everything is validated before the folder is touched.
-    plan.prepare(limit).map_err(in_config(&args.config))?;
+    let prepared = plan
+        .prepare(MemoryLimit::from_env()?)
+        .map_err(in_config(&args.config))?;
     let dir = &args.out;
     if args.resume && args.force {
         return Err(bad("--resume and --force: choose one").into());
@@ -145,9 +154,8 @@ pub fn run(args: &TrainArgs, stop: &AtomicBool) -> Result<Outcome> {
     let folder = RunFolder {
         resume: args.resume,
         run: Some(provenance(rayon::current_num_threads())),
-        limit,
     };
-    let model = train_in(dir, &plan, folder, &mut observe);
+    let model = train_in(dir, prepared, folder, &mut observe);
     progress.finish_and_clear();
     let model = model?;
     if model.steps() < steps {

@@ -193,6 +193,7 @@ pub fn run(e: &DensityFitExperiment, models: &Path, stop: &AtomicBool) -> Result
     }
     // The plan of each (seed, objective): the file's data, model and [train], the objective's
     // own kind and its `train` overrides.
+    let data = || DataSpec::csv(&e.csv, e.columns.clone(), e.test_fraction);
     let plan_for = |seed: u64, objective: &toml::Table| -> Result<TrainPlan> {
         let mut o = objective.clone();
         o.remove("name");
@@ -202,7 +203,7 @@ pub fn run(e: &DensityFitExperiment, models: &Path, stop: &AtomicBool) -> Result
         }
         Ok(TrainPlan::new(
             seed,
-            DataSpec::csv(&e.csv, e.columns.clone(), e.test_fraction),
+            data(),
             e.model.clone(),
             typed(o.into(), "objective")?,
             typed(train.into(), "train")?,
@@ -213,12 +214,15 @@ pub fn run(e: &DensityFitExperiment, models: &Path, stop: &AtomicBool) -> Result
     let mut density = String::from("method,x0,x1,log_p\n");
     let mut samples_csv = String::from("method,x0,x1\n");
     let mut per_method: Vec<(String, Vec<[f64; 3]>)> = vec![];
+    // Every objective's plan is valid before any work.
+    for o in &e.objective {
+        plan_for(e.seeds[0], o)?;
+    }
     let total = (e.seeds.len() * e.objective.len()) as u64;
     let bar = crate::bar(total, "{bar:30} {pos}/{len} fits · {msg} · eta {eta}");
     for (si, &seed) in e.seeds.iter().enumerate() {
         // The split and transform of this seed, as `scorelab train` makes them.
-        let mut data = plan_for(seed, &e.objective[0])?.data;
-        let prepared = data.prepare_csv(seed)?;
+        let prepared = data().prepare_csv(seed)?;
         let (train, test, transform) = (prepared.train, prepared.test, prepared.transform);
         if transform.columns.len() != 2 {
             return Err(bad(format!(

@@ -160,18 +160,18 @@ pub fn run(e: &ImageFitExperiment, models: &Path, stop: &AtomicBool) -> Result<O
         .into_iter()
         .filter(|h| !e.exclude.contains(h))
         .collect();
+    let data = || DataSpec {
+        transform: Some("scale".into()),
+        scale: Some(e.scale),
+        noise: Some(e.noise),
+        ..DataSpec::csv(&e.csv, Some(columns.clone()), e.test_fraction)
+    };
     let plan_for = |seed: u64, f: &FitSpec| -> Result<TrainPlan> {
-        let data = DataSpec {
-            transform: Some("scale".into()),
-            scale: Some(e.scale),
-            noise: Some(e.noise),
-            ..DataSpec::csv(&e.csv, Some(columns.clone()), e.test_fraction)
-        };
         let mut train = e.train.clone();
         deep_merge(&mut train, &f.train);
         Ok(TrainPlan::new(
             seed,
-            data,
+            data(),
             typed(f.model.clone().into(), &format!("fit {} model", f.name))?,
             typed(
                 f.objective.clone().into(),
@@ -194,9 +194,12 @@ pub fn run(e: &ImageFitExperiment, models: &Path, stop: &AtomicBool) -> Result<O
             out.push_str(&format!("{label},{}\n", cells.join(",")));
         }
     };
+    // Every fit's plan is valid before any work.
+    for f in &e.fit {
+        plan_for(e.seeds[0], f)?;
+    }
     for (si, &seed) in e.seeds.iter().enumerate() {
-        let mut data = plan_for(seed, &e.fit[0])?.data;
-        let prepared = data.prepare_csv(seed)?;
+        let prepared = data().prepare_csv(seed)?;
         let (train, test, transform) = (prepared.train, prepared.test, prepared.transform);
         let bandwidth = scorelab_eval::median_bandwidth(train.view(), test.view());
         let mut rng = ChaCha8Rng::seed_from_u64(seed);

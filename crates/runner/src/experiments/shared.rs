@@ -2,7 +2,7 @@
 //! merging of config tables. The kinds import this module and nothing of each other.
 
 use crate::bad;
-use crate::train::train_into;
+use crate::train::fit_into;
 use anyhow::Result;
 use scorelab_pipeline::train::{TrainPlan, TrainedModel};
 use serde::{Deserialize, Serialize};
@@ -69,10 +69,11 @@ impl TrainRef {
     /// # Errors
     /// An input error for a bad config; Ctrl-C or a diverging run.
     pub fn train(&self, dir: &Path, stop: &AtomicBool) -> Result<TrainedModel> {
-        let plan = self.plan()?;
-        plan.prepare(scorelab_pipeline::memory::MemoryLimit::from_env()?)
+        let prepared = self
+            .plan()?
+            .prepare(scorelab_pipeline::memory::MemoryLimit::from_env()?)
             .map_err(crate::in_config(&self.config))?;
-        train_into(&plan, dir, stop)
+        fit_into(prepared, dir, stop)
     }
 }
 
