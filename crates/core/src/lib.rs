@@ -42,6 +42,7 @@
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod fsio;
 pub mod linalg;
 pub mod schedule;
 pub mod stats;

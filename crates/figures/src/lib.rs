@@ -85,20 +85,8 @@ pub fn draw_all(results: &Path, figures: &Path, mut on_figure: impl FnMut(&str))
 
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot write in {}", dir.display()))?;
-    std::io::Write::write_all(&mut tmp, bytes)?;
-    // tempfile creates 0600; a figure is as readable as any file the user writes.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
-    }
-    tmp.persist(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    scorelab_core::fsio::write_atomic(path, bytes)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// The temporary PNG path of a figure (plotters picks the encoder from the extension).
@@ -113,12 +101,19 @@ fn tmp_png(stem: &Path) -> PathBuf {
 /// # Errors
 /// If the template cannot be read, names a value no file gives, or `out` cannot be written.
 pub fn write_paper(results: &Path, template: &Path, out: &Path) -> Result<()> {
+    let rendered = render_paper(results, template)?;
+    write_atomic(out, rendered.as_bytes())
+}
+
+/// The paper rendered from `template` with the values of `results`, written nowhere.
+///
+/// # Errors
+/// As [`write_paper`].
+pub fn render_paper(results: &Path, template: &Path) -> Result<String> {
     let text = std::fs::read_to_string(template)
         .with_context(|| format!("cannot read {}", template.display()))?;
     let values = paper::values(results)?;
-    let rendered = paper::render(&text, &values)
-        .with_context(|| format!("template {}", template.display()))?;
-    write_atomic(out, rendered.as_bytes())
+    paper::render(&text, &values).with_context(|| format!("template {}", template.display()))
 }
 
 /// The markers of the generated block in the README.
@@ -144,15 +139,29 @@ pub fn replace_block(readme: &str, block: &str) -> Result<String> {
 /// # Errors
 /// As [`write_paper`], or if the README has no marked block.
 pub fn write_readme_headline(results: &Path, template: &Path, readme: &Path) -> Result<()> {
+    if let Some(updated) = render_readme_headline(results, template, readme)? {
+        write_atomic(readme, updated.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// The README `readme` with its headline block rendered, or `None` if it would not change;
+/// written nowhere, so that a caller can check everything before it writes anything.
+///
+/// # Errors
+/// As [`write_readme_headline`].
+pub fn render_readme_headline(
+    results: &Path,
+    template: &Path,
+    readme: &Path,
+) -> Result<Option<String>> {
     let text = std::fs::read_to_string(template)
         .with_context(|| format!("cannot read {}", template.display()))?;
     let block = paper::render(&text, &paper::values(results)?)
         .with_context(|| format!("template {}", template.display()))?;
     let current = std::fs::read_to_string(readme)
         .with_context(|| format!("cannot read {}", readme.display()))?;
-    let updated = replace_block(&current, &block)?;
-    if updated != current {
-        write_atomic(readme, updated.as_bytes())?;
-    }
-    Ok(())
+    let updated = replace_block(&current, &block)
+        .with_context(|| format!("--readme {}", readme.display()))?;
+    Ok((updated != current).then_some(updated))
 }

@@ -49,7 +49,7 @@ pub use energy::EnergyMlp;
 pub use linear::Linear;
 pub use mlp::{AtSigma, Mlp, NoiseConditionalMlp};
 pub use net::{Activation, Bound, Outputs, Real, Tangents, TraceMethod};
-pub use network::{LoadError, Network, NetworkKind, NetworkSpec, TrainingState};
+pub use network::{Checkpoint, LoadError, Network, NetworkKind, NetworkSpec, TrainingState};
 pub use params::Params;
 
 /// A model parameter that cannot be used; the message names the field as the config spells it.

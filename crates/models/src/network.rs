@@ -94,6 +94,37 @@ impl NetworkSpec {
         }
     }
 
+    /// A lower bound on the weights this architecture has (Σ of fan-in × fan-out over
+    /// D → hidden… → 1), `None` if it overflows: what a file must at least hold before its
+    /// metadata is believed and the network allocated.
+    fn min_scalars(&self) -> Option<usize> {
+        let widths: Vec<usize> = std::iter::once(self.dim)
+            .chain(self.hidden.iter().copied())
+            .chain(std::iter::once(1))
+            .collect();
+        widths
+            .windows(2)
+            .try_fold(0usize, |acc, w| acc.checked_add(w[0].checked_mul(w[1])?))
+    }
+
+    /// Refuses metadata that claims more weights than the file holds, before anything of that
+    /// size is allocated (a header saying `dim = 1e12` must not abort the process).
+    fn check_against(&self, path: &Path, blocks: &Blocks) -> Result<(), LoadError> {
+        let held: usize = blocks.values().map(|(_, d)| d.len()).sum();
+        match self.min_scalars() {
+            Some(n) if n <= held => Ok(()),
+            claimed => Err(LoadError::Format {
+                path: path.to_path_buf(),
+                message: format!(
+                    "the metadata claims an architecture (dim {}, hidden {:?}) of {} weights but the file holds {held}; the file is damaged or not a scorelab model",
+                    self.dim,
+                    self.hidden,
+                    claimed.map_or("more than 2^64".to_string(), |n| format!("at least {n}"))
+                ),
+            }),
+        }
+    }
+
     fn to_json(&self) -> String {
         let mut v = serde_json::json!({
             "format": 1,
@@ -262,12 +293,32 @@ impl Network {
         }
     }
 
-    /// Writes θ to `path` in the documented safetensors format (module docs).
+    /// Writes θ to `path` in the documented safetensors format (module docs), whole or not at all
+    /// ([`scorelab_core::fsio::write_atomic`]).
     ///
     /// # Errors
     /// A [`LoadError::Io`] if the file cannot be written.
     pub fn save(&self, path: &Path) -> Result<(), LoadError> {
-        save_blocks(path, &self.spec().to_json(), &[("", self.params())])
+        self.save_with(path, &[])
+    }
+
+    /// [`Network::save`] with further string fields `(key, value)` in the `scorelab` metadata
+    /// JSON beside the architecture (a model folder records the checksum of its data transform
+    /// this way). The JSON's keys are sorted, so the same network writes the same bytes.
+    ///
+    /// # Errors
+    /// A [`LoadError::Io`] if the file cannot be written.
+    pub fn save_with(&self, path: &Path, extra: &[(&str, String)]) -> Result<(), LoadError> {
+        let mut meta: serde_json::Value =
+            serde_json::from_str(&self.spec().to_json()).expect("the spec is JSON");
+        for (k, v) in extra {
+            meta[*k] = serde_json::Value::String(v.clone());
+        }
+        let bytes = serialize_blocks(path, meta.to_string(), &[("", self.params())])?;
+        scorelab_core::fsio::write_atomic(path, &bytes).map_err(|source| LoadError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
     /// Reads a network written by [`Network::save`].
@@ -275,11 +326,30 @@ impl Network {
     /// # Errors
     /// A [`LoadError`] naming the file and, for a wrong shape, the tensor and both shapes.
     pub fn load(path: &Path) -> Result<Network, LoadError> {
+        Self::load_with(path).map(|(net, _)| net)
+    }
+
+    /// [`Network::load`], with the string fields of the file's metadata JSON (those given to
+    /// [`Network::save_with`], and the architecture's `kind` and `activation`).
+    ///
+    /// # Errors
+    /// As [`Network::load`].
+    pub fn load_with(path: &Path) -> Result<(Network, HashMap<String, String>), LoadError> {
         let (meta, mut blocks) = load_blocks(path)?;
+        let fields: HashMap<String, String> = serde_json::from_str::<serde_json::Value>(&meta)
+            .ok()
+            .and_then(|v| v.as_object().cloned())
+            .map(|o| {
+                o.into_iter()
+                    .filter_map(|(k, v)| v.as_str().map(|s| (k, s.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
         let spec = NetworkSpec::from_json(&meta).map_err(|message| LoadError::Format {
             path: path.to_path_buf(),
             message: format!("bad architecture metadata: {message}"),
         })?;
+        spec.check_against(path, &blocks)?;
         let mut net = spec.build(0).map_err(|e| LoadError::Format {
             path: path.to_path_buf(),
             message: format!("bad architecture metadata: {e}"),
@@ -291,7 +361,7 @@ impl Network {
                 message: format!("unexpected tensor {extra:?} for this architecture"),
             });
         }
-        Ok(net)
+        Ok((net, fields))
     }
 }
 
@@ -333,29 +403,15 @@ pub enum LoadError {
 
 type Blocks = HashMap<String, (Vec<usize>, Vec<f32>)>;
 
-/// Writes named f32 blocks (`prefix` + block name) and one JSON metadata string, through a
-/// temporary file renamed into place.
-pub(crate) fn save_blocks(
+/// The safetensors bytes of named f32 blocks (`prefix` + block name) with the one metadata entry
+/// `scorelab` = `meta` (one entry only: safetensors writes its metadata map in hash order, so two
+/// entries would make the bytes differ from run to run).
+pub(crate) fn serialize_blocks(
     path: &Path,
-    meta: &str,
+    meta: String,
     groups: &[(&str, &Params)],
-) -> Result<(), LoadError> {
-    let io = |source| LoadError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut bytes: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-    for (prefix, params) in groups {
-        for ((name, &(r, c)), v) in params
-            .names()
-            .iter()
-            .zip(params.shapes())
-            .zip(params.values())
-        {
-            let data = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-            bytes.push((format!("{prefix}{name}"), vec![r, c], data));
-        }
-    }
+) -> Result<Vec<u8>, LoadError> {
+    let bytes = block_bytes(groups);
     let views = bytes
         .iter()
         .map(|(n, s, d)| {
@@ -367,14 +423,28 @@ pub(crate) fn save_blocks(
                 })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let info = Some(HashMap::from([("scorelab".to_string(), meta.to_string())]));
-    let buf = safetensors::serialize(views, &info).map_err(|e| LoadError::Format {
+    let meta = HashMap::from([("scorelab".to_string(), meta)]);
+    safetensors::serialize(views, &Some(meta)).map_err(|e| LoadError::Format {
         path: path.to_path_buf(),
         message: e.to_string(),
-    })?;
-    let tmp = path.with_extension("safetensors.tmp");
-    std::fs::write(&tmp, buf).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    })
+}
+
+/// Every block as (name, shape, little-endian bytes), in the order of `groups`.
+fn block_bytes(groups: &[(&str, &Params)]) -> Vec<(String, Vec<usize>, Vec<u8>)> {
+    let mut bytes = Vec::new();
+    for (prefix, params) in groups {
+        for ((name, &(r, c)), v) in params
+            .names()
+            .iter()
+            .zip(params.shapes())
+            .zip(params.values())
+        {
+            let data = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+            bytes.push((format!("{prefix}{name}"), vec![r, c], data));
+        }
+    }
+    bytes
 }
 
 /// Reads every F32 block and the `scorelab` metadata string.
@@ -383,6 +453,9 @@ pub(crate) fn load_blocks(path: &Path) -> Result<(String, Blocks), LoadError> {
         path: path.to_path_buf(),
         message,
     };
+    if let Some(what) = scorelab_core::fsio::non_regular(path) {
+        return Err(format(format!("is {what}, not a file written by scorelab")));
+    }
     let buf = std::fs::read(path).map_err(|source| LoadError::Io {
         path: path.to_path_buf(),
         source,
@@ -464,21 +537,8 @@ fn describe(spec: &NetworkSpec) -> String {
     s
 }
 
-/// What resuming a run needs besides the weights: Adam's moments and step count and the EMA.
-///
-/// # Examples
-/// ```
-/// use scorelab_models::{Activation, Adam, Ema, Mlp, Network, TrainingState};
-/// let net = Network::Mlp(Mlp::new(2, &[4], Activation::Tanh, 0)?);
-/// let state = TrainingState { adam: Adam::new(net.params(), 1e-3)?, ema: None, step: 0, rng_word_pos: 0 };
-/// let dir = std::env::temp_dir().join(format!("scorelab-doc-{}", std::process::id()));
-/// std::fs::create_dir_all(&dir)?;
-/// state.save(&dir.join("state.safetensors"), &net)?;
-/// let back = TrainingState::load(&dir.join("state.safetensors"), &net)?;
-/// assert_eq!(back.step, 0);
-/// # std::fs::remove_dir_all(&dir)?;
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
+/// What resuming a run needs besides the weights: Adam's moments and step count, the EMA, the
+/// step and the training RNG's position. It is saved with the raw weights as one [`Checkpoint`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainingState {
     /// The optimiser.
@@ -492,57 +552,155 @@ pub struct TrainingState {
     pub rng_word_pos: u128,
 }
 
-impl TrainingState {
-    /// Writes the state (for `net`'s architecture) to `path`.
-    ///
-    /// # Errors
-    /// A [`LoadError::Io`] if the file cannot be written.
-    pub fn save(&self, path: &Path, net: &Network) -> Result<(), LoadError> {
+/// Everything a training run needs to continue, in **one** safetensors file: the raw weights
+/// (`raw.*`), Adam's moments (`adam.m.*`, `adam.v.*`), the EMA (`ema.*`, if used), and in the
+/// metadata JSON the step, Adam's step count and learning rate, the EMA decay, the RNG position,
+/// the caller's `notes` (a run folder keeps its `loss.csv` there), and a SHA-256 `checksum` over
+/// the rest of the metadata and every tensor's name, shape and bytes.
+///
+/// One file written by [`scorelab_core::fsio::write_atomic`] (temporary file, fsync, rename,
+/// fsync of the folder) cannot be torn: it is the old checkpoint or the new one. [`Checkpoint::load`]
+/// refuses a file whose checksum does not verify, so a damaged checkpoint is never resumed.
+///
+/// # Examples
+/// ```
+/// use scorelab_models::{Activation, Adam, Checkpoint, Mlp, Network, TrainingState};
+/// let net = Network::Mlp(Mlp::new(2, &[4], Activation::Tanh, 0)?);
+/// let state = TrainingState { adam: Adam::new(net.params(), 1e-3)?, ema: None, step: 7, rng_word_pos: 42 };
+/// let ckpt = Checkpoint { raw: net, state, notes: "step\n0\n".into() };
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("checkpoint.safetensors");
+/// ckpt.save(&path)?;
+/// assert_eq!(Checkpoint::load(&path)?, ckpt);
+/// // One flipped byte and the file is refused.
+/// let mut bytes = std::fs::read(&path)?;
+/// let last = bytes.len() - 1;
+/// bytes[last] ^= 1;
+/// std::fs::write(&path, bytes)?;
+/// assert!(Checkpoint::load(&path).unwrap_err().to_string().contains("checksum"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checkpoint {
+    /// The network with its raw (optimised, not averaged) weights.
+    pub raw: Network,
+    /// The optimiser, EMA, step and RNG position.
+    pub state: TrainingState,
+    /// Text the caller keeps with the checkpoint (covered by the checksum).
+    pub notes: String,
+}
+
+/// The checksum of a checkpoint: SHA-256 over the metadata JSON, then every tensor in name order
+/// as its name, a zero byte, its shape (u64 little-endian each) and its bytes.
+fn checksum(meta: &str, tensors: &mut [(String, Vec<usize>, Vec<u8>)]) -> String {
+    use sha2::{Digest, Sha256};
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut h = Sha256::new();
+    h.update(meta.as_bytes());
+    for (name, shape, data) in tensors.iter() {
+        h.update(name.as_bytes());
+        h.update([0u8]);
+        for &d in shape {
+            h.update((d as u64).to_le_bytes());
+        }
+        h.update(data);
+    }
+    let digest = h.finalize();
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+impl Checkpoint {
+    fn groups(&self) -> (Params, Params) {
         let as_params = |blocks: &[Vec<f32>]| {
-            let mut p = net.params().clone();
+            let mut p = self.raw.params().clone();
             for (dst, src) in p.values_mut().iter_mut().zip(blocks) {
                 dst.clone_from(src);
             }
             p
         };
-        let (m, v) = self.adam.moments();
-        let (m, v) = (as_params(m), as_params(v));
-        let mut groups = vec![("adam.m.", &m), ("adam.v.", &v)];
-        if let Some(e) = &self.ema {
-            groups.push(("ema.", e.params()));
-        }
-        let meta = serde_json::json!({
-            "format": 1,
-            "architecture": net.spec().to_json(),
-            "step": self.step,
-            "adam_steps": self.adam.steps(),
-            "lr": self.adam.lr(),
-            "ema_decay": self.ema.as_ref().map(|e| e.decay()),
-            "rng_word_pos": self.rng_word_pos.to_string(),
-        });
-        save_blocks(path, &meta.to_string(), &groups)
+        let (m, v) = self.state.adam.moments();
+        (as_params(m), as_params(v))
     }
 
-    /// Reads a state written by [`TrainingState::save`] for `net`'s architecture.
+    /// Writes the checkpoint to `path`, whole or not at all (type docs).
     ///
     /// # Errors
-    /// A [`LoadError`] if the file is unreadable or was written for another architecture.
-    pub fn load(path: &Path, net: &Network) -> Result<Self, LoadError> {
+    /// A [`LoadError::Io`] if the file cannot be written.
+    pub fn save(&self, path: &Path) -> Result<(), LoadError> {
+        let (m, v) = self.groups();
+        let mut groups = vec![
+            ("raw.", self.raw.params()),
+            ("adam.m.", &m),
+            ("adam.v.", &v),
+        ];
+        if let Some(e) = &self.state.ema {
+            groups.push(("ema.", e.params()));
+        }
+        let s = &self.state;
+        let mut meta = serde_json::json!({
+            "format": 2,
+            "kind": "checkpoint",
+            "architecture": self.raw.spec().to_json(),
+            "step": s.step,
+            "adam_steps": s.adam.steps(),
+            "lr": s.adam.lr(),
+            "ema_decay": s.ema.as_ref().map(|e| e.decay()),
+            "rng_word_pos": s.rng_word_pos.to_string(),
+            "notes": self.notes,
+        });
+        meta["checksum"] = checksum(&meta.to_string(), &mut block_bytes(&groups)).into();
+        let bytes = serialize_blocks(path, meta.to_string(), &groups)?;
+        scorelab_core::fsio::write_atomic(path, &bytes).map_err(|source| LoadError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// Reads and verifies a checkpoint written by [`Checkpoint::save`].
+    ///
+    /// # Errors
+    /// A [`LoadError`] naming the file: unreadable, not a checkpoint, or a checksum that does not
+    /// verify (the file was damaged or changed after it was written).
+    pub fn load(path: &Path) -> Result<Self, LoadError> {
         let format = |message: String| LoadError::Format {
             path: path.to_path_buf(),
             message,
         };
         let (meta, mut blocks) = load_blocks(path)?;
-        let v: serde_json::Value =
+        let mut v: serde_json::Value =
             serde_json::from_str(&meta).map_err(|e| format(format!("bad metadata: {e}")))?;
-        let spec = net.spec();
-        if v["architecture"].as_str() != Some(spec.to_json().as_str()) {
-            return Err(format(format!(
-                "the training state is for another architecture ({}), not {}",
-                v["architecture"],
-                describe(&spec)
-            )));
+        let stated = match v.as_object_mut().and_then(|o| o.remove("checksum")) {
+            Some(serde_json::Value::String(s)) => s,
+            _ => return Err(format(
+                "no checksum: not a checkpoint of this scorelab (an older one wrote checkpoint/state.safetensors); rerun with --force".into(),
+            )),
+        };
+        let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = blocks
+            .iter()
+            .map(|(n, (s, d))| {
+                (
+                    n.clone(),
+                    s.clone(),
+                    d.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                )
+            })
+            .collect();
+        if stated != checksum(&v.to_string(), &mut tensors) {
+            return Err(format(
+                "the checksum does not verify: the checkpoint was damaged or changed after it was written, so it is not resumed; rerun with --force to start over".into(),
+            ));
         }
+        if v["kind"].as_str() != Some("checkpoint") {
+            return Err(format("not a checkpoint".into()));
+        }
+        let spec = NetworkSpec::from_json(v["architecture"].as_str().unwrap_or_default())
+            .map_err(|m| format(format!("bad architecture metadata: {m}")))?;
+        spec.check_against(path, &blocks)?;
+        let mut raw = spec
+            .build(0)
+            .map_err(|e| format(format!("bad architecture metadata: {e}")))?;
+        fill_params(path, &spec, "raw.", raw.params_mut(), &mut blocks)?;
         let num = |k: &str| {
             v[k].as_u64()
                 .ok_or_else(|| format(format!("metadata lacks {k}")))
@@ -556,27 +714,35 @@ impl TrainingState {
             .as_str()
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| format("metadata lacks rng_word_pos".into()))?;
-        let mut m = net.params().clone();
-        let mut vv = net.params().clone();
+        let notes = v["notes"].as_str().unwrap_or_default().to_string();
+        let mut m = raw.params().clone();
+        let mut vv = raw.params().clone();
         fill_params(path, &spec, "adam.m.", &mut m, &mut blocks)?;
         fill_params(path, &spec, "adam.v.", &mut vv, &mut blocks)?;
         let mut adam =
-            Adam::new(net.params(), lr).map_err(|e| format(format!("bad metadata: {e}")))?;
+            Adam::new(raw.params(), lr).map_err(|e| format(format!("bad metadata: {e}")))?;
         adam.restore(m.values().to_vec(), vv.values().to_vec(), adam_steps);
         let ema = match v["ema_decay"].as_f64() {
             Some(decay) => {
-                let mut e = crate::adam::Ema::new(net.params(), decay)
+                let mut e = crate::adam::Ema::new(raw.params(), decay)
                     .map_err(|e| format(format!("bad metadata: {e}")))?;
                 fill_params(path, &spec, "ema.", e.params_mut(), &mut blocks)?;
                 Some(e)
             }
             None => None,
         };
-        Ok(TrainingState {
-            adam,
-            ema,
-            step,
-            rng_word_pos,
+        if let Some(extra) = blocks.keys().min() {
+            return Err(format(format!("unexpected tensor {extra:?}")));
+        }
+        Ok(Checkpoint {
+            raw,
+            state: TrainingState {
+                adam,
+                ema,
+                step,
+                rng_word_pos,
+            },
+            notes,
         })
     }
 }

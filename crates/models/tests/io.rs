@@ -1,7 +1,7 @@
 //! Save/load round trips and the errors a user sees for a wrong or broken file.
 
 use scorelab_models::{
-    Activation, Adam, Ema, LoadError, Network, NetworkKind, NetworkSpec, TrainingState,
+    Activation, Adam, Checkpoint, Ema, LoadError, Network, NetworkKind, NetworkSpec, TrainingState,
 };
 
 fn spec(kind: NetworkKind, hidden: &[usize]) -> NetworkSpec {
@@ -77,7 +77,7 @@ fn broken_files_are_clear_errors() {
 }
 
 #[test]
-fn training_state_round_trips_and_refuses_another_architecture() {
+fn a_checkpoint_round_trips_and_refuses_any_damage() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.safetensors");
     let mut net = spec(NetworkKind::Mlp, &[4]).build(2).unwrap();
@@ -97,9 +97,48 @@ fn training_state_round_trips_and_refuses_another_architecture() {
         step: 7,
         rng_word_pos: 1 << 70,
     };
-    state.save(&path, &net).unwrap();
-    assert_eq!(TrainingState::load(&path, &net).unwrap(), state);
-    let other = spec(NetworkKind::Mlp, &[5]).build(2).unwrap();
-    let msg = TrainingState::load(&path, &other).unwrap_err().to_string();
-    assert!(msg.contains("another architecture"), "{msg}");
+    let ckpt = Checkpoint {
+        raw: net,
+        state,
+        notes: "step,loss\n0,1\n".into(),
+    };
+    ckpt.save(&path).unwrap();
+    assert_eq!(Checkpoint::load(&path).unwrap(), ckpt);
+    // Every single-byte change anywhere in the file is refused (the header, the metadata with its
+    // step and notes, the tensors): the checksum or the format catches it, and nothing loads.
+    let bytes = std::fs::read(&path).unwrap();
+    for i in (0..bytes.len()).step_by(7) {
+        let mut b = bytes.clone();
+        b[i] ^= 0x20;
+        std::fs::write(&path, &b).unwrap();
+        assert!(
+            Checkpoint::load(&path).is_err(),
+            "byte {i} changed, still loaded"
+        );
+    }
+    // A truncated file (a torn write) is refused too.
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    assert!(Checkpoint::load(&path).is_err());
+}
+
+/// A header that claims an enormous architecture is refused before anything of that size is
+/// allocated (it used to abort the process: out of memory).
+#[test]
+fn metadata_claiming_an_absurd_size_is_refused_not_allocated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.safetensors");
+    let data = vec![0u8; 16];
+    let view =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![2, 2], &data).unwrap();
+    let meta =
+        r#"{"format":1,"kind":"mlp","dim":1000000000000,"hidden":[64],"activation":"softplus"}"#;
+    let info = Some(std::collections::HashMap::from([(
+        "scorelab".to_string(),
+        meta.to_string(),
+    )]));
+    let bytes = safetensors::serialize(vec![("layers.0.weight", view)], &info).unwrap();
+    std::fs::write(&path, bytes).unwrap();
+    let msg = Network::load(&path).unwrap_err().to_string();
+    assert!(msg.contains("claims an architecture"), "{msg}");
+    assert!(msg.contains("the file holds 4"), "{msg}");
 }

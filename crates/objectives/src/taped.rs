@@ -178,13 +178,16 @@ impl Objective {
                     Ok(())
                 }
             }
-            Objective::Dsm { sigma } => scorelab_core::error::positive(*sigma, "sigma").map(|_| ()),
+            Objective::Dsm { sigma } => noise_level(*sigma, "sigma"),
             Objective::DsmMulti { sigmas } => {
-                if sigmas.is_empty() {
-                    return Err(ParamError::invalid("levels", "must be at least 1"));
+                if sigmas.len() < 2 {
+                    return Err(ParamError::invalid(
+                        "levels",
+                        "must be at least 2 (one level is dsm with that sigma)",
+                    ));
                 }
                 for s in sigmas {
-                    scorelab_core::error::positive(*s, "sigmas")?;
+                    noise_level(*s, "sigmas")?;
                 }
                 if sigmas.windows(2).any(|w| w[0] <= w[1]) {
                     return Err(ParamError::invalid(
@@ -207,8 +210,18 @@ impl Objective {
         sigma_min: f64,
         levels: usize,
     ) -> Result<Self, scorelab_core::ParamError> {
+        if levels < 2 {
+            return Err(scorelab_core::ParamError::invalid(
+                "levels",
+                "must be at least 2 (one level is dsm with that sigma)",
+            ));
+        }
+        noise_level(sigma_max, "sigma_max")?;
+        noise_level(sigma_min, "sigma_min")?;
         let sigmas = scorelab_core::schedule::geometric(sigma_max, sigma_min, levels)?;
-        Ok(Objective::DsmMulti { sigmas })
+        let o = Objective::DsmMulti { sigmas };
+        o.validate()?;
+        Ok(o)
     }
 
     /// The objective's id as the benchmark and `scorelab cost` name it: `esm`, `ism_naive`,
@@ -480,4 +493,23 @@ where
     let p = net.params().bind::<E>(&dev);
     let t = loss_terms(objective, net, &p, x, target, noise, NoneTape);
     scorelab_models::net::to_f64(&t)
+}
+
+/// The range of a noise level σ: its square and the weight 1/σ² of the denoising target must be
+/// finite numbers, so σ ∈ [1e-150, 1e150] (a σ of 1e300 used to end in a non-finite loss and
+/// the advice to lower the learning rate).
+const SIGMA_RANGE: (f64, f64) = (1e-150, 1e150);
+
+fn noise_level(sigma: f64, field: &str) -> Result<(), scorelab_core::ParamError> {
+    scorelab_core::error::positive(sigma, field)?;
+    if !(SIGMA_RANGE.0..=SIGMA_RANGE.1).contains(&sigma) {
+        return Err(scorelab_core::ParamError::invalid(
+            field,
+            format!(
+                "{sigma} is outside [{:e}, {:e}]: σ² would not be a finite number (σ is in model units, where the data have scale about 1)",
+                SIGMA_RANGE.0, SIGMA_RANGE.1
+            ),
+        ));
+    }
+    Ok(())
 }

@@ -33,7 +33,7 @@ use rand_distr::{Distribution, StandardNormal};
 use scorelab_core::linalg::row_sq_norms;
 use scorelab_core::{Dimension, Sample, Score};
 use scorelab_densities::AnyDensity;
-use scorelab_models::{Adam, Ema, Network, TrainingState};
+use scorelab_models::{Adam, Checkpoint, Ema, Network, TrainingState};
 
 /// One training step in f32: the loss of `objective` on the batch `x` (with `target` for ESM and
 /// the drawn `noise`), its θ-gradient by one backward pass, and one Adam update of `net`. This is
@@ -547,13 +547,22 @@ impl Trainer {
         }
     }
 
-    /// The state a resumed run needs (the raw weights are saved separately).
+    /// The state a resumed run needs besides the raw weights.
     pub fn state(&self) -> TrainingState {
         TrainingState {
             adam: self.adam.clone(),
             ema: self.ema.clone(),
             step: self.step,
             rng_word_pos: self.rng.get_word_pos(),
+        }
+    }
+
+    /// Everything [`Trainer::resume`] needs, as one [`Checkpoint`] carrying `notes`.
+    pub fn checkpoint(&self, notes: String) -> Checkpoint {
+        Checkpoint {
+            raw: self.net.clone(),
+            state: self.state(),
+            notes,
         }
     }
 

@@ -112,16 +112,12 @@ fn a_resumed_run_equals_an_uninterrupted_one_bit_for_bit() {
         while first.step() < 17 {
             first.train_step().unwrap();
         }
-        // Through the files a real run writes.
-        let (w, s) = (
-            dir.path().join("raw.safetensors"),
-            dir.path().join("state.safetensors"),
-        );
-        first.raw_model().save(&w).unwrap();
-        first.state().save(&s, first.raw_model()).unwrap();
+        // Through the one file a real run writes.
+        let path = dir.path().join("checkpoint.safetensors");
+        first.checkpoint(String::new()).save(&path).unwrap();
         let mut resumed = small_trainer(o.clone(), 0.9);
-        let raw = Network::load(&w).unwrap();
-        let state = scorelab_models::TrainingState::load(&s, &raw).unwrap();
+        let ckpt = scorelab_models::Checkpoint::load(&path).unwrap();
+        let (raw, state) = (ckpt.raw, ckpt.state);
         resumed.resume(raw, state).unwrap();
         while resumed.step() < 40 {
             resumed.train_step().unwrap();

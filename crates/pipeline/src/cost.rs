@@ -176,6 +176,48 @@ pub fn measure(
     })
 }
 
+/// Refuses a benchmark setting whose training step would need more memory than `limit` (the
+/// size rule of [`crate::memory`]), before anything is allocated.
+///
+/// # Errors
+/// [`PipelineError::Invalid`] for an unknown objective id, [`PipelineError::TooLarge`] over the
+/// limit.
+pub fn check_size(
+    id: &str,
+    dim: usize,
+    batch: usize,
+    width: usize,
+    limit: crate::memory::MemoryLimit,
+) -> Result<()> {
+    let objective = objective(id)?;
+    let spec = scorelab_models::NetworkSpec {
+        kind: scorelab_models::NetworkKind::Mlp,
+        dim,
+        hidden: vec![width, width],
+        activation: scorelab_models::Activation::Softplus,
+        tau: None,
+    };
+    let config = scorelab_objectives::training::TrainConfig {
+        steps: 1,
+        batch,
+        lr: 1e-3,
+        ema: 0.0,
+        val_batch: 0,
+        eval_batch: 0,
+    };
+    let none = scorelab_objectives::training::TrainData::Points {
+        train: ndarray::Array2::zeros((0, dim)),
+        val: ndarray::Array2::zeros((0, dim)),
+        noise: 0.0,
+    };
+    crate::memory::check(
+        crate::memory::train_bytes(&spec, &objective, &config, &none),
+        limit,
+        || format!("a {id} step (batch {batch}, D = {dim}, width {width})"),
+        "lower --batch, --width or --dims",
+    )
+}
+
 /// Milliseconds of each of `steps` timed steps after `warmup` untimed ones, sorted.
 fn time_steps(mut s: Setting, warmup: usize, steps: usize) -> Vec<f64> {
     for _ in 0..warmup {

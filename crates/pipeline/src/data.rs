@@ -25,6 +25,7 @@
 //! ```
 
 use crate::error::{PipelineError, Result};
+use crate::files::{clip, quote};
 use ndarray::{Array1, Array2, Axis};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -89,14 +90,26 @@ impl Table {
                 let raw = rec.get(i).unwrap_or("");
                 let v: f64 = raw.trim().parse().map_err(|_| {
                     at(format!(
-                        "row {}, column {name:?}: {raw:?} is not a number",
-                        r + 1
+                        "row {}, column {}: {} is not a number",
+                        r + 1,
+                        quote(name),
+                        quote(raw)
                     ))
                 })?;
                 if !v.is_finite() {
                     return Err(at(format!(
-                        "row {}, column {name:?}: {raw} is not finite",
-                        r + 1
+                        "row {}, column {}: {} is not finite",
+                        r + 1,
+                        quote(name),
+                        clip(raw.trim())
+                    )));
+                }
+                if !(v * v).is_finite() {
+                    return Err(at(format!(
+                        "row {}, column {}: {} is too large (its square overflows; every |value| must be below 1e154): rescale the column",
+                        r + 1,
+                        quote(name),
+                        clip(raw.trim())
                     )));
                 }
                 values.push(v);
@@ -121,12 +134,12 @@ pub fn read_points(path: &Path, label: &str, dim: Option<usize>) -> Result<Array
         return Err(PipelineError::Input(match dim {
             Some(d) => format!(
                 "{label}: the header is {} but this {d}-dimensional model needs {}",
-                table.header.join(","),
+                quote(&table.header.join(",")),
                 want.join(",")
             ),
             None => format!(
-                "{label}: the header is {:?}; points have the header x0,x1,…,x{{D-1}}",
-                table.header.join(",")
+                "{label}: the header is {}; points have the header x0,x1,…,x{{D-1}}",
+                quote(&table.header.join(","))
             ),
         }));
     }
@@ -196,16 +209,17 @@ impl Dataset {
             if names[..k].contains(name) {
                 return Err(PipelineError::invalid(
                     "data.columns",
-                    format!("{name:?} is listed twice"),
+                    format!("{} is listed twice", quote(name)),
                 ));
             }
             let i = header.iter().position(|h| h == name).ok_or_else(|| {
                 PipelineError::invalid(
                     "data.columns",
                     format!(
-                        "no column {name:?} in {}; its columns are {}",
+                        "no column {} in {}; its columns are {}",
+                        quote(name),
                         path.display(),
-                        header.join(", ")
+                        quote(&header.join(", "))
                     ),
                 )
             })?;
@@ -389,6 +403,42 @@ impl Transform {
                 scale: vec![1.0; d],
             }),
         }
+    }
+
+    /// Checks a transform read from a file for data in D = `dim`: one column name, one finite
+    /// shift and one finite positive scale per dimension.
+    ///
+    /// # Errors
+    /// A message naming the key and what is wrong.
+    ///
+    /// # Examples
+    /// ```
+    /// use scorelab_pipeline::data::Transform;
+    /// let t = Transform { columns: vec!["a".into(), "b".into()], mean: vec![0.0, 1.0], scale: vec![1.0] };
+    /// assert!(t.validate(2).unwrap_err().contains("scale"));
+    /// ```
+    pub fn validate(&self, dim: usize) -> std::result::Result<(), String> {
+        for (key, n) in [
+            ("columns", self.columns.len()),
+            ("mean", self.mean.len()),
+            ("scale", self.scale.len()),
+        ] {
+            if n != dim {
+                return Err(format!(
+                    "{key} has {n} entries but the model is {dim}-dimensional"
+                ));
+            }
+        }
+        if let Some(j) = self.mean.iter().position(|m| !m.is_finite()) {
+            return Err(format!("mean[{j}] = {} is not finite", self.mean[j]));
+        }
+        if let Some(j) = self.scale.iter().position(|s| !(s.is_finite() && *s > 0.0)) {
+            return Err(format!(
+                "scale[{j}] = {} must be finite and > 0",
+                self.scale[j]
+            ));
+        }
+        Ok(())
     }
 
     /// x ↦ z = (x − mean)/scale, row by row.

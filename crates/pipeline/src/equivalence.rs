@@ -244,7 +244,7 @@ impl EquivalenceConfig {
     /// An [`PipelineError`] naming the case and the field.
     pub fn from_toml(text: &str, seed: Option<u64>) -> Result<Self, PipelineError> {
         let raw: RawConfig = toml::from_str(text)
-            .map_err(|e| PipelineError::Input(e.to_string().trim_end().to_string()))?;
+            .map_err(|e| PipelineError::Input(crate::files::toml_error(text, &e)))?;
         let mut cases = Vec::with_capacity(raw.cases.len());
         for (i, table) in raw.cases.into_iter().enumerate() {
             let label = match table.get("name").and_then(|v| v.as_str()) {

@@ -48,8 +48,8 @@ pub enum PipelineError {
         /// What to change.
         hint: String,
     },
-    /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    /// A file could not be read or written (a full disk says so, and what to do).
+    #[error("{}", io_message(path, source))]
     Io {
         /// The file or folder.
         path: PathBuf,
@@ -119,3 +119,14 @@ impl From<ParamError> for PipelineError {
 
 /// Results of this crate.
 pub type Result<T, E = PipelineError> = std::result::Result<T, E>;
+
+fn io_message(path: &std::path::Path, e: &std::io::Error) -> String {
+    if e.kind() == std::io::ErrorKind::StorageFull {
+        format!(
+            "{}: the disk is full (no space left on device); nothing was left half-written. Free some space and rerun (a train run continues with --resume)",
+            path.display()
+        )
+    } else {
+        format!("{}: {e}", path.display())
+    }
+}

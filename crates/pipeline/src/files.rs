@@ -4,11 +4,15 @@
 
 use crate::error::{PipelineError, Result};
 use ndarray::Array2;
+use scorelab_core::fsio;
 use serde::de::DeserializeOwned;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// A set of files staged in temporary files and committed together by [`Staged::commit`].
+/// Each is written by [`scorelab_core::fsio`]: fsync'ed, renamed into place, the folder fsync'ed;
+/// an existing destination that is not a regular file is refused, and a temporary is removed on
+/// every error path.
 #[derive(Default)]
 pub struct Staged {
     files: Vec<(tempfile::NamedTempFile, PathBuf)>,
@@ -18,29 +22,11 @@ impl Staged {
     /// Stages `contents` for `path`, creating the parent folder if needed.
     ///
     /// # Errors
-    /// If the folder cannot be created or the temporary file written.
+    /// [`PipelineError::Input`] if `path` exists and is not a regular file; [`PipelineError::Io`]
+    /// if the folder cannot be created or the temporary file written.
     pub fn stage(&mut self, path: &Path, contents: &[u8]) -> Result<()> {
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        std::fs::create_dir_all(&dir).map_err(|e| PipelineError::io(&dir, e))?;
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".scorelab-")
-            .suffix(".tmp")
-            .tempfile_in(&dir)
-            .map_err(|e| PipelineError::io(&dir, e))?;
-        // Temporary files are created private (0600); a result file is an ordinary one (0644).
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            tmp.as_file()
-                .set_permissions(std::fs::Permissions::from_mode(0o644))
-                .map_err(|e| PipelineError::io(&dir, e))?;
-        }
-        tmp.write_all(contents)
-            .and_then(|_| tmp.as_file().sync_all())
-            .map_err(|e| PipelineError::io(path, e))?;
+        check_output(path, "output")?;
+        let tmp = fsio::stage(path, contents).map_err(|e| PipelineError::io(path, e))?;
         self.files.push((tmp, path.to_path_buf()));
         Ok(())
     }
@@ -48,13 +34,235 @@ impl Staged {
     /// Renames every staged file onto its destination, in staging order.
     ///
     /// # Errors
-    /// If a rename fails (the files renamed before it stay renamed).
+    /// If a rename fails (the files renamed before it stay renamed; the rest are removed).
     pub fn commit(self) -> Result<()> {
-        for (tmp, path) in self.files {
-            tmp.persist(&path)
-                .map_err(|e| PipelineError::io(&path, e.error))?;
+        for (i, (tmp, path)) in self.files.into_iter().enumerate() {
+            if i > 0 {
+                fsio::fault("commit").map_err(|e| PipelineError::io(&path, e))?;
+            }
+            fsio::persist(tmp, &path).map_err(|e| PipelineError::io(&path, e))?;
         }
         Ok(())
+    }
+}
+
+/// Writes `contents` to `path` whole or not at all ([`Staged`] with one file).
+///
+/// # Errors
+/// As [`Staged::stage`] and [`Staged::commit`].
+pub fn write_whole(path: &Path, contents: &[u8]) -> Result<()> {
+    let mut staged = Staged::default();
+    staged.stage(path, contents)?;
+    staged.commit()
+}
+
+/// Refuses an output path `flag` that exists and is not a regular file (a device, FIFO, socket,
+/// folder or link): writing there would replace it.
+///
+/// # Errors
+/// [`PipelineError::Input`] naming the flag, the path and what it is.
+pub fn check_output(path: &Path, flag: &str) -> Result<()> {
+    match fsio::non_regular(path) {
+        None => Ok(()),
+        Some(what) => Err(PipelineError::Input(format!(
+            "{flag} {}: is {what}; scorelab only writes regular files, give another file name",
+            path.display()
+        ))),
+    }
+}
+
+/// Whether `a` and `b` name the same file: the same canonical folder and file name, or (where
+/// both exist) the same device and inode, which also catches hard links.
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let (Ok(x), Ok(y)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+            if x.dev() == y.dev() && x.ino() == y.ino() {
+                return true;
+            }
+        }
+    }
+    let place = |p: &Path| {
+        let dir = std::fs::canonicalize(fsio::parent_of(p)).ok()?;
+        Some((dir, p.file_name()?.to_os_string()))
+    };
+    match (place(a), place(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => false,
+    }
+}
+
+/// Refuses a command whose outputs and inputs overlap, before anything is written: each
+/// `(flag, path)` output against each input and every other output.
+///
+/// # Errors
+/// [`PipelineError::Input`] naming both flags and the path.
+///
+/// # Examples
+/// ```
+/// use std::path::Path;
+/// use scorelab_pipeline::files::check_distinct;
+/// let dir = tempfile::tempdir()?;
+/// let c = dir.path().join("c.toml");
+/// std::fs::write(&c, "seed = 1")?;
+/// let e = check_distinct(&[("--out", c.as_path())], &[("--config", c.as_path())]).unwrap_err();
+/// assert!(e.to_string().contains("--out"));
+/// assert!(check_distinct(&[("--out", dir.path().join("s.csv").as_path())], &[("--config", c.as_path())]).is_ok());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn check_distinct(outputs: &[(&str, &Path)], inputs: &[(&str, &Path)]) -> Result<()> {
+    for (i, (flag, out)) in outputs.iter().enumerate() {
+        check_output(out, flag)?;
+        let others = inputs.iter().chain(&outputs[..i]);
+        for (other, p) in others {
+            if same_file(out, p) {
+                return Err(PipelineError::Input(format!(
+                    "{flag} {}: is the same file as {other} {}; an output never replaces an input, give another name",
+                    out.display(),
+                    p.display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The name of the lock file in a folder a command writes ([`FolderLock`]).
+pub const LOCK_FILE: &str = ".scorelab.lock";
+
+/// An exclusive advisory lock on a folder's [`LOCK_FILE`], held until dropped (the OS releases it
+/// when the process dies, however it dies). The holder's pid is written in the file, so that a
+/// second writer is told who holds it. The lock file itself stays in the folder: removing it
+/// would let two processes hold locks on different files of the same name.
+///
+/// # Examples
+/// ```
+/// use scorelab_pipeline::files::FolderLock;
+/// let dir = tempfile::tempdir()?;
+/// let held = FolderLock::acquire(dir.path(), "--out")?;
+/// let e = FolderLock::acquire(dir.path(), "--out").unwrap_err().to_string();
+/// assert!(e.contains(&format!("pid {}", std::process::id())), "{e}");
+/// drop(held);
+/// assert!(FolderLock::acquire(dir.path(), "--out").is_ok());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct FolderLock {
+    dir: PathBuf,
+    _file: std::fs::File,
+}
+
+impl FolderLock {
+    /// Creates `dir` if needed and locks it, or refuses at once if another process holds it.
+    ///
+    /// # Errors
+    /// [`PipelineError::Input`] naming `flag`, the folder and the holder's pid;
+    /// [`PipelineError::Io`] if the folder or lock file cannot be created.
+    pub fn acquire(dir: &Path, flag: &str) -> Result<Self> {
+        if let Some(what) = fsio::non_regular(dir).filter(|w| *w != "a folder") {
+            return Err(PipelineError::Input(format!(
+                "{flag} {}: is {what}; give a folder",
+                dir.display()
+            )));
+        }
+        std::fs::create_dir_all(dir).map_err(|e| PipelineError::io(dir, e))?;
+        let path = dir.join(LOCK_FILE);
+        check_output(&path, flag)?;
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| PipelineError::io(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = std::io::Read::read_to_string(&mut file, &mut text);
+                let holder = match text.trim().parse::<u32>() {
+                    Ok(pid) => format!("pid {pid}"),
+                    Err(_) => "a process that is starting".to_string(),
+                };
+                return Err(PipelineError::Input(format!(
+                    "{flag} {}: another scorelab ({holder}) is writing to this folder; wait for it to finish or give another folder",
+                    dir.display()
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(PipelineError::io(&path, e)),
+        }
+        let pid = format!("{}\n", std::process::id());
+        file.set_len(0)
+            .and_then(|_| std::io::Seek::rewind(&mut file))
+            .and_then(|_| file.write_all(pid.as_bytes()))
+            .and_then(|_| file.sync_all())
+            .map_err(|e| PipelineError::io(&path, e))?;
+        Ok(FolderLock {
+            dir: dir.to_path_buf(),
+            _file: file,
+        })
+    }
+
+    /// The locked folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Whether the folder holds anything besides the lock file.
+    ///
+    /// # Errors
+    /// [`PipelineError::Io`] if the folder cannot be listed.
+    pub fn has_other_files(&self) -> Result<bool> {
+        let entries = std::fs::read_dir(&self.dir).map_err(|e| PipelineError::io(&self.dir, e))?;
+        for e in entries {
+            let e = e.map_err(|e| PipelineError::io(&self.dir, e))?;
+            if e.file_name() != LOCK_FILE {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
+/// At most ~80 characters of `s` (quoted), with how much was left out: what an error message
+/// echoes of a value a user gave, however long it is.
+///
+/// # Examples
+/// ```
+/// let long = "9".repeat(50_000_000);
+/// let q = scorelab_pipeline::files::quote(&long);
+/// assert!(q.len() < 120 && q.contains("50000000 characters"));
+/// assert_eq!(scorelab_pipeline::files::quote("abc"), "\"abc\"");
+/// ```
+pub fn quote(s: &str) -> String {
+    let n = s.chars().count();
+    if n <= CLIP {
+        format!("{s:?}")
+    } else {
+        let head: String = s.chars().take(CLIP - 20).collect();
+        format!("{head:?}… ({n} characters)")
+    }
+}
+
+/// The longest value an error message echoes whole.
+const CLIP: usize = 80;
+
+/// [`quote`] without the quotes for a value that fits: `s` itself up to ~80 characters, else its
+/// head and how long it was.
+///
+/// # Examples
+/// ```
+/// assert_eq!(scorelab_pipeline::files::clip("1e308"), "1e308");
+/// assert!(scorelab_pipeline::files::clip(&"9".repeat(1000)).ends_with("… (1000 characters)"));
+/// ```
+pub fn clip(s: &str) -> String {
+    let n = s.chars().count();
+    if n <= CLIP {
+        s.to_string()
+    } else {
+        let head: String = s.chars().take(CLIP - 20).collect();
+        format!("{head}… ({n} characters)")
     }
 }
 
@@ -99,13 +307,45 @@ pub fn beside(out: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(format!("{stem}{suffix}"))
 }
 
-/// Reads a TOML config file into `T`; errors name the file, and the key and line serde reports.
+/// Reads a TOML config file into `T`; the error is one line naming the file, the line and the
+/// parser's message.
 ///
 /// # Errors
 /// [`PipelineError::Input`] if the file cannot be read or is not a valid `T`.
 pub fn read_toml<T: DeserializeOwned>(path: &Path) -> Result<T> {
+    if let Some(what) = fsio::non_regular(path).filter(|w| *w != "a symbolic link") {
+        return Err(PipelineError::Input(format!(
+            "config {}: is {what}, not a TOML file",
+            path.display()
+        )));
+    }
     let text = std::fs::read_to_string(path)
         .map_err(|e| PipelineError::Input(format!("cannot read config {}: {e}", path.display())))?;
-    toml::from_str(&text)
-        .map_err(|e| PipelineError::Input(format!("config {}: {e}", path.display())))
+    toml::from_str(&text).map_err(|e| {
+        PipelineError::Input(format!(
+            "config {}: {}",
+            path.display(),
+            toml_error(&text, &e)
+        ))
+    })
+}
+
+/// A TOML parse or type error in one line: `line L: message`.
+pub fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let msg = e.message().trim().replace('\n', "; ");
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}: {msg}")
+        }
+        None => msg,
+    }
+}
+
+/// The SHA-256 of `bytes`, as `sha256:` and 64 hex digits.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(bytes);
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
 }

@@ -198,9 +198,18 @@ pub fn audit_bytes(samples: usize, dim: usize) -> u64 {
 }
 
 /// Peak memory of the sample-quality metrics of `n` points against `m` reference points in D =
-/// `dim`: the kernel matrices of MMD and KSD (n + m)² f64 (the permutation tests reuse them), and
-/// the points.
-pub fn metrics_bytes(n: usize, m: usize, dim: usize) -> u64 {
+/// `dim` with `tests` permutations and bootstrap replicates: the kernel matrices of MMD and KSD
+/// (n + m)² f64 (the permutation tests reuse them), the points, and each test's replicate
+/// statistics (f64, with a permutation of n + m indices at a time).
+pub fn metrics_bytes(n: usize, m: usize, dim: usize, tests: usize) -> u64 {
     let k = (n as u64).saturating_add(m as u64);
-    prod(&[k, k, 8, 2]).saturating_add(prod(&[k, dim as u64, 8, 4]))
+    prod(&[k, k, 8, 2])
+        .saturating_add(prod(&[k, dim as u64, 8, 4]))
+        .saturating_add(prod(&[tests as u64, 8, 2]))
+}
+
+/// Peak memory of an analytic density of dimension `dim` with a full covariance: the covariance,
+/// its Cholesky factor, the precision and one work matrix, D² f64 each.
+pub fn density_bytes(dim: usize) -> u64 {
+    prod(&[dim as u64, dim as u64, 8, 4])
 }

@@ -703,8 +703,33 @@ impl Sampling {
     }
 
     /// Runs the sampler with the randomness of `seed` (module docs); the observer sees each
-    /// step's [`Info`] and may stop the run after it ([`SampleOutput::interrupted`]).
+    /// step's [`Info`] and may stop the run after it ([`SampleOutput::interrupted`]). The
+    /// snapshots reached are returned in [`SampleOutput::snapshots`].
     pub fn run(&self, seed: u64, observer: &mut dyn Observe<Info>) -> SampleOutput {
+        let mut kept = vec![];
+        let mut out = self
+            .run_with(seed, observer, &mut |k, x| {
+                kept.push((k, x.clone()));
+                Ok(())
+            })
+            .expect("collecting snapshots cannot fail");
+        out.snapshots = kept;
+        out
+    }
+
+    /// [`Sampling::run`], handing each snapshot (step count, chains in the data's units) to
+    /// `on_snapshot` as it is reached, so that a caller can save it before the run goes on (a
+    /// kill then loses none of those reached); [`SampleOutput::snapshots`] is left empty.
+    ///
+    /// # Errors
+    /// The first error of `on_snapshot`, which ends the run.
+    pub fn run_with(
+        &self,
+        seed: u64,
+        observer: &mut dyn Observe<Info>,
+        on_snapshot: &mut dyn FnMut(usize, &Array2<f64>) -> Result<()>,
+    ) -> Result<SampleOutput> {
+        let mut snap = |k: usize, z: &Array2<f64>| on_snapshot(k, &self.to_data(z.clone()));
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(0);
         let x0 = self.initial(&mut rng);
@@ -714,7 +739,8 @@ impl Sampling {
             rng,
             snapshots: &self.resolved.snapshots,
             observer,
-            out: vec![],
+            snap: &mut snap,
+            failed: None,
             trace: vec![],
         };
         let (z, interrupted) = match (&self.source, &self.sampler) {
@@ -740,17 +766,16 @@ impl Sampling {
             } else {
                 self.sampler.outline().extra_score_evals()
             };
-        SampleOutput {
+        if let Some(e) = d.failed {
+            return Err(e);
+        }
+        Ok(SampleOutput {
             x: self.to_data(z),
             trace: d.trace,
-            snapshots: d
-                .out
-                .into_iter()
-                .map(|(k, z)| (k, self.to_data(z)))
-                .collect(),
+            snapshots: vec![],
             interrupted,
             score_evals,
-        }
+        })
     }
 }
 
@@ -758,7 +783,8 @@ struct Driver<'a> {
     rng: ChaCha8Rng,
     snapshots: &'a [usize],
     observer: &'a mut dyn Observe<Info>,
-    out: Vec<(usize, Array2<f64>)>,
+    snap: &'a mut dyn FnMut(usize, &Array2<f64>) -> Result<()>,
+    failed: Option<PipelineError>,
     trace: Vec<Info>,
 }
 
@@ -781,7 +807,10 @@ impl Driver<'_> {
             self.trace.push(info);
             let k = state.steps_taken();
             if self.snapshots.contains(&k) {
-                self.out.push((k, state.positions().to_owned()));
+                if let Err(e) = (self.snap)(k, &state.positions().to_owned()) {
+                    self.failed = Some(e);
+                    return (state.positions().to_owned(), true);
+                }
             }
         }
         (m.finish(src, state), false)

@@ -107,6 +107,12 @@ impl DensitySpec {
                 if *dim == 0 {
                     return Err(PipelineError::invalid("dim", "must be at least 1"));
                 }
+                crate::memory::check(
+                    crate::memory::density_bytes(*dim),
+                    crate::memory::MemoryLimit::from_env().unwrap_or_default(),
+                    || format!("dim: a {dim}-dimensional standard_normal (full covariance)"),
+                    "lower dim",
+                )?;
                 Gaussian::standard(*dim).into()
             }
         };

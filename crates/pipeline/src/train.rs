@@ -14,11 +14,18 @@
 //! | `config.toml` | the resolved plan (every default filled in), with any provenance the caller attached as `[run]` ([`train_in`] only) |
 //! | `loss.csv` | `step,loss,val_loss,esm,ism,relative_fisher` at step 0, every `eval_every` steps and the last step ([`LOSS_COLUMNS`]) |
 //! | `model.safetensors` | the weights (EMA weights if `ema > 0`), in `scorelab_models::Network`'s format |
-//! | `transform.toml` | data files only: z = (x − mean)/scale per column ([`Transform`]) |
-//! | `checkpoint/` | raw weights and optimiser state for resuming ([`train_in`] only) |
+//! | `transform.toml` | data files only: z = (x − mean)/scale per column ([`Transform`]); its SHA-256 is recorded in `model.safetensors` and checked on load |
+//! | `checkpoint.safetensors` | one file: raw weights, Adam's moments, the EMA, the RNG position, the step, the `loss.csv` so far, and a checksum ([`scorelab_models::Checkpoint`]; [`train_in`] only) |
+//! | `.scorelab.lock` | the folder's lock ([`crate::files::FolderLock`]; [`train_in`] only) |
 //!
-//! Every file is written whole (temporary file, then rename) at each evaluation, so an interrupted
-//! run leaves the last evaluation's files, consistent with each other.
+//! # What a kill can leave
+//! Every file is written whole (temporary file, fsync, rename, fsync of the folder). At each
+//! evaluation [`train_in`] writes the checkpoint first, then `model.safetensors`, then
+//! `loss.csv`; a process killed at any instant leaves each file complete, the checkpoint at the
+//! last evaluation and the other two at it or one evaluation behind. The checkpoint is the
+//! source of truth: a resume rewrites `loss.csv` and the model from it, so that after any
+//! interruption and a resume every file equals an uninterrupted run's byte for byte (a stop
+//! between evaluations adds a row to `loss.csv` for the step it stopped at; the resume drops it).
 //!
 //! ```
 //! use scorelab_pipeline::train::{train, TrainPlan};
@@ -47,11 +54,13 @@
 
 use crate::data::{Dataset, Transform, TransformKind};
 use crate::error::{PipelineError, Result};
-use crate::files::{cell, Staged};
+use crate::files::{cell, sha256_hex, FolderLock};
 use crate::memory::{self, MemoryLimit};
 use crate::observe::{Control, Observe};
 use crate::spec::DensitySpec;
-use scorelab_models::{Activation, Network, NetworkKind, NetworkSpec, TraceMethod, TrainingState};
+use scorelab_models::{
+    Activation, Checkpoint, LoadError, Network, NetworkKind, NetworkSpec, TraceMethod,
+};
 use scorelab_objectives::taped::{Objective, Probe};
 use scorelab_objectives::training::{EvalRow, TrainConfig, TrainData, TrainError, Trainer};
 use serde::{Deserialize, Serialize};
@@ -315,6 +324,24 @@ impl ModelSpec {
             a.parse()
                 .map_err(|e: String| PipelineError::invalid("model.activation", e))
         };
+        let hidden_of = match self {
+            ModelSpec::Mlp { hidden, .. }
+            | ModelSpec::NoiseConditionalMlp { hidden, .. }
+            | ModelSpec::EnergyMlp { hidden, .. } => Some(hidden),
+            ModelSpec::Linear {} => None,
+        };
+        if hidden_of.is_some_and(|h| h.is_empty()) {
+            let hint = match self {
+                ModelSpec::Mlp { .. } => {
+                    "; for the linear score s(x) = Ax + b use kind = \"linear\""
+                }
+                _ => "",
+            };
+            return Err(PipelineError::invalid(
+                "model.hidden",
+                format!("give at least one hidden width, e.g. [64, 64]{hint}"),
+            ));
+        }
         Ok(match self {
             ModelSpec::Mlp { hidden, activation } => NetworkSpec {
                 kind: NetworkKind::Mlp,
@@ -687,7 +714,8 @@ impl TrainPlan {
     /// # Errors
     /// [`PipelineError::Invalid`] with the parser's message (it names the key and line).
     pub fn from_toml(text: &str) -> Result<Self> {
-        toml::from_str(text).map_err(|e| PipelineError::invalid("", e.message().to_string()))
+        toml::from_str(text)
+            .map_err(|e| PipelineError::invalid("", crate::files::toml_error(text, &e)))
     }
 
     /// Reads a plan file.
@@ -830,19 +858,22 @@ impl TrainedModel {
     }
 
     /// Writes `model.safetensors`, `loss.csv` and (CSV data) `transform.toml` into `dir`, each
-    /// whole: `loss.csv` first, then the weights.
+    /// whole: the transform first, then the weights (recording the transform's checksum), then
+    /// `loss.csv`.
     ///
     /// # Errors
     /// [`PipelineError::Io`] if a file cannot be written.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        if let Some(t) = &self.transform {
-            save_transform(dir, t)?;
-        }
-        save_progress(dir, &self.network, &self.history)
+        let sum = match &self.transform {
+            Some(t) => Some(save_transform(dir, t)?),
+            None => None,
+        };
+        save_progress(dir, &self.network, &self.history, sum.as_deref())
     }
 
-    /// Reads a model folder: `model.safetensors` (required), `transform.toml` and `loss.csv`
-    /// (where present).
+    /// Reads a model folder: `model.safetensors` (required), `transform.toml` (required and
+    /// checked against the checksum the weights record when the model was trained on a data
+    /// file) and `loss.csv` (where present).
     ///
     /// # Errors
     /// [`PipelineError::Input`] naming the folder or file, [`PipelineError::Load`] for weights
@@ -861,18 +892,8 @@ impl TrainedModel {
                 dir.display()
             )));
         }
-        let network = Network::load(&file)?;
-        let tf = dir.join("transform.toml");
-        let transform = if tf.exists() {
-            let text = std::fs::read_to_string(&tf)
-                .map_err(|e| PipelineError::Input(format!("{}: {e}", tf.display())))?;
-            Some(
-                toml::from_str(&text)
-                    .map_err(|e| PipelineError::Input(format!("{}: {e}", tf.display())))?,
-            )
-        } else {
-            None
-        };
+        let (network, meta) = Network::load_with(&file)?;
+        let transform = load_transform(dir, meta.get("transform"), network.spec().dim)?;
         let lf = dir.join("loss.csv");
         let history = match std::fs::read_to_string(&lf) {
             Ok(text) => parse_loss_csv(&text, &lf)?,
@@ -886,23 +907,76 @@ impl TrainedModel {
     }
 }
 
-/// `loss.csv`, then the weights, each whole.
-fn save_progress(dir: &Path, network: &Network, history: &[EvalRow]) -> Result<()> {
-    let mut staged = Staged::default();
-    staged.stage(&dir.join("loss.csv"), loss_csv(history).as_bytes())?;
-    staged.commit()?;
-    network.save(&dir.join("model.safetensors"))?;
-    Ok(())
+/// `transform.toml` of a model folder, checked: present when the weights record a checksum (or,
+/// in folders of older versions, when `config.toml` says the data were a file), matching that
+/// checksum, one finite shift and one finite positive scale per dimension.
+fn load_transform(dir: &Path, recorded: Option<&String>, dim: usize) -> Result<Option<Transform>> {
+    let tf = dir.join("transform.toml");
+    let bad = |m: String| PipelineError::Input(format!("{}: {m}", tf.display()));
+    let trained_on_file = recorded.is_some()
+        || std::fs::read_to_string(dir.join("config.toml"))
+            .ok()
+            .and_then(|t| toml::from_str::<toml::Table>(&t).ok())
+            .and_then(|t| t.get("data").and_then(|d| d.get("csv")).cloned())
+            .is_some();
+    let bytes = match std::fs::read(&tf) {
+        Ok(b) => b,
+        Err(_) if !trained_on_file => return Ok(None),
+        Err(_) => {
+            return Err(bad(
+                "missing, but the model was trained on a data file and works in its standardised units; restore transform.toml from the training run (or retrain)".into(),
+            ))
+        }
+    };
+    if let Some(sum) = recorded {
+        if *sum != sha256_hex(&bytes) {
+            return Err(bad(
+                "does not match the checksum recorded in model.safetensors: it was edited or damaged after training; restore it from the training run (or retrain)".into(),
+            ));
+        }
+    }
+    let text = String::from_utf8(bytes).map_err(|_| bad("not UTF-8 text".into()))?;
+    let t: Transform =
+        toml::from_str(&text).map_err(|e| bad(crate::files::toml_error(&text, &e)))?;
+    t.validate(dim).map_err(bad)?;
+    Ok(Some(t))
 }
 
-fn save_transform(dir: &Path, t: &Transform) -> Result<()> {
+/// `model.safetensors` (recording the transform's checksum `transform`, if any), then
+/// `loss.csv`, each whole.
+fn save_progress(
+    dir: &Path,
+    network: &Network,
+    history: &[EvalRow],
+    transform: Option<&str>,
+) -> Result<()> {
+    let extra: Vec<(&str, String)> = transform
+        .map(|t| ("transform", t.to_string()))
+        .into_iter()
+        .collect();
+    network
+        .save_with(&dir.join("model.safetensors"), &extra)
+        .map_err(written)?;
+    scorelab_core::fsio::fault("train:model-saved").map_err(|e| PipelineError::io(dir, e))?;
+    crate::files::write_whole(&dir.join("loss.csv"), loss_csv(history).as_bytes())
+}
+
+/// A write error of the models crate as the I/O error it is (a full disk is not the user's input).
+fn written(e: LoadError) -> PipelineError {
+    match e {
+        LoadError::Io { path, source } => PipelineError::Io { path, source },
+        other => other.into(),
+    }
+}
+
+/// Writes `transform.toml`; returns its SHA-256.
+fn save_transform(dir: &Path, t: &Transform) -> Result<String> {
     let text = format!(
-        "# x_model = (x − mean) / scale, per column; scorelab score applies it.\n{}",
+        "# x_model = (x − mean) / scale, per column; scorelab score applies it.\n# Its SHA-256 is recorded in model.safetensors: an edited copy is refused.\n{}",
         toml::to_string(t).expect("serialises")
     );
-    let mut staged = Staged::default();
-    staged.stage(&dir.join("transform.toml"), text.as_bytes())?;
-    staged.commit()
+    crate::files::write_whole(&dir.join("transform.toml"), text.as_bytes())?;
+    Ok(sha256_hex(text.as_bytes()))
 }
 
 /// What training reports to its observer.
@@ -937,7 +1011,7 @@ pub fn train(
     plan: &TrainPlan,
     observer: &mut (dyn Observe<TrainEvent> + Send),
 ) -> Result<TrainedModel> {
-    run_loop(plan.prepare(MemoryLimit::default())?, None, observer)
+    run_loop(plan.prepare(MemoryLimit::default())?, None, None, observer)
 }
 
 /// Where [`train_in`] saves, and whether it continues a run found there.
@@ -949,78 +1023,156 @@ pub struct RunFolder {
     pub run: Option<toml::Table>,
 }
 
-/// Trains a prepared plan ([`TrainPlan::prepare`], so that a caller can validate before it
-/// touches the folder) into the folder `dir` (module docs for its files), saving the model and a
-/// checkpoint at every evaluation, so that a stopped or killed run loses at most the steps since
-/// the last one and `resume` continues it bit for bit. The folder must exist; what else is in it
-/// is the caller's business (the runner refuses a folder that is not empty).
+/// The checkpoint's file name in a run folder.
+pub const CHECKPOINT: &str = "checkpoint.safetensors";
+
+/// The files of a run folder that a fresh run replaces (the lock file is never among them).
+pub const RUN_FILES: [&str; 5] = [
+    "config.toml",
+    "loss.csv",
+    "model.safetensors",
+    "transform.toml",
+    CHECKPOINT,
+];
+
+/// Removes a previous run's files from the locked folder ([`RUN_FILES`], the checkpoint folder
+/// of older versions and stale temporaries); nothing else in it is touched.
 ///
 /// # Errors
-/// [`PipelineError`] for a resume that does not fit the folder; I/O errors;
-/// [`PipelineError::Diverged`] after saving the steps finished.
+/// [`PipelineError::Io`] if a file cannot be removed.
+pub fn clear_run(lock: &FolderLock) -> Result<()> {
+    let dir = lock.dir();
+    for f in RUN_FILES {
+        let p = dir.join(f);
+        if std::fs::symlink_metadata(&p).is_ok() {
+            std::fs::remove_file(&p).map_err(|e| PipelineError::io(&p, e))?;
+        }
+    }
+    let old = dir.join("checkpoint");
+    if old.is_dir() {
+        std::fs::remove_dir_all(&old).map_err(|e| PipelineError::io(&old, e))?;
+    }
+    scorelab_core::fsio::remove_stale_temporaries(dir).map_err(|e| PipelineError::io(dir, e))?;
+    Ok(())
+}
+
+/// Trains a prepared plan ([`TrainPlan::prepare`], so that a caller can validate before it
+/// touches the folder) into the folder held by `lock` (module docs for its files), saving the
+/// model and a checkpoint at every evaluation, so that a stopped or killed run loses at most the
+/// steps since the last one and `resume` continues it bit for bit. What else is in the folder is
+/// the caller's business (the runner refuses a folder that is not empty).
+///
+/// A resume is refused, naming the reason, when the folder has no checkpoint, the checkpoint
+/// does not verify, the plan differs in anything but `[train]`, or `train.steps` is below the
+/// checkpoint's step. A fresh run that fails before its first checkpoint (a full disk) removes
+/// the files it wrote.
+///
+/// # Errors
+/// [`PipelineError`] as above; I/O errors; [`PipelineError::Diverged`] after saving the steps
+/// finished.
 pub fn train_in(
-    dir: &Path,
+    lock: &FolderLock,
     prepared: Prepared,
     folder: RunFolder,
     observer: &mut (dyn Observe<TrainEvent> + Send),
 ) -> Result<TrainedModel> {
-    let ckpt = dir.join("checkpoint");
-    if folder.resume {
-        if !ckpt.join("state.safetensors").exists() {
-            return Err(PipelineError::invalid(
-                "--resume",
-                format!(
-                    "{} has no checkpoint to resume; run without --resume",
-                    dir.display()
-                ),
-            ));
-        }
-        let mut saved = TrainPlan::from_file(&dir.join("config.toml"))?;
-        let mut now = prepared.resolved.clone();
-        saved.run = None;
-        saved.train = TrainSettings::default();
-        now.train = TrainSettings::default();
-        if saved != now {
-            return Err(PipelineError::invalid(
-                "--resume",
-                format!(
-                    "the config differs from the run in {} in seed, data, model or objective; only [train] may change",
-                    dir.display()
-                ),
-            ));
-        }
-    }
-    std::fs::create_dir_all(&ckpt).map_err(|e| PipelineError::io(&ckpt, e))?;
+    let dir = lock.dir();
+    let ckpt_path = dir.join(CHECKPOINT);
+    let resume_from = if folder.resume {
+        Some(resumable(dir, &prepared)?)
+    } else {
+        None
+    };
+    scorelab_core::fsio::remove_stale_temporaries(dir).map_err(|e| PipelineError::io(dir, e))?;
     let mut written = prepared.resolved.clone();
     written.run = folder.run.clone();
-    // The config and the transform do not change during the run: written once.
-    let mut staged = Staged::default();
-    staged.stage(&dir.join("config.toml"), written.to_toml().as_bytes())?;
-    staged.commit()?;
-    if let Some(t) = &prepared.transform {
-        save_transform(dir, t)?;
+    let fresh = resume_from.is_none();
+    let result = (|| {
+        // The config and the transform do not change during the run: written once.
+        crate::files::write_whole(&dir.join("config.toml"), written.to_toml().as_bytes())?;
+        let transform = match &prepared.transform {
+            Some(t) => Some(save_transform(dir, t)?),
+            None => None,
+        };
+        let target = Folder {
+            dir: dir.to_path_buf(),
+            transform,
+        };
+        run_loop(prepared, Some(target), resume_from, observer)
+    })();
+    if fresh && result.is_err() && !ckpt_path.exists() {
+        // Nothing was saved that a resume could use: leave the folder as it was found.
+        let _ = clear_run(lock);
     }
-    let target = Folder {
-        dir: dir.to_path_buf(),
-        resume: folder.resume,
-    };
-    run_loop(prepared, Some(target), observer)
+    result
+}
+
+/// The folder's checkpoint, if the plan may continue it (see [`train_in`]).
+fn resumable(dir: &Path, prepared: &Prepared) -> Result<Checkpoint> {
+    let path = dir.join(CHECKPOINT);
+    if !path.exists() {
+        let why = if dir.join("checkpoint").join("state.safetensors").exists() {
+            "was written by an older scorelab (checkpoint/ folder), which this one does not resume; rerun with --force"
+        } else {
+            "has no checkpoint to resume; run without --resume"
+        };
+        return Err(PipelineError::invalid(
+            "--resume",
+            format!("{} {why}", dir.display()),
+        ));
+    }
+    let mut saved = TrainPlan::from_file(&dir.join("config.toml"))?;
+    let mut now = prepared.resolved.clone();
+    saved.run = None;
+    saved.train = TrainSettings::default();
+    now.train = TrainSettings::default();
+    if saved != now {
+        return Err(PipelineError::invalid(
+            "--resume",
+            format!(
+                "the config differs from the run in {} in seed, data, model or objective; only [train] may change",
+                dir.display()
+            ),
+        ));
+    }
+    let ckpt = Checkpoint::load(&path)?;
+    let steps = prepared.resolved.train.steps();
+    if ckpt.state.step > steps {
+        return Err(PipelineError::invalid(
+            "train.steps",
+            format!(
+                "is {steps}, but the checkpoint in {} is at step {}; a resume cannot go back: give steps ≥ {} (or train afresh with --force)",
+                dir.display(),
+                ckpt.state.step,
+                ckpt.state.step
+            ),
+        ));
+    }
+    Ok(ckpt)
 }
 
 struct Folder {
     dir: PathBuf,
-    resume: bool,
+    /// The checksum of `transform.toml`, recorded in the weights.
+    transform: Option<String>,
 }
 
 impl Folder {
+    /// The checkpoint (with the history in it), then the model and `loss.csv`.
     fn save(&self, trainer: &Trainer, history: &[EvalRow]) -> Result<()> {
-        let ckpt = self.dir.join("checkpoint");
-        save_progress(&self.dir, &trainer.model(), history)?;
-        trainer.raw_model().save(&ckpt.join("raw.safetensors"))?;
+        let fault =
+            |p: &str| scorelab_core::fsio::fault(p).map_err(|e| PipelineError::io(&self.dir, e));
+        fault("train:before-checkpoint")?;
         trainer
-            .state()
-            .save(&ckpt.join("state.safetensors"), trainer.raw_model())?;
-        Ok(())
+            .checkpoint(loss_csv(history))
+            .save(&self.dir.join(CHECKPOINT))
+            .map_err(written)?;
+        fault("train:checkpoint-saved")?;
+        self.save_progress(&trainer.model(), history)
+    }
+
+    fn save_progress(&self, model: &Network, history: &[EvalRow]) -> Result<()> {
+        save_progress(&self.dir, model, history, self.transform.as_deref())
     }
 }
 
@@ -1034,6 +1186,7 @@ fn setup(e: TrainError) -> PipelineError {
 fn run_loop(
     prepared: Prepared,
     folder: Option<Folder>,
+    resume_from: Option<Checkpoint>,
     observer: &mut (dyn Observe<TrainEvent> + Send),
 ) -> Result<TrainedModel> {
     let Prepared {
@@ -1049,20 +1202,19 @@ fn run_loop(
     let mut trainer =
         Trainer::new(network, objective, data, config, resolved.seed).map_err(setup)?;
     let mut history: Vec<EvalRow> = Vec::new();
-    if let Some(f) = folder.as_ref().filter(|f| f.resume) {
-        let ckpt = f.dir.join("checkpoint");
-        let raw = Network::load(&ckpt.join("raw.safetensors"))?;
-        let state = TrainingState::load(&ckpt.join("state.safetensors"), &raw)?;
-        let at = state.step;
-        trainer
-            .resume(raw, state)
-            .map_err(|e| PipelineError::invalid("--resume", e.to_string()))?;
-        let lf = f.dir.join("loss.csv");
-        let old = std::fs::read_to_string(&lf).unwrap_or_default();
-        history = parse_loss_csv(&old, &lf)?
+    if let Some(ckpt) = resume_from {
+        let at = ckpt.state.step;
+        history = parse_loss_csv(&ckpt.notes, Path::new(CHECKPOINT))?
             .into_iter()
-            .filter(|r| r.step <= at)
+            .filter(|r| r.step <= at && (r.step % eval_every == 0 || r.step == steps))
             .collect();
+        trainer
+            .resume(ckpt.raw, ckpt.state)
+            .map_err(|e| PipelineError::invalid("--resume", e.to_string()))?;
+        // The folder's other files are brought level with the checkpoint at once.
+        if let Some(f) = &folder {
+            f.save_progress(&trainer.model(), &history)?;
+        }
         let _ = observer.observe(&TrainEvent::Resumed { step: at });
     } else {
         let row = trainer.evaluate();

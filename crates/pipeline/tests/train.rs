@@ -2,8 +2,11 @@
 //! its observer and resumed ends bit for bit where an uninterrupted one does; a model folder reads
 //! back to what was saved.
 
+use scorelab_pipeline::files::FolderLock;
 use scorelab_pipeline::observe::Control;
-use scorelab_pipeline::train::{train, train_in, RunFolder, TrainEvent, TrainPlan, TrainedModel};
+use scorelab_pipeline::train::{
+    loss_csv, train, train_in, RunFolder, TrainEvent, TrainPlan, TrainedModel,
+};
 
 /// CSV data (so the transform is exercised), standardised, 60 steps with an EMA.
 fn plan(dir: &std::path::Path) -> TrainPlan {
@@ -39,17 +42,23 @@ fn memory_folder_and_resumed_runs_agree_bit_for_bit() {
     );
 
     let dir = tmp.path().join("run");
-    std::fs::create_dir(&dir).unwrap();
+    let lock = FolderLock::acquire(&dir, "run").unwrap();
     // Stopped after step 30 (between evaluations): saved with an evaluation at step 30.
     let mut stop_at_30 = |e: &TrainEvent| match e {
         TrainEvent::Step { step: 30, .. } => Control::Stop,
         _ => Control::Continue,
     };
-    let part = train_in(&dir, prepare(&plan), RunFolder::default(), &mut stop_at_30).unwrap();
+    let part = train_in(&lock, prepare(&plan), RunFolder::default(), &mut stop_at_30).unwrap();
     assert_eq!(part.steps(), 30);
     assert_ne!(part.network, whole.network);
+    // The stop's own evaluation is in loss.csv until the run is resumed.
+    let stopped = std::fs::read_to_string(dir.join("loss.csv")).unwrap();
+    assert_eq!(
+        stopped.lines().last().unwrap().split(',').next(),
+        Some("30")
+    );
     let resumed = train_in(
-        &dir,
+        &lock,
         prepare(&plan),
         RunFolder {
             resume: true,
@@ -65,7 +74,12 @@ fn memory_folder_and_resumed_runs_agree_bit_for_bit() {
     assert_eq!(loaded.network, whole.network);
     assert_eq!(loaded.transform, whole.transform);
     let steps: Vec<u64> = loaded.history.iter().map(|r| r.step).collect();
-    assert_eq!(steps, [0, 20, 30, 40, 60]);
+    assert_eq!(steps, [0, 20, 40, 60], "the stop's extra row is gone");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("loss.csv")).unwrap(),
+        loss_csv(&whole.history),
+        "loss.csv equals the uninterrupted run's, byte for byte"
+    );
     let at_40 =
         |h: &[scorelab_objectives::training::EvalRow]| *h.iter().find(|r| r.step == 40).unwrap();
     assert_eq!(
@@ -79,12 +93,12 @@ fn resuming_refuses_a_changed_model() {
     let tmp = tempfile::tempdir().unwrap();
     let plan = plan(tmp.path());
     let dir = tmp.path().join("run");
-    std::fs::create_dir(&dir).unwrap();
-    train_in(&dir, prepare(&plan), RunFolder::default(), &mut ()).unwrap();
+    let lock = FolderLock::acquire(&dir, "run").unwrap();
+    train_in(&lock, prepare(&plan), RunFolder::default(), &mut ()).unwrap();
     let mut other = plan.clone();
     other.seed = 5;
     let e = train_in(
-        &dir,
+        &lock,
         prepare(&other),
         RunFolder {
             resume: true,

@@ -54,8 +54,13 @@ pub fn run(
     if batch == 0 || width == 0 || steps == 0 {
         return Err(InputError("--batch, --width and --steps: must be at least 1".into()).into());
     }
+    scorelab_pipeline::files::check_output(out, "--out")?;
+    let limit = scorelab_pipeline::memory::MemoryLimit::from_env()?;
     for id in ids {
         objective(id)?;
+        for &d in dims {
+            scorelab_pipeline::cost::check_size(id, d, batch, width, limit)?;
+        }
     }
     let bar = crate::bar(
         (ids.len() * dims.len()) as u64,

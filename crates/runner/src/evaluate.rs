@@ -20,7 +20,7 @@ use anyhow::Result;
 use scorelab_core::Dimension;
 use scorelab_densities::AnyDensity;
 use scorelab_pipeline::data::read_points;
-use scorelab_pipeline::files::Staged;
+use scorelab_pipeline::files::{check_distinct, Staged};
 use scorelab_pipeline::memory::{self, MemoryLimit};
 use scorelab_pipeline::metrics::{metrics, to_csv, Against, MetricRow};
 use scorelab_pipeline::sample::{target_of, NoisedScoreKind, SamplerSpec};
@@ -36,7 +36,12 @@ pub fn read_target(path: &Path) -> Result<(AnyDensity, String), InputError> {
     let label = format!("--density {}", path.display());
     let text =
         std::fs::read_to_string(path).map_err(|e| bad(format!("{label}: cannot read: {e}")))?;
-    let table: toml::Table = toml::from_str(&text).map_err(|e| bad(format!("{label}: {e}")))?;
+    let table: toml::Table = toml::from_str(&text).map_err(|e| {
+        bad(format!(
+            "{label}: {}",
+            scorelab_pipeline::files::toml_error(&text, &e)
+        ))
+    })?;
     // A sample config with model_dir: the density the model was trained on, if it was one.
     let trained: Option<toml::Table> = table
         .get("model_dir")
@@ -120,6 +125,10 @@ pub fn run(args: &EvalArgs) -> Result<Vec<MetricRow>> {
         ))
         .into());
     }
+    let mut inputs = vec![("--samples", args.samples.as_path())];
+    inputs.extend(args.density.iter().map(|p| ("--density", p.as_path())));
+    inputs.extend(args.reference.iter().map(|p| ("--reference", p.as_path())));
+    check_distinct(&[("--out", args.out.as_path())], &inputs)?;
     let against =
         match (&args.density, &args.reference) {
             (Some(_), Some(_)) => return Err(bad("--density and --reference: give one").into()),
@@ -168,10 +177,16 @@ pub fn run(args: &EvalArgs) -> Result<Vec<MetricRow>> {
         Against::Reference(y) => y.nrows(),
     };
     memory::check(
-        memory::metrics_bytes(x.nrows(), m, dim),
+        memory::metrics_bytes(x.nrows(), m, dim, args.tests),
         MemoryLimit::from_env()?,
-        || format!("the metrics of {} samples against {m}", x.nrows()),
-        "compare fewer samples",
+        || {
+            format!(
+                "the metrics of {} samples against {m} with {} test replicates",
+                x.nrows(),
+                args.tests
+            )
+        },
+        "compare fewer samples, or lower --tests",
     )?;
     let rows = metrics(x.view(), &against, args.seed.unwrap_or(0), args.tests);
     let mut staged = Staged::default();

@@ -223,16 +223,27 @@ fn paper_cmd(
     readme: Option<&std::path::Path>,
 ) -> Result<()> {
     let input = |e: anyhow::Error| anyhow::Error::from(InputError(format!("{e:#}")));
-    scorelab_figures::write_paper(results, template, out).map_err(input)?;
+    let headline = std::path::Path::new("paper/headline.template.md");
+    let mut outputs = vec![("--out", out)];
+    outputs.extend(readme.map(|r| ("--readme", r)));
+    let mut inputs = vec![("--template", template)];
+    if readme.is_some() {
+        inputs.push(("the headline template", headline));
+    }
+    scorelab_pipeline::files::check_distinct(&outputs, &inputs)?;
+    // Everything is rendered (and every marker found) before anything is written.
+    let paper = scorelab_figures::render_paper(results, template).map_err(input)?;
+    let readme_text = match readme {
+        Some(r) => scorelab_figures::render_readme_headline(results, headline, r).map_err(input)?,
+        None => None,
+    };
+    scorelab_pipeline::files::write_whole(out, paper.as_bytes())?;
     println!("wrote {}", out.display());
-    if let Some(r) = readme {
-        scorelab_figures::write_readme_headline(
-            results,
-            std::path::Path::new("paper/headline.template.md"),
-            r,
-        )
-        .map_err(input)?;
+    if let (Some(r), Some(text)) = (readme, readme_text) {
+        scorelab_pipeline::files::write_whole(r, text.as_bytes())?;
         println!("updated the headline table of {}", r.display());
+    } else if let Some(r) = readme {
+        println!("the headline table of {} is up to date", r.display());
     }
     Ok(())
 }
@@ -245,6 +256,7 @@ fn figures_cmd(results: PathBuf, figures: PathBuf) -> Result<()> {
         ))
         .into());
     }
+    let _lock = scorelab_pipeline::files::FolderLock::acquire(&figures, "--figures")?;
     let report = scorelab_figures::draw_all(&results, &figures, |name| {
         eprintln!("drawing {name}");
     })?;
@@ -275,6 +287,8 @@ fn experiment_cmd(config: PathBuf, results: PathBuf, quick: bool) -> Result<()> 
         results,
         quick,
     };
+    experiments::check(&args)?;
+    let _lock = scorelab_pipeline::files::FolderLock::acquire(&args.results, "--results")?;
     let summary = experiments::run(&args, &stop)?;
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(
@@ -355,6 +369,16 @@ fn equivalence_cmd(
     if let Some(n) = samples {
         cfg.samples = n;
     }
+    let config_written = scorelab_pipeline::files::beside(&out, ".config.toml");
+    let inputs: Vec<(&str, &std::path::Path)> =
+        config.iter().map(|c| ("--config", c.as_path())).collect();
+    scorelab_pipeline::files::check_distinct(
+        &[
+            ("--out", out.as_path()),
+            ("the config written beside --out", config_written.as_path()),
+        ],
+        &inputs,
+    )?;
     let rows = equivalence::write(&cfg, config.as_deref(), &out)?;
     let config_out = scorelab_pipeline::files::beside(&out, ".config.toml");
     // The files are written; a closed stdout (`| head`) must not turn into a panic.

@@ -96,8 +96,17 @@ pub fn run(
         Some(dir) => (dir.join("results"), dir.join("figures")),
         None => (PathBuf::from("results"), PathBuf::from("paper/figures")),
     };
-    std::fs::create_dir_all(&results)
-        .map_err(|e| bad(format!("--out: cannot create {}: {e}", results.display())))?;
+    // Every experiment file is checked before the first step, so a broken one is found at once.
+    for name in EXPERIMENTS {
+        experiments::check(&ExperimentArgs {
+            config: experiments.join(format!("{name}.toml")),
+            results: results.clone(),
+            quick: args.quick,
+        })?;
+    }
+    // One reproduce (or experiment, or train) at a time writes the results folder.
+    let _lock = scorelab_pipeline::files::FolderLock::acquire(&results, "results folder")?;
+    let _figures_lock = scorelab_pipeline::files::FolderLock::acquire(&figures, "figures folder")?;
     if args.out.is_some() {
         copy_dir(Path::new("results/baselines"), &results.join("baselines"))?;
     }

@@ -3,7 +3,7 @@
 use crate::bad;
 use anyhow::Result;
 use scorelab_pipeline::data::read_points;
-use scorelab_pipeline::files::{matrix_csv, Staged};
+use scorelab_pipeline::files::{check_distinct, matrix_csv, Staged};
 use scorelab_pipeline::train::TrainedModel;
 use scorelab_pipeline::PipelineError;
 use std::path::Path;
@@ -13,6 +13,22 @@ use std::path::Path;
 /// # Errors
 /// An input error for a missing or unreadable model, bad points, or a wrong use of `--sigma`.
 pub fn run(model_dir: &Path, points: &Path, out: &Path, sigma: Option<f64>) -> Result<()> {
+    let model_files: Vec<_> = [
+        "model.safetensors",
+        "transform.toml",
+        "config.toml",
+        "loss.csv",
+    ]
+    .iter()
+    .map(|f| model_dir.join(f))
+    .collect();
+    let mut inputs = vec![("--points", points)];
+    inputs.extend(
+        model_files
+            .iter()
+            .map(|p| ("a file of --model", p.as_path())),
+    );
+    check_distinct(&[("--out", out)], &inputs)?;
     let model = TrainedModel::load(model_dir).map_err(|e| match e {
         PipelineError::Input(m) => bad(format!("--model {m}")),
         other => bad(format!("--model: {other}")),

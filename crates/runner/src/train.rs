@@ -4,10 +4,11 @@
 
 use crate::{bad, bar, in_config, provenance};
 use anyhow::Result;
+use scorelab_pipeline::files::{same_file, FolderLock};
 use scorelab_pipeline::memory::MemoryLimit;
 use scorelab_pipeline::observe::{stopper, Control};
 use scorelab_pipeline::train::{
-    train_in, Prepared, RunFolder, TrainEvent, TrainPlan, TrainedModel,
+    clear_run, train_in, Prepared, RunFolder, TrainEvent, TrainPlan, TrainedModel, RUN_FILES,
 };
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,35 +45,9 @@ pub enum Outcome {
     Interrupted(u64),
 }
 
-/// The files of a run folder that `--force` replaces.
-const OWNED: [&str; 4] = [
-    "config.toml",
-    "loss.csv",
-    "model.safetensors",
-    "transform.toml",
-];
-
-/// Empties `dir` of a previous run's files (those of [`OWNED`] and the checkpoint) and creates it.
-fn clear(dir: &Path) -> Result<()> {
-    for f in OWNED {
-        let p = dir.join(f);
-        if p.exists() {
-            std::fs::remove_file(&p)
-                .map_err(|e| anyhow::anyhow!("cannot remove {}: {e}", p.display()))?;
-        }
-    }
-    let ckpt = dir.join("checkpoint");
-    if ckpt.exists() {
-        std::fs::remove_dir_all(&ckpt)
-            .map_err(|e| anyhow::anyhow!("cannot remove {}: {e}", ckpt.display()))?;
-    }
-    std::fs::create_dir_all(dir)
-        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))
-}
-
 /// Trains `plan` afresh into `dir` (replacing a previous run's files there), as the experiments
 /// and `reproduce` do, stopping with an error on Ctrl-C. The plan is validated before the folder
-/// is touched.
+/// is touched, and the folder is locked for the run.
 pub(crate) fn train_into(plan: &TrainPlan, dir: &Path, stop: &AtomicBool) -> Result<TrainedModel> {
     fit_into(plan.prepare(MemoryLimit::from_env()?)?, dir, stop)
 }
@@ -80,12 +55,13 @@ pub(crate) fn train_into(plan: &TrainPlan, dir: &Path, stop: &AtomicBool) -> Res
 /// [`train_into`] for a plan already prepared.
 pub(crate) fn fit_into(prepared: Prepared, dir: &Path, stop: &AtomicBool) -> Result<TrainedModel> {
     let steps = prepared.resolved.train.steps();
-    clear(dir)?;
+    let lock = FolderLock::acquire(dir, "model folder")?;
+    clear_run(&lock)?;
     let folder = RunFolder {
         resume: false,
         run: Some(provenance(rayon::current_num_threads())),
     };
-    let model = train_in(dir, prepared, folder, &mut stopper(stop))?;
+    let model = train_in(&lock, prepared, folder, &mut stopper(stop))?;
     if model.steps() < steps {
         anyhow::bail!("interrupted while training {}", dir.display());
     }
@@ -113,8 +89,9 @@ pub fn run(args: &TrainArgs, stop: &AtomicBool) -> Result<Outcome> {
     if dir.exists() && !dir.is_dir() {
         return Err(bad(format!("--out {}: is a file; give a folder", dir.display())).into());
     }
-    let non_empty = dir.is_dir() && std::fs::read_dir(dir)?.next().is_some();
-    if !args.resume && non_empty {
+    // The lock is taken before the folder is looked at, and held for the whole run.
+    let lock = FolderLock::acquire(dir, "--out")?;
+    if !args.resume && lock.has_other_files()? {
         if !args.force {
             return Err(bad(format!(
                 "--out {}: exists and is not empty; use --force to overwrite it or --resume to continue it",
@@ -122,9 +99,21 @@ pub fn run(args: &TrainArgs, stop: &AtomicBool) -> Result<Outcome> {
             ))
             .into());
         }
-        clear(dir)?;
+        // The config was read before this point; still, it must not be one of the files
+        // --force removes.
+        if RUN_FILES
+            .iter()
+            .any(|f| same_file(&dir.join(f), &args.config))
+        {
+            return Err(bad(format!(
+                "--config {}: is a file of the run in --out {}, which --force replaces; copy it elsewhere first",
+                args.config.display(),
+                dir.display()
+            ))
+            .into());
+        }
+        clear_run(&lock)?;
     }
-    std::fs::create_dir_all(dir)?;
     let steps = plan.train.steps();
     let progress = bar(
         steps,
@@ -155,7 +144,7 @@ pub fn run(args: &TrainArgs, stop: &AtomicBool) -> Result<Outcome> {
         resume: args.resume,
         run: Some(provenance(rayon::current_num_threads())),
     };
-    let model = train_in(dir, prepared, folder, &mut observe);
+    let model = train_in(&lock, prepared, folder, &mut observe);
     progress.finish_and_clear();
     let model = model?;
     if model.steps() < steps {

@@ -55,3 +55,95 @@ fn absurd_batches_chains_and_samples_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("SCORELAB_MEMORY_LIMIT"));
 }
+
+/// The rest of the sizes a hostile run tried (each aborted the process, out of memory): every
+/// one exits 2 with its estimate, and nothing is written.
+#[test]
+fn every_other_absurd_size_exits_2_with_its_estimate() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let base = "[data]\ndensity = { kind = \"standard_normal\", dim = 2 }\n[model]\nkind = \"mlp\"\n[objective]\nkind = \"ssm\"\n[train]\nsteps = 2\n";
+    for (from, to, needle) in [
+        ("[train]", "[train]\nval_batch = 1000000000000", "training"),
+        (
+            "kind = \"ssm\"",
+            "kind = \"ssm\"\nprojections = 1000000000",
+            "objective ssm",
+        ),
+        (
+            "kind = \"mlp\"",
+            "kind = \"mlp\"\nhidden = [100000000, 100000000]",
+            "hidden [100000000, 100000000]",
+        ),
+        (
+            "dim = 2",
+            "dim = 100000000",
+            "100000000-dimensional standard_normal",
+        ),
+    ] {
+        fs::write(d.join("t.toml"), base.replace(from, to)).unwrap();
+        let err = refused(&["train", "--config", "t.toml", "--out", "run"], d);
+        assert!(err.contains(needle), "{err}");
+        assert!(!d.join("run").exists(), "nothing is written");
+    }
+    fs::write(d.join("x.csv"), "x0,x1\n1,2\n3,4\n").unwrap();
+    fs::write(
+        d.join("p.toml"),
+        "density = { kind = \"standard_normal\", dim = 2 }\n",
+    )
+    .unwrap();
+    let err = refused(
+        &[
+            "eval",
+            "--samples",
+            "x.csv",
+            "--density",
+            "p.toml",
+            "--out",
+            "m.csv",
+            "--tests",
+            "1000000000000",
+        ],
+        d,
+    );
+    assert!(err.contains("--tests"), "{err}");
+    let err = refused(
+        &[
+            "cost",
+            "--dims",
+            "2",
+            "--width",
+            "100000000",
+            "--steps",
+            "1",
+            "--out",
+            "c.csv",
+        ],
+        d,
+    );
+    assert!(err.contains("width 100000000"), "{err}");
+    assert!(!d.join("m.csv").exists() && !d.join("c.csv").exists());
+    // A model file whose header claims D = 10¹²: refused from the header, before allocating.
+    let meta = r#"{\"activation\":\"softplus\",\"dim\":1000000000000,\"format\":1,\"hidden\":[64],\"kind\":\"mlp\"}"#;
+    let header = format!(
+        "{{\"__metadata__\":{{\"scorelab\":\"{meta}\"}},\"layers.0.weight\":{{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]}}}}"
+    );
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend_from_slice(&[0u8; 16]);
+    fs::create_dir(d.join("m")).unwrap();
+    fs::write(d.join("m/model.safetensors"), bytes).unwrap();
+    let out = scorelab(
+        &[
+            "score", "--model", "m", "--points", "x.csv", "--out", "s.csv",
+        ],
+        d,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("claims an architecture") && err.contains("the file holds 4"),
+        "{err}"
+    );
+    assert!(!d.join("s.csv").exists());
+}

@@ -32,7 +32,7 @@ fn a_run_writes_its_files_with_provenance_and_reruns_byte_for_byte() {
         "config.toml",
         "loss.csv",
         "model.safetensors",
-        "checkpoint/state.safetensors",
+        "checkpoint.safetensors",
     ] {
         assert!(run.join(f).exists(), "{f}");
     }
@@ -152,7 +152,7 @@ fn an_interrupted_run_resumes_to_the_uninterrupted_result() {
         &["train", "--config", "short.toml", "--out", "a"],
         dir.path(),
     ));
-    for f in ["model.safetensors", "checkpoint/raw.safetensors"] {
+    for f in ["model.safetensors", "checkpoint.safetensors", "loss.csv"] {
         assert_eq!(
             fs::read(dir.path().join("a").join(f)).unwrap(),
             fs::read(dir.path().join("b").join(f)).unwrap(),

@@ -64,19 +64,22 @@ fn name_of(path: &Path) -> Result<String, crate::InputError> {
         .ok_or_else(|| bad(format!("--config {}: needs a file name", path.display())))
 }
 
-/// Runs an experiment (module docs). Returns the summary table's text for the terminal.
-///
-/// # Errors
-/// An input error for bad input; other errors for I/O failures.
-pub fn run(args: &ExperimentArgs, stop: &AtomicBool) -> Result<String> {
+/// An experiment file read, its `[quick]` table merged when asked: the typed experiment, the
+/// table to write beside its results, and its name.
+fn load(args: &ExperimentArgs) -> Result<(ExperimentFile, toml::Table, String)> {
     let text = std::fs::read_to_string(&args.config).map_err(|e| {
         bad(format!(
             "cannot read experiment {}: {e}",
             args.config.display()
         ))
     })?;
-    let mut written: toml::Table = toml::from_str(&text)
-        .map_err(|e| bad(format!("experiment {}: {e}", args.config.display())))?;
+    let mut written: toml::Table = toml::from_str(&text).map_err(|e| {
+        bad(format!(
+            "experiment {}: {}",
+            args.config.display(),
+            scorelab_pipeline::files::toml_error(&text, &e)
+        ))
+    })?;
     let quick = match written.remove("quick") {
         None => None,
         Some(toml::Value::Table(t)) => Some(t),
@@ -93,10 +96,41 @@ pub fn run(args: &ExperimentArgs, stop: &AtomicBool) -> Result<String> {
             deep_merge(&mut written, q);
         }
     }
-    let file: ExperimentFile = toml::Value::Table(written.clone())
-        .try_into()
-        .map_err(|e| bad(format!("experiment {}: {e}", args.config.display())))?;
+    let file: ExperimentFile =
+        toml::Value::Table(written.clone())
+            .try_into()
+            .map_err(|e: toml::de::Error| {
+                bad(format!(
+                    "experiment {}: {}",
+                    args.config.display(),
+                    e.message().trim()
+                ))
+            })?;
     let name = name_of(&args.config)?;
+    Ok((file, written, name))
+}
+
+/// Checks an experiment file without running it: its keys, its runs' names, and the train
+/// configs it names (what `reproduce` does for every experiment before its first step).
+///
+/// # Errors
+/// An input error naming the file and key.
+pub fn check(args: &ExperimentArgs) -> Result<()> {
+    let (file, _, _) = load(args)?;
+    let at = |e: anyhow::Error| bad(format!("experiment {}: {e:#}", args.config.display()));
+    match &file {
+        ExperimentFile::Samplers(e) => samplers::check(e).map_err(at)?,
+        ExperimentFile::Noise(_) | ExperimentFile::DensityFit(_) | ExperimentFile::ImageFit(_) => {}
+    }
+    Ok(())
+}
+
+/// Runs an experiment (module docs). Returns the summary table's text for the terminal.
+///
+/// # Errors
+/// An input error for bad input; other errors for I/O failures.
+pub fn run(args: &ExperimentArgs, stop: &AtomicBool) -> Result<String> {
+    let (file, mut written, name) = load(args)?;
     if args.quick {
         written.insert("quick".into(), true.into());
     }

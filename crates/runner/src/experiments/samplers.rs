@@ -107,17 +107,39 @@ struct Row {
     m: MetricRow,
 }
 
-/// Runs a samplers experiment, its networks trained into `models` (module docs).
+/// Checks what can be checked before any work: seeds and runs given, each run's name used once
+/// (rows and summaries are keyed by it), the train configs readable as plans.
 ///
 /// # Errors
-/// An input error for a bad experiment; Ctrl-C while training or a diverging run.
-pub fn run(e: &SamplersExperiment, models: &Path, stop: &AtomicBool) -> Result<Outputs> {
+/// An input error naming the key.
+pub fn check(e: &SamplersExperiment) -> Result<()> {
     if e.seeds.is_empty() {
         return Err(bad("seeds: give at least one seed").into());
     }
     if e.run.is_empty() {
         return Err(bad("run: give at least one [[run]]").into());
     }
+    for (i, r) in e.run.iter().enumerate() {
+        if let Some(j) = e.run[..i].iter().position(|o| o.name == r.name) {
+            return Err(bad(format!(
+                "run[{i}]: name {:?} is also run[{j}]'s; every [[run]] needs its own name (its rows are merged otherwise)",
+                r.name
+            ))
+            .into());
+        }
+    }
+    for (m, t) in &e.train {
+        t.plan().map_err(|err| bad(format!("train.{m}: {err:#}")))?;
+    }
+    Ok(())
+}
+
+/// Runs a samplers experiment, its networks trained into `models` (module docs).
+///
+/// # Errors
+/// An input error for a bad experiment; Ctrl-C while training or a diverging run.
+pub fn run(e: &SamplersExperiment, models: &Path, stop: &AtomicBool) -> Result<Outputs> {
+    check(e)?;
     let density_spec: DensitySpec = e
         .base
         .get("density")

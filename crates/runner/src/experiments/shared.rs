@@ -54,14 +54,21 @@ impl TrainRef {
     pub fn plan(&self) -> Result<TrainPlan> {
         let text = std::fs::read_to_string(&self.config)
             .map_err(|e| bad(format!("cannot read {}: {e}", self.config.display())))?;
-        let mut cfg: toml::Table =
-            toml::from_str(&text).map_err(|e| bad(format!("{}: {e}", self.config.display())))?;
+        let mut cfg: toml::Table = toml::from_str(&text).map_err(|e| {
+            bad(format!(
+                "{}: {}",
+                self.config.display(),
+                scorelab_pipeline::files::toml_error(&text, &e)
+            ))
+        })?;
         if let Some(over) = &self.overrides {
             deep_merge(&mut cfg, over);
         }
         Ok(toml::Value::Table(cfg)
             .try_into()
-            .map_err(|e| bad(format!("{}: {e}", self.config.display())))?)
+            .map_err(|e: toml::de::Error| {
+                bad(format!("{}: {}", self.config.display(), e.message().trim()))
+            })?)
     }
 
     /// Trains the plan into `dir`.
