@@ -506,7 +506,7 @@ fn noise_level(sigma: f64, field: &str) -> Result<(), scorelab_core::ParamError>
         return Err(scorelab_core::ParamError::invalid(
             field,
             format!(
-                "{sigma} is outside [{:e}, {:e}]: σ² would not be a finite number (σ is in model units, where the data have scale about 1)",
+                "{sigma:e} is outside [{:e}, {:e}]: σ² would not be a finite number (σ is in model units, where the data have scale about 1)",
                 SIGMA_RANGE.0, SIGMA_RANGE.1
             ),
         ));

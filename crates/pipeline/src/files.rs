@@ -160,9 +160,10 @@ impl FolderLock {
     /// [`PipelineError::Input`] naming `flag`, the folder and the holder's pid;
     /// [`PipelineError::Io`] if the folder or lock file cannot be created.
     pub fn acquire(dir: &Path, flag: &str) -> Result<Self> {
-        if let Some(what) = fsio::non_regular(dir).filter(|w| *w != "a folder") {
+        // A link to a folder is a folder here (results/ may live on another disk).
+        if std::fs::metadata(dir).is_ok_and(|m| !m.is_dir()) {
             return Err(PipelineError::Input(format!(
-                "{flag} {}: is {what}; give a folder",
+                "{flag} {}: is not a folder; give a folder",
                 dir.display()
             )));
         }

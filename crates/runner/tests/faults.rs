@@ -10,7 +10,7 @@ use common::{ok, scorelab};
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -370,6 +370,45 @@ fn two_writers_on_one_folder_the_second_exits_2_naming_the_first() {
     );
 }
 
+/// Runs `scorelab ARGS OUT` `n` times, each killed by kill -9 after a seeded random delay spread
+/// over an uninterrupted run's duration; returns each OUT (`out(i)`) and whether that run had
+/// finished before its kill.
+fn kill_at_random(
+    d: &Path,
+    args: &[&str],
+    out: impl Fn(&str) -> PathBuf,
+    n: usize,
+    seed: u64,
+) -> Vec<(PathBuf, bool)> {
+    let t0 = Instant::now();
+    let timing = Command::new(env!("CARGO_BIN_EXE_scorelab"))
+        .args(args)
+        .arg(out("timing"))
+        .current_dir(d)
+        .output()
+        .unwrap();
+    ok(&timing);
+    let span = t0.elapsed().as_micros() as u64;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    (0..n)
+        .map(|i| {
+            let target = out(&format!("k{i}"));
+            let mut child = Command::new(env!("CARGO_BIN_EXE_scorelab"))
+                .args(args)
+                .arg(&target)
+                .current_dir(d)
+                .stderr(Stdio::null())
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(Duration::from_micros(rng.gen_range(0..span)));
+            signal(&child, "-KILL");
+            let finished = child.wait().unwrap().success();
+            (target, finished)
+        })
+        .collect()
+}
+
 #[test]
 fn a_kill_9_at_random_instants_never_tears_a_training_run() {
     let dir = tempfile::tempdir().unwrap();
@@ -380,29 +419,16 @@ fn a_kill_9_at_random_instants_never_tears_a_training_run() {
         d,
     ));
     let reference = files(&d.join("ref"));
-    // How long an uninterrupted run takes here, to spread the kills over it.
-    let t0 = Instant::now();
-    ok(&scorelab(
-        &["train", "--config", "t.toml", "--out", "timing"],
+    let runs = kill_at_random(
         d,
-    ));
-    let span = t0.elapsed().as_micros() as u64;
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(12);
+        &["train", "--config", "t.toml", "--out"],
+        |name| d.join(name),
+        24,
+        12,
+    );
     let (mut kills, mut finished, mut resumed, mut refused) = (0, 0, 0, 0);
-    for i in 0..24 {
-        let run = d.join(format!("k{i}"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_scorelab"))
-            .args(["train", "--config", "t.toml", "--out"])
-            .arg(&run)
-            .current_dir(d)
-            .stderr(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_micros(rng.gen_range(0..span)));
-        signal(&child, "-KILL");
-        let status = child.wait().unwrap();
-        if status.success() {
+    for (i, (run, done)) in runs.into_iter().enumerate() {
+        if done {
             finished += 1;
         } else {
             kills += 1;
@@ -538,26 +564,15 @@ fn sample_under_sigint_and_random_kills_keeps_its_snapshots_with_their_config() 
         d,
     ));
     let reference = files(&d.join("ref"));
-    let t0 = Instant::now();
-    ok(&scorelab(
-        &["sample", "--config", "s.toml", "--out", "t/x.csv"],
+    let runs = kill_at_random(
         d,
-    ));
-    let span = t0.elapsed().as_micros() as u64;
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-    for i in 0..20 {
-        let out = d.join(format!("k{i}"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_scorelab"))
-            .args(["sample", "--config", "s.toml", "--out"])
-            .arg(out.join("x.csv"))
-            .current_dir(d)
-            .stderr(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_micros(rng.gen_range(0..span)));
-        signal(&child, "-KILL");
-        let _ = child.wait().unwrap();
+        &["sample", "--config", "s.toml", "--out"],
+        |name| d.join(name).join("x.csv"),
+        20,
+        7,
+    );
+    for (i, (x, _)) in runs.into_iter().enumerate() {
+        let out = x.parent().unwrap().to_path_buf();
         assert_sample_prefix(&out, &reference, &format!("kill {i}"));
     }
     eprintln!("sample: 20 random kill -9s, every file left whole and equal to the uninterrupted run's, 0 torn");

@@ -66,29 +66,19 @@ fn outputs_that_are_fifos_links_or_folders_are_refused_and_left_as_they_are() {
         .unwrap();
     assert!(made.success());
     std::os::unix::fs::symlink("elsewhere.csv", d.join("link.csv")).unwrap();
-    let cases: Vec<Vec<&str>> = vec![
-        vec![
-            "score", "--model", "m", "--points", "p.csv", "--out", "fifo",
-        ],
-        vec!["sample", "--config", "s.toml", "--out", "fifo"],
+    // Each command line split at spaces.
+    let cases = [
+        "score --model m --points p.csv --out fifo",
+        "sample --config s.toml --out fifo",
         // The config written beside x.csv would be the FIFO x.config.toml.
-        vec!["sample", "--config", "s.toml", "--out", "x.csv"],
-        vec![
-            "eval",
-            "--samples",
-            "p.csv",
-            "--density",
-            "d.toml",
-            "--out",
-            "fifo",
-        ],
-        vec!["equivalence", "--samples", "1000", "--out", "fifo"],
-        vec!["cost", "--dims", "2", "--steps", "1", "--out", "fifo"],
-        vec![
-            "score", "--model", "m", "--points", "p.csv", "--out", "link.csv",
-        ],
+        "sample --config s.toml --out x.csv",
+        "eval --samples p.csv --density d.toml --out fifo",
+        "equivalence --samples 1000 --out fifo",
+        "cost --dims 2 --steps 1 --out fifo",
+        "score --model m --points p.csv --out link.csv",
     ];
-    for args in cases {
+    for line in cases {
+        let args: Vec<&str> = line.split(' ').collect();
         let out = scorelab(&args, d);
         let err = refused(&out, &["regular file"]);
         assert!(err.lines().count() == 1, "one line: {err}");
@@ -123,84 +113,31 @@ fn an_output_that_is_an_input_of_the_same_command_is_refused_before_anything_is_
     fs::copy(d.join("s.toml"), d.join("x.config.toml")).unwrap();
     let before = |p: &str| fs::read(d.join(p)).unwrap();
     let (p, s, x) = (before("p.csv"), before("s.toml"), before("x.config.toml"));
-    let cases: Vec<(Vec<&str>, &str)> = vec![
-        (
-            vec!["sample", "--config", "s.toml", "--out", "s.toml"],
-            "--config",
-        ),
+    let cases = [
+        ("sample --config s.toml --out s.toml", "--config"),
         // sample writes x.config.toml beside x.csv: the config it reads.
+        ("sample --config x.config.toml --out x.csv", "--config"),
+        ("score --model m --points p.csv --out p.csv", "--points"),
         (
-            vec!["sample", "--config", "x.config.toml", "--out", "x.csv"],
-            "--config",
-        ),
-        (
-            vec![
-                "score", "--model", "m", "--points", "p.csv", "--out", "p.csv",
-            ],
+            "score --model m --points p.csv --out ./hard.csv",
             "--points",
         ),
+        ("score --model m --points p.csv --out m/loss.csv", "--model"),
         (
-            vec![
-                "score",
-                "--model",
-                "m",
-                "--points",
-                "p.csv",
-                "--out",
-                "./hard.csv",
-            ],
-            "--points",
-        ),
-        (
-            vec![
-                "score",
-                "--model",
-                "m",
-                "--points",
-                "p.csv",
-                "--out",
-                "m/loss.csv",
-            ],
-            "--model",
-        ),
-        (
-            vec![
-                "eval",
-                "--samples",
-                "p.csv",
-                "--density",
-                "d.toml",
-                "--out",
-                "p.csv",
-            ],
+            "eval --samples p.csv --density d.toml --out p.csv",
             "--samples",
         ),
         (
-            vec![
-                "eval",
-                "--samples",
-                "p.csv",
-                "--density",
-                "d.toml",
-                "--out",
-                "d.toml",
-            ],
+            "eval --samples p.csv --density d.toml --out d.toml",
             "--density",
         ),
         (
-            vec![
-                "eval",
-                "--samples",
-                "p.csv",
-                "--reference",
-                "r.csv",
-                "--out",
-                "r.csv",
-            ],
+            "eval --samples p.csv --reference r.csv --out r.csv",
             "--reference",
         ),
     ];
-    for (args, input) in cases {
+    for (line, input) in cases {
+        let args: Vec<&str> = line.split(' ').collect();
         let out = scorelab(&args, d);
         refused(&out, &["same file as", input]);
     }
@@ -374,46 +311,20 @@ fn values_built_to_overflow_and_huge_cells_are_refused_in_one_short_line() {
     let mut cell = String::from("x0,x1\n1,");
     cell.push_str(&"9".repeat(50_000_000));
     cell.push('\n');
-    fs::write(d.join("huge.csv"), &cell).unwrap();
     fs::write(
         d.join("d.toml"),
         "density = { kind = \"standard_normal\", dim = 2 }\n",
     )
     .unwrap();
-    let err = refused(
-        &scorelab(
-            &[
-                "eval",
-                "--samples",
-                "huge.csv",
-                "--density",
-                "d.toml",
-                "--out",
-                "e.csv",
-            ],
-            d,
-        ),
-        &["50000000 characters"],
-    );
-    assert!(err.len() < 400, "{} characters", err.len());
-    cell = cell.replace("1,9", "1,a9");
-    fs::write(d.join("huge.csv"), &cell).unwrap();
-    let err = refused(
-        &scorelab(
-            &[
-                "eval",
-                "--samples",
-                "huge.csv",
-                "--density",
-                "d.toml",
-                "--out",
-                "e.csv",
-            ],
-            d,
-        ),
-        &["is not a number"],
-    );
-    assert!(err.len() < 400, "{} characters", err.len());
+    // The same cell as a number too large, then as a non-number.
+    let eval: Vec<&str> = "eval --samples huge.csv --density d.toml --out e.csv"
+        .split(' ')
+        .collect();
+    for (text, needle) in [("1,9", "50000000 characters"), ("1,a9", "is not a number")] {
+        fs::write(d.join("huge.csv"), cell.replace("1,9", text)).unwrap();
+        let err = refused(&scorelab(&eval, d), &[needle]);
+        assert!(err.len() < 400, "{} characters", err.len());
+    }
 }
 
 #[test]

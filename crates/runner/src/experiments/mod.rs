@@ -67,19 +67,7 @@ fn name_of(path: &Path) -> Result<String, crate::InputError> {
 /// An experiment file read, its `[quick]` table merged when asked: the typed experiment, the
 /// table to write beside its results, and its name.
 fn load(args: &ExperimentArgs) -> Result<(ExperimentFile, toml::Table, String)> {
-    let text = std::fs::read_to_string(&args.config).map_err(|e| {
-        bad(format!(
-            "cannot read experiment {}: {e}",
-            args.config.display()
-        ))
-    })?;
-    let mut written: toml::Table = toml::from_str(&text).map_err(|e| {
-        bad(format!(
-            "experiment {}: {}",
-            args.config.display(),
-            scorelab_pipeline::files::toml_error(&text, &e)
-        ))
-    })?;
+    let mut written: toml::Table = scorelab_pipeline::files::read_toml(&args.config)?;
     let quick = match written.remove("quick") {
         None => None,
         Some(toml::Value::Table(t)) => Some(t),

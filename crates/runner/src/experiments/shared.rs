@@ -52,15 +52,7 @@ impl TrainRef {
     /// # Errors
     /// An input error naming the file.
     pub fn plan(&self) -> Result<TrainPlan> {
-        let text = std::fs::read_to_string(&self.config)
-            .map_err(|e| bad(format!("cannot read {}: {e}", self.config.display())))?;
-        let mut cfg: toml::Table = toml::from_str(&text).map_err(|e| {
-            bad(format!(
-                "{}: {}",
-                self.config.display(),
-                scorelab_pipeline::files::toml_error(&text, &e)
-            ))
-        })?;
+        let mut cfg: toml::Table = scorelab_pipeline::files::read_toml(&self.config)?;
         if let Some(over) = &self.overrides {
             deep_merge(&mut cfg, over);
         }
