@@ -1,0 +1,74 @@
+//! The inference benchmark: a trained network evaluated outside training, as the samplers and
+//! `score` evaluate it, today through the f64 door (`ScoreFunction` of a noise-conditional network
+//! at one σ: a fresh dfdx device per call, f64 weights, the exact structured trace). Two networks,
+//! each at 256 and 4096 points:
+//!
+//! - `digits`: the digits noise-conditional MLP, 64 → 256 → 256 → 64 (input 65 with log σ), softplus;
+//! - `toy`: the NCSN-toy noise-conditional MLP, 2 → 64 → 64 → 2, softplus.
+//!
+//! `score` times s(x, σ); `score_trace` times s(x, σ) and tr ∇ₓs(x, σ) together, what a likelihood
+//! through the probability-flow ODE needs per evaluation. The weights are those of a fresh network
+//! (seed 0): the cost does not depend on their values. `cargo bench --bench inference`.
+
+// criterion's macros define undocumented functions.
+#![allow(missing_docs)]
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use rand::SeedableRng;
+use scorelab_core::{Score, ScoreFunction};
+use scorelab_models::{Activation, Network, NetworkKind, NetworkSpec};
+use std::time::Duration;
+
+/// The allocator of the `scorelab` binary, so the benchmark times what `scorelab sample` runs.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const POINTS: [usize; 2] = [256, 4096];
+
+fn network(dim: usize, hidden: &[usize]) -> Network {
+    NetworkSpec {
+        kind: NetworkKind::NoiseConditionalMlp,
+        dim,
+        hidden: hidden.to_vec(),
+        activation: Activation::Softplus,
+        tau: None,
+    }
+    .build(0)
+    .expect("a valid architecture")
+}
+
+fn inference(c: &mut Criterion) {
+    let mut group = c.benchmark_group("inference");
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_millis(500));
+    group.measurement_time(Duration::from_secs(3));
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    for (name, net) in [
+        ("digits", network(64, &[256, 256])),
+        ("toy", network(2, &[64, 64])),
+    ] {
+        let Network::NoiseConditional(nc) = &net else {
+            unreachable!("built as noise-conditional")
+        };
+        let at = nc.at(0.5);
+        for n in POINTS {
+            let x = scorelab_samplers::standard_normal(n, net.spec().dim, &mut rng);
+            group.bench_with_input(BenchmarkId::new(format!("{name}/score"), n), &n, |b, _| {
+                b.iter(|| criterion::black_box(at.score(x.view())))
+            });
+            group.bench_with_input(
+                BenchmarkId::new(format!("{name}/score_trace"), n),
+                &n,
+                |b, _| {
+                    b.iter(|| {
+                        criterion::black_box((at.score(x.view()), at.jacobian_trace(x.view())))
+                    })
+                },
+            );
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, inference);
+criterion_main!(benches);
