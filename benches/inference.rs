@@ -7,7 +7,8 @@
 //! - `toy`: the NCSN-toy noise-conditional MLP, 2 → 64 → 64 → 2, softplus.
 //!
 //! `score` times s(x, σ); `score_trace` times s(x, σ) and tr ∇ₓs(x, σ) together, what a likelihood
-//! through the probability-flow ODE needs per evaluation. The weights are those of a fresh network
+//! through the probability-flow ODE needs per evaluation; `score_f32` times the f32 inference path
+//! ([`scorelab_models::Inference`], weights prepared once, buffers kept) on the same points. The weights are those of a fresh network
 //! (seed 0): the cost does not depend on their values. `cargo bench --bench inference`.
 
 // criterion's macros define undocumented functions.
@@ -16,7 +17,7 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use rand::SeedableRng;
 use scorelab_core::{Score, ScoreFunction};
-use scorelab_models::{Activation, Network, NetworkKind, NetworkSpec};
+use scorelab_models::{Activation, Inference, Network, NetworkKind, NetworkSpec};
 use std::time::Duration;
 
 /// The allocator of the `scorelab` binary, so the benchmark times what `scorelab sample` runs.
@@ -51,8 +52,19 @@ fn inference(c: &mut Criterion) {
             unreachable!("built as noise-conditional")
         };
         let at = nc.at(0.5);
+        let mut fast = Inference::new(&net);
         for n in POINTS {
             let x = scorelab_samplers::standard_normal(n, net.spec().dim, &mut rng);
+            let x32 = x.mapv(|v| v as f32);
+            group.bench_with_input(
+                BenchmarkId::new(format!("{name}/score_f32"), n),
+                &n,
+                |b, _| {
+                    b.iter(|| {
+                        criterion::black_box(fast.score(x32.view(), Some(0.5)).expect("valid"))
+                    })
+                },
+            );
             group.bench_with_input(BenchmarkId::new(format!("{name}/score"), n), &n, |b, _| {
                 b.iter(|| criterion::black_box(at.score(x.view())))
             });
