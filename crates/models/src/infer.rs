@@ -12,7 +12,8 @@
 //! - `energy_mlp` (L hidden layers, then g = a_L w): s(x) = −∇ₓg − x/τ², with ∇ₓg by the reverse
 //!   recursion e_{L−1} = w ⊙ φ′(h_{L−1}), e_{l−1} = (eₗ Wₗᵀ) ⊙ φ′(h_{l−1}), ∇ₓg = e₀ W₀ᵀ.
 //!
-//! The products go through ndarray's safe `general_mat_mul` (matrixmultiply's kernels). Results
+//! The products go through ndarray's safe `general_mat_mul` (matrixmultiply's kernels) into
+//! buffers kept from call to call (reallocated only when the batch size changes). Results
 //! agree with the f64 door to f32 rounding: |a − b| ≤ 1e-5·(|b| + 1) per entry, which the tests
 //! check for every network kind and activation.
 //!
@@ -48,6 +49,8 @@ pub struct Inference {
     /// Pre-activations hₗ and activations aₗ₊₁ of the last call, reused when the batch size repeats.
     pre: Vec<Array2<f32>>,
     act: Vec<Array2<f32>>,
+    /// `energy_mlp`: the backward's eₗ, shaped as hₗ, reused the same way.
+    back: Vec<Array2<f32>>,
 }
 
 impl Inference {
@@ -94,6 +97,7 @@ impl Inference {
             energy,
             pre: vec![],
             act: vec![],
+            back: vec![],
         }
     }
 
@@ -173,6 +177,9 @@ impl Inference {
                 .map(|(w, _)| Array2::zeros((n, w.ncols())))
                 .collect();
             self.act = self.pre[..hidden].to_vec();
+            if self.energy.is_some() {
+                self.back = self.pre.clone();
+            }
         }
         let act = self.activation;
         for l in 0..self.layers.len() {
@@ -201,24 +208,34 @@ impl Inference {
         }
     }
 
-    /// s = −∇g − x/τ² from the forward buffers (module docs).
-    fn energy_score(&self, x: ArrayView2<f32>) -> Array2<f32> {
+    /// s = −∇g − x/τ² from the forward buffers (module docs), the eₗ in the kept `back`.
+    fn energy_score(&mut self, x: ArrayView2<f32>) -> Array2<f32> {
         let (w_out, inv_tau2) = self.energy.as_ref().expect("an energy network");
         let act = self.activation;
-        let phi1 = |h: &Array2<f32>| h.mapv(|v| act.derivatives(v)[1]);
         let last = self.layers.len() - 1;
         // e_{L−1} = w ⊙ φ′(h_{L−1}).
-        let mut e = phi1(&self.pre[last]) * w_out.view().insert_axis(Axis(0));
+        Zip::from(&mut self.back[last])
+            .and(&self.pre[last])
+            .and_broadcast(&w_out.view().insert_axis(Axis(0)))
+            .for_each(|e, &h, &w| *e = w * act.derivatives(h)[1]);
+        // e_{l−1} = (eₗ Wₗᵀ) ⊙ φ′(h_{l−1}).
         for l in (1..=last).rev() {
-            let (w, _) = &self.layers[l];
-            let mut delta = Array2::zeros((x.nrows(), w.nrows()));
-            general_mat_mul(1.0, &e, &w.t(), 0.0, &mut delta);
-            e = delta * phi1(&self.pre[l - 1]);
+            let (lower, upper) = self.back.split_at_mut(l);
+            general_mat_mul(
+                1.0,
+                &upper[0],
+                &self.layers[l].0.t(),
+                0.0,
+                &mut lower[l - 1],
+            );
+            Zip::from(&mut lower[l - 1])
+                .and(&self.pre[l - 1])
+                .for_each(|e, &h| *e *= act.derivatives(h)[1]);
         }
-        let (w0, _) = &self.layers[0];
-        let mut grad = Array2::zeros((x.nrows(), self.dim));
-        general_mat_mul(1.0, &e, &w0.t(), 0.0, &mut grad);
-        -(grad + &x.mapv(|v| v * inv_tau2))
+        // s = −e₀ W₀ᵀ − x/τ².
+        let mut s = x.mapv(|v| -v * inv_tau2);
+        general_mat_mul(-1.0, &self.back[0], &self.layers[0].0.t(), 1.0, &mut s);
+        s
     }
 }
 

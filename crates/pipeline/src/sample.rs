@@ -729,7 +729,7 @@ impl Sampling {
         observer: &mut dyn Observe<Info>,
         on_snapshot: &mut dyn FnMut(usize, &Array2<f64>) -> Result<()>,
     ) -> Result<SampleOutput> {
-        let mut snap = |k: usize, z: &Array2<f64>| on_snapshot(k, &self.to_data(z.clone()));
+        let mut snap = |k: usize, z: ArrayView2<f64>| on_snapshot(k, &self.to_data(z.to_owned()));
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(0);
         let x0 = self.initial(&mut rng);
@@ -783,7 +783,7 @@ struct Driver<'a> {
     rng: ChaCha8Rng,
     snapshots: &'a [usize],
     observer: &'a mut dyn Observe<Info>,
-    snap: &'a mut dyn FnMut(usize, &Array2<f64>) -> Result<()>,
+    snap: &'a mut dyn FnMut(usize, ArrayView2<f64>) -> Result<()>,
     failed: Option<PipelineError>,
     trace: Vec<Info>,
 }
@@ -807,7 +807,7 @@ impl Driver<'_> {
             self.trace.push(info);
             let k = state.steps_taken();
             if self.snapshots.contains(&k) {
-                if let Err(e) = (self.snap)(k, &state.positions().to_owned()) {
+                if let Err(e) = (self.snap)(k, state.positions()) {
                     self.failed = Some(e);
                     return (state.positions().to_owned(), true);
                 }

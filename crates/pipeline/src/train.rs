@@ -1035,6 +1035,11 @@ pub const RUN_FILES: [&str; 5] = [
     CHECKPOINT,
 ];
 
+/// The paths of [`RUN_FILES`] in `dir`: what a command that reads a model folder must not write.
+pub fn run_files(dir: &Path) -> Vec<PathBuf> {
+    RUN_FILES.iter().map(|f| dir.join(f)).collect()
+}
+
 /// Removes a previous run's files from the locked folder ([`RUN_FILES`], the checkpoint folder
 /// of older versions and stale temporaries); nothing else in it is touched.
 ///
@@ -1042,8 +1047,7 @@ pub const RUN_FILES: [&str; 5] = [
 /// [`PipelineError::Io`] if a file cannot be removed.
 pub fn clear_run(lock: &FolderLock) -> Result<()> {
     let dir = lock.dir();
-    for f in RUN_FILES {
-        let p = dir.join(f);
+    for p in run_files(dir) {
         if std::fs::symlink_metadata(&p).is_ok() {
             std::fs::remove_file(&p).map_err(|e| PipelineError::io(&p, e))?;
         }

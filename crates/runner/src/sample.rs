@@ -8,6 +8,7 @@ use scorelab_core::fsio::fault;
 use scorelab_pipeline::files::{beside, check_distinct, matrix_csv, write_whole, Staged};
 use scorelab_pipeline::observe::Control;
 use scorelab_pipeline::sample::{trace_csv, AnySampler, SamplePlan};
+use scorelab_pipeline::train::run_files;
 use scorelab_pipeline::PipelineError;
 use scorelab_samplers::Info;
 use std::path::PathBuf;
@@ -59,18 +60,12 @@ pub fn run(args: &SampleArgs, stop: &AtomicBool) -> Result<bool> {
         .iter()
         .map(|&k| snapshot_out(k))
         .collect();
-    let model_files: Vec<PathBuf> = match &plan.resolved.model_dir {
-        Some(d) => [
-            "model.safetensors",
-            "transform.toml",
-            "config.toml",
-            "loss.csv",
-        ]
-        .iter()
-        .map(|f| d.join(f))
-        .collect(),
-        None => vec![],
-    };
+    let model_files: Vec<PathBuf> = plan
+        .resolved
+        .model_dir
+        .as_deref()
+        .map(run_files)
+        .unwrap_or_default();
     let mut outputs = vec![
         ("--out", args.out.as_path()),
         ("the config written beside --out", config_out.as_path()),

@@ -4,7 +4,7 @@ use crate::bad;
 use anyhow::Result;
 use scorelab_pipeline::data::read_points;
 use scorelab_pipeline::files::{check_distinct, matrix_csv, Staged};
-use scorelab_pipeline::train::TrainedModel;
+use scorelab_pipeline::train::{run_files, TrainedModel};
 use scorelab_pipeline::PipelineError;
 use std::path::Path;
 
@@ -13,15 +13,7 @@ use std::path::Path;
 /// # Errors
 /// An input error for a missing or unreadable model, bad points, or a wrong use of `--sigma`.
 pub fn run(model_dir: &Path, points: &Path, out: &Path, sigma: Option<f64>) -> Result<()> {
-    let model_files: Vec<_> = [
-        "model.safetensors",
-        "transform.toml",
-        "config.toml",
-        "loss.csv",
-    ]
-    .iter()
-    .map(|f| model_dir.join(f))
-    .collect();
+    let model_files = run_files(model_dir);
     let mut inputs = vec![("--points", points)];
     inputs.extend(
         model_files
