@@ -1,15 +1,17 @@
-//! The inference benchmark: a trained network evaluated outside training, as the samplers and
-//! `score` evaluate it, today through the f64 door (`ScoreFunction` of a noise-conditional network
-//! at one σ: a fresh dfdx device per call, f64 weights, the exact structured trace). Two networks,
-//! each at 256 and 4096 points:
+//! The inference benchmark: a trained network evaluated outside training, by the f32 inference
+//! path the samplers, `score` and `eval` use ([`scorelab_models::Inference`]: weights prepared
+//! once, buffers kept, `f32x8` activations), beside the f64 door it replaced there
+//! (`ScoreFunction` of a noise-conditional network at one σ: a fresh dfdx device per call, f64
+//! weights). Two networks, each at 256 and 4096 points:
 //!
 //! - `digits`: the digits noise-conditional MLP, 64 → 256 → 256 → 64 (input 65 with log σ), softplus;
 //! - `toy`: the NCSN-toy noise-conditional MLP, 2 → 64 → 64 → 2, softplus.
 //!
-//! `score` times s(x, σ); `score_trace` times s(x, σ) and tr ∇ₓs(x, σ) together, what a likelihood
-//! through the probability-flow ODE needs per evaluation; `score_f32` times the f32 inference path
-//! ([`scorelab_models::Inference`], weights prepared once, buffers kept) on the same points. The weights are those of a fresh network
-//! (seed 0): the cost does not depend on their values. `cargo bench --bench inference`.
+//! `score_f32` and `score` time s(x, σ) on the f32 path and the door; `score_trace_f32` and
+//! `score_trace` time s(x, σ) and the exact structured trace tr ∇ₓs(x, σ) together, what a
+//! likelihood through the probability-flow ODE needs per evaluation. The weights are those of a
+//! fresh network (seed 0): the cost does not depend on their values.
+//! `cargo bench --bench inference`.
 
 // criterion's macros define undocumented functions.
 #![allow(missing_docs)]
@@ -17,7 +19,7 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use rand::SeedableRng;
 use scorelab_core::{Score, ScoreFunction};
-use scorelab_models::{Activation, Inference, Network, NetworkKind, NetworkSpec};
+use scorelab_models::{Activation, Inference, Network, NetworkKind, NetworkSpec, TraceMethod};
 use std::time::Duration;
 
 /// The allocator of the `scorelab` binary, so the benchmark times what `scorelab sample` runs.
@@ -62,6 +64,18 @@ fn inference(c: &mut Criterion) {
                 |b, _| {
                     b.iter(|| {
                         criterion::black_box(fast.score(x32.view(), Some(0.5)).expect("valid"))
+                    })
+                },
+            );
+            group.bench_with_input(
+                BenchmarkId::new(format!("{name}/score_trace_f32"), n),
+                &n,
+                |b, _| {
+                    b.iter(|| {
+                        criterion::black_box(
+                            fast.score_trace(x32.view(), Some(0.5), TraceMethod::Structured)
+                                .expect("valid"),
+                        )
                     })
                 },
             );

@@ -96,6 +96,23 @@ impl Adam {
     /// # Panics
     /// If `grads` does not have the blocks of `params`.
     pub fn step(&mut self, params: &mut Params, grads: &[Vec<f64>]) {
+        self.step_with(params, grads, |g| g as f32)
+    }
+
+    /// [`Adam::step`] with f32 gradients (the direct training step's), applied as they are.
+    ///
+    /// # Panics
+    /// If `grads` does not have the blocks of `params`.
+    pub fn step_f32(&mut self, params: &mut Params, grads: &[Vec<f32>]) {
+        self.step_with(params, grads, |g| g)
+    }
+
+    fn step_with<G: Copy>(
+        &mut self,
+        params: &mut Params,
+        grads: &[Vec<G>],
+        as_f32: impl Fn(G) -> f32,
+    ) {
         assert_eq!(
             grads.len(),
             params.len(),
@@ -120,7 +137,7 @@ impl Adam {
             // Zipped slices, no indexing: the loop vectorises.
             for (((t, &gi), mi), vi) in theta.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut())
             {
-                let gi = gi as f32;
+                let gi = as_f32(gi);
                 *mi = b1 * *mi + (1.0 - b1) * gi;
                 *vi = b2 * *vi + (1.0 - b2) * gi * gi;
                 *t -= step * *mi / ((*vi * inv_c2).sqrt() + eps);

@@ -43,11 +43,12 @@ mod mlp;
 pub mod net;
 mod network;
 mod params;
+pub mod simd;
 
 pub use adam::{Adam, Ema};
 pub use any::AnyModel;
 pub use energy::EnergyMlp;
-pub use infer::Inference;
+pub use infer::{F32Noised, F32Score, Inference};
 pub use linear::Linear;
 pub use mlp::{AtSigma, Mlp, NoiseConditionalMlp};
 pub use net::{Activation, Bound, Outputs, Real, Tangents, TraceMethod};

@@ -65,6 +65,18 @@ pub fn adam_step(
     target: Option<ndarray::ArrayView2<f64>>,
     noise: &Noise,
 ) -> Result<f64, f64> {
+    // The direct f32 step where it covers the pair, else the tape.
+    if let Some((loss, grads)) = crate::direct::loss_and_gradient(objective, net, x, target, noise)
+    {
+        if !loss.is_finite() {
+            return Err(loss);
+        }
+        if grads.iter().flatten().any(|g| !g.is_finite()) {
+            return Err(f64::NAN);
+        }
+        adam.step_f32(net.params_mut(), &grads);
+        return Ok(loss);
+    }
     let (loss, grads) = match step_pool(objective, net, x.nrows(), x.ncols()) {
         Some(pool) => pool.install(|| loss_and_gradient::<f32>(objective, net, x, target, noise)),
         None => loss_and_gradient::<f32>(objective, net, x, target, noise),

@@ -25,7 +25,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use scorelab_core::{Dimension, LogDensity, NoisedScore, Score};
 use scorelab_densities::{AnyDensity, Gaussian, GaussianMixture};
-use scorelab_models::Network;
+use scorelab_models::{F32Noised, F32Score, Network};
 use scorelab_samplers::{
     AnnealedLangevin, Chains, Info, Langevin, Mala, Ode, Outline, Pc, ReverseSde, Sampler,
     VeSchedule,
@@ -447,21 +447,6 @@ impl NoisedScore for DensityNoised<'_> {
     }
 }
 
-/// A plain (not noise-conditional) network's score.
-struct ModelScore<'a>(Box<dyn scorelab_core::ScoreFunction + 'a>);
-
-impl Dimension for ModelScore<'_> {
-    fn dim(&self) -> usize {
-        self.0.dim()
-    }
-}
-
-impl Score for ModelScore<'_> {
-    fn score(&self, x: ArrayView2<f64>) -> Array2<f64> {
-        self.0.score(x)
-    }
-}
-
 /// A validated sampling run: what [`SamplePlan::prepare`] returns.
 #[derive(Debug, Clone)]
 pub struct Sampling {
@@ -750,14 +735,15 @@ impl Sampling {
                 let src = DensityNoised { p, kind: *noised };
                 d.drive_noised(s, &src as &dyn NoisedScore, x0)
             }
+            // A trained network through the f32 inference path (weights prepared once per run).
             (Source::Model { net, .. }, AnySampler::Langevin(m)) => {
-                let f = ModelScore(net.score_function(None).expect("validated"));
+                let f = F32Score::new(net, None).expect("validated: a σ-free network");
                 d.drive(m, &f as &dyn Score, x0)
             }
-            (Source::Model { net, .. }, s) => match net {
-                Network::NoiseConditional(nc) => d.drive_noised(s, nc as &dyn NoisedScore, x0),
-                _ => unreachable!("validated"),
-            },
+            (Source::Model { net, .. }, s) => {
+                let f = F32Noised::new(net).expect("validated: a noise-conditional network");
+                d.drive_noised(s, &f as &dyn NoisedScore, x0)
+            }
         };
         // Score evaluations per chain: every step's, plus init's (MALA) and finish's (denoise).
         let score_evals = d.trace.iter().map(|i| i.score_evals).sum::<usize>()

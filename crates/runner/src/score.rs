@@ -2,6 +2,7 @@
 
 use crate::bad;
 use anyhow::Result;
+use scorelab_core::Score;
 use scorelab_pipeline::data::read_points;
 use scorelab_pipeline::files::{check_distinct, matrix_csv, Staged};
 use scorelab_pipeline::train::{run_files, TrainedModel};
@@ -25,7 +26,7 @@ pub fn run(model_dir: &Path, points: &Path, out: &Path, sigma: Option<f64>) -> R
         PipelineError::Input(m) => bad(format!("--model {m}")),
         other => bad(format!("--model: {other}")),
     })?;
-    let f = model.network.score_function(sigma).map_err(|e| {
+    let f = scorelab_models::F32Score::new(&model.network, sigma).map_err(|e| {
         bad(format!(
             "--sigma: {}",
             e.to_string().trim_start_matches("sigma: ")

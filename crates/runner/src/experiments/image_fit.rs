@@ -289,13 +289,14 @@ pub fn run(e: &ImageFitExperiment, models: &Path, stop: &AtomicBool) -> Result<O
                 let mut x = transform.forward(&out.x);
                 let mut evals = out.score_evals;
                 if s.tweedie {
-                    let score = model.network.score_function(None).map_err(|err| {
-                        bad(format!(
-                            "fit {} sample {}: tweedie needs a plain network: {err}",
-                            f.name, s.name
-                        ))
-                    })?;
-                    x = &x + &(score.score(x.view()) * (e.noise * e.noise));
+                    let score =
+                        scorelab_models::F32Score::new(&model.network, None).map_err(|err| {
+                            bad(format!(
+                                "fit {} sample {}: tweedie needs a plain network: {err}",
+                                f.name, s.name
+                            ))
+                        })?;
+                    x = &x + &(scorelab_core::Score::score(&score, x.view()) * (e.noise * e.noise));
                     evals += 1;
                 }
                 timing.push_str(&format!(

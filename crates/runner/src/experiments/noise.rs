@@ -154,13 +154,12 @@ pub fn run(e: &NoiseExperiment, models: &Path, stop: &AtomicBool) -> Result<Outp
             );
             eprintln!("scorelab experiment: dsm at σ = {sigma}, seed {seed}");
             let net = train_into(&plan, &dir, stop)?.network;
-            let f = net
-                .score_function(None)
+            let f = scorelab_models::F32Score::new(&net, None)
                 .map_err(|err| bad(format!("model: {err}")))?;
             let noised = p.noised(sigma).expect("checked");
             let region = |x: &Array2<f64>| {
-                let (clean, ct) = fisher_divergence(f.as_ref() as &dyn Score, &p, x.view());
-                let (nz, nt) = fisher_divergence(f.as_ref() as &dyn Score, &noised, x.view());
+                let (clean, ct) = fisher_divergence(&f as &dyn Score, &p, x.view());
+                let (nz, nt) = fisher_divergence(&f as &dyn Score, &noised, x.view());
                 (clean, ct, nz, nt)
             };
             if n > 0 && seed == e.seeds[0] {
