@@ -1,19 +1,36 @@
 #!/usr/bin/env bash
 # The Jacobian-cost comparison, measured in one run on this machine: JAX's training step
-# (results/baselines/jax_sm_bench.py) and ours (`scorelab cost`) back to back, then the markdown
-# table results/jacobian_cost_comparison.md.
+# (results/baselines/jax_sm_bench.py) and ours (`scorelab cost`) back to back, REPEATS times
+# interleaved (JAX, ours, JAX, ours, …), then the markdown table
+# results/jacobian_cost_comparison.md: medians over the repeats, and each ratio as the median of
+# the same repeat's ratios with its range.
 #
 # Needs the JAX virtual environment of results/baselines/README.md (JAX_PY, default
-# /tmp/bl-venv-jax/bin/python). STEPS (default 30) timed steps per setting after 5 warm-up steps.
+# /tmp/bl-venv-jax/bin/python). STEPS (default 30) timed steps per setting after 5 warm-up steps;
+# REPEATS (default 3). Every repeat's CSVs go to results/jacobian_cost_runs/; the last repeat's
+# are also results/jacobian_cost.csv and results/jacobian_cost_jax.csv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JAX_PY=${JAX_PY:-/tmp/bl-venv-jax/bin/python}
 STEPS=${STEPS:-30}
+REPEATS=${REPEATS:-3}
 cargo build --release --quiet
-"$JAX_PY" results/baselines/jax_sm_bench.py --steps "$STEPS" --min-steps 20 --budget-s 10 --retries 1 \
-  --csv results/jacobian_cost_jax.csv
-target/release/scorelab cost --steps "$STEPS" --out results/jacobian_cost.csv
-python3 scripts/cost_table.py results/jacobian_cost.csv results/jacobian_cost_jax.csv \
-  "$(git rev-parse --short HEAD)" "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)" \
+runs=results/jacobian_cost_runs
+rm -rf "$runs"
+mkdir -p "$runs"
+pairs=()
+for r in $(seq "$REPEATS"); do
+  echo "repeat $r of $REPEATS: JAX" >&2
+  "$JAX_PY" results/baselines/jax_sm_bench.py --steps "$STEPS" --min-steps 20 --budget-s 10 --retries 1 \
+    --csv "$runs/jax_$r.csv"
+  echo "repeat $r of $REPEATS: scorelab" >&2
+  target/release/scorelab cost --steps "$STEPS" --out "$runs/scorelab_$r.csv"
+  pairs+=("$runs/scorelab_$r.csv" "$runs/jax_$r.csv")
+done
+cp "$runs/scorelab_$REPEATS.csv" results/jacobian_cost.csv
+cp "$runs/jax_$REPEATS.csv" results/jacobian_cost_jax.csv
+python3 scripts/cost_table.py \
+  "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates || echo +dirty)" \
+  "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)" "$STEPS" "${pairs[@]}" \
   > results/jacobian_cost_comparison.md
 cat results/jacobian_cost_comparison.md

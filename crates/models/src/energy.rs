@@ -23,6 +23,10 @@
 //! Carry Ãₗ = G Aₗ with the same recursion (the column scaling by dₗ commutes with left-multiplying
 //! by G): Ã₁ = G, Ãₗ₊₁ = (Ãₗ diag(dₗ)) Wₗ. Then (AₗᵀGAₗ)ₖₖ = Σᵢ Aₗ[i, k] Ãₗ[i, k]; for l = 1 it is
 //! Gₖₖ. Per point this costs O(H₁²·Hₗ) per layer and never touches D after G.
+//!
+//! Where D ≤ H₁ the same sum is cheaper through the D rows of Jₗ themselves:
+//! (JₗᵀJₗ)ₖₖ = Σⱼ Jₗ[j, k]², with the rows carried by J₁ = W₀, Jₗ₊₁ = (Jₗ diag(dₗ)) Wₗ, at
+//! O(D·H₁·Hₗ) per point and layer (min(D, H₁) tangents, as the MLP's deep structured trace).
 
 use crate::fused::{add_bias, input_matmul};
 use crate::mlp::{check_arch, door_impls, door_trace, layer_sizes, DoorForward, CHUNK};
@@ -285,6 +289,9 @@ impl EnergyMlp {
         Dev: Device<E>,
     {
         let h1 = self.hidden[0];
+        if self.dim <= h1 {
+            return self.structured_by_rows(w, ds, dds, deltas, n);
+        }
         // dfdx's backward needs distinct ids for the two operands: W₀ᵀ and a copy of W₀.
         let g = transpose(w(0)).matmul(w(0) * E::one());
         let diag_g = w(0).square().sum::<(usize,), Axis<0>>();
@@ -314,6 +321,37 @@ impl EnergyMlp {
             let q = (a * at).sum::<(usize, usize), Axis<1>>();
             tr = tr + (cl * q).sum::<(usize,), Axis<1>>();
             state = Some(keep);
+        }
+        tr
+    }
+
+    /// tr ∇²g through the D rows of Jₗ (module docs), for D ≤ H₁: Uₗ = Jₗᵀ per point, U₁ = W₀,
+    /// Uₗ₊₁ = (Uₗ diag(dₗ)) Wₗ, and (JₗᵀJₗ)ₖₖ = Σⱼ Uₗ[j, k]².
+    fn structured_by_rows<E: Real, T: Tape<E, Dev>>(
+        &self,
+        w: &impl Fn(usize) -> T2<E, T>,
+        ds: Vec<T2<E, T>>,
+        dds: Vec<T2<E, T>>,
+        deltas: Vec<T2<E, T>>,
+        n: usize,
+    ) -> crate::net::T1<E, T>
+    where
+        Dev: Device<E>,
+    {
+        let dim = self.dim;
+        let mut curv = dds.into_iter().zip(deltas).map(|(dd, delta)| dd * delta);
+        let c1 = curv.next().expect("layers");
+        let diag_g = w(0).square().sum::<(usize,), Axis<0>>();
+        let mut tr = (c1 * per_col(diag_g, n)).sum::<(usize,), Axis<1>>();
+        let mut rows: Option<T3<E, T>> = None;
+        for (l, (d_prev, cl)) in ds.into_iter().zip(curv).enumerate() {
+            let prev = rows.take().unwrap_or_else(|| over_batch(w(0), n));
+            let next = bmm(prev * over_k(d_prev, dim), w(l + 1));
+            // The original (carrying its ops) goes into q; the next layer uses a copy.
+            let keep = next.retaped::<T>();
+            let q = next.square().sum::<(usize, usize), Axis<1>>();
+            tr = tr + (cl * q).sum::<(usize,), Axis<1>>();
+            rows = Some(keep);
         }
         tr
     }
