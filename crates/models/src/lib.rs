@@ -14,7 +14,10 @@
 //! The dfdx networks are trained in f32 on a tape: their forward pushes Jacobian–vector products
 //! and exact traces alongside the values as ordinary taped ops, so one backward pass gives ∇_θ of
 //! any score-matching loss (dfdx has no double backward; the module docs of `mlp` and `energy`
-//! derive each construction). They are evaluated through the f64 door for audits and samplers.
+//! derive each construction). Trained networks are evaluated by the f32 inference path
+//! ([`Inference`], behind the f64 traits as [`F32Score`] and [`F32Noised`]: prepared weights, kept
+//! buffers, the vectorised activations of [`simd`]) in the samplers, `score` and the experiments,
+//! and through the f64 door for the audits and quadratures that need f64.
 //!
 //! [`Network`] is the one network type — every dfdx network, random or trained — with its
 //! architecture [`NetworkSpec`] (of a [`NetworkKind`]), safetensors save/load and the resumable

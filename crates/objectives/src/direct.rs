@@ -286,9 +286,10 @@ impl<'a> Layers<'a> {
                     1.0,
                     &mut next.slice_mut(s![..n, ..]),
                 );
+                let wt = self.w[l + 1].t().as_standard_layout().into_owned(); // D × H, rows contiguous
                 for r in n..rows {
                     let j = (r - n) % d;
-                    next[[r, j]] = input.row(r).dot(&self.w[l + 1].column(j));
+                    next[[r, j]] = input.row(r).dot(&wt.row(j));
                 }
             } else {
                 general_mat_mul(1.0, &input, &self.w[l + 1], 1.0, &mut next);
@@ -342,11 +343,14 @@ impl<'a> Layers<'a> {
                 let top = g.slice(s![..n, ..]);
                 general_mat_mul(1.0, &ins[l - 1].slice(s![..n, ..]).t(), &top, 1.0, &mut dw);
                 let cn = c * inv_n;
+                let wt = self.w[l].t().as_standard_layout().into_owned(); // D × H
+                let mut dwt = Array2::<f32>::zeros((d, self.w[l].nrows()));
                 for r in n..rows {
                     let j = (r - n) % d;
-                    dw.column_mut(j).scaled_add(cn, &ins[l - 1].row(r));
-                    below.row_mut(r).scaled_add(cn, &self.w[l].column(j));
+                    dwt.row_mut(j).scaled_add(cn, &ins[l - 1].row(r));
+                    below.row_mut(r).scaled_add(cn, &wt.row(j));
                 }
+                dw += &dwt.t();
                 general_mat_mul(
                     1.0,
                     &top,
