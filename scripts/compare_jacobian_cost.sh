@@ -15,6 +15,8 @@ JAX_PY=${JAX_PY:-/tmp/bl-venv-jax/bin/python}
 STEPS=${STEPS:-30}
 REPEATS=${REPEATS:-3}
 cargo build --release --quiet
+# The commit of the binary measured, read before anything runs.
+commit="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates Cargo.toml Cargo.lock || echo +dirty)"
 runs=results/jacobian_cost_runs
 rm -rf "$runs"
 mkdir -p "$runs"
@@ -29,8 +31,7 @@ for r in $(seq "$REPEATS"); do
 done
 cp "$runs/scorelab_$REPEATS.csv" results/jacobian_cost.csv
 cp "$runs/jax_$REPEATS.csv" results/jacobian_cost_jax.csv
-python3 scripts/cost_table.py \
-  "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates || echo +dirty)" \
+python3 scripts/cost_table.py "$commit" \
   "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)" "$STEPS" "${pairs[@]}" \
   > results/jacobian_cost_comparison.md
 cat results/jacobian_cost_comparison.md
