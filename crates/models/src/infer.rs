@@ -216,12 +216,7 @@ impl Inference {
                 format!("has shape {:?} but x has {:?}", v.dim(), x.dim()),
             ));
         }
-        let need = match self.kind {
-            NetworkKind::EnergyMlp => Need::Second,
-            _ => Need::First,
-        };
-        self.prepare(x, sigma, need)?;
-        let s = self.take_score(x, sigma);
+        let s = self.score_for_tangents(x, sigma)?;
         let n = x.nrows();
         let mut jv = Array2::zeros((n, self.dim));
         let per = CHUNK_ROWS;
@@ -245,12 +240,7 @@ impl Inference {
         sigma: Option<f32>,
         method: TraceMethod,
     ) -> Result<(Array2<f32>, Array1<f32>), ModelError> {
-        let need = match self.kind {
-            NetworkKind::EnergyMlp => Need::Second,
-            _ => Need::First,
-        };
-        self.prepare(x, sigma, need)?;
-        let s = self.take_score(x, sigma);
+        let s = self.score_for_tangents(x, sigma)?;
         let n = x.nrows();
         let d = self.dim;
         let mut tr = Array1::zeros(n);
@@ -281,6 +271,21 @@ impl Inference {
             self.structured_trace(sigma, &mut tr);
         }
         Ok((s, tr))
+    }
+
+    /// The forward with the derivatives the tangents need (φ′; the energy network also φ″), and
+    /// the score.
+    fn score_for_tangents(
+        &mut self,
+        x: ArrayView2<f32>,
+        sigma: Option<f32>,
+    ) -> Result<Array2<f32>, ModelError> {
+        let need = match self.kind {
+            NetworkKind::EnergyMlp => Need::Second,
+            _ => Need::First,
+        };
+        self.prepare(x, sigma, need)?;
+        Ok(self.take_score(x, sigma))
     }
 
     /// Validates the inputs and runs the forward into the kept buffers.
