@@ -14,8 +14,8 @@
 //!   (for the baselines from their exact scores and Laplacians);
 //! - **MMD²** (unbiased, RBF, one bandwidth per seed: the median distance of the pooled training
 //!   and held-out rows) between `samples` draws and the held-out rows, in standardised units. A
-//!   network is sampled by `langevin_steps` steps of unadjusted Langevin with step `langevin_eps`
-//!   from N(0, I); the baselines exactly. The row `train` is the training rows themselves: the MMD
+//!   network is sampled (its score by the f32 inference path) by `langevin_steps` steps of
+//!   unadjusted Langevin with step `langevin_eps` from N(0, I); the baselines exactly. The row `train` is the training rows themselves: the MMD
 //!   a perfect model would get with this few held-out points.
 //!
 //! Writes `NAME.csv` (one row per method and seed), `NAME_summary.csv` (mean and sd over seeds),
@@ -33,7 +33,7 @@ use rand_chacha::ChaCha8Rng;
 use scorelab_core::{LogDensity, Sample, Score};
 use scorelab_densities::{Gaussian, GaussianMixture};
 use scorelab_eval::mmd2;
-use scorelab_models::{EnergyMlp, Network};
+use scorelab_models::{EnergyMlp, F32Score, Network};
 use scorelab_pipeline::baselines::{fit_gaussian, heldout_ism, kde_scott, log_partition};
 use scorelab_pipeline::files::cell;
 use scorelab_pipeline::metrics::{finite_rows, mean_sd_cell};
@@ -305,7 +305,11 @@ pub fn run(e: &DensityFitExperiment, models: &Path, stop: &AtomicBool) -> Result
                     let langevin = Langevin::new(e.langevin_eps, e.langevin_steps)
                         .map_err(|err| bad(format!("langevin: {err}")))?;
                     let x0 = standard_normal(e.samples, 2, &mut rng);
-                    let draws = sample(&langevin, m.as_ref() as &dyn Score, x0, &mut rng);
+                    // The chains evaluate the trained network by the f32 inference path; the
+                    // quadrature normaliser and the held-out ISM above stay on the f64 door.
+                    let fast = F32Score::new(&Network::Energy(m.as_ref().clone()), None)
+                        .map_err(|err| bad(format!("{}: {err}", f.name())))?;
+                    let draws = sample(&langevin, &fast as &dyn Score, x0, &mut rng);
                     let glp = -m.energy(grid_z.view()) - lz + log_jac;
                     (
                         ll,
