@@ -56,11 +56,11 @@
 //! # Ok::<(), scorelab_models::ModelError>(())
 //! ```
 
-use crate::network::{Network, NetworkKind};
-use crate::simd::{apply, Outs};
+use crate::network::{check_sigma, Network, NetworkKind};
+use crate::simd::{apply, scale_rows, Outs};
 use crate::{Activation, ModelError, TraceMethod};
 use ndarray::linalg::general_mat_mul;
-use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
+use ndarray::{s, Array1, Array2, ArrayView2, Axis, Zip};
 use scorelab_core::{Dimension, NoisedScore, Score, ScoreFunction};
 use std::sync::Mutex;
 
@@ -305,28 +305,10 @@ impl Inference {
                 ),
             ));
         }
-        let log_sigma = match (self.kind, sigma) {
-            (NetworkKind::NoiseConditionalMlp, Some(s)) if s > 0.0 && s.is_finite() => Some(s.ln()),
-            (NetworkKind::NoiseConditionalMlp, Some(s)) => {
-                return Err(ModelError::invalid(
-                    "sigma",
-                    format!("must be positive and finite, got {s}"),
-                ))
-            }
-            (NetworkKind::NoiseConditionalMlp, None) => {
-                return Err(ModelError::invalid(
-                    "sigma",
-                    "this network is noise-conditional: give σ",
-                ))
-            }
-            (_, Some(_)) => {
-                return Err(ModelError::invalid(
-                    "sigma",
-                    "this network is not noise-conditional: give no σ",
-                ))
-            }
-            (_, None) => None,
-        };
+        check_sigma(self.kind, sigma.map(f64::from))?;
+        let log_sigma = sigma
+            .filter(|_| self.kind == NetworkKind::NoiseConditionalMlp)
+            .map(f32::ln);
         self.forward(x, log_sigma, need);
         if self.kind == NetworkKind::EnergyMlp {
             self.energy_backward();
@@ -439,7 +421,10 @@ impl Inference {
     ) -> Array2<f32> {
         let rows = v.nrows();
         debug_assert_eq!(rows, (p1 - p0) * k);
-        let points = |a: &Array2<f32>| a.slice(s![p0..p1, ..]).to_owned();
+        fn between(a: &Array2<f32>, p0: usize, p1: usize) -> ArrayView2<'_, f32> {
+            a.slice(s![p0..p1, ..])
+        }
+        let points = |a| between(a, p0, p1);
         // ḣ₀ = v W₀.
         let mut t = Array2::zeros((rows, self.layers[0].0.ncols()));
         general_mat_mul(1.0, &v, &self.layers[0].0, 0.0, &mut t);
@@ -450,7 +435,7 @@ impl Inference {
                 let mut hdot = vec![t];
                 for l in 0..last {
                     let mut u = hdot[l].clone();
-                    scale_rows(u.view_mut(), &points(&self.d1[l]), k);
+                    scale_rows(u.view_mut(), points(&self.d1[l]), k);
                     let mut next = Array2::zeros((rows, self.layers[l + 1].0.ncols()));
                     general_mat_mul(1.0, &u, &self.layers[l + 1].0, 0.0, &mut next);
                     hdot.push(next);
@@ -458,13 +443,13 @@ impl Inference {
                 // ė_{L−1} = δ ⊙ dd ⊙ ḣ, then down the layers.
                 let curv = |l: usize| &points(&self.delta[l]) * &points(&self.d2[l]);
                 let mut e = hdot.pop().expect("a hidden layer");
-                scale_rows(e.view_mut(), &curv(last), k);
+                scale_rows(e.view_mut(), curv(last).view(), k);
                 for l in (1..=last).rev() {
                     let mut below = Array2::zeros((rows, self.layers[l - 1].0.ncols()));
                     general_mat_mul(1.0, &e, &self.layers[l].0.t(), 0.0, &mut below);
-                    scale_rows(below.view_mut(), &points(&self.d1[l - 1]), k);
+                    scale_rows(below.view_mut(), points(&self.d1[l - 1]), k);
                     let mut h = hdot.pop().expect("one per layer");
-                    scale_rows(h.view_mut(), &curv(l - 1), k);
+                    scale_rows(h.view_mut(), curv(l - 1).view(), k);
                     below += &h;
                     e = below;
                 }
@@ -475,7 +460,7 @@ impl Inference {
             }
             _ => {
                 for l in 0..self.hidden {
-                    scale_rows(t.view_mut(), &points(&self.d1[l]), k);
+                    scale_rows(t.view_mut(), points(&self.d1[l]), k);
                     let mut next = Array2::zeros((rows, self.layers[l + 1].0.ncols()));
                     general_mat_mul(1.0, &t, &self.layers[l + 1].0, 0.0, &mut next);
                     t = next;
@@ -521,11 +506,7 @@ impl Inference {
                     for l in 1..self.hidden {
                         let mut next = Array2::zeros((t.nrows(), self.layers[l].0.ncols()));
                         general_mat_mul(1.0, &t, &self.layers[l].0, 0.0, &mut next);
-                        scale_rows(
-                            next.view_mut(),
-                            &self.d1[l].slice(s![p0..p1, ..]).to_owned(),
-                            h1,
-                        );
+                        scale_rows(next.view_mut(), self.d1[l].slice(s![p0..p1, ..]), h1);
                         t = next;
                     }
                     for p in p0..p1 {
@@ -555,11 +536,7 @@ impl Inference {
                         u.slice_mut(s![p * r..(p + 1) * r, ..]).assign(f);
                     }
                     for l in 1..self.hidden {
-                        scale_rows(
-                            u.view_mut(),
-                            &self.d1[l - 1].slice(s![p0..p1, ..]).to_owned(),
-                            r,
-                        );
+                        scale_rows(u.view_mut(), self.d1[l - 1].slice(s![p0..p1, ..]), r);
                         let mut next = Array2::zeros((u.nrows(), self.layers[l].0.ncols()));
                         general_mat_mul(1.0, &u, &self.layers[l].0, 0.0, &mut next);
                         u = next;
@@ -575,14 +552,6 @@ impl Inference {
                 }
             }
         }
-    }
-}
-
-/// Multiplies each of the k rows of point p in `t` by `d.row(p)`, entry by entry.
-fn scale_rows(mut t: ArrayViewMut2<f32>, d: &Array2<f32>, k: usize) {
-    for (p, drow) in d.rows().into_iter().enumerate() {
-        let mut block = t.slice_mut(s![p * k..(p + 1) * k, ..]);
-        block *= &drow.insert_axis(Axis(0));
     }
 }
 
@@ -663,34 +632,51 @@ fn cholesky(g: &Array2<f64>) -> Option<Array2<f64>> {
 /// ```
 #[derive(Debug)]
 pub struct F32Score {
-    engine: Mutex<Inference>,
+    engine: Shared,
     sigma: Option<f32>,
+}
+
+/// An [`Inference`] behind a mutex, with its D: what [`F32Score`] and [`F32Noised`] share.
+#[derive(Debug)]
+struct Shared {
+    engine: Mutex<Inference>,
+    dim: usize,
+}
+
+impl Shared {
+    fn new(net: &Network) -> Self {
+        let engine = Inference::new(net);
+        Shared {
+            dim: engine.dim(),
+            engine: Mutex::new(engine),
+        }
+    }
+
+    /// Runs `f` on the engine; an error (a caller's bad shape or σ) is a panic naming `who`.
+    fn run<R>(&self, who: &str, f: impl FnOnce(&mut Inference) -> Result<R, ModelError>) -> R {
+        let mut engine = self.engine.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut engine).unwrap_or_else(|e| panic!("{who}: {e}"))
+    }
 }
 
 impl F32Score {
     /// The inference path of `net` at `sigma`: required for a noise-conditional network, refused
-    /// otherwise (as [`Network::score_function`]).
+    /// otherwise (the check and messages of [`Network::score_function`]).
     ///
     /// # Errors
     /// A [`ModelError`] naming `sigma`.
     pub fn new(net: &Network, sigma: Option<f64>) -> Result<Self, ModelError> {
-        // The door's checks and messages.
-        net.score_function(sigma)?;
+        check_sigma(net.spec().kind, sigma)?;
         Ok(F32Score {
-            engine: Mutex::new(Inference::new(net)),
+            engine: Shared::new(net),
             sigma: sigma.map(|s| s as f32),
         })
-    }
-
-    fn with<R>(&self, f: impl FnOnce(&mut Inference) -> Result<R, ModelError>) -> R {
-        let mut engine = self.engine.lock().unwrap_or_else(|e| e.into_inner());
-        f(&mut engine).unwrap_or_else(|e| panic!("F32Score: {e}"))
     }
 }
 
 impl Dimension for F32Score {
     fn dim(&self) -> usize {
-        self.with(|e| Ok(e.dim()))
+        self.engine.dim
     }
 }
 
@@ -699,7 +685,9 @@ impl Dimension for F32Score {
 impl Score for F32Score {
     fn score(&self, x: ArrayView2<f64>) -> Array2<f64> {
         let x = x.mapv(|v| v as f32);
-        self.with(|e| e.score(x.view(), self.sigma)).mapv(f64::from)
+        self.engine
+            .run("F32Score", |e| e.score(x.view(), self.sigma))
+            .mapv(f64::from)
     }
 }
 
@@ -708,13 +696,17 @@ impl Score for F32Score {
 impl ScoreFunction for F32Score {
     fn score_jvp(&self, x: ArrayView2<f64>, v: ArrayView2<f64>) -> Array2<f64> {
         let (x, v) = (x.mapv(|a| a as f32), v.mapv(|a| a as f32));
-        self.with(|e| e.score_jvp(x.view(), v.view(), self.sigma))
+        self.engine
+            .run("F32Score", |e| e.score_jvp(x.view(), v.view(), self.sigma))
             .1
             .mapv(f64::from)
     }
     fn jacobian_trace(&self, x: ArrayView2<f64>) -> Array1<f64> {
         let x = x.mapv(|a| a as f32);
-        self.with(|e| e.score_trace(x.view(), self.sigma, TraceMethod::Structured))
+        self.engine
+            .run("F32Score", |e| {
+                e.score_trace(x.view(), self.sigma, TraceMethod::Structured)
+            })
             .1
             .mapv(f64::from)
     }
@@ -724,7 +716,7 @@ impl ScoreFunction for F32Score {
 /// the annealed samplers and the reverse SDE and ODE (see [`F32Score`] for the conversions).
 #[derive(Debug)]
 pub struct F32Noised {
-    engine: Mutex<Inference>,
+    engine: Shared,
 }
 
 impl F32Noised {
@@ -743,14 +735,14 @@ impl F32Noised {
             ));
         }
         Ok(F32Noised {
-            engine: Mutex::new(Inference::new(net)),
+            engine: Shared::new(net),
         })
     }
 }
 
 impl Dimension for F32Noised {
     fn dim(&self) -> usize {
-        self.engine.lock().unwrap_or_else(|e| e.into_inner()).dim()
+        self.engine.dim
     }
 }
 
@@ -759,10 +751,8 @@ impl Dimension for F32Noised {
 impl NoisedScore for F32Noised {
     fn noised_score(&self, x: ArrayView2<f64>, sigma: f64) -> Array2<f64> {
         let x = x.mapv(|v| v as f32);
-        let mut engine = self.engine.lock().unwrap_or_else(|e| e.into_inner());
-        engine
-            .score(x.view(), Some(sigma as f32))
-            .unwrap_or_else(|e| panic!("F32Noised: {e}"))
+        self.engine
+            .run("F32Noised", |e| e.score(x.view(), Some(sigma as f32)))
             .mapv(f64::from)
     }
 }

@@ -272,25 +272,13 @@ impl Network {
         &self,
         sigma: Option<f64>,
     ) -> Result<Box<dyn ScoreFunction + '_>, ModelError> {
-        match (self, sigma) {
-            (Network::Mlp(m), None) => Ok(Box::new(m.clone())),
-            (Network::Energy(m), None) => Ok(Box::new(m.clone())),
-            (Network::NoiseConditional(m), Some(s)) if s > 0.0 && s.is_finite() => {
-                Ok(Box::new(m.at(s)))
-            }
-            (Network::NoiseConditional(_), Some(s)) => Err(ModelError::invalid(
-                "sigma",
-                format!("must be positive and finite, got {s}"),
-            )),
-            (Network::NoiseConditional(_), None) => Err(ModelError::invalid(
-                "sigma",
-                "this model is noise-conditional: give the noise level σ (--sigma)",
-            )),
-            (_, Some(_)) => Err(ModelError::invalid(
-                "sigma",
-                "this model is not noise-conditional: drop σ (--sigma)",
-            )),
-        }
+        check_sigma(self.spec().kind, sigma)?;
+        Ok(match (self, sigma) {
+            (Network::Mlp(m), _) => Box::new(m.clone()),
+            (Network::Energy(m), _) => Box::new(m.clone()),
+            (Network::NoiseConditional(m), Some(s)) => Box::new(m.at(s)),
+            (Network::NoiseConditional(_), None) => unreachable!("checked: σ is given"),
+        })
     }
 
     /// Writes θ to `path` in the documented safetensors format (module docs), whole or not at all
@@ -362,6 +350,31 @@ impl Network {
             });
         }
         Ok((net, fields))
+    }
+}
+
+/// Whether `sigma` fits a network of `kind`: required (positive and finite) for a
+/// noise-conditional network, refused otherwise. The one check of the f64 door and the f32
+/// inference path.
+///
+/// # Errors
+/// A [`ModelError`] naming `sigma`.
+pub(crate) fn check_sigma(kind: NetworkKind, sigma: Option<f64>) -> Result<(), ModelError> {
+    match (kind, sigma) {
+        (NetworkKind::NoiseConditionalMlp, Some(s)) if s > 0.0 && s.is_finite() => Ok(()),
+        (NetworkKind::NoiseConditionalMlp, Some(s)) => Err(ModelError::invalid(
+            "sigma",
+            format!("must be positive and finite, got {s}"),
+        )),
+        (NetworkKind::NoiseConditionalMlp, None) => Err(ModelError::invalid(
+            "sigma",
+            "this model is noise-conditional: give the noise level σ (--sigma)",
+        )),
+        (_, Some(_)) => Err(ModelError::invalid(
+            "sigma",
+            "this model is not noise-conditional: drop σ (--sigma)",
+        )),
+        (_, None) => Ok(()),
     }
 }
 

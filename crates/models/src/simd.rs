@@ -30,6 +30,7 @@
 #![allow(unsafe_code)]
 
 use crate::Activation;
+use ndarray::{s, ArrayView2, ArrayViewMut2, Axis};
 
 /// What to write: each output slice, when given, has the length of `h`.
 pub struct Outs<'a> {
@@ -258,6 +259,27 @@ pub fn apply(act: Activation, h: &[f32], outs: Outs<'_>) {
         return;
     }
     apply_one(act, h, outs)
+}
+
+/// Multiplies each of the `k` rows of point p in `t` ((points·k) × H, point by point) by
+/// `d.row(p)`, entry by entry: the tangents' t ⊙ φ′(h) of the inference path and the direct
+/// training step.
+///
+/// ```
+/// use ndarray::array;
+/// let mut t = array![[1.0f32, 1.0], [2.0, 2.0], [3.0, 3.0], [4.0, 4.0]];
+/// scorelab_models::simd::scale_rows(t.view_mut(), array![[1.0f32, 0.5], [2.0, 0.0]].view(), 2);
+/// assert_eq!(t, array![[1.0, 0.5], [2.0, 1.0], [6.0, 0.0], [8.0, 0.0]]);
+/// ```
+///
+/// # Panics
+/// If `t` does not have `d.nrows()·k` rows of `d.ncols()` entries.
+pub fn scale_rows(mut t: ArrayViewMut2<f32>, d: ArrayView2<f32>, k: usize) {
+    assert_eq!(t.dim(), (d.nrows() * k, d.ncols()), "scale_rows: shapes");
+    for (p, drow) in d.rows().into_iter().enumerate() {
+        let mut block = t.slice_mut(s![p * k..(p + 1) * k, ..]);
+        block *= &drow.insert_axis(Axis(0));
+    }
 }
 
 /// An optional output cut at `mid`.

@@ -35,8 +35,8 @@
 
 use crate::taped::{Noise, Objective};
 use ndarray::linalg::general_mat_mul;
-use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
-use scorelab_models::simd::{apply, Outs};
+use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut2, Zip};
+use scorelab_models::simd::{apply, scale_rows, Outs};
 use scorelab_models::{Activation, Network, NetworkKind, TraceMethod};
 
 /// The per-row σ of a noise-conditional forward: log σᵢ for h₀, and σᵢ.
@@ -270,7 +270,7 @@ impl<'a> Layers<'a> {
             }
             // uₗ = tₗ ⊙ dₗ.
             input.slice_mut(s![n.., ..]).assign(&z.slice(s![n.., ..]));
-            scale_rows(input.slice_mut(s![n.., ..]), &dl, k);
+            scale_rows(input.slice_mut(s![n.., ..]), dl.view(), k);
             let mut next = Array2::<f32>::zeros((rows, self.w[l + 1].ncols()));
             for mut row in next.slice_mut(s![..n, ..]).rows_mut() {
                 row.as_slice_mut()
@@ -380,7 +380,7 @@ impl<'a> Layers<'a> {
                 .and(&dg)
                 .and(ddl)
                 .for_each(|b, &d, &dg, &dd| *b = *b * d + dg * dd);
-            scale_rows(below.slice_mut(s![n.., ..]), dl, k);
+            scale_rows(below.slice_mut(s![n.., ..]), dl.view(), k);
             g = below;
         }
         let mut dw0 = block_mut(grads, self.w_at[0], self.w[0].dim());
@@ -410,12 +410,10 @@ fn block_mut(grads: &mut [Vec<f32>], at: usize, shape: (usize, usize)) -> ArrayV
     ArrayViewMut2::from_shape(shape, &mut grads[at][..]).expect("block shape")
 }
 
-/// Multiplies each of the k rows of point p in `t` by `d.row(p)`, entry by entry.
-fn scale_rows(mut t: ArrayViewMut2<f32>, d: &Array2<f32>, k: usize) {
-    for (p, drow) in d.rows().into_iter().enumerate() {
-        let mut block = t.slice_mut(s![p * k..(p + 1) * k, ..]);
-        block *= &drow.insert_axis(Axis(0));
-    }
+/// [`Noise::perturbed`] rounded to f32, as the tape rounds its inputs.
+fn perturbed_f32(noise: &Noise, x: ArrayView2<f64>, sigma: Option<f64>) -> Array2<f32> {
+    let xn = noise.perturbed(x, sigma);
+    Array2::from_shape_vec(x.dim(), xn.into_iter().map(|v| v as f32).collect()).expect("(B, D)")
 }
 
 fn to_f32(x: ArrayView2<f64>) -> Array2<f32> {
@@ -472,15 +470,12 @@ pub fn loss_and_gradient(
                 Objective::Dsm { sigma } => {
                     let eps = noise.eps.as_ref().expect("DSM needs ε");
                     let e = ArrayView2::from_shape((n, d), &eps[..]).expect("(B, D) ε");
-                    let xn = Zip::from(&x)
-                        .and(&e)
-                        .map_collect(|&x, &e| (x + sigma * e) as f32);
                     let off = e.mapv(|e| (e / sigma) as f32);
                     let sig = nc.then(|| RowSigma {
                         log: Array1::from_elem(n, (*sigma as f32).ln()),
                         sigma: Array1::from_elem(n, *sigma as f32),
                     });
-                    (xn, sig, off)
+                    (perturbed_f32(noise, x, Some(*sigma)), sig, off)
                 }
                 Objective::DsmMulti { .. } => {
                     let eps = noise.eps.as_ref().expect("multi-σ DSM needs ε");
@@ -488,18 +483,12 @@ pub fn loss_and_gradient(
                         .sigmas
                         .as_ref()
                         .expect("multi-σ DSM needs σ per point");
-                    let e = ArrayView2::from_shape((n, d), &eps[..]).expect("(B, D) ε");
-                    let mut xn = Array2::<f32>::zeros((n, d));
-                    for i in 0..n {
-                        for j in 0..d {
-                            xn[[i, j]] = (x[[i, j]] + sigmas[i] * e[[i, j]]) as f32;
-                        }
-                    }
+                    let off = Array2::from_shape_fn((n, d), |(i, j)| eps[i * d + j] as f32);
                     let sig = RowSigma {
                         log: sigmas.iter().map(|&s| (s as f32).ln()).collect(),
                         sigma: sigmas.iter().map(|&s| s as f32).collect(),
                     };
-                    (xn, Some(sig), e.mapv(|v| v as f32))
+                    (perturbed_f32(noise, x, None), Some(sig), off)
                 }
                 _ => unreachable!("matched above"),
             };

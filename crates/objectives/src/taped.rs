@@ -329,6 +329,34 @@ impl Noise {
     }
 }
 
+impl Noise {
+    /// The denoising inputs x̃ᵢ = xᵢ + σᵢεᵢ, row-major: σᵢ = `sigma` for single-σ DSM, or (with
+    /// `None`) the level drawn for point i by multi-σ DSM. Both training steps, taped and direct,
+    /// take their inputs from here.
+    ///
+    /// # Panics
+    /// If ε (or, for `None`, the levels) were not drawn, or do not fit `x`.
+    pub fn perturbed(&self, x: ArrayView2<f64>, sigma: Option<f64>) -> Vec<f64> {
+        let (n, d) = x.dim();
+        let eps = self.eps.as_ref().expect("DSM needs ε");
+        assert_eq!(eps.len(), n * d, "ε is (B, D)");
+        let level = |i: usize| match sigma {
+            Some(s) => s,
+            None => self.sigmas.as_ref().expect("multi-σ DSM needs σ per point")[i],
+        };
+        let mut out = Vec::with_capacity(n * d);
+        for (i, row) in x.rows().into_iter().enumerate() {
+            let s = level(i);
+            out.extend(
+                row.iter()
+                    .zip(&eps[i * d..(i + 1) * d])
+                    .map(|(x, e)| x + s * e),
+            );
+        }
+        out
+    }
+}
+
 /// The per-sample losses ℓ(xᵢ) (module docs) on tape `tape`, for points `x` (`(B, D)`), the true
 /// scores `target` (ESM only) and drawn `noise`.
 ///
@@ -399,7 +427,7 @@ where
         }
         Objective::Dsm { sigma } => {
             let eps = noise.eps.as_ref().expect("DSM needs ε");
-            let xn: Vec<f64> = flat.iter().zip(eps).map(|(x, e)| x + sigma * e).collect();
+            let xn = noise.perturbed(x, Some(*sigma));
             let target: Vec<f64> = eps.iter().map(|e| -e / sigma).collect();
             let sig = tensor1::<E>(&dev, &vec![*sigma; n]);
             let xt = tensor2::<E>(&dev, &xn, (n, d)).put_tape(tape);
@@ -415,14 +443,11 @@ where
                 .sigmas
                 .as_ref()
                 .expect("multi-σ DSM needs σ per point");
-            let mut xn = Vec::with_capacity(n * d);
-            let mut scale = Vec::with_capacity(n * d);
-            for i in 0..n {
-                for j in 0..d {
-                    xn.push(flat[i * d + j] + sigmas[i] * eps[i * d + j]);
-                    scale.push(sigmas[i]);
-                }
-            }
+            let xn = noise.perturbed(x, None);
+            let scale: Vec<f64> = sigmas
+                .iter()
+                .flat_map(|&s| std::iter::repeat_n(s, d))
+                .collect();
             let neg_eps: Vec<f64> = eps.iter().map(|e| -e).collect();
             let sig = tensor1::<E>(&dev, sigmas);
             let xt = tensor2::<E>(&dev, &xn, (n, d)).put_tape(tape);

@@ -15,8 +15,9 @@
 //! - **MMD²** (unbiased, RBF, one bandwidth per seed: the median distance of the pooled training
 //!   and held-out rows) between `samples` draws and the held-out rows, in standardised units. A
 //!   network is sampled (its score by the f32 inference path) by `langevin_steps` steps of
-//!   unadjusted Langevin with step `langevin_eps` from N(0, I); the baselines exactly. The row `train` is the training rows themselves: the MMD
-//!   a perfect model would get with this few held-out points.
+//!   unadjusted Langevin with step `langevin_eps` from N(0, I); the baselines exactly. The row
+//!   `train` is the training rows themselves: the MMD a perfect model would get with this few
+//!   held-out points.
 //!
 //! Writes `NAME.csv` (one row per method and seed), `NAME_summary.csv` (mean and sd over seeds),
 //! `NAME_density.csv` (log-density in data units on a grid, first seed) and `NAME_samples.csv`
