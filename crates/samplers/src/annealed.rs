@@ -95,6 +95,14 @@ impl Outline for AnnealedLangevin {
     fn target_sigma(&self) -> Option<f64> {
         (!self.denoise).then(|| self.sigmas[self.sigmas.len() - 1])
     }
+
+    fn prior_std(&self) -> Option<f64> {
+        Some(self.sigmas[0])
+    }
+
+    fn start(&self) -> Option<(f64, f64)> {
+        Some((1.0, self.sigmas[0]))
+    }
 }
 
 impl<S: NoisedScore + ?Sized> Sampler<S> for AnnealedLangevin {

@@ -14,14 +14,23 @@
 //! | [`Langevin`] (unadjusted, ULA) | s(x) ([`Score`]) | x ← x + (ε/2) s(x) + √ε z |
 //! | [`Mala`] | log p and s ([`LogDensity`] + [`Score`]) | the ULA proposal, accepted by Metropolis–Hastings |
 //! | [`AnnealedLangevin`] (NCSN Algorithm 1) | s(x, σ) ([`NoisedScore`]) | ULA at σ₁ > … > σ_L, step αᵢ = ε σᵢ²/σ_L² |
-//! | [`ReverseSde`] | s(x, σ) | Euler–Maruyama on the reverse VE SDE |
-//! | [`Pc`] | s(x, σ) | Langevin corrector steps, then the reverse-SDE predictor |
-//! | [`Ode`] | s(x, σ) | Heun's method on the probability-flow ODE |
+//! | [`ReverseSde`] | s(x, σ), a [`Schedule`] | Euler–Maruyama on the reverse SDE |
+//! | [`Pc`] | s(x, σ), a [`Schedule`] | Langevin corrector steps, then the reverse-SDE predictor |
+//! | [`Ancestral`] (DDPM Algorithm 2) | s(x, σ), the `vp` schedule | the discrete VP chain's ancestral step |
+//! | [`Ddim`] | s(x, σ), a [`Schedule`] | DDIM with noise η (η = 0: Euler on the ODE) |
+//! | [`Heun`] (EDM Algorithm 2) | s(x, σ), a [`Schedule`] | Heun on the ODE with stochastic churn |
+//! | [`Ode`] | s(x, σ), a [`Schedule`] | the probability-flow ODE by Euler, Heun or adaptive RK45 ([`solve`]) |
 //!
-//! The noise-conditional samplers end at the smallest noise level σ_min, so their output targets
-//! p_{σ_min} = p ∗ N(0, σ_min² I). With `denoise = true` they end with Tweedie's step
-//! x ← x + σ_min² s(x, σ_min) = E\[x₀ | x\], which targets p itself ([`Outline::target_sigma`] says
-//! which).
+//! Every diffusion sampler uses one noise-conditional score s(y, σ̃) = ∇log p_σ̃(y) for every
+//! schedule: the schedule's marginal is p_t(x) = α⁻ᴰ p_σ̃(x/α), so ∇log p_t(x) = s(x/α, σ̃)/α
+//! ([`schedule`] module docs). The chains are always stored as x; the samplers that work in
+//! y = x/α divide and multiply by α around each step.
+//!
+//! The diffusion samplers end where their schedule's grid ends, so their output targets
+//! p_t there (p_{σ_min} for `ve`, α p_σ̃ at t_min for `vp`/`subvp`; [`Outline::target_sigma`] and
+//! [`Outline::target_scale`] say which), or p itself on the `edm` grid, which ends at σ̃ = 0, and
+//! for the ancestral sampler. With `denoise = true` they end with Tweedie's step
+//! y + σ̃² s(y, σ̃) = E\[x₀ | x\], which targets p.
 //!
 //! ```
 //! use rand::SeedableRng;
@@ -40,12 +49,17 @@
 #![warn(missing_docs)]
 
 mod annealed;
+mod diffusion;
 mod langevin;
+pub mod schedule;
 mod sde;
+pub mod solve;
 
 pub use annealed::AnnealedLangevin;
+pub use diffusion::{Ancestral, Churn, Ddim, Heun};
 pub use langevin::{Langevin, Mala, MalaState};
-pub use sde::{tweedie, Ode, Pc, ReverseSde, VeSchedule};
+pub use schedule::{Schedule, VeSchedule};
+pub use sde::{tweedie, Ode, OdeSolver, Pc, ReverseSde};
 
 use ndarray::{Array2, ArrayView2};
 use rand::Rng;
@@ -58,10 +72,11 @@ use scorelab_core::{LogDensity, NoisedScore, Score};
 pub struct Info {
     /// The index of this step, from 0.
     pub step: usize,
-    /// The step size of this step: ε (langevin, mala), αᵢ (annealed Langevin), the time step
-    /// Δt = 1/N (reverse SDE, pc, ODE).
+    /// The step size of this step: ε (langevin, mala), αᵢ (annealed Langevin), βᵢ (ancestral),
+    /// the time step tₖ − tₖ₊₁ (reverse SDE, pc, ddim, heun, ODE; T − t_end for one rk45 run).
     pub step_size: f64,
-    /// The noise level σ at which the score was evaluated; `None` for clean-score samplers.
+    /// The noise level σ̃ at which the step's first score was evaluated; `None` for clean-score
+    /// samplers.
     pub sigma: Option<f64>,
     /// The fraction of chains whose proposal was accepted (MALA only).
     pub acceptance_rate: Option<f64>,
@@ -126,9 +141,27 @@ pub trait Outline {
         0
     }
 
-    /// The noise level of the distribution the output targets: `Some(σ_min)` for p ∗ N(0, σ_min² I),
-    /// `None` for p itself.
+    /// The noise level of the distribution the output targets: `Some(σ̃)` for α·(x₀ + σ̃z), x₀ ∼ p
+    /// (α from [`Outline::target_scale`]), `None` for p itself.
     fn target_sigma(&self) -> Option<f64> {
+        None
+    }
+
+    /// The scale α of the distribution the output targets (1 unless a `vp`/`subvp` run ends at
+    /// t_min without denoising).
+    fn target_scale(&self) -> f64 {
+        1.0
+    }
+
+    /// The standard deviation c of the Gaussian prior N(0, c²I) the sampler starts from, `None`
+    /// for the clean-score samplers, which have none.
+    fn prior_std(&self) -> Option<f64> {
+        None
+    }
+
+    /// (α, σ̃) of the marginal at the sampler's start, α(x₀ + σ̃z), which the prior stands in for;
+    /// `None` for the clean-score samplers.
+    fn start(&self) -> Option<(f64, f64)> {
         None
     }
 }

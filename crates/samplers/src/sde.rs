@@ -1,83 +1,19 @@
-//! The variance-exploding SDE and its samplers (Song et al. 2021): the reverse SDE, the
-//! predictor–corrector sampler and the probability-flow ODE.
+//! The samplers of the reverse SDE and of the probability-flow ODE for any [`Schedule`]
+//! (Song et al. 2021): Euler–Maruyama on the reverse SDE, the predictor–corrector sampler, and
+//! the ODE with Euler, Heun or adaptive Dormand–Prince steps.
+//!
+//! In the variables y = x/α and σ̃ of the perturbation kernel, the probability-flow ODE of every
+//! schedule is the same, dy/dσ̃ = −σ̃ s(y, σ̃) (Karras et al. 2022, eq. 4 with s = 1: from
+//! dx/dt = f x − ½ g² ∇log p_t(x), f = α̇/α and g² = 2α²σ̃σ̃̇); the schedules differ only in
+//! which σ̃'s the grid visits and in the scale α that maps y back to x.
 
 use crate::langevin::ula_move;
+use crate::solve::{euler_step, heun_step, integrate, Rk45};
 use crate::{at_least_one, positive, standard_normal, ChainState, Chains, Info, Outline, Sampler};
+use crate::{Schedule, VeSchedule};
 use ndarray::{Array2, ArrayView2, Zip};
 use rand::Rng;
 use scorelab_core::{NoisedScore, ParamError};
-
-/// The variance-exploding (VE) noise schedule σ(t) = σ_min (σ_max/σ_min)ᵗ, t ∈ \[0, 1\].
-///
-/// The forward SDE dx = g(t) dW with g(t)² = dσ²/dt = 2σ(t)² ln(σ_max/σ_min) carries p_{σ_min} at
-/// t = 0 to p_{σ_max} at t = 1, where p_σ = p ∗ N(0, σ²I); for σ_max much larger than the data's
-/// spread, p_{σ_max} ≈ N(0, σ_max² I), the prior. Its reverse in time,
-/// dx = −g(t)² ∇log p_{σ(t)}(x) dt + g(t) dW̄, and the probability-flow ODE
-/// dx/dt = −½ g(t)² ∇log p_{σ(t)}(x) have the same marginals p_{σ(t)}.
-///
-/// # Examples
-/// ```
-/// let ve = scorelab_samplers::VeSchedule::new(20.0, 1.0)?;
-/// assert_eq!((ve.sigma(0.0), ve.sigma(1.0)), (1.0, 20.0));
-/// assert!((ve.g2(1.0) - 2.0 * 400.0 * 20f64.ln()).abs() < 1e-9);
-/// # Ok::<(), scorelab_core::ParamError>(())
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct VeSchedule {
-    sigma_max: f64,
-    sigma_min: f64,
-}
-
-impl VeSchedule {
-    /// σ(t) from σ_min at t = 0 to σ_max at t = 1.
-    ///
-    /// # Errors
-    /// Unless 0 < σ_min < σ_max, both finite (naming `sigma_min` or `sigma_max`).
-    pub fn new(sigma_max: f64, sigma_min: f64) -> Result<Self, ParamError> {
-        positive(sigma_min, "sigma_min")?;
-        if !(sigma_max.is_finite() && sigma_max > sigma_min) {
-            return Err(ParamError::invalid(
-                "sigma_max",
-                format!("must be finite and greater than sigma_min = {sigma_min}, got {sigma_max}"),
-            ));
-        }
-        Ok(VeSchedule {
-            sigma_max,
-            sigma_min,
-        })
-    }
-
-    /// σ(t) = σ_min (σ_max/σ_min)ᵗ.
-    pub fn sigma(&self, t: f64) -> f64 {
-        if t >= 1.0 {
-            return self.sigma_max;
-        }
-        if t <= 0.0 {
-            return self.sigma_min;
-        }
-        self.sigma_min * (self.sigma_max / self.sigma_min).powf(t)
-    }
-
-    /// g(t)² = dσ²/dt = 2σ(t)² ln(σ_max/σ_min).
-    pub fn g2(&self, t: f64) -> f64 {
-        2.0 * self.sigma(t).powi(2) * (self.sigma_max / self.sigma_min).ln()
-    }
-
-    /// σ_max.
-    pub fn sigma_max(&self) -> f64 {
-        self.sigma_max
-    }
-
-    /// σ_min.
-    pub fn sigma_min(&self) -> f64 {
-        self.sigma_min
-    }
-
-    /// `n` draws from the prior N(0, σ_max² I), row by row.
-    pub fn prior<R: Rng + ?Sized>(&self, n: usize, d: usize, rng: &mut R) -> Array2<f64> {
-        standard_normal(n, d, rng) * self.sigma_max
-    }
-}
 
 /// Tweedie's formula: E\[x₀ | x\] = x + σ² ∇log p_σ(x) for x = x₀ + σz, applied with s(x, σ).
 ///
@@ -95,76 +31,152 @@ pub fn tweedie<S: NoisedScore + ?Sized>(source: &S, x: ArrayView2<f64>, sigma: f
     out
 }
 
-/// The time step h = 1/N and the time t = 1 − k h of step `k` of N = `steps`.
-fn grid(steps: usize, k: usize) -> (f64, f64) {
-    let h = 1.0 / steps as f64;
-    (h, 1.0 - k as f64 * h)
+/// Tweedie's formula for x_t = α(x₀ + σ̃z): E\[x₀ | x_t\] = y + σ̃² s(y, σ̃) with y = x_t/α.
+pub(crate) fn denoised<S: NoisedScore + ?Sized>(
+    source: &S,
+    x: ArrayView2<f64>,
+    alpha: f64,
+    sigma: f64,
+) -> Array2<f64> {
+    if alpha == 1.0 {
+        tweedie(source, x, sigma)
+    } else {
+        tweedie(source, (&x / alpha).view(), sigma)
+    }
 }
 
-/// One Euler–Maruyama step of the reverse VE SDE from t to t − h:
-/// x ← x + g(t)² s(x, σ(t)) h + g(t) √h z.
+/// s(x/α, σ̃) (the score of p_σ̃ at y = x/α), skipping the division where α = 1.
+pub(crate) fn score_in_y<S: NoisedScore + ?Sized>(
+    source: &S,
+    x: ArrayView2<f64>,
+    alpha: f64,
+    sigma: f64,
+) -> Array2<f64> {
+    if alpha == 1.0 {
+        source.noised_score(x, sigma)
+    } else {
+        source.noised_score((&x / alpha).view(), sigma)
+    }
+}
+
+/// `Err` naming `denoise` where the schedule's grid already ends at σ̃ = 0.
+pub(crate) fn check_denoise(schedule: &Schedule, denoise: bool) -> Result<bool, ParamError> {
+    if denoise && schedule.ends_at_zero() {
+        return Err(ParamError::invalid(
+            "denoise",
+            format!(
+                "the {} grid already ends at σ̃ = 0 (its last step is Tweedie's), so there is nothing left to denoise; remove denoise",
+                schedule.kind()
+            ),
+        ));
+    }
+    Ok(denoise)
+}
+
+/// Step k of N on the schedule's grid: (t_k, the step h_k = t_k − t_{k+1} > 0).
+///
+/// On the uniform grids h is (T − t_end)/N for every step, so that t_k = T − k h exactly.
+pub(crate) fn grid_step(schedule: &Schedule, steps: usize, k: usize) -> (f64, f64) {
+    let t = schedule.time(steps, k);
+    if schedule.ends_at_zero() {
+        (t, t - schedule.time(steps, k + 1))
+    } else {
+        (t, (schedule.t_max() - schedule.t_end()) / steps as f64)
+    }
+}
+
+/// One Euler–Maruyama step of the reverse SDE dx = \[f x − g² ∇log p_t(x)\] dt + g dW̄ from t to
+/// t − h: x ← (1 − f h) x + g² h s(x/α, σ̃)/α + √(g² h) z. Returns σ̃(t).
 fn em_move<S: NoisedScore + ?Sized>(
     source: &S,
-    schedule: &VeSchedule,
+    schedule: &Schedule,
     x: &mut Array2<f64>,
     t: f64,
     h: f64,
     z: &Array2<f64>,
 ) -> f64 {
-    let sigma = schedule.sigma(t);
+    let (alpha, sigma) = (schedule.alpha(t), schedule.sigma(t));
     let g2 = schedule.g2(t);
-    let s = source.noised_score(x.view(), sigma);
-    let (a, b) = (g2 * h, (g2 * h).sqrt());
+    let s = score_in_y(source, x.view(), alpha, sigma);
+    let (c, a, b) = (1.0 - schedule.drift(t) * h, g2 * h / alpha, (g2 * h).sqrt());
     Zip::from(x).and(&s).and(z).for_each(|x, &s, &z| {
-        *x += a * s + b * z;
+        *x = c * *x + (a * s + b * z);
     });
     sigma
 }
 
-macro_rules! denoising_outline {
+/// The outline of a sampler that ends on its schedule's grid, with an optional Tweedie step.
+macro_rules! grid_outline {
     () => {
         fn extra_score_evals(&self) -> usize {
             usize::from(self.denoise)
         }
 
         fn target_sigma(&self) -> Option<f64> {
-            (!self.denoise).then(|| self.schedule.sigma_min())
+            let s = &self.schedule;
+            (!self.denoise && !s.ends_at_zero()).then(|| s.sigma(s.t_end()))
+        }
+
+        fn target_scale(&self) -> f64 {
+            if self.denoise {
+                1.0
+            } else {
+                self.schedule.alpha(self.schedule.t_end())
+            }
+        }
+
+        fn prior_std(&self) -> Option<f64> {
+            Some(self.schedule.prior_std())
+        }
+
+        fn start(&self) -> Option<(f64, f64)> {
+            let t = self.schedule.t_max();
+            Some((self.schedule.alpha(t), self.schedule.sigma(t)))
         }
     };
 }
 
-macro_rules! denoising_finish {
+macro_rules! grid_finish {
     () => {
         fn finish(&self, source: &S, state: ChainState) -> Array2<f64> {
             if self.denoise {
-                tweedie(source, state.positions(), self.schedule.sigma_min())
+                let t = self.schedule.t_end();
+                denoised(
+                    source,
+                    state.positions(),
+                    self.schedule.alpha(t),
+                    self.schedule.sigma(t),
+                )
             } else {
                 state.x
             }
         }
     };
 }
+pub(crate) use {grid_finish, grid_outline};
 
-/// Euler–Maruyama on the reverse VE SDE: N steps of size h = 1/N from t = 1 to t = 0,
-/// x ← x + g(t)² s(x, σ(t)) h + g(t) √h z, started from the prior N(0, σ_max² I)
-/// ([`VeSchedule::prior`]). The output targets p_{σ_min}, or p with `denoise`.
+/// Euler–Maruyama on the reverse SDE of a [`Schedule`]: N steps down its time grid,
+/// x ← (1 − f(t)h) x + g(t)² h ∇log p_t(x) + g(t) √h z with ∇log p_t(x) = s(x/α, σ̃)/α, started
+/// from the schedule's prior. For `ve` this is NCSN's reverse VE SDE (f = 0, α = 1). The output
+/// targets p_t at the grid's end (p_{σ_min} for `ve`, α p_σ̃ at t_min for `vp`/`subvp`, p for
+/// `edm`), or p with `denoise`.
 ///
 /// # Examples
 /// ```
 /// use rand::SeedableRng;
 /// use scorelab_densities::Gaussian;
-/// use scorelab_samplers::{sample, ReverseSde, VeSchedule};
-/// let sde = ReverseSde::new(VeSchedule::new(10.0, 0.01)?, 500, false)?;
+/// use scorelab_samplers::{sample, ReverseSde, Schedule};
+/// let vp = Schedule::vp(0.1, 20.0, 1e-3)?;
+/// let sde = ReverseSde::new(vp, 500, false)?;
 /// let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-/// let x0 = VeSchedule::new(10.0, 0.01)?.prior(2000, 1, &mut rng);
-/// let x = sample(&sde, &Gaussian::standard(1), x0, &mut rng);
+/// let x = sample(&sde, &Gaussian::standard(1), vp.prior(2000, 1, &mut rng), &mut rng);
 /// let var = x.column(0).mapv(|v| v * v).mean().unwrap();
 /// assert!((var - 1.0).abs() < 0.15);
 /// # Ok::<(), scorelab_core::ParamError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ReverseSde {
-    schedule: VeSchedule,
+    schedule: Schedule,
     steps: usize,
     denoise: bool,
 }
@@ -173,13 +185,23 @@ impl ReverseSde {
     /// N = `steps` Euler–Maruyama steps on `schedule`.
     ///
     /// # Errors
-    /// Unless `steps` ≥ 1.
-    pub fn new(schedule: VeSchedule, steps: usize, denoise: bool) -> Result<Self, ParamError> {
+    /// Unless `steps` ≥ 1; `denoise` on a grid that ends at σ̃ = 0.
+    pub fn new(
+        schedule: impl Into<Schedule>,
+        steps: usize,
+        denoise: bool,
+    ) -> Result<Self, ParamError> {
+        let schedule = schedule.into();
         Ok(ReverseSde {
             schedule,
             steps: at_least_one(steps, "steps")?,
-            denoise,
+            denoise: check_denoise(&schedule, denoise)?,
         })
+    }
+
+    /// The schedule.
+    pub fn schedule(&self) -> &Schedule {
+        &self.schedule
     }
 }
 
@@ -188,7 +210,7 @@ impl Outline for ReverseSde {
         self.steps
     }
 
-    denoising_outline!();
+    grid_outline!();
 }
 
 impl<S: NoisedScore + ?Sized> Sampler<S> for ReverseSde {
@@ -206,23 +228,24 @@ impl<S: NoisedScore + ?Sized> Sampler<S> for ReverseSde {
     ) -> (ChainState, Info) {
         let (n, d) = state.x.dim();
         let z = standard_normal(n, d, rng);
-        let (h, t) = grid(self.steps, state.step);
+        let (t, h) = grid_step(&self.schedule, self.steps, state.step);
         let sigma = em_move(source, &self.schedule, &mut state.x, t, h, &z);
         let info = state.advance(h, Some(sigma), 1);
         (state, info)
     }
 
-    denoising_finish!();
+    grid_finish!();
 }
 
-/// The predictor–corrector sampler (Song et al. 2021, Algorithm 2 for VE): at each of N time steps,
-/// `corrector_steps` Langevin corrector steps at σ(t), then one Euler–Maruyama step of the reverse
-/// SDE ([`ReverseSde`]).
+/// The predictor–corrector sampler (Song et al. 2021, Algorithm 2 for VE, 3 for VP): at each of
+/// N time steps, `corrector_steps` Langevin corrector steps on p_t, then one Euler–Maruyama step
+/// of the reverse SDE ([`ReverseSde`]).
 ///
-/// The corrector follows the authors' code: x ← x + ε s + √(2ε) z with
-/// ε = 2 (r ‖z‖ / ‖s‖)², r the target signal-to-noise ratio `snr` and the norms averaged over the
-/// batch, so the chains share one step size per corrector step. Its output targets p_{σ_min}, or
-/// p with `denoise`.
+/// The corrector follows the authors' code: x ← x + ε g + √(2ε) z with g = ∇log p_t(x) and
+/// ε = 2 (r ‖z‖ / ‖g‖)², r the target signal-to-noise ratio `snr` and the norms averaged over the
+/// batch, so the chains share one step size per corrector step. (For VP their code also
+/// multiplies ε by the discrete 1 − βᵢ, which differs from 1 by at most β_max/N; this sampler does
+/// not.) Its output targets what [`ReverseSde`]'s does.
 ///
 /// # Examples
 /// ```
@@ -233,7 +256,7 @@ impl<S: NoisedScore + ?Sized> Sampler<S> for ReverseSde {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Pc {
-    schedule: VeSchedule,
+    schedule: Schedule,
     steps: usize,
     corrector_steps: usize,
     snr: f64,
@@ -244,20 +267,22 @@ impl Pc {
     /// N = `steps` predictor steps, each after `corrector_steps` corrector steps at ratio `snr`.
     ///
     /// # Errors
-    /// Unless `steps` ≥ 1 and `snr` > 0 (`corrector_steps` = 0 is the reverse SDE alone).
+    /// Unless `steps` ≥ 1 and `snr` > 0 (`corrector_steps` = 0 is the reverse SDE alone);
+    /// `denoise` on a grid that ends at σ̃ = 0.
     pub fn new(
-        schedule: VeSchedule,
+        schedule: impl Into<Schedule>,
         steps: usize,
         corrector_steps: usize,
         snr: f64,
         denoise: bool,
     ) -> Result<Self, ParamError> {
+        let schedule = schedule.into();
         Ok(Pc {
             schedule,
             steps: at_least_one(steps, "steps")?,
             corrector_steps,
             snr: positive(snr, "snr")?,
-            denoise,
+            denoise: check_denoise(&schedule, denoise)?,
         })
     }
 }
@@ -272,7 +297,7 @@ impl Outline for Pc {
         self.steps
     }
 
-    denoising_outline!();
+    grid_outline!();
 }
 
 impl<S: NoisedScore + ?Sized> Sampler<S> for Pc {
@@ -289,16 +314,19 @@ impl<S: NoisedScore + ?Sized> Sampler<S> for Pc {
         rng: &mut R,
     ) -> (ChainState, Info) {
         let (n, d) = state.x.dim();
-        let (h, t) = grid(self.steps, state.step);
-        let sigma = self.schedule.sigma(t);
+        let (t, h) = grid_step(&self.schedule, self.steps, state.step);
+        let (alpha, sigma) = (self.schedule.alpha(t), self.schedule.sigma(t));
         for _ in 0..self.corrector_steps {
             let z = standard_normal(n, d, rng);
-            let s = source.noised_score(state.x.view(), sigma);
-            let ratio = self.snr * mean_norm(&z) / mean_norm(&s);
+            let mut g = score_in_y(source, state.x.view(), alpha, sigma);
+            if alpha != 1.0 {
+                g /= alpha;
+            }
+            let ratio = self.snr * mean_norm(&z) / mean_norm(&g);
             let eps = 2.0 * ratio * ratio;
-            // x + ε s + √(2ε) z is the ULA move at step 2ε.
+            // x + ε g + √(2ε) z is the ULA move at step 2ε.
             if eps.is_finite() {
-                ula_move(&mut state.x, &s, &z, 2.0 * eps);
+                ula_move(&mut state.x, &g, &z, 2.0 * eps);
             }
         }
         let z = standard_normal(n, d, rng);
@@ -307,15 +335,41 @@ impl<S: NoisedScore + ?Sized> Sampler<S> for Pc {
         (state, info)
     }
 
-    denoising_finish!();
+    grid_finish!();
 }
 
-/// The probability-flow ODE dx/dt = −½ g(t)² s(x, σ(t)) integrated from t = 1 to t = 0 by Heun's
-/// method with N fixed steps of size h = 1/N (two score evaluations per step):
-/// with v(x, t) = ½ g(t)² s(x, σ(t)), x̃ = x + h v(x, t) and x ← x + (h/2)(v(x, t) + v(x̃, t − h)).
+/// The solver of the [`Ode`] sampler.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum OdeSolver {
+    /// Euler's method on the schedule's grid (one evaluation per step).
+    Euler,
+    /// Heun's method on the schedule's grid (two evaluations per step; one on a last step to
+    /// σ̃ = 0, which is Euler's, as in Karras et al.'s Algorithm 1).
+    Heun,
+    /// Adaptive Dormand–Prince 5(4) ([`crate::solve::integrate`]); the grid is not used.
+    Rk45(Rk45),
+}
+
+impl OdeSolver {
+    /// The name as a config spells it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            OdeSolver::Euler => "euler",
+            OdeSolver::Heun => "heun",
+            OdeSolver::Rk45(_) => "rk45",
+        }
+    }
+}
+
+/// The probability-flow ODE dy/dσ̃ = −σ̃ s(y, σ̃) in y = x/α (module docs), integrated from the
+/// schedule's start to its end: `euler` or `heun` (the default) on its grid of N steps, or
+/// adaptive `rk45` (one [`Sampler::step`] that runs the whole integration; on the `edm` schedule
+/// it integrates to σ_min and then takes the grid's last Euler step to 0).
 ///
-/// Deterministic after the prior draw; its local error is O(h³), so halving h divides the global
-/// error by about 4. The output targets p_{σ_min}, or p with `denoise`.
+/// Deterministic after the prior draw. With `euler` it is DDIM with η = 0 ([`crate::Ddim`]); with
+/// `heun`, Karras et al.'s Algorithm 2 without churn ([`crate::Heun`]). For `ve` it is NCSN's
+/// probability-flow ODE dx/dt = −½ g(t)² s(x, σ(t)), here integrated in σ rather than t. The
+/// output targets what [`ReverseSde`]'s does.
 ///
 /// # Examples
 /// ```
@@ -330,7 +384,8 @@ impl<S: NoisedScore + ?Sized> Sampler<S> for Pc {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Ode {
-    schedule: VeSchedule,
+    schedule: Schedule,
+    solver: OdeSolver,
     steps: usize,
     denoise: bool,
 }
@@ -339,32 +394,76 @@ impl Ode {
     /// N = `steps` Heun steps on `schedule`.
     ///
     /// # Errors
-    /// Unless `steps` ≥ 1.
-    pub fn new(schedule: VeSchedule, steps: usize, denoise: bool) -> Result<Self, ParamError> {
+    /// Unless `steps` ≥ 1; `denoise` on a grid that ends at σ̃ = 0.
+    pub fn new(
+        schedule: impl Into<Schedule>,
+        steps: usize,
+        denoise: bool,
+    ) -> Result<Self, ParamError> {
+        Self::with_solver(schedule, OdeSolver::Heun, steps, denoise)
+    }
+
+    /// The ODE with `solver`; `steps` is the grid's N for `euler` and `heun` and unused by `rk45`.
+    ///
+    /// # Errors
+    /// Unless `steps` ≥ 1; `denoise` on a grid that ends at σ̃ = 0.
+    pub fn with_solver(
+        schedule: impl Into<Schedule>,
+        solver: OdeSolver,
+        steps: usize,
+        denoise: bool,
+    ) -> Result<Self, ParamError> {
+        let schedule = schedule.into();
         Ok(Ode {
             schedule,
+            solver,
             steps: at_least_one(steps, "steps")?,
-            denoise,
+            denoise: check_denoise(&schedule, denoise)?,
         })
     }
 
-    fn velocity<S: NoisedScore + ?Sized>(
+    /// The solver.
+    pub fn solver(&self) -> OdeSolver {
+        self.solver
+    }
+
+    fn rk45<S: NoisedScore + ?Sized>(
         &self,
         source: &S,
         x: ArrayView2<f64>,
-        t: f64,
-    ) -> Array2<f64> {
-        let s = source.noised_score(x, self.schedule.sigma(t));
-        s * (0.5 * self.schedule.g2(t))
+        tol: &Rk45,
+    ) -> (Array2<f64>, usize) {
+        let s = &self.schedule;
+        let (t0, t1) = (s.t_max(), s.t_end());
+        let (a0, a1) = (s.alpha(t0), s.alpha(t1));
+        let (s0, s1) = (s.sigma(t0), s.sigma(t1));
+        let f = |y: ArrayView2<f64>, sigma: f64| source.noised_score(y, sigma) * -sigma;
+        let y0 = if a0 == 1.0 { x.to_owned() } else { &x / a0 };
+        match integrate(&f, y0, s0, s1, tol) {
+            Ok((mut y, stats)) => {
+                let mut evals = stats.evals;
+                if s.ends_at_zero() {
+                    y = euler_step(&f, y.view(), s1, -s1);
+                    evals += 1;
+                }
+                (y * a1, evals)
+            }
+            // A score that is not finite along the path, or tolerances it cannot meet in
+            // `max_steps`: the chains are marked as failed.
+            Err(_) => (Array2::from_elem(x.raw_dim(), f64::NAN), 0),
+        }
     }
 }
 
 impl Outline for Ode {
     fn num_steps(&self) -> usize {
-        self.steps
+        match self.solver {
+            OdeSolver::Rk45(_) => 1,
+            _ => self.steps,
+        }
     }
 
-    denoising_outline!();
+    grid_outline!();
 }
 
 impl<S: NoisedScore + ?Sized> Sampler<S> for Ode {
@@ -380,19 +479,38 @@ impl<S: NoisedScore + ?Sized> Sampler<S> for Ode {
         mut state: ChainState,
         _rng: &mut R,
     ) -> (ChainState, Info) {
-        let (h, t) = grid(self.steps, state.step);
-        let t_next = (t - h).max(0.0);
-        let v0 = self.velocity(source, state.x.view(), t);
-        let mut predicted = state.x.clone();
-        predicted.scaled_add(h, &v0);
-        let v1 = self.velocity(source, predicted.view(), t_next);
-        Zip::from(&mut state.x)
-            .and(&v0)
-            .and(&v1)
-            .for_each(|x, &a, &b| *x += 0.5 * h * (a + b));
-        let info = state.advance(h, Some(self.schedule.sigma(t)), 2);
+        let s = &self.schedule;
+        if let OdeSolver::Rk45(tol) = self.solver {
+            let (x, evals) = self.rk45(source, state.x.view(), &tol);
+            state.x = x;
+            let info = state.advance(s.t_max() - s.t_end(), Some(s.sigma(s.t_max())), evals);
+            return (state, info);
+        }
+        let k = state.step;
+        let (t, h) = grid_step(s, self.steps, k);
+        let t_next = s.time(self.steps, k + 1);
+        let (a0, a1) = (s.alpha(t), s.alpha(t_next));
+        let (s0, s1) = (s.sigma(t), s.sigma(t_next));
+        let f = |y: ArrayView2<f64>, sigma: f64| source.noised_score(y, sigma) * -sigma;
+        let y = if a0 == 1.0 {
+            state.x.view().to_owned()
+        } else {
+            &state.x / a0
+        };
+        let (y, evals) = match self.solver {
+            OdeSolver::Heun if s1 != 0.0 => (heun_step(&f, y.view(), s0, s1 - s0), 2),
+            _ => (euler_step(&f, y.view(), s0, s1 - s0), 1),
+        };
+        state.x = if a1 == 1.0 { y } else { y * a1 };
+        let info = state.advance(h, Some(s0), evals);
         (state, info)
     }
 
-    denoising_finish!();
+    grid_finish!();
+}
+
+impl From<&VeSchedule> for Schedule {
+    fn from(ve: &VeSchedule) -> Self {
+        (*ve).into()
+    }
 }
