@@ -78,6 +78,7 @@ fn main() -> Result<()> {
         density: None,
         model_dir: None,
         noised_score: Default::default(),
+        prior: Default::default(),
         init: Some(InitSpec::Gaussian {
             std: 1.0,
             mean: None,

@@ -112,6 +112,29 @@ impl AnyDensity {
     }
 }
 
+impl AnyDensity {
+    /// The marginal α(x₀ + σ̃z), x₀ ∼ p, of a diffusion schedule where it is closed form
+    /// (Gaussians and mixtures: means α μₖ, covariances α²(Σₖ + σ̃²I)); `None` for the other kinds.
+    ///
+    /// # Examples
+    /// ```
+    /// use scorelab_core::Moments;
+    /// use scorelab_densities::{AnyDensity, Gaussian};
+    /// let p = AnyDensity::from(Gaussian::standard(1)).marginal(0.5, 1.0).unwrap();
+    /// assert_eq!(p.covariance()[[0, 0]], 0.5);
+    /// ```
+    ///
+    /// # Panics
+    /// If σ̃ is negative or α ≤ 0 (or either is not finite).
+    pub fn marginal(&self, alpha: f64, sigma: f64) -> Option<AnyDensity> {
+        match self {
+            AnyDensity::Gaussian(d) => Some(d.noised(sigma).scaled(alpha).into()),
+            AnyDensity::GaussianMixture(d) => Some(d.noised(sigma).scaled(alpha).into()),
+            _ => None,
+        }
+    }
+}
+
 impl Dimension for AnyDensity {
     fn dim(&self) -> usize {
         dispatch!(self, d => d.dim())

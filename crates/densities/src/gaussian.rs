@@ -109,6 +109,24 @@ impl Gaussian {
         Gaussian::new(self.mean.clone(), cov).expect("Σ + σ²I stays positive definite")
     }
 
+    /// The law of a x for x ∼ N(μ, Σ): N(a μ, a² Σ), for a scale a > 0 (with [`Gaussian::noised`],
+    /// the marginal α(x₀ + σ̃z) of a diffusion schedule).
+    ///
+    /// # Examples
+    /// ```
+    /// use scorelab_core::Moments;
+    /// let p = scorelab_densities::Gaussian::standard(1).noised(1.0).scaled(0.5);
+    /// assert_eq!((p.covariance()[[0, 0]], p.mean()[0]), (0.5, 0.0));
+    /// ```
+    ///
+    /// # Panics
+    /// Unless a is finite and > 0.
+    pub fn scaled(&self, a: f64) -> Gaussian {
+        assert!(a.is_finite() && a > 0.0, "scale must be > 0, got {a}");
+        Gaussian::new(&self.mean * a, self.cov.matrix() * (a * a))
+            .expect("a²Σ stays positive definite")
+    }
+
     /// Maps a standard-normal rule through x = μ + L z.
     pub(crate) fn mapped_rule(&self, z: Array2<f64>, weights: Array1<f64>) -> Cubature {
         let nodes = self.cov.color(z.view()) + &self.mean;

@@ -151,6 +151,18 @@ impl GaussianMixture {
         }
     }
 
+    /// The law of a x: Σₖ wₖ N(a μₖ, a² Σₖ), for a scale a > 0.
+    ///
+    /// # Panics
+    /// Unless a is finite and > 0.
+    pub fn scaled(&self, a: f64) -> GaussianMixture {
+        GaussianMixture {
+            weights: self.weights.clone(),
+            log_weights: self.log_weights.clone(),
+            components: self.components.iter().map(|c| c.scaled(a)).collect(),
+        }
+    }
+
     /// Responsibilities rₖ(xᵢ) as an `(n, K)` array, and log p(xᵢ).
     pub fn responsibilities(&self, x: ArrayView2<f64>) -> (Array2<f64>, Array1<f64>) {
         let n = x.nrows();

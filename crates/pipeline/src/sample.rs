@@ -23,12 +23,13 @@ use crate::train::TrainedModel;
 use ndarray::{Array1, Array2, ArrayView2};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use scorelab_core::{Dimension, LogDensity, NoisedScore, Score};
+use scorelab_core::{Dimension, LogDensity, NoisedScore, Sample, Score};
 use scorelab_densities::{AnyDensity, Gaussian, GaussianMixture};
 use scorelab_models::{F32Noised, F32Score, Network};
+use scorelab_samplers::solve::Rk45;
 use scorelab_samplers::{
-    AnnealedLangevin, Chains, Info, Langevin, Mala, Ode, Outline, Pc, ReverseSde, Sampler,
-    VeSchedule,
+    Ancestral, AnnealedLangevin, Chains, Churn, Ddim, Heun, Info, Langevin, Mala, Ode, OdeSolver,
+    Outline, Pc, ReverseSde, Sampler, Schedule, VeSchedule,
 };
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -54,10 +55,15 @@ pub struct SamplePlan {
     /// by σ²I (component std σ instead of √(Σ + σ²)).
     #[serde(default, skip_serializing_if = "NoisedScoreKind::is_exact")]
     pub noised_score: NoisedScoreKind,
-    /// The initial points (default: the prior N(0, σ_max² I) for the noise-conditional samplers;
-    /// required for langevin and mala).
+    /// The initial points (default: the prior of the noise-conditional samplers, N(0, σ_max² I)
+    /// or N(0, I) by schedule; required for langevin and mala).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init: Option<InitSpec>,
+    /// Where a noise-conditional sampler's prior start comes from: `gaussian` (default), the
+    /// schedule's Gaussian prior, or `exact`, p_T itself (an analytic density's marginal at the
+    /// start), which separates the prior's mismatch from the discretisation error.
+    #[serde(default, skip_serializing_if = "PriorKind::is_gaussian")]
+    pub prior: PriorKind,
     /// Also write the chains after these step counts (each in 1 … the run's steps).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub snapshots: Vec<usize>,
@@ -89,6 +95,23 @@ impl NoisedScoreKind {
     }
 }
 
+/// `prior = …` (see [`SamplePlan::prior`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PriorKind {
+    /// The schedule's Gaussian prior.
+    #[default]
+    Gaussian,
+    /// p_T of an analytic density.
+    Exact,
+}
+
+impl PriorKind {
+    fn is_gaussian(&self) -> bool {
+        *self == PriorKind::Gaussian
+    }
+}
+
 /// `init = {…}`: where the chains start.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
@@ -108,7 +131,8 @@ pub enum InitSpec {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         mean: Option<Vec<f64>>,
     },
-    /// The VE prior N(0, σ_max² I) of the sampler.
+    /// The sampler's prior: its schedule's Gaussian (N(0, σ_max² I) for `ve`, `edm` and annealed
+    /// Langevin, N(0, I) for `vp`, `subvp`), or p_T with `prior = "exact"`.
     Prior {},
 }
 
@@ -146,14 +170,20 @@ pub enum SamplerRaw {
         #[serde(default)]
         denoise: bool,
     },
-    /// Euler–Maruyama on the reverse VE SDE.
+    /// Euler–Maruyama on the reverse SDE of `schedule` (or of the VE schedule of
+    /// `sigma_max`/`sigma_min`).
     ReverseSde {
         /// Time steps.
         steps: usize,
-        /// σ_max.
-        sigma_max: f64,
-        /// σ_min.
-        sigma_min: f64,
+        /// The schedule (or give `sigma_max` and `sigma_min`: VE).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        schedule: Option<ScheduleSpec>,
+        /// σ_max of the VE schedule.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sigma_max: Option<f64>,
+        /// σ_min of the VE schedule.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sigma_min: Option<f64>,
         /// End with Tweedie's step (default false).
         #[serde(default)]
         denoise: bool,
@@ -162,10 +192,15 @@ pub enum SamplerRaw {
     Pc {
         /// Time steps.
         steps: usize,
-        /// σ_max.
-        sigma_max: f64,
-        /// σ_min.
-        sigma_min: f64,
+        /// The schedule (or give `sigma_max` and `sigma_min`: VE).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        schedule: Option<ScheduleSpec>,
+        /// σ_max of the VE schedule.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sigma_max: Option<f64>,
+        /// σ_min of the VE schedule.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sigma_min: Option<f64>,
         /// Langevin corrector steps per time step (default 1).
         #[serde(default = "default_corrector_steps")]
         corrector_steps: usize,
@@ -176,18 +211,223 @@ pub enum SamplerRaw {
         #[serde(default)]
         denoise: bool,
     },
-    /// Heun on the probability-flow ODE.
-    Ode {
-        /// Time steps.
+    /// DDPM's ancestral sampler (the `vp` schedule only; default `vp` with β_min = 0.1,
+    /// β_max = 20).
+    Ancestral {
+        /// Steps N ≥ 2 of the discrete chain.
         steps: usize,
-        /// σ_max.
-        sigma_max: f64,
-        /// σ_min.
-        sigma_min: f64,
+        /// The schedule (must be `vp`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        schedule: Option<ScheduleSpec>,
+        /// Refused when true: the chain ends at σ̃ = 0.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        denoise: Option<bool>,
+    },
+    /// DDIM (default schedule `vp`).
+    Ddim {
+        /// Steps on the schedule's grid.
+        steps: usize,
+        /// The schedule.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        schedule: Option<ScheduleSpec>,
+        /// η ∈ [0, 1] (default 0: deterministic).
+        #[serde(default)]
+        eta: f64,
         /// End with Tweedie's step (default false).
         #[serde(default)]
         denoise: bool,
     },
+    /// EDM's Heun sampler with stochastic churn (default schedule `edm`).
+    Heun {
+        /// Steps on the schedule's grid.
+        steps: usize,
+        /// The schedule.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        schedule: Option<ScheduleSpec>,
+        /// S_churn ≥ 0 (default 0).
+        #[serde(default)]
+        s_churn: f64,
+        /// S_tmin (default 0).
+        #[serde(default)]
+        s_tmin: f64,
+        /// S_tmax (default ∞).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        s_tmax: Option<f64>,
+        /// S_noise (default 1).
+        #[serde(default = "default_s_noise")]
+        s_noise: f64,
+        /// End with Tweedie's step (default false).
+        #[serde(default)]
+        denoise: bool,
+    },
+    /// The probability-flow ODE.
+    Ode {
+        /// Time steps (euler, heun; not rk45).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        steps: Option<usize>,
+        /// The schedule (or give `sigma_max` and `sigma_min`: VE).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        schedule: Option<ScheduleSpec>,
+        /// σ_max of the VE schedule.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sigma_max: Option<f64>,
+        /// σ_min of the VE schedule.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sigma_min: Option<f64>,
+        /// `euler`, `heun` (default) or `rk45`.
+        #[serde(default, skip_serializing_if = "SolverKind::is_heun")]
+        solver: SolverKind,
+        /// rk45's relative tolerance (default 1e-5).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rtol: Option<f64>,
+        /// rk45's absolute tolerance (default 1e-5).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        atol: Option<f64>,
+        /// End with Tweedie's step (default false).
+        #[serde(default)]
+        denoise: bool,
+    },
+}
+
+/// `solver` of the `ode` sampler.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SolverKind {
+    /// Euler on the grid.
+    Euler,
+    /// Heun on the grid.
+    #[default]
+    Heun,
+    /// Adaptive Dormand–Prince 5(4).
+    Rk45,
+}
+
+impl SolverKind {
+    fn is_heun(&self) -> bool {
+        *self == SolverKind::Heun
+    }
+}
+
+/// `schedule = {…}` of the diffusion samplers (see [`Schedule`] for the formulas).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ScheduleSpec {
+    /// α = 1, σ̃ = σ_min(σ_max/σ_min)ᵗ.
+    Ve {
+        /// σ_min > 0.
+        sigma_min: f64,
+        /// σ_max > σ_min.
+        sigma_max: f64,
+    },
+    /// Variance preserving.
+    Vp {
+        /// β_min ≥ 0 (default 0.1).
+        #[serde(default = "default_beta_min")]
+        beta_min: f64,
+        /// β_max > β_min (default 20).
+        #[serde(default = "default_beta_max")]
+        beta_max: f64,
+        /// Where sampling stops, 0 < t_min < 1 (default 1e-3).
+        #[serde(default = "default_t_min")]
+        t_min: f64,
+    },
+    /// Sub-variance preserving.
+    Subvp {
+        /// β_min ≥ 0 (default 0.1).
+        #[serde(default = "default_beta_min")]
+        beta_min: f64,
+        /// β_max > β_min (default 20).
+        #[serde(default = "default_beta_max")]
+        beta_max: f64,
+        /// Where sampling stops, 0 < t_min < 1 (default 1e-3).
+        #[serde(default = "default_t_min")]
+        t_min: f64,
+    },
+    /// Karras et al.'s σ̃ = t on a ρ-spaced grid.
+    Edm {
+        /// σ_min > 0 (default 0.002).
+        #[serde(default = "default_edm_sigma_min")]
+        sigma_min: f64,
+        /// σ_max > σ_min (default 80).
+        #[serde(default = "default_edm_sigma_max")]
+        sigma_max: f64,
+        /// ρ > 0 (default 7).
+        #[serde(default = "default_rho")]
+        rho: f64,
+    },
+}
+
+fn default_beta_min() -> f64 {
+    0.1
+}
+fn default_beta_max() -> f64 {
+    20.0
+}
+fn default_t_min() -> f64 {
+    1e-3
+}
+fn default_edm_sigma_min() -> f64 {
+    0.002
+}
+fn default_edm_sigma_max() -> f64 {
+    80.0
+}
+fn default_rho() -> f64 {
+    7.0
+}
+fn default_s_noise() -> f64 {
+    1.0
+}
+fn default_tolerance() -> f64 {
+    1e-5
+}
+
+impl ScheduleSpec {
+    /// The default schedule of `vp` with Song et al.'s β's and t_min.
+    pub fn vp_default() -> Self {
+        ScheduleSpec::Vp {
+            beta_min: default_beta_min(),
+            beta_max: default_beta_max(),
+            t_min: default_t_min(),
+        }
+    }
+
+    /// Karras et al.'s schedule (σ_min = 0.002, σ_max = 80, ρ = 7).
+    pub fn edm_default() -> Self {
+        ScheduleSpec::Edm {
+            sigma_min: default_edm_sigma_min(),
+            sigma_max: default_edm_sigma_max(),
+            rho: default_rho(),
+        }
+    }
+
+    /// The validated schedule; errors name the key.
+    ///
+    /// # Errors
+    /// The schedule's constructor's [`scorelab_core::ParamError`].
+    pub fn build(&self) -> std::result::Result<Schedule, scorelab_core::ParamError> {
+        match *self {
+            ScheduleSpec::Ve {
+                sigma_min,
+                sigma_max,
+            } => Schedule::ve(sigma_min, sigma_max),
+            ScheduleSpec::Vp {
+                beta_min,
+                beta_max,
+                t_min,
+            } => Schedule::vp(beta_min, beta_max, t_min),
+            ScheduleSpec::Subvp {
+                beta_min,
+                beta_max,
+                t_min,
+            } => Schedule::subvp(beta_min, beta_max, t_min),
+            ScheduleSpec::Edm {
+                sigma_min,
+                sigma_max,
+                rho,
+            } => Schedule::edm(sigma_min, sigma_max, rho),
+        }
+    }
 }
 
 fn default_corrector_steps() -> usize {
@@ -213,6 +453,12 @@ pub enum AnySampler {
     Pc(Pc),
     /// [`Ode`].
     Ode(Ode),
+    /// [`Ancestral`].
+    Ancestral(Ancestral),
+    /// [`Ddim`].
+    Ddim(Ddim),
+    /// [`Heun`].
+    Heun(Heun),
 }
 
 impl AnySampler {
@@ -225,6 +471,9 @@ impl AnySampler {
             AnySampler::ReverseSde(m) => m,
             AnySampler::Pc(m) => m,
             AnySampler::Ode(m) => m,
+            AnySampler::Ancestral(m) => m,
+            AnySampler::Ddim(m) => m,
+            AnySampler::Heun(m) => m,
         }
     }
 
@@ -244,18 +493,34 @@ impl SamplerRaw {
             SamplerRaw::ReverseSde { .. } => "reverse_sde",
             SamplerRaw::Pc { .. } => "pc",
             SamplerRaw::Ode { .. } => "ode",
+            SamplerRaw::Ancestral { .. } => "ancestral",
+            SamplerRaw::Ddim { .. } => "ddim",
+            SamplerRaw::Heun { .. } => "heun",
         }
     }
 
-    /// σ_max of the noise-conditional samplers.
-    pub fn sigma_max(&self) -> Option<f64> {
-        match self {
-            SamplerRaw::Langevin { .. } | SamplerRaw::Mala { .. } => None,
-            SamplerRaw::AnnealedLangevin { sigma_max, .. }
-            | SamplerRaw::ReverseSde { sigma_max, .. }
-            | SamplerRaw::Pc { sigma_max, .. }
-            | SamplerRaw::Ode { sigma_max, .. } => Some(*sigma_max),
+    /// The config with the defaults that depend on the kind filled in: the default schedule of
+    /// `ancestral`/`ddim` (`vp`) and `heun` (`edm`), rk45's tolerances.
+    fn normalized(mut self) -> Self {
+        match &mut self {
+            SamplerRaw::Ancestral { schedule, .. } | SamplerRaw::Ddim { schedule, .. } => {
+                schedule.get_or_insert_with(ScheduleSpec::vp_default);
+            }
+            SamplerRaw::Heun { schedule, .. } => {
+                schedule.get_or_insert_with(ScheduleSpec::edm_default);
+            }
+            SamplerRaw::Ode {
+                solver: SolverKind::Rk45,
+                rtol,
+                atol,
+                ..
+            } => {
+                rtol.get_or_insert_with(default_tolerance);
+                atol.get_or_insert_with(default_tolerance);
+            }
+            _ => {}
         }
+        self
     }
 
     /// Validates the parameters through each sampler's constructor; errors name
@@ -265,7 +530,6 @@ impl SamplerRaw {
     /// [`PipelineError::Invalid`] naming the field and what would be valid.
     fn build(&self) -> Result<AnySampler> {
         let at = |e: scorelab_core::ParamError| PipelineError::from(e).within("sampler");
-        let ve = |max: f64, min: f64| VeSchedule::new(max, min).map_err(at);
         Ok(match *self {
             SamplerRaw::Langevin { eps, steps } => {
                 AnySampler::Langevin(Langevin::new(eps, steps).map_err(at)?)
@@ -284,14 +548,21 @@ impl SamplerRaw {
             ),
             SamplerRaw::ReverseSde {
                 steps,
+                schedule,
                 sigma_max,
                 sigma_min,
                 denoise,
             } => AnySampler::ReverseSde(
-                ReverseSde::new(ve(sigma_max, sigma_min)?, steps, denoise).map_err(at)?,
+                ReverseSde::new(
+                    schedule_of(&schedule, sigma_max, sigma_min)?,
+                    steps,
+                    denoise,
+                )
+                .map_err(at)?,
             ),
             SamplerRaw::Pc {
                 steps,
+                schedule,
                 sigma_max,
                 sigma_min,
                 corrector_steps,
@@ -299,7 +570,7 @@ impl SamplerRaw {
                 denoise,
             } => AnySampler::Pc(
                 Pc::new(
-                    ve(sigma_max, sigma_min)?,
+                    schedule_of(&schedule, sigma_max, sigma_min)?,
                     steps,
                     corrector_steps,
                     snr,
@@ -309,11 +580,136 @@ impl SamplerRaw {
             ),
             SamplerRaw::Ode {
                 steps,
+                schedule,
                 sigma_max,
                 sigma_min,
+                solver,
+                rtol,
+                atol,
                 denoise,
-            } => AnySampler::Ode(Ode::new(ve(sigma_max, sigma_min)?, steps, denoise).map_err(at)?),
+            } => {
+                let sch = schedule_of(&schedule, sigma_max, sigma_min)?;
+                let solver = match (solver, steps) {
+                    (SolverKind::Rk45, Some(_)) => {
+                        return Err(PipelineError::invalid(
+                            "sampler.steps",
+                            "rk45 chooses its own steps (its cost is set by rtol and atol); remove steps",
+                        ))
+                    }
+                    (SolverKind::Rk45, None) => OdeSolver::Rk45(
+                        Rk45::new(
+                            rtol.unwrap_or_else(default_tolerance),
+                            atol.unwrap_or_else(default_tolerance),
+                        )
+                        .map_err(at)?,
+                    ),
+                    (other, _) if rtol.is_some() || atol.is_some() => {
+                        let key = if rtol.is_some() { "rtol" } else { "atol" };
+                        return Err(PipelineError::invalid(
+                            format!("sampler.{key}"),
+                            format!("only the adaptive solver uses it, not {:?}; set solver = \"rk45\" or remove {key}", other_name(other)),
+                        ));
+                    }
+                    (_, None) => {
+                        return Err(PipelineError::invalid(
+                            "sampler.steps",
+                            "the fixed-step solvers need steps (e.g. steps = 18), or use solver = \"rk45\"",
+                        ))
+                    }
+                    (SolverKind::Euler, Some(_)) => OdeSolver::Euler,
+                    (SolverKind::Heun, Some(_)) => OdeSolver::Heun,
+                };
+                AnySampler::Ode(
+                    Ode::with_solver(sch, solver, steps.unwrap_or(1), denoise).map_err(at)?,
+                )
+            }
+            SamplerRaw::Ancestral {
+                steps,
+                schedule,
+                denoise,
+            } => {
+                if denoise == Some(true) {
+                    return Err(PipelineError::invalid(
+                        "sampler.denoise",
+                        "the ancestral chain already ends at σ̃ = 0 (its last step adds no noise); remove denoise",
+                    ));
+                }
+                AnySampler::Ancestral(
+                    Ancestral::new(schedule_of(&schedule, None, None)?, steps).map_err(at)?,
+                )
+            }
+            SamplerRaw::Ddim {
+                steps,
+                schedule,
+                eta,
+                denoise,
+            } => AnySampler::Ddim(
+                Ddim::new(schedule_of(&schedule, None, None)?, steps, eta, denoise).map_err(at)?,
+            ),
+            SamplerRaw::Heun {
+                steps,
+                schedule,
+                s_churn,
+                s_tmin,
+                s_tmax,
+                s_noise,
+                denoise,
+            } => AnySampler::Heun(
+                Heun::new(
+                    schedule_of(&schedule, None, None)?,
+                    steps,
+                    Churn {
+                        s_churn,
+                        s_tmin,
+                        s_tmax: s_tmax.unwrap_or(f64::INFINITY),
+                        s_noise,
+                    },
+                    denoise,
+                )
+                .map_err(at)?,
+            ),
         })
+    }
+}
+
+fn other_name(s: SolverKind) -> &'static str {
+    match s {
+        SolverKind::Euler => "euler",
+        SolverKind::Heun => "heun",
+        SolverKind::Rk45 => "rk45",
+    }
+}
+
+/// The schedule of a diffusion sampler: `schedule = {…}`, or the VE schedule of the legacy
+/// `sigma_max`/`sigma_min` keys; errors name `sampler.schedule…` or the key.
+fn schedule_of(
+    schedule: &Option<ScheduleSpec>,
+    sigma_max: Option<f64>,
+    sigma_min: Option<f64>,
+) -> Result<Schedule> {
+    match (schedule, sigma_max, sigma_min) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => Err(PipelineError::invalid(
+            if sigma_max.is_some() { "sampler.sigma_max" } else { "sampler.sigma_min" },
+            "give either schedule = {…} or sigma_max and sigma_min (the VE schedule), not both; for VE write schedule = { kind = \"ve\", sigma_min = …, sigma_max = … }",
+        )),
+        (Some(spec), None, None) => spec
+            .build()
+            .map_err(|e| PipelineError::from(e).within("sampler.schedule")),
+        (None, Some(max), Some(min)) => VeSchedule::new(max, min)
+            .map(Schedule::from)
+            .map_err(|e| PipelineError::from(e).within("sampler")),
+        (None, Some(_), None) => Err(PipelineError::invalid(
+            "sampler.sigma_min",
+            "missing: the VE schedule needs sigma_max and sigma_min",
+        )),
+        (None, None, Some(_)) => Err(PipelineError::invalid(
+            "sampler.sigma_max",
+            "missing: the VE schedule needs sigma_max and sigma_min",
+        )),
+        (None, None, None) => Err(PipelineError::invalid(
+            "sampler.schedule",
+            "missing: give schedule = { kind = \"vp\" } (or \"subvp\", \"edm\", { kind = \"ve\", sigma_min = 0.01, sigma_max = 20.0 }), or sigma_max and sigma_min for VE",
+        )),
     }
 }
 
@@ -354,11 +750,6 @@ impl SamplerSpec {
         self.raw.kind()
     }
 
-    /// σ_max of the noise-conditional samplers.
-    pub fn sigma_max(&self) -> Option<f64> {
-        self.raw.sigma_max()
-    }
-
     /// The sampler's parameters as the config spells them.
     pub fn raw(&self) -> &SamplerRaw {
         &self.raw
@@ -368,6 +759,7 @@ impl SamplerSpec {
 impl TryFrom<SamplerRaw> for SamplerSpec {
     type Error = PipelineError;
     fn try_from(raw: SamplerRaw) -> Result<Self> {
+        let raw = raw.normalized();
         let sampler = raw.build()?;
         Ok(SamplerSpec { raw, sampler })
     }
@@ -560,7 +952,7 @@ impl SamplePlan {
                     )));
                 }
                 if !s.noise_conditional() && nc {
-                    return Err(PipelineError::invalid("sampler.kind", format!("{kind:?} uses a clean score s(x), but this model is noise-conditional; use annealed_langevin, reverse_sde, pc or ode"
+                    return Err(PipelineError::invalid("sampler.kind", format!("{kind:?} uses a clean score s(x), but this model is noise-conditional; use annealed_langevin, reverse_sde, pc, ancestral, ddim, heun or ode"
                     )));
                 }
             }
@@ -597,6 +989,18 @@ impl SamplePlan {
                 }
             }
             _ => {}
+        }
+        if self.prior == PriorKind::Exact {
+            let why = match (&source, &self.init) {
+                (_, Some(i)) if !matches!(i, InitSpec::Prior {}) => Some("starts the chains at p_T; remove init or set init = { kind = \"prior\" }".to_string()),
+                _ if !sampler.noise_conditional() => Some(format!("{kind} has no prior; remove prior")),
+                (Source::Model { .. }, _) => Some("p_T is known only for an analytic density (gaussian or gaussian_mixture); a trained model starts from the schedule's Gaussian prior: remove prior".to_string()),
+                (Source::Density { noised, .. }, _) if !noised.is_exact() => Some("needs noised_score = \"exact\" (p_T of the NCSN toy's replaced covariances is not this density's)".to_string()),
+                _ => None,
+            };
+            if let Some(why) = why {
+                return Err(PipelineError::invalid("prior", format!("\"exact\" {why}")));
+            }
         }
         let steps = sampler.outline().num_steps();
         for &k in &self.snapshots {
@@ -641,9 +1045,14 @@ pub struct SampleOutput {
 }
 
 impl Sampling {
-    /// σ of the distribution the output targets: `Some(σ_min)` for p ∗ N(0, σ_min² I).
+    /// σ̃ of the distribution the output targets: `Some(σ̃)` for α(x₀ + σ̃z), x₀ ∼ p.
     pub fn target_sigma(&self) -> Option<f64> {
         self.sampler.outline().target_sigma()
+    }
+
+    /// α of the distribution the output targets (1 unless a `vp`/`subvp` run ends at t_min).
+    pub fn target_scale(&self) -> f64 {
+        self.sampler.outline().target_scale()
     }
 
     /// The label of the distribution the output targets ([`target_of`]; a model's noised score
@@ -651,9 +1060,12 @@ impl Sampling {
     pub fn target_label(&self) -> String {
         match (&self.source, self.target_sigma()) {
             (_, None) => "p".into(),
-            (Source::Density { p, noised }, s) => target_of(p, *noised, s)
+            (Source::Density { p, noised }, s) => target_of(p, *noised, s, self.target_scale())
                 .map(|t| t.1)
                 .unwrap_or_else(|_| "p_sigma".into()),
+            (Source::Model { .. }, Some(s)) if self.target_scale() != 1.0 => {
+                format!("alpha={}*p_sigma={s}", self.target_scale())
+            }
             (Source::Model { .. }, Some(s)) => format!("p_sigma={s}"),
         }
     }
@@ -680,10 +1092,19 @@ impl Sampling {
                 }
                 x
             }
-            Some(InitSpec::Prior {}) | None => {
-                let s = self.resolved.sampler.sigma_max().expect("validated");
-                scorelab_samplers::standard_normal(n, d, rng) * s
-            }
+            Some(InitSpec::Prior {}) | None => match (&self.source, self.resolved.prior) {
+                (Source::Density { p, .. }, PriorKind::Exact) => {
+                    // p_T itself: x = α(x₀ + σ̃z), x₀ ∼ p, then z, row by row.
+                    let (a, sigma) = self.sampler.outline().start().expect("validated");
+                    let mut x = p.sample(n, rng);
+                    x.scaled_add(sigma, &scorelab_samplers::standard_normal(n, d, rng));
+                    x * a
+                }
+                _ => {
+                    let c = self.sampler.outline().prior_std().expect("validated");
+                    scorelab_samplers::standard_normal(n, d, rng) * c
+                }
+            },
         }
     }
 
@@ -813,6 +1234,9 @@ impl Driver<'_> {
             AnySampler::ReverseSde(m) => self.drive(m, src, x0),
             AnySampler::Pc(m) => self.drive(m, src, x0),
             AnySampler::Ode(m) => self.drive(m, src, x0),
+            AnySampler::Ancestral(m) => self.drive(m, src, x0),
+            AnySampler::Ddim(m) => self.drive(m, src, x0),
+            AnySampler::Heun(m) => self.drive(m, src, x0),
             AnySampler::Langevin(_) | AnySampler::Mala(_) => unreachable!("clean-score samplers"),
         }
     }
@@ -838,25 +1262,40 @@ pub fn trace_csv(trace: &[Info], init_evals: usize) -> String {
 }
 
 /// The distribution a sampler's output targets, with its label, given the density p whose
-/// (noised) score drives it, the kind of noised score, and the sampler's target σ:
+/// (noised) score drives it, the kind of noised score, and the sampler's target σ̃ and scale α
+/// ([`Outline::target_sigma`], [`Outline::target_scale`]):
 ///
-/// - no σ (clean-score samplers, or `denoise = true`): p, `p`;
-/// - `exact` noised scores: p_σ = p ∗ N(0, σ²I), `p_sigma=σ`;
-/// - `ncsn_toy`: p with every covariance replaced by σ²I, which is p itself when p's covariances
-///   are already σ²I (`p`; the NCSN toy at σ_L = 1), else `p_ncsn_toy_sigma=σ`.
+/// - no σ̃ (clean-score samplers, `denoise = true`, or a grid that ends at σ̃ = 0): p, `p`;
+/// - `exact` noised scores: p_σ̃ = p ∗ N(0, σ̃²I), `p_sigma=σ̃`, or with α ≠ 1 (a `vp`/`subvp` run
+///   ending at t_min) the law of α(x₀ + σ̃z), `alpha=α*p_sigma=σ̃`;
+/// - `ncsn_toy`: p with every covariance replaced by σ̃²I, which is p itself when p's covariances
+///   are already σ̃²I (`p`; the NCSN toy at σ_L = 1), else `p_ncsn_toy_sigma=σ̃` (scaled by α as
+///   above).
 ///
 /// # Errors
-/// A message if p_σ is not closed form for p's kind.
+/// A message if the target is not closed form for p's kind.
 pub fn target_of(
     p: &AnyDensity,
     kind: NoisedScoreKind,
     sigma: Option<f64>,
+    scale: f64,
 ) -> Result<(AnyDensity, String), String> {
+    let scaled = |q: AnyDensity, label: String| -> (AnyDensity, String) {
+        if scale == 1.0 {
+            return (q, label);
+        }
+        let q = match q {
+            AnyDensity::Gaussian(g) => g.scaled(scale).into(),
+            AnyDensity::GaussianMixture(m) => m.scaled(scale).into(),
+            _ => unreachable!("a noised target is a Gaussian or a mixture"),
+        };
+        (q, format!("alpha={scale}*{label}"))
+    };
     match (sigma, kind) {
         (None, _) => Ok((p.clone(), "p".into())),
         (Some(s), NoisedScoreKind::Exact) => p
             .noised(s)
-            .map(|q| (q, format!("p_sigma={s}")))
+            .map(|q| scaled(q, format!("p_sigma={s}")))
             .ok_or_else(|| {
                 format!(
                     "the output targets p_σ (σ = {s}), which is closed form only for gaussian and gaussian_mixture, not {}; set denoise = true in [sampler], or compare with --reference",
@@ -870,7 +1309,7 @@ pub fn target_of(
             } else {
                 format!("p_ncsn_toy_sigma={s}")
             };
-            Ok((q, label))
+            Ok(scaled(q, label))
         }
     }
 }

@@ -69,15 +69,18 @@ pub fn read_target(path: &Path) -> Result<(AnyDensity, String), InputError> {
     let p = spec
         .build()
         .map_err(|e| bad(format!("{label}: {}", e.within("density"))))?;
-    let sigma = match table.get("sampler") {
+    let (sigma, scale) = match table.get("sampler") {
         Some(s) => {
             let spec: SamplerSpec = s
                 .clone()
                 .try_into()
                 .map_err(|e| bad(format!("{label}: sampler: {e}")))?;
-            spec.sampler().outline().target_sigma()
+            (
+                spec.sampler().outline().target_sigma(),
+                spec.sampler().outline().target_scale(),
+            )
         }
-        None => None,
+        None => (None, 1.0),
     };
     let kind: NoisedScoreKind = match table.get("noised_score") {
         Some(v) => v
@@ -86,7 +89,7 @@ pub fn read_target(path: &Path) -> Result<(AnyDensity, String), InputError> {
             .map_err(|e| bad(format!("{label}: noised_score: {e}")))?,
         None => NoisedScoreKind::Exact,
     };
-    target_of(&p, kind, sigma).map_err(|e| bad(format!("{label}: {e}")))
+    target_of(&p, kind, sigma, scale).map_err(|e| bad(format!("{label}: {e}")))
 }
 
 /// The flags of `scorelab eval`.

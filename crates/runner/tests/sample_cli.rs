@@ -415,3 +415,164 @@ fn bad_input_exits_2_and_writes_nothing() {
     );
     refused(&out, "no density key", d, &["m.csv"]);
 }
+
+/// The samplers of every diffusion schedule run from `scorelab sample`, count their evaluations,
+/// name their target, and refuse bad input by key with exit 2 and no file.
+#[test]
+fn diffusion_samplers_and_schedules_run_and_refuse_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let head = "chains = 40\ndensity = { kind = \"gaussian_mixture\", weights = [0.8, 0.2], means = [[5.0, 5.0], [-5.0, -5.0]], covs = [[[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [0.0, 1.0]]] }\n";
+    // (sampler, evaluations per chain, target label)
+    let runs = [
+        ("kind = \"heun\"\nsteps = 18", "35", "\"p\""),
+        ("kind = \"heun\"\nsteps = 10\ns_churn = 5.0\nschedule = { kind = \"vp\" }", "20", "\"alpha="),
+        ("kind = \"ddim\"\nsteps = 10\neta = 0.5\ndenoise = true", "11", "\"p\""),
+        ("kind = \"ancestral\"\nsteps = 40", "40", "\"p\""),
+        ("kind = \"ode\"\nsteps = 10\nsolver = \"euler\"\nschedule = { kind = \"subvp\", t_min = 0.01 }", "10", "\"alpha="),
+        ("kind = \"ode\"\nsolver = \"rk45\"\nrtol = 1e-4\natol = 1e-4\nschedule = { kind = \"edm\", sigma_max = 40.0 }", "", "\"p\""),
+        ("kind = \"reverse_sde\"\nsteps = 20\nschedule = { kind = \"ve\", sigma_min = 0.05, sigma_max = 20.0 }", "20", "\"p_sigma=0.05\""),
+        ("kind = \"pc\"\nsteps = 10\nschedule = { kind = \"vp\", beta_max = 10.0 }", "20", "\"alpha="),
+    ];
+    for (i, (s, evals, target)) in runs.iter().enumerate() {
+        let prior = if i % 2 == 0 {
+            "prior = \"exact\"\n"
+        } else {
+            ""
+        };
+        fs::write(
+            d.join(format!("d{i}.toml")),
+            format!("{head}{prior}[sampler]\n{s}\n"),
+        )
+        .unwrap();
+        let out = scorelab(
+            &[
+                "sample",
+                "--config",
+                &format!("d{i}.toml"),
+                "--out",
+                &format!("d{i}.csv"),
+            ],
+            d,
+        );
+        ok(&out);
+        let csv = fs::read_to_string(d.join(format!("d{i}.csv"))).unwrap();
+        assert_eq!(csv.lines().count(), 41, "{s}");
+        let config = fs::read_to_string(d.join(format!("d{i}.config.toml"))).unwrap();
+        assert!(
+            config.contains(&format!("score_evals_per_chain = {evals}")),
+            "{s}: {config}"
+        );
+        assert!(
+            config.contains(&format!("target = {target}")),
+            "{s}: {config}"
+        );
+        // The resolved config reruns to the same bytes.
+        let out = scorelab(
+            &[
+                "sample",
+                "--config",
+                &format!("d{i}.config.toml"),
+                "--out",
+                &format!("r{i}.csv"),
+            ],
+            d,
+        );
+        ok(&out);
+        assert_eq!(
+            csv,
+            fs::read_to_string(d.join(format!("r{i}.csv"))).unwrap(),
+            "{s}"
+        );
+        // eval reads the target from the sample config.
+        let out = scorelab(
+            &[
+                "eval",
+                "--samples",
+                &format!("d{i}.csv"),
+                "--density",
+                &format!("d{i}.toml"),
+                "--out",
+                &format!("m{i}.csv"),
+            ],
+            d,
+        );
+        ok(&out);
+    }
+    // Defaults are written out: heun's edm schedule.
+    let c0 = fs::read_to_string(d.join("d0.config.toml")).unwrap();
+    assert!(
+        c0.contains("kind = \"edm\"") && c0.contains("rho = 7.0"),
+        "{c0}"
+    );
+
+    let bad = [
+        ("kind = \"ddim\"\nsteps = 10\nschedule = { kind = \"cosine\" }", "unknown variant `cosine`"),
+        ("kind = \"dpm_solver\"\nsteps = 10", "unknown variant `dpm_solver`"),
+        ("kind = \"ddim\"\nsteps = 10\nschedule = { kind = \"vp\", beta_min = 20.0, beta_max = 0.1 }", "sampler.schedule.beta_max: must be finite and greater than beta_min"),
+        ("kind = \"heun\"\nsteps = 10\nschedule = { kind = \"edm\", rho = 0.0 }", "sampler.schedule.rho: must be a finite number > 0"),
+        ("kind = \"ode\"\nsolver = \"rk45\"\nrtol = 0.0\nschedule = { kind = \"vp\" }", "sampler.rtol: must be a finite number > 0"),
+        ("kind = \"heun\"\nsteps = 0", "sampler.steps: must be at least 1"),
+        ("kind = \"heun\"\nsteps = 10\ns_churn = -1.0", "sampler.s_churn: must be a finite number ≥ 0"),
+        ("kind = \"heun\"\nsteps = 10\nschedule = { kind = \"vp\", rho = 7.0 }", "unknown field `rho`"),
+        ("kind = \"reverse_sde\"\nsteps = 10\nsigma_max = 20.0\nsigma_min = 1.0\nschedule = { kind = \"vp\" }", "sampler.sigma_max: give either schedule"),
+        ("kind = \"ancestral\"\nsteps = 100\nschedule = { kind = \"edm\" }", "sampler.schedule: ancestral sampling runs DDPM's discrete chain"),
+        ("kind = \"heun\"\nsteps = 10\ndenoise = true", "sampler.denoise: the edm grid already ends at σ̃ = 0"),
+        ("kind = \"ancestral\"\nsteps = 10\ndenoise = true", "sampler.denoise: the ancestral chain already ends at σ̃ = 0"),
+        ("kind = \"ddim\"\nsteps = 10\ns_churn = 1.0", "unknown field `s_churn`"),
+        ("kind = \"ode\"\nsolver = \"rk45\"\nsteps = 10\nschedule = { kind = \"vp\" }", "sampler.steps: rk45 chooses its own steps"),
+        ("kind = \"ode\"\nsteps = 10\nrtol = 1e-3\nschedule = { kind = \"vp\" }", "sampler.rtol: only the adaptive solver uses it"),
+        ("kind = \"ode\"\nsteps = 10", "sampler.schedule: missing"),
+        ("kind = \"ddim\"\nsteps = 10\neta = 2.0", "sampler.eta: must lie in [0, 1]"),
+    ];
+    for (i, (s, needle)) in bad.iter().enumerate() {
+        fs::write(
+            d.join(format!("b{i}.toml")),
+            format!("{head}[sampler]\n{s}\n"),
+        )
+        .unwrap();
+        let out = scorelab(
+            &[
+                "sample",
+                "--config",
+                &format!("b{i}.toml"),
+                "--out",
+                &format!("b{i}.csv"),
+            ],
+            d,
+        );
+        refused(
+            &out,
+            needle,
+            d,
+            &[&format!("b{i}.csv"), &format!("b{i}.config.toml")],
+        );
+    }
+    // prior = "exact" needs an analytic density's p_T and the sampler's prior start.
+    let ld = "kind = \"langevin\"\neps = 0.1\nsteps = 10";
+    fs::write(d.join("p0.toml"), format!("{head}prior = \"exact\"\ninit = {{ kind = \"gaussian\", std = 1.0 }}\n[sampler]\nkind = \"ddim\"\nsteps = 10\n")).unwrap();
+    fs::write(
+        d.join("p1.toml"),
+        format!("{head}prior = \"exact\"\ninit = {{ kind = \"prior\" }}\n[sampler]\n{ld}\n"),
+    )
+    .unwrap();
+    for (i, needle) in [
+        "prior: \"exact\" starts the chains at p_T",
+        "langevin has no prior",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let out = scorelab(
+            &[
+                "sample",
+                "--config",
+                &format!("p{i}.toml"),
+                "--out",
+                &format!("p{i}.csv"),
+            ],
+            d,
+        );
+        refused(&out, needle, d, &[&format!("p{i}.csv")]);
+    }
+}

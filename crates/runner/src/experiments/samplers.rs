@@ -227,7 +227,7 @@ pub fn run(e: &SamplersExperiment, models: &Path, stop: &AtomicBool) -> Result<O
             Source::Density { noised, .. } => *noised,
             Source::Model { .. } => NoisedScoreKind::Exact,
         };
-        let (q, label) = target_of(&p, kind, plan.target_sigma())
+        let (q, label) = target_of(&p, kind, plan.target_sigma(), plan.target_scale())
             .map_err(|err| bad(format!("run {}: {err}", r.name)))?;
         let target = Against::Density(Box::new(q), label);
         let steps = plan.sampler.outline().num_steps();
