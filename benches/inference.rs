@@ -35,6 +35,7 @@ fn network(dim: usize, hidden: &[usize]) -> Network {
         hidden: hidden.to_vec(),
         activation: Activation::Softplus,
         tau: None,
+        precondition: None,
     }
     .build(0)
     .expect("a valid architecture")

@@ -59,6 +59,8 @@ fn main() -> Result<()> {
         ModelSpec::NoiseConditionalMlp {
             hidden,
             activation: "softplus".into(),
+            precondition: None,
+            sigma_data: None,
         },
         ObjectiveRaw::DsmMulti {
             sigma_max: 3.0,

@@ -101,6 +101,13 @@ pub fn catalogue() -> Vec<Figure> {
             made_by: "scorelab experiment --config paper/experiments/samplers_cost_mixture.toml (and samplers_cost_banana.toml)",
             draw: samplers_cost,
         },
+        Figure {
+            name: "sampler_zoo",
+            inputs: &["sampler_zoo_summary.csv", "sampler_zoo_four_summary.csv"],
+            caption: "Every sampler × schedule against score evaluations per chain (mean ± sd over 3 seeds; rk45 at rtol 1e-2 … 1e-5): the minority weight and sliced W₂ on the NCSN toy with exact scores (left), with the learned network (middle), and sliced W₂ and MMD² (bandwidth 2) on the 4-mode mixture (right). Colour is the sampler, line style the schedule (solid vp, thin subvp, dashed edm, dotted ve).",
+            made_by: "scorelab experiment --config paper/experiments/sampler_zoo.toml (and sampler_zoo_four.toml)",
+            draw: sampler_zoo,
+        },
     ]
 }
 
@@ -1056,6 +1063,219 @@ fn samplers_cost(results: &Path, stem: &Path) -> Result<()> {
                                     )
                                 }),
                         )?;
+                    }
+                };
+            }
+            if *log {
+                let yr = log_range(ys, 1.5);
+                let mut chart =
+                    chart_builder.build_cartesian_2d(xr.clone().log_scale(), yr.log_scale())?;
+                body!(chart);
+            } else {
+                let yr = lin_range(ys.chain(truth.iter().copied()), 0.08);
+                let mut chart = chart_builder.build_cartesian_2d(xr.clone().log_scale(), yr)?;
+                body!(chart);
+            }
+        }
+    })
+}
+
+/// The runs of a sampler-zoo summary as (sampler, schedule, points (evals, mean, sd)) for one metric
+/// and score source (`learned` or not); rk45's rtol runs are joined into one line per schedule.
+type ZooSeries = (String, String, Vec<(f64, f64, f64)>);
+
+fn zoo_series(t: &Table, metric: &str, learned: bool) -> Result<Vec<ZooSeries>> {
+    let m = t.filter("metric", metric)?;
+    let mut out: Vec<ZooSeries> = vec![];
+    for r in m.distinct("run")? {
+        if r.starts_with("prior_")
+            || r.starts_with("objective_")
+            || r.ends_with("_learned") != learned
+        {
+            continue;
+        }
+        let base = r.trim_end_matches("_learned");
+        let (sampler, schedule) = match base.rsplit_once('_') {
+            Some((head, tail)) if head.starts_with("rk45") || tail.starts_with("rtol") => {
+                let mut parts = base.split('_');
+                let _ = parts.next();
+                ("rk45".to_string(), parts.next().unwrap_or("").to_string())
+            }
+            Some((head, tail)) => (head.to_string(), tail.to_string()),
+            None => (base.to_string(), String::new()),
+        };
+        let s = m.filter("run", &r)?;
+        let pts: Vec<(f64, f64, f64)> = s
+            .f64s("score_evals")?
+            .into_iter()
+            .zip(s.f64s("mean")?)
+            .zip(s.f64s("sd")?)
+            .map(|((e, m), sd)| (e, m, sd))
+            .collect();
+        match out.iter_mut().find(|o| o.0 == sampler && o.1 == schedule) {
+            Some(o) => o.2.extend(pts),
+            None => out.push((sampler, schedule, pts)),
+        }
+    }
+    for o in &mut out {
+        o.2.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    Ok(out)
+}
+
+fn sampler_zoo(results: &Path, stem: &Path) -> Result<()> {
+    let toy = Table::read(&results.join("sampler_zoo_summary.csv"))?;
+    let four = Table::read(&results.join("sampler_zoo_four_summary.csv"))?;
+    // (title, log scale, series, reference line)
+    let panels: Vec<(&str, bool, Vec<ZooSeries>, Option<f64>)> = vec![
+        (
+            "NCSN toy, exact: minority weight",
+            false,
+            zoo_series(&toy, "mode_weight_1", false)?,
+            Some(0.2),
+        ),
+        (
+            "NCSN toy, learned: minority weight",
+            false,
+            zoo_series(&toy, "mode_weight_1", true)?,
+            Some(0.2),
+        ),
+        (
+            "4 modes, exact: sliced W₂",
+            true,
+            zoo_series(&four, "sliced_w2", false)?,
+            None,
+        ),
+        (
+            "NCSN toy, exact: sliced W₂",
+            true,
+            zoo_series(&toy, "sliced_w2", false)?,
+            None,
+        ),
+        (
+            "NCSN toy, learned: sliced W₂",
+            true,
+            zoo_series(&toy, "sliced_w2", true)?,
+            None,
+        ),
+        (
+            "4 modes, exact: MMD² (bandwidth 2)",
+            false,
+            zoo_series(&four, "mmd2", false)?,
+            Some(0.0),
+        ),
+    ];
+    let samplers = [
+        "reverse_sde",
+        "pc",
+        "ancestral",
+        "ddim",
+        "heun",
+        "heun_churn",
+        "rk45",
+    ];
+    let hue = |s: &str| samplers.iter().position(|k| *k == s).unwrap_or(7);
+    let xr = log_range(
+        panels
+            .iter()
+            .flat_map(|p| p.2.iter().flat_map(|s| s.2.iter().map(|q| q.0))),
+        1.3,
+    );
+    let style_of = |schedule: &str| match schedule {
+        "vp" => (3u32, None),
+        "subvp" => (1, None),
+        "edm" => (2, Some((10u32, 6u32))),
+        _ => (2, Some((3, 5))),
+    };
+    render!(stem, (1900, 1300), |root| {
+        let (top, legend) = root.split_vertically(1190);
+        for (k, name) in samplers.iter().enumerate() {
+            let (x, y) = (40 + k as i32 * 260, 24);
+            legend.draw(&PathElement::new(
+                vec![(x, y), (x + 34, y)],
+                color(k).stroke_width(4),
+            ))?;
+            legend.draw(&Text::new(
+                name.replace('_', " "),
+                (x + 44, y - 11),
+                ("sans-serif", TICK),
+            ))?;
+        }
+        for (k, sch) in ["vp", "subvp", "edm", "ve"].iter().enumerate() {
+            let (x, y) = (40 + k as i32 * 260, 70);
+            let (w, dash) = style_of(sch);
+            let st = BLACK.stroke_width(w);
+            match dash {
+                None => legend.draw(&PathElement::new(vec![(x, y), (x + 60, y)], st))?,
+                Some((a, b)) => {
+                    let mut u = x;
+                    while u < x + 60 {
+                        legend.draw(&PathElement::new(
+                            vec![(u, y), ((u + a as i32).min(x + 60), y)],
+                            st,
+                        ))?;
+                        u += (a + b) as i32;
+                    }
+                }
+            }
+            legend.draw(&Text::new(
+                sch.to_string(),
+                (x + 70, y - 11),
+                ("sans-serif", TICK),
+            ))?;
+        }
+        let areas = top.split_evenly((2, 3));
+        for (area, (title, log, series, truth)) in areas.iter().zip(&panels) {
+            let ys = series.iter().flat_map(|s| s.2.iter().map(|q| q.1));
+            let mut chart_builder = ChartBuilder::on(area);
+            chart_builder
+                .caption(*title, ("sans-serif", LABEL))
+                .margin(12)
+                .x_label_area_size(55)
+                .y_label_area_size(85);
+            macro_rules! body {
+                ($chart:ident) => {
+                    $chart
+                        .configure_mesh()
+                        .x_label_formatter(&tick)
+                        .y_label_formatter(&tick)
+                        .x_desc("score evaluations per chain")
+                        .label_style(("sans-serif", TICK))
+                        .axis_desc_style(("sans-serif", LABEL))
+                        .draw()?;
+                    if let Some(v) = truth {
+                        $chart.draw_series(DashedLineSeries::new(
+                            vec![(xr.start, *v), (xr.end, *v)],
+                            10,
+                            6,
+                            BLACK.stroke_width(2),
+                        ))?;
+                    }
+                    for (sampler, schedule, pts) in series {
+                        let c = color(hue(sampler));
+                        let (w, dash) = style_of(schedule);
+                        let line: Vec<(f64, f64)> = pts
+                            .iter()
+                            .map(|q| (q.0, q.1))
+                            .filter(|q| !*log || q.1 > 0.0)
+                            .collect();
+                        match dash {
+                            None => {
+                                $chart.draw_series(LineSeries::new(
+                                    line.clone(),
+                                    c.stroke_width(w),
+                                ))?;
+                            }
+                            Some((a, b)) => {
+                                $chart.draw_series(DashedLineSeries::new(
+                                    line.clone(),
+                                    a,
+                                    b,
+                                    c.stroke_width(w),
+                                ))?;
+                            }
+                        }
+                        $chart.draw_series(line.iter().map(|&p| Circle::new(p, 3, c.filled())))?;
                     }
                 };
             }

@@ -387,6 +387,183 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
             md(&["run", "score evaluations: minority weight"], &rows),
         );
     }
+    // The sampler zoo: the prior mismatch, every sampler × schedule, the training objectives.
+    {
+        let s = read("sampler_zoo_summary.csv")?;
+        let prior = read("sampler_zoo_prior.csv")?;
+        let weight = s.filter("metric", "mode_weight_1")?;
+        let w2 = s.filter("metric", "sliced_w2")?;
+        let mmd = s.filter("metric", "mmd2")?;
+        // (mean, sd) of a metric table's row for `run` at `steps` (its last row when None).
+        let at = |t: &Table, run: &str, steps: Option<&str>| -> Result<(f64, f64, f64)> {
+            let g = t.filter("run", run)?;
+            let g = match steps {
+                Some(k) => g.filter("steps", k)?,
+                None => g,
+            };
+            let i = g.f64s("mean")?.len().checked_sub(1).context("no rows")?;
+            Ok((
+                g.f64s("score_evals")?[i],
+                g.f64s("mean")?[i],
+                g.f64s("sd")?[i],
+            ))
+        };
+        let mut rows = vec![];
+        for r in s
+            .distinct("run")?
+            .iter()
+            .filter(|r| r.starts_with("prior_"))
+        {
+            let (_, m, sd) = at(&weight, r, None)?;
+            let p = prior.filter("run", r)?;
+            let predicted = p.f64s("predicted_mode_weight_1")?[0];
+            let kind = p.col("prior").map(|j| p.rows[0][j].clone())?;
+            rows.push(vec![
+                r.trim_start_matches("prior_").replace('_', " "),
+                kind,
+                sig(predicted, 3),
+                pm(m, sd),
+            ]);
+        }
+        v.insert(
+            "table_zoo_prior".into(),
+            md(
+                &[
+                    "ODE run",
+                    "start",
+                    "predicted minority weight",
+                    "measured (mean ± sd, 3 seeds)",
+                ],
+                &rows,
+            ),
+        );
+        let mut rows = vec![];
+        for r in s.distinct("run")? {
+            if r.starts_with("prior_")
+                || r.starts_with("objective_")
+                || r.ends_with("_learned")
+                || r.starts_with("rk45")
+            {
+                continue;
+            }
+            let g = weight.filter("run", &r)?;
+            let j = g.col("steps")?;
+            let steps: Vec<String> = g.rows.iter().map(|row| row[j].clone()).collect();
+            let first_100 = steps
+                .iter()
+                .zip(g.f64s("score_evals")?)
+                .find(|(_, e)| *e >= 99.0)
+                .map(|(k, _)| k.clone())
+                .context("no run of 100 evaluations")?;
+            let (e1, m1, s1) = at(&weight, &r, Some(&first_100))?;
+            let (e2, m2, s2) = at(&weight, &r, None)?;
+            let (_, wa, wsa) = at(&w2, &r, Some(&first_100))?;
+            let (_, wb, wsb) = at(&w2, &r, None)?;
+            let learned = format!("{r}_learned");
+            let (el, ml, sl) = at(&weight, &learned, None)?;
+            // The smallest budget whose mean weight is within 0.02 of the truth 0.2.
+            let within = g
+                .f64s("score_evals")?
+                .into_iter()
+                .zip(g.f64s("mean")?)
+                .find(|(_, m)| (m - 0.2).abs() <= 0.02)
+                .map_or("—".to_string(), |(e, _)| e.to_string());
+            rows.push(vec![
+                r.replace('_', " "),
+                within,
+                format!("{e1}: {}", pm(m1, s1)),
+                format!("{e2}: {}", pm(m2, s2)),
+                format!("{} / {}", pm(wa, wsa), pm(wb, wsb)),
+                format!("{el}: {}", pm(ml, sl)),
+            ]);
+        }
+        v.insert(
+            "table_zoo".into(),
+            md(
+                &[
+                    "sampler, schedule",
+                    "exact: fewest evaluations within 0.02 of 0.2",
+                    "exact: weight at ≈100 evaluations",
+                    "exact: weight at the most",
+                    "exact: sliced W₂ at ≈100 / the most",
+                    "learned: weight at the most",
+                ],
+                &rows,
+            ),
+        );
+        let mut rows = vec![];
+        let nets = ["sigma2", "sigma2_edm", "edm", "likelihood_edm"];
+        let smps = [
+            "heun_edm_18",
+            "heun_churn_edm_64",
+            "reverse_sde_vp_1000",
+            "ancestral_vp_1000",
+            "ddim_vp_100",
+            "rk45_vp",
+        ];
+        for smp in smps {
+            let mut row = vec![smp.replace('_', " ")];
+            for net in nets {
+                let r = format!("objective_{net}_{smp}");
+                let (_, m, sd) = at(&mmd, &r, None)?;
+                let (_, w, wsd) = at(&w2, &r, None)?;
+                row.push(format!("{} / {}", pm(m, sd), pm(w, wsd)));
+            }
+            rows.push(row);
+        }
+        v.insert(
+            "table_zoo_objectives".into(),
+            md(
+                &[
+                    "sampler (MMD² / sliced W₂)",
+                    "log-uniform, λ = σ̃²",
+                    "log-uniform, λ = σ̃², EDM preconditioning",
+                    "EDM (log-normal, λ_EDM, preconditioning)",
+                    "likelihood λ = g², log-normal, preconditioning",
+                ],
+                &rows,
+            ),
+        );
+        // The numbers the text quotes.
+        let one = |t: &Table, run: &str, steps: Option<&str>| -> Result<String> {
+            let (_, m, sd) = at(t, run, steps)?;
+            Ok(pm(m, sd))
+        };
+        v.insert("zoo_w_ve20".into(), one(&weight, "prior_ode_ve20", None)?);
+        v.insert("zoo_w_vp".into(), one(&weight, "prior_ode_vp", None)?);
+        v.insert(
+            "zoo_w_exact_vp".into(),
+            one(&weight, "prior_exact_ode_vp", None)?,
+        );
+        v.insert(
+            "zoo_w_rsde_vp".into(),
+            one(&weight, "reverse_sde_vp", None)?,
+        );
+        v.insert(
+            "zoo_w_ancestral".into(),
+            one(&weight, "ancestral_vp", None)?,
+        );
+        v.insert(
+            "zoo_w_heun_churn_edm".into(),
+            one(&weight, "heun_churn_edm", None)?,
+        );
+        v.insert(
+            "zoo_w2_plain".into(),
+            one(&w2, "objective_sigma2_reverse_sde_vp_1000", None)?,
+        );
+        v.insert(
+            "zoo_w2_precond".into(),
+            one(&w2, "objective_sigma2_edm_reverse_sde_vp_1000", None)?,
+        );
+        v.insert(
+            "zoo_w2_heun_edm10".into(),
+            one(&w2, "heun_edm", Some("10"))?,
+        );
+        v.insert(
+            "zoo_w2_heun_edm10_learned".into(),
+            one(&w2, "heun_edm_learned", Some("10"))?,
+        );
+    }
     // Old Faithful.
     {
         let s = read("old_faithful_summary.csv")?;

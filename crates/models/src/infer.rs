@@ -42,7 +42,8 @@
 //! ```
 //! use scorelab_models::{Activation, Inference, Network, NetworkKind, NetworkSpec, TraceMethod};
 //! let net = NetworkSpec { kind: NetworkKind::NoiseConditionalMlp, dim: 2, hidden: vec![16],
-//!                         activation: Activation::Softplus, tau: None }.build(1)?;
+//!                         activation: Activation::Softplus, tau: None,
+//!                         precondition: None }.build(1)?;
 //! let mut f = Inference::new(&net);
 //! let x = ndarray::array![[0.5f32, -1.0]];
 //! let s = f.score(x.view(), Some(0.3))?;
@@ -56,7 +57,7 @@
 //! # Ok::<(), scorelab_models::ModelError>(())
 //! ```
 
-use crate::network::{check_sigma, Network, NetworkKind};
+use crate::network::{check_sigma, Network, NetworkKind, Precondition};
 use crate::simd::{apply, scale_rows, Outs};
 use crate::{Activation, ModelError, TraceMethod};
 use ndarray::linalg::general_mat_mul;
@@ -94,6 +95,7 @@ pub struct Inference {
     hidden: usize,
     /// `noise_conditional_mlp`: the first layer's weight of log σ.
     sigma_row: Option<Array1<f32>>,
+    precondition: Option<Precondition>,
     /// `energy_mlp`: the output weight w and 1/τ².
     energy: Option<(Array1<f32>, f32)>,
     structured: Structured,
@@ -104,6 +106,24 @@ pub struct Inference {
     d1: Vec<Array2<f32>>,
     d2: Vec<Array2<f32>>,
     delta: Vec<Array2<f32>>,
+}
+
+/// EDM's coefficients in f32 ([`crate::EdmCoefficients`]).
+#[derive(Debug, Clone, Copy)]
+struct Coefficients {
+    c_in: f32,
+    out: f32,
+    skip: f32,
+}
+
+impl Coefficients {
+    /// out · raw − skip · x, row by row: the preconditioned score (or JVP, with x the tangents).
+    fn combine(&self, mut raw: Array2<f32>, x: ArrayView2<f32>) -> Array2<f32> {
+        Zip::from(&mut raw)
+            .and(x)
+            .for_each(|r, &x| *r = *r * self.out - x * self.skip);
+        raw
+    }
 }
 
 /// What a forward pass must leave besides hₗ and φ(hₗ).
@@ -161,6 +181,7 @@ impl Inference {
             layers,
             hidden,
             sigma_row,
+            precondition: spec.precondition,
             energy,
             structured,
             pre: vec![],
@@ -192,6 +213,34 @@ impl Inference {
         x: ArrayView2<f32>,
         sigma: Option<f32>,
     ) -> Result<Array2<f32>, ModelError> {
+        if let Some((k, xin)) = self.preconditioned_input(x, sigma) {
+            let raw = self.raw_score(xin.view(), sigma)?;
+            return Ok(k.combine(raw, x));
+        }
+        self.raw_score(x, sigma)
+    }
+
+    /// EDM's coefficients at σ and the network's input c_in x, for a preconditioned network.
+    fn preconditioned_input(
+        &self,
+        x: ArrayView2<f32>,
+        sigma: Option<f32>,
+    ) -> Option<(Coefficients, Array2<f32>)> {
+        let (pre, s) = (self.precondition?, sigma?);
+        let k = pre.at(f64::from(s));
+        let k = Coefficients {
+            c_in: k.c_in as f32,
+            out: k.out as f32,
+            skip: k.skip as f32,
+        };
+        Some((k, x.mapv(|v| v * k.c_in)))
+    }
+
+    fn raw_score(
+        &mut self,
+        x: ArrayView2<f32>,
+        sigma: Option<f32>,
+    ) -> Result<Array2<f32>, ModelError> {
         let need = match self.kind {
             NetworkKind::EnergyMlp => Need::First,
             _ => Need::Value,
@@ -216,6 +265,20 @@ impl Inference {
                 format!("has shape {:?} but x has {:?}", v.dim(), x.dim()),
             ));
         }
+        if let Some((k, xin)) = self.preconditioned_input(x, sigma) {
+            let vin = v.mapv(|t| t * k.c_in);
+            let (s, jv) = self.raw_score_jvp(xin.view(), vin.view(), sigma)?;
+            return Ok((k.combine(s, x), k.combine(jv, v)));
+        }
+        self.raw_score_jvp(x, v, sigma)
+    }
+
+    fn raw_score_jvp(
+        &mut self,
+        x: ArrayView2<f32>,
+        v: ArrayView2<f32>,
+        sigma: Option<f32>,
+    ) -> Result<(Array2<f32>, Array2<f32>), ModelError> {
         let s = self.score_for_tangents(x, sigma)?;
         let n = x.nrows();
         let mut jv = Array2::zeros((n, self.dim));
@@ -235,6 +298,21 @@ impl Inference {
     /// # Errors
     /// As [`Inference::score`].
     pub fn score_trace(
+        &mut self,
+        x: ArrayView2<f32>,
+        sigma: Option<f32>,
+        method: TraceMethod,
+    ) -> Result<(Array2<f32>, Array1<f32>), ModelError> {
+        if let Some((k, xin)) = self.preconditioned_input(x, sigma) {
+            let (s, tr) = self.raw_score_trace(xin.view(), sigma, method)?;
+            let d = self.dim as f32;
+            let tr = tr.mapv(|t| t * k.out * k.c_in - d * k.skip);
+            return Ok((k.combine(s, x), tr));
+        }
+        self.raw_score_trace(x, sigma, method)
+    }
+
+    fn raw_score_trace(
         &mut self,
         x: ArrayView2<f32>,
         sigma: Option<f32>,
@@ -623,7 +701,8 @@ fn cholesky(g: &Array2<f64>) -> Option<Array2<f64>> {
 /// use scorelab_core::{Score, ScoreFunction};
 /// use scorelab_models::{Activation, F32Score, NetworkKind, NetworkSpec};
 /// let net = NetworkSpec { kind: NetworkKind::Mlp, dim: 2, hidden: vec![8, 8],
-///                         activation: Activation::Tanh, tau: None }.build(0)?;
+///                         activation: Activation::Tanh, tau: None,
+///                         precondition: None }.build(0)?;
 /// let fast = F32Score::new(&net, None)?;
 /// let x = ndarray::array![[0.1, 0.2]];
 /// let (a, b) = (fast.jacobian_trace(x.view())[0], net.score_function(None)?.jacobian_trace(x.view())[0]);
@@ -800,19 +879,24 @@ mod tests {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
         for kind in KINDS {
             for activation in ACTIVATIONS {
-                for (dim, hidden) in cases(kind) {
+                for (k, (dim, hidden)) in cases(kind).into_iter().enumerate() {
+                    // Every other noise-conditional case with EDM's preconditioning.
+                    let precondition = (kind == NetworkKind::NoiseConditionalMlp && k % 2 == 1)
+                        .then_some(crate::Precondition::Edm { sigma_data: 1.3 });
                     let spec = NetworkSpec {
                         kind,
                         dim,
                         hidden: hidden.clone(),
                         activation,
                         tau: (kind == NetworkKind::EnergyMlp).then_some(3.0),
+                        precondition,
                     };
                     let net = spec.build(5).unwrap();
                     let x = Array2::from_shape_fn((33, dim), |_| rng.gen_range(-3.0..3.0));
                     for sigma in sigmas(kind) {
-                        let what =
-                            format!("{kind:?} {activation:?} D={dim} {hidden:?} σ={sigma:?}");
+                        let what = format!(
+                            "{kind:?} {activation:?} D={dim} {hidden:?} σ={sigma:?} {precondition:?}"
+                        );
                         check(what, &net, &x, sigma);
                     }
                 }
@@ -897,6 +981,7 @@ mod tests {
             hidden: vec![8, 8],
             activation: Activation::Softplus,
             tau: Some(2.0),
+            precondition: None,
         };
         let net = spec.build(2).unwrap();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
@@ -923,6 +1008,7 @@ mod tests {
             hidden: vec![16, 16],
             activation: Activation::Silu,
             tau: None,
+            precondition: None,
         };
         let net = spec.build(1).unwrap();
         let x = ndarray::array![[0.1, -0.4, 2.0], [1.0, 0.0, -1.0]];
@@ -962,6 +1048,7 @@ mod tests {
             hidden: vec![4],
             activation: Activation::Tanh,
             tau: None,
+            precondition: None,
         };
         let mut nc = Inference::new(&spec(NetworkKind::NoiseConditionalMlp).build(0).unwrap());
         let x = Array2::<f32>::zeros((3, 2));

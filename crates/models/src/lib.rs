@@ -55,7 +55,10 @@ pub use infer::{F32Noised, F32Score, Inference};
 pub use linear::Linear;
 pub use mlp::{AtSigma, Mlp, NoiseConditionalMlp};
 pub use net::{Activation, Bound, Outputs, Real, Tangents, TraceMethod};
-pub use network::{Checkpoint, LoadError, Network, NetworkKind, NetworkSpec, TrainingState};
+pub use network::{
+    Checkpoint, EdmCoefficients, LoadError, Network, NetworkKind, NetworkSpec, Precondition,
+    TrainingState,
+};
 pub use params::Params;
 
 /// A model parameter that cannot be used; the message names the field as the config spells it.

@@ -25,9 +25,10 @@
 
 use crate::fused::{add_bias, diag_contract, input_matmul, outer_rows, scale_k};
 use crate::net::{
-    bmm, over_batch, over_cols, over_k, per_col, per_row, to_f64, transpose, Activation, Bound,
+    bmm, c, over_batch, over_cols, over_k, per_col, per_row, to_f64, transpose, Activation, Bound,
     Dev, Outputs, Real, Tangents, Taped, TraceMethod, T1, T2, T3,
 };
+use crate::network::{EdmCoefficients, Precondition};
 use crate::params::Params;
 use crate::ModelError;
 use dfdx::prelude::*;
@@ -513,6 +514,10 @@ door_impls!(Mlp);
 ///
 /// The JVP and traces are with respect to x at fixed σ: those of [`Mlp`] times 1/σ.
 ///
+/// With [`NoiseConditionalMlp::with_precondition`] (a network option `precondition = "edm"`) the
+/// score is EDM's preconditioned one (Karras et al. 2022, Table 1): the plain network sees
+/// c_in x, of unit scale at every σ, and a skip term −x/(σ² + σ_d²) carries the large-σ limit.
+///
 /// # Examples
 /// ```
 /// use ndarray::array;
@@ -531,6 +536,7 @@ door_impls!(Mlp);
 #[derive(Debug, Clone, PartialEq)]
 pub struct NoiseConditionalMlp {
     inner: Mlp,
+    precondition: Option<Precondition>,
 }
 
 impl NoiseConditionalMlp {
@@ -559,7 +565,22 @@ impl NoiseConditionalMlp {
                 activation,
                 params,
             },
+            precondition: None,
         })
+    }
+
+    /// The same weights with EDM's preconditioning ([`Precondition`]; `None`: plain). With
+    /// `Some(Edm { σ_d })`, s(x, σ) = −x/(σ² + σ_d²) + σ_d c_in · g(c_in x, σ), g the plain network
+    /// ([`crate::EdmCoefficients`]); the JVP and traces follow by the chain rule:
+    /// J_s v = −v/(σ² + σ_d²) + σ_d c_in² J_g v and tr J_s = −D/(σ² + σ_d²) + σ_d c_in² tr J_g.
+    pub fn with_precondition(mut self, precondition: Option<Precondition>) -> Self {
+        self.precondition = precondition;
+        self
+    }
+
+    /// The preconditioning, if any.
+    pub fn precondition(&self) -> Option<Precondition> {
+        self.precondition
     }
 
     /// The hidden widths.
@@ -594,6 +615,9 @@ impl NoiseConditionalMlp {
         Dev: Device<E>,
     {
         let (n, d) = *x.shape();
+        if let Some(pre) = self.precondition {
+            return self.preconditioned_forward(pre, p, x, sigma, tangents);
+        }
         let hidden = self.inner.hidden.len();
         let h1 = p.tensors[1].shape().1;
         let log_sigma = sigma.clone().ln();
@@ -606,6 +630,52 @@ impl NoiseConditionalMlp {
             j * inv_sigma.clone().broadcast_like::<_, Axes2<1, 2>>(&shape)
         });
         o.trace = o.trace.map(|t| t * inv_sigma.clone());
+        o
+    }
+
+    /// The forward of the preconditioned network: the plain one at c_in x, combined as
+    /// [`NoiseConditionalMlp::with_precondition`] says.
+    fn preconditioned_forward<E: Real, T: Tape<E, Dev>>(
+        &self,
+        pre: Precondition,
+        p: &Bound<E>,
+        x: T2<E, T>,
+        sigma: &T1<E>,
+        tangents: &Tangents<E>,
+    ) -> Outputs<E, T>
+    where
+        Dev: Device<E>,
+    {
+        let (n, d) = *x.shape();
+        let dev = x.device().clone();
+        let coef: Vec<EdmCoefficients> = to_f64(sigma).iter().map(|&s| pre.at(s)).collect();
+        let col = |f: fn(&EdmCoefficients) -> f64| -> T1<E> {
+            dev.tensor_from_vec(coef.iter().map(|k| c::<E>(f(k))).collect(), (n,))
+        };
+        let (c_in, out, skip) = (col(|k| k.c_in), col(|k| k.out), col(|k| k.skip));
+        // x carries the tape only (its own history is not needed: no loss differentiates in x).
+        let (x, tape) = x.split_tape();
+        let x_in = (x.clone() * per_row(c_in.clone(), d)).put_tape(tape);
+        let inner_tangents = match tangents {
+            Tangents::Jvp(v) => {
+                let shape = *v.shape();
+                Tangents::Jvp(v.clone() * c_in.clone().broadcast_like::<_, Axes2<1, 2>>(&shape))
+            }
+            Tangents::None => Tangents::None,
+            Tangents::Trace(m) => Tangents::Trace(*m),
+        };
+        let plain = NoiseConditionalMlp {
+            inner: self.inner.clone(),
+            precondition: None,
+        };
+        let mut o = plain.forward(p, x_in, sigma, &inner_tangents);
+        o.score = o.score * per_row(out.clone(), d) - x * per_row(skip.clone(), d);
+        if let (Some(j), Tangents::Jvp(v)) = (o.jvp.take(), tangents) {
+            let shape = *j.shape();
+            let b = |t: &T1<E>| t.clone().broadcast_like::<_, Axes2<1, 2>>(&shape);
+            o.jvp = Some(j * b(&out) - v.clone() * b(&skip));
+        }
+        o.trace = o.trace.map(|t| t * (out * c_in) - skip * c::<E>(d as f64));
         o
     }
 

@@ -49,7 +49,7 @@ impl NetworkKind {
 /// ```
 /// use scorelab_models::{Activation, NetworkKind, NetworkSpec};
 /// let spec = NetworkSpec { kind: NetworkKind::EnergyMlp, dim: 2, hidden: vec![16],
-///                          activation: Activation::Softplus, tau: Some(3.0) };
+///                          activation: Activation::Softplus, tau: Some(3.0), precondition: None };
 /// let net = spec.build(1)?;
 /// assert_eq!(net.spec(), spec);
 /// # Ok::<(), scorelab_models::ModelError>(())
@@ -66,6 +66,64 @@ pub struct NetworkSpec {
     pub activation: Activation,
     /// τ of the energy network's confining term (`energy_mlp` only).
     pub tau: Option<f64>,
+    /// EDM's preconditioning (`noise_conditional_mlp` only; [`NoiseConditionalMlp`]).
+    pub precondition: Option<Precondition>,
+}
+
+/// A network's preconditioning (Karras et al. 2022, Table 1).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Precondition {
+    /// EDM's c_skip, c_out, c_in for data of standard deviation σ_d = `sigma_data`.
+    Edm {
+        /// σ_d > 0, in the network's units.
+        sigma_data: f64,
+    },
+}
+
+impl Precondition {
+    /// The coefficients at noise level σ (see [`EdmCoefficients`]).
+    pub fn at(&self, sigma: f64) -> EdmCoefficients {
+        match *self {
+            Precondition::Edm { sigma_data } => EdmCoefficients::new(sigma, sigma_data),
+        }
+    }
+}
+
+/// EDM's preconditioning at one σ, in score form. With D_θ(x; σ) = c_skip x + c_out F(c_in x),
+/// c_skip = σ_d²/(σ² + σ_d²), c_out = σσ_d/√(σ² + σ_d²), c_in = 1/√(σ² + σ_d²) (Karras et al. 2022,
+/// Table 1) and s = (D − x)/σ² (Tweedie):
+/// s(x, σ) = −x/(σ² + σ_d²) + σ_d c_in · F(c_in x)/σ,
+/// where F/σ is what the plain noise-conditional network outputs. EDM's c_noise = ¼ ln σ is an
+/// affine map of the network's own ln σ input, absorbed by its first layer.
+///
+/// # Examples
+/// ```
+/// let c = scorelab_models::EdmCoefficients::new(3.0, 4.0);
+/// assert_eq!((c.c_in, c.skip), (0.2, 1.0 / 25.0));
+/// // σ_d c_in σ = c_out: 4 · 0.2 · 3 = 12/5.
+/// assert!((c.out * 3.0 - 2.4).abs() < 1e-15);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EdmCoefficients {
+    /// c_in = 1/√(σ² + σ_d²).
+    pub c_in: f64,
+    /// σ_d c_in: the factor on the plain network's output F/σ.
+    pub out: f64,
+    /// 1/(σ² + σ_d²): s has −x times this.
+    pub skip: f64,
+}
+
+impl EdmCoefficients {
+    /// The coefficients at σ for data of standard deviation σ_d.
+    pub fn new(sigma: f64, sigma_data: f64) -> Self {
+        let v = sigma * sigma + sigma_data * sigma_data;
+        let c_in = 1.0 / v.sqrt();
+        EdmCoefficients {
+            c_in,
+            out: sigma_data * c_in,
+            skip: 1.0 / v,
+        }
+    }
 }
 
 impl NetworkSpec {
@@ -75,10 +133,27 @@ impl NetworkSpec {
     /// The constructor's [`ModelError`]; `tau` is required for `energy_mlp` and refused otherwise.
     pub fn build(&self, seed: u64) -> Result<Network, ModelError> {
         let (d, h, a) = (self.dim, &self.hidden[..], self.activation);
+        if let Some(Precondition::Edm { sigma_data }) = self.precondition {
+            if self.kind != NetworkKind::NoiseConditionalMlp {
+                return Err(ModelError::invalid(
+                    "precondition",
+                    format!(
+                        "only noise_conditional_mlp is preconditioned; remove it for {}",
+                        self.kind.name()
+                    ),
+                ));
+            }
+            if !(sigma_data.is_finite() && sigma_data > 0.0) {
+                return Err(ModelError::invalid(
+                    "sigma_data",
+                    format!("must be a finite number > 0, got {sigma_data}"),
+                ));
+            }
+        }
         match (self.kind, self.tau) {
             (NetworkKind::Mlp, None) => Ok(Network::Mlp(Mlp::new(d, h, a, seed)?)),
             (NetworkKind::NoiseConditionalMlp, None) => Ok(Network::NoiseConditional(
-                NoiseConditionalMlp::new(d, h, a, seed)?,
+                NoiseConditionalMlp::new(d, h, a, seed)?.with_precondition(self.precondition),
             )),
             (NetworkKind::EnergyMlp, Some(tau)) => {
                 Ok(Network::Energy(EnergyMlp::new(d, h, a, tau, seed)?))
@@ -136,6 +211,9 @@ impl NetworkSpec {
         if let Some(t) = self.tau {
             v["tau"] = serde_json::json!(t);
         }
+        if let Some(Precondition::Edm { sigma_data }) = self.precondition {
+            v["precondition"] = serde_json::json!({"kind": "edm", "sigma_data": sigma_data});
+        }
         v.to_string()
     }
 
@@ -163,12 +241,20 @@ impl NetworkSpec {
             .ok_or("missing activation")?
             .parse()?;
         let tau = v.get("tau").and_then(|t| t.as_f64());
+        let precondition = match v.get("precondition") {
+            None => None,
+            Some(p) => match (p["kind"].as_str(), p["sigma_data"].as_f64()) {
+                (Some("edm"), Some(sigma_data)) => Some(Precondition::Edm { sigma_data }),
+                _ => return Err(format!("unknown precondition {p}")),
+            },
+        };
         Ok(NetworkSpec {
             kind,
             dim,
             hidden,
             activation,
             tau,
+            precondition,
         })
     }
 }
@@ -194,6 +280,7 @@ impl Network {
                 hidden: m.hidden().to_vec(),
                 activation: m.activation(),
                 tau: None,
+                precondition: None,
             },
             Network::NoiseConditional(m) => NetworkSpec {
                 kind: NetworkKind::NoiseConditionalMlp,
@@ -201,6 +288,7 @@ impl Network {
                 hidden: m.hidden().to_vec(),
                 activation: m.activation(),
                 tau: None,
+                precondition: m.precondition(),
             },
             Network::Energy(m) => NetworkSpec {
                 kind: NetworkKind::EnergyMlp,
@@ -208,6 +296,7 @@ impl Network {
                 hidden: m.hidden().to_vec(),
                 activation: m.activation(),
                 tau: Some(m.tau()),
+                precondition: None,
             },
         }
     }

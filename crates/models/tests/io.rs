@@ -11,6 +11,7 @@ fn spec(kind: NetworkKind, hidden: &[usize]) -> NetworkSpec {
         hidden: hidden.to_vec(),
         activation: Activation::Silu,
         tau: (kind == NetworkKind::EnergyMlp).then_some(2.5),
+        precondition: None,
     }
 }
 
@@ -34,6 +35,29 @@ fn every_kind_round_trips_bit_for_bit() {
             std::fs::read(&again).unwrap()
         );
     }
+    // EDM's preconditioning is part of the architecture and survives the round trip.
+    let mut pre = spec(NetworkKind::NoiseConditionalMlp, &[5, 4]);
+    pre.precondition = Some(scorelab_models::Precondition::Edm { sigma_data: 0.625 });
+    let net = pre.build(3).unwrap();
+    let path = dir.path().join("pre.safetensors");
+    net.save(&path).unwrap();
+    let back = Network::load(&path).unwrap();
+    assert_eq!(back.spec().precondition, pre.precondition);
+    assert_eq!(back, net);
+    // Refused on the other kinds and for σ_d ≤ 0, by name.
+    let mut bad = spec(NetworkKind::Mlp, &[5]);
+    bad.precondition = pre.precondition;
+    assert!(bad
+        .build(0)
+        .unwrap_err()
+        .to_string()
+        .starts_with("precondition"));
+    pre.precondition = Some(scorelab_models::Precondition::Edm { sigma_data: 0.0 });
+    assert!(pre
+        .build(0)
+        .unwrap_err()
+        .to_string()
+        .starts_with("sigma_data"));
 }
 
 #[test]

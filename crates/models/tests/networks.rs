@@ -8,7 +8,9 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use scorelab_core::tolerance::{FINITE_DIFF_REL, FINITE_DIFF_STEP};
 use scorelab_core::{ParameterGradient, Score, ScoreFunction};
-use scorelab_models::{Activation, EnergyMlp, Mlp, NoiseConditionalMlp, Params, TraceMethod};
+use scorelab_models::{
+    Activation, EnergyMlp, Mlp, NoiseConditionalMlp, Params, Precondition, TraceMethod,
+};
 
 /// Naive and structured traces are the same sum in another order: rounding only.
 const TRACE_AGREEMENT_REL: f64 = 1e-11;
@@ -143,6 +145,44 @@ fn noise_conditional_jvp_and_traces_match_finite_differences() {
                 tr
             };
             check_score_function(&at, naive, &format!("noise-conditional {act} σ={sigma}"));
+        }
+    }
+}
+
+#[test]
+fn edm_preconditioning_is_its_formula_around_the_plain_network_and_differentiates_right() {
+    let sd = 0.7;
+    for act in ACTS {
+        let plain = NoiseConditionalMlp::new(3, &[6, 5], act, 4).unwrap();
+        let pre = plain
+            .clone()
+            .with_precondition(Some(Precondition::Edm { sigma_data: sd }));
+        for sigma in [0.05, 1.0, 20.0] {
+            // s = −x/(σ² + σ_d²) + σ_d c_in g(c_in x, σ), g the plain network (Karras et al. Table 1
+            // through s = (D − x)/σ²): c_skip − 1 = −σ²/(σ² + σ_d²), c_out/σ² = σ_d c_in/σ.
+            let x = x_for(3);
+            let c_in = 1.0 / (sigma * sigma + sd * sd).sqrt();
+            let g = plain.at(sigma).score((&x * c_in).view());
+            let c_skip = sd * sd / (sigma * sigma + sd * sd);
+            let c_out = sigma * sd * c_in;
+            // D = c_skip x + c_out F with F = σ g (the plain network outputs F/σ).
+            let denoised = &x * c_skip + &(&g * (sigma * c_out));
+            let want = (&denoised - &x) / (sigma * sigma);
+            let got = pre.at(sigma).score(x.view());
+            for (a, b) in got.iter().zip(&want) {
+                close(*a, *b, 1e-12, "preconditioned score");
+            }
+            let at = pre.at(sigma);
+            let naive = {
+                let mut tr = Array1::zeros(5);
+                for k in 0..3 {
+                    let mut v = Array2::zeros((5, 3));
+                    v.column_mut(k).fill(1.0);
+                    tr += &at.score_jvp(x.view(), v.view()).column(k);
+                }
+                tr
+            };
+            check_score_function(&at, naive, &format!("preconditioned {act} σ={sigma}"));
         }
     }
 }

@@ -420,6 +420,86 @@ fn to_f32(x: ArrayView2<f64>) -> Array2<f32> {
     x.mapv(|v| v as f32)
 }
 
+/// The denoising objectives of a noise-conditional network in their general form: with the
+/// network's raw output h at its input c_in x̃ (c_in = 1 without preconditioning), the score is
+/// s = (o/σ) h − k x̃ (o = σ_d c_in and k = 1/(σ² + σ_d²) with EDM's preconditioning, else o = 1,
+/// k = 0), and the residual r = A h + B per row: `dsm` r = s + ε/σ, `dsm_multi` r = σ s + ε,
+/// `dsm_continuous` r = √c (σ s + ε). The loss is ½ mean ‖r‖², its gradient in h is A r / n.
+fn weighted_dsm(
+    objective: &Objective,
+    precondition: Option<scorelab_models::Precondition>,
+    layers: &Layers,
+    x: ArrayView2<f64>,
+    noise: &Noise,
+    grads: &mut [Vec<f32>],
+) -> f64 {
+    let (n, d) = x.dim();
+    let eps = noise.eps.as_ref().expect("DSM needs ε");
+    let (xt, sigmas): (Vec<f64>, Vec<f64>) = match objective {
+        Objective::Dsm { sigma } => (noise.perturbed(x, Some(*sigma)), vec![*sigma; n]),
+        _ => (
+            noise.perturbed(x, None),
+            noise.sigmas.clone().expect("multi-σ DSM needs σ per point"),
+        ),
+    };
+    let mut xin = Array2::<f32>::zeros((n, d));
+    let mut a = Array1::<f32>::zeros(n);
+    let mut b = Array2::<f32>::zeros((n, d));
+    for i in 0..n {
+        let s = sigmas[i];
+        let (c_in, o, k) = match precondition {
+            Some(p) => {
+                let c = p.at(s);
+                (c.c_in, c.out, c.skip)
+            }
+            None => (1.0, 1.0, 0.0),
+        };
+        let (ai, m, off) = match objective {
+            Objective::Dsm { .. } => (o / s, 1.0, 1.0 / s),
+            Objective::DsmContinuous(c) => {
+                let w = c.weight(s).sqrt();
+                (w * o, w * s, 1.0 / s)
+            }
+            _ => (o, s, 1.0 / s),
+        };
+        a[i] = ai as f32;
+        for j in 0..d {
+            let (xv, e) = (xt[i * d + j], eps[i * d + j]);
+            xin[[i, j]] = (c_in * xv) as f32;
+            b[[i, j]] = (m * (e * off - k * xv)) as f32;
+        }
+    }
+    let sig = RowSigma {
+        log: sigmas.iter().map(|&s| (s as f32).ln()).collect(),
+        sigma: sigmas.iter().map(|&s| s as f32).collect(),
+    };
+    let f = layers.forward(xin, Some(&sig), false);
+    let out = f.pre.last().expect("the output layer");
+    let mut r = out.clone();
+    for (mut row, &ai) in r.rows_mut().into_iter().zip(&a) {
+        row.mapv_inplace(|v| v * ai);
+    }
+    r += &b;
+    let loss = r
+        .rows()
+        .into_iter()
+        .map(|row| {
+            0.5 * row
+                .iter()
+                .map(|&v| f64::from(v) * f64::from(v))
+                .sum::<f64>()
+        })
+        .sum::<f64>()
+        / n as f64;
+    let inv_n = 1.0 / n as f32;
+    let mut g = r;
+    for (mut row, &ai) in g.rows_mut().into_iter().zip(&a) {
+        row.mapv_inplace(|v| v * ai * inv_n);
+    }
+    layers.backward(&f, g, &vec![None; layers.hidden()], Some(&sig), grads);
+    loss
+}
+
 /// The batch-mean loss and its θ-gradient (blocks in parameter order) of `objective` on `net`,
 /// computed directly in f32 (module docs), or `None` where this path does not cover the pair
 /// (the energy network; the structured ISM of an MLP with other than two hidden layers).
@@ -459,7 +539,14 @@ pub fn loss_and_gradient(
     let inv_n = 1.0 / n as f32;
     let mut grads: Vec<Vec<f32>> = layers.sizes.iter().map(|&s| vec![0.0; s]).collect();
     debug_assert_eq!(grads.len(), layers.blocks);
+    let precondition = net.spec().precondition;
     let loss = match objective {
+        Objective::Dsm { .. } | Objective::DsmMulti { .. } | Objective::DsmContinuous(_)
+            if precondition.is_some() || matches!(objective, Objective::DsmContinuous(_)) =>
+        {
+            weighted_dsm(objective, precondition, &layers, x, noise, &mut grads)
+        }
+        Objective::DsmContinuous(_) => unreachable!("matched above"),
         Objective::Esm | Objective::Dsm { .. } | Objective::DsmMulti { .. } => {
             let nc = net.is_noise_conditional();
             let (xin, sig, offset) = match objective {

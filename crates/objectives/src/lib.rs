@@ -28,6 +28,7 @@
 #![warn(missing_docs)]
 
 pub mod closed_form;
+pub mod continuous;
 pub mod direct;
 pub mod taped;
 pub mod training;

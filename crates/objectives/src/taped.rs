@@ -10,6 +10,7 @@
 //! | `ssm_vr` | ½‖s_θ(x)‖² + (1/K) Σₖ vₖᵀ∇ₓs_θ(x)vₖ (Hutchinson's estimate of ISM) | K probes vₖ |
 //! | `dsm` | ½‖s_θ(x̃) + ε/σ‖², x̃ = x + σε | ε ∼ N(0, I) |
 //! | `dsm_multi` | ½σᵢ²‖s_θ(x̃, σᵢ) + ε/σᵢ‖² = ½‖σᵢ s_θ(x̃, σᵢ) + ε‖², x̃ = x + σᵢε | a level i per sample, ε |
+//! | `dsm_continuous` | ½c(σ̃)‖σ̃ s_θ(x̃, σ̃) + ε‖², c = λ(σ̃)/σ̃² ([`crate::continuous`]) | a σ̃ per sample, ε |
 //!
 //! Probes are Gaussian (N(0, I)) or Rademacher (±1 each with probability ½); both have
 //! E\[vvᵀ\] = I, so E_v\[vᵀJv\] = tr J and E_v\[½(vᵀs)²\] = ½‖s‖²: SSM and SSM-VR are unbiased for ISM
@@ -20,10 +21,12 @@
 //!
 //! # Randomness
 //! [`Noise::draw`] takes the RNG and draws, in this order: SSM/SSM-VR the `(B, K, D)` probes
-//! row-major; DSM the `(B, D)` ε row-major; multi-σ DSM the B level indices, then ε. The loss
+//! row-major; DSM the `(B, D)` ε row-major; multi-σ DSM the B level indices, then ε; continuous
+//! DSM the B σ̃'s ([`ContinuousDsm::draw`]), then ε. The loss
 //! itself ([`loss_terms`]) is deterministic given the noise, which is what the finite-difference
 //! tests in θ rely on.
 
+use crate::continuous::ContinuousDsm;
 use dfdx::prelude::*;
 use ndarray::ArrayView2;
 use rand::Rng;
@@ -110,6 +113,8 @@ pub enum Objective {
         /// The levels σ₁ > … > σ_L.
         sigmas: Vec<f64>,
     },
+    /// Denoising score matching over a continuous σ̃ ([`ContinuousDsm`]).
+    DsmContinuous(ContinuousDsm),
 }
 
 impl Objective {
@@ -179,6 +184,8 @@ impl Objective {
                 }
             }
             Objective::Dsm { sigma } => noise_level(*sigma, "sigma"),
+            // Validated by its constructor.
+            Objective::DsmContinuous(_) => Ok(()),
             Objective::DsmMulti { sigmas } => {
                 if sigmas.len() < 2 {
                     return Err(ParamError::invalid(
@@ -239,6 +246,21 @@ impl Objective {
             Objective::SsmVr { .. } => "ssm_vr",
             Objective::Dsm { .. } => "dsm",
             Objective::DsmMulti { .. } => "dsm_multi",
+            Objective::DsmContinuous(_) => "dsm_continuous",
+        }
+    }
+
+    /// The noise levels a network trained by this objective has seen: (smallest, largest) σ̃;
+    /// `None` for the objectives without noise.
+    pub fn sigma_range(&self) -> Option<(f64, f64)> {
+        match self {
+            Objective::Dsm { sigma } => Some((*sigma, *sigma)),
+            Objective::DsmMulti { sigmas } => Some((
+                sigmas.iter().copied().fold(f64::INFINITY, f64::min),
+                sigmas.iter().copied().fold(0.0, f64::max),
+            )),
+            Objective::DsmContinuous(c) => Some((c.sigma_min(), c.sigma_max())),
+            _ => None,
         }
     }
 
@@ -254,12 +276,15 @@ impl Objective {
     /// A message saying which model or objective to use instead.
     pub fn check_network(&self, net: &Network) -> Result<(), String> {
         match (self, net.is_noise_conditional()) {
-            (Objective::DsmMulti { .. }, false) => Err(
-                "objective dsm_multi conditions on σ: use model kind = \"noise_conditional_mlp\"".into(),
-            ),
-            (Objective::Dsm { .. } | Objective::DsmMulti { .. }, _) => Ok(()),
+            (Objective::DsmMulti { .. } | Objective::DsmContinuous(_), false) => Err(format!(
+                "objective {} conditions on σ: use model kind = \"noise_conditional_mlp\"",
+                self.id()
+            )),
+            (Objective::Dsm { .. } | Objective::DsmMulti { .. } | Objective::DsmContinuous(_), _) => {
+                Ok(())
+            }
             (_, true) => Err(format!(
-                "a noise_conditional_mlp is trained by dsm or dsm_multi, not {}; use kind = \"mlp\" for {}",
+                "a noise_conditional_mlp is trained by dsm, dsm_multi or dsm_continuous, not {}; use kind = \"mlp\" for {}",
                 self.id(),
                 self.id()
             )),
@@ -315,6 +340,14 @@ impl Noise {
                 eps: Some(normal(n * dim, rng)),
                 ..Noise::default()
             },
+            Objective::DsmContinuous(c) => {
+                let s: Vec<f64> = (0..n).map(|_| c.draw(rng)).collect();
+                Noise {
+                    sigmas: Some(s),
+                    eps: Some(normal(n * dim, rng)),
+                    ..Noise::default()
+                }
+            }
             Objective::DsmMulti { sigmas } => {
                 let s: Vec<f64> = (0..n)
                     .map(|_| sigmas[rng.gen_range(0..sigmas.len())])
@@ -437,13 +470,19 @@ where
                 .sum::<(usize,), Axis<1>>()
                 * half
         }
-        Objective::DsmMulti { .. } => {
+        Objective::DsmMulti { .. } | Objective::DsmContinuous(_) => {
             let eps = noise.eps.as_ref().expect("multi-σ DSM needs ε");
             let sigmas = noise
                 .sigmas
                 .as_ref()
                 .expect("multi-σ DSM needs σ per point");
             let xn = noise.perturbed(x, None);
+            let weights: Option<Vec<f64>> = match objective {
+                Objective::DsmContinuous(c) => {
+                    Some(sigmas.iter().map(|&s| 0.5 * c.weight(s)).collect())
+                }
+                _ => None,
+            };
             let scale: Vec<f64> = sigmas
                 .iter()
                 .flat_map(|&s| std::iter::repeat_n(s, d))
@@ -452,10 +491,14 @@ where
             let sig = tensor1::<E>(&dev, sigmas);
             let xt = tensor2::<E>(&dev, &xn, (n, d)).put_tape(tape);
             let o = net.forward(p, xt, Some(&sig), &Tangents::None);
-            // ½‖σ s + ε‖²
+            // ½‖σ s + ε‖², times c(σ̃) for the continuous objective
             let r =
                 o.score * tensor2::<E>(&dev, &scale, (n, d)) - tensor2::<E>(&dev, &neg_eps, (n, d));
-            r.square().sum::<(usize,), Axis<1>>() * half
+            let sq = r.square().sum::<(usize,), Axis<1>>();
+            match weights {
+                Some(w) => sq * tensor1::<E>(&dev, &w),
+                None => sq * half,
+            }
         }
     }
 }

@@ -366,6 +366,7 @@ impl Trainer {
             Objective::DsmMulti { sigmas } if net.is_noise_conditional() => {
                 Some(sigmas.iter().copied().fold(f64::INFINITY, f64::min))
             }
+            Objective::DsmContinuous(c) if net.is_noise_conditional() => Some(c.sigma_min()),
             Objective::Dsm { sigma } if net.is_noise_conditional() => Some(*sigma),
             _ => None,
         };

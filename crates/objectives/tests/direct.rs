@@ -6,7 +6,10 @@
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use scorelab_models::{Activation, EnergyMlp, Mlp, Network, NoiseConditionalMlp, TraceMethod};
+use scorelab_models::{
+    Activation, EnergyMlp, Mlp, Network, NoiseConditionalMlp, Precondition, TraceMethod,
+};
+use scorelab_objectives::continuous::{ContinuousDsm, SigmaDistribution, Weighting};
 use scorelab_objectives::direct;
 use scorelab_objectives::taped::{loss_and_gradient, Noise, Objective, Probe};
 
@@ -24,6 +27,29 @@ fn plain_objectives() -> Vec<Objective> {
         Objective::ism(TraceMethod::Naive),
         Objective::ism(TraceMethod::Structured),
     ]
+}
+
+fn nc_objectives() -> Vec<Objective> {
+    let log_normal = SigmaDistribution::LogNormal {
+        p_mean: -1.2,
+        p_std: 1.2,
+    };
+    let mut v = vec![
+        Objective::dsm(0.7).unwrap(),
+        Objective::dsm_multi(5.0, 0.05, 6).unwrap(),
+    ];
+    for dist in [SigmaDistribution::LogUniform, log_normal] {
+        for w in [
+            Weighting::Sigma2,
+            Weighting::Edm { sigma_data: 0.6 },
+            Weighting::Likelihood,
+        ] {
+            v.push(Objective::DsmContinuous(
+                ContinuousDsm::new(0.01, 50.0, dist, w).unwrap(),
+            ));
+        }
+    }
+    v
 }
 
 /// |a − b| ≤ 1e-4 · (the block's largest |b|) + 1e-7 per entry, and the loss within 1e-5
@@ -86,18 +112,21 @@ fn the_direct_step_equals_the_taped_step_for_every_objective_and_network() {
                 if hidden.is_empty() {
                     continue;
                 }
-                let nc = Network::NoiseConditional(
-                    NoiseConditionalMlp::new(dim, hidden, activation, 4).unwrap(),
-                );
-                for (i, o) in [
-                    Objective::dsm(0.7).unwrap(),
-                    Objective::dsm_multi(5.0, 0.05, 6).unwrap(),
-                ]
-                .iter()
-                .enumerate()
-                {
-                    let what = format!("noise-conditional {activation:?} {hidden:?} D={dim} {o}");
-                    check(o, &nc, &x, &target, 100 + i as u64, &what);
+                let plain = NoiseConditionalMlp::new(dim, hidden, activation, 4).unwrap();
+                let edm = Some(Precondition::Edm { sigma_data: 0.8 });
+                for (name, nc) in [
+                    ("plain", Network::NoiseConditional(plain.clone())),
+                    (
+                        "edm",
+                        Network::NoiseConditional(plain.clone().with_precondition(edm)),
+                    ),
+                ] {
+                    for (i, o) in nc_objectives().iter().enumerate() {
+                        let what = format!(
+                            "noise-conditional {name} {activation:?} {hidden:?} D={dim} {o} {o:?}"
+                        );
+                        check(o, &nc, &x, &target, 100 + i as u64, &what);
+                    }
                 }
             }
         }

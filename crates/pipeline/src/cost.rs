@@ -196,6 +196,7 @@ pub fn check_size(
         hidden: vec![width, width],
         activation: scorelab_models::Activation::Softplus,
         tau: None,
+        precondition: None,
     };
     let config = scorelab_objectives::training::TrainConfig {
         steps: 1,

@@ -180,6 +180,7 @@ fn network(
         hidden: hidden.to_vec(),
         activation,
         tau,
+        precondition: None,
     };
     Ok(AnyModel::network(spec.build(seed)?)?)
 }

@@ -76,6 +76,36 @@ pub const METRIC_COLUMNS: &str = "metric,value,se,p_value,target";
 /// last row, `diverged`, is their fraction. With fewer than two finite points every other value is
 /// NaN.
 pub fn metrics(x: ArrayView2<f64>, against: &Against, seed: u64, tests: usize) -> Vec<MetricRow> {
+    metrics_with(x, against, seed, tests, &Options::default())
+}
+
+/// Choices of [`metrics_with`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Options {
+    /// MMD²'s RBF bandwidth, fixed (`None`: the median heuristic), so that the MMD² of different
+    /// runs compare on one kernel.
+    pub bandwidth: Option<f64>,
+    /// Whether to compute KSD (O(n²) score-kernel terms; default true).
+    pub ksd: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            bandwidth: None,
+            ksd: true,
+        }
+    }
+}
+
+/// [`metrics`] with [`Options`]: a fixed MMD² bandwidth, KSD left out (its rows then absent).
+pub fn metrics_with(
+    x: ArrayView2<f64>,
+    against: &Against,
+    seed: u64,
+    tests: usize,
+    options: &Options,
+) -> Vec<MetricRow> {
     let keep: Vec<usize> = (0..x.nrows())
         .filter(|&i| x.row(i).iter().all(|v| v.is_finite()))
         .collect();
@@ -92,9 +122,9 @@ pub fn metrics(x: ArrayView2<f64>, against: &Against, seed: u64, tests: usize) -
     };
     let finite = x.select(ndarray::Axis(0), &keep);
     let mut rows = if keep.len() >= 2 {
-        finite_metrics(finite.view(), against, seed, tests)
+        finite_metrics(finite.view(), against, seed, tests, options)
     } else {
-        metric_names(against)
+        metric_names(against, options.ksd)
             .into_iter()
             .map(|metric| MetricRow {
                 metric,
@@ -110,10 +140,12 @@ pub fn metrics(x: ArrayView2<f64>, against: &Against, seed: u64, tests: usize) -
 }
 
 /// The names of the rows [`metrics`] writes before `diverged`, in order.
-fn metric_names(against: &Against) -> Vec<String> {
+fn metric_names(against: &Against, ksd: bool) -> Vec<String> {
     let mut names = vec!["mmd2".to_string(), "mmd_bandwidth".into()];
     if let Against::Density(p, _) = against {
-        names.extend(["ksd".to_string(), "ksd2_u".into()]);
+        if ksd {
+            names.extend(["ksd".to_string(), "ksd2_u".into()]);
+        }
         names.push("sliced_w2".into());
         if let AnyDensity::GaussianMixture(mix) = p.as_ref() {
             names.extend((0..mix.weights().len()).map(|k| format!("mode_weight_{k}")));
@@ -129,6 +161,7 @@ fn finite_metrics(
     against: &Against,
     seed: u64,
     tests: usize,
+    options: &Options,
 ) -> Vec<MetricRow> {
     let stream = |k: u64| {
         let mut r = ChaCha8Rng::seed_from_u64(seed);
@@ -140,7 +173,13 @@ fn finite_metrics(
         Against::Density(p, label) => (p.sample(x.nrows(), &mut stream(0)), label.as_str()),
         Against::Reference(y) => (y.clone(), "reference"),
     };
-    let m = mmd2(x, reference.view(), None, tests, &mut stream(1));
+    let m = mmd2(
+        x,
+        reference.view(),
+        options.bandwidth,
+        tests,
+        &mut stream(1),
+    );
     rows.push(MetricRow::of("mmd2", m.estimate, label));
     rows.push(MetricRow {
         metric: "mmd_bandwidth".into(),
@@ -149,7 +188,7 @@ fn finite_metrics(
         p_value: None,
         target: label.into(),
     });
-    if let Against::Density(p, _) = against {
+    if let (Against::Density(p, _), true) = (against, options.ksd) {
         let k = ksd(x, p.as_ref(), tests, &mut stream(2));
         rows.push(MetricRow::of("ksd", k.ksd, label));
         rows.push(MetricRow::of("ksd2_u", k.u_statistic, label));
@@ -278,7 +317,7 @@ mod tests {
         ] {
             let rows = metrics(x.view(), &against, 0, 0);
             let names: Vec<String> = rows.iter().map(|r| r.metric.clone()).collect();
-            let mut want = metric_names(&against);
+            let mut want = metric_names(&against, true);
             want.push("diverged".into());
             assert_eq!(names, want);
             assert_eq!(rows.last().unwrap().value, 0.25);

@@ -787,6 +787,8 @@ pub enum Source {
         net: Network,
         /// The data transform, for CSV-trained models.
         transform: Option<Transform>,
+        /// The σ̃ range it was trained on, where recorded.
+        sigma_range: Option<(f64, f64)>,
     },
 }
 
@@ -924,6 +926,7 @@ impl SamplePlan {
                 Source::Model {
                     net: m.network,
                     transform: m.transform,
+                    sigma_range: m.sigma_range,
                 }
             }
         };
@@ -957,6 +960,22 @@ impl SamplePlan {
                 }
             }
             _ => {}
+        }
+        if let (
+            Source::Model {
+                sigma_range: Some((lo, hi)),
+                ..
+            },
+            Some((a, b)),
+        ) = (&source, sampler.outline().sigma_needed())
+        {
+            let slack = 1e-9;
+            if a < lo * (1.0 - slack) || b > hi * (1.0 + slack) {
+                return Err(PipelineError::invalid(
+                    "sampler",
+                    format!("{kind} needs the score at σ̃ from {a} to {b}, but the network was trained on σ̃ from {lo} to {hi}; narrow the sampler's schedule (sigma_min, sigma_max, t_min, beta_max, s_churn) into the trained range, or train with objective.sigma_min ≤ {a} and sigma_max ≥ {b}"),
+                ));
+            }
         }
         let dim = match &source {
             Source::Density { p, .. } => p.dim(),

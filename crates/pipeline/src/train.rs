@@ -58,9 +58,13 @@ use crate::files::{cell, sha256_hex, FolderLock};
 use crate::memory::{self, MemoryLimit};
 use crate::observe::{Control, Observe};
 use crate::spec::DensitySpec;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use scorelab_core::Sample;
 use scorelab_models::{
-    Activation, Checkpoint, LoadError, Network, NetworkKind, NetworkSpec, TraceMethod,
+    Activation, Checkpoint, LoadError, Network, NetworkKind, NetworkSpec, Precondition, TraceMethod,
 };
+use scorelab_objectives::continuous::{ContinuousDsm, SigmaDistribution, Weighting};
 use scorelab_objectives::taped::{Objective, Probe};
 use scorelab_objectives::training::{EvalRow, TrainConfig, TrainData, TrainError, Trainer};
 use serde::{Deserialize, Serialize};
@@ -276,7 +280,7 @@ pub enum ModelSpec {
         #[serde(default = "default_activation")]
         activation: String,
     },
-    /// s_θ(x, σ) = MLP(x, log σ)/σ.
+    /// s_θ(x, σ) = MLP(x, log σ)/σ, or EDM's preconditioned form of it.
     NoiseConditionalMlp {
         /// Hidden widths (default [64, 64]).
         #[serde(default = "default_hidden")]
@@ -284,6 +288,13 @@ pub enum ModelSpec {
         /// tanh | softplus | silu (default softplus).
         #[serde(default = "default_activation")]
         activation: String,
+        /// `"edm"`: Karras et al.'s c_skip, c_out, c_in around the network (default none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        precondition: Option<PreconditionKind>,
+        /// σ_d of the preconditioning, in model units (default: the data's standard deviation,
+        /// written into the resolved config).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sigma_data: Option<f64>,
     },
     /// s_θ = −∇(MLP(x) + ‖x‖²/(2τ²)).
     EnergyMlp {
@@ -299,6 +310,39 @@ pub enum ModelSpec {
     },
     /// s_θ(x) = Ax + b (an MLP with no hidden layer).
     Linear {},
+}
+
+/// `model.precondition`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PreconditionKind {
+    /// EDM's (Karras et al. 2022, Table 1).
+    Edm,
+}
+
+/// The data's standard deviation in model units, √(mean over coordinates of the variance): of the
+/// training points, or of 10 000 draws of an analytic density (stream 7 of the seed). σ_d of EDM's
+/// preconditioning and weighting when the config does not give it.
+pub fn data_std(data: &TrainData, seed: u64) -> f64 {
+    let x = match data {
+        TrainData::Density(p) => {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            rng.set_stream(7);
+            p.sample(10_000, &mut rng)
+        }
+        TrainData::Points { train, .. } => train.clone(),
+    };
+    let n = x.nrows() as f64;
+    let var: f64 = x
+        .columns()
+        .into_iter()
+        .map(|c| {
+            let m = c.sum() / n;
+            c.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (n - 1.0).max(1.0)
+        })
+        .sum::<f64>()
+        / x.ncols() as f64;
+    var.sqrt()
 }
 
 /// The default hidden widths of every network a config names (training and audit alike).
@@ -349,14 +393,32 @@ impl ModelSpec {
                 hidden: hidden.clone(),
                 activation: act(activation)?,
                 tau: None,
+                precondition: None,
             },
-            ModelSpec::NoiseConditionalMlp { hidden, activation } => NetworkSpec {
-                kind: NetworkKind::NoiseConditionalMlp,
-                dim,
-                hidden: hidden.clone(),
-                activation: act(activation)?,
-                tau: None,
-            },
+            ModelSpec::NoiseConditionalMlp {
+                hidden,
+                activation,
+                precondition,
+                sigma_data,
+            } => {
+                if precondition.is_none() && sigma_data.is_some() {
+                    return Err(PipelineError::invalid(
+                        "model.sigma_data",
+                        "only the preconditioned network uses it; set precondition = \"edm\" or remove sigma_data",
+                    ));
+                }
+                NetworkSpec {
+                    kind: NetworkKind::NoiseConditionalMlp,
+                    dim,
+                    hidden: hidden.clone(),
+                    activation: act(activation)?,
+                    tau: None,
+                    precondition: precondition.map(|PreconditionKind::Edm| Precondition::Edm {
+                        // Resolved from the data in TrainPlan::prepare before this is built.
+                        sigma_data: sigma_data.unwrap_or(1.0),
+                    }),
+                }
+            }
             ModelSpec::EnergyMlp {
                 hidden,
                 activation,
@@ -367,6 +429,7 @@ impl ModelSpec {
                 hidden: hidden.clone(),
                 activation: act(activation)?,
                 tau: Some(*tau),
+                precondition: None,
             },
             ModelSpec::Linear {} => NetworkSpec {
                 kind: NetworkKind::Mlp,
@@ -374,6 +437,7 @@ impl ModelSpec {
                 hidden: vec![],
                 activation: Activation::Tanh,
                 tau: None,
+                precondition: None,
             },
         })
     }
@@ -395,7 +459,7 @@ impl ObjectiveSpec {
     }
 
     /// The objective's kind as configs spell it (`esm`, `ism`, `ssm`, `ssm_vr`, `dsm`,
-    /// `dsm_multi`).
+    /// `dsm_multi`, `dsm_continuous`).
     pub fn kind(&self) -> &'static str {
         match self.raw {
             ObjectiveRaw::Esm {} => "esm",
@@ -404,7 +468,22 @@ impl ObjectiveSpec {
             ObjectiveRaw::SsmVr { .. } => "ssm_vr",
             ObjectiveRaw::Dsm { .. } => "dsm",
             ObjectiveRaw::DsmMulti { .. } => "dsm_multi",
+            ObjectiveRaw::DsmContinuous { .. } => "dsm_continuous",
         }
+    }
+
+    /// The config with σ_d filled in where `lambda = "edm"` leaves it out.
+    fn with_sigma_data(&self, sigma_data: f64) -> Result<Self> {
+        let mut raw = self.raw.clone();
+        if let ObjectiveRaw::DsmContinuous {
+            lambda: LambdaKind::Edm,
+            sigma_data: s @ None,
+            ..
+        } = &mut raw
+        {
+            *s = Some(sigma_data);
+        }
+        raw.try_into()
     }
 }
 
@@ -437,6 +516,52 @@ impl TryFrom<ObjectiveRaw> for ObjectiveSpec {
                 sigma_min,
                 levels,
             } => Objective::dsm_multi(*sigma_max, *sigma_min, *levels).map_err(at)?,
+            ObjectiveRaw::DsmContinuous {
+                sigma_min,
+                sigma_max,
+                distribution,
+                p_mean,
+                p_std,
+                lambda,
+                sigma_data,
+            } => {
+                let dist = match distribution {
+                    SigmaDistributionKind::LogUniform => {
+                        for (key, set) in [("p_mean", p_mean.is_some()), ("p_std", p_std.is_some())]
+                        {
+                            if set {
+                                return Err(PipelineError::invalid(
+                                    format!("objective.{key}"),
+                                    "only the log_normal distribution uses it; set distribution = \"log_normal\" or remove it",
+                                ));
+                            }
+                        }
+                        SigmaDistribution::LogUniform
+                    }
+                    SigmaDistributionKind::LogNormal => SigmaDistribution::LogNormal {
+                        p_mean: p_mean.unwrap_or(-1.2),
+                        p_std: p_std.unwrap_or(1.2),
+                    },
+                };
+                let weighting = match lambda {
+                    LambdaKind::Sigma2 | LambdaKind::Likelihood if sigma_data.is_some() => {
+                        return Err(PipelineError::invalid(
+                            "objective.sigma_data",
+                            "only lambda = \"edm\" uses it; remove it",
+                        ))
+                    }
+                    LambdaKind::Sigma2 => Weighting::Sigma2,
+                    LambdaKind::Likelihood => Weighting::Likelihood,
+                    // Without σ_d the config is validated with σ_d = 1; TrainPlan::prepare fills in
+                    // the data's before anything is trained.
+                    LambdaKind::Edm => Weighting::Edm {
+                        sigma_data: sigma_data.unwrap_or(1.0),
+                    },
+                };
+                Objective::DsmContinuous(
+                    ContinuousDsm::new(*sigma_min, *sigma_max, dist, weighting).map_err(at)?,
+                )
+            }
         };
         Ok(ObjectiveSpec { raw, objective })
     }
@@ -496,6 +621,61 @@ pub enum ObjectiveRaw {
         #[serde(default = "default_levels")]
         levels: usize,
     },
+    /// Denoising score matching over a continuous σ̃ (`scorelab_objectives::continuous`).
+    DsmContinuous {
+        /// Smallest σ̃ (default 0.002).
+        #[serde(default = "default_continuous_sigma_min")]
+        sigma_min: f64,
+        /// Largest σ̃ (default 80).
+        #[serde(default = "default_continuous_sigma_max")]
+        sigma_max: f64,
+        /// log_uniform (default) | log_normal.
+        #[serde(default)]
+        distribution: SigmaDistributionKind,
+        /// log_normal: the mean of ln σ̃ (default −1.2).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        p_mean: Option<f64>,
+        /// log_normal: the standard deviation of ln σ̃ (default 1.2).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        p_std: Option<f64>,
+        /// sigma2 (default) | edm | likelihood.
+        #[serde(default)]
+        lambda: LambdaKind,
+        /// σ_d of lambda = "edm" in model units (default: the data's standard deviation).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sigma_data: Option<f64>,
+    },
+}
+
+/// `objective.distribution` of `dsm_continuous`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SigmaDistributionKind {
+    /// ln σ̃ uniform on [ln σ_min, ln σ_max].
+    #[default]
+    LogUniform,
+    /// ln σ̃ ∼ N(p_mean, p_std²) truncated to the range.
+    LogNormal,
+}
+
+/// `objective.lambda` of `dsm_continuous`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LambdaKind {
+    /// λ = σ̃².
+    #[default]
+    Sigma2,
+    /// λ = σ̃²(σ̃² + σ_d²)/σ_d².
+    Edm,
+    /// λ = g(t)² (Song et al. 2021b).
+    Likelihood,
+}
+
+fn default_continuous_sigma_min() -> f64 {
+    0.002
+}
+fn default_continuous_sigma_max() -> f64 {
+    80.0
 }
 
 fn default_trace() -> String {
@@ -744,8 +924,42 @@ impl TrainPlan {
         let mut resolved = self.clone();
         resolved.run = None;
         let (data, transform, dim) = resolved.data.build(self.seed)?;
-        let spec = self.model.network_spec(dim)?;
-        let objective = self.objective.objective();
+        // σ_d defaults to the data's standard deviation, written into the resolved config.
+        let needs_sd = matches!(
+            resolved.model,
+            ModelSpec::NoiseConditionalMlp {
+                precondition: Some(_),
+                sigma_data: None,
+                ..
+            }
+        ) || matches!(
+            resolved.objective.raw,
+            ObjectiveRaw::DsmContinuous {
+                lambda: LambdaKind::Edm,
+                sigma_data: None,
+                ..
+            }
+        );
+        if needs_sd {
+            let sd = data_std(&data, self.seed);
+            if !(sd.is_finite() && sd > 0.0) {
+                return Err(PipelineError::invalid(
+                    "model.sigma_data",
+                    format!("the data's standard deviation is {sd}; give sigma_data"),
+                ));
+            }
+            if let ModelSpec::NoiseConditionalMlp {
+                precondition: Some(_),
+                sigma_data: s @ None,
+                ..
+            } = &mut resolved.model
+            {
+                *s = Some(sd);
+            }
+            resolved.objective = resolved.objective.with_sigma_data(sd)?;
+        }
+        let spec = resolved.model.network_spec(dim)?;
+        let objective = resolved.objective.objective();
         memory::check(
             memory::train_bytes(&spec, objective, &self.train.config(), &data),
             limit,
@@ -762,6 +976,7 @@ impl TrainPlan {
         let network = spec
             .build(self.seed)
             .map_err(|e| PipelineError::from(e).within("model"))?;
+        let objective = resolved.objective.objective();
         objective
             .check_network(&network)
             .map_err(|e| PipelineError::invalid("objective", e))?;
@@ -849,6 +1064,21 @@ pub struct TrainedModel {
     pub transform: Option<Transform>,
     /// The evaluations, in order (step 0, every `eval_every` steps, the last step).
     pub history: Vec<EvalRow>,
+    /// The noise levels σ̃ it was trained on, (smallest, largest), recorded in the weights'
+    /// metadata as `sigma_range`; `None` for a network trained without noise, or saved before
+    /// the range was recorded (then no sampler is refused for its range).
+    pub sigma_range: Option<(f64, f64)>,
+}
+
+/// `sigma_range` as the weights' metadata spells it: `min,max` in Rust's shortest round-trip form.
+fn range_field(r: (f64, f64)) -> String {
+    format!("{:?},{:?}", r.0, r.1)
+}
+
+fn parse_range_field(s: &str) -> Option<(f64, f64)> {
+    let (a, b) = s.split_once(',')?;
+    let (a, b) = (a.trim().parse::<f64>().ok()?, b.trim().parse::<f64>().ok()?);
+    (a.is_finite() && b.is_finite() && 0.0 < a && a <= b).then_some((a, b))
 }
 
 impl TrainedModel {
@@ -868,7 +1098,13 @@ impl TrainedModel {
             Some(t) => Some(save_transform(dir, t)?),
             None => None,
         };
-        save_progress(dir, &self.network, &self.history, sum.as_deref())
+        save_progress(
+            dir,
+            &self.network,
+            &self.history,
+            sum.as_deref(),
+            self.sigma_range,
+        )
     }
 
     /// Reads a model folder: `model.safetensors` (required), `transform.toml` (required and
@@ -894,6 +1130,15 @@ impl TrainedModel {
         }
         let (network, meta) = Network::load_with(&file)?;
         let transform = load_transform(dir, meta.get("transform"), network.spec().dim)?;
+        let sigma_range = match meta.get("sigma_range") {
+            None => None,
+            Some(f) => Some(parse_range_field(f).ok_or_else(|| {
+                PipelineError::Input(format!(
+                    "{}: the recorded sigma_range {f:?} is not min,max with 0 < min ≤ max; the file is damaged",
+                    file.display()
+                ))
+            })?),
+        };
         let lf = dir.join("loss.csv");
         let history = match std::fs::read_to_string(&lf) {
             Ok(text) => parse_loss_csv(&text, &lf)?,
@@ -903,6 +1148,7 @@ impl TrainedModel {
             network,
             transform,
             history,
+            sigma_range,
         })
     }
 }
@@ -949,10 +1195,12 @@ fn save_progress(
     network: &Network,
     history: &[EvalRow],
     transform: Option<&str>,
+    sigma_range: Option<(f64, f64)>,
 ) -> Result<()> {
     let extra: Vec<(&str, String)> = transform
         .map(|t| ("transform", t.to_string()))
         .into_iter()
+        .chain(sigma_range.map(|r| ("sigma_range", range_field(r))))
         .collect();
     network
         .save_with(&dir.join("model.safetensors"), &extra)
@@ -1101,6 +1349,7 @@ pub fn train_in(
         let target = Folder {
             dir: dir.to_path_buf(),
             transform,
+            sigma_range: prepared.resolved.objective.objective().sigma_range(),
         };
         run_loop(prepared, Some(target), resume_from, observer)
     })();
@@ -1159,6 +1408,8 @@ struct Folder {
     dir: PathBuf,
     /// The checksum of `transform.toml`, recorded in the weights.
     transform: Option<String>,
+    /// The objective's σ̃ range, recorded in the weights.
+    sigma_range: Option<(f64, f64)>,
 }
 
 impl Folder {
@@ -1176,7 +1427,13 @@ impl Folder {
     }
 
     fn save_progress(&self, model: &Network, history: &[EvalRow]) -> Result<()> {
-        save_progress(&self.dir, model, history, self.transform.as_deref())
+        save_progress(
+            &self.dir,
+            model,
+            history,
+            self.transform.as_deref(),
+            self.sigma_range,
+        )
     }
 }
 
@@ -1203,6 +1460,7 @@ fn run_loop(
     let eval_every = resolved.train.eval_every();
     let steps = config.steps;
     let objective = resolved.objective.objective().clone();
+    let sigma_range = objective.sigma_range();
     let mut trainer =
         Trainer::new(network, objective, data, config, resolved.seed).map_err(setup)?;
     let mut history: Vec<EvalRow> = Vec::new();
@@ -1293,5 +1551,6 @@ fn run_loop(
         network: trainer.model(),
         transform,
         history,
+        sigma_range,
     })
 }

@@ -44,7 +44,8 @@ enum Command {
         samples: Option<usize>,
     },
     /// Train a score network (mlp, noise_conditional_mlp, energy_mlp, linear) by esm, ism, ssm,
-    /// ssm_vr, dsm or dsm_multi; writes DIR/config.toml, loss.csv, model.safetensors (see the README).
+    /// ssm_vr, dsm, dsm_multi or dsm_continuous; writes DIR/config.toml, loss.csv,
+    /// model.safetensors (see the README).
     ///
     /// Ctrl-C stops after the current step and saves everything; --resume continues.
     Train(train::TrainArgs),
@@ -68,8 +69,9 @@ enum Command {
         #[arg(long, value_name = "S", allow_negative_numbers = true)]
         sigma: Option<f64>,
     },
-    /// Run a sampler (langevin, mala, annealed_langevin, reverse_sde, pc, ode) on an analytic
-    /// density's score or a trained model's; writes OUT (one row per chain, header x0..x{D-1}),
+    /// Run a sampler (langevin, mala, annealed_langevin, reverse_sde, pc, ancestral, ddim, heun,
+    /// ode; schedules ve, vp, subvp, edm) on an analytic density's score or a trained model's;
+    /// writes OUT (one row per chain, header x0..x{D-1}),
     /// <OUT>.config.toml, <OUT>.trace.csv and any snapshots <OUT>.step<K>.csv (see the README).
     ///
     /// Ctrl-C stops after the current step, keeping the snapshots already written.

@@ -32,6 +32,8 @@ pub const EXPERIMENTS: &[&str] = &[
     "noise_tradeoff",
     "samplers_cost_mixture",
     "samplers_cost_banana",
+    "sampler_zoo",
+    "sampler_zoo_four",
     "old_faithful",
     "digits",
 ];

@@ -117,6 +117,67 @@ sampler = {{ kind = "ode", steps = 3, sigma_max = 20.0, sigma_min = 1.0 }}
     }
 }
 
+/// The options of the sampler zoo: a fixed MMD² bandwidth, KSD left out, the timing file, and the
+/// prior's predicted mode weight for deterministic runs (0.254 for the VE ODE from σ_max = 20 on
+/// the NCSN toy; the weight itself with prior = "exact").
+#[test]
+fn a_samplers_experiment_fixes_the_bandwidth_times_runs_and_predicts_prior_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let toy = r#"density = { kind = "gaussian_mixture", weights = [0.8, 0.2], means = [[5.0, 5.0], [-5.0, -5.0]], covs = [[[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [0.0, 1.0]]] }"#;
+    let exp = format!(
+        r#"kind = "samplers"
+description = "zoo"
+seeds = [1]
+tests = 0
+mmd_bandwidth = 2.0
+ksd = false
+timing = true
+prior_prediction = true
+[base]
+chains = 60
+{toy}
+[[run]]
+name = "ode_ve"
+sampler = {{ kind = "ode", steps = 20, schedule = {{ kind = "ve", sigma_min = 0.01, sigma_max = 20.0 }} }}
+[[run]]
+name = "ode_ve_exact"
+prior = "exact"
+sampler = {{ kind = "ode", steps = 20, schedule = {{ kind = "ve", sigma_min = 0.01, sigma_max = 20.0 }} }}
+[[run]]
+name = "sde_vp"
+steps_sweep = [10, 20]
+sampler = {{ kind = "reverse_sde", steps = 5, schedule = {{ kind = "vp" }} }}
+"#
+    );
+    fs::write(d.join("zoo.toml"), &exp).unwrap();
+    ok(&scorelab(
+        &["experiment", "--config", "zoo.toml", "--results", "r"],
+        d,
+    ));
+    let csv = fs::read_to_string(d.join("r/zoo.csv")).unwrap();
+    assert!(!csv.contains(",ksd,"), "KSD was left out");
+    assert!(csv.contains(",mmd_bandwidth,2,"), "{csv}");
+    let timing = fs::read_to_string(d.join("r/zoo_timing.csv")).unwrap();
+    assert_eq!(
+        timing.lines().next().unwrap(),
+        "run,steps,score_evals,seed,seconds,ms_per_sample"
+    );
+    assert_eq!(timing.lines().count(), 1 + 4);
+    let prior = fs::read_to_string(d.join("r/zoo_prior.csv")).unwrap();
+    let rows: Vec<&str> = prior.lines().collect();
+    // Only the deterministic runs: the reverse SDE has no prediction.
+    assert_eq!(rows.len(), 3, "{prior}");
+    assert!(
+        rows[1].starts_with("ode_ve,20,gaussian,1,20,20,0.254"),
+        "{prior}"
+    );
+    assert!(
+        rows[2].starts_with("ode_ve_exact,20,exact,") && rows[2].ends_with(",0.2"),
+        "{prior}"
+    );
+}
+
 #[test]
 fn a_noise_experiment_bins_the_error_by_distance_from_the_data() {
     let dir = tempfile::tempdir().unwrap();

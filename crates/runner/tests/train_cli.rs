@@ -359,6 +359,81 @@ fn score_checks_sigma_points_and_the_model_folder() {
 }
 
 /// Each bad config: exit code 2, a message naming the key, and no output folder.
+/// dsm_continuous with EDM's preconditioning and weighting trains, records σ_d and the σ̃ range,
+/// and a sampler that needs σ̃ outside that range is refused naming both ranges.
+#[test]
+fn continuous_dsm_records_sigma_data_and_its_range_and_sampling_respects_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = config(
+        "kind = \"noise_conditional_mlp\"\nhidden = [16]\nprecondition = \"edm\"",
+        "kind = \"dsm_continuous\"\nsigma_min = 0.01\nsigma_max = 50.0\ndistribution = \"log_normal\"\nlambda = \"edm\"",
+        "steps = 40\nbatch = 32\neval_every = 20",
+    );
+    fs::write(d.join("t.toml"), cfg).unwrap();
+    ok(&scorelab(
+        &["train", "--config", "t.toml", "--out", "run"],
+        d,
+    ));
+    let resolved = fs::read_to_string(d.join("run/config.toml")).unwrap();
+    // σ_d is the data's standard deviation (√ of the mean per-coordinate variance of 10 000
+    // draws), written into both tables. The mixture's coordinates have variances
+    // (0.3 + 0.5)/2 + 1 = 1.4 and (0.3 + 0.4)/2 + 0.25 = 0.6 (within-component plus between-means), so
+    // σ_d = √((1.4 + 0.6)/2) = 1, up to the draws' error (about 0.01 at 10 000).
+    let sd: Vec<f64> = resolved
+        .lines()
+        .filter_map(|l| l.strip_prefix("sigma_data = "))
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert_eq!(sd.len(), 2, "{resolved}");
+    assert_eq!(sd[0], sd[1]);
+    assert!((sd[0] - 1.0).abs() < 0.03, "σ_d = {}", sd[0]);
+    let model = fs::read(d.join("run/model.safetensors")).unwrap();
+    let text = String::from_utf8_lossy(&model);
+    // The metadata is JSON inside a JSON string, so its quotes are escaped.
+    assert!(
+        text.contains(r#"sigma_range\":\"0.01,50.0"#),
+        "no σ̃ range in the weights"
+    );
+    assert!(
+        text.contains(r#"precondition\":{\"kind\":\"edm"#),
+        "no preconditioning in the weights"
+    );
+    // A sampler inside the range runs; the default edm schedule (0.002 … 80) is refused.
+    let sample = |sampler: &str, name: &str| {
+        fs::write(
+            d.join(format!("{name}.toml")),
+            format!("chains = 20\nmodel_dir = \"run\"\n[sampler]\n{sampler}\n"),
+        )
+        .unwrap();
+        scorelab(
+            &[
+                "sample",
+                "--config",
+                &format!("{name}.toml"),
+                "--out",
+                &format!("{name}.csv"),
+            ],
+            d,
+        )
+    };
+    ok(&sample(
+        "kind = \"heun\"\nsteps = 8\nschedule = { kind = \"edm\", sigma_min = 0.01, sigma_max = 50.0 }",
+        "inside",
+    ));
+    let out = sample("kind = \"heun\"\nsteps = 8", "outside");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("σ̃ from 0.002 to 80") && err.contains("trained on σ̃ from 0.01 to 50"),
+        "{err}"
+    );
+    assert!(!d.join("outside.csv").exists());
+    // VP with β_max = 20 reaches σ̃ ≈ 152 at t = 1: refused too.
+    let out = sample("kind = \"ddim\"\nsteps = 8", "vp");
+    assert_eq!(out.status.code(), Some(2));
+}
+
 #[test]
 fn bad_train_configs_are_clear_errors() {
     let m = "kind = \"mlp\"";
@@ -392,7 +467,75 @@ fn bad_train_configs_are_clear_errors() {
         ),
         (
             config("kind = \"noise_conditional_mlp\"", ism, ""),
-            &["dsm or dsm_multi"],
+            &["dsm, dsm_multi or dsm_continuous"],
+        ),
+        (
+            config(m, "kind = \"dsm_continuous\"", ""),
+            &["objective dsm_continuous conditions on σ"],
+        ),
+        (
+            config(
+                "kind = \"noise_conditional_mlp\"",
+                "kind = \"dsm_continuous\"\np_mean = 0.0",
+                "",
+            ),
+            &["objective.p_mean", "only the log_normal"],
+        ),
+        (
+            config(
+                "kind = \"noise_conditional_mlp\"",
+                "kind = \"dsm_continuous\"\nsigma_data = 1.0",
+                "",
+            ),
+            &["objective.sigma_data", "only lambda = \"edm\""],
+        ),
+        (
+            config(
+                "kind = \"noise_conditional_mlp\"",
+                "kind = \"dsm_continuous\"\nlambda = \"snr\"",
+                "",
+            ),
+            &["unknown variant `snr`", "likelihood"],
+        ),
+        (
+            config(
+                "kind = \"noise_conditional_mlp\"",
+                "kind = \"dsm_continuous\"\ndistribution = \"log_normal\"\np_std = 0.0",
+                "",
+            ),
+            &["objective.p_std"],
+        ),
+        (
+            config(
+                "kind = \"noise_conditional_mlp\"",
+                "kind = \"dsm_continuous\"\nsigma_min = 5.0\nsigma_max = 1.0",
+                "",
+            ),
+            &["objective.sigma_max"],
+        ),
+        (
+            config(
+                "kind = \"noise_conditional_mlp\"\nsigma_data = 1.0",
+                "kind = \"dsm_continuous\"",
+                "",
+            ),
+            &["model.sigma_data", "precondition = \"edm\""],
+        ),
+        (
+            config(
+                "kind = \"noise_conditional_mlp\"\nprecondition = \"edm\"\nsigma_data = -1.0",
+                "kind = \"dsm_continuous\"",
+                "",
+            ),
+            &["model.sigma_data"],
+        ),
+        (
+            config(
+                "kind = \"noise_conditional_mlp\"\nprecondition = \"karras\"",
+                "kind = \"dsm_continuous\"",
+                "",
+            ),
+            &["unknown variant `karras`", "edm"],
         ),
         (
             config(m, "kind = \"ssm\"\nprobe = \"uniform\"", ""),

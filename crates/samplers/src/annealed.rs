@@ -103,6 +103,10 @@ impl Outline for AnnealedLangevin {
     fn start(&self) -> Option<(f64, f64)> {
         Some((1.0, self.sigmas[0]))
     }
+
+    fn sigma_needed(&self) -> Option<(f64, f64)> {
+        Some((self.sigmas[self.sigmas.len() - 1], self.sigmas[0]))
+    }
 }
 
 impl<S: NoisedScore + ?Sized> Sampler<S> for AnnealedLangevin {

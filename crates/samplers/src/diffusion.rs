@@ -102,6 +102,10 @@ impl Outline for Ancestral {
         let i = self.betas.len() - 1;
         Some((self.alpha_bars[i].sqrt(), self.sigma(i)))
     }
+
+    fn sigma_needed(&self) -> Option<(f64, f64)> {
+        Some((self.sigma(0), self.sigma(self.betas.len() - 1)))
+    }
 }
 
 impl<S: NoisedScore + ?Sized> Sampler<S> for Ancestral {
@@ -182,6 +186,12 @@ impl Ddim {
             eta,
             denoise: check_denoise(&schedule, denoise)?,
         })
+    }
+}
+
+impl Ddim {
+    fn sigma_span(&self) -> (f64, f64) {
+        self.schedule.sigma_range()
     }
 }
 
@@ -346,6 +356,12 @@ impl Heun {
     pub fn max_sigma(&self) -> f64 {
         let s = self.schedule.sigma(self.schedule.t_max());
         s * (1.0 + self.gamma(s))
+    }
+}
+
+impl Heun {
+    fn sigma_span(&self) -> (f64, f64) {
+        (self.schedule.sigma_range().0, self.max_sigma())
     }
 }
 

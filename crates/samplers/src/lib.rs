@@ -164,6 +164,13 @@ pub trait Outline {
     fn start(&self) -> Option<(f64, f64)> {
         None
     }
+
+    /// The range (smallest, largest) of the noise levels σ̃ > 0 at which a run asks for the score;
+    /// `None` for the clean-score samplers. A network trained on a narrower range is refused by
+    /// the pipeline.
+    fn sigma_needed(&self) -> Option<(f64, f64)> {
+        None
+    }
 }
 
 /// A sampler driven by a score source `S`: validated parameters with an `init`/`step` pair.

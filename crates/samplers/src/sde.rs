@@ -133,6 +133,10 @@ macro_rules! grid_outline {
             let t = self.schedule.t_max();
             Some((self.schedule.alpha(t), self.schedule.sigma(t)))
         }
+
+        fn sigma_needed(&self) -> Option<(f64, f64)> {
+            Some(self.sigma_span())
+        }
     };
 }
 
@@ -202,6 +206,12 @@ impl ReverseSde {
     /// The schedule.
     pub fn schedule(&self) -> &Schedule {
         &self.schedule
+    }
+}
+
+impl ReverseSde {
+    fn sigma_span(&self) -> (f64, f64) {
+        self.schedule.sigma_range()
     }
 }
 
@@ -290,6 +300,12 @@ impl Pc {
 /// The mean of the rows' Euclidean norms.
 fn mean_norm(a: &Array2<f64>) -> f64 {
     a.rows().into_iter().map(|r| r.dot(&r).sqrt()).sum::<f64>() / a.nrows() as f64
+}
+
+impl Pc {
+    fn sigma_span(&self) -> (f64, f64) {
+        self.schedule.sigma_range()
+    }
 }
 
 impl Outline for Pc {
@@ -452,6 +468,12 @@ impl Ode {
             // `max_steps`: the chains are marked as failed.
             Err(_) => (Array2::from_elem(x.raw_dim(), f64::NAN), 0),
         }
+    }
+}
+
+impl Ode {
+    fn sigma_span(&self) -> (f64, f64) {
+        self.schedule.sigma_range()
     }
 }
 

@@ -9,7 +9,7 @@ use super::shared::{Outputs, TrainRef};
 use crate::bad;
 use anyhow::Result;
 use scorelab_pipeline::files::cell;
-use scorelab_pipeline::metrics::{mean_sd, metrics, Against, MetricRow};
+use scorelab_pipeline::metrics::{mean_sd, metrics_with, Against, MetricRow, Options};
 use scorelab_pipeline::observe::stopper;
 use scorelab_pipeline::sample::{target_of, NoisedScoreKind, SamplePlan, Source};
 use scorelab_pipeline::spec::DensitySpec;
@@ -41,6 +41,79 @@ pub struct SamplersExperiment {
     /// last `steps`), columns `run,x0,…` (default false).
     #[serde(default)]
     pub save_samples: bool,
+    /// MMD²'s RBF bandwidth, fixed for every run (default: the median heuristic of each run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mmd_bandwidth: Option<f64>,
+    /// Whether to compute KSD (default true).
+    #[serde(default = "yes")]
+    pub ksd: bool,
+    /// Also write `NAME_timing.csv`: `run,steps,score_evals,seed,seconds,ms_per_sample` of every
+    /// sampling run (wall time on this machine; the one file of an experiment that is not
+    /// reproduced byte for byte) (default false).
+    #[serde(default)]
+    pub timing: bool,
+    /// Also write `NAME_prior.csv`: for every deterministic run on the exact score of a
+    /// two-component mixture with equal isotropic covariances, the mode weights its prior
+    /// predicts ([`predicted_weight`]) (default false).
+    #[serde(default)]
+    pub prior_prediction: bool,
+}
+
+/// The weight of component 1 that a deterministic sampler with exact scores returns when it starts
+/// from the Gaussian prior N(0, c²I) at the marginal α(x₀ + σ̃z) of p = w₀N(m₀, vI) + w₁N(m₁, vI).
+///
+/// In y = x/α the probability-flow ODE moves the coordinate along u = (m₁ − m₀)/‖m₁ − m₀‖ on its own
+/// (the responsibilities depend on y only through u·y, and the score's other coordinates are
+/// linear and separate), and it carries p_σ̃ to p: so the points that end in mode 1 are those that
+/// start above the level b where p_σ̃ has mass w₁ above, w₀Φ̄((b − u·m₀)/s) + w₁Φ̄((b − u·m₁)/s) = w₁
+/// with s² = v + σ̃². The prior, N(0, (c/α)²I) in y, puts Φ̄(bα/c) there. `None` unless p is such a
+/// mixture.
+pub fn predicted_weight(
+    p: &scorelab_densities::AnyDensity,
+    alpha: f64,
+    sigma: f64,
+    prior_std: f64,
+) -> Option<f64> {
+    use scorelab_core::{Dimension, Moments};
+    use statrs::distribution::{ContinuousCDF, Normal};
+    let scorelab_densities::AnyDensity::GaussianMixture(mix) = p else {
+        return None;
+    };
+    let c = mix.components();
+    if c.len() != 2 {
+        return None;
+    }
+    let d = c[0].dim();
+    let v = c[0].covariance()[[0, 0]];
+    let iso = |cov: ndarray::Array2<f64>| {
+        (0..d).all(|i| (0..d).all(|j| (cov[[i, j]] - if i == j { v } else { 0.0 }).abs() < 1e-12))
+    };
+    if !(iso(c[0].covariance()) && iso(c[1].covariance())) {
+        return None;
+    }
+    let diff = c[1].mean_vector() - c[0].mean_vector();
+    let u = &diff / diff.dot(&diff).sqrt();
+    let (a0, a1) = (u.dot(c[0].mean_vector()), u.dot(c[1].mean_vector()));
+    let (w0, w1) = (mix.weights()[0], mix.weights()[1]);
+    let n = Normal::standard();
+    let s = (v + sigma * sigma).sqrt();
+    let above = |b: f64| w0 * (1.0 - n.cdf((b - a0) / s)) + w1 * (1.0 - n.cdf((b - a1) / s));
+    // `above` falls from 1 to 0: bisect for above(b) = w₁.
+    let (mut lo, mut hi) = (a0.min(a1) - 40.0 * s, a0.max(a1) + 40.0 * s);
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if above(mid) > w1 {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    let b = 0.5 * (lo + hi);
+    Some(1.0 - n.cdf(b * alpha / prior_std))
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_tests() -> usize {
@@ -68,10 +141,13 @@ pub const SAMPLERS_COLUMNS: &str =
     "run,sampler,score,seed,steps,score_evals,metric,value,se,p_value,target";
 
 /// The mean and sample sd over seeds of each (run, steps, metric): rows
-/// `run,sampler,score,steps,score_evals,metric,mean,sd,seeds,target`.
+/// `run,sampler,score,steps,score_evals,metric,mean,sd,seeds,target`. `score_evals` is the
+/// evaluations per chain, the same for every seed of a fixed-step sampler and their mean (to one
+/// decimal) for the adaptive rk45, whose cost varies with the seed.
 fn summarise(rows: &[Row]) -> String {
-    // Groups in first-appearance order: (key, target, values).
-    let mut groups: Vec<(String, String, Vec<f64>)> = vec![];
+    // Groups in first-appearance order: (key, metric, target, evaluations, values).
+    type Group = (String, String, String, Vec<usize>, Vec<f64>);
+    let mut groups: Vec<Group> = vec![];
     for Row {
         run,
         sampler,
@@ -82,16 +158,36 @@ fn summarise(rows: &[Row]) -> String {
         ..
     } in rows
     {
-        let key = format!("{run},{sampler},{score},{steps},{evals},{}", m.metric);
-        match groups.iter_mut().find(|g| g.0 == key) {
-            Some(g) => g.2.push(m.value),
-            None => groups.push((key, m.target.clone(), vec![m.value])),
+        let key = format!("{run},{sampler},{score},{steps}");
+        match groups.iter_mut().find(|g| g.0 == key && g.1 == m.metric) {
+            Some(g) => {
+                g.3.push(*evals);
+                g.4.push(m.value);
+            }
+            None => groups.push((
+                key,
+                m.metric.clone(),
+                m.target.clone(),
+                vec![*evals],
+                vec![m.value],
+            )),
         }
     }
     let mut out = String::from("run,sampler,score,steps,score_evals,metric,mean,sd,seeds,target\n");
-    for (key, target, v) in &groups {
+    for (key, metric, target, evals, v) in &groups {
         let (mean, sd) = mean_sd(v);
-        out.push_str(&format!("{key},{mean},{sd},{},{target}\n", v.len()));
+        let e = if evals.iter().all(|&e| e == evals[0]) {
+            evals[0].to_string()
+        } else {
+            format!(
+                "{:.1}",
+                evals.iter().sum::<usize>() as f64 / evals.len() as f64
+            )
+        };
+        out.push_str(&format!(
+            "{key},{e},{metric},{mean},{sd},{},{target}\n",
+            v.len()
+        ));
     }
     out
 }
@@ -216,6 +312,9 @@ pub fn run(e: &SamplersExperiment, models: &Path, stop: &AtomicBool) -> Result<O
     let bar = crate::bar(total, "{bar:30} {pos}/{len} runs · {msg} · eta {eta}");
     let mut rows: Vec<Row> = vec![];
     let mut samples_csv = String::new();
+    let mut timing_csv = String::from("run,steps,score_evals,seed,seconds,ms_per_sample\n");
+    let mut prior_csv =
+        String::from("run,steps,prior,alpha,sigma,prior_std,predicted_mode_weight_1\n");
     for (k, (r, score, file)) in plans.iter().enumerate() {
         let last_of_run = plans.get(k + 1).is_none_or(|next| next.0.name != r.name);
         let plan = match &r.model {
@@ -231,13 +330,46 @@ pub fn run(e: &SamplersExperiment, models: &Path, stop: &AtomicBool) -> Result<O
             .map_err(|err| bad(format!("run {}: {err}", r.name)))?;
         let target = Against::Density(Box::new(q), label);
         let steps = plan.sampler.outline().num_steps();
+        if e.prior_prediction && r.model.is_none() && deterministic(file) {
+            if let Some((alpha, sigma)) = plan.sampler.outline().start() {
+                let c = plan.sampler.outline().prior_std().unwrap_or(f64::NAN);
+                let exact = plan.resolved.prior == scorelab_pipeline::sample::PriorKind::Exact;
+                let w = if exact {
+                    match &p {
+                        scorelab_densities::AnyDensity::GaussianMixture(m)
+                            if m.weights().len() == 2 =>
+                        {
+                            Some(m.weights()[1])
+                        }
+                        _ => None,
+                    }
+                } else {
+                    predicted_weight(&p, alpha, sigma, c)
+                };
+                if let Some(w) = w {
+                    prior_csv.push_str(&format!(
+                        "{},{steps},{},{alpha},{sigma},{c},{w}\n",
+                        r.name,
+                        if exact { "exact" } else { "gaussian" }
+                    ));
+                }
+            }
+        }
         for &seed in &e.seeds {
             if stop.load(Ordering::SeqCst) {
                 bar.abandon();
                 return Ok(Outputs::partial(rows_csv(&rows)));
             }
             bar.set_message(format!("{} seed {seed}", r.name));
+            let t0 = std::time::Instant::now();
             let out = plan.run(seed, &mut stopper(stop));
+            let secs = t0.elapsed().as_secs_f64();
+            timing_csv.push_str(&format!(
+                "{},{steps},{},{seed},{secs},{}\n",
+                r.name,
+                out.score_evals,
+                1e3 * secs / out.x.nrows() as f64
+            ));
             if out.interrupted {
                 bar.abandon();
                 return Ok(Outputs::partial(rows_csv(&rows)));
@@ -252,7 +384,11 @@ pub fn run(e: &SamplersExperiment, models: &Path, stop: &AtomicBool) -> Result<O
                     samples_csv.push_str(&format!("{},{}\n", r.name, cells.join(",")));
                 }
             }
-            for m in metrics(out.x.view(), &target, seed, e.tests) {
+            let options = Options {
+                bandwidth: e.mmd_bandwidth,
+                ksd: e.ksd,
+            };
+            for m in metrics_with(out.x.view(), &target, seed, e.tests, &options) {
                 rows.push(Row {
                     run: r.name.clone(),
                     sampler: file.sampler.kind().to_string(),
@@ -267,17 +403,34 @@ pub fn run(e: &SamplersExperiment, models: &Path, stop: &AtomicBool) -> Result<O
         }
     }
     bar.finish_and_clear();
-    let extra = if e.save_samples {
-        vec![("samples".to_string(), samples_csv)]
-    } else {
-        vec![]
-    };
+    let mut extra = vec![];
+    if e.save_samples {
+        extra.push(("samples".to_string(), samples_csv));
+    }
+    if e.timing {
+        extra.push(("timing".to_string(), timing_csv));
+    }
+    if e.prior_prediction {
+        extra.push(("prior".to_string(), prior_csv));
+    }
     Ok(Outputs {
         csv: rows_csv(&rows),
         summary: summarise(&rows),
         extra,
         interrupted: false,
     })
+}
+
+/// Whether a run is deterministic after its prior draw: the ODE, DDIM with η = 0, Heun without
+/// churn.
+fn deterministic(file: &SamplePlan) -> bool {
+    use scorelab_pipeline::sample::SamplerRaw;
+    match file.sampler.raw() {
+        SamplerRaw::Ode { .. } => true,
+        SamplerRaw::Ddim { eta, .. } => *eta == 0.0,
+        SamplerRaw::Heun { s_churn, .. } => *s_churn == 0.0,
+        _ => false,
+    }
 }
 
 fn rows_csv(rows: &[Row]) -> String {
@@ -302,4 +455,57 @@ fn rows_csv(rows: &[Row]) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::predicted_weight;
+    use ndarray::{array, Array2};
+    use rand::SeedableRng;
+    use scorelab_densities::{AnyDensity, GaussianMixture};
+    use scorelab_samplers::solve::Rk45;
+    use scorelab_samplers::{sample, Ode, OdeSolver, Schedule};
+
+    /// The prediction against the sampler itself: 10 000 chains from the prior through the exact
+    /// probability-flow ODE (rk45 at rtol 1e-6), the fraction that ends nearer mode 1 within 5
+    /// binomial standard errors (about 0.02; failure rate 5.7e-7 at a fixed seed), for VE at
+    /// σ_max = 20 and 80 and for VP (predictions 0.254, 0.215, 0.208 against the truth 0.2).
+    #[test]
+    fn the_predicted_weight_is_what_the_exact_ode_returns() {
+        let mix = GaussianMixture::new(
+            array![0.8, 0.2],
+            vec![array![5.0, 5.0], array![-5.0, -5.0]],
+            vec![Array2::eye(2), Array2::eye(2)],
+        )
+        .unwrap();
+        let p = AnyDensity::from(mix.clone());
+        let n = 10_000;
+        for (k, s) in [
+            Schedule::ve(0.01, 20.0).unwrap(),
+            Schedule::ve(0.01, 80.0).unwrap(),
+            Schedule::vp(0.1, 20.0, 1e-3).unwrap(),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let t = s.t_max();
+            let want = predicted_weight(&p, s.alpha(t), s.sigma(t), s.prior_std()).unwrap();
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(k as u64);
+            let x0 = s.prior(n, 2, &mut rng);
+            let ode =
+                Ode::with_solver(s, OdeSolver::Rk45(Rk45::new(1e-6, 1e-6).unwrap()), 1, false)
+                    .unwrap();
+            let x = sample(&ode, &mix, x0, &mut rng);
+            let got = x.rows().into_iter().filter(|r| r[0] + r[1] < 0.0).count() as f64 / n as f64;
+            let se = (want * (1.0 - want) / n as f64).sqrt();
+            assert!(
+                (got - want).abs() < 5.0 * se,
+                "{}: ODE gives {got}, prediction {want} (se {se})",
+                s.kind()
+            );
+        }
+        // Not a two-component mixture with equal isotropic covariances: no prediction.
+        let other = AnyDensity::from(scorelab_densities::Gaussian::standard(2));
+        assert!(predicted_weight(&other, 1.0, 20.0, 20.0).is_none());
+    }
 }
