@@ -36,6 +36,45 @@ macro_rules! render {
     }};
 }
 
+/// The mesh of a panel against score evaluations per chain (log x), with the dashed reference line
+/// `truth` (an `&Option<f64>`) across the x range `xr`.
+macro_rules! evals_mesh {
+    ($chart:ident, $truth:expr, $xr:expr) => {
+        $chart
+            .configure_mesh()
+            .x_label_formatter(&tick)
+            .y_label_formatter(&tick)
+            .x_desc("score evaluations per chain")
+            .label_style(("sans-serif", TICK))
+            .axis_desc_style(("sans-serif", LABEL))
+            .draw()?;
+        if let Some(v) = $truth {
+            $chart.draw_series(DashedLineSeries::new(
+                vec![($xr.start, *v), ($xr.end, *v)],
+                10,
+                6,
+                BLACK.stroke_width(2),
+            ))?;
+        }
+    };
+}
+
+/// Builds the chart on a log x axis and a log or linear y axis covering `ys` (and `truth`), then
+/// runs the panel's `body!` macro on it.
+macro_rules! log_or_linear {
+    ($builder:ident, $xr:expr, $ys:expr, $truth:expr, $log:expr, $body:ident) => {
+        if $log {
+            let yr = log_range($ys, 1.5);
+            let mut chart = $builder.build_cartesian_2d($xr.clone().log_scale(), yr.log_scale())?;
+            $body!(chart);
+        } else {
+            let yr = lin_range($ys.chain($truth.iter().copied()), 0.08);
+            let mut chart = $builder.build_cartesian_2d($xr.clone().log_scale(), yr)?;
+            $body!(chart);
+        }
+    };
+}
+
 pub fn catalogue() -> Vec<Figure> {
     vec![
         Figure {
@@ -1015,22 +1054,7 @@ fn samplers_cost(results: &Path, stem: &Path) -> Result<()> {
                 .y_label_area_size(85);
             macro_rules! body {
                 ($chart:ident) => {
-                    $chart
-                        .configure_mesh()
-                        .x_label_formatter(&tick)
-                        .y_label_formatter(&tick)
-                        .x_desc("score evaluations per chain")
-                        .label_style(("sans-serif", TICK))
-                        .axis_desc_style(("sans-serif", LABEL))
-                        .draw()?;
-                    if let Some(v) = truth {
-                        $chart.draw_series(DashedLineSeries::new(
-                            vec![(xr.start, *v), (xr.end, *v)],
-                            10,
-                            6,
-                            BLACK.stroke_width(2),
-                        ))?;
-                    }
+                    evals_mesh!($chart, truth, xr);
                     for (run, pts) in series {
                         let c = color(hue(run));
                         let style = if run.contains("learned") {
@@ -1066,16 +1090,7 @@ fn samplers_cost(results: &Path, stem: &Path) -> Result<()> {
                     }
                 };
             }
-            if *log {
-                let yr = log_range(ys, 1.5);
-                let mut chart =
-                    chart_builder.build_cartesian_2d(xr.clone().log_scale(), yr.log_scale())?;
-                body!(chart);
-            } else {
-                let yr = lin_range(ys.chain(truth.iter().copied()), 0.08);
-                let mut chart = chart_builder.build_cartesian_2d(xr.clone().log_scale(), yr)?;
-                body!(chart);
-            }
+            log_or_linear!(chart_builder, xr, ys, truth, *log, body);
         }
     })
 }
@@ -1235,22 +1250,7 @@ fn sampler_zoo(results: &Path, stem: &Path) -> Result<()> {
                 .y_label_area_size(85);
             macro_rules! body {
                 ($chart:ident) => {
-                    $chart
-                        .configure_mesh()
-                        .x_label_formatter(&tick)
-                        .y_label_formatter(&tick)
-                        .x_desc("score evaluations per chain")
-                        .label_style(("sans-serif", TICK))
-                        .axis_desc_style(("sans-serif", LABEL))
-                        .draw()?;
-                    if let Some(v) = truth {
-                        $chart.draw_series(DashedLineSeries::new(
-                            vec![(xr.start, *v), (xr.end, *v)],
-                            10,
-                            6,
-                            BLACK.stroke_width(2),
-                        ))?;
-                    }
+                    evals_mesh!($chart, truth, xr);
                     for (sampler, schedule, pts) in series {
                         let c = color(hue(sampler));
                         let (w, dash) = style_of(schedule);
@@ -1279,16 +1279,7 @@ fn sampler_zoo(results: &Path, stem: &Path) -> Result<()> {
                     }
                 };
             }
-            if *log {
-                let yr = log_range(ys, 1.5);
-                let mut chart =
-                    chart_builder.build_cartesian_2d(xr.clone().log_scale(), yr.log_scale())?;
-                body!(chart);
-            } else {
-                let yr = lin_range(ys.chain(truth.iter().copied()), 0.08);
-                let mut chart = chart_builder.build_cartesian_2d(xr.clone().log_scale(), yr)?;
-                body!(chart);
-            }
+            log_or_linear!(chart_builder, xr, ys, truth, *log, body);
         }
     })
 }

@@ -411,6 +411,20 @@ fn block_mut(grads: &mut [Vec<f32>], at: usize, shape: (usize, usize)) -> ArrayV
 }
 
 /// [`Noise::perturbed`] rounded to f32, as the tape rounds its inputs.
+/// ½ mean over rows of ‖rᵢ‖², summed in f64 row by row.
+fn half_mean_square(r: &Array2<f32>) -> f64 {
+    r.rows()
+        .into_iter()
+        .map(|row| {
+            0.5 * row
+                .iter()
+                .map(|&v| f64::from(v) * f64::from(v))
+                .sum::<f64>()
+        })
+        .sum::<f64>()
+        / r.nrows() as f64
+}
+
 fn perturbed_f32(noise: &Noise, x: ArrayView2<f64>, sigma: Option<f64>) -> Array2<f32> {
     let xn = noise.perturbed(x, sigma);
     Array2::from_shape_vec(x.dim(), xn.into_iter().map(|v| v as f32).collect()).expect("(B, D)")
@@ -480,17 +494,7 @@ fn weighted_dsm(
         row.mapv_inplace(|v| v * ai);
     }
     r += &b;
-    let loss = r
-        .rows()
-        .into_iter()
-        .map(|row| {
-            0.5 * row
-                .iter()
-                .map(|&v| f64::from(v) * f64::from(v))
-                .sum::<f64>()
-        })
-        .sum::<f64>()
-        / n as f64;
+    let loss = half_mean_square(&r);
     let inv_n = 1.0 / n as f32;
     let mut g = r;
     for (mut row, &ai) in g.rows_mut().into_iter().zip(&a) {
@@ -590,17 +594,7 @@ pub fn loss_and_gradient(
                 }
             }
             r += &offset;
-            let loss = r
-                .rows()
-                .into_iter()
-                .map(|row| {
-                    0.5 * row
-                        .iter()
-                        .map(|&v| f64::from(v) * f64::from(v))
-                        .sum::<f64>()
-                })
-                .sum::<f64>()
-                / n as f64;
+            let loss = half_mean_square(&r);
             let mut g = r * inv_n;
             if let (Some(sg), false) = (&sig, multi) {
                 for (mut row, &s) in g.rows_mut().into_iter().zip(&sg.sigma) {

@@ -2,7 +2,7 @@
 //! σ̃ so that each serves every [`Schedule`]: DDPM's ancestral sampler (VP only), DDIM and EDM's
 //! stochastic Heun sampler.
 
-use crate::sde::{check_denoise, denoised, grid_finish, grid_outline, grid_step, score_in_y};
+use crate::sde::{check_denoise, denoised, grid_finish, grid_outline, score_in_y, Interval};
 use crate::{at_least_one, standard_normal, ChainState, Chains, Info, Outline, Sampler, Schedule};
 use ndarray::{Array2, Zip};
 use rand::Rng;
@@ -217,12 +217,8 @@ impl<S: NoisedScore + ?Sized> Sampler<S> for Ddim {
         rng: &mut R,
     ) -> (ChainState, Info) {
         let (n, d) = state.x.dim();
-        let sch = &self.schedule;
-        let k = state.step;
-        let (t, h) = grid_step(sch, self.steps, k);
-        let t_next = sch.time(self.steps, k + 1);
-        let (a0, a1) = (sch.alpha(t), sch.alpha(t_next));
-        let (s0, s1) = (sch.sigma(t), sch.sigma(t_next));
+        let step = Interval::of(&self.schedule, self.steps, state.step);
+        let ((a0, a1), (s0, s1)) = (step.alpha, step.sigma);
         let z = (self.eta > 0.0).then(|| standard_normal(n, d, rng));
         let c = if s1 > 0.0 {
             self.eta * s1 * (s0 * s0 - s1 * s1).max(0.0).sqrt() / s0
@@ -243,7 +239,7 @@ impl<S: NoisedScore + ?Sized> Sampler<S> for Ddim {
         if a1 != 1.0 {
             state.x *= a1;
         }
-        let info = state.advance(h, Some(s0), 1);
+        let info = state.advance(step.h, Some(s0), 1);
         (state, info)
     }
 
@@ -387,17 +383,9 @@ impl<S: NoisedScore + ?Sized> Sampler<S> for Heun {
         rng: &mut R,
     ) -> (ChainState, Info) {
         let (n, d) = state.x.dim();
-        let sch = &self.schedule;
-        let k = state.step;
-        let (t, h) = grid_step(sch, self.steps, k);
-        let t_next = sch.time(self.steps, k + 1);
-        let (a0, a1) = (sch.alpha(t), sch.alpha(t_next));
-        let (s_i, s_next) = (sch.sigma(t), sch.sigma(t_next));
-        let mut y = if a0 == 1.0 {
-            state.x.clone()
-        } else {
-            &state.x / a0
-        };
+        let step = Interval::of(&self.schedule, self.steps, state.step);
+        let (s_i, s_next) = step.sigma;
+        let mut y = step.to_y(&state.x);
         let mut s_hat = s_i;
         if self.churn.s_churn > 0.0 {
             let z = standard_normal(n, d, rng);
@@ -422,8 +410,8 @@ impl<S: NoisedScore + ?Sized> Sampler<S> for Heun {
                 .for_each(|y, &a, &b| *y += dt * (0.5 * a + 0.5 * b));
             evals = 2;
         }
-        state.x = if a1 == 1.0 { next } else { next * a1 };
-        let info = state.advance(h, Some(s_hat), evals);
+        state.x = step.scale_back(next);
+        let info = state.advance(step.h, Some(s_hat), evals);
         (state, info)
     }
 

@@ -85,6 +85,44 @@ pub(crate) fn grid_step(schedule: &Schedule, steps: usize, k: usize) -> (f64, f6
     }
 }
 
+/// Step k of N on the schedule's grid in the kernel's variables: the step h (as [`grid_step`]), and
+/// α and σ̃ at its start tₖ and end tₖ₊₁.
+pub(crate) struct Interval {
+    pub h: f64,
+    pub alpha: (f64, f64),
+    pub sigma: (f64, f64),
+}
+
+impl Interval {
+    pub fn of(schedule: &Schedule, steps: usize, k: usize) -> Self {
+        let (t, h) = grid_step(schedule, steps, k);
+        let t_next = schedule.time(steps, k + 1);
+        Interval {
+            h,
+            alpha: (schedule.alpha(t), schedule.alpha(t_next)),
+            sigma: (schedule.sigma(t), schedule.sigma(t_next)),
+        }
+    }
+
+    /// y = x/α at the start (a copy; no division where α = 1).
+    pub fn to_y(&self, x: &Array2<f64>) -> Array2<f64> {
+        if self.alpha.0 == 1.0 {
+            x.clone()
+        } else {
+            x / self.alpha.0
+        }
+    }
+
+    /// x = α y at the end.
+    pub fn scale_back(&self, y: Array2<f64>) -> Array2<f64> {
+        if self.alpha.1 == 1.0 {
+            y
+        } else {
+            y * self.alpha.1
+        }
+    }
+}
+
 /// One Euler–Maruyama step of the reverse SDE dx = \[f x − g² ∇log p_t(x)\] dt + g dW̄ from t to
 /// t − h: x ← (1 − f h) x + g² h s(x/α, σ̃)/α + √(g² h) z. Returns σ̃(t).
 fn em_move<S: NoisedScore + ?Sized>(
@@ -508,23 +546,16 @@ impl<S: NoisedScore + ?Sized> Sampler<S> for Ode {
             let info = state.advance(s.t_max() - s.t_end(), Some(s.sigma(s.t_max())), evals);
             return (state, info);
         }
-        let k = state.step;
-        let (t, h) = grid_step(s, self.steps, k);
-        let t_next = s.time(self.steps, k + 1);
-        let (a0, a1) = (s.alpha(t), s.alpha(t_next));
-        let (s0, s1) = (s.sigma(t), s.sigma(t_next));
+        let step = Interval::of(s, self.steps, state.step);
+        let (s0, s1) = step.sigma;
         let f = |y: ArrayView2<f64>, sigma: f64| source.noised_score(y, sigma) * -sigma;
-        let y = if a0 == 1.0 {
-            state.x.view().to_owned()
-        } else {
-            &state.x / a0
-        };
+        let y = step.to_y(&state.x);
         let (y, evals) = match self.solver {
             OdeSolver::Heun if s1 != 0.0 => (heun_step(&f, y.view(), s0, s1 - s0), 2),
             _ => (euler_step(&f, y.view(), s0, s1 - s0), 1),
         };
-        state.x = if a1 == 1.0 { y } else { y * a1 };
-        let info = state.advance(h, Some(s0), evals);
+        state.x = step.scale_back(y);
+        let info = state.advance(step.h, Some(s0), evals);
         (state, info)
     }
 

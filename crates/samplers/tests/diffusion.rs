@@ -16,7 +16,6 @@
 use ndarray::{array, Array2};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use scorelab_core::tolerance::MONTE_CARLO_SE;
 use scorelab_core::Score;
 use scorelab_densities::{Gaussian, GaussianMixture};
 use scorelab_samplers::solve::{dopri_step, euler_step, heun_step, integrate, Rk45};
@@ -24,6 +23,9 @@ use scorelab_samplers::{
     sample, Ancestral, Churn, Ddim, Heun, Ode, OdeSolver, Outline, Pc, ReverseSde, Sampler,
     Schedule,
 };
+
+mod common;
+use common::check_moments;
 
 const N: usize = 20_000;
 const M: f64 = 0.7;
@@ -40,23 +42,6 @@ fn schedules() -> Vec<Schedule> {
         Schedule::subvp(0.1, 20.0, 1e-3).unwrap(),
         Schedule::edm(0.002, 80.0, 7.0).unwrap(),
     ]
-}
-
-/// Pooled mean and variance of the coordinates of `x` against (m, v), within 5 SE each.
-fn check_moments(x: &Array2<f64>, m: f64, v: f64, what: &str) {
-    let vals: Vec<f64> = x.iter().copied().collect();
-    let n = vals.len() as f64;
-    let mean = vals.iter().sum::<f64>() / n;
-    let var = vals.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    let (se_m, se_v) = ((v / n).sqrt(), v * (2.0 / (n - 1.0)).sqrt());
-    assert!(
-        (mean - m).abs() < MONTE_CARLO_SE * se_m,
-        "{what}: mean {mean} vs {m} (se {se_m})"
-    );
-    assert!(
-        (var - v).abs() < MONTE_CARLO_SE * se_v,
-        "{what}: variance {var} vs {v} (se {se_v})"
-    );
 }
 
 fn run<M: Sampler<Gaussian>>(m: &M, x0: Array2<f64>, seed: u64) -> Array2<f64> {
