@@ -348,10 +348,15 @@ impl Heun {
         }
     }
 
-    /// The largest noise level the score is asked for: σ̃(T)(1 + γ₀).
+    /// The largest noise level the score is asked for: maxₖ σₖ(1 + γₖ) over the grid (churn can
+    /// lift a level below `s_tmax` above σ̃(T)).
     pub fn max_sigma(&self) -> f64 {
-        let s = self.schedule.sigma(self.schedule.t_max());
-        s * (1.0 + self.gamma(s))
+        (0..self.steps)
+            .map(|k| {
+                let s = self.schedule.sigma(self.schedule.time(self.steps, k));
+                s * (1.0 + self.gamma(s))
+            })
+            .fold(0.0, f64::max)
     }
 }
 

@@ -576,6 +576,29 @@ fn constructors_reject_bad_parameters_by_name() {
 }
 
 #[test]
+fn heun_reports_the_largest_churned_level_it_asks_for() {
+    // A level just below s_tmax is lifted by (1 + γ) above σ_max itself.
+    let edm = Schedule::edm(0.002, 80.0, 7.0).unwrap();
+    let churn = Churn {
+        s_churn: 40.0,
+        s_tmin: 0.0,
+        s_tmax: 79.0,
+        s_noise: 1.0,
+    };
+    let heun = Heun::new(edm, 100, churn, false).unwrap();
+    // γ = min(S_churn/N, √2 − 1) = 0.4, and σ₁ ≈ 75.7 on the 100-step grid.
+    let gamma = (40.0f64 / 100.0).min(2f64.sqrt() - 1.0);
+    let s1 = edm.time(100, 1);
+    assert!(s1 < 79.0);
+    let (lo, hi) = heun.sigma_needed().unwrap();
+    assert_eq!(lo, 0.002);
+    assert!((hi - s1 * (1.0 + gamma)).abs() < 1e-12 && hi > 80.0, "{hi}");
+    // Without churn: the schedule's range.
+    let plain = Heun::new(edm, 10, Churn::default(), false).unwrap();
+    assert_eq!(plain.sigma_needed(), Some((0.002, 80.0)));
+}
+
+#[test]
 fn score_evaluations_are_counted() {
     let edm = Schedule::edm(0.002, 80.0, 7.0).unwrap();
     let x0 = prior(&edm, 4, 0);
