@@ -614,10 +614,24 @@ impl NoiseConditionalMlp {
     where
         Dev: Device<E>,
     {
-        let (n, d) = *x.shape();
-        if let Some(pre) = self.precondition {
-            return self.preconditioned_forward(pre, p, x, sigma, tangents);
+        match self.precondition {
+            Some(pre) => self.preconditioned_forward(pre, p, x, sigma, tangents),
+            None => self.plain_forward(p, x, sigma, tangents),
         }
+    }
+
+    /// The forward of the network without preconditioning: MLP([x, log σ])/σ.
+    fn plain_forward<E: Real, T: Tape<E, Dev>>(
+        &self,
+        p: &Bound<E>,
+        x: T2<E, T>,
+        sigma: &T1<E>,
+        tangents: &Tangents<E>,
+    ) -> Outputs<E, T>
+    where
+        Dev: Device<E>,
+    {
+        let (n, d) = *x.shape();
         let hidden = self.inner.hidden.len();
         let h1 = p.tensors[1].shape().1;
         let log_sigma = sigma.clone().ln();
@@ -656,19 +670,17 @@ impl NoiseConditionalMlp {
         // x carries the tape only (its own history is not needed: no loss differentiates in x).
         let (x, tape) = x.split_tape();
         let x_in = (x.clone() * per_row(c_in.clone(), d)).put_tape(tape);
-        let inner_tangents = match tangents {
+        // JVP tangents enter the plain network scaled by c_in; the trace methods pass as they are.
+        let scaled = match tangents {
             Tangents::Jvp(v) => {
                 let shape = *v.shape();
-                Tangents::Jvp(v.clone() * c_in.clone().broadcast_like::<_, Axes2<1, 2>>(&shape))
+                Some(Tangents::Jvp(
+                    v.clone() * c_in.clone().broadcast_like::<_, Axes2<1, 2>>(&shape),
+                ))
             }
-            Tangents::None => Tangents::None,
-            Tangents::Trace(m) => Tangents::Trace(*m),
+            _ => None,
         };
-        let plain = NoiseConditionalMlp {
-            inner: self.inner.clone(),
-            precondition: None,
-        };
-        let mut o = plain.forward(p, x_in, sigma, &inner_tangents);
+        let mut o = self.plain_forward(p, x_in, sigma, scaled.as_ref().unwrap_or(tangents));
         o.score = o.score * per_row(out.clone(), d) - x * per_row(skip.clone(), d);
         if let (Some(j), Tangents::Jvp(v)) = (o.jvp.take(), tangents) {
             let shape = *j.shape();

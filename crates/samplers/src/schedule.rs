@@ -193,13 +193,7 @@ impl Schedule {
     /// # Errors
     /// Unless 0 ≤ β_min < β_max (finite; `beta_min`, `beta_max`) and 0 < t_min < 1 (`t_min`).
     pub fn vp(beta_min: f64, beta_max: f64, t_min: f64) -> Result<Self, ParamError> {
-        check_vp(beta_min, beta_max, t_min)?;
-        Ok(Schedule(Kind::Vp {
-            beta_min,
-            beta_max,
-            t_min,
-            sub: false,
-        }))
+        Self::variance_preserving(beta_min, beta_max, t_min, false)
     }
 
     /// sub-VP (Song et al. 2021): the VP drift with g² = β(t)(1 − α⁴), so α as for VP and
@@ -208,12 +202,21 @@ impl Schedule {
     /// # Errors
     /// As [`Schedule::vp`].
     pub fn subvp(beta_min: f64, beta_max: f64, t_min: f64) -> Result<Self, ParamError> {
+        Self::variance_preserving(beta_min, beta_max, t_min, true)
+    }
+
+    fn variance_preserving(
+        beta_min: f64,
+        beta_max: f64,
+        t_min: f64,
+        sub: bool,
+    ) -> Result<Self, ParamError> {
         check_vp(beta_min, beta_max, t_min)?;
         Ok(Schedule(Kind::Vp {
             beta_min,
             beta_max,
             t_min,
-            sub: true,
+            sub,
         }))
     }
 
