@@ -143,7 +143,7 @@ pub fn catalogue() -> Vec<Figure> {
         Figure {
             name: "sampler_zoo",
             inputs: &["sampler_zoo_summary.csv", "sampler_zoo_four_summary.csv"],
-            caption: "Every sampler × schedule against score evaluations per chain (mean ± sd over 3 seeds; rk45 at rtol 1e-2 … 1e-5): the minority weight and sliced W₂ on the NCSN toy with exact scores (left), with the learned network (middle), and sliced W₂ and MMD² (bandwidth 2) on the 4-mode mixture (right). Colour is the sampler, line style the schedule (solid vp, thin subvp, dashed edm, dotted ve).",
+            caption: "Every sampler × schedule against score evaluations per chain (mean over 3 seeds, no error bars drawn; rk45 at rtol 1e-2 … 1e-5 exact, 1e-2 … 1e-4 learned): the minority weight and sliced W₂ on the NCSN toy with exact scores (left), with the learned network (middle), and sliced W₂ and MMD² (bandwidth 2) on the 4-mode mixture (right). Colour is the sampler, line style the schedule (solid vp, thin subvp, dashed edm, dotted ve).",
             made_by: "scorelab experiment --config paper/experiments/sampler_zoo.toml (and sampler_zoo_four.toml)",
             draw: sampler_zoo,
         },
