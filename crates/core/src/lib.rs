@@ -14,6 +14,7 @@
 //! | [`ParameterGradient`] | ∇_θ of score and trace terms | models with parameters θ |
 //! | [`Sample`] | exact samples, with the RNG passed in | analytic densities |
 //! | [`NoisedScore`] | the score of p_σ = p ∗ N(0, σ²I) | densities with a closed-form p_σ, noise-conditional models |
+//! | [`NoisedScoreFunction`] | s(x, σ) with J v and tr J, J = ∇ₓs at fixed σ | the same |
 //! | [`Moments`] | mean and covariance | analytic densities |
 //! | [`ScoreMatchingConstant`] | C = ½ E_p‖∇log p‖² in closed form | analytic densities where known |
 //! | [`ExpectationRule`] | a deterministic quadrature rule for E_p\[g\] | low-dimensional densities |
@@ -218,6 +219,59 @@ pub trait Sample: Dimension {
 pub trait NoisedScore: Dimension + Sync {
     /// s(xᵢ, σ) for each row of the `(n, d)` batch; for exact scores σ = 0 gives the clean score.
     fn noised_score(&self, x: ArrayView2<f64>, sigma: f64) -> Array2<f64>;
+}
+
+/// A noise-conditional score with its Jacobian J(x, σ) = ∇ₓ s(x, σ) **at fixed σ**: what the
+/// divergence of the probability-flow ODE needs (the exact trace tr J, or Hutchinson's vᵀJv;
+/// Song et al. 2021, App. D.2). For a noise-conditional network the σ input is a constant of the
+/// derivative; for a density it is the Hessian of log p_σ.
+///
+/// # Examples
+/// ```
+/// use ndarray::{array, Array1, Array2, ArrayView2};
+/// use scorelab_core::{Dimension, NoisedScore, NoisedScoreFunction};
+/// /// p = N(0, I): s(x, σ) = −x/(1 + σ²), J = −I/(1 + σ²).
+/// struct N01(usize);
+/// impl Dimension for N01 { fn dim(&self) -> usize { self.0 } }
+/// impl NoisedScore for N01 {
+///     fn noised_score(&self, x: ArrayView2<f64>, s: f64) -> Array2<f64> { &x / -(1.0 + s * s) }
+/// }
+/// impl NoisedScoreFunction for N01 {
+///     fn noised_score_jvp(&self, x: ArrayView2<f64>, v: ArrayView2<f64>, s: f64) -> (Array2<f64>, Array2<f64>) {
+///         (self.noised_score(x, s), &v / -(1.0 + s * s))
+///     }
+/// }
+/// // The provided trace pushes the D basis tangents of every point through the JVP: −D/(1 + σ²).
+/// let (_, tr) = N01(4).noised_score_trace(array![[1.0, 0.0, 2.0, 3.0]].view(), 1.0);
+/// assert_eq!(tr[0], -2.0);
+/// ```
+pub trait NoisedScoreFunction: NoisedScore {
+    /// s(xᵢ, σ) for each of the n rows of `x`, and J(xᵢ, σ) v for each row v of `v`, which holds
+    /// k tangents per point (`v` is `(n·k, d)`; point i's tangents are rows i·k … i·k + k − 1).
+    ///
+    /// # Panics
+    /// Implementations may panic unless `v.nrows()` is a multiple of `x.nrows()` and σ is valid.
+    fn noised_score_jvp(
+        &self,
+        x: ArrayView2<f64>,
+        v: ArrayView2<f64>,
+        sigma: f64,
+    ) -> (Array2<f64>, Array2<f64>);
+
+    /// s(xᵢ, σ) and the exact trace tr J(xᵢ, σ) for each row; the provided version pushes the D
+    /// basis tangents of every point through [`NoisedScoreFunction::noised_score_jvp`] (D JVPs).
+    fn noised_score_trace(&self, x: ArrayView2<f64>, sigma: f64) -> (Array2<f64>, Array1<f64>) {
+        let (n, d) = x.dim();
+        let mut basis = Array2::zeros((n * d, d));
+        for i in 0..n {
+            for j in 0..d {
+                basis[[i * d + j, j]] = 1.0;
+            }
+        }
+        let (s, jv) = self.noised_score_jvp(x, basis.view(), sigma);
+        let tr = Array1::from_shape_fn(n, |i| (0..d).map(|j| jv[[i * d + j, j]]).sum());
+        (s, tr)
+    }
 }
 
 /// The first two moments of a density.

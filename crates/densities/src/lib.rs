@@ -56,3 +56,22 @@ pub use gaussian::Gaussian;
 pub use half_normal::HalfNormal;
 pub use mixture::{GaussianMixture, MIXTURE_NODES, MIXTURE_PANELS, WEIGHT_SUM_TOL};
 pub use student_t::StudentT;
+
+/// s and J v of the noised density `q` = p_σ for k tangents per point
+/// ([`scorelab_core::NoisedScoreFunction::noised_score_jvp`]): each point repeated k times.
+pub(crate) fn tangents_of<Q: scorelab_core::ScoreFunction>(
+    q: &Q,
+    x: ndarray::ArrayView2<f64>,
+    v: ndarray::ArrayView2<f64>,
+) -> (ndarray::Array2<f64>, ndarray::Array2<f64>) {
+    let n = x.nrows();
+    assert!(
+        n > 0 && v.nrows().is_multiple_of(n) && v.ncols() == x.ncols(),
+        "{} tangent rows for {n} points",
+        v.nrows()
+    );
+    let k = v.nrows() / n;
+    let idx: Vec<usize> = (0..n * k).map(|r| r / k).collect();
+    let xr = x.select(ndarray::Axis(0), &idx);
+    (q.score(x), q.score_jvp(xr.view(), v))
+}

@@ -264,6 +264,22 @@ impl NoisedScore for GaussianMixture {
     }
 }
 
+/// The Hessian of log p_σ: p_σ's own JVP and exact trace.
+impl scorelab_core::NoisedScoreFunction for GaussianMixture {
+    fn noised_score_jvp(
+        &self,
+        x: ArrayView2<f64>,
+        v: ArrayView2<f64>,
+        sigma: f64,
+    ) -> (Array2<f64>, Array2<f64>) {
+        crate::tangents_of(&self.noised(sigma), x, v)
+    }
+    fn noised_score_trace(&self, x: ArrayView2<f64>, sigma: f64) -> (Array2<f64>, Array1<f64>) {
+        let q = self.noised(sigma);
+        (q.score(x), q.jacobian_trace(x))
+    }
+}
+
 impl Moments for GaussianMixture {
     fn mean(&self) -> Array1<f64> {
         let mut m = Array1::zeros(self.dim());

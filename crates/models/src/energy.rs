@@ -31,8 +31,8 @@
 use crate::fused::{add_bias, input_matmul};
 use crate::mlp::{check_arch, door_impls, door_trace, layer_sizes, DoorForward, CHUNK};
 use crate::net::{
-    bmm, c, over_batch, over_cols, over_k, per_col, tensor2, to_f64, transpose, Activation, Bound,
-    Dev, Outputs, Real, Tangents, TraceMethod, T2, T3,
+    bmm, c, over_batch, over_cols, over_k, per_col, tensor1, tensor2, to_f64, transpose,
+    Activation, Bound, Dev, Outputs, Real, Tangents, Taped, TraceMethod, T2, T3,
 };
 use crate::params::Params;
 use crate::ModelError;
@@ -163,6 +163,44 @@ impl EnergyMlp {
             );
         }
         Array1::from(out)
+    }
+
+    /// ∇_θ Σᵢ aᵢ f_θ(xᵢ) for the rows xᵢ of `x` and weights `a`, by one taped pass in f32, in
+    /// parameter order (the confining ‖x‖²/(2τ²) has no θ). With aᵢ = 1/n on data and
+    /// a = −wₖ e^{−f_θ(zₖ)}/Z_θ on quadrature nodes zₖ it is the gradient of the negative
+    /// log-likelihood mean f_θ(x) + log Z_θ, since ∇_θ log Z_θ = −E_{p_θ}\[∇_θ f_θ\].
+    ///
+    /// # Examples
+    /// ```
+    /// use scorelab_models::{Activation, EnergyMlp};
+    /// let m = EnergyMlp::new(2, &[4], Activation::Tanh, 3.0, 1)?;
+    /// let g = m.weighted_energy_gradient(ndarray::array![[0.1, 0.2], [1.0, -1.0]].view(), &[0.5, 0.5]);
+    /// assert_eq!(g.len(), m.params().len());
+    /// # Ok::<(), scorelab_models::ModelError>(())
+    /// ```
+    ///
+    /// # Panics
+    /// Unless `a` has one weight per row of `x` and `x` has D columns.
+    pub fn weighted_energy_gradient(&self, x: ArrayView2<f64>, a: &[f64]) -> Vec<Vec<f64>> {
+        let (n, d) = x.dim();
+        assert!(
+            a.len() == n && d == self.dim,
+            "one weight per row of D columns"
+        );
+        let dev = Dev::default();
+        let p = self.params.bind::<f32>(&dev);
+        let l = self.hidden.len();
+        let flat: Vec<f64> = x.iter().copied().collect();
+        let mut act = tensor2::<f32>(&dev, &flat, (n, d)).put_tape(Taped::<f32>::default());
+        for i in 0..l {
+            let h =
+                act.matmul(p.mat::<Taped<f32>>(2 * i)) + per_col(p.vec::<Taped<f32>>(2 * i + 1), n);
+            act = self.activation.apply(h, false, true).0;
+        }
+        let g = act.matmul(p.mat::<Taped<f32>>(2 * l)).reshape_like(&(n,));
+        let total = (g * tensor1::<f32>(&dev, a)).sum::<(), _>();
+        let mut grads = total.backward();
+        p.gradients(&mut grads)
     }
 
     /// The forward on bound parameters: the score and what `tangents` asks for (module docs).

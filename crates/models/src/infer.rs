@@ -62,7 +62,7 @@ use crate::simd::{apply, scale_rows, Outs};
 use crate::{Activation, ModelError, TraceMethod};
 use ndarray::linalg::general_mat_mul;
 use ndarray::{s, Array1, Array2, ArrayView2, Axis, Zip};
-use scorelab_core::{Dimension, NoisedScore, Score, ScoreFunction};
+use scorelab_core::{Dimension, NoisedScore, NoisedScoreFunction, Score, ScoreFunction};
 use std::sync::Mutex;
 
 /// Rows of one tangent batch (points × tangents per point).
@@ -267,10 +267,42 @@ impl Inference {
         }
         if let Some((k, xin)) = self.preconditioned_input(x, sigma) {
             let vin = v.mapv(|t| t * k.c_in);
-            let (s, jv) = self.raw_score_jvp(xin.view(), vin.view(), sigma)?;
+            let (s, jv) = self.raw_score_jvp(xin.view(), vin.view(), sigma, 1)?;
             return Ok((k.combine(s, x), k.combine(jv, v)));
         }
-        self.raw_score_jvp(x, v, sigma)
+        self.raw_score_jvp(x, v, sigma, 1)
+    }
+
+    /// s for every row of `x` and J v for k tangents per point: `v` is `(n·k, D)`, point i's
+    /// tangents in rows i·k … i·k + k − 1 (one forward, then the tangents in batches; Hutchinson's
+    /// estimator with k probes per point).
+    ///
+    /// # Errors
+    /// As [`Inference::score`], and naming `v` unless it has n·k rows (k ≥ 1) of width D.
+    pub fn score_jvps(
+        &mut self,
+        x: ArrayView2<f32>,
+        v: ArrayView2<f32>,
+        sigma: Option<f32>,
+    ) -> Result<(Array2<f32>, Array2<f32>), ModelError> {
+        let n = x.nrows();
+        if n == 0 || v.ncols() != x.ncols() || !v.nrows().is_multiple_of(n) || v.nrows() == 0 {
+            return Err(ModelError::invalid(
+                "v",
+                format!(
+                    "has shape {:?}; it needs k ≥ 1 rows per point of x {:?}",
+                    v.dim(),
+                    x.dim()
+                ),
+            ));
+        }
+        let k = v.nrows() / n;
+        if let Some((c, xin)) = self.preconditioned_input(x, sigma) {
+            let vin = v.mapv(|t| t * c.c_in);
+            let (s, jv) = self.raw_score_jvp(xin.view(), vin.view(), sigma, k)?;
+            return Ok((c.combine(s, x), c.combine(jv, v)));
+        }
+        self.raw_score_jvp(x, v, sigma, k)
     }
 
     fn raw_score_jvp(
@@ -278,16 +310,17 @@ impl Inference {
         x: ArrayView2<f32>,
         v: ArrayView2<f32>,
         sigma: Option<f32>,
+        k: usize,
     ) -> Result<(Array2<f32>, Array2<f32>), ModelError> {
         let s = self.score_for_tangents(x, sigma)?;
         let n = x.nrows();
-        let mut jv = Array2::zeros((n, self.dim));
-        let per = CHUNK_ROWS;
+        let mut jv = Array2::zeros((n * k, self.dim));
+        let per = (CHUNK_ROWS / k).max(1);
         let mut p0 = 0;
         while p0 < n {
             let p1 = (p0 + per).min(n);
-            let out = self.jvp_rows(p0, p1, v.slice(s![p0..p1, ..]), 1, sigma);
-            jv.slice_mut(s![p0..p1, ..]).assign(&out);
+            let out = self.jvp_rows(p0, p1, v.slice(s![p0 * k..p1 * k, ..]), k, sigma);
+            jv.slice_mut(s![p0 * k..p1 * k, ..]).assign(&out);
             p0 = p1;
         }
         Ok((s, jv))
@@ -796,6 +829,7 @@ impl ScoreFunction for F32Score {
 #[derive(Debug)]
 pub struct F32Noised {
     engine: Shared,
+    trace: TraceMethod,
 }
 
 impl F32Noised {
@@ -815,7 +849,15 @@ impl F32Noised {
         }
         Ok(F32Noised {
             engine: Shared::new(net),
+            trace: TraceMethod::Structured,
         })
+    }
+
+    /// The same, with the exact trace of [`NoisedScoreFunction::noised_score_trace`] computed by
+    /// `method` (the default is [`TraceMethod::Structured`]).
+    pub fn with_trace(mut self, method: TraceMethod) -> Self {
+        self.trace = method;
+        self
     }
 }
 
@@ -833,6 +875,32 @@ impl NoisedScore for F32Noised {
         self.engine
             .run("F32Noised", |e| e.score(x.view(), Some(sigma as f32)))
             .mapv(f64::from)
+    }
+}
+
+/// J at fixed σ through the f32 engine (EDM preconditioning included: J = c_out c_in J_raw − c_skip I).
+///
+/// # Panics
+/// If `x` is not `(n, D)`, `v` not `(n·k, D)`, or σ is not positive and finite.
+impl NoisedScoreFunction for F32Noised {
+    fn noised_score_jvp(
+        &self,
+        x: ArrayView2<f64>,
+        v: ArrayView2<f64>,
+        sigma: f64,
+    ) -> (Array2<f64>, Array2<f64>) {
+        let (x, v) = (x.mapv(|a| a as f32), v.mapv(|a| a as f32));
+        let (s, jv) = self.engine.run("F32Noised", |e| {
+            e.score_jvps(x.view(), v.view(), Some(sigma as f32))
+        });
+        (s.mapv(f64::from), jv.mapv(f64::from))
+    }
+    fn noised_score_trace(&self, x: ArrayView2<f64>, sigma: f64) -> (Array2<f64>, Array1<f64>) {
+        let x = x.mapv(|a| a as f32);
+        let (s, tr) = self.engine.run("F32Noised", |e| {
+            e.score_trace(x.view(), Some(sigma as f32), self.trace)
+        });
+        (s.mapv(f64::from), tr.mapv(f64::from))
     }
 }
 

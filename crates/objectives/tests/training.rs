@@ -205,6 +205,7 @@ fn point_data_report_held_out_ism_and_no_relative_fisher() {
         train,
         val,
         noise: 0.0,
+        dequantize: None,
     };
     let mut t = Trainer::new(
         net,

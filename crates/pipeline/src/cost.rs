@@ -210,6 +210,7 @@ pub fn check_size(
         train: ndarray::Array2::zeros((0, dim)),
         val: ndarray::Array2::zeros((0, dim)),
         noise: 0.0,
+        dequantize: None,
     };
     crate::memory::check(
         crate::memory::train_bytes(&spec, &objective, &config, &none),

@@ -28,7 +28,7 @@ use crate::error::{PipelineError, Result};
 use crate::files::{clip, quote};
 use ndarray::{Array1, Array2, Axis};
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::fs::File;
@@ -253,22 +253,21 @@ impl Dataset {
         self.columns.len()
     }
 
-    /// The data with uniform dequantisation noise U(−q/2, q/2) added once to every value (row by
-    /// row, from stream 5 of `seed`); the data themselves for q = 0 (no draws). With integer data
-    /// and q their bin width, a density of the result bounds the discrete likelihood.
+    /// The data with uniform dequantisation noise U(−qⱼ/2, qⱼ/2) added once to every value of
+    /// each column j with qⱼ > 0 (row by row, from stream 5 of `seed`); the data themselves where
+    /// every qⱼ = 0 (no draws). With integer data and q their bin widths, a density of the result
+    /// bounds the discrete likelihood.
     ///
     /// # Errors
-    /// [`PipelineError::Invalid`] (`data.dequantize`) unless q ≥ 0 and finite.
-    pub fn dequantized(mut self, q: f64, seed: u64) -> Result<Self> {
-        if !(q >= 0.0 && q.is_finite()) {
-            return Err(PipelineError::invalid(
-                "data.dequantize",
-                format!("must be ≥ 0, got {q}"),
-            ));
-        }
-        if q > 0.0 {
+    /// [`PipelineError::Invalid`] (`data.dequantize`) unless there is one width per column, each
+    /// ≥ 0 and finite.
+    pub fn dequantized(mut self, q: &[f64], seed: u64) -> Result<Self> {
+        check_widths(q, self.dim(), "data.dequantize")?;
+        if q.iter().any(|&w| w > 0.0) {
             let mut r5 = stream(seed, 5);
-            self.rows.mapv_inplace(|v| v + q * (r5.gen::<f64>() - 0.5));
+            for mut row in self.rows.rows_mut() {
+                add_uniform(row.view_mut(), q, &mut r5);
+            }
         }
         Ok(self)
     }
@@ -301,6 +300,61 @@ impl Dataset {
         })
     }
 }
+
+/// `dequantize = q` (one bin width for every column) or `[q₀, q₁, …]` (one per column, 0 for a
+/// continuous one), as `train`'s `data.dequantize` and `likelihood`'s `dequantize` spell it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Dequantize {
+    /// One bin width for every column.
+    All(f64),
+    /// One per column; 0 leaves a column continuous.
+    Columns(Vec<f64>),
+}
+
+impl Dequantize {
+    /// The width of each of `dim` columns, checked: one per column, each finite and ≥ 0.
+    ///
+    /// # Errors
+    /// [`PipelineError::Invalid`] naming `field`.
+    ///
+    /// # Examples
+    /// ```
+    /// use scorelab_pipeline::data::Dequantize;
+    /// assert_eq!(Dequantize::All(1.0).widths(2, "dequantize")?, vec![1.0, 1.0]);
+    /// assert!(Dequantize::Columns(vec![1.0]).widths(2, "dequantize").is_err());
+    /// # Ok::<(), scorelab_pipeline::PipelineError>(())
+    /// ```
+    pub fn widths(&self, dim: usize, field: &str) -> Result<Vec<f64>> {
+        let q = match self {
+            Dequantize::All(q) => vec![*q; dim],
+            Dequantize::Columns(q) => q.clone(),
+        };
+        check_widths(&q, dim, field)?;
+        Ok(q)
+    }
+}
+
+fn check_widths(q: &[f64], dim: usize, field: &str) -> Result<()> {
+    if q.len() != dim {
+        return Err(PipelineError::invalid(
+            field,
+            format!(
+                "has {} widths but the data have {dim} columns; give one per column (0 for a continuous one) or one number",
+                q.len()
+            ),
+        ));
+    }
+    if let Some(w) = q.iter().find(|w| !(w.is_finite() && **w >= 0.0)) {
+        return Err(PipelineError::invalid(
+            field,
+            format!("every bin width must be finite and ≥ 0, got {w}"),
+        ));
+    }
+    Ok(())
+}
+
+pub use scorelab_objectives::training::add_uniform;
 
 /// Training and held-out rows of a [`Dataset`], in the data's own units.
 #[derive(Debug, Clone, PartialEq)]

@@ -10,6 +10,7 @@
 //! | [`train`] | a validated [`train::TrainPlan`], [`train::train`] (in memory) and [`train::train_in`] (a folder, checkpointed and resumable) returning a [`train::TrainedModel`] with `save`/`load` |
 //! | [`sample`] | the sampler registry [`sample::AnySampler`], a [`sample::SamplePlan`] over a density's or a model's score, and [`sample::Sampling::run`] |
 //! | [`baselines`] | the energy model's normaliser by quadrature, the held-out ISM loss, a Gaussian fit and the Scott KDE |
+//! | [`likelihood`] | a validated [`likelihood::LikelihoodPlan`]: exact log p of an analytic density's or a network's probability-flow ODE (exact or Hutchinson divergence), with dequantisation |
 //! | [`metrics`] | the metric bundle every evaluation reports (MMD², KSD, sliced W₂, mode weights), nearest-neighbour distances, means over seeds |
 //! | [`equivalence`] | the ESM = ISM + C audit over configs of cases, and the built-in suite |
 //! | [`cost`] | the Jacobian-cost benchmark's setting |
@@ -50,6 +51,7 @@ pub mod data;
 pub mod equivalence;
 mod error;
 pub mod files;
+pub mod likelihood;
 pub mod memory;
 pub mod metrics;
 pub mod observe;

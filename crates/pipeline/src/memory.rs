@@ -192,6 +192,19 @@ pub fn sample_bytes(chains: usize, dim: usize, snapshots: usize) -> u64 {
     prod(&[chains as u64, dim as u64, 8, 8 + snapshots as u64])
 }
 
+/// Peak memory of one likelihood batch of `batch` points in D = `dim` with `k` estimates per
+/// point: the Dormand–Prince stages of the (batch, D + k) state and the (batch·k, D) probes and
+/// tangents (f64, a factor 16), and the naive trace's basis tangents (chunked by the network).
+pub fn likelihood_bytes(batch: usize, dim: usize, k: usize) -> u64 {
+    prod(&[batch as u64, (dim + k) as u64, 8, 16]).saturating_add(prod(&[
+        batch as u64,
+        k as u64,
+        dim as u64,
+        8,
+        8,
+    ]))
+}
+
 /// Peak memory of an audit of `samples` points in D = `dim`: about six `(n, d)` f64 arrays.
 pub fn audit_bytes(samples: usize, dim: usize) -> u64 {
     prod(&[samples as u64, dim as u64, 8, 6])

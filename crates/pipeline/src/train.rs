@@ -119,10 +119,17 @@ pub struct DataSpec {
     /// The held-out fraction of the rows (default 0.2), chosen by a seeded permutation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_fraction: Option<f64>,
-    /// Width q of uniform dequantisation noise U(−q/2, q/2) added once to every value, in the
-    /// data's units, before the transform (default 0: none).
+    /// Width q of uniform dequantisation noise U(−q/2, q/2), in the data's units, before the
+    /// transform: one number for every column or one per column (0 for a continuous one);
+    /// default 0, none. Added once to every value at load, or with `dequantize_fresh` afresh to
+    /// every training batch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dequantize: Option<f64>,
+    pub dequantize: Option<crate::data::Dequantize>,
+    /// Draw the dequantisation noise afresh for every training batch (from the step stream, before
+    /// any `noise`), and once for the held-out rows, instead of once at load (default false):
+    /// training then sees the dequantised density itself rather than one draw of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dequantize_fresh: Option<bool>,
 }
 
 /// The CSV data of a plan, prepared: training and held-out rows in model units.
@@ -136,6 +143,8 @@ pub struct PreparedData {
     pub transform: Transform,
     /// σ₀ of the training noise.
     pub noise: f64,
+    /// With `dequantize_fresh`: the bin widths in model units, drawn afresh per batch.
+    pub dequantize: Option<Vec<f64>>,
 }
 
 impl DataSpec {
@@ -170,7 +179,18 @@ impl DataSpec {
             .ok_or_else(|| PipelineError::invalid("data.csv", "the data are not a CSV file"))?;
         let data = Dataset::from_csv(&path, self.columns.as_deref())?;
         let test_fraction = self.test_fraction.unwrap_or(0.2);
-        let q = self.dequantize.unwrap_or(0.0);
+        let dim = data.dim();
+        let q = match &self.dequantize {
+            Some(q) => q.widths(dim, "data.dequantize")?,
+            None => vec![0.0; dim],
+        };
+        let fresh = self.dequantize_fresh.unwrap_or(false);
+        if fresh && q.iter().all(|&w| w == 0.0) {
+            return Err(PipelineError::invalid(
+                "data.dequantize_fresh",
+                "needs data.dequantize, the bin widths to draw the noise with",
+            ));
+        }
         let kind_name = self
             .transform
             .clone()
@@ -205,20 +225,34 @@ impl DataSpec {
                 format!("must be ≥ 0 and finite, got {noise}"),
             ));
         }
-        let split = data.dequantized(q, seed)?.split(test_fraction, seed)?;
+        let once = if fresh { vec![0.0; dim] } else { q.clone() };
+        let split = data.dequantized(&once, seed)?.split(test_fraction, seed)?;
         let transform = split.fit_transform(kind)?;
         self.columns = Some(split.columns.clone());
         self.transform = Some(kind_name);
         self.test_fraction = Some(test_fraction);
-        self.dequantize = Some(q);
+        if self.dequantize.is_none() {
+            self.dequantize = Some(crate::data::Dequantize::All(0.0));
+        }
+        if self.dequantize_fresh.is_some() {
+            self.dequantize_fresh = Some(fresh);
+        }
         if self.noise.is_some() {
             self.noise = Some(noise);
         }
+        // Fresh noise is drawn in model units: width qⱼ/scaleⱼ.
+        let dequantize = fresh.then(|| {
+            q.iter()
+                .zip(&transform.scale)
+                .map(|(q, s)| q / s)
+                .collect::<Vec<f64>>()
+        });
         Ok(PreparedData {
             train: transform.forward(&split.train),
             test: transform.forward(&split.test),
             transform,
             noise,
+            dequantize,
         })
     }
 
@@ -233,6 +267,7 @@ impl DataSpec {
                     ("noise", self.noise.is_some()),
                     ("test_fraction", self.test_fraction.is_some()),
                     ("dequantize", self.dequantize.is_some()),
+                    ("dequantize_fresh", self.dequantize_fresh.is_some()),
                 ] {
                     if set {
                         return Err(PipelineError::invalid(
@@ -252,6 +287,7 @@ impl DataSpec {
                     train: d.train,
                     val: d.test,
                     noise: d.noise,
+                    dequantize: d.dequantize,
                 };
                 Ok((data, Some(d.transform), dim))
             }

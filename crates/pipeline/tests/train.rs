@@ -109,3 +109,51 @@ fn resuming_refuses_a_changed_model() {
     .unwrap_err();
     assert!(e.to_string().contains("only [train] may change"), "{e}");
 }
+
+/// `data.dequantize` per column: drawn once at load (the integer column moves by less than q/2,
+/// the continuous one stays), or with `dequantize_fresh` not at load but per batch, with the
+/// widths carried to model units as q/scale; a width list of the wrong length is refused.
+#[test]
+fn dequantisation_per_column_once_or_fresh() {
+    use scorelab_pipeline::data::Dequantize;
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("ints.csv");
+    let mut text = String::from("a,b\n");
+    for i in 0..40 {
+        text.push_str(&format!("{},{}\n", (i as f64 * 0.37).sin(), i % 9));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let mut data = scorelab_pipeline::train::DataSpec::csv(&csv, None, 0.25);
+    data.transform = Some("none".into());
+    data.dequantize = Some(Dequantize::Columns(vec![0.0, 1.0]));
+    let once = data.clone().prepare_csv(1).unwrap();
+    assert!(once.dequantize.is_none());
+    let all =
+        |x: &ndarray::Array2<f64>| x.rows().into_iter().map(|r| r.to_vec()).collect::<Vec<_>>();
+    let rows: Vec<Vec<f64>> = all(&once.train)
+        .into_iter()
+        .chain(all(&once.test))
+        .collect();
+    assert!(rows
+        .iter()
+        .all(|r| (r[1] - r[1].round()).abs() <= 0.5 && r[1].fract() != 0.0));
+    // The continuous column is untouched: every value is one of the file's, bit for bit.
+    let written: Vec<f64> = (0..40)
+        .map(|i| format!("{}", (i as f64 * 0.37).sin()).parse().unwrap())
+        .collect();
+    assert!(rows.iter().all(|r| written.contains(&r[0])));
+    let mut fresh = data.clone();
+    fresh.dequantize_fresh = Some(true);
+    fresh.transform = None; // standardised: widths q/scale
+    let f = fresh.prepare_csv(1).unwrap();
+    let q = f.dequantize.clone().unwrap();
+    assert_eq!(q[0], 0.0);
+    assert!((q[1] - 1.0 / f.transform.scale[1]).abs() < 1e-15);
+    // Not drawn at load: the model-unit rows map back to the integers exactly.
+    let back = f.transform.inverse(&f.train);
+    assert!(back.column(1).iter().all(|v| (v - v.round()).abs() < 1e-9));
+    let mut bad = data;
+    bad.dequantize = Some(Dequantize::Columns(vec![1.0]));
+    let e = bad.prepare_csv(1).unwrap_err().to_string();
+    assert!(e.contains("data.dequantize"), "{e}");
+}

@@ -16,6 +16,7 @@ pub mod cost;
 pub mod equivalence;
 pub mod evaluate;
 pub mod experiments;
+pub mod likelihood;
 pub mod reproduce;
 pub mod sample;
 pub mod score;

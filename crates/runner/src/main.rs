@@ -3,7 +3,8 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use scorelab::{
-    cost, equivalence, evaluate, experiments, sample, score, stop_flag, train, InputError,
+    cost, equivalence, evaluate, experiments, likelihood, sample, score, stop_flag, train,
+    InputError,
 };
 use scorelab_pipeline::equivalence::{builtin, EquivalenceConfig, DEFAULT_SAMPLES};
 use std::io::Write;
@@ -76,6 +77,13 @@ enum Command {
     ///
     /// Ctrl-C stops after the current step, keeping the snapshots already written.
     Sample(sample::SampleArgs),
+    /// Exact log-likelihoods through the probability-flow ODE (vp, subvp, ve, edm) of an analytic
+    /// density's marginal scores or a noise-conditional network, with the exact divergence
+    /// (structured or naive trace) or Hutchinson's; writes OUT (log_p,log_p_se,bits_per_dim,
+    /// score_evals, one row per point) and <OUT>.config.toml (see the README).
+    ///
+    /// Ctrl-C stops after the current batch, writing the rows finished.
+    Likelihood(likelihood::LikelihoodArgs),
     /// Run one of the paper's experiments (paper/experiments/*.toml): writes RESULTS/NAME.csv,
     /// NAME_summary.csv and NAME.config.toml (see the README).
     Experiment {
@@ -176,6 +184,14 @@ fn cost_cmd(args: cost::CostArgs) -> Result<()> {
 fn sample_cmd(args: sample::SampleArgs) -> Result<()> {
     let stop = stop_flag();
     if sample::run(&args, &stop)? {
+        std::process::exit(130);
+    }
+    Ok(())
+}
+
+fn likelihood_cmd(args: likelihood::LikelihoodArgs) -> Result<()> {
+    let stop = stop_flag();
+    if likelihood::run(&args, &stop)? {
         std::process::exit(130);
     }
     Ok(())
@@ -418,6 +434,7 @@ fn main() -> ExitCode {
             sigma,
         } => score::run(&model, &points, &out, sigma),
         Command::Sample(args) => sample_cmd(args),
+        Command::Likelihood(args) => likelihood_cmd(args),
         Command::Experiment {
             config,
             results,

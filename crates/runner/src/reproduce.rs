@@ -34,6 +34,7 @@ pub const EXPERIMENTS: &[&str] = &[
     "samplers_cost_banana",
     "sampler_zoo",
     "sampler_zoo_four",
+    "likelihood_accuracy",
     "old_faithful",
     "digits",
 ];

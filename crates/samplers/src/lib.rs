@@ -51,6 +51,7 @@
 mod annealed;
 mod diffusion;
 mod langevin;
+pub mod likelihood;
 pub mod schedule;
 mod sde;
 pub mod solve;

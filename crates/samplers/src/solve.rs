@@ -188,17 +188,26 @@ pub enum SolveError {
         /// The step size.
         h: f64,
     },
+    /// The solution or a quantity integrated beside it is not finite at the end.
+    #[error("the ODE's solution is not finite at τ = {0}: the score or its divergence returned NaN or ∞")]
+    NotFinite(f64),
     /// More than `max_steps` steps.
     #[error("the ODE solver took more than {0} steps; loosen rtol/atol")]
     TooManySteps(usize),
 }
 
-fn error_norm(err: &Array2<f64>, y0: ArrayView2<f64>, y1: ArrayView2<f64>, tol: &Rk45) -> f64 {
-    let d = err.ncols().max(1) as f64;
+fn error_norm(
+    err: &Array2<f64>,
+    y0: ArrayView2<f64>,
+    y1: ArrayView2<f64>,
+    tol: &Rk45,
+    cols: usize,
+) -> f64 {
+    let d = cols.max(1) as f64;
     let mut worst = 0.0f64;
     for ((e, a), b) in err.rows().into_iter().zip(y0.rows()).zip(y1.rows()) {
         let mut s = 0.0;
-        for ((&e, &a), &b) in e.iter().zip(a.iter()).zip(b.iter()) {
+        for ((&e, &a), &b) in e.iter().zip(a.iter()).zip(b.iter()).take(cols) {
             let w = tol.atol + tol.rtol * a.abs().max(b.abs());
             s += (e / w) * (e / w);
         }
@@ -213,13 +222,14 @@ fn error_norm(err: &Array2<f64>, y0: ArrayView2<f64>, y1: ArrayView2<f64>, tol: 
     worst
 }
 
-fn scaled_norm(v: ArrayView2<f64>, y: ArrayView2<f64>, tol: &Rk45) -> f64 {
-    let d = v.ncols().max(1) as f64;
+fn scaled_norm(v: ArrayView2<f64>, y: ArrayView2<f64>, tol: &Rk45, cols: usize) -> f64 {
+    let d = cols.max(1) as f64;
     let mut worst = 0.0f64;
     for (a, b) in v.rows().into_iter().zip(y.rows()) {
         let s: f64 = a
             .iter()
             .zip(b.iter())
+            .take(cols)
             .map(|(&v, &y)| (v / (tol.atol + tol.rtol * y.abs())).powi(2))
             .sum();
         worst = worst.max((s / d).sqrt());
@@ -241,6 +251,43 @@ pub fn integrate<F>(
 where
     F: Fn(ArrayView2<f64>, f64) -> Array2<f64> + ?Sized,
 {
+    let cols = y0.ncols();
+    integrate_controlled(f, y0, t0, t1, tol, cols)
+}
+
+/// [`integrate`] with the error controlled on the first `controlled` columns only: the others
+/// (quantities carried along, such as an accumulated log-density) are integrated by the same steps
+/// but never shorten or reject one, so the steps depend on the controlled columns alone.
+///
+/// # Examples
+/// ```
+/// use ndarray::{array, ArrayView2};
+/// use scorelab_samplers::solve::{integrate_controlled, Rk45};
+/// // y′ = −y with ∫y dτ carried along: the steps are those of y alone.
+/// let f = |y: ArrayView2<f64>, _t: f64| array![[-y[[0, 0]], y[[0, 0]]]];
+/// let tol = Rk45::new(1e-6, 1e-6)?;
+/// let (y, s1) = integrate_controlled(&f, array![[1.0, 0.0]], 0.0, 2.0, &tol, 1)?;
+/// let g = |y: ArrayView2<f64>, _t: f64| array![[-y[[0, 0]]]];
+/// let (_, s2) = integrate_controlled(&g, array![[1.0]], 0.0, 2.0, &tol, 1)?;
+/// assert_eq!(s1, s2);
+/// assert!((y[[0, 1]] - (1.0 - (-2.0f64).exp())).abs() < 1e-5);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// As [`integrate`].
+pub fn integrate_controlled<F>(
+    f: &F,
+    y0: Array2<f64>,
+    t0: f64,
+    t1: f64,
+    tol: &Rk45,
+    controlled: usize,
+) -> Result<(Array2<f64>, SolveStats), SolveError>
+where
+    F: Fn(ArrayView2<f64>, f64) -> Array2<f64> + ?Sized,
+{
+    let cols = controlled.min(y0.ncols());
     let mut stats = SolveStats::default();
     if t0 == t1 || y0.is_empty() {
         return Ok((y0, stats));
@@ -250,8 +297,8 @@ where
     let mut k1 = f(y0.view(), t0);
     stats.evals += 1;
     // Hairer et al.'s starting step (II.4): h₀ from ‖y₀‖/‖F₀‖, refined by one Euler step.
-    let d0 = scaled_norm(y0.view(), y0.view(), tol);
-    let d1 = scaled_norm(k1.view(), y0.view(), tol);
+    let d0 = scaled_norm(y0.view(), y0.view(), tol, cols);
+    let d1 = scaled_norm(k1.view(), y0.view(), tol, cols);
     let h0 = if d0 < 1e-5 || d1 < 1e-5 {
         1e-6
     } else {
@@ -262,7 +309,7 @@ where
     y_e.scaled_add(dir * h0, &k1);
     let k_e = f(y_e.view(), t0 + dir * h0);
     stats.evals += 1;
-    let d2 = scaled_norm((&k_e - &k1).view(), y0.view(), tol) / h0;
+    let d2 = scaled_norm((&k_e - &k1).view(), y0.view(), tol, cols) / h0;
     let h1 = if d1.max(d2) <= 1e-15 {
         (h0 * 1e-3).max(1e-6)
     } else {
@@ -288,7 +335,7 @@ where
         }
         let (y5, e, k7) = dopri_step(f, y.view(), t, dir * step, &k1);
         stats.evals += 6;
-        let err = error_norm(&e, y.view(), y5.view(), tol);
+        let err = error_norm(&e, y.view(), y5.view(), tol, cols);
         if err <= 1.0 {
             stats.accepted += 1;
             t = if last { t1 } else { t + dir * step };

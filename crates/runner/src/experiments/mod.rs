@@ -10,7 +10,10 @@
 //! - `kind = "density_fit"` ([`density_fit`]): energy networks on 2-D data, held-out likelihood with
 //!   Z_θ by quadrature, against a KDE and a Gaussian;
 //! - `kind = "image_fit"` ([`image_fit`]): score networks on images, sampled and compared with
-//!   held-out images.
+//!   held-out images;
+//! - `kind = "likelihood_accuracy"` ([`likelihood`]): the probability-flow ODE's log-likelihood
+//!   against closed forms, Hutchinson against the exact divergence, the 2-D normalisation of an
+//!   untrained network's density, and the cost of each divergence.
 //!
 //! Each kind calls the pipeline in-process: networks are trained by
 //! [`scorelab_pipeline::train::train_in`] into `DIR/models/NAME/…` (folders `scorelab sample`
@@ -19,6 +22,7 @@
 
 pub mod density_fit;
 pub mod image_fit;
+pub mod likelihood;
 pub mod noise;
 pub mod samplers;
 pub mod shared;
@@ -44,6 +48,9 @@ pub enum ExperimentFile {
     DensityFit(density_fit::DensityFitExperiment),
     /// Score networks fitted to images, sampled and compared with held-out images.
     ImageFit(image_fit::ImageFitExperiment),
+    /// The probability-flow ODE's likelihood against closed forms, Hutchinson, the 2-D
+    /// normalisation and the cost.
+    LikelihoodAccuracy(likelihood::LikelihoodAccuracyExperiment),
 }
 
 /// What the command line passes to [`run`].
@@ -108,7 +115,10 @@ pub fn check(args: &ExperimentArgs) -> Result<()> {
     let at = |e: anyhow::Error| bad(format!("experiment {}: {e:#}", args.config.display()));
     match &file {
         ExperimentFile::Samplers(e) => samplers::check(e).map_err(at)?,
-        ExperimentFile::Noise(_) | ExperimentFile::DensityFit(_) | ExperimentFile::ImageFit(_) => {}
+        ExperimentFile::Noise(_)
+        | ExperimentFile::DensityFit(_)
+        | ExperimentFile::ImageFit(_)
+        | ExperimentFile::LikelihoodAccuracy(_) => {}
     }
     Ok(())
 }
@@ -137,6 +147,7 @@ pub fn run(args: &ExperimentArgs, stop: &AtomicBool) -> Result<String> {
         ExperimentFile::Noise(e) => noise::run(e, &models, stop)?,
         ExperimentFile::DensityFit(e) => density_fit::run(e, &models, stop)?,
         ExperimentFile::ImageFit(e) => image_fit::run(e, &models, stop)?,
+        ExperimentFile::LikelihoodAccuracy(e) => likelihood::run(e, stop)?,
     };
     let Outputs {
         csv,

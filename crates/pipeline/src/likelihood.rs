@@ -1,0 +1,790 @@
+//! Likelihoods of a score through its probability-flow ODE: a [`LikelihoodPlan`] (a TOML file is
+//! one) validated into an [`Estimation`], whose [`Estimation::run`] gives log p, its standard
+//! error, bits/dim and the cost of every point (the mathematics: [`scorelab_samplers::likelihood`]).
+//!
+//! The score comes from an analytic density with exact marginal scores (`gaussian`,
+//! `gaussian_mixture`, `standard_normal`: p_t is again a mixture) or from a noise-conditional
+//! network written by `scorelab train` (`model_dir`). What is estimated is the density of the
+//! marginal at the ODE's start t₀, α(t₀)(x₀ + σ̃(t₀)z) (t_min = 1e-5 by default for `vp`/`subvp`,
+//! σ_min for `ve`/`edm`), in the data's own units: a network's log-density in standardised units
+//! gets the transform's log-Jacobian.
+//!
+//! **Dequantisation.** Integer data have no density; with `dequantize = q` (one width for every
+//! column, or one per column with 0 for a continuous one) each point is moved by u ∼ U(−q/2, q/2)
+//! per quantised column, `dequantize_draws` times, and `log_p` is the mean of log p(x + u). Since
+//! P(x) = ∫_bin p = (Π q) E_u p(x + u) ≥ (Π q) exp E_u log p(x + u) (Jensen),
+//! `bits_per_dim` = −(log_p + Σ log q)/(D ln 2) is an upper bound, in expectation over the
+//! draws, on −log₂ P(x)/D: the discrete data's bits/dim with the bins as unit (Theis et al. 2016;
+//! Ho et al. 2019).
+//!
+//! Randomness: Hutchinson's probes and the dequantisation noise come from
+//! `ChaCha8Rng::seed_from_u64(seed)`, batch by batch (for each draw: the noise, then the probes),
+//! so the same config, points and seed give the same CSV byte for byte.
+//!
+//! ```
+//! use ndarray::array;
+//! use scorelab_pipeline::likelihood::LikelihoodPlan;
+//! let plan: LikelihoodPlan = toml::from_str(r#"
+//!     density = { kind = "standard_normal", dim = 2 }
+//!     schedule = { kind = "vp" }
+//!     rtol = 1e-6
+//!     atol = 1e-6
+//! "#).unwrap();
+//! let est = plan.prepare()?;
+//! let x = array![[0.0, 0.0], [1.0, -2.0]];
+//! let out = est.run(x.view(), &mut ())?;
+//! // N(0, I) is invariant under VP, so p_{t₀} = N(0, I): log p(0) = −log 2π.
+//! assert!((out.rows[0].log_p + (2.0 * std::f64::consts::PI).ln()).abs() < 1e-4);
+//! # Ok::<(), scorelab_pipeline::PipelineError>(())
+//! ```
+
+pub use crate::data::Dequantize;
+use crate::data::Transform;
+use crate::error::{PipelineError, Result};
+use crate::files::cell;
+use crate::memory::{self, MemoryLimit};
+use crate::observe::{Control, Observe};
+use crate::sample::{PriorKind, ScheduleSpec};
+use crate::spec::DensitySpec;
+use crate::train::TrainedModel;
+use ndarray::{Array1, Array2, ArrayView2, Axis};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use scorelab_core::{Dimension, LogDensity, NoisedScore, NoisedScoreFunction};
+use scorelab_densities::AnyDensity;
+use scorelab_models::{F32Noised, Network, TraceMethod};
+use scorelab_samplers::likelihood::{
+    gaussian_log_prior, Divergence, FlowSolver, Likelihood, Probe,
+};
+use scorelab_samplers::solve::Rk45;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// `divergence = …`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DivergenceKind {
+    /// The exact trace of the score's Jacobian.
+    #[default]
+    Exact,
+    /// Hutchinson's estimator.
+    Hutchinson,
+}
+
+/// `trace = …` (exact divergence only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TraceKind {
+    /// The network's structured trace (an analytic density's closed form).
+    Structured,
+    /// D Jacobian–vector products.
+    Naive,
+}
+
+/// `probe = …` (Hutchinson only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeKind {
+    /// ±1 entries.
+    Rademacher,
+    /// N(0, 1) entries.
+    Gaussian,
+}
+
+/// `solver = …`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlowSolverKind {
+    /// Adaptive Dormand–Prince 5(4) (`rtol`, `atol`).
+    #[default]
+    Rk45,
+    /// Heun on the schedule's grid (`steps`).
+    Heun,
+}
+
+/// The `scorelab likelihood` config (the README lists every key and its default).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LikelihoodPlan {
+    /// Seed of the probes and the dequantisation noise (default 0).
+    #[serde(default)]
+    pub seed: u64,
+    /// An analytic density with exact marginal scores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub density: Option<DensitySpec>,
+    /// Or: a noise-conditional network written by `scorelab train`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_dir: Option<PathBuf>,
+    /// The schedule (default `vp`; for `vp`/`subvp` t_min defaults to 1e-5 here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<toml::Table>,
+    /// `exact` (default) or `hutchinson`.
+    #[serde(default)]
+    pub divergence: DivergenceKind,
+    /// Exact only: `structured` (default) or `naive`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<TraceKind>,
+    /// Hutchinson only: probes per point (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub projections: Option<usize>,
+    /// Hutchinson only: `rademacher` (default) or `gaussian`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<ProbeKind>,
+    /// `rk45` (default) or `heun`.
+    #[serde(default)]
+    pub solver: FlowSolverKind,
+    /// rk45 only: relative tolerance (default 1e-5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtol: Option<f64>,
+    /// rk45 only: absolute tolerance (default 1e-5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub atol: Option<f64>,
+    /// heun only: the number of steps (required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<usize>,
+    /// `gaussian` (default): the schedule's prior; `exact`: p_T of an analytic density.
+    #[serde(default)]
+    pub prior: PriorKind,
+    /// Integer data: the bin width q in data units (module docs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dequantize: Option<Dequantize>,
+    /// With `dequantize`: uniform draws per point (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dequantize_draws: Option<usize>,
+    /// Points per solve (default 256): the ODE's memory is that of one batch.
+    #[serde(default = "default_batch")]
+    pub batch: usize,
+    /// What was estimated, and provenance, written by `scorelab likelihood`; ignored when read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<toml::Table>,
+}
+
+fn default_batch() -> usize {
+    256
+}
+
+/// The score of a validated likelihood run.
+#[derive(Debug)]
+enum LikSource {
+    Density(Box<AnyDensity>),
+    Network {
+        net: Box<F32Noised>,
+        transform: Option<Transform>,
+    },
+}
+
+/// An analytic density's exact noised score s(x, σ) = ∇log p_σ with its Hessian, for the
+/// densities where p_σ is closed form (Gaussians and mixtures), as the likelihood's
+/// [`NoisedScoreFunction`].
+///
+/// ```
+/// use scorelab_densities::{AnyDensity, Banana, Gaussian};
+/// use scorelab_pipeline::likelihood::DensityFlow;
+/// assert!(DensityFlow::new(&AnyDensity::from(Gaussian::standard(2))).is_some());
+/// assert!(DensityFlow::new(&AnyDensity::from(Banana::new(1.0, 0.5)?)).is_none());
+/// # Ok::<(), scorelab_densities::DensityError>(())
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct DensityFlow<'a> {
+    p: &'a AnyDensity,
+    naive: bool,
+}
+
+impl<'a> DensityFlow<'a> {
+    /// p's exact noised score, or `None` where p_σ is not closed form.
+    pub fn new(p: &'a AnyDensity) -> Option<Self> {
+        p.noised(1.0)?;
+        Some(DensityFlow { p, naive: false })
+    }
+
+    /// The same, its trace taken by D Jacobian–vector products instead of the closed form.
+    pub fn naive(mut self) -> Self {
+        self.naive = true;
+        self
+    }
+}
+
+impl Dimension for DensityFlow<'_> {
+    fn dim(&self) -> usize {
+        self.p.dim()
+    }
+}
+
+impl NoisedScore for DensityFlow<'_> {
+    fn noised_score(&self, x: ArrayView2<f64>, sigma: f64) -> Array2<f64> {
+        self.p.noised_score(x, sigma).expect("validated")
+    }
+}
+
+impl NoisedScoreFunction for DensityFlow<'_> {
+    fn noised_score_jvp(
+        &self,
+        x: ArrayView2<f64>,
+        v: ArrayView2<f64>,
+        sigma: f64,
+    ) -> (Array2<f64>, Array2<f64>) {
+        match self.p {
+            AnyDensity::Gaussian(g) => g.noised_score_jvp(x, v, sigma),
+            AnyDensity::GaussianMixture(m) => m.noised_score_jvp(x, v, sigma),
+            _ => unreachable!("validated: gaussian or gaussian_mixture"),
+        }
+    }
+    fn noised_score_trace(&self, x: ArrayView2<f64>, sigma: f64) -> (Array2<f64>, Array1<f64>) {
+        if self.naive {
+            // The provided D-JVP trace.
+            let (n, d) = x.dim();
+            let mut basis = Array2::zeros((n * d, d));
+            for i in 0..n {
+                for j in 0..d {
+                    basis[[i * d + j, j]] = 1.0;
+                }
+            }
+            let (s, jv) = self.noised_score_jvp(x, basis.view(), sigma);
+            let tr = Array1::from_shape_fn(n, |i| (0..d).map(|j| jv[[i * d + j, j]]).sum());
+            return (s, tr);
+        }
+        match self.p {
+            AnyDensity::Gaussian(g) => g.noised_score_trace(x, sigma),
+            AnyDensity::GaussianMixture(m) => m.noised_score_trace(x, sigma),
+            _ => unreachable!("validated: gaussian or gaussian_mixture"),
+        }
+    }
+}
+
+/// A validated likelihood run: what [`LikelihoodPlan::prepare`] returns.
+#[derive(Debug)]
+pub struct Estimation {
+    /// The resolved config (defaults filled in, no `[run]`).
+    pub resolved: LikelihoodPlan,
+    /// The likelihood computation.
+    pub likelihood: Likelihood,
+    /// D.
+    pub dim: usize,
+    source: LikSource,
+    naive: bool,
+    /// Bin width per column (0: continuous).
+    bins: Vec<f64>,
+    draws: usize,
+}
+
+/// One point's result.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LikelihoodRow {
+    /// log p(x) in nats, in the data's units (the mean over dequantisation draws).
+    pub log_p: f64,
+    /// Its standard error over Hutchinson's probes (k ≥ 2), else `None`.
+    pub log_p_se: Option<f64>,
+    /// −(log p + Σ log q)/(D ln 2).
+    pub bits_per_dim: f64,
+    /// Score evaluations spent on the point's batch, per point, over every draw.
+    pub score_evals: usize,
+}
+
+/// What [`Estimation::run`] produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LikelihoodOutput {
+    /// One row per finished point, in order.
+    pub rows: Vec<LikelihoodRow>,
+    /// Whether the observer stopped the run (the rows are then those of the finished batches).
+    pub interrupted: bool,
+}
+
+/// Progress of [`Estimation::run`]: after each batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Points finished.
+    pub done: usize,
+    /// Points in all.
+    pub total: usize,
+}
+
+fn schedule_of(table: Option<&toml::Table>) -> Result<ScheduleSpec> {
+    let mut t = table.cloned().unwrap_or_else(|| {
+        let mut t = toml::Table::new();
+        t.insert("kind".into(), "vp".into());
+        t
+    });
+    let kind = t.get("kind").and_then(|k| k.as_str()).unwrap_or("");
+    if matches!(kind, "vp" | "subvp") && !t.contains_key("t_min") {
+        t.insert("t_min".into(), toml::Value::Float(1e-5));
+    }
+    let spec: ScheduleSpec = toml::Value::Table(t)
+        .try_into()
+        .map_err(|e: toml::de::Error| {
+            PipelineError::invalid("schedule", e.message().to_string())
+        })?;
+    spec.build().map_err(|e| {
+        let e: PipelineError = e.into();
+        e.within("schedule")
+    })?;
+    Ok(spec)
+}
+
+impl LikelihoodPlan {
+    /// Reads a plan file; errors name the file and the key.
+    ///
+    /// # Errors
+    /// [`PipelineError::Input`] if the file cannot be read or is not a valid plan.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        crate::files::read_toml(path)
+    }
+
+    /// The resolved config as TOML.
+    pub fn to_toml(&self) -> String {
+        format!(
+            "# Written by scorelab likelihood: the resolved config (every default filled in) and, in [run],\n\
+             # the density it estimates. `scorelab likelihood --config <this file> --points … --out …` reruns it.\n{}",
+            toml::to_string(self).expect("a config serialises")
+        )
+    }
+
+    /// Validates everything once, loading the network of `model_dir` if there is one.
+    ///
+    /// # Errors
+    /// [`PipelineError`] naming the key and what would be valid.
+    pub fn prepare(&self) -> Result<Estimation> {
+        self.prepare_source(None)
+    }
+
+    /// Validates everything once, with `model` (trained in memory) as the score source.
+    ///
+    /// # Errors
+    /// As [`LikelihoodPlan::prepare`].
+    pub fn prepare_with(&self, model: TrainedModel) -> Result<Estimation> {
+        self.prepare_source(Some(model))
+    }
+
+    fn prepare_source(&self, model: Option<TrainedModel>) -> Result<Estimation> {
+        let spec = schedule_of(self.schedule.as_ref())?;
+        let schedule = spec.build().expect("checked");
+        let hutch = self.divergence == DivergenceKind::Hutchinson;
+        if hutch && self.trace.is_some() {
+            return Err(PipelineError::invalid(
+                "trace",
+                "applies to divergence = \"exact\" only; Hutchinson's estimator takes no trace: remove trace",
+            ));
+        }
+        if !hutch && self.projections.is_some() {
+            return Err(PipelineError::invalid(
+                "projections",
+                "applies to divergence = \"hutchinson\" only; the exact divergence has no probes: remove projections, or set divergence = \"hutchinson\"",
+            ));
+        }
+        if !hutch && self.probe.is_some() {
+            return Err(PipelineError::invalid(
+                "probe",
+                "applies to divergence = \"hutchinson\" only: remove probe",
+            ));
+        }
+        let divergence = if hutch {
+            let projections = self.projections.unwrap_or(1);
+            if projections == 0 {
+                return Err(PipelineError::invalid(
+                    "projections",
+                    "must be at least 1 probe per point",
+                ));
+            }
+            Divergence::Hutchinson {
+                projections,
+                probe: match self.probe.unwrap_or(ProbeKind::Rademacher) {
+                    ProbeKind::Rademacher => Probe::Rademacher,
+                    ProbeKind::Gaussian => Probe::Gaussian,
+                },
+            }
+        } else {
+            Divergence::Exact
+        };
+        let solver = match self.solver {
+            FlowSolverKind::Rk45 => {
+                if self.steps.is_some() {
+                    return Err(PipelineError::invalid(
+                        "steps",
+                        "applies to solver = \"heun\" only; rk45 chooses its own steps from rtol and atol: remove steps",
+                    ));
+                }
+                let mut tol = Rk45::new(self.rtol.unwrap_or(1e-5), self.atol.unwrap_or(1e-5))?;
+                tol.max_steps = 100_000;
+                FlowSolver::Rk45(tol)
+            }
+            FlowSolverKind::Heun => {
+                for (key, given) in [("rtol", self.rtol.is_some()), ("atol", self.atol.is_some())] {
+                    if given {
+                        return Err(PipelineError::invalid(
+                            key,
+                            "applies to solver = \"rk45\" only; heun takes steps: remove it",
+                        ));
+                    }
+                }
+                let steps = self.steps.ok_or_else(|| {
+                    PipelineError::invalid(
+                        "steps",
+                        "solver = \"heun\" needs steps, e.g. steps = 100",
+                    )
+                })?;
+                FlowSolver::Heun { steps }
+            }
+        };
+        let likelihood = Likelihood::new(schedule, divergence, solver)?;
+        if self.batch == 0 {
+            return Err(PipelineError::invalid("batch", "must be at least 1"));
+        }
+        let naive = self.trace == Some(TraceKind::Naive);
+        let source = match (&self.density, &self.model_dir, model) {
+            (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
+                return Err(PipelineError::invalid(
+                    "density and model_dir",
+                    "a model trained in memory is the score source; give neither",
+                ))
+            }
+            (Some(_), Some(_), None) => {
+                return Err(PipelineError::invalid(
+                    "density and model_dir",
+                    "give one score source, not both",
+                ))
+            }
+            (None, None, None) => {
+                return Err(PipelineError::invalid(
+                    "density or model_dir",
+                    "give the score source: density = { kind = \"gaussian_mixture\", … } (exact marginal scores) or model_dir = \"DIR\" (a noise-conditional network)",
+                ))
+            }
+            (Some(spec), None, None) => {
+                let p = spec.build().map_err(|e| e.within("density"))?;
+                if p.noised(1.0).is_none() {
+                    return Err(PipelineError::invalid(
+                        "density",
+                        format!(
+                            "a {} has no closed-form marginal score s(x, σ̃), so its ODE cannot be written down; only gaussian, standard_normal and gaussian_mixture have one. A noise-conditional network is needed: train one (model.kind = \"noise_conditional_mlp\", objective.kind = \"dsm_continuous\") on samples of it and give model_dir",
+                            p.kind()
+                        ),
+                    ));
+                }
+                LikSource::Density(Box::new(p))
+            }
+            (None, dir, model) => {
+                let m = match (model, dir) {
+                    (Some(m), _) => m,
+                    (None, Some(dir)) => TrainedModel::load(dir).map_err(|e| match e {
+                        PipelineError::Input(m) => PipelineError::invalid("model_dir", m),
+                        PipelineError::Load(e) => {
+                            PipelineError::invalid("model_dir", e.to_string())
+                        }
+                        other => other,
+                    })?,
+                    (None, None) => unreachable!("matched above"),
+                };
+                if !matches!(m.network, Network::NoiseConditional(_)) {
+                    return Err(PipelineError::invalid(
+                        "model_dir",
+                        format!(
+                            "a {} is not noise-conditional: the probability-flow ODE needs s(x, σ̃) at every noise level; train model.kind = \"noise_conditional_mlp\" with objective.kind = \"dsm_continuous\"",
+                            m.network.spec().kind.name()
+                        ),
+                    ));
+                }
+                if self.prior == PriorKind::Exact {
+                    return Err(PipelineError::invalid(
+                        "prior",
+                        "\"exact\" needs p_T of an analytic density; a network's likelihood uses the schedule's Gaussian prior: remove prior",
+                    ));
+                }
+                let (a, b) = likelihood.sigma_needed();
+                if let Some((lo, hi)) = m.sigma_range {
+                    let slack = 1e-9;
+                    if a < lo * (1.0 - slack) || b > hi * (1.0 + slack) {
+                        return Err(PipelineError::invalid(
+                            "schedule",
+                            format!("the ODE needs the score at σ̃ from {a:e} to {b:e}, but the network was trained on σ̃ from {lo:e} to {hi:e}; narrow the schedule (t_min, beta_max, sigma_min, sigma_max) into the trained range, or train with objective.sigma_min ≤ {a:e} and sigma_max ≥ {b:e}"),
+                        ));
+                    }
+                }
+                let method = if naive {
+                    TraceMethod::Naive
+                } else {
+                    TraceMethod::Structured
+                };
+                LikSource::Network {
+                    net: Box::new(F32Noised::new(&m.network)?.with_trace(method)),
+                    transform: m.transform,
+                }
+            }
+        };
+        let dim = match &source {
+            LikSource::Density(p) => p.dim(),
+            LikSource::Network { net, .. } => net.dim(),
+        };
+        let bins = match &self.dequantize {
+            None => {
+                if self.dequantize_draws.is_some() {
+                    return Err(PipelineError::invalid(
+                        "dequantize_draws",
+                        "applies with dequantize only: remove it",
+                    ));
+                }
+                vec![0.0; dim]
+            }
+            Some(q) => q.widths(dim, "dequantize")?,
+        };
+        if self.dequantize.is_some() && bins.iter().all(|&q| q == 0.0) {
+            return Err(PipelineError::invalid(
+                "dequantize",
+                "every width is 0: remove dequantize for continuous data",
+            ));
+        }
+        let draws = self.dequantize_draws.unwrap_or(1);
+        if draws == 0 {
+            return Err(PipelineError::invalid(
+                "dequantize_draws",
+                "must be at least 1",
+            ));
+        }
+        let k = likelihood.divergence().estimates();
+        memory::check(
+            memory::likelihood_bytes(self.batch, dim, k),
+            MemoryLimit::default(),
+            || format!("a likelihood batch ({} points in D = {dim})", self.batch),
+            "lower batch or projections",
+        )?;
+        let mut resolved = self.clone();
+        resolved.run = None;
+        resolved.schedule = Some(match toml::Value::try_from(spec).expect("serialises") {
+            toml::Value::Table(t) => t,
+            _ => unreachable!("a schedule is a table"),
+        });
+        match likelihood.divergence() {
+            Divergence::Exact => resolved.trace = Some(self.trace.unwrap_or(TraceKind::Structured)),
+            Divergence::Hutchinson { projections, .. } => {
+                resolved.projections = Some(projections);
+                resolved.probe = Some(self.probe.unwrap_or(ProbeKind::Rademacher));
+            }
+        }
+        if let FlowSolver::Rk45(tol) = &solver {
+            resolved.rtol = Some(tol.rtol);
+            resolved.atol = Some(tol.atol);
+        }
+        if self.dequantize.is_some() {
+            resolved.dequantize_draws = Some(draws);
+        }
+        Ok(Estimation {
+            resolved,
+            likelihood,
+            dim,
+            source,
+            naive,
+            bins,
+            draws,
+        })
+    }
+}
+
+impl Estimation {
+    /// What is estimated, as `[run]` records it: the marginal at the start, its α and σ̃, and the
+    /// bound that dequantisation gives.
+    pub fn describe(&self) -> toml::Table {
+        let (t0, a, s) = self.likelihood.start();
+        let (t1, a1, s1) = self.likelihood.end();
+        let mut t = toml::Table::new();
+        t.insert(
+            "estimates".into(),
+            format!(
+                "log p_t0(x) of the marginal alpha*(x0 + sigma*z) at the ODE's start, in the data's units{}",
+                if self.bins.iter().any(|&q| q > 0.0) {
+                    "; with dequantize, the mean of log p(x + u) over the draws, and bits_per_dim an upper bound on the discrete data's bits/dim with the bins as unit"
+                } else {
+                    ""
+                }
+            )
+            .into(),
+        );
+        t.insert("t0".into(), t0.into());
+        t.insert("alpha_t0".into(), a.into());
+        t.insert("sigma_t0".into(), s.into());
+        t.insert("t_end".into(), t1.into());
+        t.insert("alpha_end".into(), a1.into());
+        t.insert("sigma_end".into(), s1.into());
+        let prior = match (&self.source, self.resolved.prior) {
+            (LikSource::Density(_), PriorKind::Exact) => "exact p_T".to_string(),
+            _ => format!("N(0, {}^2 I)", self.likelihood.schedule().prior_std()),
+        };
+        t.insert("prior".into(), prior.into());
+        t
+    }
+
+    /// Checks points in the data's units: D columns, finite, and on the dequantisation grid
+    /// (integer multiples of q) in every quantised column.
+    ///
+    /// # Errors
+    /// [`PipelineError::Input`] naming `label` (e.g. `--points`), the row and the column.
+    pub fn check_points(&self, x: ArrayView2<f64>, label: &str) -> Result<()> {
+        if x.ncols() != self.dim {
+            return Err(PipelineError::Input(format!(
+                "{label}: the points have {} columns but the score is {}-dimensional",
+                x.ncols(),
+                self.dim
+            )));
+        }
+        for (i, row) in x.rows().into_iter().enumerate() {
+            for (j, (&v, &q)) in row.iter().zip(&self.bins).enumerate() {
+                if !v.is_finite() {
+                    return Err(PipelineError::Input(format!(
+                        "{label}: row {}, column x{j}: {v} is not finite",
+                        i + 1
+                    )));
+                }
+                if q > 0.0 && ((v / q) - (v / q).round()).abs() > 1e-6 {
+                    return Err(PipelineError::invalid(
+                        "dequantize",
+                        format!(
+                            "is for integer data on a grid of width {q}, but {label} row {}, column x{j} is {v}; remove dequantize (or set its width to 0 for that column) for continuous data",
+                            i + 1
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// log p of every row of `x` (data units), batch by batch; the observer sees each finished
+    /// batch and may stop the run after it ([`LikelihoodOutput::interrupted`]).
+    ///
+    /// # Errors
+    /// [`PipelineError::Input`] for bad points ([`Estimation::check_points`]) before any work;
+    /// [`PipelineError::Invalid`] (`solver`) if the ODE solver fails on a batch.
+    pub fn run(
+        &self,
+        x: ArrayView2<f64>,
+        observer: &mut dyn Observe<Progress>,
+    ) -> Result<LikelihoodOutput> {
+        self.check_points(x, "points")?;
+        let n = x.nrows();
+        let mut rng = ChaCha8Rng::seed_from_u64(self.resolved.seed);
+        let mut rows = Vec::with_capacity(n);
+        let d = self.dim as f64;
+        let log_q: f64 = self.bins.iter().filter(|&&q| q > 0.0).map(|q| q.ln()).sum();
+        let (_, a_end, s_end) = self.likelihood.end();
+        let prior_std = self.likelihood.schedule().prior_std();
+        let exact_prior = match (&self.source, self.resolved.prior) {
+            (LikSource::Density(p), PriorKind::Exact) => {
+                Some(p.marginal(a_end, s_end).expect("validated"))
+            }
+            _ => None,
+        };
+        let mut start = 0;
+        while start < n {
+            let end = (start + self.resolved.batch).min(n);
+            let xb = x.slice(ndarray::s![start..end, ..]);
+            let m = end - start;
+            let mut sum = Array1::<f64>::zeros(m);
+            let mut var = Array1::<f64>::zeros(m);
+            let mut any_se = false;
+            let mut evals = 0;
+            for _ in 0..self.draws {
+                let mut xq = xb.to_owned();
+                for r in xq.rows_mut() {
+                    crate::data::add_uniform(r, &self.bins, &mut rng);
+                }
+                let (lp, se, e) =
+                    self.log_p_batch(xq.view(), &mut rng, exact_prior.as_ref(), prior_std)?;
+                sum += &lp;
+                if let Some(se) = se {
+                    any_se = true;
+                    var += &se.mapv(|s| s * s);
+                }
+                evals += e;
+            }
+            let draws = self.draws as f64;
+            for i in 0..m {
+                let log_p = sum[i] / draws;
+                rows.push(LikelihoodRow {
+                    log_p,
+                    log_p_se: any_se.then(|| var[i].sqrt() / draws),
+                    bits_per_dim: -(log_p + log_q) / (d * std::f64::consts::LN_2),
+                    score_evals: evals,
+                });
+            }
+            start = end;
+            if observer.observe(&Progress {
+                done: end,
+                total: n,
+            }) == Control::Stop
+                && end < n
+            {
+                return Ok(LikelihoodOutput {
+                    rows,
+                    interrupted: true,
+                });
+            }
+        }
+        Ok(LikelihoodOutput {
+            rows,
+            interrupted: false,
+        })
+    }
+
+    /// log p (data units) of one batch, its SE over probes, and the evaluations.
+    fn log_p_batch(
+        &self,
+        x: ArrayView2<f64>,
+        rng: &mut ChaCha8Rng,
+        exact_prior: Option<&AnyDensity>,
+        prior_std: f64,
+    ) -> Result<(Array1<f64>, Option<Array1<f64>>, usize)> {
+        let failed = |e: scorelab_samplers::solve::SolveError| {
+            PipelineError::invalid(
+                "solver",
+                format!("{e}; loosen rtol/atol, or use solver = \"heun\" with steps"),
+            )
+        };
+        let (flow, log_jac) = match &self.source {
+            LikSource::Density(p) => {
+                let src = DensityFlow {
+                    p,
+                    naive: self.naive,
+                };
+                (self.likelihood.flow(&src, x, rng).map_err(failed)?, 0.0)
+            }
+            LikSource::Network { net, transform } => match transform {
+                Some(t) => {
+                    let z = t.forward(&x.to_owned());
+                    (
+                        self.likelihood
+                            .flow(&**net, z.view(), rng)
+                            .map_err(failed)?,
+                        t.log_jacobian(),
+                    )
+                }
+                None => (self.likelihood.flow(&**net, x, rng).map_err(failed)?, 0.0),
+            },
+        };
+        let prior = match exact_prior {
+            Some(q) => q.log_density(flow.x_end.view()),
+            None => gaussian_log_prior(flow.x_end.view(), prior_std),
+        };
+        let (lp, se) = flow.log_p(prior.view());
+        Ok((lp + log_jac, se, flow.score_evals))
+    }
+}
+
+/// The rows as CSV: `log_p,log_p_se,bits_per_dim,score_evals` (`log_p_se` empty without one).
+pub fn to_csv(rows: &[LikelihoodRow]) -> String {
+    let mut csv = String::from("log_p,log_p_se,bits_per_dim,score_evals\n");
+    for r in rows {
+        csv.push_str(&format!(
+            "{},{},{},{}\n",
+            r.log_p,
+            cell(r.log_p_se),
+            r.bits_per_dim,
+            r.score_evals
+        ));
+    }
+    csv
+}
+
+/// The mean of a column of rows, for summaries.
+pub fn mean_log_p(rows: &[LikelihoodRow]) -> f64 {
+    Array1::from_iter(rows.iter().map(|r| r.log_p))
+        .mean_axis(Axis(0))
+        .map(|a| a.into_scalar())
+        .unwrap_or(f64::NAN)
+}

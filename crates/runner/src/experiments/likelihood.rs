@@ -1,0 +1,535 @@
+//! `kind = "likelihood_accuracy"`: the probability-flow ODE's log-likelihood checked against the
+//! truth ([`scorelab_samplers::likelihood`]).
+//!
+//! - **Accuracy** (`NAME.csv`): seeded Gaussians and 3-component mixtures in every D of `dims`,
+//!   under every schedule of `schedules`, at every rtol of `rtols` (atol = rtol): points drawn
+//!   from the marginal p_{t₀} at the ODE's start, their log p by the exact divergence against the
+//!   closed-form log p_{t₀}, with the exact prior p_T (the solver's error alone) and with the
+//!   schedule's Gaussian prior (the same flow: the difference is log N(x_T) − log p_T(x_T), whose
+//!   mean over x_T ∼ p_T is −KL(p_T ‖ N(0, c²I)), closed form for a Gaussian).
+//! - **Hutchinson** (`NAME_hutchinson.csv`): on a fixed Heun grid, each point's mean over
+//!   `projections` probes minus the exact divergence on the same grid; their mean over points
+//!   with its standard error (z = mean/SE, which is N(0, 1) for an unbiased estimator up to the
+//!   SE's own noise), the fraction of points within 2 SE, and the variance of a one-probe
+//!   estimate, per D and probe kind.
+//! - **Normalisation** (`NAME_normalization.csv`): untrained noise-conditional networks' 2-D
+//!   densities exp(log p) integrated by composite Gauss–Legendre quadrature over boxes around the
+//!   bounding box of samples drawn through the same ODE, scaled by growing factors.
+//! - **Cost** (`NAME_cost.csv`): seconds per point of the exact divergence (structured and naive
+//!   trace) and of Hutchinson with one probe, for a `[cost]` network in each D, on the same rk45
+//!   solve (the steps do not depend on the divergence, so every method makes the same evaluations).
+
+use super::shared::Outputs;
+use crate::bad;
+use anyhow::Result;
+use ndarray::{Array1, Array2, ArrayView2};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+use scorelab_core::NoisedScore;
+use scorelab_core::{LogDensity, Moments, Sample};
+use scorelab_densities::{AnyDensity, Gaussian, GaussianMixture};
+use scorelab_models::{Activation, F32Noised, NetworkKind, NetworkSpec, Precondition, TraceMethod};
+use scorelab_pipeline::likelihood::DensityFlow;
+use scorelab_pipeline::sample::ScheduleSpec;
+use scorelab_samplers::likelihood::{
+    gaussian_log_prior, Divergence, FlowSolver, Likelihood, Probe,
+};
+use scorelab_samplers::solve::Rk45;
+use scorelab_samplers::{sample, Ode, OdeSolver, Schedule};
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// `kind = "likelihood_accuracy"`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LikelihoodAccuracyExperiment {
+    /// One line saying what the experiment shows.
+    pub description: String,
+    /// Seed of the densities, the points and the probes.
+    pub seed: u64,
+    /// The dimensions D of the accuracy sweep.
+    pub dims: Vec<usize>,
+    /// The schedules (each as a `schedule = {…}` table).
+    pub schedules: Vec<ScheduleSpec>,
+    /// The relative tolerances (atol = rtol).
+    pub rtols: Vec<f64>,
+    /// Points per case.
+    pub points: usize,
+    /// The Hutchinson comparison.
+    pub hutchinson: HutchinsonPart,
+    /// The 2-D normalisation check.
+    pub normalization: NormalizationPart,
+    /// The cost comparison.
+    pub cost: CostPart,
+}
+
+/// `[hutchinson]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HutchinsonPart {
+    /// Dimensions.
+    pub dims: Vec<usize>,
+    /// Probes per point.
+    pub projections: usize,
+    /// Points per D.
+    pub points: usize,
+    /// Heun steps of the fixed grid.
+    pub steps: usize,
+    /// The schedule.
+    pub schedule: ScheduleSpec,
+}
+
+/// `[normalization]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NormalizationPart {
+    /// The boxes: the bounding box of `locate` samples drawn through the network's own ODE (rk45
+    /// from its prior), its half-widths scaled by each factor.
+    pub box_factors: Vec<f64>,
+    /// Samples that locate the mass.
+    pub locate: usize,
+    /// Composite Gauss–Legendre panels of 8 nodes per axis.
+    pub panels: usize,
+    /// The untrained network (2-D): hidden widths.
+    pub hidden: Vec<usize>,
+    /// Its seeds.
+    pub seeds: Vec<u64>,
+    /// With EDM's preconditioning (σ_data = 1) or without.
+    pub preconditions: Vec<bool>,
+    /// The schedule.
+    pub schedule: ScheduleSpec,
+    /// rtol = atol of the solves.
+    pub rtol: f64,
+}
+
+/// `[cost]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CostPart {
+    /// Dimensions.
+    pub dims: Vec<usize>,
+    /// Hidden widths of the noise-conditional network.
+    pub hidden: Vec<usize>,
+    /// Points timed per D and method (one batch).
+    pub points: usize,
+    /// Repeats; the fastest is kept.
+    pub repeats: usize,
+    /// The schedule.
+    pub schedule: ScheduleSpec,
+    /// rtol = atol of the solve.
+    pub rtol: f64,
+}
+
+/// The CSV header of the accuracy sweep.
+pub const ACCURACY_COLUMNS: &str = "density,dim,schedule,rtol,points,score_evals,mean_abs_error,max_abs_error,mean_error_gaussian_prior,se_error_gaussian_prior,minus_kl_prior_closed_form";
+
+fn r4(v: f64) -> f64 {
+    (v * 1e4).round() / 1e4
+}
+
+/// A seeded mixture of 3 components in D: means N(0, 2²I), covariances W Wᵀ/D + ¼I, weights
+/// (0.5, 0.3, 0.2).
+fn mixture(d: usize, rng: &mut ChaCha8Rng) -> GaussianMixture {
+    let mut means = vec![];
+    let mut covs = vec![];
+    for _ in 0..3 {
+        let w = Array2::from_shape_simple_fn((d, d), || {
+            <StandardNormal as Distribution<f64>>::sample(&StandardNormal, rng)
+        });
+        let mut c = w.dot(&w.t()) / d as f64 + Array2::<f64>::eye(d) * 0.25;
+        c.mapv_inplace(r4);
+        covs.push(c);
+        means.push(Array1::from_shape_simple_fn(d, || {
+            r4(2.0 * <StandardNormal as Distribution<f64>>::sample(&StandardNormal, rng))
+        }));
+    }
+    GaussianMixture::new(Array1::from(vec![0.5, 0.3, 0.2]), means, covs).expect("a valid mixture")
+}
+
+/// A seeded Gaussian in D: mean N(0, I), covariance W Wᵀ/D + ½I.
+fn gaussian(d: usize, rng: &mut ChaCha8Rng) -> Gaussian {
+    let w = Array2::from_shape_simple_fn((d, d), || {
+        <StandardNormal as Distribution<f64>>::sample(&StandardNormal, rng)
+    });
+    let mut c = w.dot(&w.t()) / d as f64 + Array2::<f64>::eye(d) * 0.5;
+    c.mapv_inplace(r4);
+    let m = Array1::from_shape_simple_fn(d, || {
+        r4(<StandardNormal as Distribution<f64>>::sample(
+            &StandardNormal,
+            rng,
+        ))
+    });
+    Gaussian::new(m, c).expect("a valid Gaussian")
+}
+
+/// KL(N(μ, S) ‖ N(0, c²I)) = ½[tr S/c² + ‖μ‖²/c² − D + D ln c² − ln det S].
+fn kl_to_isotropic(q: &Gaussian, c: f64) -> f64 {
+    let s = q.covariance();
+    let m = q.mean();
+    let d = m.len() as f64;
+    let tr: f64 = s.diag().sum();
+    0.5 * (tr / (c * c) + m.dot(&m) / (c * c) - d + d * (c * c).ln() - q.cov().log_det())
+}
+
+fn label(s: &ScheduleSpec) -> String {
+    match s {
+        ScheduleSpec::Ve {
+            sigma_min,
+            sigma_max,
+        } => format!("ve({sigma_min}-{sigma_max})"),
+        ScheduleSpec::Vp { t_min, .. } => format!("vp(t_min={t_min})"),
+        ScheduleSpec::Subvp { t_min, .. } => format!("subvp(t_min={t_min})"),
+        ScheduleSpec::Edm { sigma_min, .. } => format!("edm(sigma_min={sigma_min})"),
+    }
+}
+
+fn build(s: &ScheduleSpec) -> Result<Schedule> {
+    s.build().map_err(|e| bad(format!("schedule: {e}")).into())
+}
+
+fn mean_se(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let m = v.iter().sum::<f64>() / n;
+    let var = v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+    (m, (var / n).sqrt())
+}
+
+/// Runs a likelihood-accuracy experiment (module docs).
+///
+/// # Errors
+/// An input error for a bad experiment or a failing solve; Ctrl-C.
+pub fn run(e: &LikelihoodAccuracyExperiment, stop: &AtomicBool) -> Result<Outputs> {
+    if e.dims.is_empty() || e.schedules.is_empty() || e.rtols.is_empty() || e.points < 2 {
+        return Err(
+            bad("dims, schedules and rtols: give at least one each, and points ≥ 2").into(),
+        );
+    }
+    let fail = |e: scorelab_samplers::solve::SolveError| anyhow::Error::from(bad(e.to_string()));
+    let mut csv = format!("{ACCURACY_COLUMNS}\n");
+    let mut summary =
+        String::from("density,schedule,rtol,worst_mean_abs_error,worst_max_abs_error\n");
+    for density in ["gaussian", "mixture"] {
+        for spec in &e.schedules {
+            let schedule = build(spec)?;
+            for &rtol in &e.rtols {
+                let mut worst = (0.0f64, 0.0f64);
+                for &d in &e.dims {
+                    if stop.load(Ordering::SeqCst) {
+                        return Ok(Outputs::partial(csv));
+                    }
+                    let mut rng = ChaCha8Rng::seed_from_u64(e.seed ^ (d as u64) << 8);
+                    let p: AnyDensity = match density {
+                        "gaussian" => gaussian(d, &mut rng).into(),
+                        _ => mixture(d, &mut rng).into(),
+                    };
+                    let lik = Likelihood::new(
+                        schedule,
+                        Divergence::Exact,
+                        FlowSolver::Rk45(Rk45::new(rtol, rtol)?),
+                    )?;
+                    let (_, a0, s0) = lik.start();
+                    let (_, a1, s1) = lik.end();
+                    let start = p.marginal(a0, s0).expect("closed form");
+                    let end = p.marginal(a1, s1).expect("closed form");
+                    let x = start.sample(e.points, &mut rng);
+                    let truth = start.log_density(x.view());
+                    let src = DensityFlow::new(&p).expect("closed form");
+                    let flow = lik.flow(&src, x.view(), &mut rng).map_err(fail)?;
+                    let c = schedule.prior_std();
+                    let (exact, _) = flow.log_p(end.log_density(flow.x_end.view()).view());
+                    let (gauss, _) = flow.log_p(gaussian_log_prior(flow.x_end.view(), c).view());
+                    let err: Vec<f64> = (&exact - &truth).to_vec();
+                    let gerr: Vec<f64> = (&gauss - &truth).to_vec();
+                    let mean_abs = err.iter().map(|v| v.abs()).sum::<f64>() / err.len() as f64;
+                    let max_abs = err.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+                    worst = (worst.0.max(mean_abs), worst.1.max(max_abs));
+                    let (gm, gse) = mean_se(&gerr);
+                    let kl = match &end {
+                        AnyDensity::Gaussian(q) => format!("{}", -kl_to_isotropic(q, c)),
+                        _ => String::new(),
+                    };
+                    writeln!(
+                        csv,
+                        "{density},{d},{},{rtol},{},{},{mean_abs:e},{max_abs:e},{gm:e},{gse:e},{kl}",
+                        label(spec),
+                        e.points,
+                        flow.score_evals
+                    )
+                    .expect("a String");
+                }
+                writeln!(
+                    summary,
+                    "{density},{},{rtol},{:e},{:e}",
+                    label(spec),
+                    worst.0,
+                    worst.1
+                )
+                .expect("a String");
+            }
+        }
+    }
+    let hutch = hutchinson(e, stop)?;
+    let norm = normalization(e, stop)?;
+    let cost = cost(e, stop)?;
+    let (Some(hutch), Some(norm), Some(cost)) = (hutch, norm, cost) else {
+        return Ok(Outputs::partial(csv));
+    };
+    Ok(Outputs {
+        csv,
+        summary,
+        extra: vec![
+            ("hutchinson".into(), hutch),
+            ("normalization".into(), norm),
+            ("cost".into(), cost),
+        ],
+        interrupted: false,
+    })
+}
+
+/// The Hutchinson comparison (module docs); `None` if stopped.
+fn hutchinson(e: &LikelihoodAccuracyExperiment, stop: &AtomicBool) -> Result<Option<String>> {
+    let h = &e.hutchinson;
+    if h.projections < 2 || h.points < 2 {
+        return Err(bad("hutchinson: projections and points must be at least 2").into());
+    }
+    let schedule = build(&h.schedule)?;
+    let fail = |e: scorelab_samplers::solve::SolveError| anyhow::Error::from(bad(e.to_string()));
+    let mut csv = String::from("density,dim,probe,schedule,steps,points,projections,mean_difference,se_difference,z,fraction_within_2se,one_probe_variance,one_probe_sd,max_abs_divergence\n");
+    for &d in &h.dims {
+        for probe in [Probe::Rademacher, Probe::Gaussian] {
+            if stop.load(Ordering::SeqCst) {
+                return Ok(None);
+            }
+            let mut rng = ChaCha8Rng::seed_from_u64(e.seed ^ (d as u64) << 8);
+            let p: AnyDensity = mixture(d, &mut rng).into();
+            let solver = FlowSolver::Heun { steps: h.steps };
+            let exact = Likelihood::new(schedule, Divergence::Exact, solver)?;
+            let hut = Likelihood::new(
+                schedule,
+                Divergence::Hutchinson {
+                    projections: h.projections,
+                    probe,
+                },
+                solver,
+            )?;
+            let (_, a0, s0) = exact.start();
+            let x = p
+                .marginal(a0, s0)
+                .expect("closed form")
+                .sample(h.points, &mut rng);
+            let src = DensityFlow::new(&p).expect("closed form");
+            let fe = exact.flow(&src, x.view(), &mut rng).map_err(fail)?;
+            let fh = hut.flow(&src, x.view(), &mut rng).map_err(fail)?;
+            // Same grid and the same x: the states agree, so the priors are equal and the
+            // divergence integrals compare directly.
+            // Per point: the mean over probes minus the exact value, and its standard error.
+            let k = h.projections as f64;
+            let mut diff = vec![];
+            let mut var = vec![];
+            for i in 0..h.points {
+                let row = fh.divergence.row(i);
+                diff.push(row.mean().expect("k ≥ 2") - fe.divergence[[i, 0]]);
+                var.push(row.var(1.0));
+            }
+            let np = h.points as f64;
+            let bias = diff.iter().sum::<f64>() / np;
+            let bias_se = (var.iter().map(|v| v / k).sum::<f64>()).sqrt() / np;
+            let within = diff
+                .iter()
+                .zip(&var)
+                .filter(|(d, v)| d.abs() <= 2.0 * (*v / k).sqrt())
+                .count() as f64
+                / np;
+            let mv = var.iter().sum::<f64>() / np;
+            let max_abs_exact = fe.divergence.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+            writeln!(
+                csv,
+                "mixture,{d},{},{},{},{},{},{bias:e},{bias_se:e},{},{within},{mv:e},{},{max_abs_exact}",
+                probe.name(),
+                label(&h.schedule),
+                h.steps,
+                h.points,
+                h.projections,
+                bias / bias_se,
+                mv.sqrt()
+            )
+            .expect("a String");
+        }
+    }
+    Ok(Some(csv))
+}
+
+fn noise_conditional(d: usize, hidden: &[usize], pre: bool, seed: u64) -> Result<F32Noised> {
+    let net = NetworkSpec {
+        kind: NetworkKind::NoiseConditionalMlp,
+        dim: d,
+        hidden: hidden.to_vec(),
+        activation: Activation::Softplus,
+        tau: None,
+        precondition: pre.then_some(Precondition::Edm { sigma_data: 1.0 }),
+    }
+    .build(seed)?;
+    Ok(F32Noised::new(&net)?)
+}
+
+/// The normalisation check (module docs); `None` if stopped.
+fn normalization(e: &LikelihoodAccuracyExperiment, stop: &AtomicBool) -> Result<Option<String>> {
+    let n = &e.normalization;
+    let schedule = build(&n.schedule)?;
+    let lik = Likelihood::new(
+        schedule,
+        Divergence::Exact,
+        FlowSolver::Rk45(Rk45::new(n.rtol, n.rtol)?),
+    )?;
+    let fail = |e: scorelab_samplers::solve::SolveError| anyhow::Error::from(bad(e.to_string()));
+    let c = lik.schedule().prior_std();
+    let mut csv = String::from("network,seed,precondition,schedule,center_x0,center_x1,half_width_x0,half_width_x1,box_factor,nodes_per_axis,integral,integral_minus_one\n");
+    let sampler = Ode::with_solver(
+        *lik.schedule(),
+        OdeSolver::Rk45(Rk45::new(n.rtol, n.rtol)?),
+        1,
+        false,
+    )?;
+    for &pre in &n.preconditions {
+        for &seed in &n.seeds {
+            if stop.load(Ordering::SeqCst) {
+                return Ok(None);
+            }
+            let f = noise_conditional(2, &n.hidden, pre, seed)?;
+            let mut rng = ChaCha8Rng::seed_from_u64(e.seed);
+            let prior = lik.schedule().prior(n.locate, 2, &mut rng);
+            let xs = sample(&sampler, &f as &dyn NoisedScore, prior, &mut rng);
+            let mut center = [0.0; 2];
+            let mut half = [0.0; 2];
+            for j in 0..2 {
+                let col = xs.column(j);
+                let lo = col.fold(f64::INFINITY, |a, &b| a.min(b));
+                let hi = col.fold(f64::NEG_INFINITY, |a, &b| a.max(b));
+                center[j] = 0.5 * (lo + hi);
+                half[j] = 0.5 * (hi - lo);
+            }
+            for &factor in &n.box_factors {
+                if stop.load(Ordering::SeqCst) {
+                    return Ok(None);
+                }
+                let rule = |j: usize| {
+                    let h = factor * half[j];
+                    scorelab_densities::quadrature::legendre(
+                        center[j] - h,
+                        center[j] + h,
+                        n.panels,
+                        8,
+                    )
+                };
+                let ((z0, w0), (z1, w1)) = (rule(0), rule(1));
+                let m = z0.len();
+                let pts =
+                    Array2::from_shape_fn(
+                        (m * m, 2),
+                        |(i, j)| {
+                            if j == 0 {
+                                z0[i / m]
+                            } else {
+                                z1[i % m]
+                            }
+                        },
+                    );
+                let mut total = 0.0;
+                for start in (0..m * m).step_by(1024) {
+                    let end = (start + 1024).min(m * m);
+                    let x: ArrayView2<f64> = pts.slice(ndarray::s![start..end, ..]);
+                    let flow = lik.flow(&f, x, &mut rng).map_err(fail)?;
+                    let (lp, _) = flow.log_p(gaussian_log_prior(flow.x_end.view(), c).view());
+                    total += (start..end)
+                        .zip(lp.iter())
+                        .map(|(i, l)| w0[i / m] * w1[i % m] * l.exp())
+                        .sum::<f64>();
+                }
+                writeln!(
+                    csv,
+                    "untrained [{}],{seed},{},{},{},{},{},{},{factor},{m},{total},{:e}",
+                    n.hidden
+                        .iter()
+                        .map(|h| h.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    if pre { "edm" } else { "none" },
+                    label(&n.schedule),
+                    center[0],
+                    center[1],
+                    half[0],
+                    half[1],
+                    total - 1.0
+                )
+                .expect("a String");
+            }
+        }
+    }
+    Ok(Some(csv))
+}
+
+/// The cost comparison (module docs); `None` if stopped.
+fn cost(e: &LikelihoodAccuracyExperiment, stop: &AtomicBool) -> Result<Option<String>> {
+    let c = &e.cost;
+    let schedule = build(&c.schedule)?;
+    let fail = |e: scorelab_samplers::solve::SolveError| anyhow::Error::from(bad(e.to_string()));
+    let tol = FlowSolver::Rk45(Rk45::new(c.rtol, c.rtol)?);
+    let mut csv = String::from(
+        "dim,hidden,method,points,score_evals,seconds_per_point,ratio_to_hutchinson\n",
+    );
+    for &d in &c.dims {
+        let methods: [(&str, Divergence, TraceMethod); 3] = [
+            (
+                "hutchinson_1",
+                Divergence::Hutchinson {
+                    projections: 1,
+                    probe: Probe::Rademacher,
+                },
+                TraceMethod::Structured,
+            ),
+            (
+                "exact_structured",
+                Divergence::Exact,
+                TraceMethod::Structured,
+            ),
+            ("exact_naive", Divergence::Exact, TraceMethod::Naive),
+        ];
+        let mut rng = ChaCha8Rng::seed_from_u64(e.seed);
+        let x = scorelab_samplers::standard_normal(c.points, d, &mut rng);
+        let mut base = f64::NAN;
+        for (name, div, method) in methods {
+            if stop.load(Ordering::SeqCst) {
+                return Ok(None);
+            }
+            let f = noise_conditional(d, &c.hidden, false, 1)?.with_trace(method);
+            let lik = Likelihood::new(schedule, div, tol)?;
+            let mut best = f64::INFINITY;
+            let mut evals = 0;
+            for _ in 0..c.repeats.max(1) {
+                let t = std::time::Instant::now();
+                let flow = lik.flow(&f, x.view(), &mut rng).map_err(fail)?;
+                best = best.min(t.elapsed().as_secs_f64());
+                evals = flow.score_evals;
+            }
+            let per = best / c.points as f64;
+            if name == "hutchinson_1" {
+                base = per;
+            }
+            writeln!(
+                csv,
+                "{d},{},{name},{},{evals},{per:e},{:.3}",
+                c.hidden
+                    .iter()
+                    .map(|h| h.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                c.points,
+                per / base
+            )
+            .expect("a String");
+        }
+    }
+    Ok(Some(csv))
+}
