@@ -32,7 +32,7 @@ use ndarray::{concatenate, Array2, Axis};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use scorelab_core::{LogDensity, Sample, Score};
-use scorelab_densities::{Gaussian, GaussianMixture};
+use scorelab_densities::{AnyDensity, Gaussian, GaussianMixture};
 use scorelab_eval::mmd2;
 use scorelab_models::{EnergyMlp, F32Score, Network};
 use scorelab_pipeline::baselines::{fit_gaussian, heldout_ism, kde_scott, log_partition};
@@ -91,6 +91,56 @@ pub struct DensityFitExperiment {
     /// Permutations of the MMD test (default 200; 0: no p-values).
     #[serde(default = "default_tests")]
     pub tests: usize,
+    /// The likelihood comparison (`NAME_likelihood.csv`, `NAME_paired.csv`; default none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub likelihood: Option<LikelihoodPart>,
+}
+
+/// `[likelihood]` of a density fit: every method's held-out log-likelihood, raw and dequantised,
+/// with three references (module docs).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LikelihoodPart {
+    /// Bin widths per column in the data's units (0: continuous), as `data.dequantize`.
+    pub dequantize: Vec<f64>,
+    /// Uniform draws per held-out point (the same draws for every method).
+    pub draws: usize,
+    /// The maximum-likelihood fit of the energy network: warm-started from the objective named
+    /// `from`, `steps` Adam steps at `lr`, log Z and its gradient by `panels` × `nodes` per axis.
+    pub mle: MleSettings,
+    /// Components, restarts and iterations of the EM mixture.
+    pub mixture: [usize; 3],
+    /// Bandwidth factors h of the cross-validated KDE (h²Σ̂).
+    pub kde_factors: Vec<f64>,
+    /// The noise-conditional network whose likelihood goes through the ODE: `[model]`,
+    /// `[objective]`, `[train]` of a train config (trained on the seed's split with the
+    /// dequantisation drawn afresh per batch).
+    pub ode_model: ModelSpec,
+    /// See `ode_model`.
+    pub ode_objective: toml::Table,
+    /// See `ode_model`.
+    pub ode_train: toml::Table,
+    /// The `scorelab likelihood` keys (schedule, divergence, solver, rtol, atol) of its ODE.
+    pub ode: toml::Table,
+}
+
+/// `[likelihood.mle]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MleSettings {
+    /// The objective whose network starts the fit.
+    pub from: String,
+    /// Adam steps (full batch).
+    pub steps: usize,
+    /// Learning rate.
+    pub lr: f64,
+    /// Panels per axis of the training quadrature.
+    pub panels: usize,
+    /// Nodes per panel.
+    pub nodes: usize,
+    /// Half-width of the training quadrature's box [−b, b]² (the held-out likelihood is always
+    /// evaluated with the experiment's own `box_half_width`, `panels` and `nodes`).
+    pub box_half_width: f64,
 }
 
 fn default_test_fraction() -> f64 {
@@ -215,6 +265,8 @@ pub fn run(e: &DensityFitExperiment, models: &Path, stop: &AtomicBool) -> Result
     let mut density = String::from("method,x0,x1,log_p\n");
     let mut samples_csv = String::from("method,x0,x1\n");
     let mut per_method: Vec<(String, Vec<[f64; 3]>)> = vec![];
+    let mut likelihood_csv = String::new();
+    let mut paired_csv = String::new();
     // Every objective's plan is valid before any work.
     for o in &e.objective {
         plan_for(e.seeds[0], o)?;
@@ -391,6 +443,14 @@ pub fn run(e: &DensityFitExperiment, models: &Path, stop: &AtomicBool) -> Result
         }
     }
     bar.finish_and_clear();
+    if let Some(l) = &e.likelihood {
+        if stop.load(Ordering::SeqCst) {
+            return Ok(Outputs::partial(csv));
+        }
+        let (lik, paired) = likelihood_part(e, l, &names, models, stop)?;
+        likelihood_csv = lik;
+        paired_csv = paired;
+    }
     let mut summary = String::from(
         "method,seeds,heldout_ll_mean,heldout_ll_sd,heldout_ism_mean,heldout_ism_sd,mmd2_mean,mmd2_sd\n",
     );
@@ -411,11 +471,207 @@ pub fn run(e: &DensityFitExperiment, models: &Path, stop: &AtomicBool) -> Result
     Ok(Outputs {
         csv,
         summary,
-        extra: vec![
-            ("density".into(), density),
-            ("samples".into(), samples_csv),
-            ("timing".into(), timing),
-        ],
+        extra: {
+            let mut x = vec![
+                ("density".into(), density),
+                ("samples".into(), samples_csv),
+                ("timing".into(), timing),
+            ];
+            if e.likelihood.is_some() {
+                x.push(("likelihood".into(), likelihood_csv));
+                x.push(("paired".into(), paired_csv));
+            }
+            x
+        },
         interrupted: false,
     })
+}
+
+/// A method's name, per-point held-out log p (raw, dequantised), score evaluations, fit seconds.
+type PerPoint = (
+    String,
+    ndarray::Array1<f64>,
+    ndarray::Array1<f64>,
+    String,
+    f64,
+);
+
+/// The references every score-matching fit is judged against, and the methods' likelihoods by
+/// both routes.
+const REFERENCES: [&str; 3] = ["mle", "mixture_em", "kde_cv"];
+
+/// The `[likelihood]` part (module docs): per seed, every method's per-point held-out
+/// log-likelihood, raw and dequantised (the same uniform draws for every method), and the paired
+/// differences against the references.
+fn likelihood_part(
+    e: &DensityFitExperiment,
+    l: &LikelihoodPart,
+    names: &[String],
+    models: &Path,
+    stop: &AtomicBool,
+) -> Result<(String, String)> {
+    use scorelab_pipeline::baselines::{fit_energy_ml, fit_mixture_em, kde_cv};
+    use scorelab_pipeline::data::Dequantize;
+    use scorelab_pipeline::likelihood::LikelihoodPlan;
+    if l.draws == 0 || !names.contains(&l.mle.from) {
+        return Err(bad(format!(
+            "likelihood: draws ≥ 1 and mle.from one of the objectives ({})",
+            names.join(", ")
+        ))
+        .into());
+    }
+    let mut rows = String::from(
+        "method,seed,n_test,heldout_ll,heldout_ll_dequantized,score_evals,fit_seconds\n",
+    );
+    let mut paired = String::from("method,reference,seed,n_test,mean_difference,se_difference\n");
+    for &seed in &e.seeds {
+        let data = DataSpec::csv(&e.csv, e.columns.clone(), e.test_fraction);
+        let prepared = data.clone().prepare_csv(seed)?;
+        let (train, test, transform) = (prepared.train, prepared.test, prepared.transform);
+        let log_jac = transform.log_jacobian();
+        let test_x = transform.inverse(&test);
+        if l.dequantize.len() != test_x.ncols() {
+            return Err(bad("likelihood.dequantize: one width per column").into());
+        }
+        // The draws, data units, the same for every method.
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(200);
+        let deq: Vec<Array2<f64>> = (0..l.draws)
+            .map(|_| {
+                let mut x = test_x.clone();
+                for r in x.rows_mut() {
+                    scorelab_pipeline::data::add_uniform(r, &l.dequantize, &mut rng);
+                }
+                x
+            })
+            .collect();
+        let mut per_point: Vec<PerPoint> = vec![];
+        // A density in model units at points in data units.
+        let eval = |f: &dyn Fn(ndarray::ArrayView2<f64>) -> ndarray::Array1<f64>| {
+            let raw = f(test.view()) + log_jac;
+            let mut mean = ndarray::Array1::zeros(test.nrows());
+            for x in &deq {
+                mean += &(f(transform.forward(x).view()) + log_jac);
+            }
+            (raw, mean / l.draws as f64)
+        };
+        let mut nets: Vec<(String, EnergyMlp)> = vec![];
+        for n in names {
+            let path = models.join(format!("{n}_seed{seed}"));
+            let m = scorelab_pipeline::train::TrainedModel::load(&path)?;
+            let Network::Energy(m) = m.network else {
+                unreachable!("model.kind checked to be energy_mlp")
+            };
+            nets.push((n.clone(), m));
+        }
+        let started = std::time::Instant::now();
+        let from = &nets
+            .iter()
+            .find(|(n, _)| n == &l.mle.from)
+            .expect("checked")
+            .1;
+        let (mle, _) = fit_energy_ml(
+            from,
+            train.view(),
+            l.mle.box_half_width,
+            l.mle.panels,
+            l.mle.nodes,
+            l.mle.steps,
+            l.mle.lr,
+        )?;
+        let mle_seconds = started.elapsed().as_secs_f64();
+        nets.push(("mle".into(), mle));
+        for (n, m) in &nets {
+            let lz = log_partition(m, e.box_half_width, e.panels, e.nodes)?;
+            let (raw, dq) = eval(&|z| -m.energy(z) - lz);
+            let secs = if n == "mle" { mle_seconds } else { f64::NAN };
+            per_point.push((n.clone(), raw, dq, String::new(), secs));
+        }
+        let gauss = fit_gaussian(train.view()).map_err(|err| bad(err.to_string()))?;
+        let scott = kde_scott(train.view()).map_err(|err| bad(err.to_string()))?;
+        let t0 = std::time::Instant::now();
+        let [k, restarts, iters] = l.mixture;
+        let (em, _) = fit_mixture_em(train.view(), k, restarts, iters, seed)?;
+        let em_s = t0.elapsed().as_secs_f64();
+        let t0 = std::time::Instant::now();
+        let (cv, _, _) = kde_cv(train.view(), &l.kde_factors)?;
+        let cv_s = t0.elapsed().as_secs_f64();
+        for (n, q, secs) in [
+            ("gaussian", AnyDensity::from(gauss), f64::NAN),
+            ("kde_scott", scott.into(), f64::NAN),
+            ("mixture_em", em.into(), em_s),
+            ("kde_cv", cv.into(), cv_s),
+        ] {
+            let (raw, dq) = eval(&|z| q.log_density(z));
+            per_point.push((n.into(), raw, dq, String::new(), secs));
+        }
+        if stop.load(Ordering::SeqCst) {
+            anyhow::bail!("interrupted");
+        }
+        // The noise-conditional network, trained with fresh dequantisation, through its ODE.
+        let mut ode_data = data;
+        ode_data.dequantize = Some(Dequantize::Columns(l.dequantize.clone()));
+        ode_data.dequantize_fresh = Some(true);
+        let plan = TrainPlan::new(
+            seed,
+            ode_data,
+            l.ode_model.clone(),
+            typed(l.ode_objective.clone().into(), "likelihood.ode_objective")?,
+            typed(l.ode_train.clone().into(), "likelihood.ode_train")?,
+        );
+        let t0 = std::time::Instant::now();
+        let trained = train_into(&plan, &models.join(format!("ode_seed{seed}")), stop)?;
+        let ode_train_s = t0.elapsed().as_secs_f64();
+        let lp: LikelihoodPlan = typed(l.ode.clone().into(), "likelihood.ode")?;
+        let est = lp
+            .prepare_with(trained)
+            .map_err(|err| bad(format!("likelihood.ode: {err}")))?;
+        let run = |x: &Array2<f64>| -> Result<(ndarray::Array1<f64>, usize)> {
+            let out = est
+                .run(x.view(), &mut ())
+                .map_err(|err| bad(format!("likelihood.ode: {err}")))?;
+            let evals = out.rows.iter().map(|r| r.score_evals).max().unwrap_or(0);
+            Ok((out.rows.iter().map(|r| r.log_p).collect(), evals))
+        };
+        let (raw, mut evals) = run(&test_x)?;
+        let mut dq = ndarray::Array1::zeros(test.nrows());
+        for x in &deq {
+            let (v, e2) = run(x)?;
+            dq += &v;
+            evals += e2;
+        }
+        per_point.push((
+            "ode".into(),
+            raw,
+            dq / l.draws as f64,
+            evals.to_string(),
+            ode_train_s,
+        ));
+        let n_test = test.nrows();
+        for (m, raw, dq, evals, secs) in &per_point {
+            rows.push_str(&format!(
+                "{m},{seed},{n_test},{},{},{evals},{}\n",
+                raw.mean().expect("rows"),
+                dq.mean().expect("rows"),
+                if secs.is_nan() {
+                    String::new()
+                } else {
+                    format!("{secs:.3}")
+                }
+            ));
+        }
+        for r in REFERENCES {
+            let reference = &per_point.iter().find(|p| p.0 == r).expect("computed").2;
+            for (m, _, dq, _, _) in &per_point {
+                if m == r {
+                    continue;
+                }
+                let diff = dq - reference;
+                let mean = diff.mean().expect("rows");
+                let se = diff.std(1.0) / (n_test as f64).sqrt();
+                paired.push_str(&format!("{m},{r},{seed},{n_test},{mean},{se}\n"));
+            }
+        }
+    }
+    Ok((rows, paired))
 }
