@@ -261,17 +261,28 @@ pub trait NoisedScoreFunction: NoisedScore {
     /// s(xᵢ, σ) and the exact trace tr J(xᵢ, σ) for each row; the provided version pushes the D
     /// basis tangents of every point through [`NoisedScoreFunction::noised_score_jvp`] (D JVPs).
     fn noised_score_trace(&self, x: ArrayView2<f64>, sigma: f64) -> (Array2<f64>, Array1<f64>) {
-        let (n, d) = x.dim();
-        let mut basis = Array2::zeros((n * d, d));
-        for i in 0..n {
-            for j in 0..d {
-                basis[[i * d + j, j]] = 1.0;
-            }
-        }
-        let (s, jv) = self.noised_score_jvp(x, basis.view(), sigma);
-        let tr = Array1::from_shape_fn(n, |i| (0..d).map(|j| jv[[i * d + j, j]]).sum());
-        (s, tr)
+        basis_trace(self, x, sigma)
     }
+}
+
+/// s(xᵢ, σ) and tr J(xᵢ, σ) by pushing the D basis tangents of every point through
+/// [`NoisedScoreFunction::noised_score_jvp`] (D JVPs): the naive exact trace, and the provided
+/// [`NoisedScoreFunction::noised_score_trace`].
+pub fn basis_trace<S: NoisedScoreFunction + ?Sized>(
+    source: &S,
+    x: ArrayView2<f64>,
+    sigma: f64,
+) -> (Array2<f64>, Array1<f64>) {
+    let (n, d) = x.dim();
+    let mut basis = Array2::zeros((n * d, d));
+    for i in 0..n {
+        for j in 0..d {
+            basis[[i * d + j, j]] = 1.0;
+        }
+    }
+    let (s, jv) = source.noised_score_jvp(x, basis.view(), sigma);
+    let tr = Array1::from_shape_fn(n, |i| (0..d).map(|j| jv[[i * d + j, j]]).sum());
+    (s, tr)
 }
 
 /// The first two moments of a density.

@@ -47,7 +47,7 @@ use crate::observe::{Control, Observe};
 use crate::sample::{PriorKind, ScheduleSpec};
 use crate::spec::DensitySpec;
 use crate::train::TrainedModel;
-use ndarray::{Array1, Array2, ArrayView2, Axis};
+use ndarray::{Array1, Array2, ArrayView2};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use scorelab_core::{Dimension, LogDensity, NoisedScore, NoisedScoreFunction};
@@ -231,17 +231,7 @@ impl NoisedScoreFunction for DensityFlow<'_> {
     }
     fn noised_score_trace(&self, x: ArrayView2<f64>, sigma: f64) -> (Array2<f64>, Array1<f64>) {
         if self.naive {
-            // The provided D-JVP trace.
-            let (n, d) = x.dim();
-            let mut basis = Array2::zeros((n * d, d));
-            for i in 0..n {
-                for j in 0..d {
-                    basis[[i * d + j, j]] = 1.0;
-                }
-            }
-            let (s, jv) = self.noised_score_jvp(x, basis.view(), sigma);
-            let tr = Array1::from_shape_fn(n, |i| (0..d).map(|j| jv[[i * d + j, j]]).sum());
-            return (s, tr);
+            return scorelab_core::basis_trace(self, x, sigma);
         }
         match self.p {
             AnyDensity::Gaussian(g) => g.noised_score_trace(x, sigma),
@@ -779,12 +769,4 @@ pub fn to_csv(rows: &[LikelihoodRow]) -> String {
         ));
     }
     csv
-}
-
-/// The mean of a column of rows, for summaries.
-pub fn mean_log_p(rows: &[LikelihoodRow]) -> f64 {
-    Array1::from_iter(rows.iter().map(|r| r.log_p))
-        .mean_axis(Axis(0))
-        .map(|a| a.into_scalar())
-        .unwrap_or(f64::NAN)
 }
