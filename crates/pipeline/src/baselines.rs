@@ -2,6 +2,11 @@
 //! quadrature ([`log_partition`]), hence its exact log-likelihood, the held-out ISM loss
 //! ([`heldout_ism`]), and the two classical baselines, a Gaussian fitted by its moments
 //! ([`fit_gaussian`]) and a Gaussian kernel density estimate with Scott's bandwidth ([`kde_scott`]).
+//! The likelihood comparisons add references: the exact maximum-likelihood fit of a 2-D energy
+//! network ([`fit_energy_ml`]), a Gaussian mixture by EM ([`fit_mixture_em`]), a KDE with a
+//! cross-validated bandwidth ([`kde_cv`]), and for discrete (image) data the Gaussian of the
+//! dequantised data ([`fit_gaussian_dequantized`]) and independent per-column levels
+//! ([`IndependentLevels`]).
 //!
 //! ```
 //! use ndarray::array;
@@ -93,6 +98,165 @@ pub fn fit_gaussian(x: ArrayView2<f64>) -> Result<Gaussian> {
     let mean = x.mean_axis(Axis(0)).expect("rows");
     Gaussian::new(mean, covariance(x))
         .map_err(|e| PipelineError::invalid("gaussian fit", e.to_string()))
+}
+
+/// The moment fit of the dequantised data y = x + u, u ∼ U(−q/2, q/2) independently per column:
+/// N(x̄, Σ̂ + diag(qⱼ²/12)), the mean and covariance of y (the uniform noise adds its variance
+/// q²/12 to each column and nothing to the mean or the cross terms). It is proper even where a
+/// column is constant in `x` (an always-blank pixel), which the plain [`fit_gaussian`] refuses.
+///
+/// ```
+/// use ndarray::array;
+/// use scorelab_core::Moments;
+/// let x = array![[0.0, 2.0], [0.0, 4.0], [0.0, 3.0]];
+/// let g = scorelab_pipeline::baselines::fit_gaussian_dequantized(x.view(), &[1.0, 2.0])?;
+/// assert_eq!(g.covariance(), array![[1.0 / 12.0, 0.0], [0.0, 1.0 + 4.0 / 12.0]]);
+/// # Ok::<(), scorelab_pipeline::PipelineError>(())
+/// ```
+///
+/// # Errors
+/// [`PipelineError::Invalid`] if `q` has not one width per column or the covariance is
+/// singular (a width of 0 on a constant column).
+pub fn fit_gaussian_dequantized(x: ArrayView2<f64>, q: &[f64]) -> Result<Gaussian> {
+    if q.len() != x.ncols() {
+        return Err(PipelineError::invalid(
+            "dequantize",
+            format!("{} widths for {} columns", q.len(), x.ncols()),
+        ));
+    }
+    let mean = x.mean_axis(Axis(0)).expect("rows");
+    let mut cov = covariance(x);
+    for (j, w) in q.iter().enumerate() {
+        cov[[j, j]] += w * w / 12.0;
+    }
+    Gaussian::new(mean, cov).map_err(|e| PipelineError::invalid("gaussian fit", e.to_string()))
+}
+
+/// A model of discrete data in which the columns are independent, each a categorical
+/// distribution over the grid lo, lo + q, …, hi (L = (hi − lo)/q + 1 levels), fitted by its
+/// counts with add-α (Laplace) smoothing: Pⱼ(v) = (nⱼ(v) + α)/(n + Lα). Read as the density of
+/// the dequantised data, it is Pⱼ(bin)/q on each bin, so its log-likelihood of a dequantised point
+/// is log P(x) − D log q whatever the uniform draw: the "independent pixels" reference of image
+/// likelihoods, whose bits/dim −log₂P(x)/D is exact for the discrete data.
+///
+/// ```
+/// use ndarray::array;
+/// use scorelab_pipeline::baselines::IndependentLevels;
+/// // Two pixels on the levels 0, 1, 2; three images; add-one smoothing.
+/// let x = array![[0.0, 2.0], [0.0, 1.0], [1.0, 2.0]];
+/// let m = IndependentLevels::fit(x.view(), 0.0, 2.0, 1.0, 1.0)?;
+/// assert_eq!(m.levels(), 3);
+/// // P₁(0) = (2 + 1)/(3 + 3), P₂(2) = (2 + 1)/(3 + 3).
+/// let lp = m.log_prob(array![[0.0, 2.0]].view())?;
+/// assert!((lp[0] - (0.25f64).ln()).abs() < 1e-15);
+/// # Ok::<(), scorelab_pipeline::PipelineError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndependentLevels {
+    lo: f64,
+    q: f64,
+    /// log Pⱼ(level), one row per column.
+    log_probs: Array2<f64>,
+}
+
+impl IndependentLevels {
+    /// The grid level of `v`, if `v` lies on the grid (within 1e-9 of a level) and in range.
+    fn level(&self, v: f64) -> Option<usize> {
+        let k = (v - self.lo) / self.q;
+        let r = k.round();
+        ((k - r).abs() < 1e-9 && r >= 0.0 && (r as usize) < self.log_probs.ncols())
+            .then_some(r as usize)
+    }
+
+    /// Fits the counts of the rows of `x` (type docs).
+    ///
+    /// # Errors
+    /// [`PipelineError::Invalid`] naming `support` unless lo < hi are finite and (hi − lo)/q is
+    /// a whole number, `dequantize` unless q > 0, `smoothing` unless α > 0, and `support` if a
+    /// value of `x` is off the grid.
+    pub fn fit(x: ArrayView2<f64>, lo: f64, hi: f64, q: f64, alpha: f64) -> Result<Self> {
+        if !(q > 0.0 && q.is_finite()) {
+            return Err(PipelineError::invalid(
+                "dequantize",
+                "the bin width q must be positive",
+            ));
+        }
+        if !(alpha > 0.0 && alpha.is_finite()) {
+            return Err(PipelineError::invalid(
+                "smoothing",
+                "α must be positive and finite",
+            ));
+        }
+        let span = (hi - lo) / q;
+        if !(lo.is_finite() && hi.is_finite() && span >= 1.0 && (span - span.round()).abs() < 1e-9)
+        {
+            return Err(PipelineError::invalid(
+                "support",
+                format!("[{lo}, {hi}] must hold a whole number of bins of width {q}, lo < hi"),
+            ));
+        }
+        let levels = span.round() as usize + 1;
+        let mut m = IndependentLevels {
+            lo,
+            q,
+            log_probs: Array2::zeros((x.ncols(), levels)),
+        };
+        let mut counts = Array2::<f64>::zeros((x.ncols(), levels));
+        for (i, row) in x.rows().into_iter().enumerate() {
+            for (j, &v) in row.iter().enumerate() {
+                let k = m.level(v).ok_or_else(|| off_grid(i, j, v, lo, hi, q))?;
+                counts[[j, k]] += 1.0;
+            }
+        }
+        let total = (x.nrows() as f64 + levels as f64 * alpha).ln();
+        m.log_probs = counts.mapv(|c| (c + alpha).ln() - total);
+        Ok(m)
+    }
+
+    /// L, the number of levels of every column.
+    pub fn levels(&self) -> usize {
+        self.log_probs.ncols()
+    }
+
+    /// log P(x) = Σⱼ log Pⱼ(xⱼ) of every row.
+    ///
+    /// # Errors
+    /// [`PipelineError::Invalid`] (`support`) if a value is off the grid or a row has the wrong
+    /// number of columns.
+    pub fn log_prob(&self, x: ArrayView2<f64>) -> Result<Array1<f64>> {
+        if x.ncols() != self.log_probs.nrows() {
+            return Err(PipelineError::invalid(
+                "support",
+                format!(
+                    "rows of {} values for a {}-column model",
+                    x.ncols(),
+                    self.log_probs.nrows()
+                ),
+            ));
+        }
+        let hi = self.lo + self.q * (self.levels() - 1) as f64;
+        let mut out = Array1::zeros(x.nrows());
+        for (i, row) in x.rows().into_iter().enumerate() {
+            for (j, &v) in row.iter().enumerate() {
+                let k = self
+                    .level(v)
+                    .ok_or_else(|| off_grid(i, j, v, self.lo, hi, self.q))?;
+                out[i] += self.log_probs[[j, k]];
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn off_grid(i: usize, j: usize, v: f64, lo: f64, hi: f64, q: f64) -> PipelineError {
+    PipelineError::invalid(
+        "support",
+        format!(
+            "row {}, column {}: {v} is not one of {lo}, {lo} + {q}, …, {hi}",
+            i + 1,
+            j + 1
+        ),
+    )
 }
 
 /// The Gaussian kernel density estimate (1/n) Σᵢ N(x; xᵢ, H) with Scott's rule
@@ -338,6 +502,76 @@ mod tests {
         let got = k.components()[0].covariance();
         assert!((got - &want).iter().all(|e| e.abs() < 1e-12));
         assert_eq!(k.components()[3].mean_vector(), &x.row(3).to_owned());
+    }
+
+    /// The dequantised moment fit against the moment fit of many dequantised copies of the data:
+    /// 20 000 copies of 4 rows, so each variance entry is within 5 SE (SE of a variance of
+    /// N = 80 000 draws ≈ σ²√(2/N) ≤ 0.005) of the rows' covariance plus q²/12.
+    #[test]
+    fn the_dequantised_gaussian_has_the_moments_of_dequantised_draws() {
+        use rand::SeedableRng;
+        use scorelab_core::Moments;
+        let x = ndarray::array![[0.0, 2.0], [1.0, 4.0], [0.0, 3.0], [3.0, 3.0]];
+        let q = [1.0, 2.0];
+        let g = fit_gaussian_dequantized(x.view(), &q).unwrap();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let copies = 20_000;
+        let mut y = Array2::zeros((4 * copies, 2));
+        for c in 0..copies {
+            for i in 0..4 {
+                let mut r = x.row(i).to_owned();
+                crate::data::add_uniform(r.view_mut(), &q, &mut rng);
+                y.row_mut(c * 4 + i).assign(&r);
+            }
+        }
+        // The copies' covariance is that of the 4 rows with divisor n (3/4 of Σ̂) plus the
+        // uniform noise's q²/12; the fit is Σ̂ plus the same diagonal.
+        let noise = Array2::from_diag(&ndarray::array![1.0 / 12.0, 4.0 / 12.0]);
+        let expect = covariance(x.view()) * 0.75 + &noise;
+        let pooled = covariance(y.view());
+        assert!(
+            (&pooled - &expect).iter().all(|e| e.abs() < 0.025),
+            "{pooled} vs {expect}"
+        );
+        let fitted = g.covariance() - &noise;
+        assert!((&fitted - &covariance(x.view()))
+            .iter()
+            .all(|e| e.abs() < 1e-12));
+        assert!((g.mean() - y.mean_axis(Axis(0)).unwrap())
+            .iter()
+            .all(|e| e.abs() < 0.02));
+    }
+
+    /// The independent-levels model's probabilities are the smoothed counts, every column's sum to
+    /// 1, and values off the grid are refused by name.
+    #[test]
+    fn independent_levels_are_smoothed_counts() {
+        let x = ndarray::array![[0.0, 4.0], [2.0, 4.0], [2.0, 0.0], [2.0, 2.0]];
+        let m = IndependentLevels::fit(x.view(), 0.0, 4.0, 2.0, 0.5).unwrap();
+        assert_eq!(m.levels(), 3);
+        // Column 1: counts 1, 3, 0; column 2: 1, 1, 2; n + Lα = 5.5.
+        let p = [[1.5, 3.5, 0.5], [1.5, 1.5, 2.5]];
+        for (j, row) in p.iter().enumerate() {
+            let s: f64 = row.iter().sum();
+            assert!((s - 5.5).abs() < 1e-12);
+            for (k, c) in row.iter().enumerate() {
+                assert!((m.log_probs[[j, k]] - (c / 5.5f64).ln()).abs() < 1e-14);
+            }
+        }
+        let lp = m.log_prob(ndarray::array![[4.0, 2.0]].view()).unwrap();
+        assert!((lp[0] - (0.5f64 / 5.5 * 1.5 / 5.5).ln()).abs() < 1e-14);
+        for bad in [1.0, 6.0, -2.0] {
+            let e = m.log_prob(ndarray::array![[0.0, bad]].view()).unwrap_err();
+            assert!(
+                e.to_string().contains("support") && e.to_string().contains("column 2"),
+                "{e}"
+            );
+        }
+        assert!(IndependentLevels::fit(x.view(), 0.0, 3.0, 2.0, 1.0).is_err());
+        assert!(
+            IndependentLevels::fit(x.view(), 0.0, 2.0, 2.0, 1.0).is_err(),
+            "4.0 off the grid"
+        );
     }
 
     /// EM on 4000 draws of a known 2-component mixture: the log-likelihood never decreases, and

@@ -36,6 +36,7 @@ pub const EXPERIMENTS: &[&str] = &[
     "sampler_zoo_four",
     "likelihood_accuracy",
     "old_faithful",
+    "digits_likelihood",
     "digits",
 ];
 

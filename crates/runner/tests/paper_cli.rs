@@ -254,3 +254,116 @@ fn figures_paper_and_reproduce_refuse_with_a_reason() {
         .unwrap()
         .starts_with("C = "));
 }
+
+/// 4-pixel "images" on the levels 0..16 (the last pixel always 0) with a label column.
+fn levels_csv(off_grid: bool) -> String {
+    let mut s = String::from("p0,p1,p2,p3,label\n");
+    for i in 0..60 {
+        let v = [(i * 7) % 17, (i * 3) % 17, 16 - (i * 5) % 17];
+        let p0 = if off_grid && i == 5 {
+            "3.5".to_string()
+        } else {
+            v[0].to_string()
+        };
+        s.push_str(&format!("{p0},{},{},0,{}\n", v[1], v[2], i % 3));
+    }
+    s
+}
+
+const IMAGE_LIKELIHOOD: &str = r#"kind = "image_likelihood"
+description = "toy"
+seeds = [1]
+csv = "img.csv"
+exclude = ["label"]
+scale = 16.0
+support = [0.0, 16.0]
+draws = 2
+model = { kind = "noise_conditional_mlp", hidden = [16], precondition = "edm" }
+objective = { kind = "dsm_continuous", sigma_min = 5e-4, sigma_max = 200.0 }
+train = { steps = 40, batch = 16, eval_every = 20 }
+ode = { schedule = { kind = "vp" }, rtol = 1e-4, atol = 1e-4 }
+[[estimator]]
+name = "exact"
+ode = { divergence = "exact" }
+[[estimator]]
+name = "hutchinson"
+ode = { divergence = "hutchinson", projections = 1 }
+"#;
+
+#[test]
+fn an_image_likelihood_reruns_byte_for_byte_and_refuses_bad_input_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::write(d.join("img.csv"), levels_csv(false)).unwrap();
+    fs::write(d.join("il.toml"), IMAGE_LIKELIHOOD).unwrap();
+    for r in ["r1", "r2"] {
+        ok(&scorelab(
+            &["experiment", "--config", "il.toml", "--results", r],
+            d,
+        ));
+    }
+    for f in ["il.csv", "il_summary.csv", "il_paired.csv", "il_images.csv"] {
+        assert_eq!(
+            fs::read(d.join("r1").join(f)).unwrap(),
+            fs::read(d.join("r2").join(f)).unwrap(),
+            "{f} differs between reruns"
+        );
+    }
+    let csv = fs::read_to_string(d.join("r1/il.csv")).unwrap();
+    // 17 levels, nothing learnt: log₂ 17 bits per pixel.
+    let uniform = column(&csv, "uniform", "bits_per_dim")[0];
+    assert!((uniform - 17f64.log2()).abs() < 1e-12, "{uniform}");
+    let n_test = column(&csv, "exact", "n_test")[0];
+    assert_eq!(n_test, 12.0);
+    for m in ["gaussian", "independent_pixels", "exact", "hutchinson"] {
+        let b = column(&csv, m, "bits_per_dim")[0];
+        assert!(b.is_finite() && b > 0.0, "{m}: {b}");
+    }
+    // The ODE's two divergences take the same steps; one probe's noise is all that differs.
+    assert_eq!(
+        column(&csv, "exact", "score_evals"),
+        column(&csv, "hutchinson", "score_evals")
+    );
+    let paired = fs::read_to_string(d.join("r1/il_paired.csv")).unwrap();
+    let line = paired
+        .lines()
+        .find(|l| l.starts_with("hutchinson,exact,"))
+        .unwrap();
+    let v: Vec<f64> = line
+        .split(',')
+        .skip(4)
+        .map(|x| x.parse().unwrap())
+        .collect();
+    assert!(v[1] > 0.0 && (v[0] / v[1]).abs() < 4.0, "{line}");
+    let images = fs::read_to_string(d.join("r1/il_images.csv")).unwrap();
+    assert_eq!(images.lines().count(), 1 + 4 * 12);
+    // Bad input: each exits 2, names the field and writes nothing.
+    fs::write(d.join("off.csv"), levels_csv(true)).unwrap();
+    let cases = [
+        IMAGE_LIKELIHOOD.replace("img.csv", "off.csv"),
+        IMAGE_LIKELIHOOD.replace(r#"rtol = 1e-4,"#, r#"rtol = 1e-4, model_dir = "m","#),
+        IMAGE_LIKELIHOOD.replace(r#"name = "exact""#, r#"name = "gaussian""#),
+        IMAGE_LIKELIHOOD.replace(
+            r#"kind = "noise_conditional_mlp", hidden = [16], precondition = "edm""#,
+            r#"kind = "mlp", hidden = [16]"#,
+        ),
+        IMAGE_LIKELIHOOD.replace("draws = 2", "draws = 0"),
+    ];
+    for (case, want) in cases.iter().zip([
+        "support",
+        "ode.model_dir",
+        "gaussian",
+        "model.kind",
+        "draws",
+    ]) {
+        fs::write(d.join("bad.toml"), case).unwrap();
+        let out = scorelab(
+            &["experiment", "--config", "bad.toml", "--results", "r3"],
+            d,
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{want}: {err}");
+        assert!(err.contains(want), "{want}: {err}");
+        assert!(!d.join("r3/bad.csv").exists(), "{want}");
+    }
+}

@@ -11,6 +11,9 @@
 //!   Z_θ by quadrature, against a KDE and a Gaussian;
 //! - `kind = "image_fit"` ([`image_fit`]): score networks on images, sampled and compared with
 //!   held-out images;
+//! - `kind = "image_likelihood"` ([`image_likelihood`]): held-out bits/dim of a noise-conditional
+//!   network on integer images through its probability-flow ODE, exact and Hutchinson, against a
+//!   Gaussian and independent pixels;
 //! - `kind = "likelihood_accuracy"` ([`likelihood`]): the probability-flow ODE's log-likelihood
 //!   against closed forms, Hutchinson against the exact divergence, the 2-D normalisation of an
 //!   untrained network's density, and the cost of each divergence.
@@ -22,6 +25,7 @@
 
 pub mod density_fit;
 pub mod image_fit;
+pub mod image_likelihood;
 pub mod likelihood;
 pub mod noise;
 pub mod samplers;
@@ -48,6 +52,8 @@ pub enum ExperimentFile {
     DensityFit(density_fit::DensityFitExperiment),
     /// Score networks fitted to images, sampled and compared with held-out images.
     ImageFit(image_fit::ImageFitExperiment),
+    /// Held-out bits/dim of a noise-conditional network on integer images through its ODE.
+    ImageLikelihood(image_likelihood::ImageLikelihoodExperiment),
     /// The probability-flow ODE's likelihood against closed forms, Hutchinson, the 2-D
     /// normalisation and the cost.
     LikelihoodAccuracy(likelihood::LikelihoodAccuracyExperiment),
@@ -118,6 +124,7 @@ pub fn check(args: &ExperimentArgs) -> Result<()> {
         ExperimentFile::Noise(_)
         | ExperimentFile::DensityFit(_)
         | ExperimentFile::ImageFit(_)
+        | ExperimentFile::ImageLikelihood(_)
         | ExperimentFile::LikelihoodAccuracy(_) => {}
     }
     Ok(())
@@ -147,6 +154,7 @@ pub fn run(args: &ExperimentArgs, stop: &AtomicBool) -> Result<String> {
         ExperimentFile::Noise(e) => noise::run(e, &models, stop)?,
         ExperimentFile::DensityFit(e) => density_fit::run(e, &models, stop)?,
         ExperimentFile::ImageFit(e) => image_fit::run(e, &models, stop)?,
+        ExperimentFile::ImageLikelihood(e) => image_likelihood::run(e, &models, stop)?,
         ExperimentFile::LikelihoodAccuracy(e) => likelihood::run(e, stop)?,
     };
     let Outputs {

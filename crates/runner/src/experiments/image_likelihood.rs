@@ -1,0 +1,406 @@
+//! `kind = "image_likelihood"`: held-out bits/dim of a noise-conditional network on integer-valued
+//! images, through its probability-flow ODE ([`scorelab_pipeline::likelihood`]), beside a Gaussian
+//! and independent pixels on the same split and the same dequantisation draws.
+//!
+//! Per seed (the seed's `scorelab train` split of `csv`, the columns but `exclude`):
+//!
+//! - **the network**: `model`, `objective` and `train` of a `scorelab train` config on the pixels
+//!   divided by `scale`, with uniform dequantisation noise of width `dequantize` (q, data units)
+//!   drawn afresh for every batch (`data.dequantize_fresh`) and no other noise, so that it learns
+//!   the scores of the dequantised density's noised marginals;
+//! - **the draws**: `draws` dequantisations y = x + u, u ∼ U(−q/2, q/2)ᴰ, of every held-out image,
+//!   shared by every method;
+//! - **each `[[estimator]]`**: the `scorelab likelihood` keys of `ode` with the estimator's own
+//!   `ode` merged over them (e.g. `divergence = "hutchinson"`), its probes seeded per seed and draw;
+//! - **references**: `gaussian`, N(x̄, Σ̂ + q²/12 I) fitted on the training images (the moments of
+//!   their dequantisation, [`scorelab_pipeline::baselines::fit_gaussian_dequantized`]);
+//!   `independent_pixels`, one categorical distribution per pixel over the levels of `support`
+//!   with add-one smoothing ([`scorelab_pipeline::baselines::IndependentLevels`]), whose bits/dim
+//!   is exact for the discrete images; `uniform`, log₂ L for L levels.
+//!
+//! Bits/dim are in units of q, in the data's units: b = −(log p(y) + D ln q)/(D ln 2). By Jensen's
+//! inequality, a continuous model's mean over draws is an upper bound on its discrete model's
+//! bits/dim −log₂ P(x)/D with P(x) = ∫_bin p (Theis et al. 2016; Ho et al. 2019).
+//!
+//! Writes:
+//!
+//! - `NAME.csv`: `method,seed,n_test,draws,bits_per_dim,bits_per_dim_se,draw_sd,score_evals`: the
+//!   mean over held-out images of each image's mean over draws, its standard error over images
+//!   (which holds the draws' and the probes' noise too), the pooled standard deviation between
+//!   two draws of one image (empty for one draw), and the score evaluations per image and draw;
+//! - `NAME_paired.csv`: `method,reference,seed,n_test,mean_difference,se_difference`, per image in
+//!   bits/dim: every method against the first estimator and against `gaussian` and
+//!   `independent_pixels`. A Hutchinson estimator against an exact one sees the same draws and
+//!   takes the same steps (the solver controls the state's error only), so their difference is
+//!   the probes' noise alone and its standard error is Hutchinson's extra standard error;
+//! - `NAME_summary.csv`: `method,seeds,bits_per_dim_mean,bits_per_dim_sd,bits_per_dim_se_mean`;
+//! - `NAME_images.csv`: `method,seed,image,bits_per_dim`, every held-out image's mean over draws
+//!   (the distribution behind each mean; `image` counts the held-out rows from 0);
+//! - `NAME_timing.csv`: `what,name,seed,seconds,per_image`: training seconds, and each
+//!   estimator's seconds over all its draws with the time per image and draw (the file that
+//!   differs between reruns).
+
+use super::shared::{deep_merge, typed, Outputs};
+use crate::bad;
+use crate::train::train_into;
+use anyhow::Result;
+use ndarray::{Array1, Array2};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use scorelab_core::LogDensity;
+use scorelab_pipeline::baselines::{fit_gaussian_dequantized, IndependentLevels};
+use scorelab_pipeline::data::{add_uniform, Dequantize, Table};
+use scorelab_pipeline::likelihood::LikelihoodPlan;
+use scorelab_pipeline::observe::stopper;
+use scorelab_pipeline::train::{DataSpec, TrainPlan};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// `kind = "image_likelihood"` (module docs).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageLikelihoodExperiment {
+    /// One line saying what the experiment shows.
+    pub description: String,
+    /// Seeds: each gives its own split, weights, draws and probes.
+    pub seeds: Vec<u64>,
+    /// The image file: one column per pixel.
+    pub csv: PathBuf,
+    /// Columns that are not pixels (e.g. `["label"]`).
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Pixel values are divided by this for the network (16 for 4-bit digits).
+    pub scale: f64,
+    /// The bin width q of the integer pixels, data units (default 1: one pixel level).
+    #[serde(default = "default_q")]
+    pub dequantize: f64,
+    /// The pixels' levels run from `support[0]` to `support[1]` in steps of q (0 to 16 for the
+    /// digits).
+    pub support: [f64; 2],
+    /// Dequantisation draws per held-out image (default 2).
+    #[serde(default = "default_draws")]
+    pub draws: usize,
+    /// Held-out fraction (default 0.2).
+    #[serde(default = "default_test_fraction")]
+    pub test_fraction: f64,
+    /// `[model]` of the network's train config (noise-conditional).
+    pub model: toml::Table,
+    /// `[objective]` of its train config.
+    pub objective: toml::Table,
+    /// `[train]` of its train config.
+    pub train: toml::Table,
+    /// `scorelab likelihood` keys shared by every estimator (schedule, solver, rtol, atol, batch;
+    /// not `model_dir`, `density`, `seed` or `dequantize`, which the experiment sets).
+    #[serde(default)]
+    pub ode: toml::Table,
+    /// The estimators; the first is the one the others are paired with.
+    pub estimator: Vec<EstimatorSpec>,
+}
+
+/// `[[estimator]]`: one way to compute the ODE's log-likelihood.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EstimatorSpec {
+    /// Its name in the CSVs.
+    pub name: String,
+    /// `scorelab likelihood` keys merged over the shared `ode`.
+    #[serde(default)]
+    pub ode: toml::Table,
+}
+
+fn default_q() -> f64 {
+    1.0
+}
+fn default_draws() -> usize {
+    2
+}
+fn default_test_fraction() -> f64 {
+    0.2
+}
+
+/// The references' names, reserved.
+const REFERENCES: [&str; 3] = ["gaussian", "independent_pixels", "uniform"];
+
+/// The CSV header of an image-likelihood experiment.
+pub const COLUMNS: &str =
+    "method,seed,n_test,draws,bits_per_dim,bits_per_dim_se,draw_sd,score_evals";
+
+/// Bits per dimension of every (draw, image), the draws as rows.
+struct MethodBits {
+    name: String,
+    bits: Array2<f64>,
+    score_evals: f64,
+}
+
+/// Mean and standard error (sd/√n) of `v`.
+fn mean_se(v: &Array1<f64>) -> (f64, f64) {
+    let n = v.len() as f64;
+    (v.mean().expect("rows"), v.std(1.0) / n.sqrt())
+}
+
+/// The estimators' likelihood plans, checked before any work.
+fn plans(e: &ImageLikelihoodExperiment) -> Result<Vec<LikelihoodPlan>> {
+    for key in [
+        "model_dir",
+        "density",
+        "seed",
+        "dequantize",
+        "dequantize_draws",
+    ] {
+        if e.ode.contains_key(key) || e.estimator.iter().any(|s| s.ode.contains_key(key)) {
+            return Err(bad(format!(
+                "ode.{key}: set by the experiment (the trained network, the seed and `dequantize`); remove it"
+            ))
+            .into());
+        }
+    }
+    e.estimator
+        .iter()
+        .map(|s| {
+            let mut t = e.ode.clone();
+            deep_merge(&mut t, &s.ode);
+            typed(t.into(), &format!("estimator {} ode", s.name))
+        })
+        .collect()
+}
+
+/// Runs an image-likelihood experiment, its networks trained into `models` (module docs).
+///
+/// # Errors
+/// An input error for a bad experiment or data off the `support` grid; Ctrl-C while training;
+/// a diverging run or a failed solve.
+pub fn run(e: &ImageLikelihoodExperiment, models: &Path, stop: &AtomicBool) -> Result<Outputs> {
+    if e.seeds.is_empty() || e.estimator.is_empty() {
+        return Err(bad("seeds, estimator: give at least one of each").into());
+    }
+    if e.draws == 0 {
+        return Err(bad("draws: at least 1 dequantisation draw per image").into());
+    }
+    if !(e.scale > 0.0 && e.scale.is_finite()) {
+        return Err(bad("scale: must be positive and finite").into());
+    }
+    if !(e.dequantize > 0.0 && e.dequantize.is_finite()) {
+        return Err(bad("dequantize: the bin width q must be positive and finite").into());
+    }
+    let mut names: Vec<&str> = REFERENCES.to_vec();
+    for s in &e.estimator {
+        if names.contains(&s.name.as_str()) {
+            return Err(bad(format!(
+                "estimator: name {:?} is used twice or reserved ({})",
+                s.name,
+                REFERENCES.join(", ")
+            ))
+            .into());
+        }
+        names.push(&s.name);
+    }
+    if e.model.get("kind").and_then(|k| k.as_str()) != Some("noise_conditional_mlp") {
+        return Err(bad(
+            "model.kind: must be \"noise_conditional_mlp\" (the probability-flow ODE needs the score at every noise level)",
+        )
+        .into());
+    }
+    let plans = plans(e)?;
+    let header = Table::open(&e.csv, &format!("csv {}", e.csv.display()))?.header;
+    for x in &e.exclude {
+        if !header.contains(x) {
+            return Err(bad(format!("exclude: no column {x:?} in {}", e.csv.display())).into());
+        }
+    }
+    let columns: Vec<String> = header
+        .into_iter()
+        .filter(|h| !e.exclude.contains(h))
+        .collect();
+    let d = columns.len();
+    let q = e.dequantize;
+    let split = || DataSpec {
+        transform: Some("scale".into()),
+        scale: Some(e.scale),
+        ..DataSpec::csv(&e.csv, Some(columns.clone()), e.test_fraction)
+    };
+    let train_plan = |seed: u64| -> Result<TrainPlan> {
+        let data = DataSpec {
+            dequantize: Some(Dequantize::All(q)),
+            dequantize_fresh: Some(true),
+            ..split()
+        };
+        Ok(TrainPlan::new(
+            seed,
+            data,
+            typed(e.model.clone().into(), "model")?,
+            typed(e.objective.clone().into(), "objective")?,
+            typed(e.train.clone().into(), "train")?,
+        ))
+    };
+    train_plan(e.seeds[0])?;
+    let to_bits = |log_p: f64| -(log_p + d as f64 * q.ln()) / (d as f64 * std::f64::consts::LN_2);
+    let mut csv = format!("{COLUMNS}\n");
+    let mut paired = String::from("method,reference,seed,n_test,mean_difference,se_difference\n");
+    let mut timing = String::from("what,name,seed,seconds,per_image\n");
+    let mut images = String::from("method,seed,image,bits_per_dim\n");
+    let mut per_method: Vec<(String, Vec<[f64; 2]>)> = vec![];
+    let units = (e.seeds.len() * (1 + e.estimator.len() * e.draws)) as u64;
+    let bar = crate::bar(units, "{bar:30} {pos}/{len} · {msg} · eta {eta}");
+    for &seed in &e.seeds {
+        let prepared = split().prepare_csv(seed)?;
+        let train_x = prepared.transform.inverse(&prepared.train);
+        let test_x = prepared.transform.inverse(&prepared.test);
+        let n = test_x.nrows();
+        // The references first: they check the grid before any training.
+        let levels = IndependentLevels::fit(train_x.view(), e.support[0], e.support[1], q, 1.0)
+            .map_err(|err| bad(format!("support: training images: {err}")))?;
+        let discrete = levels
+            .log_prob(test_x.view())
+            .map_err(|err| bad(format!("support: held-out images: {err}")))?;
+        let gauss = fit_gaussian_dequantized(train_x.view(), &vec![q; d])
+            .map_err(|err| bad(err.to_string()))?;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(200);
+        let draws: Vec<Array2<f64>> = (0..e.draws)
+            .map(|_| {
+                let mut y = test_x.clone();
+                for r in y.rows_mut() {
+                    add_uniform(r, &vec![q; d], &mut rng);
+                }
+                y
+            })
+            .collect();
+        let mut methods: Vec<MethodBits> = vec![];
+        let mut gauss_bits = Array2::zeros((e.draws, n));
+        for (k, y) in draws.iter().enumerate() {
+            gauss_bits
+                .row_mut(k)
+                .assign(&gauss.log_density(y.view()).mapv(to_bits));
+        }
+        methods.push(MethodBits {
+            name: "gaussian".into(),
+            bits: gauss_bits,
+            score_evals: 0.0,
+        });
+        // P(x)/q^D on each bin: the same for every draw.
+        let indep = discrete.mapv(|lp| to_bits(lp - d as f64 * q.ln()));
+        methods.push(MethodBits {
+            name: "independent_pixels".into(),
+            bits: Array2::from_shape_fn((e.draws, n), |(_, i)| indep[i]),
+            score_evals: 0.0,
+        });
+        let uniform = (levels.levels() as f64).log2();
+        methods.push(MethodBits {
+            name: "uniform".into(),
+            bits: Array2::from_elem((e.draws, n), uniform),
+            score_evals: 0.0,
+        });
+        if stop.load(Ordering::SeqCst) {
+            bar.abandon();
+            return Ok(Outputs::partial(csv));
+        }
+        bar.set_message(format!("training seed {seed}"));
+        let started = std::time::Instant::now();
+        let model = train_into(
+            &train_plan(seed)?,
+            &models.join(format!("seed{seed}")),
+            stop,
+        )?;
+        timing.push_str(&format!(
+            "train,network,{seed},{:.3},\n",
+            started.elapsed().as_secs_f64()
+        ));
+        bar.inc(1);
+        for (s, plan) in e.estimator.iter().zip(&plans) {
+            let mut est = plan
+                .prepare_with(model.clone())
+                .map_err(|err| bad(format!("estimator {}: {err}", s.name)))?;
+            let mut bits = Array2::zeros((e.draws, n));
+            let mut evals = 0.0;
+            let started = std::time::Instant::now();
+            for (k, y) in draws.iter().enumerate() {
+                bar.set_message(format!("{} seed {seed} draw {}", s.name, k + 1));
+                est.resolved.seed = seed * 1000 + k as u64;
+                let out = est
+                    .run(y.view(), &mut stopper(stop))
+                    .map_err(|err| bad(format!("estimator {}: {err}", s.name)))?;
+                if out.interrupted {
+                    bar.abandon();
+                    return Ok(Outputs::partial(csv));
+                }
+                for (i, r) in out.rows.iter().enumerate() {
+                    bits[[k, i]] = to_bits(r.log_p);
+                    evals += r.score_evals as f64;
+                }
+                bar.inc(1);
+            }
+            let secs = started.elapsed().as_secs_f64();
+            timing.push_str(&format!(
+                "likelihood,{},{seed},{secs:.3},{:.6}\n",
+                s.name,
+                secs / (n * e.draws) as f64
+            ));
+            methods.push(MethodBits {
+                name: s.name.clone(),
+                bits,
+                score_evals: evals / (n * e.draws) as f64,
+            });
+        }
+        for m in &methods {
+            let image = m.bits.mean_axis(ndarray::Axis(0)).expect("draws");
+            let (mean, se) = mean_se(&image);
+            if m.name != "uniform" {
+                for (i, b) in image.iter().enumerate() {
+                    images.push_str(&format!("{},{seed},{i},{b}\n", m.name));
+                }
+            }
+            let draw_sd = if e.draws > 1 {
+                let within = m.bits.var_axis(ndarray::Axis(0), 1.0);
+                (within.mean().expect("images").sqrt()).to_string()
+            } else {
+                String::new()
+            };
+            csv.push_str(&format!(
+                "{},{seed},{n},{},{mean},{se},{draw_sd},{}\n",
+                m.name, e.draws, m.score_evals
+            ));
+            match per_method.iter_mut().find(|p| p.0 == m.name) {
+                Some(p) => p.1.push([mean, se]),
+                None => per_method.push((m.name.clone(), vec![[mean, se]])),
+            }
+        }
+        let refs = [
+            e.estimator[0].name.as_str(),
+            "gaussian",
+            "independent_pixels",
+        ];
+        for r in refs {
+            let reference = &methods.iter().find(|m| m.name == r).expect("computed").bits;
+            for m in methods
+                .iter()
+                .filter(|m| m.name != r && m.name != "uniform")
+            {
+                let diff = (&m.bits - reference)
+                    .mean_axis(ndarray::Axis(0))
+                    .expect("draws");
+                let (mean, se) = mean_se(&diff);
+                paired.push_str(&format!("{},{r},{seed},{n},{mean},{se}\n", m.name));
+            }
+        }
+    }
+    bar.finish_and_clear();
+    let mut summary =
+        String::from("method,seeds,bits_per_dim_mean,bits_per_dim_sd,bits_per_dim_se_mean\n");
+    for (m, v) in &per_method {
+        let (mean, sd) =
+            scorelab_pipeline::metrics::mean_sd_cell(&v.iter().map(|r| r[0]).collect::<Vec<_>>());
+        let se = v.iter().map(|r| r[1]).sum::<f64>() / v.len() as f64;
+        summary.push_str(&format!("{m},{},{mean},{sd},{se}\n", v.len()));
+    }
+    Ok(Outputs {
+        csv,
+        summary,
+        extra: vec![
+            ("paired".into(), paired),
+            ("images".into(), images),
+            ("timing".into(), timing),
+        ],
+        interrupted: false,
+    })
+}
