@@ -79,14 +79,55 @@ impl Table {
     /// # Errors
     /// [`PipelineError::Input`] naming the row and column of a ragged row, a non-number or a
     /// non-finite value.
-    pub fn read(mut self, idx: &[usize], names: &[String]) -> Result<Array2<f64>> {
-        let label = self.label;
+    pub fn read(self, idx: &[usize], names: &[String]) -> Result<Array2<f64>> {
+        let mut rows = self.rows(idx.to_vec(), names.to_vec());
+        Ok(rows
+            .next_batch(usize::MAX)?
+            .unwrap_or_else(|| Array2::zeros((0, idx.len()))))
+    }
+
+    /// The rows' columns `idx` (named `names` in errors), read a batch at a time
+    /// ([`Rows::next_batch`]): memory holds one batch, whatever the file's length.
+    pub fn rows(self, idx: Vec<usize>, names: Vec<String>) -> Rows {
+        Rows {
+            records: self.rdr.into_records(),
+            label: self.label,
+            idx,
+            names,
+            row: 0,
+        }
+    }
+}
+
+/// A [`Table`]'s rows, read in batches with the same checks and messages as [`Table::read`].
+pub struct Rows {
+    records: csv::StringRecordsIntoIter<File>,
+    label: String,
+    idx: Vec<usize>,
+    names: Vec<String>,
+    /// Rows read so far.
+    row: usize,
+}
+
+impl Rows {
+    /// The next (at most) `max` rows, or `None` at the end of the file.
+    ///
+    /// # Errors
+    /// [`PipelineError::Input`] naming the row (counted from the file's first data row) and the
+    /// column of a ragged row, a non-number or a non-finite value.
+    pub fn next_batch(&mut self, max: usize) -> Result<Option<Array2<f64>>> {
+        let label = &self.label;
         let at = |m: String| PipelineError::Input(format!("{label}: {m}"));
         let mut values = Vec::new();
         let mut n = 0;
-        for (r, rec) in self.rdr.records().enumerate() {
+        while n < max {
+            let Some(rec) = self.records.next() else {
+                break;
+            };
+            let r = self.row;
+            self.row += 1;
             let rec = rec.map_err(|e| at(format!("row {}: {e}", r + 1)))?;
-            for (&i, name) in idx.iter().zip(names) {
+            for (&i, name) in self.idx.iter().zip(&self.names) {
                 let raw = rec.get(i).unwrap_or("");
                 let v: f64 = raw.trim().parse().map_err(|_| {
                     at(format!(
@@ -116,16 +157,26 @@ impl Table {
             }
             n += 1;
         }
-        Ok(Array2::from_shape_vec((n, idx.len()), values).expect("n × columns"))
+        if n == 0 {
+            return Ok(None);
+        }
+        Ok(Some(
+            Array2::from_shape_vec((n, self.idx.len()), values).expect("n × columns"),
+        ))
+    }
+
+    /// The rows read so far.
+    pub fn rows_read(&self) -> usize {
+        self.row
     }
 }
 
-/// Reads a points CSV whose header is exactly `x0,…,x{D−1}`: with `dim`, D must be that; without,
-/// D is read from the header. `label` (e.g. `--points`) names the file in errors.
+/// Opens a points CSV whose header is exactly `x0,…,x{D−1}` (as [`read_points`]) for reading
+/// in batches.
 ///
 /// # Errors
-/// [`PipelineError::Input`] naming the label, file, row and column.
-pub fn read_points(path: &Path, label: &str, dim: Option<usize>) -> Result<Array2<f64>> {
+/// [`PipelineError::Input`] naming the label and file for an unreadable file or a wrong header.
+pub fn open_points(path: &Path, label: &str, dim: Option<usize>) -> Result<Rows> {
     let label = format!("{label} {}", path.display());
     let table = Table::open(path, &label)?;
     let d = dim.unwrap_or(table.header.len());
@@ -143,8 +194,20 @@ pub fn read_points(path: &Path, label: &str, dim: Option<usize>) -> Result<Array
             ),
         }));
     }
-    let idx: Vec<usize> = (0..d).collect();
-    table.read(&idx, &want)
+    Ok(table.rows((0..d).collect(), want))
+}
+
+/// Reads a points CSV whose header is exactly `x0,…,x{D−1}`: with `dim`, D must be that; without,
+/// D is read from the header. `label` (e.g. `--points`) names the file in errors.
+///
+/// # Errors
+/// [`PipelineError::Input`] naming the label, file, row and column.
+pub fn read_points(path: &Path, label: &str, dim: Option<usize>) -> Result<Array2<f64>> {
+    let mut rows = open_points(path, label, dim)?;
+    let d = rows.idx.len();
+    Ok(rows
+        .next_batch(usize::MAX)?
+        .unwrap_or_else(|| Array2::zeros((0, d))))
 }
 
 /// A data set: named columns and one row per observation, every value finite.

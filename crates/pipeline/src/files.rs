@@ -46,6 +46,56 @@ impl Staged {
     }
 }
 
+/// A file written piece by piece into a temporary file beside its destination
+/// ([`Staged::grow`]); nothing appears at the destination until [`Staged::stage_grown`] and
+/// [`Staged::commit`], so a kill at any moment leaves the old file or none.
+pub struct Growing {
+    tmp: tempfile::NamedTempFile,
+    path: PathBuf,
+}
+
+impl Growing {
+    /// Appends `bytes`.
+    ///
+    /// # Errors
+    /// [`PipelineError::Io`] if the write fails (ENOSPC among them).
+    pub fn append(&mut self, bytes: &[u8]) -> Result<()> {
+        self.tmp
+            .write_all(bytes)
+            .map_err(|e| PipelineError::io(&self.path, e))
+    }
+}
+
+impl Staged {
+    /// Starts a file for `path` holding `first` (e.g. a CSV header), to be appended to and then
+    /// staged with [`Staged::stage_grown`]: the destination is checked now, as by
+    /// [`Staged::stage`].
+    ///
+    /// # Errors
+    /// As [`Staged::stage`].
+    pub fn grow(path: &Path, first: &[u8]) -> Result<Growing> {
+        check_output(path, "output")?;
+        let tmp = fsio::stage(path, first).map_err(|e| PipelineError::io(path, e))?;
+        Ok(Growing {
+            tmp,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Stages a grown file (fsync'ed now) to be committed with the others.
+    ///
+    /// # Errors
+    /// [`PipelineError::Io`] if the sync fails.
+    pub fn stage_grown(&mut self, g: Growing) -> Result<()> {
+        g.tmp
+            .as_file()
+            .sync_all()
+            .map_err(|e| PipelineError::io(&g.path, e))?;
+        self.files.push((g.tmp, g.path));
+        Ok(())
+    }
+}
+
 /// Writes `contents` to `path` whole or not at all ([`Staged`] with one file).
 ///
 /// # Errors

@@ -606,6 +606,20 @@ impl Estimation {
     /// # Errors
     /// [`PipelineError::Input`] naming `label` (e.g. `--points`), the row and the column.
     pub fn check_points(&self, x: ArrayView2<f64>, label: &str) -> Result<()> {
+        self.check_points_from(x, label, 0)
+    }
+
+    /// [`Estimation::check_points`] for a batch whose first row is row `first_row + 1` of the
+    /// file (errors count rows from the file's start).
+    ///
+    /// # Errors
+    /// As [`Estimation::check_points`].
+    pub fn check_points_from(
+        &self,
+        x: ArrayView2<f64>,
+        label: &str,
+        first_row: usize,
+    ) -> Result<()> {
         if x.ncols() != self.dim {
             return Err(PipelineError::Input(format!(
                 "{label}: the points have {} columns but the score is {}-dimensional",
@@ -618,7 +632,7 @@ impl Estimation {
                 if !v.is_finite() {
                     return Err(PipelineError::Input(format!(
                         "{label}: row {}, column x{j}: {v} is not finite",
-                        i + 1
+                        first_row + i + 1
                     )));
                 }
                 if q > 0.0 && ((v / q) - (v / q).round()).abs() > 1e-6 {
@@ -626,7 +640,7 @@ impl Estimation {
                         "dequantize",
                         format!(
                             "is for integer data on a grid of width {q}, but {label} row {}, column x{j} is {v}; remove dequantize (or set its width to 0 for that column) for continuous data",
-                            i + 1
+                            first_row + i + 1
                         ),
                     ));
                 }
@@ -648,51 +662,12 @@ impl Estimation {
     ) -> Result<LikelihoodOutput> {
         self.check_points(x, "points")?;
         let n = x.nrows();
-        let mut rng = ChaCha8Rng::seed_from_u64(self.resolved.seed);
+        let mut run = self.batches();
         let mut rows = Vec::with_capacity(n);
-        let d = self.dim as f64;
-        let log_q: f64 = self.bins.iter().filter(|&&q| q > 0.0).map(|q| q.ln()).sum();
-        let (_, a_end, s_end) = self.likelihood.end();
-        let prior_std = self.likelihood.schedule().prior_std();
-        let exact_prior = match (&self.source, self.resolved.prior) {
-            (LikSource::Density(p), PriorKind::Exact) => {
-                Some(p.marginal(a_end, s_end).expect("validated"))
-            }
-            _ => None,
-        };
         let mut start = 0;
         while start < n {
             let end = (start + self.resolved.batch).min(n);
-            let xb = x.slice(ndarray::s![start..end, ..]);
-            let m = end - start;
-            let mut sum = Array1::<f64>::zeros(m);
-            let mut var = Array1::<f64>::zeros(m);
-            let mut any_se = false;
-            let mut evals = 0;
-            for _ in 0..self.draws {
-                let mut xq = xb.to_owned();
-                for r in xq.rows_mut() {
-                    crate::data::add_uniform(r, &self.bins, &mut rng);
-                }
-                let (lp, se, e) =
-                    self.log_p_batch(xq.view(), &mut rng, exact_prior.as_ref(), prior_std)?;
-                sum += &lp;
-                if let Some(se) = se {
-                    any_se = true;
-                    var += &se.mapv(|s| s * s);
-                }
-                evals += e;
-            }
-            let draws = self.draws as f64;
-            for i in 0..m {
-                let log_p = sum[i] / draws;
-                rows.push(LikelihoodRow {
-                    log_p,
-                    log_p_se: any_se.then(|| var[i].sqrt() / draws),
-                    bits_per_dim: -(log_p + log_q) / (d * std::f64::consts::LN_2),
-                    score_evals: evals,
-                });
-            }
+            rows.extend(run.run_batch(x.slice(ndarray::s![start..end, ..]))?);
             start = end;
             if observer.observe(&Progress {
                 done: end,
@@ -710,6 +685,26 @@ impl Estimation {
             rows,
             interrupted: false,
         })
+    }
+
+    /// The run batch by batch, for points read a batch at a time: [`BatchRun::run_batch`] on
+    /// consecutive batches of `batch` rows gives the rows [`Estimation::run`] gives on them all
+    /// (the probes and dequantisation draws continue from batch to batch).
+    pub fn batches(&self) -> BatchRun<'_> {
+        let (_, a_end, s_end) = self.likelihood.end();
+        let exact_prior = match (&self.source, self.resolved.prior) {
+            (LikSource::Density(p), PriorKind::Exact) => {
+                Some(p.marginal(a_end, s_end).expect("validated"))
+            }
+            _ => None,
+        };
+        BatchRun {
+            est: self,
+            rng: ChaCha8Rng::seed_from_u64(self.resolved.seed),
+            exact_prior,
+            prior_std: self.likelihood.schedule().prior_std(),
+            log_q: self.bins.iter().filter(|&&q| q > 0.0).map(|q| q.ln()).sum(),
+        }
     }
 
     /// log p (data units) of one batch, its SE over probes, and the evaluations.
@@ -756,17 +751,83 @@ impl Estimation {
     }
 }
 
+/// A likelihood run in progress ([`Estimation::batches`]): the probe and dequantisation
+/// stream, carried from batch to batch.
+pub struct BatchRun<'a> {
+    est: &'a Estimation,
+    rng: ChaCha8Rng,
+    exact_prior: Option<AnyDensity>,
+    prior_std: f64,
+    log_q: f64,
+}
+
+impl BatchRun<'_> {
+    /// log p of every row of `x` (data units), solved together: one step size serves them all.
+    ///
+    /// # Errors
+    /// [`PipelineError::Input`] for bad points ([`Estimation::check_points`]);
+    /// [`PipelineError::Invalid`] (`solver`) if the ODE solver fails.
+    pub fn run_batch(&mut self, x: ArrayView2<f64>) -> Result<Vec<LikelihoodRow>> {
+        let est = self.est;
+        est.check_points(x, "points")?;
+        let m = x.nrows();
+        let d = est.dim as f64;
+        let mut sum = Array1::<f64>::zeros(m);
+        let mut var = Array1::<f64>::zeros(m);
+        let mut any_se = false;
+        let mut evals = 0;
+        for _ in 0..est.draws {
+            let mut xq = x.to_owned();
+            for r in xq.rows_mut() {
+                crate::data::add_uniform(r, &est.bins, &mut self.rng);
+            }
+            let (lp, se, e) = est.log_p_batch(
+                xq.view(),
+                &mut self.rng,
+                self.exact_prior.as_ref(),
+                self.prior_std,
+            )?;
+            sum += &lp;
+            if let Some(se) = se {
+                any_se = true;
+                var += &se.mapv(|s| s * s);
+            }
+            evals += e;
+        }
+        let draws = est.draws as f64;
+        Ok((0..m)
+            .map(|i| {
+                let log_p = sum[i] / draws;
+                LikelihoodRow {
+                    log_p,
+                    log_p_se: any_se.then(|| var[i].sqrt() / draws),
+                    bits_per_dim: -(log_p + self.log_q) / (d * std::f64::consts::LN_2),
+                    score_evals: evals,
+                }
+            })
+            .collect())
+    }
+}
+
+/// The header of a likelihood CSV.
+pub const CSV_HEADER: &str = "log_p,log_p_se,bits_per_dim,score_evals\n";
+
+/// One row as a CSV line (`log_p_se` empty without one).
+pub fn csv_line(r: &LikelihoodRow) -> String {
+    format!(
+        "{},{},{},{}\n",
+        r.log_p,
+        cell(r.log_p_se),
+        r.bits_per_dim,
+        r.score_evals
+    )
+}
+
 /// The rows as CSV: `log_p,log_p_se,bits_per_dim,score_evals` (`log_p_se` empty without one).
 pub fn to_csv(rows: &[LikelihoodRow]) -> String {
-    let mut csv = String::from("log_p,log_p_se,bits_per_dim,score_evals\n");
+    let mut csv = String::from(CSV_HEADER);
     for r in rows {
-        csv.push_str(&format!(
-            "{},{},{},{}\n",
-            r.log_p,
-            cell(r.log_p_se),
-            r.bits_per_dim,
-            r.score_evals
-        ));
+        csv.push_str(&csv_line(r));
     }
     csv
 }

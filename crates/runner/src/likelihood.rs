@@ -1,13 +1,14 @@
 //! `scorelab likelihood`: a [`LikelihoodPlan`] file run by [`scorelab_pipeline::likelihood`] on
 //! the points of a CSV file, batch by batch with a progress bar and Ctrl-C; writes one row per
-//! point and the resolved config.
+//! point and the resolved config. The points are read twice, a batch at a time (once to check
+//! every one before any work, once to solve), and each batch's rows go to the output's temporary
+//! file as it finishes, so memory holds one batch whatever the number of points.
 
 use crate::{bad, in_config, provenance};
 use anyhow::Result;
-use scorelab_pipeline::data::read_points;
+use scorelab_pipeline::data::open_points;
 use scorelab_pipeline::files::{beside, check_distinct, Staged};
-use scorelab_pipeline::likelihood::{to_csv, LikelihoodPlan, Progress};
-use scorelab_pipeline::observe::Control;
+use scorelab_pipeline::likelihood::{csv_line, LikelihoodPlan, CSV_HEADER};
 use scorelab_pipeline::train::run_files;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,8 +33,8 @@ pub struct LikelihoodArgs {
 /// Runs `scorelab likelihood` (module docs); returns whether Ctrl-C interrupted it.
 ///
 /// Every input is checked before any work: the config, the model, and every point (dimension,
-/// finiteness, the dequantisation grid). `OUT.csv` and `OUT.config.toml` are written together at
-/// the end. Ctrl-C or SIGTERM stops after the current batch and writes the rows of the finished
+/// finiteness, the dequantisation grid). `OUT.csv` grows in a temporary file beside it and
+/// appears, with `OUT.config.toml`, at the end. Ctrl-C or SIGTERM stops after the current batch and writes the rows of the finished
 /// batches, with `status = "interrupted"` and `points_done` in the config.
 ///
 /// # Errors
@@ -72,25 +73,50 @@ pub fn run(args: &LikelihoodArgs, stop: &AtomicBool) -> Result<bool> {
             .map(|p| ("a file of model_dir", p.as_path())),
     );
     check_distinct(&outputs, &inputs)?;
-    let x = read_points(&args.points, "--points", Some(est.dim))?;
-    est.check_points(x.view(), "--points")
-        .map_err(in_config(&args.config))?;
-    let n = x.nrows();
+    // Pass 1: every point checked, a batch at a time, before any work.
+    let batch = est.resolved.batch;
+    let mut points = open_points(&args.points, "--points", Some(est.dim))?;
+    let mut n = 0;
+    while let Some(b) = points.next_batch(batch)? {
+        est.check_points_from(b.view(), "--points", n)
+            .map_err(in_config(&args.config))?;
+        n += b.nrows();
+    }
+    // Pass 2: solve batch by batch, each batch's rows appended as it finishes.
+    let mut grown = Staged::grow(&args.out, CSV_HEADER.as_bytes())?;
+    let mut points = open_points(&args.points, "--points", Some(est.dim))?;
     let bar = crate::bar(
         n as u64,
         "{bar:30} {pos}/{len} points · {per_sec} · eta {eta}",
     );
     let started = std::time::Instant::now();
-    let out = est.run(x.view(), &mut |p: &Progress| {
-        bar.set_position(p.done as u64);
-        if stop.load(Ordering::SeqCst) {
-            Control::Stop
-        } else {
-            Control::Continue
+    let mut run_batches = est.batches();
+    let (mut done, mut sums) = (0usize, [0.0f64; 3]);
+    let mut interrupted = false;
+    while let Some(b) = points.next_batch(batch)? {
+        let rows = match run_batches.run_batch(b.view()) {
+            Ok(rows) => rows,
+            Err(e) => {
+                bar.abandon();
+                return Err(in_config(&args.config)(e));
+            }
+        };
+        let mut text = String::new();
+        for r in &rows {
+            text.push_str(&csv_line(r));
+            sums[0] += r.log_p;
+            sums[1] += r.bits_per_dim;
+            sums[2] += r.score_evals as f64;
         }
-    });
+        grown.append(text.as_bytes())?;
+        done += rows.len();
+        bar.set_position(done as u64);
+        if stop.load(Ordering::SeqCst) && done < n {
+            interrupted = true;
+            break;
+        }
+    }
     bar.finish_and_clear();
-    let out = out.map_err(in_config(&args.config))?;
     let seconds = started.elapsed().as_secs_f64();
     let mut run = provenance(rayon::current_num_threads());
     for (k, v) in est.describe() {
@@ -98,28 +124,25 @@ pub fn run(args: &LikelihoodArgs, stop: &AtomicBool) -> Result<bool> {
     }
     run.insert(
         "status".into(),
-        if out.interrupted {
+        if interrupted {
             "interrupted"
         } else {
             "complete"
         }
         .into(),
     );
-    run.insert("points_done".into(), (out.rows.len() as i64).into());
+    run.insert("points_done".into(), (done as i64).into());
     run.insert("points".into(), (n as i64).into());
     let mut resolved = est.resolved.clone();
     resolved.run = Some(run);
     let mut staged = Staged::default();
-    staged.stage(&args.out, to_csv(&out.rows).as_bytes())?;
+    staged.stage_grown(grown)?;
     staged.stage(&config_out, resolved.to_toml().as_bytes())?;
     staged.commit()?;
-    let mean = |f: &dyn Fn(&scorelab_pipeline::likelihood::LikelihoodRow) -> f64| {
-        out.rows.iter().map(f).sum::<f64>() / out.rows.len().max(1) as f64
-    };
-    if out.interrupted {
+    let mean = |k: usize| sums[k] / done.max(1) as f64;
+    if interrupted {
         eprintln!(
-            "interrupted after {} of {n} points; wrote their rows to {} and {}",
-            out.rows.len(),
+            "interrupted after {done} of {n} points; wrote their rows to {} and {}",
             args.out.display(),
             config_out.display()
         );
@@ -127,9 +150,9 @@ pub fn run(args: &LikelihoodArgs, stop: &AtomicBool) -> Result<bool> {
     }
     println!(
         "{n} points in {seconds:.1} s: mean log p {:.4} nats, {:.4} bits/dim, {:.0} score evaluations per point; wrote {} and {}",
-        mean(&|r| r.log_p),
-        mean(&|r| r.bits_per_dim),
-        mean(&|r| r.score_evals as f64),
+        mean(0),
+        mean(1),
+        mean(2),
         args.out.display(),
         config_out.display()
     );
