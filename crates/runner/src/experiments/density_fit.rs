@@ -91,7 +91,8 @@ pub struct DensityFitExperiment {
     /// Permutations of the MMD test (default 200; 0: no p-values).
     #[serde(default = "default_tests")]
     pub tests: usize,
-    /// The likelihood comparison (`NAME_likelihood.csv`, `NAME_paired.csv`; default none).
+    /// The likelihood comparison (`NAME_likelihood.csv`, `NAME_paired.csv`, `NAME_mle.csv`: the
+    /// maximum-likelihood fit's training NLL path; default none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub likelihood: Option<LikelihoodPart>,
 }
@@ -267,6 +268,7 @@ pub fn run(e: &DensityFitExperiment, models: &Path, stop: &AtomicBool) -> Result
     let mut per_method: Vec<(String, Vec<[f64; 3]>)> = vec![];
     let mut likelihood_csv = String::new();
     let mut paired_csv = String::new();
+    let mut mle_csv = String::new();
     // Every objective's plan is valid before any work.
     for o in &e.objective {
         plan_for(e.seeds[0], o)?;
@@ -447,9 +449,10 @@ pub fn run(e: &DensityFitExperiment, models: &Path, stop: &AtomicBool) -> Result
         if stop.load(Ordering::SeqCst) {
             return Ok(Outputs::partial(csv));
         }
-        let (lik, paired) = likelihood_part(e, l, &names, models, stop)?;
+        let (lik, paired, mle) = likelihood_part(e, l, &names, models, stop)?;
         likelihood_csv = lik;
         paired_csv = paired;
+        mle_csv = mle;
     }
     let mut summary = String::from(
         "method,seeds,heldout_ll_mean,heldout_ll_sd,heldout_ism_mean,heldout_ism_sd,mmd2_mean,mmd2_sd\n",
@@ -480,6 +483,7 @@ pub fn run(e: &DensityFitExperiment, models: &Path, stop: &AtomicBool) -> Result
             if e.likelihood.is_some() {
                 x.push(("likelihood".into(), likelihood_csv));
                 x.push(("paired".into(), paired_csv));
+                x.push(("mle".into(), mle_csv));
             }
             x
         },
@@ -509,7 +513,7 @@ fn likelihood_part(
     names: &[String],
     models: &Path,
     stop: &AtomicBool,
-) -> Result<(String, String)> {
+) -> Result<(String, String, String)> {
     use scorelab_pipeline::baselines::{fit_energy_ml, fit_mixture_em, kde_cv};
     use scorelab_pipeline::data::Dequantize;
     use scorelab_pipeline::likelihood::LikelihoodPlan;
@@ -524,6 +528,7 @@ fn likelihood_part(
         "method,seed,n_test,heldout_ll,heldout_ll_dequantized,score_evals,fit_seconds\n",
     );
     let mut paired = String::from("method,reference,seed,n_test,mean_difference,se_difference\n");
+    let mut mle_path = String::from("seed,step,train_nll\n");
     for &seed in &e.seeds {
         let data = DataSpec::csv(&e.csv, e.columns.clone(), e.test_fraction);
         let prepared = data.clone().prepare_csv(seed)?;
@@ -570,7 +575,7 @@ fn likelihood_part(
             .find(|(n, _)| n == &l.mle.from)
             .expect("checked")
             .1;
-        let (mle, _) = fit_energy_ml(
+        let (mle, history) = fit_energy_ml(
             from,
             train.view(),
             l.mle.box_half_width,
@@ -580,6 +585,14 @@ fn likelihood_part(
             l.mle.lr,
         )?;
         let mle_seconds = started.elapsed().as_secs_f64();
+        // The training NLL (model units) every 10 steps and at the end: its flattening is the
+        // fit's convergence check.
+        let last = history.len() - 1;
+        for (k, v) in history.iter().enumerate() {
+            if k % 10 == 0 || k == last {
+                mle_path.push_str(&format!("{seed},{k},{v}\n"));
+            }
+        }
         nets.push(("mle".into(), mle));
         for (n, m) in &nets {
             let lz = log_partition(m, e.box_half_width, e.panels, e.nodes)?;
@@ -673,5 +686,5 @@ fn likelihood_part(
             }
         }
     }
-    Ok((rows, paired))
+    Ok((rows, paired, mle_path))
 }
