@@ -22,7 +22,7 @@
 //! `NAME_timing.csv` (training seconds per fit and sampling seconds per sampler: the file that
 //! differs between reruns).
 
-use super::shared::{deep_merge, typed, Outputs};
+use super::shared::{deep_merge, pixel_columns, typed, Outputs};
 use crate::bad;
 use crate::train::train_into;
 use anyhow::Result;
@@ -31,7 +31,6 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use scorelab_eval::mmd2;
-use scorelab_pipeline::data::Table;
 use scorelab_pipeline::files::cell;
 use scorelab_pipeline::metrics::{finite_rows, mean_sd_cell, median, nearest_distances};
 use scorelab_pipeline::observe::stopper;
@@ -150,16 +149,7 @@ pub fn run(e: &ImageFitExperiment, models: &Path, stop: &AtomicBool) -> Result<O
         }
     }
     // The pixel columns: all but `exclude`.
-    let header = Table::open(&e.csv, &format!("csv {}", e.csv.display()))?.header;
-    for x in &e.exclude {
-        if !header.contains(x) {
-            return Err(bad(format!("exclude: no column {x:?} in {}", e.csv.display())).into());
-        }
-    }
-    let columns: Vec<String> = header
-        .into_iter()
-        .filter(|h| !e.exclude.contains(h))
-        .collect();
+    let columns = pixel_columns(&e.csv, &e.exclude)?;
     let data = || DataSpec {
         transform: Some("scale".into()),
         scale: Some(e.scale),

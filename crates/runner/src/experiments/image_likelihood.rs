@@ -40,7 +40,7 @@
 //!   estimator's seconds over all its draws with the time per image and draw (the file that
 //!   differs between reruns).
 
-use super::shared::{deep_merge, typed, Outputs};
+use super::shared::{deep_merge, pixel_columns, typed, Outputs};
 use crate::bad;
 use crate::train::train_into;
 use anyhow::Result;
@@ -49,7 +49,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use scorelab_core::LogDensity;
 use scorelab_pipeline::baselines::{fit_gaussian_dequantized, IndependentLevels};
-use scorelab_pipeline::data::{add_uniform, Dequantize, Table};
+use scorelab_pipeline::data::{add_uniform, Dequantize};
 use scorelab_pipeline::likelihood::LikelihoodPlan;
 use scorelab_pipeline::observe::stopper;
 use scorelab_pipeline::train::{DataSpec, TrainPlan};
@@ -202,16 +202,7 @@ pub fn run(e: &ImageLikelihoodExperiment, models: &Path, stop: &AtomicBool) -> R
         .into());
     }
     let plans = plans(e)?;
-    let header = Table::open(&e.csv, &format!("csv {}", e.csv.display()))?.header;
-    for x in &e.exclude {
-        if !header.contains(x) {
-            return Err(bad(format!("exclude: no column {x:?} in {}", e.csv.display())).into());
-        }
-    }
-    let columns: Vec<String> = header
-        .into_iter()
-        .filter(|h| !e.exclude.contains(h))
-        .collect();
+    let columns = pixel_columns(&e.csv, &e.exclude)?;
     let d = columns.len();
     let q = e.dequantize;
     let split = || DataSpec {

@@ -76,6 +76,25 @@ impl TrainRef {
     }
 }
 
+/// The pixel columns of an image file: every column of its header but `exclude`, each of which
+/// must be there.
+///
+/// # Errors
+/// An input error naming the file, or `exclude` and the missing column.
+pub(crate) fn pixel_columns(csv: &Path, exclude: &[String]) -> Result<Vec<String>> {
+    let header =
+        scorelab_pipeline::data::Table::open(csv, &format!("csv {}", csv.display()))?.header;
+    for x in exclude {
+        if !header.contains(x) {
+            return Err(bad(format!("exclude: no column {x:?} in {}", csv.display())).into());
+        }
+    }
+    Ok(header
+        .into_iter()
+        .filter(|h| !exclude.contains(h))
+        .collect())
+}
+
 /// A value of an experiment's table as `T`, or an input error naming `field`.
 pub(crate) fn typed<T: serde::de::DeserializeOwned>(v: toml::Value, field: &str) -> Result<T> {
     Ok(v.try_into().map_err(|e| bad(format!("{field}: {e}")))?)
