@@ -14,6 +14,9 @@
 //! | [`StudentT`] | ℝᴰ | ½(ν+D)/(ν+D+2) tr S⁻¹ | — | — |
 //! | [`HalfNormal`] | \[0, ∞) | 1/(2s²) | — | yes |
 //!
+//! [`Toy`] holds the 2-D toy data sets of FFJORD's experiments (seeded samplers, and the exact
+//! density of `8gaussians` and `checkerboard`).
+//!
 //! Every constructor validates its parameters once and returns a [`DensityError`] that names the
 //! field; evaluation afterwards cannot fail. [`AnyDensity`] holds any of them.
 //!
@@ -48,6 +51,7 @@ pub mod quadrature;
 mod student_t;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod toy;
 
 pub use any::AnyDensity;
 pub use banana::Banana;
@@ -56,6 +60,7 @@ pub use gaussian::Gaussian;
 pub use half_normal::HalfNormal;
 pub use mixture::{GaussianMixture, MIXTURE_NODES, MIXTURE_PANELS, WEIGHT_SUM_TOL};
 pub use student_t::StudentT;
+pub use toy::{Toy, HELDOUT as TOY_HELDOUT, TOY_NAMES};
 
 /// s and J v of the noised density `q` = p_σ for k tangents per point
 /// ([`scorelab_core::NoisedScoreFunction::noised_score_jvp`]): each point repeated k times.

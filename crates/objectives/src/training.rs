@@ -205,6 +205,10 @@ impl TrainConfig {
 pub enum TrainData {
     /// Fresh exact samples every step.
     Density(Box<AnyDensity>),
+    /// A 2-D toy data set: fresh draws every step; the held-out points are the first `val_batch`
+    /// of its fixed held-out set of the seed ([`scorelab_densities::Toy::heldout`]). It has no
+    /// score, so `esm` is refused.
+    Toy(scorelab_densities::Toy),
     /// A fixed data set, split into training and held-out points.
     Points {
         /// Training points.
@@ -227,6 +231,7 @@ impl TrainData {
     fn dim(&self) -> usize {
         match self {
             TrainData::Density(d) => d.dim(),
+            TrainData::Toy(_) => 2,
             TrainData::Points { train, .. } => train.ncols(),
         }
     }
@@ -359,6 +364,11 @@ impl Trainer {
         let mut r1 = stream(2);
         let held_x = match &data {
             TrainData::Density(p) => p.sample(cfg.val_batch, &mut r1),
+            TrainData::Toy(t) => {
+                let h = t.heldout(seed);
+                h.slice(ndarray::s![..cfg.val_batch.min(h.nrows()), ..])
+                    .to_owned()
+            }
             TrainData::Points {
                 val,
                 noise,
@@ -396,6 +406,21 @@ impl Trainer {
                 EvalSet {
                     x,
                     has_target,
+                    sigma: eval_sigma,
+                }
+            }
+            TrainData::Toy(t) => {
+                let mut r2 = stream(3);
+                let mut x = t.sample(cfg.eval_batch, &mut r2);
+                if let Some(s) = eval_sigma {
+                    x.mapv_inplace(|v| {
+                        let z: f64 = StandardNormal.sample(&mut r2);
+                        v + s * z
+                    });
+                }
+                EvalSet {
+                    x,
+                    has_target: false,
                     sigma: eval_sigma,
                 }
             }
@@ -522,6 +547,7 @@ impl Trainer {
                 let t = self.objective.needs_target().then(|| p.score(x.view()));
                 (x, t)
             }
+            TrainData::Toy(t) => (t.sample(b, &mut self.rng), None),
             TrainData::Points {
                 train,
                 noise,

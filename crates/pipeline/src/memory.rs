@@ -177,7 +177,7 @@ pub fn train_bytes(
         4,
     ]);
     let data_bytes = match data {
-        TrainData::Density(_) => 0,
+        TrainData::Density(_) | TrainData::Toy(_) => 0,
         TrainData::Points { train, val, .. } => prod(&[(train.len() + val.len()) as u64, 8, 3]),
     };
     prod(&[params, 4, 6])

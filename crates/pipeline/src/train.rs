@@ -101,6 +101,10 @@ pub struct DataSpec {
     /// A CSV file with a header row (relative paths are relative to the working folder).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub csv: Option<PathBuf>,
+    /// A 2-D toy data set of FFJORD's by name ([`scorelab_densities::Toy`]): fresh draws every
+    /// step, the held-out points its fixed 10 000 of the seed ([`scorelab_densities::Toy::heldout`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub toy: Option<String>,
     /// The CSV columns to use, in order (default: all).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub columns: Option<Vec<String>>,
@@ -256,26 +260,55 @@ impl DataSpec {
         })
     }
 
+    /// Refuses the keys that only apply to CSV data, for a `source` that is not a file.
+    fn only_for_csv(&self, source: &str) -> Result<()> {
+        for (key, set) in [
+            ("columns", self.columns.is_some()),
+            ("transform", self.transform.is_some()),
+            ("scale", self.scale.is_some()),
+            ("noise", self.noise.is_some()),
+            ("test_fraction", self.test_fraction.is_some()),
+            ("dequantize", self.dequantize.is_some()),
+            ("dequantize_fresh", self.dequantize_fresh.is_some()),
+        ] {
+            if set {
+                return Err(PipelineError::invalid(
+                    format!("data.{key}"),
+                    format!(
+                        "only applies to csv data; remove it, or use csv = … instead of {source}"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The trainer's data and, for a CSV file, the transform; fills the defaults into `self`.
     fn build(&mut self, seed: u64) -> Result<(TrainData, Option<Transform>, usize)> {
+        let sources = [
+            self.density.is_some(),
+            self.csv.is_some(),
+            self.toy.is_some(),
+        ];
+        if sources.iter().filter(|&&b| b).count() > 1 {
+            return Err(PipelineError::invalid(
+                "data",
+                "give one of density = {…}, csv = \"FILE\" or toy = \"NAME\", not several",
+            ));
+        }
+        if let Some(name) = &self.toy {
+            self.only_for_csv("toy = …")?;
+            let toy: scorelab_densities::Toy =
+                name.parse()
+                    .map_err(|e: scorelab_densities::DensityError| {
+                        PipelineError::invalid("data.toy", e.to_string())
+                    })?;
+            return Ok((TrainData::Toy(toy), None, 2));
+        }
         match (&self.density, &self.csv) {
-            (Some(spec), None) => {
-                for (key, set) in [
-                    ("columns", self.columns.is_some()),
-                    ("transform", self.transform.is_some()),
-                    ("scale", self.scale.is_some()),
-                    ("noise", self.noise.is_some()),
-                    ("test_fraction", self.test_fraction.is_some()),
-                    ("dequantize", self.dequantize.is_some()),
-                    ("dequantize_fresh", self.dequantize_fresh.is_some()),
-                ] {
-                    if set {
-                        return Err(PipelineError::invalid(
-                            format!("data.{key}"),
-                            "only applies to csv data; remove it, or use csv = … instead of density",
-                        ));
-                    }
-                }
+            (Some(_), None) => {
+                self.only_for_csv("density")?;
+                let spec = self.density.as_ref().expect("checked");
                 let p = spec.build().map_err(|e| e.within("data.density"))?;
                 let dim = scorelab_core::Dimension::dim(&p);
                 Ok((TrainData::Density(Box::new(p)), None, dim))
@@ -291,13 +324,10 @@ impl DataSpec {
                 };
                 Ok((data, Some(d.transform), dim))
             }
-            (Some(_), Some(_)) => Err(PipelineError::invalid(
-                "data",
-                "give either density = {…} or csv = \"FILE\", not both",
-            )),
+            (Some(_), Some(_)) => unreachable!("one source, checked above"),
             (None, None) => Err(PipelineError::invalid(
                 "data",
-                "missing; give density = { kind = … } (fresh samples every step) or csv = \"FILE\"",
+                "missing; give density = { kind = … } or toy = \"NAME\" (fresh samples every step) or csv = \"FILE\"",
             )),
         }
     }
@@ -365,6 +395,11 @@ pub fn data_std(data: &TrainData, seed: u64) -> f64 {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
             rng.set_stream(7);
             p.sample(10_000, &mut rng)
+        }
+        TrainData::Toy(t) => {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            rng.set_stream(7);
+            t.sample(10_000, &mut rng)
         }
         TrainData::Points { train, .. } => train.clone(),
     };

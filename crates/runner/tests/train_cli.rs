@@ -631,3 +631,60 @@ fn bad_train_configs_are_clear_errors() {
         assert!(!dir.path().join("run").exists(), "case {k}: wrote output");
     }
 }
+
+/// `data.toy`: a toy data set trains like an analytic density (fresh draws, byte-for-byte
+/// reruns, a loss that falls), and bad uses of it are refused by name.
+#[test]
+fn a_toy_data_set_trains_and_bad_toy_configs_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = "seed = 2\n[data]\ntoy = \"moons\"\n[model]\nkind = \"noise_conditional_mlp\"\nhidden = [32, 32]\n[objective]\nkind = \"dsm_continuous\"\nsigma_min = 0.01\nsigma_max = 10.0\n[train]\nsteps = 300\nbatch = 128\nlr = 3e-3\neval_every = 100\n";
+    fs::write(d.join("t.toml"), cfg).unwrap();
+    for out in ["a", "b"] {
+        ok(&scorelab(&["train", "--config", "t.toml", "--out", out], d));
+    }
+    for f in ["loss.csv", "model.safetensors"] {
+        assert_eq!(
+            fs::read(d.join("a").join(f)).unwrap(),
+            fs::read(d.join("b").join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    let written = fs::read_to_string(d.join("a/config.toml")).unwrap();
+    assert!(written.contains("toy = \"moons\""), "{written}");
+    // The held-out loss (on the seed's fixed toy points) falls from the initial weights.
+    let loss = fs::read_to_string(d.join("a/loss.csv")).unwrap();
+    let val: Vec<f64> = loss
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(2).unwrap().parse().unwrap())
+        .collect();
+    assert!(val.last().unwrap() < &val[0], "{val:?}");
+    let cases = [
+        (cfg.replace("moons", "moon"), "data.toy"),
+        (
+            cfg.replace("toy = \"moons\"", "toy = \"moons\"\ncolumns = [\"x\"]"),
+            "data.columns",
+        ),
+        (
+            cfg.replace("toy = \"moons\"", "toy = \"moons\"\ncsv = \"d.csv\""),
+            "not several",
+        ),
+        (
+            cfg.replace(
+                "kind = \"dsm_continuous\"\nsigma_min = 0.01\nsigma_max = 10.0",
+                "kind = \"esm\"",
+            )
+            .replace("noise_conditional_mlp", "mlp"),
+            "esm",
+        ),
+    ];
+    for (c, want) in cases {
+        fs::write(d.join("bad.toml"), &c).unwrap();
+        let out = scorelab(&["train", "--config", "bad.toml", "--out", "bad"], d);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{want}: {err}");
+        assert!(err.contains(want), "{want}: {err}");
+        assert!(!d.join("bad/model.safetensors").exists(), "{want}");
+    }
+}
