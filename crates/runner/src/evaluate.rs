@@ -10,6 +10,9 @@
 //!   column says `p_sigma=σ`; otherwise `p` (with `noised_score = "ncsn_toy"`, the target is p
 //!   with every covariance replaced by σ²I: see [`scorelab_pipeline::sample::target_of`]).
 //! - Against a reference CSV (`--reference ref.csv`): MMD² and sliced W₂; `target` is `reference`.
+//!   A file naming a toy data set (`toy = "NAME"`, `[data] toy`, or a sample config whose model
+//!   was trained on one) is compared the same way with the toy's fixed 10 000 held-out points of
+//!   the seed ([`scorelab_densities::Toy::heldout`]).
 //!
 //! Randomness (seed from `--seed`, default 0): the exact reference samples come from stream 0, the
 //! MMD permutations from stream 1, the KSD bootstrap from stream 2 and the W₂ projections from
@@ -28,11 +31,12 @@ use scorelab_pipeline::spec::DensitySpec;
 use std::path::{Path, PathBuf};
 
 /// Reads `--density FILE.toml`: the density (from `density` or `[data] density`) and, for a sample
-/// config, what its sampler's output targets ([`target_of`]): p, p_σ, or the NCSN toy's density.
+/// config, what its sampler's output targets ([`target_of`]): p, p_σ, or the NCSN toy's density;
+/// or a toy data set (`toy` or `[data] toy`, or the training data of a sample config's model).
 ///
 /// # Errors
 /// An [`InputError`] naming the file and key.
-pub fn read_target(path: &Path) -> Result<(AnyDensity, String), InputError> {
+pub fn read_target(path: &Path) -> Result<Target, InputError> {
     let label = format!("--density {}", path.display());
     let text =
         std::fs::read_to_string(path).map_err(|e| bad(format!("{label}: cannot read: {e}")))?;
@@ -48,6 +52,24 @@ pub fn read_target(path: &Path) -> Result<(AnyDensity, String), InputError> {
         .and_then(|d| d.as_str())
         .and_then(|d| std::fs::read_to_string(Path::new(d).join("config.toml")).ok())
         .and_then(|t| toml::from_str(&t).ok());
+    // A toy data set (`toy = "NAME"`, `[data] toy`, or a model trained on one): no density
+    // here, its fixed held-out points are the reference.
+    let toy = table
+        .get("toy")
+        .or_else(|| table.get("data").and_then(|d| d.get("toy")))
+        .or_else(|| {
+            trained
+                .as_ref()
+                .and_then(|t| t.get("data"))
+                .and_then(|d| d.get("toy"))
+        });
+    if let Some(name) = toy {
+        let name = name
+            .as_str()
+            .ok_or_else(|| bad(format!("{label}: toy: a name such as \"moons\"")))?;
+        let t: scorelab_densities::Toy = name.parse().map_err(|e| bad(format!("{label}: {e}")))?;
+        return Ok(Target::Toy(t));
+    }
     let raw = table
         .get("density")
         .or_else(|| table.get("data").and_then(|d| d.get("density")))
@@ -89,7 +111,17 @@ pub fn read_target(path: &Path) -> Result<(AnyDensity, String), InputError> {
             .map_err(|e| bad(format!("{label}: noised_score: {e}")))?,
         None => NoisedScoreKind::Exact,
     };
-    target_of(&p, kind, sigma, scale).map_err(|e| bad(format!("{label}: {e}")))
+    let (q, l) = target_of(&p, kind, sigma, scale).map_err(|e| bad(format!("{label}: {e}")))?;
+    Ok(Target::Density(Box::new(q), l))
+}
+
+/// What `--density FILE.toml` names: an analytic density (and the target's label), or a toy
+/// data set.
+pub enum Target {
+    /// The density the samples are compared with, and the `target` column's label.
+    Density(Box<AnyDensity>, String),
+    /// A toy data set: compared with its fixed held-out points of the seed.
+    Toy(scorelab_densities::Toy),
 }
 
 /// The flags of `scorelab eval`.
@@ -99,7 +131,8 @@ pub struct EvalArgs {
     #[arg(long, value_name = "FILE.csv")]
     pub samples: PathBuf,
     /// A TOML file with density = {…} (a sample config works as is, and sets the target to
-    /// p_σ when its sampler ends at σ_min without denoise).
+    /// p_σ when its sampler ends at σ_min without denoise), or toy = "NAME" (compared with the
+    /// toy's 10 000 held-out points of the seed).
     #[arg(long, value_name = "FILE.toml")]
     pub density: Option<PathBuf>,
     /// Or a reference sample, header x0..x{D-1}.
@@ -139,10 +172,10 @@ pub fn run(args: &EvalArgs) -> Result<Vec<MetricRow>> {
                 "give --density FILE.toml (an analytic target) or --reference ref.csv (a sample)",
             )
             .into()),
-            (Some(path), None) => {
-                let (q, label) = read_target(path)?;
-                Against::Density(Box::new(q), label)
-            }
+            (Some(path), None) => match read_target(path)? {
+                Target::Density(q, label) => Against::Density(q, label),
+                Target::Toy(t) => Against::Reference(t.heldout(args.seed.unwrap_or(0))),
+            },
             (None, Some(path)) => {
                 let y = read_points(path, "--reference", None)?;
                 if y.nrows() < 2 {
