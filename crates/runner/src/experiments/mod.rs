@@ -16,7 +16,10 @@
 //!   Gaussian and independent pixels;
 //! - `kind = "likelihood_accuracy"` ([`likelihood`]): the probability-flow ODE's log-likelihood
 //!   against closed forms, Hutchinson against the exact divergence, the 2-D normalisation of an
-//!   untrained network's density, and the cost of each divergence.
+//!   untrained network's density, and the cost of each divergence;
+//! - `kind = "toy_zoo"` ([`toy_zoo`]): one noise-conditional network per 2-D toy data set of
+//!   FFJORD's, sampled, with held-out NLL through the ODE, MMD² and (where p is closed form)
+//!   KL(p ‖ p_θ) by quadrature.
 //!
 //! Each kind calls the pipeline in-process: networks are trained by
 //! [`scorelab_pipeline::train::train_in`] into `DIR/models/NAME/…` (folders `scorelab sample`
@@ -30,6 +33,7 @@ pub mod likelihood;
 pub mod noise;
 pub mod samplers;
 pub mod shared;
+pub mod toy_zoo;
 
 pub use shared::{deep_merge, Outputs, TrainRef};
 
@@ -57,6 +61,8 @@ pub enum ExperimentFile {
     /// The probability-flow ODE's likelihood against closed forms, Hutchinson, the 2-D
     /// normalisation and the cost.
     LikelihoodAccuracy(likelihood::LikelihoodAccuracyExperiment),
+    /// One noise-conditional network per 2-D toy data set: NLL through the ODE, MMD², KL.
+    ToyZoo(toy_zoo::ToyZooExperiment),
 }
 
 /// What the command line passes to [`run`].
@@ -125,7 +131,8 @@ pub fn check(args: &ExperimentArgs) -> Result<()> {
         | ExperimentFile::DensityFit(_)
         | ExperimentFile::ImageFit(_)
         | ExperimentFile::ImageLikelihood(_)
-        | ExperimentFile::LikelihoodAccuracy(_) => {}
+        | ExperimentFile::LikelihoodAccuracy(_)
+        | ExperimentFile::ToyZoo(_) => {}
     }
     Ok(())
 }
@@ -156,6 +163,7 @@ pub fn run(args: &ExperimentArgs, stop: &AtomicBool) -> Result<String> {
         ExperimentFile::ImageFit(e) => image_fit::run(e, &models, stop)?,
         ExperimentFile::ImageLikelihood(e) => image_likelihood::run(e, &models, stop)?,
         ExperimentFile::LikelihoodAccuracy(e) => likelihood::run(e, stop)?,
+        ExperimentFile::ToyZoo(e) => toy_zoo::run(e, &models, stop)?,
     };
     let Outputs {
         csv,
