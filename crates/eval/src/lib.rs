@@ -16,6 +16,7 @@
 //! | [`ksd`] (IMQ kernel, c = 1, β = −½) | samples to a density | only the target's score | SE and a wild-bootstrap p-value |
 //! | [`sliced_w2`] | samples to samples | a reference sample | SE over projections |
 //! | [`mode_weights`] | samples to a Gaussian mixture's weights | the mixture | SE and a binomial p-value |
+//! | [`frechet::frechet_distance`] | feature vectors to feature vectors (FID's construction) | a reference set | a floor: two real sets of the same size |
 //!
 //! ```
 //! use rand::SeedableRng;
@@ -33,6 +34,7 @@
 #![warn(missing_docs)]
 
 pub mod audit;
+pub mod frechet;
 pub mod metrics;
 
 pub use audit::{audit, audit_samples, closed_form, Audit, ConstantSource, QuadratureAudit};
