@@ -59,6 +59,20 @@ fn column(csv: &str, method: &str, col: &str) -> Vec<f64> {
         .collect()
 }
 
+/// `experiment` on the config text `case` (as `bad.toml`): exit 2, the message contains `want`,
+/// and nothing is written.
+fn refused_experiment(d: &Path, case: &str, want: &str) {
+    fs::write(d.join("bad.toml"), case).unwrap();
+    let out = scorelab(
+        &["experiment", "--config", "bad.toml", "--results", "r3"],
+        d,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{want}: {err}");
+    assert!(err.contains(want), "{want}: {err}");
+    assert!(!d.join("r3/bad.csv").exists(), "{want}");
+}
+
 #[test]
 fn a_density_fit_reruns_byte_for_byte_and_its_likelihood_is_in_the_data_units() {
     let dir = tempfile::tempdir().unwrap();
@@ -356,15 +370,7 @@ fn an_image_likelihood_reruns_byte_for_byte_and_refuses_bad_input_by_name() {
         "model.kind",
         "draws",
     ]) {
-        fs::write(d.join("bad.toml"), case).unwrap();
-        let out = scorelab(
-            &["experiment", "--config", "bad.toml", "--results", "r3"],
-            d,
-        );
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{want}: {err}");
-        assert!(err.contains(want), "{want}: {err}");
-        assert!(!d.join("r3/bad.csv").exists(), "{want}");
+        refused_experiment(d, case, want);
     }
 }
 
@@ -437,14 +443,6 @@ fn a_toy_zoo_reruns_byte_for_byte_and_its_kl_matches_the_nll_gap() {
             "model.kind",
         ),
     ] {
-        fs::write(d.join("bad.toml"), case).unwrap();
-        let out = scorelab(
-            &["experiment", "--config", "bad.toml", "--results", "r3"],
-            d,
-        );
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{want}: {err}");
-        assert!(err.contains(want), "{want}: {err}");
-        assert!(!d.join("r3/bad.csv").exists(), "{want}");
+        refused_experiment(d, &case, want);
     }
 }
