@@ -23,7 +23,8 @@
 //! architecture [`NetworkSpec`] (of a [`NetworkKind`]), safetensors save/load and the resumable
 //! [`TrainingState`]. [`AnyModel`] is a σ-free model of the f64 door: a network, or the exact f64
 //! [`Linear`] score whose closed forms the audit checks to rounding. [`Adam`] and [`Ema`] are the optimiser and weight average, validated at
-//! construction.
+//! construction. [`Classifier`] is not a score: an MLP classifier (softmax cross-entropy on the
+//! same tape machinery) whose last hidden layer is the feature map of a Fréchet distance.
 //!
 //! ```
 //! use ndarray::array;
@@ -38,6 +39,7 @@
 
 mod adam;
 mod any;
+mod classifier;
 mod energy;
 mod fused;
 mod infer;
@@ -50,6 +52,7 @@ pub mod simd;
 
 pub use adam::{Adam, Ema};
 pub use any::AnyModel;
+pub use classifier::Classifier;
 pub use energy::EnergyMlp;
 pub use infer::{F32Noised, F32Score, Inference};
 pub use linear::Linear;
