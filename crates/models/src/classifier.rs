@@ -22,7 +22,7 @@
 //! ```
 
 use crate::net::{per_col, tensor2, Activation, Dev, Taped};
-use crate::network::{load_blocks, serialize_blocks, LoadError};
+use crate::network::{load_blocks, write_blocks, LoadError};
 use crate::params::Params;
 use crate::{Adam, ModelError};
 use dfdx::prelude::*;
@@ -101,11 +101,7 @@ impl Classifier {
             "classes": self.classes,
             "activation": self.activation.name(),
         });
-        let bytes = serialize_blocks(path, meta.to_string(), &[("", &self.params)])?;
-        scorelab_core::fsio::write_atomic(path, &bytes).map_err(|source| LoadError::Io {
-            path: path.to_path_buf(),
-            source,
-        })
+        write_blocks(path, meta.to_string(), &[("", &self.params)])
     }
 
     /// Reads a classifier written by [`Classifier::save`].

@@ -391,11 +391,7 @@ impl Network {
         for (k, v) in extra {
             meta[*k] = serde_json::Value::String(v.clone());
         }
-        let bytes = serialize_blocks(path, meta.to_string(), &[("", self.params())])?;
-        scorelab_core::fsio::write_atomic(path, &bytes).map_err(|source| LoadError::Io {
-            path: path.to_path_buf(),
-            source,
-        })
+        write_blocks(path, meta.to_string(), &[("", self.params())])
     }
 
     /// Reads a network written by [`Network::save`].
@@ -529,6 +525,20 @@ pub(crate) fn serialize_blocks(
     safetensors::serialize(views, &Some(meta)).map_err(|e| LoadError::Format {
         path: path.to_path_buf(),
         message: e.to_string(),
+    })
+}
+
+/// [`serialize_blocks`] written to `path` whole or not at all
+/// ([`scorelab_core::fsio::write_atomic`]).
+pub(crate) fn write_blocks(
+    path: &Path,
+    meta: String,
+    groups: &[(&str, &Params)],
+) -> Result<(), LoadError> {
+    let bytes = serialize_blocks(path, meta, groups)?;
+    scorelab_core::fsio::write_atomic(path, &bytes).map_err(|source| LoadError::Io {
+        path: path.to_path_buf(),
+        source,
     })
 }
 
@@ -752,11 +762,7 @@ impl Checkpoint {
             "notes": self.notes,
         });
         meta["checksum"] = checksum(&meta.to_string(), &mut block_bytes(&groups)).into();
-        let bytes = serialize_blocks(path, meta.to_string(), &groups)?;
-        scorelab_core::fsio::write_atomic(path, &bytes).map_err(|source| LoadError::Io {
-            path: path.to_path_buf(),
-            source,
-        })
+        write_blocks(path, meta.to_string(), &groups)
     }
 
     /// Reads and verifies a checkpoint written by [`Checkpoint::save`].
