@@ -571,7 +571,7 @@ fn bad_train_configs_are_clear_errors() {
         ),
         (
             format!("[data]\n{MIXTURE}\ncsv = \"d.csv\"\n[model]\n{m}\n[objective]\n{ism}\n"),
-            &["not both"],
+            &["not several"],
         ),
         (
             format!("[data]\n{MIXTURE}\ncolumns = [\"a\"]\n[model]\n{m}\n[objective]\n{ism}\n"),
