@@ -54,32 +54,26 @@ pub fn read_target(path: &Path) -> Result<Target, InputError> {
         .and_then(|t| toml::from_str(&t).ok());
     // A toy data set (`toy = "NAME"`, `[data] toy`, or a model trained on one): no density
     // here, its fixed held-out points are the reference.
-    let toy = table
-        .get("toy")
-        .or_else(|| table.get("data").and_then(|d| d.get("toy")))
-        .or_else(|| {
-            trained
-                .as_ref()
-                .and_then(|t| t.get("data"))
-                .and_then(|d| d.get("toy"))
-        });
-    if let Some(name) = toy {
+    // `key` at the top level, in `[data]`, or in the `[data]` of the model's training config.
+    let source = |key: &str| {
+        table
+            .get(key)
+            .or_else(|| table.get("data").and_then(|d| d.get(key)))
+            .or_else(|| {
+                trained
+                    .as_ref()
+                    .and_then(|t| t.get("data"))
+                    .and_then(|d| d.get(key))
+            })
+    };
+    if let Some(name) = source("toy") {
         let name = name
             .as_str()
             .ok_or_else(|| bad(format!("{label}: toy: a name such as \"moons\"")))?;
         let t: scorelab_densities::Toy = name.parse().map_err(|e| bad(format!("{label}: {e}")))?;
         return Ok(Target::Toy(t));
     }
-    let raw = table
-        .get("density")
-        .or_else(|| table.get("data").and_then(|d| d.get("density")))
-        .or_else(|| {
-            trained
-                .as_ref()
-                .and_then(|t| t.get("data"))
-                .and_then(|d| d.get("density"))
-        })
-        .ok_or_else(|| {
+    let raw = source("density").ok_or_else(|| {
             bad(format!(
                 "{label}: no density key; give a file with density = {{ kind = …, … }} (a sample config works as is), or compare with --reference"
             ))

@@ -244,7 +244,8 @@ pub fn run(e: &ImageLikelihoodExperiment, models: &Path, stop: &AtomicBool) -> R
         let discrete = levels
             .log_prob(test_x.view())
             .map_err(|err| bad(format!("support: held-out images: {err}")))?;
-        let gauss = fit_gaussian_dequantized(train_x.view(), &vec![q; d])
+        let widths = vec![q; d];
+        let gauss = fit_gaussian_dequantized(train_x.view(), &widths)
             .map_err(|err| bad(err.to_string()))?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(200);
@@ -252,7 +253,7 @@ pub fn run(e: &ImageLikelihoodExperiment, models: &Path, stop: &AtomicBool) -> R
             .map(|_| {
                 let mut y = test_x.clone();
                 for r in y.rows_mut() {
-                    add_uniform(r, &vec![q; d], &mut rng);
+                    add_uniform(r, &widths, &mut rng);
                 }
                 y
             })
