@@ -94,13 +94,31 @@ impl Classifier {
     /// # Errors
     /// A [`LoadError::Io`] if the file cannot be written.
     pub fn save(&self, path: &Path) -> Result<(), LoadError> {
-        let meta = serde_json::json!({
+        self.save_with_data(path, None)
+    }
+
+    /// [`Classifier::save`] with a description of the data it was trained on (the file, its
+    /// columns, the split) under the metadata key `"data"`, read back by
+    /// [`Classifier::load_with_data`] so that a user of the classifier can check that it matches
+    /// the data it is applied to.
+    ///
+    /// # Errors
+    /// A [`LoadError::Io`] if the file cannot be written.
+    pub fn save_with_data(
+        &self,
+        path: &Path,
+        data: Option<&serde_json::Value>,
+    ) -> Result<(), LoadError> {
+        let mut meta = serde_json::json!({
             "kind": "classifier",
             "dim": self.dim,
             "hidden": self.hidden,
             "classes": self.classes,
             "activation": self.activation.name(),
         });
+        if let Some(d) = data {
+            meta["data"] = d.clone();
+        }
         write_blocks(path, meta.to_string(), &[("", &self.params)])
     }
 
@@ -110,6 +128,15 @@ impl Classifier {
     /// A [`LoadError`] naming the file: not a classifier's file (a score network's, say), bad
     /// metadata, a missing, extra, non-finite or wrongly shaped tensor.
     pub fn load(path: &Path) -> Result<Self, LoadError> {
+        Self::load_with_data(path).map(|(c, _)| c)
+    }
+
+    /// [`Classifier::load`], with the `"data"` metadata of [`Classifier::save_with_data`] (`None`
+    /// if the file has none).
+    ///
+    /// # Errors
+    /// As [`Classifier::load`].
+    pub fn load_with_data(path: &Path) -> Result<(Self, Option<serde_json::Value>), LoadError> {
         let format = |message: String| LoadError::Format {
             path: path.to_path_buf(),
             message,
@@ -170,7 +197,7 @@ impl Classifier {
         if let Some(extra) = blocks.keys().min() {
             return Err(format(format!("unexpected tensor {extra:?} for {arch}")));
         }
-        Ok(c)
+        Ok((c, v.get("data").cloned()))
     }
 
     /// The parameters, in order.
@@ -418,6 +445,11 @@ mod tests {
         c.save(&b).unwrap();
         assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
         assert_eq!(Classifier::load(&a).unwrap(), c);
+        assert_eq!(Classifier::load_with_data(&a).unwrap().1, None);
+        let data = serde_json::json!({"csv": "digits.csv", "rows": 1797});
+        c.save_with_data(&a, Some(&data)).unwrap();
+        let (back, meta) = Classifier::load_with_data(&a).unwrap();
+        assert_eq!((back, meta), (c.clone(), Some(data)));
         let net = crate::NetworkSpec {
             kind: crate::NetworkKind::Mlp,
             dim: 5,

@@ -123,6 +123,11 @@ pub struct DataSpec {
     /// The held-out fraction of the rows (default 0.2), chosen by a seeded permutation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_fraction: Option<f64>,
+    /// The seed of the held-out permutation (default: the run's seed). Fixing it keeps one
+    /// held-out set across runs of different seeds: the seeds then change the weights, the
+    /// batches and the noise, not which rows are held out (the digit metric's split, for one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_seed: Option<u64>,
     /// Width q of uniform dequantisation noise U(−q/2, q/2), in the data's units, before the
     /// transform: one number for every column or one per column (0 for a continuous one);
     /// default 0, none. Added once to every value at load, or with `dequantize_fresh` afresh to
@@ -230,7 +235,9 @@ impl DataSpec {
             ));
         }
         let once = if fresh { vec![0.0; dim] } else { q.clone() };
-        let split = data.dequantized(&once, seed)?.split(test_fraction, seed)?;
+        let split = data
+            .dequantized(&once, seed)?
+            .split(test_fraction, self.split_seed.unwrap_or(seed))?;
         let transform = split.fit_transform(kind)?;
         self.columns = Some(split.columns.clone());
         self.transform = Some(kind_name);
@@ -268,6 +275,7 @@ impl DataSpec {
             ("scale", self.scale.is_some()),
             ("noise", self.noise.is_some()),
             ("test_fraction", self.test_fraction.is_some()),
+            ("split_seed", self.split_seed.is_some()),
             ("dequantize", self.dequantize.is_some()),
             ("dequantize_fresh", self.dequantize_fresh.is_some()),
         ] {

@@ -26,7 +26,7 @@ fn plan(dir: &std::path::Path) -> TrainPlan {
 }
 
 fn prepare(plan: &TrainPlan) -> scorelab_pipeline::train::Prepared {
-    plan.prepare(scorelab_pipeline::memory::MemoryLimit::default())
+    plan.prepare(scorelab_pipeline::memory::MemoryLimit::bytes(1 << 30))
         .unwrap()
 }
 
@@ -156,4 +156,59 @@ fn dequantisation_per_column_once_or_fresh() {
     bad.dequantize = Some(Dequantize::Columns(vec![1.0]));
     let e = bad.prepare_csv(1).unwrap_err().to_string();
     assert!(e.contains("data.dequantize"), "{e}");
+}
+
+/// `data.split_seed` fixes the held-out rows across run seeds (the runs still differ in their
+/// noise); without it each seed holds out its own rows; a toy source refuses the key.
+#[test]
+fn split_seed_keeps_one_heldout_set_across_seeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("rows.csv");
+    let mut text = String::from("a,b\n");
+    for i in 0..50 {
+        text.push_str(&format!("{i},{}\n", i * i));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let mut data = scorelab_pipeline::train::DataSpec::csv(&csv, None, 0.3);
+    data.transform = Some("none".into());
+    let heldout = |d: &scorelab_pipeline::train::DataSpec, seed: u64| {
+        let mut v: Vec<i64> = d
+            .clone()
+            .prepare_csv(seed)
+            .unwrap()
+            .test
+            .column(0)
+            .iter()
+            .map(|&x| x as i64)
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    assert_ne!(heldout(&data, 1), heldout(&data, 2));
+    data.split_seed = Some(9);
+    let fixed = heldout(&data, 1);
+    assert_eq!(fixed.len(), 15);
+    assert_eq!(fixed, heldout(&data, 2));
+    // The same rows as the run of seed 9 without a split seed.
+    let mut plain = data.clone();
+    plain.split_seed = None;
+    assert_eq!(fixed, heldout(&plain, 9));
+    let toy = scorelab_pipeline::train::DataSpec {
+        toy: Some("moons".into()),
+        split_seed: Some(1),
+        ..Default::default()
+    };
+    let plan = scorelab_pipeline::train::TrainPlan::from_toml(&format!(
+        "seed = 1\n[data]\n{}\n[model]\nkind = \"mlp\"\nhidden = [8]\n[objective]\nkind = \"dsm\"\nsigma = 0.1\n[train]\nsteps = 1\nbatch = 4\nlr = 1e-3\n",
+        toml::to_string(&toy).unwrap()
+    ));
+    let e = match plan {
+        Ok(p) => p
+            .prepare(scorelab_pipeline::memory::MemoryLimit::bytes(1 << 30))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default(),
+        Err(e) => e.to_string(),
+    };
+    assert!(e.contains("data.split_seed"), "{e}");
 }

@@ -446,3 +446,201 @@ fn a_toy_zoo_reruns_byte_for_byte_and_its_kl_matches_the_nll_gap() {
         refused_experiment(d, &case, want);
     }
 }
+
+/// 150 labelled 4-pixel "images" in 0..16: class k lights pixel k.
+fn labelled_csv(flip: bool) -> String {
+    let mut s = String::from("p0,p1,p2,p3,label\n");
+    for i in 0..150 {
+        let k = i % 3;
+        let mut v = [(i * 7) % 4, (i * 3) % 4, (i * 5) % 4, 2];
+        v[k] = 12 + (i * 11) % 5;
+        if flip && i == 0 {
+            v[3] = 3;
+        }
+        s.push_str(&format!("{},{},{},{},{k}\n", v[0], v[1], v[2], v[3]));
+    }
+    s
+}
+
+const CLASSIFIER: &str = r#"kind = "classifier"
+description = "toy"
+csv = "img.csv"
+label = "label"
+scale = 16.0
+split_seed = 3
+test_fraction = 0.4
+hidden = [16, 4]
+steps = 300
+batch = 32
+lr = 1e-2
+seed = 1
+"#;
+
+const METRIC_FIT: &str = r#"kind = "image_fit"
+description = "toy"
+seeds = [1, 2]
+csv = "img.csv"
+exclude = ["label"]
+scale = 16.0
+noise = 0.1
+chains = 60
+tests = 0
+grid_images = 60
+metric = { classifier = "rc/models/cls/classifier.safetensors" }
+[train]
+steps = 40
+batch = 16
+eval_every = 20
+[[fit]]
+name = "nc"
+model = { kind = "noise_conditional_mlp", hidden = [8] }
+objective = { kind = "dsm_multi", sigma_max = 1.0, sigma_min = 0.1, levels = 3 }
+[[fit.sample]]
+name = "nc_annealed"
+sampler = { kind = "annealed_langevin", eps = 0.001, steps = 5, sigma_max = 1.0, sigma_min = 0.1, levels = 3, denoise = true }
+[[fit]]
+name = "pre"
+pretrained = "pre"
+[[fit.sample]]
+name = "pre_heun"
+sampler = { kind = "heun", steps = 5, schedule = { kind = "edm", sigma_min = 0.1, sigma_max = 1.0 } }
+"#;
+
+const PRETRAIN: &str = r#"seed = 5
+[data]
+csv = "img.csv"
+columns = ["p0", "p1", "p2", "p3"]
+transform = "scale"
+scale = 16.0
+test_fraction = 0.4
+split_seed = 3
+[model]
+kind = "noise_conditional_mlp"
+hidden = [8]
+precondition = "edm"
+[objective]
+kind = "dsm_continuous"
+sigma_min = 0.05
+sigma_max = 2.0
+[train]
+steps = 30
+batch = 16
+eval_every = 10
+"#;
+
+/// The digit metric end to end: a classifier trained on a fixed split and saved with its data's
+/// record; an image fit judged by the Fréchet distance of its features in chunks of the floor
+/// set's size, with the floor set and uniform noise as the two ends, the class counts of every
+/// sample set, a pretrained network sampled beside trained ones, byte-identical reruns; and the
+/// refusals: a changed data file, a pretrained network of another split, too few chains.
+#[test]
+fn the_digit_metric_judges_samples_against_its_floor_and_refuses_mismatches() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::write(d.join("img.csv"), labelled_csv(false)).unwrap();
+    fs::write(d.join("cls.toml"), CLASSIFIER).unwrap();
+    ok(&scorelab(
+        &["experiment", "--config", "cls.toml", "--results", "rc"],
+        d,
+    ));
+    let acc = fs::read_to_string(d.join("rc/cls.csv")).unwrap();
+    // 60 held out: 30 reference, 30 floor; the classes are separable.
+    assert!(
+        acc.contains("reference,30,") && acc.contains("floor,30,"),
+        "{acc}"
+    );
+    assert!(column(&acc, "floor", "accuracy")[0] > 0.9, "{acc}");
+    fs::write(d.join("pre.toml"), PRETRAIN).unwrap();
+    ok(&scorelab(
+        &["train", "--config", "pre.toml", "--out", "pre"],
+        d,
+    ));
+    fs::write(d.join("img.toml"), METRIC_FIT).unwrap();
+    for r in ["r1", "r2"] {
+        ok(&scorelab(
+            &["experiment", "--config", "img.toml", "--results", r],
+            d,
+        ));
+    }
+    for f in [
+        "img.csv",
+        "img_summary.csv",
+        "img_samples.csv",
+        "img_classes.csv",
+        "img_frechet_bias.csv",
+    ] {
+        assert_eq!(
+            fs::read(d.join("r1").join(f)).unwrap(),
+            fs::read(d.join("r2").join(f)).unwrap(),
+            "{f} differs between reruns"
+        );
+    }
+    let csv = fs::read_to_string(d.join("r1/img.csv")).unwrap();
+    let floor = column(&csv, "real_digits", "frechet");
+    let noise = column(&csv, "uniform_noise", "frechet");
+    assert_eq!(floor.len(), 2);
+    assert!(
+        floor[0] > 0.0 && noise[0] > 3.0 * floor[0],
+        "{floor:?} {noise:?}"
+    );
+    for m in ["nc_annealed", "pre_heun"] {
+        let f = column(&csv, m, "frechet");
+        assert!(f.iter().all(|v| v.is_finite() && *v >= 0.0), "{m}: {f:?}");
+        let c = column(&csv, m, "coverage");
+        assert!(c.iter().all(|v| (0.0..=1.0).contains(v)), "{m}: {c:?}");
+    }
+    // Every sample set's class counts add up to its finite chains.
+    let classes = fs::read_to_string(d.join("r1/img_classes.csv")).unwrap();
+    let total: usize = classes
+        .lines()
+        .filter(|l| l.starts_with("uniform_noise,1,"))
+        .map(|l| l.rsplit(',').next().unwrap().parse::<usize>().unwrap())
+        .sum();
+    assert_eq!(total, 60);
+    // The bias table ends with the whole floor set, as in the CSV.
+    let bias = fs::read_to_string(d.join("r1/img_frechet_bias.csv")).unwrap();
+    let last: Vec<&str> = bias.lines().last().unwrap().split(',').collect();
+    assert_eq!(last[0], "30");
+    assert_eq!(last[2].parse::<f64>().unwrap(), floor[0]);
+    // The samples file keeps all 60 of both samplers of the first seed and the 30 floor images.
+    let grid = fs::read_to_string(d.join("r1/img_samples.csv")).unwrap();
+    assert_eq!(grid.lines().count(), 1 + 30 + 60 * 2);
+    // Refusals, each naming its key and writing nothing.
+    refused_experiment(
+        d,
+        &METRIC_FIT.replace("chains = 60", "chains = 20"),
+        "chains",
+    );
+    fs::write(
+        d.join("pre2.toml"),
+        PRETRAIN.replace("split_seed = 3", "split_seed = 4"),
+    )
+    .unwrap();
+    ok(&scorelab(
+        &["train", "--config", "pre2.toml", "--out", "pre2"],
+        d,
+    ));
+    refused_experiment(
+        d,
+        &METRIC_FIT.replace("pretrained = \"pre\"", "pretrained = \"pre2\""),
+        "fit pre pretrained",
+    );
+    refused_experiment(
+        d,
+        &METRIC_FIT.replace(
+            "[[fit]]\nname = \"pre\"\npretrained",
+            "[[fit]]\nname = \"pre\"\nmodel = { kind = \"mlp\", hidden = [4] }\npretrained",
+        ),
+        "fit pre",
+    );
+    refused_experiment(
+        d,
+        &METRIC_FIT.replace(
+            "rc/models/cls/classifier.safetensors",
+            "pre/model.safetensors",
+        ),
+        "metric.classifier",
+    );
+    fs::write(d.join("img.csv"), labelled_csv(true)).unwrap();
+    refused_experiment(d, METRIC_FIT, "does not match the data");
+}

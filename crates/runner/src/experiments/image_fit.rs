@@ -1,26 +1,39 @@
 //! `kind = "image_fit"`: score networks fitted to an image data set (the digits), sampled, and
 //! compared with held-out images.
 //!
-//! The pixels are divided by `scale` (model units: [0, 1]) and split by the seed (the seed's
-//! `scorelab train` split). Pixels sit on a boundary (many are exactly 0), so every network is
-//! trained on the lightly noised data x + σ₀z, z ∼ N(0, I), fresh each batch (`noise` = σ₀), whose
-//! density p_σ₀ is smooth on ℝᴰ. Each `[[fit]]` trains one network; each of its `[[fit.sample]]`
-//! runs a `scorelab sample` sampler on it. Plain (not noise-conditional) networks learn ∇log p_σ₀,
-//! so their Langevin chains target p_σ₀; `tweedie = true` ends them with Tweedie's step
-//! x + σ₀² s_θ(x), the posterior mean of the clean image (the noise-conditional samplers' own
-//! `denoise`). For each sampler and seed, in model units:
+//! The pixels are divided by `scale` (model units: [0, 1]). Without a `metric` they are split by
+//! the seed (the seed's `scorelab train` split); with one, by the classifier's fixed split
+//! ([`super::classifier`]): every network trains on its training rows, the held-out images are
+//! its reference set, and the floor set stands for real digits no network or classifier saw.
+//! Pixels sit on a boundary (many are exactly 0), so the plain networks are trained on the
+//! lightly noised data x + σ₀z, z ∼ N(0, I), fresh each batch (`noise` = σ₀), whose density p_σ₀
+//! is smooth on ℝᴰ. Each `[[fit]]` trains one network (or loads a `pretrained` one, a folder of
+//! `scorelab train`, checked to have been trained on the same rows); each of its
+//! `[[fit.sample]]` runs a `scorelab sample` sampler on it. Plain (not noise-conditional) networks
+//! learn ∇log p_σ₀, so their Langevin chains target p_σ₀; `tweedie = true` ends them with
+//! Tweedie's step x + σ₀² s_θ(x), the posterior mean of the clean image (the noise-conditional
+//! samplers' own `denoise`). For each sampler and seed, in model units:
 //!
 //! - **MMD²** (unbiased, RBF) between the samples and the held-out images, one bandwidth per seed:
 //!   the median distance of the pooled training and held-out images;
+//! - with a metric, the **Fréchet distance** d² between the classifier's features of the samples
+//!   and of the reference set (FID's construction, [`scorelab_eval::frechet`]), as the mean and
+//!   sd over ⌊chains/m⌋ disjoint chunks of m samples, m the floor set's size: every set is judged
+//!   at the floor's size, since d² of finite sets is biased upwards (`NAME_frechet_bias.csv`
+//!   gives the floor set's d² at smaller sizes); and the **coverage**, the entropy of the
+//!   classifier's predicted classes over log K;
 //! - **nearest-training-image distance** of every sample (median, mean, min): a memorisation
-//!   check. The row `real_digits` gives the held-out images' own distances (what a new real
-//!   digit looks like) and the MMD of as many training images as chains (a perfect sampler's);
+//!   check. The row `real_digits` gives real images' own distances (what a new real digit looks
+//!   like): the floor set with a metric (its d² to the reference set is the floor of the scale,
+//!   and `uniform_noise`, U(0, 1)ᴰ, the other end), otherwise the held-out images, with the MMD
+//!   of as many training images as chains;
 //! - the fraction of diverged chains and the score evaluations per chain.
 //!
 //! Writes `NAME.csv`, `NAME_summary.csv`, `NAME_samples.csv` (the first seed's first
-//! `grid_images` samples of every sampler and as many held-out images, model units) and
+//! `grid_images` samples of every sampler and as many real images, model units to 4 decimals),
 //! `NAME_timing.csv` (training seconds per fit and sampling seconds per sampler: the file that
-//! differs between reruns).
+//! differs between reruns), and with a metric `NAME_classes.csv` (`method,seed,class,count`) and
+//! `NAME_frechet_bias.csv` (`n,chunks,frechet_mean,frechet_sd`).
 
 use super::shared::{deep_merge, pixel_columns, typed, Outputs};
 use crate::bad;
@@ -30,6 +43,7 @@ use ndarray::{Array2, Axis};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use scorelab_eval::frechet::frechet_distance;
 use scorelab_eval::mmd2;
 use scorelab_pipeline::files::cell;
 use scorelab_pipeline::metrics::{finite_rows, mean_sd_cell, median, nearest_distances};
@@ -57,15 +71,20 @@ pub struct ImageFitExperiment {
     pub scale: f64,
     /// σ₀ of the training noise, model units.
     pub noise: f64,
-    /// Held-out fraction (default 0.2).
-    #[serde(default = "default_test_fraction")]
-    pub test_fraction: f64,
+    /// Held-out fraction (default 0.2; with `metric`, the classifier's split fixes it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_fraction: Option<f64>,
+    /// The digit metric ([`MetricSpec`]): with it every network trains on the classifier's
+    /// training rows, the held-out images are its reference set, and each method is judged by
+    /// the Fréchet distance of its samples' features to the reference set's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<MetricSpec>,
     /// Chains per sampler.
     pub chains: usize,
     /// Permutations of the MMD test (default 100; 0: no p-values).
     #[serde(default = "default_tests")]
     pub tests: usize,
-    /// Samples per sampler kept for the figure's grids (default 36).
+    /// Samples per sampler kept in `NAME_samples.csv`, first seed (default 36).
     #[serde(default = "default_grid")]
     pub grid_images: usize,
     /// `[train]` shared by every fit.
@@ -74,16 +93,32 @@ pub struct ImageFitExperiment {
     pub fit: Vec<FitSpec>,
 }
 
+/// `[metric]`: the digit metric's classifier.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricSpec {
+    /// A classifier saved by a `kind = "classifier"` experiment on the same file
+    /// ([`super::classifier`]); its split becomes the experiment's.
+    pub classifier: PathBuf,
+}
+
 /// `[[fit]]`: one network and its samplers.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FitSpec {
     /// Its name.
     pub name: String,
-    /// `[model]` of its train config.
-    pub model: toml::Table,
-    /// `[objective]` of its train config.
-    pub objective: toml::Table,
+    /// `[model]` of its train config (not with `pretrained`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<toml::Table>,
+    /// `[objective]` of its train config (not with `pretrained`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objective: Option<toml::Table>,
+    /// A model folder written by `scorelab train` (a committed network) to sample instead of
+    /// training one; it must have been trained on this experiment's training rows (with
+    /// `metric`: `data.split_seed` and `data.test_fraction` of the classifier's split).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pretrained: Option<PathBuf>,
     /// Keys merged over the shared `[train]`.
     #[serde(default)]
     pub train: toml::Table,
@@ -107,9 +142,6 @@ pub struct SamplerRun {
     pub tweedie: bool,
 }
 
-fn default_test_fraction() -> f64 {
-    0.2
-}
 fn default_tests() -> usize {
     100
 }
@@ -118,8 +150,116 @@ fn default_grid() -> usize {
 }
 
 /// The CSV header of an image-fit experiment.
-pub const COLUMNS: &str =
-    "method,fit,seed,score_evals,mmd2,mmd2_se,mmd2_p,nn_median,nn_mean,nn_min,diverged";
+pub const COLUMNS: &str = "method,fit,seed,score_evals,mmd2,mmd2_se,mmd2_p,frechet,frechet_sd,coverage,nn_median,nn_mean,nn_min,diverged";
+
+/// The floor-set sizes of `NAME_frechet_bias.csv` besides the whole floor set.
+const BIAS_SIZES: [usize; 3] = [45, 90, 180];
+
+/// What the metric sees of one experiment: the training rows, the held-out rows and, with a
+/// classifier, the reference and floor sets.
+struct Judge<'a> {
+    metric: Option<&'a super::classifier::DigitMetric>,
+    /// Features of the reference set.
+    reference: Option<Array2<f64>>,
+    /// The held-out images every sample set is compared with by MMD² (the reference set with a
+    /// metric).
+    heldout: Array2<f64>,
+    /// The floor set (with a metric).
+    floor: Option<Array2<f64>>,
+}
+
+/// One sample set's numbers.
+struct Judged {
+    frechet: Option<(f64, f64)>,
+    classes: Option<Vec<usize>>,
+}
+
+impl Judge<'_> {
+    /// The Fréchet distance of `x`'s features to the reference set's: the mean (and sd) over
+    /// ⌊n/m⌋ disjoint chunks of m rows, m the floor set's size, so that every set is judged at
+    /// the floor's size; and the classifier's class counts.
+    fn judge(&self, x: &Array2<f64>) -> Result<Judged> {
+        let (Some(metric), Some(reference), Some(floor)) =
+            (&self.metric, &self.reference, &self.floor)
+        else {
+            return Ok(Judged {
+                frechet: None,
+                classes: None,
+            });
+        };
+        let m = floor.nrows();
+        let chunks = x.nrows() / m;
+        let f = metric.features(x.view());
+        let values: Vec<f64> = (0..chunks)
+            .map(|c| {
+                frechet_distance(
+                    f.slice(ndarray::s![c * m..(c + 1) * m, ..]),
+                    reference.view(),
+                )
+            })
+            .collect::<Result<_, _>>()?;
+        let n = values.len() as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let sd = if values.len() > 1 {
+            (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+        } else {
+            f64::NAN
+        };
+        let mut counts = vec![0; metric.classifier.classes()];
+        for k in metric.classifier.predict(x.view()) {
+            counts[k] += 1;
+        }
+        Ok(Judged {
+            frechet: Some((mean, sd)),
+            classes: Some(counts),
+        })
+    }
+}
+
+/// The entropy of the class counts over log K: 1 when every class is as frequent, 0 for one
+/// class.
+fn coverage(counts: &[usize]) -> f64 {
+    let n: usize = counts.iter().sum();
+    let h: f64 = counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = c as f64 / n as f64;
+            -p * p.ln()
+        })
+        .sum();
+    h / (counts.len() as f64).ln()
+}
+
+/// Checks that a pretrained network was trained on `data`'s file, columns, scale and split.
+fn check_pretrained(dir: &Path, fit: &str, data: &DataSpec) -> Result<()> {
+    let plan = TrainPlan::from_file(&dir.join("config.toml"))
+        .map_err(|err| bad(format!("fit {fit} pretrained: {err}")))?;
+    let d = &plan.data;
+    let same_file = match (&d.csv, &data.csv) {
+        (Some(a), Some(b)) => {
+            std::fs::read(a).ok().is_some() && std::fs::read(a).ok() == std::fs::read(b).ok()
+        }
+        _ => false,
+    };
+    let split = |x: &DataSpec| (x.split_seed, x.test_fraction.unwrap_or(0.2));
+    if !same_file
+        || d.columns != data.columns
+        || d.scale != data.scale
+        || (d.split_seed.is_some() || data.split_seed.is_some()) && split(d) != split(data)
+        || data.split_seed.is_none()
+    {
+        return Err(bad(format!(
+            "fit {fit} pretrained: {} was not trained on this experiment's training rows (give a network trained by scorelab train with data.csv = {:?}, the same columns and scale, data.split_seed = {} and data.test_fraction = {}, and a metric)",
+            dir.display(),
+            data.csv.as_deref().unwrap_or(Path::new("")),
+            data.split_seed.map_or("…".into(), |v| v.to_string()),
+            data.test_fraction.unwrap_or(0.2),
+        ))
+        .into());
+    }
+    Ok(())
+}
 
 /// Runs an image-fit experiment, its networks trained into `models` (module docs).
 ///
@@ -136,6 +276,9 @@ pub fn run(e: &ImageFitExperiment, models: &Path, stop: &AtomicBool) -> Result<O
         return Err(bad("scale and noise: must be positive and finite").into());
     }
     let mut methods: Vec<&str> = vec!["real_digits"];
+    if e.metric.is_some() {
+        methods.push("uniform_noise");
+    }
     for f in &e.fit {
         for s in &f.sample {
             if methods.contains(&s.name.as_str()) {
@@ -147,57 +290,153 @@ pub fn run(e: &ImageFitExperiment, models: &Path, stop: &AtomicBool) -> Result<O
             }
             methods.push(&s.name);
         }
+        match (&f.pretrained, &f.model, &f.objective) {
+            (Some(_), None, None) if f.train.is_empty() => {}
+            (None, Some(_), Some(_)) => {}
+            _ => {
+                return Err(bad(format!(
+                    "fit {}: give model and objective (a network to train) or pretrained = \"DIR\" (a trained one) alone",
+                    f.name
+                ))
+                .into())
+            }
+        }
     }
     // The pixel columns: all but `exclude`.
     let columns = pixel_columns(&e.csv, &e.exclude)?;
-    let data = || DataSpec {
-        transform: Some("scale".into()),
-        scale: Some(e.scale),
-        noise: Some(e.noise),
-        ..DataSpec::csv(&e.csv, Some(columns.clone()), e.test_fraction)
+    let metric = match &e.metric {
+        None => None,
+        Some(m) => {
+            let metric = super::classifier::DigitMetric::load(
+                &m.classifier,
+                "metric.classifier",
+                &e.csv,
+                &columns,
+                e.scale,
+            )?;
+            if e.test_fraction
+                .is_some_and(|t| t != metric.split.test_fraction)
+            {
+                return Err(bad(format!(
+                    "test_fraction: the metric's classifier fixes the split at {}; remove test_fraction",
+                    metric.split.test_fraction
+                ))
+                .into());
+            }
+            Some(metric)
+        }
     };
-    let plan_for = |seed: u64, f: &FitSpec| -> Result<TrainPlan> {
+    let data = || match &metric {
+        Some(m) => DataSpec {
+            noise: Some(e.noise),
+            ..m.split.data()
+        },
+        None => DataSpec {
+            transform: Some("scale".into()),
+            scale: Some(e.scale),
+            noise: Some(e.noise),
+            ..DataSpec::csv(
+                &e.csv,
+                Some(columns.clone()),
+                e.test_fraction.unwrap_or(0.2),
+            )
+        },
+    };
+    let plan_for = |seed: u64, f: &FitSpec| -> Result<Option<TrainPlan>> {
+        let (Some(model), Some(objective)) = (&f.model, &f.objective) else {
+            return Ok(None);
+        };
         let mut train = e.train.clone();
         deep_merge(&mut train, &f.train);
-        Ok(TrainPlan::new(
+        Ok(Some(TrainPlan::new(
             seed,
             data(),
-            typed(f.model.clone().into(), &format!("fit {} model", f.name))?,
+            typed(model.clone().into(), &format!("fit {} model", f.name))?,
             typed(
-                f.objective.clone().into(),
+                objective.clone().into(),
                 &format!("fit {} objective", f.name),
             )?,
             typed(train.into(), &format!("fit {} train", f.name))?,
-        ))
+        )))
     };
+    // Every fit's plan is valid and every pretrained network matches before any work.
+    for f in &e.fit {
+        plan_for(e.seeds[0], f)?;
+        if let Some(dir) = &f.pretrained {
+            check_pretrained(dir, &f.name, &data())?;
+            scorelab_pipeline::train::TrainedModel::load(dir)
+                .map_err(|err| bad(format!("fit {} pretrained: {err}", f.name)))?;
+        }
+    }
     let d = columns.len();
     let mut csv = format!("{COLUMNS}\n");
     let mut timing = String::from("what,name,seed,seconds\n");
+    let mut classes_csv = String::from("method,seed,class,count\n");
     let cols: Vec<String> = (0..d).map(|j| format!("x{j}")).collect();
     let mut grid = format!("method,{}\n", cols.join(","));
-    let mut per_method: Vec<(String, Vec<[f64; 2]>, usize)> = vec![];
+    type Entry = [f64; 4];
+    let mut per_method: Vec<(String, Vec<Entry>, usize)> = vec![];
     let total = (e.seeds.len() * methods.len()) as u64;
     let bar = crate::bar(total, "{bar:30} {pos}/{len} · {msg} · eta {eta}");
     let push_rows = |x: &Array2<f64>, label: &str, out: &mut String| {
         for r in x.rows().into_iter().take(e.grid_images) {
-            let cells: Vec<String> = r.iter().map(|v| v.to_string()).collect();
+            let cells: Vec<String> = r.iter().map(|v| format!("{v:.4}")).collect();
             out.push_str(&format!("{label},{}\n", cells.join(",")));
         }
     };
-    // Every fit's plan is valid before any work.
-    for f in &e.fit {
-        plan_for(e.seeds[0], f)?;
+    // The metric's split is the same for every seed.
+    let parts = match &metric {
+        Some(m) => Some(m.split.parts()?),
+        None => None,
+    };
+    let mut bias = String::new();
+    if let (Some(m), Some(p)) = (&metric, &parts) {
+        if e.chains < p.floor.0.nrows() {
+            return Err(bad(format!(
+                "chains: the Fréchet distance judges samples in chunks of the floor set's size, {}; give chains ≥ {} (a multiple of it, e.g. {})",
+                p.floor.0.nrows(),
+                p.floor.0.nrows(),
+                3 * p.floor.0.nrows()
+            ))
+            .into());
+        }
+        // The metric's bias: real images the classifier never saw against the reference set,
+        // in disjoint chunks of each size.
+        let reference = m.features(p.reference.0.view());
+        let floor = m.features(p.floor.0.view());
+        bias.push_str("n,chunks,frechet_mean,frechet_sd\n");
+        let nf = floor.nrows();
+        for n in BIAS_SIZES.into_iter().filter(|&n| n < nf).chain([nf]) {
+            let v: Vec<f64> = (0..nf / n)
+                .map(|c| {
+                    frechet_distance(
+                        floor.slice(ndarray::s![c * n..(c + 1) * n, ..]),
+                        reference.view(),
+                    )
+                })
+                .collect::<Result<_, _>>()?;
+            let (a, b) = mean_sd_cell(&v);
+            bias.push_str(&format!("{n},{},{a},{b}\n", v.len()));
+        }
     }
     for (si, &seed) in e.seeds.iter().enumerate() {
         let prepared = data().prepare_csv(seed)?;
-        let (train, test, transform) = (prepared.train, prepared.test, prepared.transform);
+        let (train, transform) = (prepared.train, prepared.transform);
+        let judge = Judge {
+            metric: metric.as_ref(),
+            reference: match (&metric, &parts) {
+                (Some(m), Some(p)) => Some(m.features(p.reference.0.view())),
+                _ => None,
+            },
+            heldout: parts
+                .as_ref()
+                .map_or(prepared.test, |p| p.reference.0.clone()),
+            floor: parts.as_ref().map(|p| p.floor.0.clone()),
+        };
+        let test = &judge.heldout;
         let bandwidth = scorelab_eval::median_bandwidth(train.view(), test.view());
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(200);
-        // The reference: as many training images as chains, against the held-out ones.
-        let mut order: Vec<usize> = (0..train.nrows()).collect();
-        order.shuffle(&mut rng);
-        let subset = train.select(Axis(0), &order[..e.chains.min(train.nrows())]);
         let mut record = |method: &str,
                           fit: &str,
                           evals: usize,
@@ -205,52 +444,115 @@ pub fn run(e: &ImageFitExperiment, models: &Path, stop: &AtomicBool) -> Result<O
                           nn: Vec<f64>,
                           diverged: f64,
                           rng: &mut ChaCha8Rng,
-                          csv: &mut String| {
+                          csv: &mut String,
+                          classes_csv: &mut String|
+         -> Result<()> {
             let m = mmd2(x.view(), test.view(), Some(bandwidth), e.tests, rng);
             let nn_mean = nn.iter().sum::<f64>() / nn.len() as f64;
             let nn_min = nn.iter().copied().fold(f64::INFINITY, f64::min);
             let nn_med = median(&nn);
+            let j = judge.judge(x)?;
+            let cov = j.classes.as_deref().map(coverage);
+            if let Some(counts) = &j.classes {
+                for (k, c) in counts.iter().enumerate() {
+                    classes_csv.push_str(&format!("{method},{seed},{k},{c}\n"));
+                }
+            }
             csv.push_str(&format!(
-                "{method},{fit},{seed},{evals},{},{},{},{nn_med},{nn_mean},{nn_min},{diverged}\n",
+                "{method},{fit},{seed},{evals},{},{},{},{},{},{},{nn_med},{nn_mean},{nn_min},{diverged}\n",
                 m.estimate.value,
                 m.estimate.se,
                 cell(m.estimate.p_value),
+                cell(j.frechet.map(|f| f.0)),
+                cell(j.frechet.map(|f| f.1).filter(|v| v.is_finite())),
+                cell(cov),
             ));
-            let entry = [m.estimate.value, nn_med];
+            let entry = [
+                m.estimate.value,
+                nn_med,
+                j.frechet.map_or(f64::NAN, |f| f.0),
+                cov.unwrap_or(f64::NAN),
+            ];
             match per_method.iter_mut().find(|p| p.0 == method) {
                 Some(p) => p.1.push(entry),
                 None => per_method.push((method.to_string(), vec![entry], evals)),
             }
+            Ok(())
+        };
+        // The real row: with a metric, the floor set (real images no model or classifier saw);
+        // without, as many training images as chains against the held-out ones.
+        let real = match &judge.floor {
+            Some(f) => f.clone(),
+            None => {
+                let mut order: Vec<usize> = (0..train.nrows()).collect();
+                order.shuffle(&mut rng);
+                train.select(Axis(0), &order[..e.chains.min(train.nrows())])
+            }
+        };
+        let real_nn = match &judge.floor {
+            Some(f) => nearest_distances(f.view(), train.view()),
+            None => nearest_distances(test.view(), train.view()),
         };
         record(
             "real_digits",
             "",
             0,
-            &subset,
-            nearest_distances(test.view(), train.view()),
+            &real,
+            real_nn,
             0.0,
             &mut rng,
             &mut csv,
-        );
+            &mut classes_csv,
+        )?;
         if si == 0 {
-            push_rows(&test, "real_digits", &mut grid);
+            push_rows(
+                judge.floor.as_ref().unwrap_or(test),
+                "real_digits",
+                &mut grid,
+            );
         }
         bar.inc(1);
+        if judge.metric.is_some() {
+            // The far end of the scale: uniform noise on [0, 1]ᴰ.
+            let mut r = ChaCha8Rng::seed_from_u64(seed);
+            r.set_stream(201);
+            let u = Array2::from_shape_fn((e.chains, d), |_| rand::Rng::gen::<f64>(&mut r));
+            let nn = nearest_distances(u.view(), train.view());
+            record(
+                "uniform_noise",
+                "",
+                0,
+                &u,
+                nn,
+                0.0,
+                &mut rng,
+                &mut csv,
+                &mut classes_csv,
+            )?;
+            bar.inc(1);
+        }
         for f in &e.fit {
             if stop.load(Ordering::SeqCst) {
                 bar.abandon();
                 return Ok(Outputs::partial(csv));
             }
-            bar.set_message(format!("training {} seed {seed}", f.name));
-            let dir = models.join(format!("{}_seed{seed}", f.name));
-            let plan = plan_for(seed, f)?;
-            let started = std::time::Instant::now();
-            let model = train_into(&plan, &dir, stop)?;
-            timing.push_str(&format!(
-                "train,{},{seed},{:.3}\n",
-                f.name,
-                started.elapsed().as_secs_f64()
-            ));
+            let model = match (plan_for(seed, f)?, &f.pretrained) {
+                (Some(plan), _) => {
+                    bar.set_message(format!("training {} seed {seed}", f.name));
+                    let dir = models.join(format!("{}_seed{seed}", f.name));
+                    let started = std::time::Instant::now();
+                    let model = train_into(&plan, &dir, stop)?;
+                    timing.push_str(&format!(
+                        "train,{},{seed},{:.3}\n",
+                        f.name,
+                        started.elapsed().as_secs_f64()
+                    ));
+                    model
+                }
+                (None, Some(dir)) => scorelab_pipeline::train::TrainedModel::load(dir)
+                    .map_err(|err| bad(format!("fit {} pretrained: {err}", f.name)))?,
+                (None, None) => unreachable!("checked above"),
+            };
             for s in &f.sample {
                 if stop.load(Ordering::SeqCst) {
                     bar.abandon();
@@ -306,8 +608,16 @@ pub fn run(e: &ImageFitExperiment, models: &Path, stop: &AtomicBool) -> Result<O
                 }
                 let nn = nearest_distances(x.view(), train.view());
                 record(
-                    &s.name, &f.name, evals, &x, nn, diverged, &mut rng, &mut csv,
-                );
+                    &s.name,
+                    &f.name,
+                    evals,
+                    &x,
+                    nn,
+                    diverged,
+                    &mut rng,
+                    &mut csv,
+                    &mut classes_csv,
+                )?;
                 if si == 0 {
                     push_rows(&x, &s.name, &mut grid);
                 }
@@ -316,17 +626,34 @@ pub fn run(e: &ImageFitExperiment, models: &Path, stop: &AtomicBool) -> Result<O
         }
     }
     bar.finish_and_clear();
-    let mut summary =
-        String::from("method,seeds,score_evals,mmd2_mean,mmd2_sd,nn_median_mean,nn_median_sd\n");
+    let mut summary = String::from(
+        "method,seeds,score_evals,mmd2_mean,mmd2_sd,nn_median_mean,nn_median_sd,frechet_mean,frechet_sd,coverage_mean,coverage_sd\n",
+    );
     for (m, v, evals) in &per_method {
-        let (a, b) = mean_sd_cell(&v.iter().map(|r| r[0]).collect::<Vec<_>>());
-        let (c, dd) = mean_sd_cell(&v.iter().map(|r| r[1]).collect::<Vec<_>>());
-        summary.push_str(&format!("{m},{},{evals},{a},{b},{c},{dd}\n", v.len()));
+        let col = |i: usize| mean_sd_cell(&v.iter().map(|r| r[i]).collect::<Vec<_>>());
+        let opt = |i: usize| {
+            if v.iter().all(|r| r[i].is_nan()) {
+                (String::new(), String::new())
+            } else {
+                let (a, b) = col(i);
+                (a.to_string(), b.to_string())
+            }
+        };
+        let ((a, b), (c, dd), (f, fs), (g, gs)) = (col(0), col(1), opt(2), opt(3));
+        summary.push_str(&format!(
+            "{m},{},{evals},{a},{b},{c},{dd},{f},{fs},{g},{gs}\n",
+            v.len()
+        ));
+    }
+    let mut extra = vec![("samples".into(), grid), ("timing".into(), timing)];
+    if metric.is_some() {
+        extra.push(("classes".into(), classes_csv));
+        extra.push(("frechet_bias".into(), bias));
     }
     Ok(Outputs {
         csv,
         summary,
-        extra: vec![("samples".into(), grid), ("timing".into(), timing)],
+        extra,
         interrupted: false,
     })
 }

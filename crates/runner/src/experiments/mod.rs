@@ -17,6 +17,8 @@
 //! - `kind = "likelihood_accuracy"` ([`likelihood`]): the probability-flow ODE's log-likelihood
 //!   against closed forms, Hutchinson against the exact divergence, the 2-D normalisation of an
 //!   untrained network's density, and the cost of each divergence;
+//! - `kind = "classifier"` ([`classifier`]): the digit metric's classifier, trained once on a
+//!   fixed three-way split (training, reference and floor sets) and saved with the results;
 //! - `kind = "toy_zoo"` ([`toy_zoo`]): one noise-conditional network per 2-D toy data set of
 //!   FFJORD's, sampled, with held-out NLL through the ODE, MMD² and (where p is closed form)
 //!   KL(p ‖ p_θ) by quadrature.
@@ -26,6 +28,7 @@
 //! can use) and used from memory. Ctrl-C stops after the current unit of work and writes the rows
 //! finished so far to `DIR/NAME.partial.csv`.
 
+pub mod classifier;
 pub mod density_fit;
 pub mod image_fit;
 pub mod image_likelihood;
@@ -63,6 +66,8 @@ pub enum ExperimentFile {
     LikelihoodAccuracy(likelihood::LikelihoodAccuracyExperiment),
     /// One noise-conditional network per 2-D toy data set: NLL through the ODE, MMD², KL.
     ToyZoo(toy_zoo::ToyZooExperiment),
+    /// The digit metric's classifier on a fixed three-way split.
+    Classifier(classifier::ClassifierExperiment),
 }
 
 /// What the command line passes to [`run`].
@@ -132,7 +137,8 @@ pub fn check(args: &ExperimentArgs) -> Result<()> {
         | ExperimentFile::ImageFit(_)
         | ExperimentFile::ImageLikelihood(_)
         | ExperimentFile::LikelihoodAccuracy(_)
-        | ExperimentFile::ToyZoo(_) => {}
+        | ExperimentFile::ToyZoo(_)
+        | ExperimentFile::Classifier(_) => {}
     }
     Ok(())
 }
@@ -164,6 +170,7 @@ pub fn run(args: &ExperimentArgs, stop: &AtomicBool) -> Result<String> {
         ExperimentFile::ImageLikelihood(e) => image_likelihood::run(e, &models, stop)?,
         ExperimentFile::LikelihoodAccuracy(e) => likelihood::run(e, stop)?,
         ExperimentFile::ToyZoo(e) => toy_zoo::run(e, &models, stop)?,
+        ExperimentFile::Classifier(e) => classifier::run(e, &models, stop)?,
     };
     let Outputs {
         csv,

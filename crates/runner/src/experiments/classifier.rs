@@ -1,0 +1,356 @@
+//! `kind = "classifier"`: the digit metric's feature map, an MLP classifier
+//! ([`scorelab_models::Classifier`]) trained once, by a seeded run, on a fixed split of the labelled
+//! images, and saved with the results.
+//!
+//! The split is three-way and never changes with the run's seed. The permutation of
+//! `split_seed` (the same as `scorelab train`'s with `data.split_seed`, so score networks trained
+//! with `data.split_seed = split_seed` and `data.test_fraction = test_fraction` see exactly the
+//! training rows) holds out round(n · `test_fraction`) rows; the first ⌈m/2⌉ of them are the
+//! **reference** set and the rest the **floor** set. The classifier is fitted on the training rows
+//! only, so neither the reference nor the floor set was seen by it (or by such a score network),
+//! and the floor, the Fréchet distance of the floor set to the reference set, is the metric's value
+//! for real digits the models never saw ([`DigitMetric`]).
+//!
+//! Pixels are divided by `scale` (model units, pixels/16 for the digits), as `image_fit` sees them.
+//! Writes:
+//!
+//! - `NAME.csv`: `part,rows,accuracy` for `train`, `reference` and `floor`;
+//! - `NAME_summary.csv`: `class,train_rows,heldout_rows,heldout_accuracy`, per class on the
+//!   reference and floor sets together;
+//! - `models/NAME/classifier.safetensors`: the classifier, its metadata `data` naming the file
+//!   (path and SHA-256), the pixel and label columns, `scale`, `split_seed` and `test_fraction`,
+//!   which [`DigitMetric::load`] checks against the data it is given.
+
+use super::shared::{pixel_columns, Outputs};
+use crate::bad;
+use anyhow::Result;
+use ndarray::{s, Array2, ArrayView2};
+use scorelab_models::{Activation, Classifier};
+use scorelab_pipeline::files::sha256_hex;
+use scorelab_pipeline::train::DataSpec;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+/// `kind = "classifier"` (module docs).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassifierExperiment {
+    /// One line saying what the experiment shows.
+    pub description: String,
+    /// The labelled image file: one column per pixel and a label column.
+    pub csv: PathBuf,
+    /// The label column (integer classes 0, 1, …).
+    pub label: String,
+    /// Pixel values are divided by this (16 for 4-bit digits).
+    pub scale: f64,
+    /// The seed of the held-out permutation.
+    pub split_seed: u64,
+    /// The held-out fraction: the reference and floor sets together.
+    pub test_fraction: f64,
+    /// Hidden widths; the last is the feature dimension (at most 64).
+    pub hidden: Vec<usize>,
+    /// `tanh`, `softplus`, `silu`, … (default `silu`).
+    #[serde(default = "default_activation")]
+    pub activation: String,
+    /// Adam steps.
+    pub steps: usize,
+    /// Minibatch rows.
+    pub batch: usize,
+    /// Adam's learning rate.
+    pub lr: f64,
+    /// The seed of the weights and the minibatches.
+    pub seed: u64,
+}
+
+fn default_activation() -> String {
+    "silu".into()
+}
+
+/// The classifier's file inside the experiment's models folder.
+pub const FILE: &str = "classifier.safetensors";
+
+/// The most features the metric uses.
+pub const MAX_FEATURES: usize = 64;
+
+/// The three parts of a labelled image file (module docs), in model units.
+pub struct Parts {
+    /// The training rows and their labels.
+    pub train: (Array2<f64>, Vec<usize>),
+    /// The reference set and its labels.
+    pub reference: (Array2<f64>, Vec<usize>),
+    /// The floor set and its labels.
+    pub floor: (Array2<f64>, Vec<usize>),
+}
+
+/// What the split reads: the file, the columns and the split.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SplitSpec {
+    /// The file.
+    pub csv: PathBuf,
+    /// The pixel columns.
+    pub columns: Vec<String>,
+    /// The label column.
+    pub label: String,
+    /// The divisor to model units.
+    pub scale: f64,
+    /// The permutation's seed.
+    pub split_seed: u64,
+    /// The held-out fraction.
+    pub test_fraction: f64,
+}
+
+impl SplitSpec {
+    /// The `[data]` of a `scorelab train` config that trains on exactly the training part.
+    pub fn data(&self) -> DataSpec {
+        DataSpec {
+            transform: Some("scale".into()),
+            scale: Some(self.scale),
+            split_seed: Some(self.split_seed),
+            ..DataSpec::csv(&self.csv, Some(self.columns.clone()), self.test_fraction)
+        }
+    }
+
+    /// Reads and splits the file (module docs).
+    ///
+    /// # Errors
+    /// An input error naming the file, the label column or a label that is not a class index.
+    pub fn parts(&self) -> Result<Parts> {
+        let pixels = self.data().prepare_csv(self.split_seed)?;
+        let mut labels = DataSpec {
+            transform: Some("none".into()),
+            split_seed: Some(self.split_seed),
+            ..DataSpec::csv(
+                &self.csv,
+                Some(vec![self.label.clone()]),
+                self.test_fraction,
+            )
+        };
+        let labels = labels.prepare_csv(self.split_seed)?;
+        let classes = |x: &Array2<f64>| -> Result<Vec<usize>> {
+            x.column(0)
+                .iter()
+                .map(|&v| {
+                    if v >= 0.0 && v.fract() == 0.0 && v < 1e6 {
+                        Ok(v as usize)
+                    } else {
+                        Err(bad(format!(
+                            "{}: column {:?} has {v}, not a class index 0, 1, …",
+                            self.csv.display(),
+                            self.label
+                        ))
+                        .into())
+                    }
+                })
+                .collect()
+        };
+        let (ytrain, ytest) = (classes(&labels.train)?, classes(&labels.test)?);
+        let m = pixels.test.nrows();
+        let r = m.div_ceil(2);
+        Ok(Parts {
+            train: (pixels.train, ytrain),
+            reference: (
+                pixels.test.slice(s![..r, ..]).to_owned(),
+                ytest[..r].to_vec(),
+            ),
+            floor: (
+                pixels.test.slice(s![r.., ..]).to_owned(),
+                ytest[r..].to_vec(),
+            ),
+        })
+    }
+
+    /// The metadata saved with the classifier.
+    fn describe(&self) -> Result<serde_json::Value> {
+        let bytes = std::fs::read(&self.csv)
+            .map_err(|e| bad(format!("{}: cannot read: {e}", self.csv.display())))?;
+        Ok(serde_json::json!({
+            "csv": self.csv.display().to_string(),
+            "sha256": sha256_hex(&bytes),
+            "columns": self.columns,
+            "label": self.label,
+            "scale": self.scale,
+            "split_seed": self.split_seed,
+            "test_fraction": self.test_fraction,
+        }))
+    }
+}
+
+/// The digit metric: a trained classifier and the split it was trained on, checked against the
+/// data it is applied to.
+pub struct DigitMetric {
+    /// The classifier.
+    pub classifier: Classifier,
+    /// Its split.
+    pub split: SplitSpec,
+}
+
+impl DigitMetric {
+    /// Reads a classifier saved by this experiment and checks that it was trained on `csv` (the
+    /// same bytes), with these pixel columns and this scale.
+    ///
+    /// # Errors
+    /// An input error naming `field` (the key that gave the file) for a file that is not such a
+    /// classifier or does not match the data, with the command that makes a matching one.
+    pub fn load(
+        path: &Path,
+        field: &str,
+        csv: &Path,
+        columns: &[String],
+        scale: f64,
+    ) -> Result<Self> {
+        let (classifier, data) =
+            Classifier::load_with_data(path).map_err(|e| bad(format!("{field}: {e}")))?;
+        let fix = "train one on this data with `scorelab experiment --config paper/experiments/digits_classifier.toml` (kind = \"classifier\")";
+        let data = data.ok_or_else(|| {
+            bad(format!(
+                "{field}: {} has no record of the data it was trained on; {fix}",
+                path.display()
+            ))
+        })?;
+        let mismatch = |what: &str| {
+            bad(format!(
+                "{field}: the classifier {} does not match the data: {what}; {fix}",
+                path.display()
+            ))
+        };
+        let bytes =
+            std::fs::read(csv).map_err(|e| bad(format!("{}: cannot read: {e}", csv.display())))?;
+        if data.get("sha256").and_then(|v| v.as_str()) != Some(sha256_hex(&bytes).as_str()) {
+            return Err(mismatch(&format!(
+                "it was trained on {} and not on the bytes of {}",
+                data.get("csv")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("another file"),
+                csv.display()
+            ))
+            .into());
+        }
+        let saved: Vec<String> = data
+            .get("columns")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default();
+        if saved != columns || classifier.dim() != columns.len() {
+            return Err(mismatch(&format!(
+                "it reads {} pixel columns, the data have {}",
+                classifier.dim(),
+                columns.len()
+            ))
+            .into());
+        }
+        if data.get("scale").and_then(|v| v.as_f64()) != Some(scale) {
+            return Err(mismatch(&format!("its scale is not {scale}")).into());
+        }
+        let split = SplitSpec {
+            csv: csv.to_path_buf(),
+            columns: saved,
+            label: data
+                .get("label")
+                .and_then(|v| v.as_str())
+                .ok_or_else(|| mismatch("its metadata has no label column"))?
+                .to_string(),
+            scale,
+            split_seed: data
+                .get("split_seed")
+                .and_then(|v| v.as_u64())
+                .ok_or_else(|| mismatch("its metadata has no split_seed"))?,
+            test_fraction: data
+                .get("test_fraction")
+                .and_then(|v| v.as_f64())
+                .ok_or_else(|| mismatch("its metadata has no test_fraction"))?,
+        };
+        Ok(DigitMetric { classifier, split })
+    }
+
+    /// The classifier's features of `x` (model units).
+    pub fn features(&self, x: ArrayView2<f64>) -> Array2<f64> {
+        self.classifier.features(x)
+    }
+}
+
+/// Trains and saves the classifier (module docs).
+///
+/// # Errors
+/// An input error for a bad experiment; an error if the fit diverges or the file cannot be written.
+pub fn run(e: &ClassifierExperiment, models: &Path, _stop: &AtomicBool) -> Result<Outputs> {
+    let activation: Activation = e
+        .activation
+        .parse()
+        .map_err(|m: String| bad(format!("activation: {m}")))?;
+    match e.hidden.last() {
+        Some(&h) if (1..=MAX_FEATURES).contains(&h) => {}
+        _ => {
+            return Err(bad(format!(
+                "hidden: give the widths, the last (the features) from 1 to {MAX_FEATURES}, e.g. [128, 64]"
+            ))
+            .into())
+        }
+    }
+    if !(e.scale > 0.0 && e.scale.is_finite()) {
+        return Err(bad("scale: must be positive and finite, e.g. 16").into());
+    }
+    let columns = pixel_columns(&e.csv, std::slice::from_ref(&e.label))?;
+    let split = SplitSpec {
+        csv: e.csv.clone(),
+        columns,
+        label: e.label.clone(),
+        scale: e.scale,
+        split_seed: e.split_seed,
+        test_fraction: e.test_fraction,
+    };
+    let parts = split.parts()?;
+    let all: Vec<usize> = [&parts.train.1, &parts.reference.1, &parts.floor.1]
+        .into_iter()
+        .flatten()
+        .copied()
+        .collect();
+    let classes = all.iter().max().map_or(0, |m| m + 1);
+    let mut c = Classifier::new(split.columns.len(), &e.hidden, classes, activation, e.seed)
+        .map_err(|m| bad(format!("{m}")))?;
+    let bar = crate::bar(1, "{spinner} training the classifier · {elapsed}");
+    c.fit(
+        parts.train.0.view(),
+        &parts.train.1,
+        e.steps,
+        e.batch,
+        e.lr,
+        e.seed,
+    )
+    .map_err(|m| bad(format!("{m}")))?;
+    bar.finish_and_clear();
+    std::fs::create_dir_all(models)?;
+    c.save_with_data(&models.join(FILE), Some(&split.describe()?))?;
+    let mut csv = String::from("part,rows,accuracy\n");
+    for (name, (x, y)) in [
+        ("train", &parts.train),
+        ("reference", &parts.reference),
+        ("floor", &parts.floor),
+    ] {
+        csv.push_str(&format!("{name},{},{}\n", y.len(), c.accuracy(x.view(), y)));
+    }
+    let mut summary = String::from("class,train_rows,heldout_rows,heldout_accuracy\n");
+    let held: Vec<(ArrayView2<f64>, &Vec<usize>)> = vec![
+        (parts.reference.0.view(), &parts.reference.1),
+        (parts.floor.0.view(), &parts.floor.1),
+    ];
+    let predicted: Vec<(usize, usize)> = held
+        .iter()
+        .flat_map(|(x, y)| c.predict(*x).into_iter().zip(y.iter().copied()))
+        .collect();
+    for k in 0..classes {
+        let train_rows = parts.train.1.iter().filter(|&&y| y == k).count();
+        let of_k: Vec<&(usize, usize)> = predicted.iter().filter(|p| p.1 == k).collect();
+        let right = of_k.iter().filter(|p| p.0 == k).count();
+        summary.push_str(&format!(
+            "{k},{train_rows},{},{}\n",
+            of_k.len(),
+            right as f64 / of_k.len().max(1) as f64
+        ));
+    }
+    Ok(Outputs {
+        csv,
+        summary,
+        extra: vec![],
+        interrupted: false,
+    })
+}
