@@ -129,7 +129,7 @@ pub fn catalogue() -> Vec<Figure> {
         Figure {
             name: "digits",
             inputs: &["digits_samples.csv", "digits_summary.csv"],
-            caption: "Digits: held-out real images and the first samples (first seed) of each score model and sampler, pixels clipped to [0, 1] for display (ink dark); titles give MMD² to the held-out digits and the median distance to the nearest training image, mean over seeds.",
+            caption: "Digits: 36 held-out real images (the floor set) and the first 36 samples (first seed) of each score model and sampler, pixels clipped to [0, 1] for display (ink dark); titles give the Fréchet distance (FD) of the classifier's features to the reference set's, MMD² to the reference set and the median distance to the nearest training image, means over seeds.",
             made_by: "scorelab experiment --config paper/experiments/digits.toml",
             draw: digits,
         },
@@ -1390,6 +1390,9 @@ fn old_faithful(results: &Path, stem: &Path) -> Result<()> {
     })
 }
 
+/// Images per method in the digits grid.
+const GRID: usize = 36;
+
 fn digits(results: &Path, stem: &Path) -> Result<()> {
     let t = Table::read(&results.join("digits_samples.csv"))?;
     let sum = Table::read(&results.join("digits_summary.csv"))?;
@@ -1406,9 +1409,11 @@ fn digits(results: &Path, stem: &Path) -> Result<()> {
     let mut panels = vec![];
     for m in &methods {
         let rows = t.filter("method", m)?;
+        // The first 36 of each method's samples (the file keeps at least 1000).
         let images: Vec<Vec<f64>> = rows
             .rows
             .iter()
+            .take(GRID)
             .map(|r| {
                 r[1..]
                     .iter()
@@ -1423,8 +1428,15 @@ fn digits(results: &Path, stem: &Path) -> Result<()> {
             .first()
             .copied()
             .unwrap_or(f64::NAN);
+        let frechet = s
+            .strings("frechet_mean")
+            .ok()
+            .and_then(|v| v.first().and_then(|c| c.parse::<f64>().ok()));
         let label = match m.as_str() {
             "real_digits" => "held-out digits".to_string(),
+            "edm_heun" => "best + Heun (18)".to_string(),
+            "edm_heun_churn" => "best + Heun, churn (40)".to_string(),
+            "edm_reverse_sde" => "best + reverse SDE".to_string(),
             "ism_langevin" => "ISM + Langevin".to_string(),
             "ssm_vr_langevin" => "SSM-VR + Langevin".to_string(),
             "dsm_annealed" => "DSM + annealed".to_string(),
@@ -1432,7 +1444,15 @@ fn digits(results: &Path, stem: &Path) -> Result<()> {
             other => other.to_string(),
         };
         panels.push(Panel {
-            title: format!("{label}\nMMD² {}, NN {:.2}", crate::paper::sig(mmd, 2), nn),
+            title: match frechet {
+                Some(f) => format!(
+                    "{label}\nFD {}, MMD² {}, NN {:.2}",
+                    crate::paper::sig(f, 3),
+                    crate::paper::sig(mmd, 2),
+                    nn
+                ),
+                None => format!("{label}\nMMD² {}, NN {:.2}", crate::paper::sig(mmd, 2), nn),
+            },
             images,
         });
     }

@@ -37,6 +37,7 @@ pub const EXPERIMENTS: &[&str] = &[
     "likelihood_accuracy",
     "old_faithful",
     "digits_likelihood",
+    "digits_classifier",
     "digits",
 ];
 

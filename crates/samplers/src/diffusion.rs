@@ -422,3 +422,15 @@ impl<S: NoisedScore + ?Sized> Sampler<S> for Heun {
 
     grid_finish!();
 }
+
+impl crate::OnGrid for Ddim {
+    fn grid(&self) -> (Schedule, usize) {
+        (self.schedule, self.steps)
+    }
+}
+
+impl crate::OnGrid for Heun {
+    fn grid(&self) -> (Schedule, usize) {
+        (self.schedule, self.steps)
+    }
+}

@@ -50,6 +50,7 @@
 
 mod annealed;
 mod diffusion;
+mod inpaint;
 mod langevin;
 pub mod likelihood;
 pub mod schedule;
@@ -58,6 +59,7 @@ pub mod solve;
 
 pub use annealed::AnnealedLangevin;
 pub use diffusion::{Ancestral, Churn, Ddim, Heun};
+pub use inpaint::{Inpaint, OnGrid};
 pub use langevin::{Langevin, Mala, MalaState};
 pub use schedule::{Schedule, VeSchedule};
 pub use sde::{tweedie, Ode, OdeSolver, Pc, ReverseSde};

@@ -567,3 +567,15 @@ impl From<&VeSchedule> for Schedule {
         (*ve).into()
     }
 }
+
+impl crate::OnGrid for ReverseSde {
+    fn grid(&self) -> (Schedule, usize) {
+        (self.schedule, self.steps)
+    }
+}
+
+impl crate::OnGrid for Pc {
+    fn grid(&self) -> (Schedule, usize) {
+        (self.schedule, self.steps)
+    }
+}
