@@ -134,6 +134,13 @@ pub fn catalogue() -> Vec<Figure> {
             draw: digits,
         },
         Figure {
+            name: "digits_inpaint",
+            inputs: &["digits_inpaint_images.csv", "digits_inpaint_summary.csv"],
+            caption: "Digits inpainting (first seed): for each mask, held-out digits with the hidden pixels in orange (top row), completed by the best network with PC and the known pixels kept at their noise level (middle), and the originals (bottom), pixels clipped to [0, 1] (ink dark); titles give the classifier's accuracy on the completions, mean over seeds, beside the masked inputs with the hidden pixels at 0 and the originals.",
+            made_by: "scorelab experiment --config paper/experiments/digits_inpaint.toml",
+            draw: digits_inpaint,
+        },
+        Figure {
             name: "samplers_cost",
             inputs: &["samplers_cost_mixture_summary.csv", "samplers_cost_banana_summary.csv"],
             caption: "Sample quality against score evaluations per chain, mean ± sd over seeds: the NCSN mixture (top) and the banana (bottom).",
@@ -1502,6 +1509,103 @@ fn digits(results: &Path, stem: &Path) -> Result<()> {
                     [(gx, gy), (gx + img, gy + img)],
                     RGBColor(180, 180, 180).stroke_width(1),
                 ))?;
+            }
+        }
+    })
+}
+
+/// Rows masked / completed / original per mask, side by side.
+fn digits_inpaint(results: &Path, stem: &Path) -> Result<()> {
+    let t = Table::read(&results.join("digits_inpaint_images.csv"))?;
+    let sum = Table::read(&results.join("digits_inpaint_summary.csv"))?;
+    let masks = t.distinct("mask")?;
+    let d = t.header.len() - 3;
+    let side = (d as f64).sqrt().round() as usize;
+    if side * side != d {
+        bail!("{}: {d} pixels is not a square image", t.path.display());
+    }
+    let kinds = ["masked", "completed", "original"];
+    // Per mask: the title and the images of each kind, hidden pixels NaN.
+    let mut panels: Vec<(String, Vec<Vec<Vec<f64>>>)> = vec![];
+    for m in &masks {
+        let rows = t.filter("mask", m)?;
+        let mut by_kind = vec![];
+        for k in kinds {
+            let r = rows.filter("row", k)?;
+            by_kind.push(
+                r.rows
+                    .iter()
+                    .map(|r| {
+                        r[3..]
+                            .iter()
+                            .map(|v| v.parse::<f64>().unwrap_or(f64::NAN))
+                            .collect()
+                    })
+                    .collect::<Vec<Vec<f64>>>(),
+            );
+        }
+        let s = sum.filter("mask", m)?;
+        let acc = |c: &str| {
+            s.f64s(c)
+                .ok()
+                .and_then(|v| v.first().copied())
+                .unwrap_or(f64::NAN)
+        };
+        let title = format!(
+            "{}: accuracy {:.3} (masked {:.3}, original {:.3})",
+            m.replace('_', " "),
+            acc("accuracy_completed_mean"),
+            acc("accuracy_masked"),
+            acc("accuracy_original")
+        );
+        panels.push((title, by_kind));
+    }
+    let cell = 8i32;
+    let img = side as i32 * cell;
+    let gap = 8i32;
+    let per_row = panels
+        .iter()
+        .map(|p| p.1.iter().map(|k| k.len()).max().unwrap_or(0))
+        .max()
+        .unwrap_or(1)
+        .max(1) as i32;
+    let panel_w = per_row * (img + gap);
+    let label_w = 150i32;
+    let top = 50i32;
+    let panel_h = top + 3 * (img + gap);
+    let width = (label_w + panels.len() as i32 * (panel_w + 40) + 20) as u32;
+    let height = (panel_h + 20) as u32;
+    render!(stem, (width, height), |root| {
+        for (r, k) in kinds.iter().enumerate() {
+            let y = top + r as i32 * (img + gap) + img / 2 - 12;
+            root.draw(&Text::new(k.to_string(), (10, y), ("sans-serif", LABEL)))?;
+        }
+        for (p, (title, by_kind)) in panels.iter().enumerate() {
+            let x0 = label_w + p as i32 * (panel_w + 40);
+            root.draw(&Text::new(title.clone(), (x0, 10), ("sans-serif", TICK)))?;
+            for (r, images) in by_kind.iter().enumerate() {
+                for (i, im) in images.iter().enumerate() {
+                    let gx = x0 + i as i32 * (img + gap);
+                    let gy = top + r as i32 * (img + gap);
+                    for (j, v) in im.iter().enumerate() {
+                        let colour = if v.is_finite() {
+                            let g = (255.0 * (1.0 - v.clamp(0.0, 1.0))).round() as u8;
+                            RGBColor(g, g, g)
+                        } else {
+                            RGBColor(230, 159, 0)
+                        };
+                        let px = gx + (j % side) as i32 * cell;
+                        let py = gy + (j / side) as i32 * cell;
+                        root.draw(&Rectangle::new(
+                            [(px, py), (px + cell, py + cell)],
+                            colour.filled(),
+                        ))?;
+                    }
+                    root.draw(&Rectangle::new(
+                        [(gx, gy), (gx + img, gy + img)],
+                        RGBColor(180, 180, 180).stroke_width(1),
+                    ))?;
+                }
             }
         }
     })

@@ -645,28 +645,106 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
                     .filter("what", "train")?
                     .filter("name", &fit)?
                     .f64s("seconds")?;
-                sig(mean_sd(&t).0, 2)
+                if t.is_empty() {
+                    "pretrained".to_string()
+                } else {
+                    sig(mean_sd(&t).0, 2)
+                }
             };
             let evals = g
                 .strings("score_evals")?
                 .first()
                 .cloned()
                 .unwrap_or_default();
+            let opt = |c: &str| -> Result<Option<f64>> {
+                Ok(g.strings(c)
+                    .ok()
+                    .and_then(|v| v.first().and_then(|x| x.parse::<f64>().ok())))
+            };
+            let fd = match (opt("frechet_mean")?, opt("frechet_sd")?) {
+                (Some(a), Some(b)) => pm(a, b),
+                _ => "—".into(),
+            };
+            let cov = match (opt("coverage_mean")?, opt("coverage_sd")?) {
+                (Some(a), Some(b)) => pm(a, b),
+                _ => "—".into(),
+            };
             v.insert(format!("dg_mmd_{m}"), mmd.clone());
             v.insert(format!("dg_nn_{m}"), nn.clone());
-            rows.push(vec![m.clone(), mmd, nn, evals, train_s]);
+            v.insert(format!("dg_fd_{m}"), fd.clone());
+            v.insert(format!("dg_cov_{m}"), cov.clone());
+            rows.push(vec![m.clone(), fd, cov, mmd, nn, evals, train_s]);
         }
         v.insert(
             "table_digits".into(),
             md(
                 &[
                     "method",
-                    "MMD² to held-out digits",
+                    "Fréchet distance to the reference set",
+                    "class coverage",
+                    "MMD² to the reference set",
                     "median distance to nearest training image",
                     "score evaluations",
                     "training s",
                 ],
                 &rows,
+            ),
+        );
+        // The metric's classifier and its bias at smaller sizes.
+        let acc = read("digits_classifier.csv")?;
+        for part in ["reference", "floor"] {
+            let a = acc.filter("part", part)?.f64s("accuracy")?;
+            v.insert(format!("dg_classifier_{part}"), sig(a[0], 3));
+        }
+        let bias = read("digits_frechet_bias.csv")?;
+        let mut brows = vec![];
+        for (n, (m, sd)) in bias.strings("n")?.iter().zip(
+            bias.f64s("frechet_mean")?
+                .into_iter()
+                .zip(bias.strings("frechet_sd")?),
+        ) {
+            let sd = sd.parse::<f64>().map_or("—".to_string(), |x| sig(x, 2));
+            brows.push(vec![n.clone(), sig(m, 3), sd]);
+        }
+        v.insert(
+            "table_digits_bias".into(),
+            md(
+                &[
+                    "floor images n",
+                    "Fréchet distance to the reference set (mean)",
+                    "sd over disjoint chunks",
+                ],
+                &brows,
+            ),
+        );
+        // Inpainting.
+        let inp = read("digits_inpaint_summary.csv")?;
+        let mut irows = vec![];
+        for m in inp.distinct("mask")? {
+            let g = inp.filter("mask", &m)?;
+            let done = pm(
+                g.f64s("accuracy_completed_mean")?[0],
+                g.f64s("accuracy_completed_sd")?[0],
+            );
+            let masked = sig(g.f64s("accuracy_masked")?[0], 3);
+            let orig = sig(g.f64s("accuracy_original")?[0], 3);
+            let mse = pm(g.f64s("mse_hidden_mean")?[0], g.f64s("mse_hidden_sd")?[0]);
+            v.insert(format!("ip_done_{m}"), done.clone());
+            v.insert(format!("ip_masked_{m}"), masked.clone());
+            v.insert("ip_original".into(), orig.clone());
+            irows.push(vec![m.clone(), done, masked, orig, mse]);
+        }
+        v.insert(
+            "table_inpaint".into(),
+            md(
+                &[
+                    "mask",
+                    "accuracy on completions",
+                    "accuracy on masked inputs (hidden = 0)",
+                    "accuracy on originals",
+                    "squared error per hidden pixel",
+                ],
+                &irows,
             ),
         );
         v.insert(

@@ -39,6 +39,7 @@ pub const EXPERIMENTS: &[&str] = &[
     "digits_likelihood",
     "digits_classifier",
     "digits",
+    "digits_inpaint",
 ];
 
 /// What the command line passes to [`run`].

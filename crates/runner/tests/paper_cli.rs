@@ -528,6 +528,21 @@ batch = 16
 eval_every = 10
 "#;
 
+/// The labelled images, the classifier (in `rc`) and a network trained on its split (`pre`).
+fn metric_setup(d: &Path) {
+    fs::write(d.join("img.csv"), labelled_csv(false)).unwrap();
+    fs::write(d.join("cls.toml"), CLASSIFIER).unwrap();
+    ok(&scorelab(
+        &["experiment", "--config", "cls.toml", "--results", "rc"],
+        d,
+    ));
+    fs::write(d.join("pre.toml"), PRETRAIN).unwrap();
+    ok(&scorelab(
+        &["train", "--config", "pre.toml", "--out", "pre"],
+        d,
+    ));
+}
+
 /// The digit metric end to end: a classifier trained on a fixed split and saved with its data's
 /// record; an image fit judged by the Fréchet distance of its features in chunks of the floor
 /// set's size, with the floor set and uniform noise as the two ends, the class counts of every
@@ -537,12 +552,7 @@ eval_every = 10
 fn the_digit_metric_judges_samples_against_its_floor_and_refuses_mismatches() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    fs::write(d.join("img.csv"), labelled_csv(false)).unwrap();
-    fs::write(d.join("cls.toml"), CLASSIFIER).unwrap();
-    ok(&scorelab(
-        &["experiment", "--config", "cls.toml", "--results", "rc"],
-        d,
-    ));
+    metric_setup(d);
     let acc = fs::read_to_string(d.join("rc/cls.csv")).unwrap();
     // 60 held out: 30 reference, 30 floor; the classes are separable.
     assert!(
@@ -550,11 +560,6 @@ fn the_digit_metric_judges_samples_against_its_floor_and_refuses_mismatches() {
         "{acc}"
     );
     assert!(column(&acc, "floor", "accuracy")[0] > 0.9, "{acc}");
-    fs::write(d.join("pre.toml"), PRETRAIN).unwrap();
-    ok(&scorelab(
-        &["train", "--config", "pre.toml", "--out", "pre"],
-        d,
-    ));
     fs::write(d.join("img.toml"), METRIC_FIT).unwrap();
     for r in ["r1", "r2"] {
         ok(&scorelab(
@@ -643,4 +648,124 @@ fn the_digit_metric_judges_samples_against_its_floor_and_refuses_mismatches() {
     );
     fs::write(d.join("img.csv"), labelled_csv(true)).unwrap();
     refused_experiment(d, METRIC_FIT, "does not match the data");
+}
+
+const INPAINT: &str = r#"kind = "inpaint"
+description = "toy"
+seeds = [1, 2]
+csv = "img.csv"
+exclude = ["label"]
+scale = 16.0
+metric = { classifier = "rc/models/cls/classifier.safetensors" }
+model = "pre"
+sampler = { kind = "pc", steps = 10, snr = 0.16, schedule = { kind = "edm", sigma_min = 0.05, sigma_max = 2.0 } }
+grid_images = 3
+[[mask]]
+name = "lower"
+pattern = "lower_half"
+[[mask]]
+name = "rand"
+pattern = "random"
+fraction = 0.5
+seed = 2
+[[mask]]
+name = "file"
+csv = "mask.csv"
+"#;
+
+/// Inpainting end to end on 2 × 2 "images": byte-identical reruns; every completion keeps its
+/// known pixels exactly; the accuracies are fractions of the 30 floor images and the masked
+/// inputs' accuracy does not depend on the seed; and the refusals: a mask file of the wrong
+/// length, one that hides nothing or everything, a random fraction that hides nothing, a
+/// sampler off the grid, a classifier of other data, each exit 2, named, nothing written.
+#[test]
+fn inpainting_keeps_the_known_pixels_and_refuses_bad_masks() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    metric_setup(d);
+    fs::write(d.join("mask.csv"), "a,b,c,d\n1,0,0,1\n").unwrap();
+    fs::write(d.join("inp.toml"), INPAINT).unwrap();
+    for r in ["r1", "r2"] {
+        ok(&scorelab(
+            &["experiment", "--config", "inp.toml", "--results", r],
+            d,
+        ));
+    }
+    for f in ["inp.csv", "inp_summary.csv", "inp_images.csv"] {
+        assert_eq!(
+            fs::read(d.join("r1").join(f)).unwrap(),
+            fs::read(d.join("r2").join(f)).unwrap(),
+            "{f} differs between reruns"
+        );
+    }
+    let csv = fs::read_to_string(d.join("r1/inp.csv")).unwrap();
+    for m in ["lower", "rand", "file"] {
+        let a = column(&csv, m, "accuracy_completed");
+        let z = column(&csv, m, "accuracy_masked");
+        assert_eq!(a.len(), 2, "{m}");
+        assert!(
+            a.iter()
+                .chain(&z)
+                .all(|v| (v * 30.0 - (v * 30.0).round()).abs() < 1e-9),
+            "{m}"
+        );
+        assert_eq!(z[0], z[1], "{m}");
+        assert_eq!(column(&csv, m, "hidden")[0], 0.5, "{m}");
+    }
+    // Completed images equal the originals wherever the masked row shows a value.
+    let images = fs::read_to_string(d.join("r1/inp_images.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = images
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    for m in ["lower", "rand", "file"] {
+        for i in 0..3 {
+            let get = |kind: &str| {
+                rows.iter()
+                    .find(|r| r[0] == m && r[1] == i.to_string() && r[2] == kind)
+                    .unwrap()
+                    .clone()
+            };
+            let (masked, done, orig) = (get("masked"), get("completed"), get("original"));
+            for j in 3..7 {
+                if !masked[j].is_empty() {
+                    assert_eq!(masked[j], done[j], "{m} {i} {j}");
+                    assert_eq!(masked[j], orig[j], "{m} {i} {j}");
+                }
+            }
+            assert_eq!(masked.iter().skip(3).filter(|c| c.is_empty()).count(), 2);
+        }
+    }
+    let refuse = |case: &str, mask_csv: &str, want: &str| {
+        fs::write(d.join("mask.csv"), mask_csv).unwrap();
+        fs::write(d.join("bad.toml"), case).unwrap();
+        let out = scorelab(
+            &["experiment", "--config", "bad.toml", "--results", "r3"],
+            d,
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{want}: {err}");
+        assert!(err.contains(want), "{want}: {err}");
+        assert!(!d.join("r3/bad.csv").exists(), "{want}");
+    };
+    refuse(INPAINT, "1,0,1\n", "mask file: has 3 values");
+    refuse(INPAINT, "1,1,1,1\n", "mask file: hides 0 of 4");
+    refuse(INPAINT, "0,0,0,0\n", "mask file: hides 4 of 4");
+    refuse(INPAINT, "1,0\n0,1\n", "mask file: csv");
+    refuse(
+        &INPAINT.replace("fraction = 0.5", "fraction = 0.1"),
+        "1,0,0,1\n",
+        "mask rand: fraction",
+    );
+    refuse(
+        &INPAINT.replace(
+            "kind = \"pc\", steps = 10, snr = 0.16",
+            "kind = \"ode\", steps = 10",
+        ),
+        "1,0,0,1\n",
+        "sampler.kind",
+    );
+    fs::write(d.join("img.csv"), labelled_csv(true)).unwrap();
+    refuse(INPAINT, "1,0,0,1\n", "does not match the data");
 }

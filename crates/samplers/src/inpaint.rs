@@ -31,7 +31,7 @@
 //! let pc = Pc::new(Schedule::edm(0.002, 80.0, 7.0)?, 200, 1, 0.16, false)?;
 //! let n = 2000;
 //! let known = ndarray::Array2::from_shape_fn((n, 2), |(_, j)| if j == 0 { 1.0 } else { 0.0 });
-//! let mask = array![1.0, 0.0];
+//! let mask = array![[1.0, 0.0]];
 //! let inpaint = Inpaint::new(pc, known, mask)?;
 //! let mut rng = ChaCha8Rng::seed_from_u64(1);
 //! let x0 = 80.0 * scorelab_samplers::standard_normal(n, 2, &mut rng);
@@ -42,7 +42,7 @@
 //! ```
 
 use crate::{standard_normal, ChainState, Chains, Info, Outline, Sampler, Schedule};
-use ndarray::{Array1, Array2, Zip};
+use ndarray::{Array2, Zip};
 use rand::Rng;
 use scorelab_core::{NoisedScore, ParamError};
 
@@ -58,44 +58,52 @@ pub trait OnGrid {
 pub struct Inpaint<M> {
     inner: M,
     known: Array2<f64>,
-    mask: Array1<f64>,
+    mask: Array2<f64>,
 }
 
 impl<M: OnGrid> Inpaint<M> {
     /// Inpainting with `inner`: `known` holds the values y of every chain's known coordinates
-    /// (`(n, d)`, the hidden entries ignored), `mask` one 0/1 per coordinate (1 = known).
+    /// (`(n, d)`, the hidden entries ignored), `mask` one 0/1 per coordinate (1 = known), either
+    /// one row for every chain (`(1, d)`) or one row per chain (`(n, d)`).
     ///
     /// # Errors
-    /// `mask` (by name) with a value other than 0 or 1, no known or no hidden coordinate, or
-    /// another length than `known`'s columns; `known` with a non-finite known value.
-    pub fn new(inner: M, known: Array2<f64>, mask: Array1<f64>) -> Result<Self, ParamError> {
+    /// `mask` (by name) with a value other than 0 or 1, a row with no known or no hidden
+    /// coordinate, or another shape; `known` with a non-finite known value.
+    pub fn new(inner: M, known: Array2<f64>, mask: Array2<f64>) -> Result<Self, ParamError> {
         let bad = |field: &str, m: String| Err(ParamError::invalid(field, m));
-        if mask.len() != known.ncols() {
+        let (n, d) = known.dim();
+        if mask.ncols() != d || (mask.nrows() != 1 && mask.nrows() != n) {
             return bad(
                 "mask",
                 format!(
-                    "has {} values for {} coordinates",
-                    mask.len(),
-                    known.ncols()
+                    "has shape {:?}; give {d} values per row, one row or one per chain ({n})",
+                    mask.dim()
                 ),
             );
         }
         if mask.iter().any(|&m| m != 0.0 && m != 1.0) {
             return bad("mask", "values must be 0 (hidden) or 1 (known)".into());
         }
-        let k = mask.sum() as usize;
-        if k == 0 || k == mask.len() {
-            return bad(
-                "mask",
-                format!(
-                    "hides {} of {} coordinates; it must keep at least one and hide at least one",
-                    mask.len() - k,
-                    mask.len()
-                ),
-            );
+        for row in mask.rows() {
+            let k = row.sum() as usize;
+            if k == 0 || k == d {
+                return bad(
+                    "mask",
+                    format!(
+                        "hides {} of {d} coordinates; it must keep at least one and hide at least one",
+                        d - k
+                    ),
+                );
+            }
         }
-        let finite = Zip::from(known.rows())
-            .all(|r| r.iter().zip(&mask).all(|(v, &m)| m == 0.0 || v.is_finite()));
+        let mask = if mask.nrows() == n {
+            mask
+        } else {
+            Array2::from_shape_fn((n, d), |(_, j)| mask[[0, j]])
+        };
+        let finite = Zip::from(&known)
+            .and(&mask)
+            .all(|v, &m| m == 0.0 || v.is_finite());
         if !finite {
             return bad("known", "a known value is not finite".into());
         }
@@ -106,7 +114,7 @@ impl<M: OnGrid> Inpaint<M> {
     fn project(&self, x: &mut Array2<f64>, alpha: f64, sigma: f64, z: Option<&Array2<f64>>) {
         for (i, mut row) in x.rows_mut().into_iter().enumerate() {
             for j in 0..row.len() {
-                if self.mask[j] == 1.0 {
+                if self.mask[[i, j]] == 1.0 {
                     let y = self.known[[i, j]];
                     row[j] = match z {
                         Some(z) => alpha * (y + sigma * z[[i, j]]),
@@ -174,13 +182,12 @@ where
 
     fn finish(&self, source: &S, state: ChainState) -> Array2<f64> {
         let mut x = self.inner.finish(source, state);
-        Zip::from(x.rows_mut())
-            .and(self.known.rows())
-            .for_each(|mut row, y| {
-                for j in 0..row.len() {
-                    if self.mask[j] == 1.0 {
-                        row[j] = y[j];
-                    }
+        Zip::from(&mut x)
+            .and(&self.known)
+            .and(&self.mask)
+            .for_each(|x, &y, &m| {
+                if m == 1.0 {
+                    *x = y;
                 }
             });
         x
@@ -221,7 +228,7 @@ mod tests {
         );
         let n = 8000;
         let known = Array2::from_shape_fn((n, 3), |(_, j)| [1.5, f64::NAN, -0.5][j]);
-        let mask = array![1.0, 0.0, 1.0];
+        let mask = array![[1.0, 0.0, 1.0]];
         let sched = Schedule::edm(0.002, 80.0, 7.0).unwrap();
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let x0 = 80.0 * standard_normal(n, 3, &mut rng);
@@ -250,10 +257,12 @@ mod tests {
         let sde = ReverseSde::new(sched, 10, false).unwrap();
         let known = Array2::zeros((2, 3));
         for (mask, want) in [
-            (array![1.0, 1.0, 1.0], "hides 0 of 3"),
-            (array![0.0, 0.0, 0.0], "hides 3 of 3"),
-            (array![1.0, 0.0], "2 values for 3"),
-            (array![1.0, 0.5, 0.0], "0 (hidden) or 1"),
+            (array![[1.0, 1.0, 1.0]], "hides 0 of 3"),
+            (array![[0.0, 0.0, 0.0]], "hides 3 of 3"),
+            (array![[1.0, 0.0, 0.0], [1.0, 1.0, 1.0]], "hides 0 of 3"),
+            (array![[1.0, 0.0]], "shape"),
+            (Array2::from_elem((3, 3), 1.0), "shape"),
+            (array![[1.0, 0.5, 0.0]], "0 (hidden) or 1"),
         ] {
             let e = Inpaint::new(sde, known.clone(), mask)
                 .unwrap_err()
@@ -262,7 +271,7 @@ mod tests {
         }
         let mut k = known;
         k[[1, 0]] = f64::INFINITY;
-        let e = Inpaint::new(sde, k, array![1.0, 0.0, 0.0])
+        let e = Inpaint::new(sde, k, array![[1.0, 0.0, 0.0]])
             .unwrap_err()
             .to_string();
         assert!(e.contains("known"), "{e}");

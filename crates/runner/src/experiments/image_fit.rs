@@ -232,7 +232,7 @@ fn coverage(counts: &[usize]) -> f64 {
 }
 
 /// Checks that a pretrained network was trained on `data`'s file, columns, scale and split.
-fn check_pretrained(dir: &Path, fit: &str, data: &DataSpec) -> Result<()> {
+pub(super) fn check_pretrained(dir: &Path, fit: &str, data: &DataSpec) -> Result<()> {
     let plan = TrainPlan::from_file(&dir.join("config.toml"))
         .map_err(|err| bad(format!("fit {fit} pretrained: {err}")))?;
     let d = &plan.data;

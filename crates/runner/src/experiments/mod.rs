@@ -19,6 +19,9 @@
 //!   untrained network's density, and the cost of each divergence;
 //! - `kind = "classifier"` ([`classifier`]): the digit metric's classifier, trained once on a
 //!   fixed three-way split (training, reference and floor sets) and saved with the results;
+//! - `kind = "inpaint"` ([`inpaint`]): held-out digits completed from part of their pixels by a
+//!   trained network and a grid sampler that keeps the known pixels at their noise level, judged
+//!   by the classifier's accuracy;
 //! - `kind = "toy_zoo"` ([`toy_zoo`]): one noise-conditional network per 2-D toy data set of
 //!   FFJORD's, sampled, with held-out NLL through the ODE, MMD² and (where p is closed form)
 //!   KL(p ‖ p_θ) by quadrature.
@@ -32,6 +35,7 @@ pub mod classifier;
 pub mod density_fit;
 pub mod image_fit;
 pub mod image_likelihood;
+pub mod inpaint;
 pub mod likelihood;
 pub mod noise;
 pub mod samplers;
@@ -68,6 +72,8 @@ pub enum ExperimentFile {
     ToyZoo(toy_zoo::ToyZooExperiment),
     /// The digit metric's classifier on a fixed three-way split.
     Classifier(classifier::ClassifierExperiment),
+    /// Digits completed from part of their pixels.
+    Inpaint(inpaint::InpaintExperiment),
 }
 
 /// What the command line passes to [`run`].
@@ -138,7 +144,8 @@ pub fn check(args: &ExperimentArgs) -> Result<()> {
         | ExperimentFile::ImageLikelihood(_)
         | ExperimentFile::LikelihoodAccuracy(_)
         | ExperimentFile::ToyZoo(_)
-        | ExperimentFile::Classifier(_) => {}
+        | ExperimentFile::Classifier(_)
+        | ExperimentFile::Inpaint(_) => {}
     }
     Ok(())
 }
@@ -171,6 +178,7 @@ pub fn run(args: &ExperimentArgs, stop: &AtomicBool) -> Result<String> {
         ExperimentFile::LikelihoodAccuracy(e) => likelihood::run(e, stop)?,
         ExperimentFile::ToyZoo(e) => toy_zoo::run(e, &models, stop)?,
         ExperimentFile::Classifier(e) => classifier::run(e, &models, stop)?,
+        ExperimentFile::Inpaint(e) => inpaint::run(e, stop)?,
     };
     let Outputs {
         csv,

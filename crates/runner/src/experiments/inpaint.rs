@@ -1,0 +1,406 @@
+//! `kind = "inpaint"`: digits completed from part of their pixels by a trained noise-conditional
+//! network and a diffusion sampler that keeps the known pixels at the right noise level
+//! ([`scorelab_samplers::Inpaint`]; Song et al. 2021, App. I.2), judged by the digit metric's
+//! classifier.
+//!
+//! The images are the floor set of the metric's split ([`super::classifier`]): real digits that
+//! neither the network (checked: it must have been trained on the split's training rows) nor the
+//! classifier saw. Each `[[mask]]` gives every image a 0/1 mask (1 = known):
+//!
+//! - `pattern = "lower_half"`: the lower half of the rows of the square image hidden;
+//! - `pattern = "random"` with `fraction` f and `seed`: round(f·D) pixels hidden, chosen afresh
+//!   for every image by a permutation from `ChaCha8Rng::seed_from_u64(seed)` (the same masks for
+//!   every run seed);
+//! - `csv = "FILE"`: one row of D values 0/1 (an optional header row first), the same for every
+//!   image.
+//!
+//! A mask must keep at least one pixel and hide at least one. For each mask and seed the sampler
+//! (`heun`, `reverse_sde`, `pc` or `ddim`, as in a `scorelab sample` config) starts from its prior
+//! and completes every image; the CSV gives the classifier's accuracy against the true labels on
+//! the completions, on the originals, and on the masked inputs with the hidden pixels set to 0
+//! (the background), and the mean squared error of the completed hidden pixels (model units).
+//!
+//! Writes `NAME.csv` (`mask,seed,images,hidden,accuracy_completed,accuracy_masked,
+//! accuracy_original,mse_hidden`, `hidden` the mean hidden fraction), `NAME_summary.csv` (mean and
+//! sd over seeds) and `NAME_images.csv` (`mask,image,row,x0,…`: for the first seed, the first
+//! `grid_images` images as `masked` (hidden pixels empty), `completed` and `original`, model
+//! units to 4 decimals).
+
+use super::classifier::DigitMetric;
+use super::image_fit::{check_pretrained, MetricSpec};
+use super::shared::{pixel_columns, Outputs};
+use crate::bad;
+use anyhow::Result;
+use ndarray::{Array1, Array2};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use scorelab_pipeline::metrics::mean_sd_cell;
+use scorelab_pipeline::sample::{AnySampler, SamplePlan};
+use scorelab_samplers::{sample, Inpaint, OnGrid, Sampler};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// `kind = "inpaint"` (module docs).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InpaintExperiment {
+    /// One line saying what the experiment shows.
+    pub description: String,
+    /// Seeds: each gives its own prior draws and sampler noise.
+    pub seeds: Vec<u64>,
+    /// The image file: one column per pixel.
+    pub csv: PathBuf,
+    /// Columns that are not pixels (e.g. `["label"]`).
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Pixel values are divided by this (16 for 4-bit digits).
+    pub scale: f64,
+    /// The digit metric's classifier: the split, the labels and the judge.
+    pub metric: MetricSpec,
+    /// A noise-conditional model folder written by `scorelab train` on the split's training rows.
+    pub model: PathBuf,
+    /// The sampler, as in a `scorelab sample` config: `heun`, `reverse_sde`, `pc` or `ddim`.
+    pub sampler: toml::Table,
+    /// Images of the first seed kept in `NAME_images.csv` (default 8).
+    #[serde(default = "default_grid")]
+    pub grid_images: usize,
+    /// The masks.
+    pub mask: Vec<MaskSpec>,
+}
+
+fn default_grid() -> usize {
+    8
+}
+
+/// `[[mask]]`: a named pattern or a file (module docs).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaskSpec {
+    /// Its name in the CSVs.
+    pub name: String,
+    /// `lower_half` or `random`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    /// The hidden fraction of `random`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fraction: Option<f64>,
+    /// The seed of `random`'s masks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// A file with one row of D values 0/1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csv: Option<PathBuf>,
+}
+
+impl MaskSpec {
+    /// Every image's mask, `(n, d)`, checked (module docs).
+    ///
+    /// # Errors
+    /// An input error naming `mask NAME` and the key.
+    pub fn masks(&self, n: usize, d: usize) -> Result<Array2<f64>> {
+        let at = |m: String| bad(format!("mask {}: {m}", self.name));
+        let one = |m: Array1<f64>| -> Result<Array2<f64>> {
+            let known = m.iter().filter(|&&v| v == 1.0).count();
+            if m.len() != d {
+                return Err(at(format!(
+                    "has {} values; give one 0/1 per pixel, {d}",
+                    m.len()
+                ))
+                .into());
+            }
+            if m.iter().any(|&v| v != 0.0 && v != 1.0) {
+                return Err(at("values must be 0 (hidden) or 1 (known)".into()).into());
+            }
+            if known == 0 || known == d {
+                return Err(at(format!(
+                    "hides {} of {d} pixels; keep at least one and hide at least one",
+                    d - known
+                ))
+                .into());
+            }
+            Ok(Array2::from_shape_fn((n, d), |(_, j)| m[j]))
+        };
+        match (self.pattern.as_deref(), &self.csv) {
+            (Some("lower_half"), None) if self.fraction.is_none() && self.seed.is_none() => {
+                let side = (d as f64).sqrt().round() as usize;
+                if side * side != d {
+                    return Err(at(format!("lower_half needs a square image; {d} pixels is not one")).into());
+                }
+                one(Array1::from_shape_fn(d, |j| {
+                    if j / side < side / 2 {
+                        1.0
+                    } else {
+                        0.0
+                    }
+                }))
+            }
+            (Some("random"), None) => {
+                let (Some(f), Some(seed)) = (self.fraction, self.seed) else {
+                    return Err(at("random needs fraction (hidden, e.g. 0.5) and seed".into()).into());
+                };
+                let hidden = (f * d as f64).round() as usize;
+                if !(f > 0.0 && f < 1.0) || hidden == 0 || hidden == d {
+                    return Err(at(format!(
+                        "fraction: {f} of {d} pixels hides {hidden}; give a fraction that keeps at least one pixel and hides at least one"
+                    ))
+                    .into());
+                }
+                let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                let mut m = Array2::ones((n, d));
+                let mut order: Vec<usize> = (0..d).collect();
+                for mut row in m.rows_mut() {
+                    order.shuffle(&mut rng);
+                    for &j in &order[..hidden] {
+                        row[j] = 0.0;
+                    }
+                }
+                Ok(m)
+            }
+            (None, Some(path)) if self.fraction.is_none() && self.seed.is_none() => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| at(format!("csv: cannot read {}: {e}", path.display())))?;
+                let rows: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+                let parse = |l: &str| -> Option<Vec<f64>> {
+                    l.split(',').map(|c| c.trim().parse::<f64>().ok()).collect()
+                };
+                let values: Vec<Vec<f64>> = rows.iter().filter_map(|l| parse(l)).collect();
+                let header = rows.len() - values.len();
+                if values.len() != 1 || header > 1 || (header == 1 && parse(rows[0]).is_some()) {
+                    return Err(at(format!(
+                        "csv: {} must hold one row of {d} values 0/1 (after an optional header); it has {} numeric rows",
+                        path.display(),
+                        values.len()
+                    ))
+                    .into());
+                }
+                one(Array1::from(values[0].clone()))
+            }
+            _ => Err(at(
+                "give pattern = \"lower_half\", pattern = \"random\" with fraction and seed, or csv = \"FILE\" (one row of 0/1 per pixel)".into(),
+            )
+            .into()),
+        }
+    }
+}
+
+/// One completion run's image rows, 4 decimals, hidden cells empty where `mask` is given.
+fn rows_text(
+    name: &str,
+    x: &Array2<f64>,
+    mask: Option<&Array2<f64>>,
+    take: usize,
+    kind: &str,
+) -> String {
+    let mut out = String::new();
+    for (i, r) in x.rows().into_iter().take(take).enumerate() {
+        let cells: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(j, v)| match mask {
+                Some(m) if m[[i, j]] == 0.0 => String::new(),
+                _ => format!("{v:.4}"),
+            })
+            .collect();
+        out.push_str(&format!("{name},{i},{kind},{}\n", cells.join(",")));
+    }
+    out
+}
+
+/// Completes `known` under `mask` with grid sampler `m` on `net`.
+fn complete<M>(
+    m: &M,
+    net: &scorelab_models::F32Noised,
+    known: &Array2<f64>,
+    mask: &Array2<f64>,
+    prior_std: f64,
+    rng: &mut ChaCha8Rng,
+) -> Result<Array2<f64>>
+where
+    M: Sampler<scorelab_models::F32Noised, State = scorelab_samplers::ChainState> + OnGrid + Clone,
+{
+    let (n, d) = known.dim();
+    let inp = Inpaint::new(m.clone(), known.clone(), mask.clone())
+        .map_err(|e| bad(format!("mask: {e}")))?;
+    let x0 = prior_std * scorelab_samplers::standard_normal(n, d, rng);
+    Ok(sample(&inp, net, x0, rng))
+}
+
+/// Runs an inpainting experiment (module docs).
+///
+/// # Errors
+/// An input error for a bad experiment, mask, model or classifier.
+pub fn run(e: &InpaintExperiment, stop: &AtomicBool) -> Result<Outputs> {
+    if e.seeds.is_empty() || e.mask.is_empty() {
+        return Err(bad("seeds and mask: give at least one of each").into());
+    }
+    let columns = pixel_columns(&e.csv, &e.exclude)?;
+    let metric = DigitMetric::load(
+        &e.metric.classifier,
+        "metric.classifier",
+        &e.csv,
+        &columns,
+        e.scale,
+    )?;
+    check_pretrained(&e.model, "model", &metric.split.data())?;
+    let model = scorelab_pipeline::train::TrainedModel::load(&e.model)
+        .map_err(|err| bad(format!("model: {err}")))?;
+    let parts = metric.split.parts()?;
+    let (images, labels) = (&parts.floor.0, &parts.floor.1);
+    let (n, d) = images.dim();
+    let masks: Vec<Array2<f64>> = e
+        .mask
+        .iter()
+        .map(|m| m.masks(n, d))
+        .collect::<Result<_>>()?;
+    for (i, m) in e.mask.iter().enumerate() {
+        if e.mask[..i].iter().any(|o| o.name == m.name) {
+            return Err(bad(format!("mask: name {:?} is used twice", m.name)).into());
+        }
+    }
+    let mut t = toml::Table::new();
+    t.insert("chains".into(), (n as i64).into());
+    t.insert("sampler".into(), e.sampler.clone().into());
+    let file: SamplePlan = toml::Value::Table(t)
+        .try_into()
+        .map_err(|err| bad(format!("sampler: {err}")))?;
+    let plan = file
+        .prepare_with(model.clone())
+        .map_err(|err| bad(format!("sampler: {err}")))?;
+    if !matches!(
+        plan.sampler,
+        AnySampler::Heun(_) | AnySampler::ReverseSde(_) | AnySampler::Pc(_) | AnySampler::Ddim(_)
+    ) {
+        return Err(bad(format!(
+            "sampler.kind: inpainting needs a sampler on a schedule's grid (heun, reverse_sde, pc or ddim), not {:?}",
+            plan.resolved.sampler.kind()
+        ))
+        .into());
+    }
+    let prior_std = plan.sampler.outline().prior_std().unwrap_or(1.0);
+    let net = scorelab_models::F32Noised::new(&model.network)
+        .map_err(|err| bad(format!("model: needs a noise-conditional network: {err}")))?;
+    let original = metric.classifier.accuracy(images.view(), labels);
+    let mut csv = String::from(
+        "mask,seed,images,hidden,accuracy_completed,accuracy_masked,accuracy_original,mse_hidden\n",
+    );
+    let header: Vec<String> = (0..d).map(|j| format!("x{j}")).collect();
+    let mut grid = format!("mask,image,row,{}\n", header.join(","));
+    let mut per: Vec<(String, Vec<[f64; 3]>)> = vec![];
+    let bar = crate::bar(
+        (e.seeds.len() * e.mask.len()) as u64,
+        "{bar:30} {pos}/{len} · {msg} · eta {eta}",
+    );
+    for (si, &seed) in e.seeds.iter().enumerate() {
+        for (spec, mask) in e.mask.iter().zip(&masks) {
+            if stop.load(Ordering::SeqCst) {
+                bar.abandon();
+                return Ok(Outputs::partial(csv));
+            }
+            bar.set_message(format!("{} seed {seed}", spec.name));
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            rng.set_stream(300);
+            let x = match &plan.sampler {
+                AnySampler::Heun(m) => complete(m, &net, images, mask, prior_std, &mut rng)?,
+                AnySampler::ReverseSde(m) => complete(m, &net, images, mask, prior_std, &mut rng)?,
+                AnySampler::Pc(m) => complete(m, &net, images, mask, prior_std, &mut rng)?,
+                AnySampler::Ddim(m) => complete(m, &net, images, mask, prior_std, &mut rng)?,
+                _ => unreachable!("checked before any work"),
+            };
+            let masked = images * mask;
+            let hidden = 1.0 - mask.mean().unwrap_or(0.0);
+            let sq: f64 = ndarray::Zip::from(&x)
+                .and(images)
+                .and(mask)
+                .fold(0.0, |s, &a, &b, &m| s + (1.0 - m) * (a - b).powi(2));
+            let mse = sq / (hidden * (n * d) as f64);
+            let completed = metric.classifier.accuracy(x.view(), labels);
+            let zeroed = metric.classifier.accuracy(masked.view(), labels);
+            csv.push_str(&format!(
+                "{},{seed},{n},{hidden},{completed},{zeroed},{original},{mse}\n",
+                spec.name
+            ));
+            match per.iter_mut().find(|p| p.0 == spec.name) {
+                Some(p) => p.1.push([completed, zeroed, mse]),
+                None => per.push((spec.name.clone(), vec![[completed, zeroed, mse]])),
+            }
+            if si == 0 {
+                let k = e.grid_images.min(n);
+                grid.push_str(&rows_text(&spec.name, &masked, Some(mask), k, "masked"));
+                grid.push_str(&rows_text(&spec.name, &x, None, k, "completed"));
+                grid.push_str(&rows_text(&spec.name, images, None, k, "original"));
+            }
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+    let mut summary = String::from(
+        "mask,seeds,accuracy_completed_mean,accuracy_completed_sd,accuracy_masked,accuracy_original,mse_hidden_mean,mse_hidden_sd\n",
+    );
+    for (m, v) in &per {
+        let (a, b) = mean_sd_cell(&v.iter().map(|r| r[0]).collect::<Vec<_>>());
+        let (c, dd) = mean_sd_cell(&v.iter().map(|r| r[2]).collect::<Vec<_>>());
+        summary.push_str(&format!(
+            "{m},{},{a},{b},{},{original},{c},{dd}\n",
+            v.len(),
+            v[0][1]
+        ));
+    }
+    Ok(Outputs {
+        csv,
+        summary,
+        extra: vec![("images".into(), grid)],
+        interrupted: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(pattern: Option<&str>, fraction: Option<f64>, seed: Option<u64>) -> MaskSpec {
+        MaskSpec {
+            name: "m".into(),
+            pattern: pattern.map(str::to_string),
+            fraction,
+            seed,
+            csv: None,
+        }
+    }
+
+    /// lower_half keeps the upper rows of an 8 × 8 image; random hides exactly round(f·D) pixels
+    /// per image, differently per image and the same for the same seed.
+    #[test]
+    fn masks_follow_their_definitions() {
+        let m = spec(Some("lower_half"), None, None).masks(2, 64).unwrap();
+        assert_eq!(m.sum(), 2.0 * 32.0);
+        assert!((0..32).all(|j| m[[1, j]] == 1.0) && (32..64).all(|j| m[[1, j]] == 0.0));
+        let r = spec(Some("random"), Some(0.5), Some(4))
+            .masks(3, 64)
+            .unwrap();
+        assert!(r.rows().into_iter().all(|row| row.sum() == 32.0));
+        assert_ne!(r.row(0), r.row(1));
+        assert_eq!(
+            r,
+            spec(Some("random"), Some(0.5), Some(4))
+                .masks(3, 64)
+                .unwrap()
+        );
+        for (s, want) in [
+            (spec(Some("random"), Some(1.0), Some(1)), "fraction"),
+            (spec(Some("random"), Some(0.001), Some(1)), "hides 0"),
+            (spec(Some("random"), Some(0.5), None), "fraction (hidden"),
+            (spec(Some("diagonal"), None, None), "lower_half"),
+            (spec(None, None, None), "pattern"),
+        ] {
+            let e = s.masks(1, 64).unwrap_err().to_string();
+            assert!(e.contains("mask m") && e.contains(want), "{want}: {e}");
+        }
+        let e = spec(Some("lower_half"), None, None)
+            .masks(1, 8)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("square"), "{e}");
+    }
+}
