@@ -622,6 +622,46 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
             ),
         );
     }
+    // The toy zoo.
+    {
+        let s = read("toy_zoo_summary.csv")?;
+        let per = read("toy_zoo.csv")?;
+        let mut rows = vec![];
+        for t in s.distinct("toy")? {
+            let g = s.filter("toy", &t)?;
+            let nll = pm(g.f64s("nll_mean")?[0], g.f64s("nll_sd")?[0]);
+            let mmd = pm(g.f64s("mmd2_mean")?[0], g.f64s("mmd2_sd")?[0]);
+            let p = per.filter("toy", &t)?;
+            let truth: Vec<f64> = p
+                .strings("nll_true")?
+                .iter()
+                .filter_map(|c| c.parse::<f64>().ok())
+                .collect();
+            let (nll_true, kl) = if truth.is_empty() {
+                ("—".to_string(), "—".to_string())
+            } else {
+                let (m, sd) = mean_sd(&truth);
+                (pm(m, sd), pm(g.f64s("kl_mean")?[0], g.f64s("kl_sd")?[0]))
+            };
+            v.insert(format!("tz_nll_{t}"), nll.clone());
+            v.insert(format!("tz_kl_{t}"), kl.clone());
+            v.insert(format!("tz_nll_true_{t}"), nll_true.clone());
+            rows.push(vec![t.clone(), nll, nll_true, kl, mmd]);
+        }
+        v.insert(
+            "table_toy_zoo".into(),
+            md(
+                &[
+                    "data set",
+                    "held-out NLL (nats)",
+                    "NLL of the true density",
+                    "KL(p ‖ p_θ) (nats)",
+                    "MMD² to held-out points",
+                ],
+                &rows,
+            ),
+        );
+    }
     // Digits.
     {
         let s = read("digits_summary.csv")?;

@@ -146,6 +146,10 @@ pub struct TrainConfig {
     pub batch: usize,
     /// Adam's learning rate.
     pub lr: f64,
+    /// With `Some(lr_final)`, the learning rate decays from `lr` to `lr_final` along a half
+    /// cosine over the steps ([`TrainConfig::lr_at`], Loshchilov & Hutter 2017, without
+    /// restarts); `None` keeps it at `lr`.
+    pub lr_final: Option<f64>,
     /// EMA decay γ ∈ [0, 1); 0 turns the average off.
     pub ema: f64,
     /// Points in the held-out batch (density data).
@@ -155,6 +159,28 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
+    /// The learning rate of step `k` (0-based) of `steps`: `lr`, or with `lr_final` the half
+    /// cosine lr_final + (lr − lr_final)(1 + cos(π k/steps))/2, from `lr` at k = 0 down to
+    /// `lr_final` at k = `steps`.
+    ///
+    /// # Examples
+    /// ```
+    /// use scorelab_objectives::training::TrainConfig;
+    /// let c = TrainConfig { steps: 100, batch: 8, lr: 1e-2, lr_final: Some(1e-4), ema: 0.0, val_batch: 2, eval_batch: 2 };
+    /// assert_eq!(c.lr_at(0), 1e-2);
+    /// assert!((c.lr_at(50) - (1e-4 + 0.5 * (1e-2 - 1e-4))).abs() < 1e-15);
+    /// assert!((c.lr_at(100) - 1e-4).abs() < 1e-15);
+    /// ```
+    pub fn lr_at(&self, k: u64) -> f64 {
+        match self.lr_final {
+            None => self.lr,
+            Some(f) => {
+                let t = (k.min(self.steps) as f64) / self.steps as f64;
+                f + (self.lr - f) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
+            }
+        }
+    }
+
     /// Checks every field: at least one step and one point per step, a positive finite learning
     /// rate, an EMA decay in [0, 1), and at least two points in each evaluation batch.
     /// [`Trainer::new`] calls it.
@@ -162,7 +188,7 @@ impl TrainConfig {
     /// # Examples
     /// ```
     /// use scorelab_objectives::training::TrainConfig;
-    /// let mut c = TrainConfig { steps: 10, batch: 64, lr: 1e-3, ema: 0.0, val_batch: 256, eval_batch: 256 };
+    /// let mut c = TrainConfig { steps: 10, batch: 64, lr: 1e-3, lr_final: None, ema: 0.0, val_batch: 256, eval_batch: 256 };
     /// assert!(c.validate().is_ok());
     /// c.batch = 0;
     /// assert_eq!(c.validate().unwrap_err().to_string(), "batch: must be at least 1");
@@ -183,6 +209,14 @@ impl TrainConfig {
                 "lr",
                 format!("must be positive and finite, got {}", self.lr),
             ));
+        }
+        if let Some(f) = self.lr_final {
+            if !(f > 0.0 && f <= self.lr) {
+                return Err(ParamError::invalid(
+                    "lr_final",
+                    format!("must be positive and at most lr = {}, got {f}", self.lr),
+                ));
+            }
         }
         if !(0.0..1.0).contains(&self.ema) {
             return Err(ParamError::invalid(
@@ -303,7 +337,7 @@ const EVAL_CHUNK: usize = 512;
 /// use scorelab_objectives::training::{TrainConfig, TrainData, Trainer};
 /// let net = Network::Mlp(Mlp::new(2, &[16], Activation::Softplus, 0)?);
 /// let data = TrainData::Density(Box::new(AnyDensity::from(Gaussian::standard(2))));
-/// let cfg = TrainConfig { steps: 200, batch: 64, lr: 1e-2, ema: 0.0, val_batch: 256, eval_batch: 1024 };
+/// let cfg = TrainConfig { steps: 200, batch: 64, lr: 1e-2, lr_final: None, ema: 0.0, val_batch: 256, eval_batch: 1024 };
 /// let mut t = Trainer::new(net, Objective::Ism { trace: TraceMethod::Structured }, data, cfg, 1)?;
 /// let before = t.evaluate().relative_fisher.unwrap();
 /// while t.step() < 200 { t.train_step()?; }
@@ -510,6 +544,11 @@ impl Trainer {
     /// # Errors
     /// [`TrainError::NonFinite`] if the loss or a gradient is not finite; the step is not applied.
     pub fn train_step(&mut self) -> Result<f64, TrainError> {
+        if self.cfg.lr_final.is_some() {
+            self.adam
+                .set_lr(self.cfg.lr_at(self.step))
+                .map_err(|e| TrainError::Setup(format!("train.{e}")))?;
+        }
         let (x, target) = self.draw_batch();
         let noise = Noise::draw(&self.objective, x.nrows(), x.ncols(), &mut self.rng);
         let target = target.as_ref().map(|t| t.view());
@@ -527,7 +566,7 @@ impl Trainer {
                     step: self.step + 1,
                     last_good: self.step,
                     value,
-                    lr: self.cfg.lr,
+                    lr: self.cfg.lr_at(self.step),
                 })
             }
         };
@@ -725,6 +764,7 @@ mod tests {
             steps: 1,
             batch: 400,
             lr: 1e-3,
+            lr_final: None,
             ema: 0.0,
             val_batch: 8,
             eval_batch: 8,
@@ -746,5 +786,60 @@ mod tests {
             assert!(x.column(1).iter().all(|v| v.fract() == 0.5));
         }
         assert_ne!(a.column(0), b.column(0));
+    }
+
+    /// With `lr_final`, step k runs at the half-cosine rate lr_at(k) (checked on Adam after each
+    /// step against the closed form) and reaches `lr_final` at k = steps; an `lr_final` above
+    /// `lr` or not positive is refused by name.
+    #[test]
+    fn the_cosine_schedule_sets_every_steps_rate() {
+        let train = Array2::from_shape_fn((40, 2), |(i, j)| (i as f64 * 0.3 + j as f64).sin());
+        let data = || TrainData::Points {
+            train: train.clone(),
+            val: train.slice(ndarray::s![..5, ..]).to_owned(),
+            noise: 0.0,
+            dequantize: None,
+        };
+        let net = || Network::Mlp(Mlp::new(2, &[4], Activation::Tanh, 1).unwrap());
+        let objective = || Objective::Ism {
+            trace: scorelab_models::TraceMethod::Structured,
+        };
+        let cfg = TrainConfig {
+            steps: 8,
+            batch: 16,
+            lr: 1e-2,
+            lr_final: Some(1e-4),
+            ema: 0.0,
+            val_batch: 8,
+            eval_batch: 8,
+        };
+        let mut t = Trainer::new(net(), objective(), data(), cfg.clone(), 3).unwrap();
+        for k in 0..8u64 {
+            t.train_step().unwrap();
+            let want =
+                1e-4 + (1e-2 - 1e-4) * 0.5 * (1.0 + (std::f64::consts::PI * k as f64 / 8.0).cos());
+            assert!(
+                (t.adam.lr() - want).abs() < 1e-15,
+                "step {k}: {} vs {want}",
+                t.adam.lr()
+            );
+        }
+        assert!((cfg.lr_at(8) - 1e-4).abs() < 1e-18 && cfg.lr_at(99) == cfg.lr_at(8));
+        for (f, want) in [(Some(2e-2), "lr_final"), (Some(0.0), "lr_final")] {
+            let bad = TrainConfig {
+                lr_final: f,
+                ..cfg.clone()
+            };
+            let e = bad.validate().unwrap_err().to_string();
+            assert!(e.contains(want), "{e}");
+        }
+        assert_eq!(
+            TrainConfig {
+                lr_final: None,
+                ..cfg
+            }
+            .lr_at(5),
+            1e-2
+        );
     }
 }

@@ -25,6 +25,7 @@ fn cfg(steps: u64, lr: f64) -> TrainConfig {
         steps,
         batch: 128,
         lr,
+        lr_final: None,
         ema: 0.0,
         val_batch: 512,
         eval_batch: 4096,

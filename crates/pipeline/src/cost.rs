@@ -202,6 +202,7 @@ pub fn check_size(
         steps: 1,
         batch,
         lr: 1e-3,
+        lr_final: None,
         ema: 0.0,
         val_batch: 0,
         eval_batch: 0,

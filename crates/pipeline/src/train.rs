@@ -847,6 +847,7 @@ impl TrainSettings {
             steps: r.steps,
             batch: r.batch,
             lr: r.lr,
+            lr_final: r.lr_final,
             ema: r.ema,
             val_batch: r.val_batch,
             eval_batch: r.eval_batch,
@@ -890,6 +891,10 @@ pub struct TrainSettingsRaw {
     /// Adam's learning rate (default 1e-3).
     #[serde(default = "default_lr")]
     pub lr: f64,
+    /// Cosine decay of the learning rate from `lr` to `lr_final` over the steps (default none:
+    /// constant).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lr_final: Option<f64>,
     /// Steps between evaluations (default 100).
     #[serde(default = "default_eval_every")]
     pub eval_every: u64,
@@ -910,6 +915,7 @@ impl Default for TrainSettingsRaw {
             steps: default_steps(),
             batch: default_batch(),
             lr: default_lr(),
+            lr_final: None,
             eval_every: default_eval_every(),
             ema: 0.0,
             val_batch: default_val_batch(),

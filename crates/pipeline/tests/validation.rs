@@ -39,6 +39,7 @@ fn objectives_refuse_invalid_parameters_in_their_constructors() {
         steps: 10,
         batch: 8,
         lr: 1e-3,
+        lr_final: None,
         ema: 0.0,
         val_batch: 16,
         eval_batch: 16,

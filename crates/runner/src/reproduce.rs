@@ -40,6 +40,7 @@ pub const EXPERIMENTS: &[&str] = &[
     "digits_classifier",
     "digits",
     "digits_inpaint",
+    "toy_zoo",
 ];
 
 /// What the command line passes to [`run`].

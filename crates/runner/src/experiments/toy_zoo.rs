@@ -39,7 +39,7 @@ use scorelab_pipeline::likelihood::{Estimation, LikelihoodPlan};
 use scorelab_pipeline::metrics::{finite_rows, mean_sd_cell};
 use scorelab_pipeline::observe::stopper;
 use scorelab_pipeline::sample::SamplePlan;
-use scorelab_pipeline::train::{DataSpec, TrainPlan};
+use scorelab_pipeline::train::{DataSpec, TrainPlan, TrainedModel};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -268,6 +268,49 @@ pub fn run(e: &ToyZooExperiment, models: &Path, stop: &AtomicBool) -> Result<Out
             scorelab_eval::median_bandwidth(h, h)
         })
         .collect();
+    // Every network first, as many at a time as the machine has cores, each on one thread (a 2-D
+    // network's step is too small to keep two cores busy); each run is deterministic on its own,
+    // so the results do not depend on the order.
+    let jobs: Vec<(u64, Toy)> = e
+        .seeds
+        .iter()
+        .flat_map(|&seed| toys.iter().map(move |&t| (seed, t)))
+        .collect();
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let train_bar = crate::bar(
+        jobs.len() as u64,
+        "training {bar:30} {pos}/{len} · eta {eta}",
+    );
+    let mut trained = Vec::with_capacity(jobs.len());
+    for chunk in jobs.chunks(workers.max(1)) {
+        let results: Vec<Result<(TrainedModel, f64)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = chunk
+                .iter()
+                .map(|&(seed, toy)| {
+                    let plan = plan_for(seed, toy);
+                    let dir = models.join(format!("{}_seed{seed}", toy.name()));
+                    scope.spawn(move || -> Result<(TrainedModel, f64)> {
+                        // Its own one-thread pool: the steps are small enough to run on one
+                        // thread (as they would alone), and the workers do not share one.
+                        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
+                        let started = std::time::Instant::now();
+                        let m = pool.install(|| train_into(&plan?, &dir, stop))?;
+                        Ok((m, started.elapsed().as_secs_f64()))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a training thread panicked"))
+                .collect()
+        });
+        for r in results {
+            trained.push(r?);
+            train_bar.inc(1);
+        }
+    }
+    train_bar.finish_and_clear();
+    let mut trained = trained.into_iter();
     for (si, &seed) in e.seeds.iter().enumerate() {
         for (ti, &toy) in toys.iter().enumerate() {
             if stop.load(Ordering::SeqCst) {
@@ -276,16 +319,8 @@ pub fn run(e: &ToyZooExperiment, models: &Path, stop: &AtomicBool) -> Result<Out
             }
             let name = toy.name();
             bar.set_message(format!("{name} seed {seed}"));
-            let started = std::time::Instant::now();
-            let model = train_into(
-                &plan_for(seed, toy)?,
-                &models.join(format!("{name}_seed{seed}")),
-                stop,
-            )?;
-            timing.push_str(&format!(
-                "train,{name},{seed},{:.3}\n",
-                started.elapsed().as_secs_f64()
-            ));
+            let (model, seconds) = trained.next().expect("one network per toy and seed");
+            timing.push_str(&format!("train,{name},{seed},{seconds:.3}\n"));
             let started = std::time::Instant::now();
             let sampling = sample_plan(seed)?
                 .prepare_with(model.clone())
