@@ -1498,24 +1498,7 @@ fn digits(results: &Path, stem: &Path) -> Result<()> {
             for (i, im) in p.images.iter().enumerate() {
                 let gx = x0 + (i % per_row) as i32 * (img + gap);
                 let gy = top + (i / per_row) as i32 * (img + gap);
-                for (j, v) in im.iter().enumerate() {
-                    let v = if v.is_finite() {
-                        v.clamp(0.0, 1.0)
-                    } else {
-                        0.0
-                    };
-                    let g = (255.0 * (1.0 - v)).round() as u8;
-                    let px = gx + (j % side) as i32 * cell;
-                    let py = gy + (j / side) as i32 * cell;
-                    root.draw(&Rectangle::new(
-                        [(px, py), (px + cell, py + cell)],
-                        RGBColor(g, g, g).filled(),
-                    ))?;
-                }
-                root.draw(&Rectangle::new(
-                    [(gx, gy), (gx + img, gy + img)],
-                    RGBColor(180, 180, 180).stroke_width(1),
-                ))?;
+                draw_image(&root, (gx, gy), im, side, cell, RGBColor(255, 255, 255))?;
             }
         }
     })
@@ -1594,24 +1577,7 @@ fn digits_inpaint(results: &Path, stem: &Path) -> Result<()> {
                 for (i, im) in images.iter().enumerate() {
                     let gx = x0 + i as i32 * (img + gap);
                     let gy = top + r as i32 * (img + gap);
-                    for (j, v) in im.iter().enumerate() {
-                        let colour = if v.is_finite() {
-                            let g = (255.0 * (1.0 - v.clamp(0.0, 1.0))).round() as u8;
-                            RGBColor(g, g, g)
-                        } else {
-                            RGBColor(230, 159, 0)
-                        };
-                        let px = gx + (j % side) as i32 * cell;
-                        let py = gy + (j / side) as i32 * cell;
-                        root.draw(&Rectangle::new(
-                            [(px, py), (px + cell, py + cell)],
-                            colour.filled(),
-                        ))?;
-                    }
-                    root.draw(&Rectangle::new(
-                        [(gx, gy), (gx + img, gy + img)],
-                        RGBColor(180, 180, 180).stroke_width(1),
-                    ))?;
+                    draw_image(&root, (gx, gy), im, side, cell, RGBColor(230, 159, 0))?;
                 }
             }
         }
@@ -1733,4 +1699,39 @@ fn toy_zoo(results: &Path, stem: &Path) -> Result<()> {
             }
         }
     })
+}
+
+/// One side × side image at (gx, gy), `cell` figure pixels per image pixel, values clipped to
+/// [0, 1] (ink dark), a non-finite pixel in `missing`, with a light frame.
+fn draw_image<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    (gx, gy): (i32, i32),
+    im: &[f64],
+    side: usize,
+    cell: i32,
+    missing: RGBColor,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    for (j, v) in im.iter().enumerate() {
+        let colour = if v.is_finite() {
+            let g = (255.0 * (1.0 - v.clamp(0.0, 1.0))).round() as u8;
+            RGBColor(g, g, g)
+        } else {
+            missing
+        };
+        let px = gx + (j % side) as i32 * cell;
+        let py = gy + (j / side) as i32 * cell;
+        root.draw(&Rectangle::new(
+            [(px, py), (px + cell, py + cell)],
+            colour.filled(),
+        ))?;
+    }
+    let img = side as i32 * cell;
+    root.draw(&Rectangle::new(
+        [(gx, gy), (gx + img, gy + img)],
+        RGBColor(180, 180, 180).stroke_width(1),
+    ))?;
+    Ok(())
 }

@@ -59,6 +59,24 @@ fn column(csv: &str, method: &str, col: &str) -> Vec<f64> {
         .collect()
 }
 
+/// `experiment --config CONFIG` run twice, into `r1` and `r2`: each of `files` is the same, byte
+/// for byte.
+fn runs_twice_identically(d: &Path, config: &str, files: &[&str]) {
+    for r in ["r1", "r2"] {
+        ok(&scorelab(
+            &["experiment", "--config", config, "--results", r],
+            d,
+        ));
+    }
+    for f in files {
+        assert_eq!(
+            fs::read(d.join("r1").join(f)).unwrap(),
+            fs::read(d.join("r2").join(f)).unwrap(),
+            "{f} differs between reruns"
+        );
+    }
+}
+
 /// `experiment` on the config text `case` (as `bad.toml`): exit 2, the message contains `want`,
 /// and nothing is written.
 fn refused_experiment(d: &Path, case: &str, want: &str) {
@@ -310,19 +328,11 @@ fn an_image_likelihood_reruns_byte_for_byte_and_refuses_bad_input_by_name() {
     let d = dir.path();
     fs::write(d.join("img.csv"), levels_csv(false)).unwrap();
     fs::write(d.join("il.toml"), IMAGE_LIKELIHOOD).unwrap();
-    for r in ["r1", "r2"] {
-        ok(&scorelab(
-            &["experiment", "--config", "il.toml", "--results", r],
-            d,
-        ));
-    }
-    for f in ["il.csv", "il_summary.csv", "il_paired.csv", "il_images.csv"] {
-        assert_eq!(
-            fs::read(d.join("r1").join(f)).unwrap(),
-            fs::read(d.join("r2").join(f)).unwrap(),
-            "{f} differs between reruns"
-        );
-    }
+    runs_twice_identically(
+        d,
+        "il.toml",
+        &["il.csv", "il_summary.csv", "il_paired.csv", "il_images.csv"],
+    );
     let csv = fs::read_to_string(d.join("r1/il.csv")).unwrap();
     // 17 levels, nothing learnt: log₂ 17 bits per pixel.
     let uniform = column(&csv, "uniform", "bits_per_dim")[0];
@@ -399,24 +409,16 @@ fn a_toy_zoo_reruns_byte_for_byte_and_its_kl_matches_the_nll_gap() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     fs::write(d.join("tz.toml"), TOY_ZOO).unwrap();
-    for r in ["r1", "r2"] {
-        ok(&scorelab(
-            &["experiment", "--config", "tz.toml", "--results", r],
-            d,
-        ));
-    }
-    for f in [
-        "tz.csv",
-        "tz_summary.csv",
-        "tz_samples.csv",
-        "tz_density.csv",
-    ] {
-        assert_eq!(
-            fs::read(d.join("r1").join(f)).unwrap(),
-            fs::read(d.join("r2").join(f)).unwrap(),
-            "{f} differs between reruns"
-        );
-    }
+    runs_twice_identically(
+        d,
+        "tz.toml",
+        &[
+            "tz.csv",
+            "tz_summary.csv",
+            "tz_samples.csv",
+            "tz_density.csv",
+        ],
+    );
     let csv = fs::read_to_string(d.join("r1/tz.csv")).unwrap();
     for toy in ["8gaussians", "checkerboard"] {
         let [nll, se, truth, kl, change] =
@@ -561,25 +563,17 @@ fn the_digit_metric_judges_samples_against_its_floor_and_refuses_mismatches() {
     );
     assert!(column(&acc, "floor", "accuracy")[0] > 0.9, "{acc}");
     fs::write(d.join("img.toml"), METRIC_FIT).unwrap();
-    for r in ["r1", "r2"] {
-        ok(&scorelab(
-            &["experiment", "--config", "img.toml", "--results", r],
-            d,
-        ));
-    }
-    for f in [
-        "img.csv",
-        "img_summary.csv",
-        "img_samples.csv",
-        "img_classes.csv",
-        "img_frechet_bias.csv",
-    ] {
-        assert_eq!(
-            fs::read(d.join("r1").join(f)).unwrap(),
-            fs::read(d.join("r2").join(f)).unwrap(),
-            "{f} differs between reruns"
-        );
-    }
+    runs_twice_identically(
+        d,
+        "img.toml",
+        &[
+            "img.csv",
+            "img_summary.csv",
+            "img_samples.csv",
+            "img_classes.csv",
+            "img_frechet_bias.csv",
+        ],
+    );
     let csv = fs::read_to_string(d.join("r1/img.csv")).unwrap();
     let floor = column(&csv, "real_digits", "frechet");
     let noise = column(&csv, "uniform_noise", "frechet");
@@ -685,19 +679,11 @@ fn inpainting_keeps_the_known_pixels_and_refuses_bad_masks() {
     metric_setup(d);
     fs::write(d.join("mask.csv"), "a,b,c,d\n1,0,0,1\n").unwrap();
     fs::write(d.join("inp.toml"), INPAINT).unwrap();
-    for r in ["r1", "r2"] {
-        ok(&scorelab(
-            &["experiment", "--config", "inp.toml", "--results", r],
-            d,
-        ));
-    }
-    for f in ["inp.csv", "inp_summary.csv", "inp_images.csv"] {
-        assert_eq!(
-            fs::read(d.join("r1").join(f)).unwrap(),
-            fs::read(d.join("r2").join(f)).unwrap(),
-            "{f} differs between reruns"
-        );
-    }
+    runs_twice_identically(
+        d,
+        "inp.toml",
+        &["inp.csv", "inp_summary.csv", "inp_images.csv"],
+    );
     let csv = fs::read_to_string(d.join("r1/inp.csv")).unwrap();
     for m in ["lower", "rand", "file"] {
         let a = column(&csv, m, "accuracy_completed");
