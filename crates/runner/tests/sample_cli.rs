@@ -579,8 +579,8 @@ fn diffusion_samplers_and_schedules_run_and_refuse_bad_input() {
 
 /// `eval --density` with a toy data set: against its fixed held-out points, the toy's own draws
 /// have an MMD² within 4 standard errors of 0 (a miss has probability about 6e-5 for a correct
-/// reference) and another toy's draws (moons) one above 5 of them; an unknown name is refused by name
-/// with nothing written.
+/// reference) and another toy's draws (moons) one above 5 of them; an unknown name and samples that
+/// are not 2-D are refused by name with nothing written.
 #[test]
 fn eval_compares_with_a_toy_data_sets_held_out_points() {
     use rand::SeedableRng;
@@ -646,4 +646,24 @@ fn eval_compares_with_a_toy_data_sets_held_out_points() {
         d,
     );
     refused(&out, "toy", d, &["c.csv"]);
+    // A toy is 2-D: samples of another dimension are refused, naming both.
+    fs::write(d.join("s3.csv"), "x0,x1,x2\n0,0,0\n1,1,1\n2,0,1\n").unwrap();
+    let out = scorelab(
+        &[
+            "eval",
+            "--samples",
+            "s3.csv",
+            "--density",
+            "t.toml",
+            "--out",
+            "e.csv",
+        ],
+        d,
+    );
+    refused(
+        &out,
+        "3-dimensional but the target is 2-dimensional",
+        d,
+        &["e.csv"],
+    );
 }
