@@ -105,7 +105,8 @@ pub fn write_paper(results: &Path, template: &Path, out: &Path) -> Result<()> {
     write_atomic(out, rendered.as_bytes())
 }
 
-/// The paper rendered from `template` with the values of `results`, written nowhere.
+/// The paper rendered from `template` with the values of `results`, written nowhere; a comment
+/// that opens the template (`<!-- … -->`, its note to editors) is left out.
 ///
 /// # Errors
 /// As [`write_paper`].
@@ -113,7 +114,23 @@ pub fn render_paper(results: &Path, template: &Path) -> Result<String> {
     let text = std::fs::read_to_string(template)
         .with_context(|| format!("cannot read {}", template.display()))?;
     let values = paper::values(results)?;
-    paper::render(&text, &values).with_context(|| format!("template {}", template.display()))
+    paper::render(without_editor_note(&text), &values)
+        .with_context(|| format!("template {}", template.display()))
+}
+
+/// `text` without a comment that opens it (`<!-- … -->` and the line breaks after it): a
+/// template's note to its editors.
+///
+/// ```
+/// use scorelab_figures::without_editor_note;
+/// assert_eq!(without_editor_note("<!-- edit me -->\n\n# Title\n"), "# Title\n");
+/// assert_eq!(without_editor_note("# Title <!-- kept -->\n"), "# Title <!-- kept -->\n");
+/// ```
+pub fn without_editor_note(text: &str) -> &str {
+    match text.strip_prefix("<!--").and_then(|t| t.split_once("-->")) {
+        Some((_, after)) => after.trim_start_matches('\n'),
+        None => text,
+    }
 }
 
 /// The markers of the generated block in the README.

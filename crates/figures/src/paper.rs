@@ -127,10 +127,19 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
             let idx: Vec<usize> = (0..all.len()).filter(|&i| &all[i] == d).collect();
             let zmax = idx.iter().map(|&i| z[i].abs()).fold(0.0, f64::max);
             let gmax = idx.iter().map(|&i| g[i]).fold(0.0, f64::max);
+            // C differs between the cases of one density (its dimension, its parameters): every
+            // distinct value, in the order of the cases.
+            let mut cs: Vec<String> = vec![];
+            for &i in &idx {
+                let c = sig(c[i], 4);
+                if !cs.contains(&c) {
+                    cs.push(c);
+                }
+            }
             rows.push(vec![
                 d.clone(),
                 idx.len().to_string(),
-                sig(c[idx[0]], 4),
+                cs.join(", "),
                 sig(zmax, 2),
                 sig(gmax, 2),
             ]);
@@ -141,7 +150,7 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
                 &[
                     "density",
                     "cases",
-                    "C",
+                    "C (each distinct value)",
                     "max |z|",
                     "max θ-gradient rel. diff.",
                 ],
@@ -149,6 +158,22 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
             ),
         );
         v.insert("eq_cases".into(), all.len().to_string());
+        // The θ-gradients: equal where p vanishes at infinity; on the half-normal the boundary
+        // term p(0)s_θ(0) depends on θ, so they must differ.
+        let grad_max = |keep: &dyn Fn(&str) -> bool| {
+            (0..all.len())
+                .filter(|&i| keep(&all[i]))
+                .map(|i| g[i])
+                .fold(0.0, f64::max)
+        };
+        v.insert(
+            "eq_grad_max_smooth".into(),
+            sig(grad_max(&|d| d != "half_normal"), 2),
+        );
+        v.insert(
+            "eq_grad_half_normal".into(),
+            sig(grad_max(&|d| d == "half_normal"), 2),
+        );
         v.insert(
             "eq_max_z".into(),
             sig(z.iter().map(|a| a.abs()).fold(0.0, f64::max), 2),
@@ -608,6 +633,15 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
         );
         // Paired by seed: ISM minus KDE.
         let per = read("old_faithful.csv")?;
+        // The quadrature's own error estimate: the largest change of log Z when the panels are
+        // halved, over every energy model and seed.
+        let change = per
+            .strings("log_z_change")?
+            .iter()
+            .filter_map(|c| c.parse::<f64>().ok())
+            .map(f64::abs)
+            .fold(0.0, f64::max);
+        v.insert("of_log_z_change_max".into(), sig(change, 2));
         let ism = per.filter("method", "ism")?.f64s("heldout_ll")?;
         let kde = per.filter("method", "kde_scott")?.f64s("heldout_ll")?;
         let diff: Vec<f64> = ism.iter().zip(&kde).map(|(a, b)| a - b).collect();
