@@ -14,6 +14,7 @@
 //! assert!(names.contains(&"equivalence"));
 //! ```
 
+pub mod checks;
 mod figs;
 pub mod paper;
 mod plot;
@@ -96,12 +97,14 @@ fn tmp_png(stem: &Path) -> PathBuf {
 }
 
 /// Renders the paper template at `template` with the values of the CSVs in `results`
-/// ([`paper::values`]) and writes it to `out` atomically.
+/// ([`paper::values`]) and writes it to `out` atomically; `strict` refuses a template whose
+/// checks fail ([`checks`]), `false` marks them in place ([`paper::render_with`]).
 ///
 /// # Errors
-/// If the template cannot be read, names a value no file gives, or `out` cannot be written.
-pub fn write_paper(results: &Path, template: &Path, out: &Path) -> Result<()> {
-    let rendered = render_paper(results, template)?;
+/// If the template cannot be read, names a value no file gives or (strict) a failing check, or
+/// `out` cannot be written.
+pub fn write_paper(results: &Path, template: &Path, out: &Path, strict: bool) -> Result<()> {
+    let rendered = render_paper(results, template, strict)?;
     write_atomic(out, rendered.as_bytes())
 }
 
@@ -110,11 +113,11 @@ pub fn write_paper(results: &Path, template: &Path, out: &Path) -> Result<()> {
 ///
 /// # Errors
 /// As [`write_paper`].
-pub fn render_paper(results: &Path, template: &Path) -> Result<String> {
+pub fn render_paper(results: &Path, template: &Path, strict: bool) -> Result<String> {
     let text = std::fs::read_to_string(template)
         .with_context(|| format!("cannot read {}", template.display()))?;
     let values = paper::values(results)?;
-    paper::render(without_editor_note(&text), &values)
+    paper::render_with(without_editor_note(&text), &values, strict)
         .with_context(|| format!("template {}", template.display()))
 }
 

@@ -46,15 +46,30 @@ pub fn pm(m: f64, sd: f64) -> String {
     format!("{m:.decimals$} ± {sd:.decimals$}")
 }
 
-/// Substitutes every `{{name}}` of `template` by its value.
+/// Substitutes every `{{name}}` of `template` by its value; `{{check:NAME}}` by the numbers of a
+/// passing check ([`crate::checks`]).
 ///
 /// # Errors
-/// If the template names a value that `values` does not have (all such names are listed), or a
-/// `{{` is not closed.
+/// If the template names a check that fails (all such checks are listed with their numbers), a
+/// value that `values` does not have (all such names are listed), or a `{{` is not closed.
 pub fn render(template: &str, values: &BTreeMap<String, String>) -> Result<String> {
+    render_with(template, values, true)
+}
+
+/// [`render`], or with `strict = false` a failing check rendered in place as a marked note
+/// (`reproduce --quick`, whose reduced runs are not the paper's results) instead of refused.
+///
+/// # Errors
+/// As [`render`] (failing checks only when `strict`).
+pub fn render_with(
+    template: &str,
+    values: &BTreeMap<String, String>,
+    strict: bool,
+) -> Result<String> {
     let mut out = String::with_capacity(template.len() * 2);
     let mut rest = template;
     let mut unknown = vec![];
+    let mut failures = vec![];
     while let Some(i) = rest.find("{{") {
         out.push_str(&rest[..i]);
         let after = &rest[i + 2..];
@@ -65,13 +80,25 @@ pub fn render(template: &str, values: &BTreeMap<String, String>) -> Result<Strin
             );
         };
         let name = after[..j].trim();
-        match values.get(name) {
-            Some(v) => out.push_str(v),
-            None => unknown.push(name.to_string()),
+        let failed = name.strip_prefix("check:").and_then(|c| {
+            values
+                .get(&format!("{}{c}", crate::checks::FAILED))
+                .map(|n| (c, n))
+        });
+        match (values.get(name), failed) {
+            (Some(v), _) => out.push_str(v),
+            (None, Some((c, numbers))) if !strict => out.push_str(&format!(
+                "**[check {c} fails in these results: {numbers}]**"
+            )),
+            (None, Some((c, numbers))) => failures.push(format!("check {c} fails: {numbers}")),
+            (None, None) => unknown.push(name.to_string()),
         }
         rest = &after[j + 2..];
     }
     out.push_str(rest);
+    if !failures.is_empty() {
+        bail!("the results contradict the text: {}", failures.join("; "));
+    }
     if !unknown.is_empty() {
         bail!(
             "the template names values no result file gives: {}",
@@ -112,7 +139,7 @@ fn one(t: &Table, key: &str, value: &str, col: &str) -> Result<f64> {
 /// # Errors
 /// If a file the paper needs is missing or malformed (the message names it).
 pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
-    let mut v = BTreeMap::new();
+    let mut v = crate::checks::values(results);
     let read = |name: &str| Table::read(&results.join(name));
     // The equivalence audit.
     {

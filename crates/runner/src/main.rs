@@ -250,7 +250,7 @@ fn paper_cmd(
     }
     scorelab_pipeline::files::check_distinct(&outputs, &inputs)?;
     // Everything is rendered (and every marker found) before anything is written.
-    let paper = scorelab_figures::render_paper(results, template).map_err(input)?;
+    let paper = scorelab_figures::render_paper(results, template, true).map_err(input)?;
     let readme_text = match readme {
         Some(r) => scorelab_figures::render_readme_headline(results, headline, r).map_err(input)?,
         None => None,

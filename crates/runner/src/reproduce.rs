@@ -226,7 +226,14 @@ pub fn run(
                 Some(dir) => dir.join("paper.md"),
                 None => PathBuf::from("paper/paper.md"),
             };
-            scorelab_figures::write_paper(&results, Path::new("paper/paper.template.md"), &out)?;
+            // A quick run's reduced results are not the paper's: a claim they contradict is
+            // marked in its paper.md instead of stopping the run.
+            scorelab_figures::write_paper(
+                &results,
+                Path::new("paper/paper.template.md"),
+                &out,
+                !args.quick,
+            )?;
             if args.out.is_none() {
                 scorelab_figures::write_readme_headline(
                     &results,

@@ -1,0 +1,258 @@
+//! Claims as code: every comparison the paper makes is a named check over the files in
+//! `results/`, which returns whether it holds and the numbers it compared. The template names a
+//! check as `{{check:NAME}}`; [`crate::paper::render`] writes its numbers there, and refuses to
+//! render (naming the check and its numbers) when it fails, so a sentence cannot claim what the
+//! results do not show.
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! let mut v = BTreeMap::new();
+//! scorelab_figures::checks::insert(&mut v, "demo", Ok(scorelab_figures::checks::Outcome {
+//!     pass: false,
+//!     numbers: "3 against 2".into(),
+//! }));
+//! let e = scorelab_figures::paper::render("x {{check:demo}}", &v).unwrap_err().to_string();
+//! assert!(e.contains("check demo fails: 3 against 2"));
+//! ```
+
+use crate::paper::sig;
+use crate::table::Table;
+use anyhow::Result;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// What a check found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// Whether the claim holds.
+    pub pass: bool,
+    /// The numbers it compared, as the paper shows them.
+    pub numbers: String,
+}
+
+/// A named check.
+pub struct Check {
+    /// Its name in the template.
+    pub name: &'static str,
+    /// The claim, in words.
+    pub claim: &'static str,
+    /// The check itself, over a results folder.
+    pub run: fn(&Path) -> Result<Outcome>,
+}
+
+/// The key a failed check's numbers are kept under in the values map.
+pub(crate) const FAILED: &str = "check_failed:";
+
+/// Records a check's outcome in the values map: `check:NAME` for a pass, `check_failed:NAME`
+/// for a failure (rendering it is refused). An error (a missing file) is a failure too.
+pub fn insert(v: &mut BTreeMap<String, String>, name: &str, outcome: Result<Outcome>) {
+    match outcome {
+        Ok(o) if o.pass => {
+            v.insert(format!("check:{name}"), o.numbers);
+        }
+        Ok(o) => {
+            v.insert(format!("{FAILED}{name}"), o.numbers);
+        }
+        Err(e) => {
+            v.insert(format!("{FAILED}{name}"), format!("{e:#}"));
+        }
+    }
+}
+
+/// Every check's outcome on `results`.
+pub fn values(results: &Path) -> BTreeMap<String, String> {
+    let mut v = BTreeMap::new();
+    for c in registry() {
+        insert(&mut v, c.name, (c.run)(results));
+    }
+    v
+}
+
+fn summary_value(t: &Table, key: &str, row: &str, col: &str) -> Result<f64> {
+    t.filter(key, row)?
+        .f64s(col)?
+        .first()
+        .copied()
+        .ok_or_else(|| anyhow::anyhow!("{}: no row {key} = {row}", t.path.display()))
+}
+
+/// The checks (module docs).
+pub fn registry() -> Vec<Check> {
+    vec![
+        Check {
+            name: "best_digits_within_1_5x_floor",
+            claim: "the best digits network's Heun samples are within 1.5× of the floor's Fréchet distance",
+            run: |r| {
+                let t = Table::read(&r.join("digits_summary.csv"))?;
+                let best = summary_value(&t, "method", "edm_heun", "frechet_mean")?;
+                let floor = summary_value(&t, "method", "real_digits", "frechet_mean")?;
+                Ok(Outcome {
+                    pass: best <= 1.5 * floor,
+                    numbers: format!(
+                        "{} against the floor's {}, {}× the floor",
+                        sig(best, 3),
+                        sig(floor, 3),
+                        sig(best / floor, 2)
+                    ),
+                })
+            },
+        },
+        Check {
+            name: "annealing_beats_single_level",
+            claim: "both annealed samplers have a lower Fréchet distance than both single-level Langevin runs, by more than their sds",
+            run: |r| {
+                let t = Table::read(&r.join("digits_summary.csv"))?;
+                let get = |m: &str| -> Result<(f64, f64)> {
+                    Ok((
+                        summary_value(&t, "method", m, "frechet_mean")?,
+                        summary_value(&t, "method", m, "frechet_sd")?,
+                    ))
+                };
+                let annealed = [get("dsm_annealed")?, get("dsm_pc")?];
+                let single = [get("ism_langevin")?, get("ssm_vr_langevin")?];
+                let worst = annealed.iter().map(|a| a.0 + a.1).fold(0.0, f64::max);
+                let best = single
+                    .iter()
+                    .map(|a| a.0 - a.1)
+                    .fold(f64::INFINITY, f64::min);
+                Ok(Outcome {
+                    pass: worst < best,
+                    numbers: format!(
+                        "at most {} (mean + sd) against at least {} (mean − sd)",
+                        sig(worst, 3),
+                        sig(best, 3)
+                    ),
+                })
+            },
+        },
+        Check {
+            name: "inpainting_beats_masked_inputs",
+            claim: "for every mask, the completions are recognised more often than the masked inputs, by more than 4 sds over seeds",
+            run: |r| {
+                let t = Table::read(&r.join("digits_inpaint_summary.csv"))?;
+                let mut pass = true;
+                let mut parts = vec![];
+                for m in t.distinct("mask")? {
+                    let done = summary_value(&t, "mask", &m, "accuracy_completed_mean")?;
+                    let sd = summary_value(&t, "mask", &m, "accuracy_completed_sd")?;
+                    let masked = summary_value(&t, "mask", &m, "accuracy_masked")?;
+                    pass &= done - 4.0 * sd.max(0.0) > masked;
+                    parts.push(format!(
+                        "{}: {} against {}",
+                        m.replace('_', " "),
+                        sig(done, 3),
+                        sig(masked, 3)
+                    ));
+                }
+                Ok(Outcome {
+                    pass: pass && !parts.is_empty(),
+                    numbers: parts.join("; "),
+                })
+            },
+        },
+        Check {
+            name: "hutchinson_agrees_with_exact",
+            claim: "on every split, one-probe Hutchinson's digits bits/dim minus the exact divergence's is within 3 of its standard errors",
+            run: |r| {
+                let t = Table::read(&r.join("digits_likelihood_paired.csv"))?
+                    .filter("method", "ode_hutchinson")?
+                    .filter("reference", "ode_exact")?;
+                let (m, se) = (t.f64s("mean_difference")?, t.f64s("se_difference")?);
+                let worst = m
+                    .iter()
+                    .zip(&se)
+                    .map(|(m, s)| (m / s).abs())
+                    .fold(0.0, f64::max);
+                Ok(Outcome {
+                    pass: !m.is_empty() && worst < 3.0,
+                    numbers: format!("largest |difference|/SE {} over {} splits", sig(worst, 2), m.len()),
+                })
+            },
+        },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn results() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../results")
+    }
+
+    /// Every check passes on the committed results.
+    #[test]
+    fn every_check_passes_on_the_committed_results() {
+        for c in registry() {
+            let o = (c.run)(&results()).unwrap();
+            assert!(o.pass, "{}: {}", c.name, o.numbers);
+        }
+    }
+
+    /// A tampered result fails its check, and a template naming that check does not render:
+    /// the best network's distance raised to twice the floor's, and an inpainting accuracy
+    /// lowered to the masked inputs'.
+    #[test]
+    fn a_tampered_result_fails_the_render() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let digits = std::fs::read_to_string(results().join("digits_summary.csv")).unwrap();
+        let tampered: String = digits
+            .lines()
+            .map(|l| {
+                if l.starts_with("edm_heun,") {
+                    let mut c: Vec<String> = l.split(',').map(str::to_string).collect();
+                    c[7] = "30".into();
+                    c.join(",")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(d.join("digits_summary.csv"), tampered + "\n").unwrap();
+        let inpaint =
+            std::fs::read_to_string(results().join("digits_inpaint_summary.csv")).unwrap();
+        let lowered: String = inpaint
+            .lines()
+            .map(|l| {
+                if l.starts_with("lower_half,") {
+                    let mut c: Vec<String> = l.split(',').map(str::to_string).collect();
+                    c[2] = c[4].clone();
+                    c.join(",")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(d.join("digits_inpaint_summary.csv"), lowered + "\n").unwrap();
+        let v = values(d);
+        for (name, want) in [
+            ("best_digits_within_1_5x_floor", "30.0 against the floor's"),
+            ("inpainting_beats_masked_inputs", "lower half"),
+        ] {
+            let e = crate::paper::render(&format!("a {{{{check:{name}}}}} b"), &v)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(&format!("check {name} fails")) && e.contains(want),
+                "{e}"
+            );
+        }
+        // Not strict (reproduce --quick): the failure is marked in place.
+        let marked =
+            crate::paper::render_with("{{check:best_digits_within_1_5x_floor}}", &v, false)
+                .unwrap();
+        assert!(
+            marked.starts_with("**[check best_digits_within_1_5x_floor fails"),
+            "{marked}"
+        );
+        // The untampered checks of that folder still render; a missing file fails by name.
+        assert!(crate::paper::render("{{check:annealing_beats_single_level}}", &v).is_ok());
+        let e = crate::paper::render("{{check:hutchinson_agrees_with_exact}}", &v)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("digits_likelihood_paired.csv"), "{e}");
+    }
+}
