@@ -755,3 +755,73 @@ fn inpainting_keeps_the_known_pixels_and_refuses_bad_masks() {
     fs::write(d.join("img.csv"), labelled_csv(true)).unwrap();
     refuse(INPAINT, "1,0,0,1\n", "does not match the data");
 }
+
+/// Copies the text files (CSV, TOML, Markdown) of `from` into `to`, folders included.
+fn copy_text_files(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let target = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_text_files(&p, &target);
+        } else if matches!(
+            p.extension().and_then(|x| x.to_str()),
+            Some("csv" | "toml" | "md")
+        ) {
+            fs::copy(&p, &target).unwrap();
+        }
+    }
+}
+
+/// `scorelab paper` on the committed results renders the committed paper's template; with one
+/// number of `results/` changed so that a sentence's claim no longer holds (the best digits
+/// network's Fréchet distance raised to 30, above 1.5× the floor), it exits 2 naming the check
+/// and the numbers, and writes nothing.
+#[test]
+fn a_claim_the_results_contradict_makes_paper_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    copy_text_files(&repo.join("results"), &d.join("results"));
+    let template = repo.join("paper/paper.template.md");
+    let t = template.to_str().unwrap();
+    let paper = || {
+        scorelab(
+            &[
+                "paper",
+                "--results",
+                "results",
+                "--template",
+                t,
+                "--out",
+                "p.md",
+            ],
+            d,
+        )
+    };
+    ok(&paper());
+    fs::remove_file(d.join("p.md")).unwrap();
+    let f = d.join("results/digits_summary.csv");
+    let text = fs::read_to_string(&f).unwrap();
+    let tampered: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("edm_heun,") {
+                let mut c: Vec<&str> = l.split(',').collect();
+                c[7] = "30";
+                c.join(",")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    fs::write(&f, tampered.join("\n") + "\n").unwrap();
+    let out = paper();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("check best_digits_within_1_5x_floor fails: 30.0 against the floor's"),
+        "{err}"
+    );
+    assert!(!d.join("p.md").exists());
+}
