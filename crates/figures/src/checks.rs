@@ -151,6 +151,39 @@ pub fn registry() -> Vec<Check> {
             },
         },
         Check {
+            name: "tweedie_row_is_worst_non_langevin",
+            claim: "on the NCSN toy, the annealed chains ended by Tweedie's step have the largest MMD² and KSD of the annealed rows",
+            run: |r| {
+                let t = Table::read(&r.join("ncsn_toy_summary.csv"))?;
+                let metric = |run: &str, m: &str| -> Result<f64> {
+                    summary_value(&t.filter("run", run)?, "metric", m, "mean")
+                };
+                let others = ["annealed_exact", "annealed_ncsn_toy"];
+                let mut parts = vec![];
+                let mut pass = true;
+                for m in ["mmd2", "ksd"] {
+                    let tw = metric("annealed_exact_denoised", m)?;
+                    let worst = others
+                        .iter()
+                        .map(|o| metric(o, m))
+                        .collect::<Result<Vec<f64>>>()?
+                        .into_iter()
+                        .fold(f64::NEG_INFINITY, f64::max);
+                    pass &= tw > worst;
+                    parts.push(format!(
+                        "{}: {} against at most {}",
+                        if m == "mmd2" { "MMD²" } else { "KSD" },
+                        sig(tw, 2),
+                        sig(worst, 2)
+                    ));
+                }
+                Ok(Outcome {
+                    pass,
+                    numbers: parts.join("; "),
+                })
+            },
+        },
+        Check {
             name: "hutchinson_agrees_with_exact",
             claim: "on every split, one-probe Hutchinson's digits bits/dim minus the exact divergence's is within 3 of its standard errors",
             run: |r| {
