@@ -725,15 +725,7 @@ fn inpainting_keeps_the_known_pixels_and_refuses_bad_masks() {
     }
     let refuse = |case: &str, mask_csv: &str, want: &str| {
         fs::write(d.join("mask.csv"), mask_csv).unwrap();
-        fs::write(d.join("bad.toml"), case).unwrap();
-        let out = scorelab(
-            &["experiment", "--config", "bad.toml", "--results", "r3"],
-            d,
-        );
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{want}: {err}");
-        assert!(err.contains(want), "{want}: {err}");
-        assert!(!d.join("r3/bad.csv").exists(), "{want}");
+        refused_experiment(d, case, want);
     };
     refuse(INPAINT, "1,0,1\n", "mask file: has 3 values");
     refuse(INPAINT, "1,1,1,1\n", "mask file: hides 0 of 4");
