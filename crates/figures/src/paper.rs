@@ -757,16 +757,16 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
                 .first()
                 .cloned()
                 .unwrap_or_default();
-            let opt = |c: &str| -> Result<Option<f64>> {
-                Ok(g.strings(c)
+            let opt = |c: &str| -> Option<f64> {
+                g.strings(c)
                     .ok()
-                    .and_then(|v| v.first().and_then(|x| x.parse::<f64>().ok())))
+                    .and_then(|v| v.first().and_then(|x| x.parse::<f64>().ok()))
             };
-            let fd = match (opt("frechet_mean")?, opt("frechet_sd")?) {
+            let fd = match (opt("frechet_mean"), opt("frechet_sd")) {
                 (Some(a), Some(b)) => pm(a, b),
                 _ => "—".into(),
             };
-            let cov = match (opt("coverage_mean")?, opt("coverage_sd")?) {
+            let cov = match (opt("coverage_mean"), opt("coverage_sd")) {
                 (Some(a), Some(b)) => pm(a, b),
                 _ => "—".into(),
             };

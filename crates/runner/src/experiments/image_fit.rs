@@ -49,7 +49,7 @@ use scorelab_pipeline::files::cell;
 use scorelab_pipeline::metrics::{finite_rows, mean_sd_cell, median, nearest_distances};
 use scorelab_pipeline::observe::stopper;
 use scorelab_pipeline::sample::SamplePlan;
-use scorelab_pipeline::train::{DataSpec, TrainPlan};
+use scorelab_pipeline::train::{DataSpec, TrainPlan, TrainedModel};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -160,12 +160,12 @@ const BIAS_SIZES: [usize; 3] = [45, 90, 180];
 struct Judge<'a> {
     metric: Option<&'a super::classifier::DigitMetric>,
     /// Features of the reference set.
-    reference: Option<Array2<f64>>,
+    reference: Option<&'a Array2<f64>>,
     /// The held-out images every sample set is compared with by MMD² (the reference set with a
     /// metric).
     heldout: Array2<f64>,
     /// The floor set (with a metric).
-    floor: Option<Array2<f64>>,
+    floor: Option<&'a Array2<f64>>,
 }
 
 /// One sample set's numbers.
@@ -231,26 +231,28 @@ fn coverage(counts: &[usize]) -> f64 {
     h / (counts.len() as f64).ln()
 }
 
-/// Checks that a pretrained network was trained on `data`'s file, columns, scale and split.
-pub(super) fn check_pretrained(dir: &Path, fit: &str, data: &DataSpec) -> Result<()> {
+/// Loads a pretrained network from `dir` after checking that it was trained on `data`'s file,
+/// columns, scale and fixed split; errors name `field` (the key that gave `dir`).
+pub(super) fn load_pretrained(dir: &Path, field: &str, data: &DataSpec) -> Result<TrainedModel> {
     let plan = TrainPlan::from_file(&dir.join("config.toml"))
-        .map_err(|err| bad(format!("fit {fit} pretrained: {err}")))?;
+        .map_err(|err| bad(format!("{field}: {err}")))?;
     let d = &plan.data;
     let same_file = match (&d.csv, &data.csv) {
-        (Some(a), Some(b)) => {
-            std::fs::read(a).ok().is_some() && std::fs::read(a).ok() == std::fs::read(b).ok()
-        }
+        (Some(a), Some(b)) => match (std::fs::read(a), std::fs::read(b)) {
+            (Ok(x), Ok(y)) => x == y,
+            _ => false,
+        },
         _ => false,
     };
     let split = |x: &DataSpec| (x.split_seed, x.test_fraction.unwrap_or(0.2));
     if !same_file
         || d.columns != data.columns
         || d.scale != data.scale
-        || (d.split_seed.is_some() || data.split_seed.is_some()) && split(d) != split(data)
         || data.split_seed.is_none()
+        || split(d) != split(data)
     {
         return Err(bad(format!(
-            "fit {fit} pretrained: {} was not trained on this experiment's training rows (give a network trained by scorelab train with data.csv = {:?}, the same columns and scale, data.split_seed = {} and data.test_fraction = {}, and a metric)",
+            "{field}: {} was not trained on this experiment's training rows (give a network trained by scorelab train with data.csv = {:?}, the same columns and scale, data.split_seed = {} and data.test_fraction = {}, and a metric)",
             dir.display(),
             data.csv.as_deref().unwrap_or(Path::new("")),
             data.split_seed.map_or("…".into(), |v| v.to_string()),
@@ -258,7 +260,7 @@ pub(super) fn check_pretrained(dir: &Path, fit: &str, data: &DataSpec) -> Result
         ))
         .into());
     }
-    Ok(())
+    Ok(TrainedModel::load(dir).map_err(|err| bad(format!("{field}: {err}")))?)
 }
 
 /// Runs an image-fit experiment, its networks trained into `models` (module docs).
@@ -359,14 +361,19 @@ pub fn run(e: &ImageFitExperiment, models: &Path, stop: &AtomicBool) -> Result<O
             typed(train.into(), &format!("fit {} train", f.name))?,
         )))
     };
-    // Every fit's plan is valid and every pretrained network matches before any work.
+    // Every fit's plan is valid and every pretrained network matches (and is loaded, once)
+    // before any work.
+    let mut pretrained = Vec::with_capacity(e.fit.len());
     for f in &e.fit {
         plan_for(e.seeds[0], f)?;
-        if let Some(dir) = &f.pretrained {
-            check_pretrained(dir, &f.name, &data())?;
-            scorelab_pipeline::train::TrainedModel::load(dir)
-                .map_err(|err| bad(format!("fit {} pretrained: {err}", f.name)))?;
-        }
+        pretrained.push(match &f.pretrained {
+            Some(dir) => Some(load_pretrained(
+                dir,
+                &format!("fit {} pretrained", f.name),
+                &data(),
+            )?),
+            None => None,
+        });
     }
     let d = columns.len();
     let mut csv = format!("{COLUMNS}\n");
@@ -389,8 +396,13 @@ pub fn run(e: &ImageFitExperiment, models: &Path, stop: &AtomicBool) -> Result<O
         Some(m) => Some(m.split.parts()?),
         None => None,
     };
+    // The reference set's features, once for every seed.
+    let reference = match (&metric, &parts) {
+        (Some(m), Some(p)) => Some(m.features(p.reference.0.view())),
+        _ => None,
+    };
     let mut bias = String::new();
-    if let (Some(m), Some(p)) = (&metric, &parts) {
+    if let (Some(m), Some(p), Some(reference)) = (&metric, &parts, &reference) {
         if e.chains < p.floor.0.nrows() {
             return Err(bad(format!(
                 "chains: the Fréchet distance judges samples in chunks of the floor set's size, {}; give chains ≥ {} (a multiple of it, e.g. {})",
@@ -402,7 +414,6 @@ pub fn run(e: &ImageFitExperiment, models: &Path, stop: &AtomicBool) -> Result<O
         }
         // The metric's bias: real images the classifier never saw against the reference set,
         // in disjoint chunks of each size.
-        let reference = m.features(p.reference.0.view());
         let floor = m.features(p.floor.0.view());
         bias.push_str("n,chunks,frechet_mean,frechet_sd\n");
         let nf = floor.nrows();
@@ -424,14 +435,11 @@ pub fn run(e: &ImageFitExperiment, models: &Path, stop: &AtomicBool) -> Result<O
         let (train, transform) = (prepared.train, prepared.transform);
         let judge = Judge {
             metric: metric.as_ref(),
-            reference: match (&metric, &parts) {
-                (Some(m), Some(p)) => Some(m.features(p.reference.0.view())),
-                _ => None,
-            },
+            reference: reference.as_ref(),
             heldout: parts
                 .as_ref()
                 .map_or(prepared.test, |p| p.reference.0.clone()),
-            floor: parts.as_ref().map(|p| p.floor.0.clone()),
+            floor: parts.as_ref().map(|p| &p.floor.0),
         };
         let test = &judge.heldout;
         let bandwidth = scorelab_eval::median_bandwidth(train.view(), test.view());
@@ -481,7 +489,7 @@ pub fn run(e: &ImageFitExperiment, models: &Path, stop: &AtomicBool) -> Result<O
         };
         // The real row: with a metric, the floor set (real images no model or classifier saw);
         // without, as many training images as chains against the held-out ones.
-        let real = match &judge.floor {
+        let real = match judge.floor {
             Some(f) => f.clone(),
             None => {
                 let mut order: Vec<usize> = (0..train.nrows()).collect();
@@ -489,7 +497,7 @@ pub fn run(e: &ImageFitExperiment, models: &Path, stop: &AtomicBool) -> Result<O
                 train.select(Axis(0), &order[..e.chains.min(train.nrows())])
             }
         };
-        let real_nn = match &judge.floor {
+        let real_nn = match judge.floor {
             Some(f) => nearest_distances(f.view(), train.view()),
             None => nearest_distances(test.view(), train.view()),
         };
@@ -505,11 +513,7 @@ pub fn run(e: &ImageFitExperiment, models: &Path, stop: &AtomicBool) -> Result<O
             &mut classes_csv,
         )?;
         if si == 0 {
-            push_rows(
-                judge.floor.as_ref().unwrap_or(test),
-                "real_digits",
-                &mut grid,
-            );
+            push_rows(judge.floor.unwrap_or(test), "real_digits", &mut grid);
         }
         bar.inc(1);
         if judge.metric.is_some() {
@@ -531,12 +535,12 @@ pub fn run(e: &ImageFitExperiment, models: &Path, stop: &AtomicBool) -> Result<O
             )?;
             bar.inc(1);
         }
-        for f in &e.fit {
+        for (fi, f) in e.fit.iter().enumerate() {
             if stop.load(Ordering::SeqCst) {
                 bar.abandon();
                 return Ok(Outputs::partial(csv));
             }
-            let model = match (plan_for(seed, f)?, &f.pretrained) {
+            let model = match (plan_for(seed, f)?, &pretrained[fi]) {
                 (Some(plan), _) => {
                     bar.set_message(format!("training {} seed {seed}", f.name));
                     let dir = models.join(format!("{}_seed{seed}", f.name));
@@ -549,9 +553,7 @@ pub fn run(e: &ImageFitExperiment, models: &Path, stop: &AtomicBool) -> Result<O
                     ));
                     model
                 }
-                (None, Some(dir)) => scorelab_pipeline::train::TrainedModel::load(dir)
-                    .map_err(|err| bad(format!("fit {} pretrained: {err}", f.name)))?,
-                (None, None) => unreachable!("checked above"),
+                (None, _) => pretrained[fi].clone().expect("checked above"),
             };
             for s in &f.sample {
                 if stop.load(Ordering::SeqCst) {

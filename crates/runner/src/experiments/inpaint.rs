@@ -27,7 +27,7 @@
 //! units to 4 decimals).
 
 use super::classifier::DigitMetric;
-use super::image_fit::{check_pretrained, MetricSpec};
+use super::image_fit::{load_pretrained, MetricSpec};
 use super::shared::{pixel_columns, Outputs};
 use crate::bad;
 use anyhow::Result;
@@ -243,9 +243,7 @@ pub fn run(e: &InpaintExperiment, stop: &AtomicBool) -> Result<Outputs> {
         &columns,
         e.scale,
     )?;
-    check_pretrained(&e.model, "model", &metric.split.data())?;
-    let model = scorelab_pipeline::train::TrainedModel::load(&e.model)
-        .map_err(|err| bad(format!("model: {err}")))?;
+    let model = load_pretrained(&e.model, "model", &metric.split.data())?;
     let parts = metric.split.parts()?;
     let (images, labels) = (&parts.floor.0, &parts.floor.1);
     let (n, d) = images.dim();
