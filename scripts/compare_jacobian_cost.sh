@@ -29,9 +29,11 @@ for r in $(seq "$REPEATS"); do
   target/release/scorelab cost --steps "$STEPS" --out "$runs/scorelab_$r.csv"
   pairs+=("$runs/scorelab_$r.csv" "$runs/jax_$r.csv")
 done
+cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+# The machine both sides ran on, read by the paper, its figure and checks (scorelab_figures::cost).
+printf 'commit,cpu,threads,steps\n%s,"%s",%s,%s\n' "$commit" "$cpu" "$(nproc)" "$STEPS" > "$runs/machine.csv"
 cp "$runs/scorelab_$REPEATS.csv" results/jacobian_cost.csv
 cp "$runs/jax_$REPEATS.csv" results/jacobian_cost_jax.csv
-python3 scripts/cost_table.py "$commit" \
-  "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)" "$STEPS" "${pairs[@]}" \
+python3 scripts/cost_table.py "$commit" "$cpu" "$STEPS" "${pairs[@]}" \
   > results/jacobian_cost_comparison.md
 cat results/jacobian_cost_comparison.md

@@ -15,6 +15,7 @@
 //! assert!(e.contains("check demo fails: 3 against 2"));
 //! ```
 
+use crate::cost::{SameRun, Side, Side::*};
 use crate::paper::sig;
 use crate::table::Table;
 use anyhow::Result;
@@ -202,7 +203,103 @@ pub fn registry() -> Vec<Check> {
                 })
             },
         },
+        Check {
+            name: "structured_trace_1_to_2_1x_dsm",
+            claim: "in the same-run comparison, the structured exact trace's step costs 1.0–2.1× our DSM step at every D measured",
+            run: |r| {
+                let runs = SameRun::read(&r.join(crate::cost::RUNS))?;
+                let rs = ratios(&runs, (Scorelab, "ism_structured"), (Scorelab, "dsm"))?;
+                let (lo, hi) = extremes(&rs);
+                Ok(Outcome {
+                    pass: lo >= 1.0 && hi <= 2.1,
+                    numbers: format!(
+                        "{}–{}× (medians over {} repeats; {})",
+                        sig(lo, 2),
+                        sig(hi, 2),
+                        runs.repeats.len(),
+                        dims_text(&rs)
+                    ),
+                })
+            },
+        },
+        Check {
+            name: "structured_trace_faster_than_jax_jacrev",
+            claim: "in every repeat of the same-run comparison, at every D, the structured exact trace's step is faster than JAX's jacrev step",
+            run: |r| {
+                let runs = SameRun::read(&r.join(crate::cost::RUNS))?;
+                let worst = every_repeat_below_one(&runs, (Scorelab, "ism_structured"), (Jax, "ism_jacrev"))?;
+                let speedups = ratios(&runs, (Jax, "ism_jacrev"), (Scorelab, "ism_structured"))?;
+                Ok(Outcome {
+                    pass: worst < 1.0,
+                    numbers: format!(
+                        "JAX's step takes {}× ours at D = {} and {}× at D = {}; in the least favourable repeat and D ours takes {}× JAX's",
+                        sig(speedups[0].1, 2),
+                        speedups[0].0,
+                        sig(speedups[speedups.len() - 1].1, 3),
+                        speedups[speedups.len() - 1].0,
+                        sig(worst, 2)
+                    ),
+                })
+            },
+        },
+        Check {
+            name: "dsm_faster_than_jax",
+            claim: "in every repeat of the same-run comparison, at every D, our DSM step is faster than JAX's",
+            run: |r| {
+                let runs = SameRun::read(&r.join(crate::cost::RUNS))?;
+                let worst = every_repeat_below_one(&runs, (Scorelab, "dsm"), (Jax, "dsm"))?;
+                let rs = ratios(&runs, (Scorelab, "dsm"), (Jax, "dsm"))?;
+                let (lo, hi) = extremes(&rs);
+                Ok(Outcome {
+                    pass: worst < 1.0,
+                    numbers: format!(
+                        "{}–{}× JAX's time (medians over D; at most {}× in any repeat)",
+                        sig(lo, 2),
+                        sig(hi, 2),
+                        sig(worst, 2)
+                    ),
+                })
+            },
+        },
     ]
+}
+
+/// The median ratio num/den of the same-run comparison at every D, as (D, ratio).
+fn ratios(runs: &SameRun, num: (Side, &str), den: (Side, &str)) -> Result<Vec<(u32, f64)>> {
+    crate::cost::DIMS
+        .iter()
+        .map(|&d| {
+            runs.ratio(num, den, d)
+                .map(|r| (d, r.0))
+                .ok_or_else(|| anyhow::anyhow!("no {} / {} at D = {d}", num.1, den.1))
+        })
+        .collect()
+}
+
+/// The largest ratio num/den of any repeat at any D.
+fn every_repeat_below_one(runs: &SameRun, num: (Side, &str), den: (Side, &str)) -> Result<f64> {
+    let mut worst = f64::NEG_INFINITY;
+    for &d in &crate::cost::DIMS {
+        let r = runs
+            .ratio(num, den, d)
+            .ok_or_else(|| anyhow::anyhow!("no {} / {} at D = {d}", num.1, den.1))?;
+        worst = worst.max(r.2);
+    }
+    Ok(worst)
+}
+
+fn extremes(rs: &[(u32, f64)]) -> (f64, f64) {
+    rs.iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), r| {
+            (a.min(r.1), b.max(r.1))
+        })
+}
+
+fn dims_text(rs: &[(u32, f64)]) -> String {
+    rs.iter()
+        .map(|(d, r)| format!("D = {d}: {}", sig(*r, 2)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -287,5 +384,61 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("digits_likelihood_paired.csv"), "{e}");
+    }
+
+    /// The same-run cost checks read only `jacobian_cost_runs/`: slowing the structured trace at
+    /// D = 512 in one repeat past JAX's jacrev fails both cost claims about it (the ratio to DSM
+    /// by its median over repeats only once two repeats are slowed), and `{{assert:…}}` renders
+    /// as nothing while its check passes.
+    #[test]
+    fn a_slowed_structured_trace_fails_the_cost_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        let runs = dir.path().join(crate::cost::RUNS);
+        std::fs::create_dir_all(&runs).unwrap();
+        for e in std::fs::read_dir(results().join(crate::cost::RUNS)).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), runs.join(e.file_name())).unwrap();
+        }
+        let v = values(dir.path());
+        assert_eq!(
+            crate::paper::render("a{{assert:structured_trace_faster_than_jax_jacrev}}b", &v)
+                .unwrap(),
+            "ab"
+        );
+        assert!(v.contains_key("check:structured_trace_1_to_2_1x_dsm"));
+        let slow = |r: usize| {
+            let p = runs.join(format!("scorelab_{r}.csv"));
+            let t = std::fs::read_to_string(&p).unwrap();
+            let t: Vec<String> = t
+                .lines()
+                .map(|l| {
+                    if l.starts_with("ism_structured,512,") {
+                        let mut c: Vec<&str> = l.split(',').collect();
+                        c[4] = "5000";
+                        c.join(",")
+                    } else {
+                        l.to_string()
+                    }
+                })
+                .collect();
+            std::fs::write(&p, t.join("\n") + "\n").unwrap();
+        };
+        slow(1);
+        let v = values(dir.path());
+        let e = crate::paper::render("{{assert:structured_trace_faster_than_jax_jacrev}}", &v)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("check structured_trace_faster_than_jax_jacrev fails"),
+            "{e}"
+        );
+        // One slow repeat of three leaves the median ratio to DSM in range.
+        assert!(v.contains_key("check:structured_trace_1_to_2_1x_dsm"));
+        slow(2);
+        let v = values(dir.path());
+        let e = crate::paper::render("{{check:structured_trace_1_to_2_1x_dsm}}", &v)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("D = 512: 2"), "{e}");
     }
 }

@@ -93,9 +93,9 @@ pub fn catalogue() -> Vec<Figure> {
         },
         Figure {
             name: "jacobian_cost",
-            inputs: &["jacobian_cost.csv", "baselines/results_torch.csv", "baselines/results_jax.csv"],
-            caption: "Time per training step against the dimension D (log-log), every objective, with the PyTorch and JAX baselines on the same kind of machine.",
-            made_by: "scorelab cost --out results/jacobian_cost.csv",
+            inputs: &["jacobian_cost_runs/machine.csv", "jacobian_cost_runs/scorelab_1.csv", "jacobian_cost_runs/jax_1.csv"],
+            caption: "Time per training step against the dimension D (log-log, ticks at the D measured), every objective, scorelab beside JAX in one run on one machine (the CPU is in the figure's title); medians over the interleaved repeats.",
+            made_by: "bash scripts/compare_jacobian_cost.sh (needs the JAX environment of results/baselines/README.md)",
             draw: jacobian_cost,
         },
         Figure {
@@ -202,6 +202,7 @@ where
     chart
         .configure_series_labels()
         .position(pos)
+        .legend_area_size(48)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .label_font(("sans-serif", size))
@@ -419,74 +420,88 @@ struct CostSeries {
     points: Vec<(f64, f64)>,
 }
 
-fn cost_series(
-    t: &Table,
-    obj_col: &str,
-    d_col: &str,
-    ms_col: &str,
-    objective: &str,
-) -> Result<Vec<(f64, f64)>> {
-    let s = t.filter(obj_col, objective)?;
-    let d = s.f64s(d_col)?;
-    let ms = s.f64s(ms_col)?;
-    let mut p: Vec<(f64, f64)> = d.into_iter().zip(ms).collect();
-    p.sort_by(|a, b| a.0.total_cmp(&b.0));
-    Ok(p)
+/// A legend glyph as the series is drawn, at `$at`: a solid or dashed line of colour `$c` with
+/// the series' marker (0 circle, 1 triangle, 2 cross, else none) in its middle. (One type for
+/// every case, so a macro: the markers not drawn are transparent.)
+macro_rules! line_glyph {
+    ($at:expr, $c:expr, $width:expr, $dash:expr, $marker:expr) => {{
+        let (c, marker): (RGBColor, usize) = ($c, $marker);
+        let style = c.stroke_width($width);
+        // Three segments: touching for a solid line, gapped like the dash pattern for a dashed one.
+        let (len, step) = if $dash { (8, 13) } else { (13, 13) };
+        let seg = |k: i32| PathElement::new(vec![(k * step, 0), (k * step + len, 0)], style);
+        let shown = |m: usize| {
+            if m == marker {
+                c.to_rgba()
+            } else {
+                TRANSPARENT
+            }
+        };
+        EmptyElement::at($at)
+            + seg(0)
+            + seg(1)
+            + seg(2)
+            + Circle::new((19, 0), 6, shown(0).filled())
+            + TriangleMarker::new((19, 0), 7, shown(1).filled())
+            + Cross::new((19, 0), 6, shown(2).stroke_width(2))
+    }};
 }
 
-/// (framework: 0 scorelab, 1 PyTorch, 2 JAX; objective in its CSV; legend label; dashed).
-type CostItem = (usize, &'static str, &'static str, bool);
-
 fn jacobian_cost(results: &Path, stem: &Path) -> Result<()> {
-    let ours = Table::read(&results.join("jacobian_cost.csv"))?;
-    let torch = Table::read(&results.join("baselines/results_torch.csv"))?;
-    let jax = Table::read(&results.join("baselines/results_jax.csv"))?;
-    let groups: [(&str, &[CostItem]); 3] = [
+    use crate::cost::{SameRun, Side, DIMS};
+    let runs = SameRun::read(&results.join(crate::cost::RUNS))?;
+    // (side, objective, legend label, dashed)
+    type Item = (Side, &'static str, &'static str, bool);
+    let groups: [(&str, &[Item]); 3] = [
         (
             "exact ISM (trace of the Jacobian)",
             &[
-                (0, "ism_naive", "scorelab naive (D passes)", true),
-                (0, "ism_structured", "scorelab structured", false),
-                (1, "ism_loop", "PyTorch loop", true),
-                (1, "ism_jacrev", "PyTorch jacrev", false),
-                (2, "ism_jacrev", "JAX jacrev", false),
-                (2, "ism_jacfwd", "JAX jacfwd", true),
+                (
+                    Side::Scorelab,
+                    "ism_naive",
+                    "scorelab naive (D passes)",
+                    true,
+                ),
+                (
+                    Side::Scorelab,
+                    "ism_structured",
+                    "scorelab structured",
+                    false,
+                ),
+                (Side::Jax, "ism_jacrev", "JAX jacrev", false),
+                (Side::Jax, "ism_jacfwd", "JAX jacfwd", true),
             ],
         ),
         (
             "sliced score matching",
             &[
-                (0, "ssm", "scorelab SSM", false),
-                (0, "ssm_vr", "scorelab SSM-VR", true),
-                (1, "ssm", "PyTorch SSM", false),
-                (1, "ssm_vr", "PyTorch SSM-VR", true),
-                (2, "ssm", "JAX SSM", false),
-                (2, "ssm_vr", "JAX SSM-VR", true),
+                (Side::Scorelab, "ssm", "scorelab SSM", false),
+                (Side::Scorelab, "ssm_vr", "scorelab SSM-VR", true),
+                (Side::Jax, "ssm", "JAX SSM", false),
+                (Side::Jax, "ssm_vr", "JAX SSM-VR", true),
             ],
         ),
         (
             "denoising and explicit",
             &[
-                (0, "dsm", "scorelab DSM", false),
-                (0, "esm", "scorelab ESM", true),
-                (1, "dsm", "PyTorch DSM", false),
-                (2, "dsm", "JAX DSM", false),
+                (Side::Scorelab, "dsm", "scorelab DSM", false),
+                (Side::Scorelab, "esm", "scorelab ESM", true),
+                (Side::Jax, "dsm", "JAX DSM", false),
             ],
         ),
     ];
     let mut panels: Vec<(&str, Vec<CostSeries>)> = vec![];
     for (title, items) in groups {
         let mut series = vec![];
-        for &(fw, obj, label, dash) in items {
-            let points = match fw {
-                0 => cost_series(&ours, "objective", "dim", "median_ms", obj)?,
-                1 => cost_series(&torch, "objective", "D", "median_step_ms", obj)?,
-                _ => cost_series(&jax, "objective", "D", "median_step_ms", obj)?,
-            };
+        for &(side, obj, label, dash) in items {
+            let points: Vec<(f64, f64)> = DIMS
+                .iter()
+                .filter_map(|&d| Some((f64::from(d), runs.time(side, obj, d)?)))
+                .collect();
             if !points.is_empty() {
                 series.push(CostSeries {
                     label: label.to_string(),
-                    framework: fw,
+                    framework: if side == Side::Scorelab { 0 } else { 2 },
                     dash,
                     points,
                 });
@@ -498,43 +513,52 @@ fn jacobian_cost(results: &Path, stem: &Path) -> Result<()> {
         .iter()
         .flat_map(|p| p.1.iter().flat_map(|s| s.points.clone()))
         .collect::<Vec<_>>();
-    let xr = log_range(all.iter().map(|p| p.0), 1.3);
+    let xr = 1.5..700.0;
     let yr = log_range(all.iter().map(|p| p.1), 1.5);
-    render!(stem, (1800, 700), |root| {
+    let ticks: Vec<f64> = DIMS.iter().map(|&d| f64::from(d)).collect();
+    let machine = format!("scorelab and JAX in one run: {}", runs.machine());
+    render!(stem, (1800, 760), |root| {
+        let root = root.titled(&machine, ("sans-serif", LABEL))?;
         let areas = root.split_evenly((1, 3));
         for ((title, series), area) in panels.iter().zip(areas.iter()) {
             let mut chart = ChartBuilder::on(area)
                 .caption(*title, ("sans-serif", LABEL + 2))
                 .margin(12)
-                .x_label_area_size(60)
-                .y_label_area_size(85)
-                .build_cartesian_2d(xr.clone().log_scale(), yr.clone().log_scale())?;
-            mesh(&mut chart, "dimension D", "ms per training step")?;
+                .x_label_area_size(70)
+                .y_label_area_size(95)
+                .build_cartesian_2d(
+                    xr.clone().log_scale().with_key_points(ticks.clone()),
+                    yr.clone().log_scale(),
+                )?;
+            chart
+                .configure_mesh()
+                .x_label_formatter(&|v| tick(v))
+                .y_label_formatter(&tick)
+                .x_desc("dimension D")
+                .y_desc("ms per training step")
+                .label_style(("sans-serif", TICK))
+                .axis_desc_style(("sans-serif", LABEL))
+                .draw()?;
             for s in series {
                 let c = color(s.framework);
                 let style = c.stroke_width(3);
+                let (dash, marker) = (s.dash, s.framework);
                 if s.dash {
-                    chart
-                        .draw_series(DashedLineSeries::new(s.points.clone(), 10, 6, style))?
-                        .label(s.label.clone())
-                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 10, y)], style));
+                    chart.draw_series(DashedLineSeries::new(s.points.clone(), 10, 6, style))?
                 } else {
-                    chart
-                        .draw_series(LineSeries::new(s.points.clone(), style))?
-                        .label(s.label.clone())
-                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style));
+                    chart.draw_series(LineSeries::new(s.points.clone(), style))?
                 }
-                let marker = s.framework;
+                .label(s.label.clone())
+                .legend(move |p| line_glyph!(p, c, 3, dash, marker));
                 chart.draw_series(s.points.iter().map(move |&p| {
                     let e: DynElement<_, _> = match marker {
                         0 => Circle::new(p, 6, c.filled()).into_dyn(),
-                        1 => TriangleMarker::new(p, 7, c.filled()).into_dyn(),
                         _ => Cross::new(p, 6, c.stroke_width(2)).into_dyn(),
                     };
                     e
                 }))?;
             }
-            legend(&mut chart, SeriesLabelPosition::UpperLeft, TICK - 2)?;
+            legend(&mut chart, SeriesLabelPosition::UpperLeft, TICK)?;
         }
     })
 }

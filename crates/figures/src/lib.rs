@@ -15,6 +15,7 @@
 //! ```
 
 pub mod checks;
+pub mod cost;
 mod figs;
 pub mod paper;
 mod plot;

@@ -47,7 +47,8 @@ pub fn pm(m: f64, sd: f64) -> String {
 }
 
 /// Substitutes every `{{name}}` of `template` by its value; `{{check:NAME}}` by the numbers of a
-/// passing check ([`crate::checks`]).
+/// passing check ([`crate::checks`]); `{{assert:NAME}}` by nothing when the check passes (it guards
+/// a sentence whose numbers are given otherwise).
 ///
 /// # Errors
 /// If the template names a check that fails (all such checks are listed with their numbers), a
@@ -79,13 +80,20 @@ pub fn render_with(
                 &rest[i..(i + 40).min(rest.len())]
             );
         };
-        let name = after[..j].trim();
+        // `{{assert:NAME}}`: the check guards the sentence it sits in and renders as nothing.
+        let raw = after[..j].trim();
+        let (name, silent) = match raw.strip_prefix("assert:") {
+            Some(c) => (format!("check:{c}"), true),
+            None => (raw.to_string(), false),
+        };
+        let name = name.as_str();
         let failed = name.strip_prefix("check:").and_then(|c| {
             values
                 .get(&format!("{}{c}", crate::checks::FAILED))
                 .map(|n| (c, n))
         });
         match (values.get(name), failed) {
+            (Some(_), _) if silent => {}
             (Some(v), _) => out.push_str(v),
             (None, Some((c, numbers))) if !strict => out.push_str(&format!(
                 "**[check {c} fails in these results: {numbers}]**"
@@ -240,75 +248,57 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
         v.insert("lock_max_dev".into(), sig(dev, 2));
         v.insert("lock_evals".into(), esm.len().to_string());
     }
-    // The Jacobian cost.
+    // The Jacobian cost: the same-run comparison only (crate::cost).
     {
-        let ours = read("jacobian_cost.csv")?;
-        let torch = read("baselines/results_torch.csv")?;
-        let jax = read("baselines/results_jax.csv")?;
-        let dims = [2.0, 8.0, 32.0, 128.0, 512.0];
-        let get = |t: &Table, obj: &str, dcol: &str, ms: &str, d: f64| -> f64 {
-            t.filter("objective", obj)
-                .and_then(|s| {
-                    let ds = s.f64s(dcol)?;
-                    let v = s.f64s(ms)?;
-                    Ok(ds
-                        .iter()
-                        .position(|x| *x == d)
-                        .map(|i| v[i])
-                        .unwrap_or(f64::NAN))
-                })
-                .unwrap_or(f64::NAN)
-        };
+        use crate::cost::{SameRun, Side::*, DIMS};
+        let runs = SameRun::read(&results.join(crate::cost::RUNS))?;
         let mut rows = vec![];
-        for (label, t, obj, dcol, ms) in [
-            (
-                "scorelab ism_structured",
-                &ours,
-                "ism_structured",
-                "dim",
-                "median_ms",
-            ),
-            ("scorelab ism_naive", &ours, "ism_naive", "dim", "median_ms"),
-            ("scorelab ssm_vr", &ours, "ssm_vr", "dim", "median_ms"),
-            ("scorelab dsm", &ours, "dsm", "dim", "median_ms"),
-            ("JAX ism_jacrev", &jax, "ism_jacrev", "D", "median_step_ms"),
-            ("JAX ssm_vr", &jax, "ssm_vr", "D", "median_step_ms"),
-            ("JAX dsm", &jax, "dsm", "D", "median_step_ms"),
-            (
-                "PyTorch ism_jacrev",
-                &torch,
-                "ism_jacrev",
-                "D",
-                "median_step_ms",
-            ),
-            ("PyTorch ssm_vr", &torch, "ssm_vr", "D", "median_step_ms"),
-            ("PyTorch dsm", &torch, "dsm", "D", "median_step_ms"),
+        for (label, side, obj) in [
+            ("scorelab ism_structured", Scorelab, "ism_structured"),
+            ("scorelab ism_naive", Scorelab, "ism_naive"),
+            ("scorelab ssm_vr", Scorelab, "ssm_vr"),
+            ("scorelab dsm", Scorelab, "dsm"),
+            ("JAX ism_jacrev", Jax, "ism_jacrev"),
+            ("JAX ism_jacfwd", Jax, "ism_jacfwd"),
+            ("JAX ssm_vr", Jax, "ssm_vr"),
+            ("JAX dsm", Jax, "dsm"),
         ] {
             let mut r = vec![label.to_string()];
-            r.extend(dims.iter().map(|&d| sig(get(t, obj, dcol, ms, d), 3)));
+            r.extend(
+                DIMS.iter()
+                    .map(|&d| sig(runs.time(side, obj, d).unwrap_or(f64::NAN), 3)),
+            );
             rows.push(r);
         }
-        let ratio = |a: (&str, f64), b: (&Table, &str)| {
-            get(&ours, a.0, "dim", "median_ms", a.1) / get(b.0, b.1, "D", "median_step_ms", a.1)
+        let cell = |r: Option<(f64, f64, f64)>| match r {
+            Some((m, lo, hi)) => format!("{} ({}–{})", sig(m, 2), sig(lo, 2), sig(hi, 2)),
+            None => "—".into(),
         };
-        for (label, obj, base, bobj) in [
+        for (label, num, den) in [
             (
-                "ism_structured / JAX ism_jacrev",
-                "ism_structured",
-                &jax,
-                "ism_jacrev",
+                "scorelab ism_structured / scorelab dsm",
+                (Scorelab, "ism_structured"),
+                (Scorelab, "dsm"),
             ),
-            ("ssm_vr / JAX ssm_vr", "ssm_vr", &jax, "ssm_vr"),
-            ("dsm / JAX dsm", "dsm", &jax, "dsm"),
             (
-                "ism_structured / PyTorch ism_jacrev",
-                "ism_structured",
-                &torch,
-                "ism_jacrev",
+                "scorelab ism_structured / JAX ism_jacrev",
+                (Scorelab, "ism_structured"),
+                (Jax, "ism_jacrev"),
             ),
+            (
+                "JAX ism_jacrev / JAX dsm",
+                (Jax, "ism_jacrev"),
+                (Jax, "dsm"),
+            ),
+            (
+                "scorelab ssm_vr / JAX ssm_vr",
+                (Scorelab, "ssm_vr"),
+                (Jax, "ssm_vr"),
+            ),
+            ("scorelab dsm / JAX dsm", (Scorelab, "dsm"), (Jax, "dsm")),
         ] {
             let mut r = vec![format!("ratio {label}")];
-            r.extend(dims.iter().map(|&d| sig(ratio((obj, d), (base, bobj)), 2)));
+            r.extend(DIMS.iter().map(|&d| cell(runs.ratio(num, den, d))));
             rows.push(r);
         }
         v.insert(
@@ -318,29 +308,40 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
                 &rows,
             ),
         );
-        for d in [128.0, 512.0] {
-            let k = d as usize;
+        v.insert("cost_machine".into(), runs.machine());
+        v.insert("cost_commit".into(), runs.commit.clone());
+        v.insert("cost_repeats".into(), runs.repeats.len().to_string());
+        for d in [128, 512] {
+            let r = |num, den| runs.ratio(num, den, d).map_or(f64::NAN, |r| r.0);
             v.insert(
-                format!("cost_ism_vs_jax_{k}"),
-                sig(1.0 / ratio(("ism_structured", d), (&jax, "ism_jacrev")), 2),
-            );
-            v.insert(
-                format!("cost_naive_vs_structured_{k}"),
+                format!("cost_ism_vs_jax_{d}"),
                 sig(
-                    get(&ours, "ism_naive", "dim", "median_ms", d)
-                        / get(&ours, "ism_structured", "dim", "median_ms", d),
-                    2,
+                    1.0 / r((Scorelab, "ism_structured"), (Jax, "ism_jacrev")),
+                    3,
                 ),
             );
             v.insert(
-                format!("cost_dsm_vs_jax_{k}"),
-                sig(ratio(("dsm", d), (&jax, "dsm")), 2),
+                format!("cost_naive_vs_structured_{d}"),
+                sig(r((Scorelab, "ism_naive"), (Scorelab, "ism_structured")), 2),
             );
             v.insert(
-                format!("cost_ssm_vr_vs_jax_{k}"),
-                sig(ratio(("ssm_vr", d), (&jax, "ssm_vr")), 2),
+                format!("cost_dsm_vs_jax_{d}"),
+                sig(r((Scorelab, "dsm"), (Jax, "dsm")), 2),
+            );
+            v.insert(
+                format!("cost_ssm_vr_vs_jax_{d}"),
+                sig(r((Scorelab, "ssm_vr"), (Jax, "ssm_vr")), 2),
             );
         }
+        let growth = |side, obj| {
+            runs.time(side, obj, 512).unwrap_or(f64::NAN)
+                / runs.time(side, obj, 2).unwrap_or(f64::NAN)
+        };
+        v.insert(
+            "cost_structured_growth".into(),
+            sig(growth(Scorelab, "ism_structured"), 2),
+        );
+        v.insert("cost_dsm_growth".into(), sig(growth(Scorelab, "dsm"), 2));
     }
     // The noise trade-off.
     {

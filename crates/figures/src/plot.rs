@@ -17,12 +17,13 @@ pub fn register_font() {
     });
 }
 
-/// Text sizes (pixels) for a figure about 1200–1800 px wide, readable at page width.
-pub const TITLE: u32 = 30;
+/// Text sizes (pixels) for a figure about 1200–1800 px wide, readable at page width: 1800 px
+/// printed 6.5 in wide makes a tick label of 30 px about 8 pt.
+pub const TITLE: u32 = 40;
 /// Axis descriptions.
-pub const LABEL: u32 = 24;
+pub const LABEL: u32 = 34;
 /// Tick labels and legends.
-pub const TICK: u32 = 20;
+pub const TICK: u32 = 30;
 
 /// Okabe–Ito colours (distinguishable with colour-vision deficiency), then black.
 pub const COLORS: [RGBColor; 8] = [

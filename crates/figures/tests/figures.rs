@@ -50,7 +50,7 @@ fn a_missing_input_is_reported_with_the_command_that_makes_it() {
     assert!(r
         .missing
         .iter()
-        .all(|(_, _, cmd)| cmd.starts_with("scorelab ")));
+        .all(|(_, _, cmd)| cmd.starts_with("scorelab ") || cmd.starts_with("bash scripts/")));
 }
 
 #[test]

@@ -14,7 +14,7 @@
 //! J v = −∇²g v − v/τ². The naive trace pushes the D basis tangents (ḣ₁ = rows of W₀) through it:
 //! tr ∇²g = Σₖ Σᵢ ė₁[k, i] W₀[k, i]. Cost O(B·D·H²).
 //!
-//! # Structured trace through G = W₀ᵀW₀ (O(B·H³), independent of D)
+//! # Structured trace through G = W₀ᵀW₀ (O(B·H³) per batch plus O(D·H₁²) per step)
 //! Only the activations are non-linear, so ∇²g = Σₗ Jₗ diag(d̈ₗ ⊙ δₗ) Jₗᵀ, where
 //! Jₗ = ∂hₗ/∂x (D × Hₗ) = W₀ Aₗ with A₁ = I and Aₗ₊₁ = Aₗ diag(dₗ) Wₗ (Hₗ is H₁ × Hₗ). Hence
 //!
@@ -22,7 +22,9 @@
 //!
 //! Carry Ãₗ = G Aₗ with the same recursion (the column scaling by dₗ commutes with left-multiplying
 //! by G): Ã₁ = G, Ãₗ₊₁ = (Ãₗ diag(dₗ)) Wₗ. Then (AₗᵀGAₗ)ₖₖ = Σᵢ Aₗ[i, k] Ãₗ[i, k]; for l = 1 it is
-//! Gₖₖ. Per point this costs O(H₁²·Hₗ) per layer and never touches D after G.
+//! Gₖₖ. Per point this costs O(H₁²·Hₗ) per layer and never touches D after G; forming G and its
+//! backward cost O(D·H₁²) once per step, so the step still grows with D (as the first layer's
+//! matmul of every objective does), but not like the D passes of the naive trace.
 //!
 //! Where D ≤ H₁ the same sum is cheaper through the D rows of Jₗ themselves:
 //! (JₗᵀJₗ)ₖₖ = Σⱼ Jₗ[j, k]², with the rows carried by J₁ = W₀, Jₗ₊₁ = (Jₗ diag(dₗ)) Wₗ, at

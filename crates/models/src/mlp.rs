@@ -18,7 +18,11 @@
 //!   with M = W_L W₀ (H_L × H₁, once per step).
 //!   - L = 0: tr W₀ (the linear model).
 //!   - L = 1: Σᵢ d₁ᵢ Mᵢᵢ.
-//!   - L = 2: d₁ᵀ (W₁ ∘ Mᵀ) d₂ per point: one `(B, H₁) × (H₁, H₂)` matmul, O(B·H²), independent of D.
+//!   - L = 2: d₁ᵀ (W₁ ∘ Mᵀ) d₂ per point: one `(B, H₁) × (H₁, H₂)` matmul, O(B·H²) per batch,
+//!     plus O(D·H₁H₂) per step to form M and its backward. The step therefore grows with D, like
+//!     the input and output layers of every objective: measured beside JAX in one run
+//!     (`results/jacobian_cost_comparison.md`), it costs 1–2× a DSM step at every D from 2 to
+//!     512, where an exact trace by D passes costs D times more.
 //!   - L ≥ 3: min(D, H₁, H_L) tangents: D basis tangents (naive) if D is smallest; otherwise the H₁
 //!     rows of D₁ pushed forward (T ← (T Wₗ) ⊙ dₗ₊₁, then Σ T ∘ Mᵀ) or, if H_L is smallest, the H_L
 //!     rows of D_L pushed backward through the transposed layers (then Σ T ∘ M).

@@ -318,8 +318,10 @@ pub(crate) type Activated<E, T> = (T2<E, T>, T2<E, T>, Option<T2<E, T>>);
 ///
 /// * `Naive`: the D basis tangents e₁ … e_D pushed through the network's JVP as one `(B·D, H)`
 ///   batch, then the diagonal of the D JVPs: cost grows linearly in D.
-/// * `Structured`: an algebraic shortcut whose cost does not grow with D (each network documents
-///   its own); it equals the naive trace up to rounding, which the tests check.
+/// * `Structured`: an algebraic shortcut that needs no per-dimension pass: its cost grows with D
+///   only through the per-step products with the input and output layers (O(D·H₁H₂) for the MLP),
+///   as every objective's does (each network documents its own); it equals the naive trace up to
+///   rounding, which the tests check.
 ///
 /// # Examples
 /// ```

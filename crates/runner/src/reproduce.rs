@@ -12,7 +12,8 @@
 //!    and the headline table of `README.md` from `paper/headline.template.md`.
 //!
 //! With `--out DIR` everything is written under `DIR/results`, `DIR/figures` and `DIR/paper.md` (the
-//! PyTorch/JAX baselines, inputs rather than results, are copied there first). With `--quick` every
+//! PyTorch/JAX baselines and the same-run timing comparison `results/jacobian_cost_runs/`, inputs
+//! rather than results, are copied there first). With `--quick` every
 //! step runs at reduced size (fewer samples, seeds, steps: each experiment's `[quick]` table) so
 //! the whole pipeline is exercised in a few minutes. Every step writes its files whole or not at
 //! all; Ctrl-C stops after the current unit of work, keeping the steps already finished.
@@ -116,6 +117,10 @@ pub fn run(
     let _figures_lock = scorelab_pipeline::files::FolderLock::acquire(&figures, "figures folder")?;
     if args.out.is_some() {
         copy_dir(Path::new("results/baselines"), &results.join("baselines"))?;
+        copy_dir(
+            Path::new("results/jacobian_cost_runs"),
+            &results.join("jacobian_cost_runs"),
+        )?;
     }
     let q = args.quick;
     let n = 6 + EXPERIMENTS.len();
