@@ -261,6 +261,128 @@ pub fn registry() -> Vec<Check> {
                 })
             },
         },
+        Check {
+            name: "own_target_error_grows_with_distance",
+            claim: "on the NCSN mixture, every single-σ model's error to its own target (the score of p ∗ N(0, σ²I)) grows from the nearest distance bin to the farthest, and in every bin the models with σ ≥ 1 are below every model with σ < 1",
+            run: |r| {
+                let t = Table::read(&r.join("noise_tradeoff.csv"))?.filter("region", "box")?;
+                // Mean over seeds per (σ, bin).
+                let mut cells: BTreeMap<(String, String), Vec<f64>> = BTreeMap::new();
+                let (sg, lo, e) = (t.strings("sigma")?, t.strings("bin_low")?, t.f64s("error_noised")?);
+                for i in 0..sg.len() {
+                    cells.entry((sg[i].clone(), lo[i].clone())).or_default().push(e[i]);
+                }
+                let mean = |v: &Vec<f64>| v.iter().sum::<f64>() / v.len() as f64;
+                let mut by_sigma: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+                for ((s, l), v) in &cells {
+                    by_sigma.entry(s.clone()).or_default().push((l.parse()?, mean(v)));
+                }
+                let mut pass = by_sigma.len() >= 2;
+                let mut growth = vec![];
+                for (s, bins) in by_sigma.iter_mut() {
+                    bins.sort_by(|a, b| a.0.total_cmp(&b.0));
+                    let g = bins[bins.len() - 1].1 / bins[0].1;
+                    pass &= g > 1.0;
+                    growth.push((s.parse::<f64>()?, g));
+                }
+                growth.sort_by(|a, b| a.0.total_cmp(&b.0));
+                let bins: Vec<f64> = by_sigma.values().next().map(|b| b.iter().map(|x| x.0).collect()).unwrap_or_default();
+                for b in &bins {
+                    let at = |big: bool| by_sigma.iter().filter(move |(s, _)| (s.parse::<f64>().unwrap_or(0.0) >= 1.0) == big).filter_map(move |(_, v)| v.iter().find(|x| x.0 == *b).map(|x| x.1));
+                    let worst_big = at(true).fold(f64::NEG_INFINITY, f64::max);
+                    let best_small = at(false).fold(f64::INFINITY, f64::min);
+                    pass &= worst_big < best_small;
+                }
+                Ok(Outcome {
+                    pass,
+                    numbers: format!(
+                        "from the nearest bin to the farthest it grows {}",
+                        growth
+                            .iter()
+                            .map(|(s, g)| format!("{}× (σ = {})", sig(*g, 2), sig(*s, 1)))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                })
+            },
+        },
+        Check {
+            name: "every_ode_weight_is_its_priors",
+            claim: "every probability-flow ODE run of the sampler zoo ends at the minority weight its prior predicts, within 3 standard errors over seeds",
+            run: |r| {
+                let s = Table::read(&r.join("sampler_zoo_summary.csv"))?
+                    .filter("metric", "mode_weight_1")?;
+                let prior = Table::read(&r.join("sampler_zoo_prior.csv"))?;
+                let mut worst: f64 = 0.0;
+                let mut n = 0;
+                for run in s.distinct("run")?.iter().filter(|r| r.starts_with("prior_")) {
+                    let g = s.filter("run", run)?;
+                    let (m, sd, seeds) = (g.f64s("mean")?, g.f64s("sd")?, g.f64s("seeds")?);
+                    let i = m.len().checked_sub(1).ok_or_else(|| anyhow::anyhow!("{run}: no rows"))?;
+                    let predicted = summary_value(&prior, "run", run, "predicted_mode_weight_1")?;
+                    let se = sd[i] / seeds[i].sqrt();
+                    worst = worst.max((m[i] - predicted).abs() / se);
+                    n += 1;
+                }
+                Ok(Outcome {
+                    pass: n > 0 && worst < 3.0,
+                    numbers: format!("largest |measured − predicted| {} standard errors over {n} runs", sig(worst, 2)),
+                })
+            },
+        },
+        Check {
+            name: "ode_keeps_its_priors_weight",
+            claim: "on the NCSN toy with exact scores, the probability-flow ODE from N(0, 20²I) ends at the weight that prior predicts (within 3 SE at the largest budget) and not at 0.2, while PC ends within 3 SE of 0.2",
+            run: |r| {
+                let t = Table::read(&r.join("samplers_cost_mixture_summary.csv"))?
+                    .filter("metric", "mode_weight_1")?;
+                let last = |run: &str| -> Result<(f64, f64)> {
+                    let g = t.filter("run", run)?;
+                    let (m, sd, seeds) = (g.f64s("mean")?, g.f64s("sd")?, g.f64s("seeds")?);
+                    let i = m.len().checked_sub(1).ok_or_else(|| anyhow::anyhow!("{run}: no rows"))?;
+                    Ok((m[i], sd[i] / seeds[i].sqrt()))
+                };
+                let prior = Table::read(&r.join("sampler_zoo_prior.csv"))?;
+                let predicted = summary_value(&prior, "run", "prior_ode_ve20", "predicted_mode_weight_1")?;
+                let (ode, ode_se) = last("ode_exact")?;
+                let (pc, pc_se) = last("pc_exact")?;
+                let pass = (ode - predicted).abs() < 3.0 * ode_se
+                    && (ode - 0.2).abs() > 3.0 * ode_se
+                    && (pc - 0.2).abs() < 3.0 * pc_se;
+                Ok(Outcome {
+                    pass,
+                    numbers: format!(
+                        "ODE {} ± {} (SE) against the predicted {}; PC {} ± {}",
+                        sig(ode, 4),
+                        sig(ode_se, 1),
+                        sig(predicted, 4),
+                        sig(pc, 3),
+                        sig(pc_se, 1)
+                    ),
+                })
+            },
+        },
+        Check {
+            name: "of_ism_vs_kde_not_significant",
+            claim: "on Old Faithful, ISM's held-out log-likelihood minus the Scott KDE's, paired by split, is not significant at the 5% level (two-sided paired t-test)",
+            run: |r| {
+                let t = Table::read(&r.join("old_faithful_likelihood.csv"))?;
+                let per = |m: &str| -> Result<Vec<(f64, f64)>> {
+                    let g = t.filter("method", m)?;
+                    Ok(g.f64s("seed")?.into_iter().zip(g.f64s("heldout_ll")?).collect())
+                };
+                let p = crate::paper::paired_t(&per("ism")?, &per("kde_scott")?)?;
+                Ok(Outcome {
+                    pass: p.p > 0.05,
+                    numbers: format!(
+                        "t = {} on {} df, p = {}",
+                        sig(p.t, 2),
+                        p.df,
+                        sig(p.p, 2)
+                    ),
+                })
+            },
+        },
     ]
 }
 

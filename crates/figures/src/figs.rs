@@ -2,7 +2,7 @@
 //! PNG file ([`render!`]).
 
 use crate::plot::{
-    color, colorbar, isolines, lin_range, log_range, mean_sd, tick, viridis, LABEL, TICK, TITLE,
+    color, colorbar, isolines, lin_range, log_range, log_ticks, mean_sd, tick, viridis, LABEL, TICK,
 };
 use crate::{Figure, Table};
 use anyhow::{bail, Result};
@@ -36,15 +36,58 @@ macro_rules! render {
     }};
 }
 
-/// The mesh of a panel against score evaluations per chain (log x), with the dashed reference line
-/// `truth` (an `&Option<f64>`) across the x range `xr`.
+/// A legend glyph as the series is drawn, at `$at`: a solid or dashed line of colour `$c` with
+/// the series' marker (0 circle, 1 triangle, 2 cross, else none) in its middle. (One type for
+/// every case, so a macro: the markers not drawn are transparent.)
+macro_rules! line_glyph {
+    ($at:expr, $c:expr, $width:expr, $dash:expr, $marker:expr) => {{
+        let (c, marker): (RGBColor, usize) = ($c, $marker);
+        let style = c.stroke_width($width);
+        // Three segments: touching for a solid line, gapped like the dash pattern for a dashed one.
+        let (len, step) = if $dash { (8, 13) } else { (13, 13) };
+        let seg = |k: i32| PathElement::new(vec![(k * step, 0), (k * step + len, 0)], style);
+        let shown = |m: usize| {
+            if m == marker {
+                c.to_rgba()
+            } else {
+                TRANSPARENT
+            }
+        };
+        EmptyElement::at($at)
+            + seg(0)
+            + seg(1)
+            + seg(2)
+            + Circle::new((19, 0), 6, shown(0).filled())
+            + TriangleMarker::new((19, 0), 7, shown(1).filled())
+            + Cross::new((19, 0), 6, shown(2).stroke_width(2))
+    }};
+}
+
+/// A series marker at `$p`: 0 circle, 1 triangle, else cross (as [`line_glyph!`] draws them).
+macro_rules! marker_at {
+    ($p:expr, $marker:expr, $c:expr) => {{
+        let (p, c): ((f64, f64), RGBColor) = ($p, $c);
+        let e: DynElement<_, _> = match $marker {
+            0 => Circle::new(p, 6, c.filled()).into_dyn(),
+            1 => TriangleMarker::new(p, 7, c.filled()).into_dyn(),
+            _ => Cross::new(p, 6, c.stroke_width(2)).into_dyn(),
+        };
+        e
+    }};
+}
+
+/// The mesh of a panel against score evaluations per chain (log x), its y axis described by
+/// `$y` (the part of the panel's title after its colon), with the dashed reference line `truth`
+/// (an `&Option<f64>`) across the x range `xr`.
 macro_rules! evals_mesh {
-    ($chart:ident, $truth:expr, $xr:expr) => {
+    ($chart:ident, $truth:expr, $xr:expr, $y:expr) => {
+        let y: &str = $y;
         $chart
             .configure_mesh()
             .x_label_formatter(&tick)
             .y_label_formatter(&tick)
             .x_desc("score evaluations per chain")
+            .y_desc(y.rsplit(": ").next().unwrap_or(y))
             .label_style(("sans-serif", TICK))
             .axis_desc_style(("sans-serif", LABEL))
             .draw()?;
@@ -65,7 +108,11 @@ macro_rules! log_or_linear {
     ($builder:ident, $xr:expr, $ys:expr, $truth:expr, $log:expr, $body:ident) => {
         if $log {
             let yr = log_range($ys, 1.5);
-            let mut chart = $builder.build_cartesian_2d($xr.clone().log_scale(), yr.log_scale())?;
+            let ticks = log_ticks(&yr);
+            let mut chart = $builder.build_cartesian_2d(
+                $xr.clone().log_scale(),
+                yr.log_scale().with_key_points(ticks),
+            )?;
             $body!(chart);
         } else {
             let yr = lin_range($ys.chain($truth.iter().copied()), 0.08);
@@ -87,7 +134,7 @@ pub fn catalogue() -> Vec<Figure> {
         Figure {
             name: "equivalence_training",
             inputs: &["models/train_mixture_ism/loss.csv"],
-            caption: "ESM and ISM during ISM training of a 64-64 MLP on a 2-D mixture, on one fixed set of 4096 points: they move in lock-step, C = ½E‖∇log p‖² apart up to the Monte Carlo error of those points.",
+            caption: "ESM and ISM during ISM training of a 64-64 MLP on a 2-D mixture, on one set of 4096 points drawn once (left), and the residual ESM − ISM − C on those points (right): the same points at every evaluation, so the residual is one Monte Carlo draw's error as the model changes, not independent errors.",
             made_by: "scorelab train --config paper/experiments/train_mixture_ism.toml --out results/models/train_mixture_ism --force",
             draw: equivalence_training,
         },
@@ -121,8 +168,8 @@ pub fn catalogue() -> Vec<Figure> {
         },
         Figure {
             name: "old_faithful",
-            inputs: &["old_faithful_density.csv", "old_faithful_samples.csv", "old_faithful_summary.csv"],
-            caption: "Old Faithful: log-density contours (first seed) of the energy network fitted by ISM, SSM-VR and DSM, and of the Scott KDE, with each method's samples (colour) and the held-out eruptions (black); titles give the held-out log-likelihood over five splits.",
+            inputs: &["old_faithful_density.csv", "old_faithful_samples.csv", "old_faithful.csv"],
+            caption: "Old Faithful, first split: log-density contours of the energy network fitted by ISM, SSM-VR and DSM, and of the Scott KDE, at 0.5, 1.5, 3 and 5 nats below each density's maximum, with each method's samples (colour) and that split's held-out eruptions (black); titles give that split's held-out log-likelihood (nats per eruption).",
             made_by: "scorelab experiment --config paper/experiments/old_faithful.toml",
             draw: old_faithful,
         },
@@ -236,7 +283,7 @@ fn equivalence(results: &Path, stem: &Path) -> Result<()> {
         let s = t.filter("density", d)?;
         let dim = s.strings("dim")?[0].clone();
         panels.push(Panel {
-            name: format!("{d} (D = {dim})"),
+            name: format!("{} (D = {dim})", d.replace('_', " ")),
             c: s.f64s("constant")?[0],
             ism: s.f64s("ism")?,
             esm: s.f64s("esm")?,
@@ -269,8 +316,8 @@ fn equivalence(results: &Path, stem: &Path) -> Result<()> {
             let mut chart = ChartBuilder::on(area)
                 .caption(format!("{}: C = {:.3}", p.name, p.c), ("sans-serif", LABEL))
                 .margin(12)
-                .x_label_area_size(55)
-                .y_label_area_size(70)
+                .x_label_area_size(70)
+                .y_label_area_size(115)
                 .build_cartesian_2d(xr.clone(), yr)?;
             mesh(&mut chart, "ISM loss J(θ)", "ESM loss")?;
             let xs = [xr.start, xr.end];
@@ -320,12 +367,12 @@ fn equivalence(results: &Path, stem: &Path) -> Result<()> {
                 ("sans-serif", LABEL),
             )
             .margin(12)
-            .x_label_area_size(55)
-            .y_label_area_size(80)
+            .x_label_area_size(70)
+            .y_label_area_size(105)
             .build_cartesian_2d(xr.clone(), yr)?;
         mesh(
             &mut chart,
-            "boundary term p(0)·s_θ(0)",
+            "boundary term p(0)·ŝ(0)",
             "ESM − ISM − C (± 2 SE)",
         )?;
         chart
@@ -375,40 +422,66 @@ fn equivalence_training(results: &Path, stem: &Path) -> Result<()> {
     }
     let xr = 0.0..step.iter().copied().fold(1.0, f64::max);
     let yr = lin_range(esm.iter().chain(&ism).copied(), 0.05);
-    render!(stem, (1200, 750), |root| {
-        let mut chart = ChartBuilder::on(&root)
+    let residual: Vec<f64> = esm.iter().zip(&ism).map(|(e, i)| e - i - c).collect();
+    let rr = lin_range(residual.iter().copied().chain([0.0]), 0.1);
+    let positive = residual.iter().filter(|r| **r > 0.0).count();
+    render!(stem, (1800, 750), |root| {
+        let (left, right) = root.split_horizontally(1050);
+        let mut chart = ChartBuilder::on(&left)
             .caption(
                 format!("ESM and ISM during ISM training: C = {c:.4}"),
-                ("sans-serif", TITLE),
+                ("sans-serif", LABEL + 2),
             )
             .margin(20)
-            .x_label_area_size(60)
-            .y_label_area_size(80)
+            .x_label_area_size(72)
+            .y_label_area_size(105)
             .build_cartesian_2d(xr.clone(), yr.clone())?;
-        mesh(&mut chart, "Adam step", "loss on 4096 fresh points")?;
+        mesh(&mut chart, "Adam step", "loss on 4096 points drawn once")?;
         let pts = |v: &[f64]| -> Vec<(f64, f64)> {
             step.iter().copied().zip(v.iter().copied()).collect()
         };
         let (c0, c1) = (color(0), color(1));
         chart
             .draw_series(LineSeries::new(pts(&esm), c0.stroke_width(3)))?
-            .label("ESM ½E‖s_θ − ∇log p‖²")
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], c0.stroke_width(3)));
+            .label("ESM ½E‖ŝ − ∇log p‖²")
+            .legend(move |p| line_glyph!(p, c0, 3, false, 9));
         chart
             .draw_series(LineSeries::new(pts(&ism), c1.stroke_width(3)))?
-            .label("ISM E[½‖s_θ‖² + tr ∇s_θ]")
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], c1.stroke_width(3)));
+            .label("ISM E[½‖ŝ‖² + tr ∇ŝ]")
+            .legend(move |p| line_glyph!(p, c1, 3, false, 9));
         let shifted: Vec<f64> = ism.iter().map(|v| v + c).collect();
         chart
             .draw_series(DashedLineSeries::new(
                 pts(&shifted),
                 10,
-                8,
+                6,
                 BLACK.stroke_width(2),
             ))?
             .label("ISM + C")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], BLACK.stroke_width(2)));
+            .legend(|p| line_glyph!(p, BLACK, 2, true, 9));
         legend(&mut chart, SeriesLabelPosition::UpperRight, TICK)?;
+        let mut chart = ChartBuilder::on(&right)
+            .caption(
+                format!("ESM − ISM − C: > 0 in {positive} of {}", residual.len()),
+                ("sans-serif", LABEL + 2),
+            )
+            .margin(20)
+            .x_label_area_size(72)
+            .y_label_area_size(125)
+            .build_cartesian_2d(xr.clone(), rr.clone())?;
+        mesh(&mut chart, "Adam step", "on the same 4096 points")?;
+        chart.draw_series(DashedLineSeries::new(
+            vec![(xr.start, 0.0), (xr.end, 0.0)],
+            10,
+            6,
+            BLACK.stroke_width(2),
+        ))?;
+        chart.draw_series(LineSeries::new(pts(&residual), c0.stroke_width(3)))?;
+        chart.draw_series(
+            pts(&residual)
+                .into_iter()
+                .map(|p| Circle::new(p, 5, c0.filled())),
+        )?;
     })
 }
 
@@ -418,33 +491,6 @@ struct CostSeries {
     framework: usize,
     dash: bool,
     points: Vec<(f64, f64)>,
-}
-
-/// A legend glyph as the series is drawn, at `$at`: a solid or dashed line of colour `$c` with
-/// the series' marker (0 circle, 1 triangle, 2 cross, else none) in its middle. (One type for
-/// every case, so a macro: the markers not drawn are transparent.)
-macro_rules! line_glyph {
-    ($at:expr, $c:expr, $width:expr, $dash:expr, $marker:expr) => {{
-        let (c, marker): (RGBColor, usize) = ($c, $marker);
-        let style = c.stroke_width($width);
-        // Three segments: touching for a solid line, gapped like the dash pattern for a dashed one.
-        let (len, step) = if $dash { (8, 13) } else { (13, 13) };
-        let seg = |k: i32| PathElement::new(vec![(k * step, 0), (k * step + len, 0)], style);
-        let shown = |m: usize| {
-            if m == marker {
-                c.to_rgba()
-            } else {
-                TRANSPARENT
-            }
-        };
-        EmptyElement::at($at)
-            + seg(0)
-            + seg(1)
-            + seg(2)
-            + Circle::new((19, 0), 6, shown(0).filled())
-            + TriangleMarker::new((19, 0), 7, shown(1).filled())
-            + Cross::new((19, 0), 6, shown(2).stroke_width(2))
-    }};
 }
 
 fn jacobian_cost(results: &Path, stem: &Path) -> Result<()> {
@@ -525,7 +571,7 @@ fn jacobian_cost(results: &Path, stem: &Path) -> Result<()> {
                 .caption(*title, ("sans-serif", LABEL + 2))
                 .margin(12)
                 .x_label_area_size(70)
-                .y_label_area_size(95)
+                .y_label_area_size(115)
                 .build_cartesian_2d(
                     xr.clone().log_scale().with_key_points(ticks.clone()),
                     yr.clone().log_scale(),
@@ -654,8 +700,8 @@ fn score_field(results: &Path, stem: &Path) -> Result<()> {
                 ("sans-serif", LABEL + 2),
             )
             .margin(12)
-            .x_label_area_size(55)
-            .y_label_area_size(60)
+            .x_label_area_size(70)
+            .y_label_area_size(105)
             .build_cartesian_2d(range.clone(), range.clone())?;
         chart
             .configure_mesh()
@@ -705,7 +751,7 @@ fn score_field(results: &Path, stem: &Path) -> Result<()> {
                     blue.stroke_width(2),
                 )
             }))?
-            .label("learned s_θ")
+            .label("learned score ŝ")
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 24, y)], blue.stroke_width(2))
             });
@@ -717,15 +763,15 @@ fn score_field(results: &Path, stem: &Path) -> Result<()> {
         // (b), (c) error maps.
         for (area, f, noised) in [(&areas[1], small, false), (&areas[2], large, true)] {
             let title = if noised {
-                format!("DSM σ = {}: error to ∇log p_σ", f.sigma)
+                format!("DSM σ = {}: error to the noised score", f.sigma)
             } else {
                 format!("DSM σ = {}: error to ∇log p", f.sigma)
             };
             let mut chart = ChartBuilder::on(area)
                 .caption(title, ("sans-serif", LABEL + 2))
                 .margin(12)
-                .x_label_area_size(55)
-                .y_label_area_size(60)
+                .x_label_area_size(70)
+                .y_label_area_size(105)
                 .build_cartesian_2d(range.clone(), range.clone())?;
             chart
                 .configure_mesh()
@@ -752,7 +798,7 @@ fn score_field(results: &Path, stem: &Path) -> Result<()> {
                 chart.draw_series(LineSeries::new(line.clone(), WHITE.stroke_width(2)))?;
             }
         }
-        colorbar(&bar, lo, hi, "log₁₀ ½‖s_θ − target‖²")?;
+        colorbar(&bar, lo, hi, "log₁₀ ½‖ŝ − target‖²")?;
     })
 }
 
@@ -770,7 +816,8 @@ fn noise_tradeoff(results: &Path, stem: &Path) -> Result<()> {
         let r = t.filter("sigma", sg)?;
         let lo = r.f64s("bin_low")?;
         let hi = r.f64s("bin_high")?;
-        let e = r.f64s("error_clean")?;
+        // Each model against its own target, the score of p ∗ N(0, σ²I).
+        let e = r.f64s("error_noised")?;
         // Mean over seeds per bin.
         let mut bins: Vec<(f64, f64, Vec<f64>)> = vec![];
         for i in 0..lo.len() {
@@ -805,17 +852,17 @@ fn noise_tradeoff(results: &Path, stem: &Path) -> Result<()> {
                 ("sans-serif", LABEL + 2),
             )
             .margin(12)
-            .x_label_area_size(60)
-            .y_label_area_size(85)
+            .x_label_area_size(72)
+            .y_label_area_size(125)
             .build_cartesian_2d(xr.clone().log_scale(), yr.clone().log_scale())?;
         mesh(
             &mut chart,
             "DSM noise level σ",
-            "½ E_p‖s_θ − target‖² (mean ± sd)",
+            "½ E‖ŝ − target‖² over p (mean ± sd)",
         )?;
         for (k, (m, sd, label)) in [
             (&cm, &cs, "to the clean score ∇log p"),
-            (&nm, &ns, "to the noised score ∇log p_σ"),
+            (&nm, &ns, "to the noised score ∇log(p ∗ N(0, σ²I))"),
         ]
         .into_iter()
         .enumerate()
@@ -849,17 +896,17 @@ fn noise_tradeoff(results: &Path, stem: &Path) -> Result<()> {
         legend(&mut chart, SeriesLabelPosition::UpperLeft, TICK)?;
         let mut chart = ChartBuilder::on(&areas[1])
             .caption(
-                "error against the distance from the data",
+                "error to its own target, against the distance",
                 ("sans-serif", LABEL + 2),
             )
             .margin(12)
-            .x_label_area_size(60)
-            .y_label_area_size(85)
+            .x_label_area_size(72)
+            .y_label_area_size(125)
             .build_cartesian_2d(dr.clone(), er.clone().log_scale())?;
         mesh(
             &mut chart,
-            "distance to the nearest of the data points (bin centre)",
-            "½‖s_θ − ∇log p‖² (mean over seeds)",
+            "distance to the nearest data point",
+            "½‖ŝ − own target‖² (mean over seeds)",
         )?;
         let n = curves.len().max(2) - 1;
         for (k, (sg, pts)) in curves.iter().enumerate() {
@@ -917,8 +964,8 @@ fn ncsn_toy(results: &Path, stem: &Path) -> Result<()> {
                     ("sans-serif", LABEL),
                 )
                 .margin(12)
-                .x_label_area_size(55)
-                .y_label_area_size(60)
+                .x_label_area_size(70)
+                .y_label_area_size(105)
                 .build_cartesian_2d(range.clone(), range.clone())?;
             mesh(&mut chart, "x₁", "x₂")?;
             let c = color(k);
@@ -931,8 +978,8 @@ fn ncsn_toy(results: &Path, stem: &Path) -> Result<()> {
         let mut chart = ChartBuilder::on(&areas[2])
             .caption("minority-mode weight per seed", ("sans-serif", LABEL))
             .margin(12)
-            .x_label_area_size(55)
-            .y_label_area_size(70)
+            .x_label_area_size(70)
+            .y_label_area_size(115)
             .build_cartesian_2d(-0.5..(weights.len() as f64 - 0.5), 0.0..0.6)?;
         chart
             .configure_mesh()
@@ -1032,13 +1079,27 @@ fn samplers_cost(results: &Path, stem: &Path) -> Result<()> {
         cost_panel(&ban, "mmd2", "banana: MMD²", false, None)?,
         cost_panel(&ban, "ksd", "banana: KSD", true, None)?,
     ];
-    // Colour by sampler, dashed for a learned score; one legend for the figure.
-    let samplers = ["langevin", "mala", "annealed", "reverse_sde", "pc", "ode"];
+    // Colour and marker by sampler (no two samplers share both), dashed for a learned score;
+    // one legend for the figure.
+    let samplers: [(&str, RGBColor, usize); 6] = [
+        ("langevin", color(0), 0),
+        ("mala", color(1), 1),
+        ("annealed", color(2), 0),
+        ("reverse_sde", color(3), 2),
+        ("pc", color(7), 1),
+        ("ode", color(5), 2),
+    ];
     let hue = |run: &str| {
         samplers
             .iter()
-            .position(|s| run.starts_with(s))
+            .position(|s| run.starts_with(s.0))
             .unwrap_or(6)
+    };
+    let style_of = |run: &str| {
+        samplers
+            .iter()
+            .find(|s| run.starts_with(s.0))
+            .map_or((color(6), 0), |s| (s.1, s.2))
     };
     let mut names: Vec<String> = vec![];
     for p in &panels {
@@ -1055,29 +1116,15 @@ fn samplers_cost(results: &Path, stem: &Path) -> Result<()> {
             .flat_map(|p| p.2.iter().flat_map(|s| s.1.iter().map(|q| q.0))),
         1.4,
     );
-    render!(stem, (1900, 1240), |root| {
-        let (top, legend) = root.split_vertically(1150);
+    render!(stem, (1900, 1300), |root| {
+        let (top, legend) = root.split_vertically(1160);
         for (k, name) in names.iter().enumerate() {
-            let (x, y) = (40 + (k % 6) as i32 * 310, 20 + (k / 6) as i32 * 36);
-            let c = color(hue(name));
-            if name.contains("learned") {
-                legend.draw(&PathElement::new(
-                    vec![(x, y), (x + 12, y)],
-                    c.stroke_width(3),
-                ))?;
-                legend.draw(&PathElement::new(
-                    vec![(x + 22, y), (x + 34, y)],
-                    c.stroke_width(3),
-                ))?;
-            } else {
-                legend.draw(&PathElement::new(
-                    vec![(x, y), (x + 34, y)],
-                    c.stroke_width(3),
-                ))?;
-            }
+            let (x, y) = (40 + (k % 4) as i32 * 470, 22 + (k / 4) as i32 * 40);
+            let (c, marker) = style_of(name);
+            legend.draw(&line_glyph!((x, y), c, 3, name.contains("learned"), marker))?;
             legend.draw(&Text::new(
                 name.replace('_', " "),
-                (x + 44, y - 11),
+                (x + 50, y - 15),
                 ("sans-serif", TICK),
             ))?;
         }
@@ -1088,13 +1135,13 @@ fn samplers_cost(results: &Path, stem: &Path) -> Result<()> {
             chart_builder
                 .caption(title.as_str(), ("sans-serif", LABEL))
                 .margin(12)
-                .x_label_area_size(55)
-                .y_label_area_size(85);
+                .x_label_area_size(72)
+                .y_label_area_size(115);
             macro_rules! body {
                 ($chart:ident) => {
-                    evals_mesh!($chart, truth, xr);
+                    evals_mesh!($chart, truth, xr, title.as_str());
                     for (run, pts) in series {
-                        let c = color(hue(run));
+                        let (c, marker) = style_of(run);
                         let style = if run.contains("learned") {
                             c.stroke_width(2)
                         } else {
@@ -1110,7 +1157,7 @@ fn samplers_cost(results: &Path, stem: &Path) -> Result<()> {
                         } else {
                             $chart.draw_series(LineSeries::new(line.clone(), style))?;
                         }
-                        $chart.draw_series(line.iter().map(|&p| Circle::new(p, 4, c.filled())))?;
+                        $chart.draw_series(line.iter().map(|&p| marker_at!(p, marker, c)))?;
                         $chart.draw_series(
                             pts.iter()
                                 .filter(|q| q.2.is_finite() && (!*log || q.1 - q.2 > 0.0))
@@ -1284,11 +1331,11 @@ fn sampler_zoo(results: &Path, stem: &Path) -> Result<()> {
             chart_builder
                 .caption(*title, ("sans-serif", LABEL))
                 .margin(12)
-                .x_label_area_size(55)
-                .y_label_area_size(85);
+                .x_label_area_size(72)
+                .y_label_area_size(115);
             macro_rules! body {
                 ($chart:ident) => {
-                    evals_mesh!($chart, truth, xr);
+                    evals_mesh!($chart, truth, xr, title);
                     for (sampler, schedule, pts) in series {
                         let c = color(hue(sampler));
                         let (w, dash) = style_of(schedule);
@@ -1325,7 +1372,7 @@ fn sampler_zoo(results: &Path, stem: &Path) -> Result<()> {
 fn old_faithful(results: &Path, stem: &Path) -> Result<()> {
     let d = Table::read(&results.join("old_faithful_density.csv"))?;
     let smp = Table::read(&results.join("old_faithful_samples.csv"))?;
-    let sum = Table::read(&results.join("old_faithful_summary.csv"))?;
+    let per = Table::read(&results.join("old_faithful.csv"))?;
     let methods: Vec<String> = ["ism", "ssm_vr", "dsm", "kde_scott"]
         .iter()
         .map(|s| s.to_string())
@@ -1369,25 +1416,20 @@ fn old_faithful(results: &Path, stem: &Path) -> Result<()> {
             .collect();
         let s = smp.filter("method", m)?;
         let draws = s.f64s("x0")?.into_iter().zip(s.f64s("x1")?).collect();
-        let r = sum.filter("method", m)?;
-        let ll = r
-            .f64s("heldout_ll_mean")?
-            .first()
-            .copied()
-            .unwrap_or(f64::NAN);
-        let sd = r
-            .f64s("heldout_ll_sd")?
-            .first()
-            .copied()
-            .unwrap_or(f64::NAN);
+        // The held-out log-likelihood of the split the panel shows (its first seed).
+        let r = per.filter("method", m)?;
+        let (seed, ll) = (
+            r.strings("seed")?.first().cloned().unwrap_or_default(),
+            r.f64s("heldout_ll")?.first().copied().unwrap_or(f64::NAN),
+        );
         let label = match m.as_str() {
             "ism" => "ISM",
             "ssm_vr" => "SSM-VR",
-            "dsm" => "DSM (fits p_σ)",
+            "dsm" => "DSM (fits the noised density)",
             _ => "KDE (Scott)",
         };
         panels.push(Panel {
-            title: format!("{label}: {ll:.2} ± {sd:.2} nats"),
+            title: format!("{label}: split {seed}, {ll:.2} nats"),
             lines,
             draws,
         });
@@ -1398,8 +1440,8 @@ fn old_faithful(results: &Path, stem: &Path) -> Result<()> {
             let mut chart = ChartBuilder::on(area)
                 .caption(p.title.as_str(), ("sans-serif", LABEL))
                 .margin(12)
-                .x_label_area_size(55)
-                .y_label_area_size(70)
+                .x_label_area_size(70)
+                .y_label_area_size(115)
                 .build_cartesian_2d(xr.clone(), yr.clone())?;
             mesh(&mut chart, "eruption duration (min)", "waiting time (min)")?;
             let c = color(k);

@@ -116,6 +116,56 @@ pub fn render_with(
     Ok(out)
 }
 
+/// A paired t-test over splits (two-sided).
+pub(crate) struct Paired {
+    /// Mean of the differences.
+    pub mean: f64,
+    /// Their sample sd.
+    pub sd: f64,
+    /// The t statistic.
+    pub t: f64,
+    /// Its degrees of freedom.
+    pub df: usize,
+    /// Its two-sided p-value.
+    pub p: f64,
+}
+
+impl Paired {
+    fn cell(&self) -> String {
+        format!(
+            "{}, t = {} ({} df), p = {}",
+            pm(self.mean, self.sd),
+            sig(self.t, 2),
+            self.df,
+            sig(self.p, 2)
+        )
+    }
+}
+
+/// The paired t-test of a − b over the seeds both have: t = mean/(sd/√n) on n − 1 degrees of
+/// freedom, p = 2·(1 − F_t(|t|)) with Student's t distribution (statrs).
+pub(crate) fn paired_t(a: &[(f64, f64)], b: &[(f64, f64)]) -> Result<Paired> {
+    use statrs::distribution::{ContinuousCDF, StudentsT};
+    let d: Vec<f64> = a
+        .iter()
+        .filter_map(|(s, x)| b.iter().find(|(t, _)| t == s).map(|(_, y)| x - y))
+        .collect();
+    if d.len() < 2 {
+        bail!("a paired test needs two common seeds, got {}", d.len());
+    }
+    let (mean, sd) = mean_sd(&d);
+    let df = d.len() - 1;
+    let t = mean / (sd / (d.len() as f64).sqrt());
+    let dist = StudentsT::new(0.0, 1.0, df as f64).context("Student's t")?;
+    Ok(Paired {
+        mean,
+        sd,
+        t,
+        df,
+        p: 2.0 * (1.0 - dist.cdf(t.abs())),
+    })
+}
+
 /// A Markdown table.
 fn md(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut s = format!("| {} |\n", header.join(" | "));
@@ -247,6 +297,13 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
         v.insert("lock_c".into(), sig(c, 4));
         v.insert("lock_max_dev".into(), sig(dev, 2));
         v.insert("lock_evals".into(), esm.len().to_string());
+        v.insert(
+            "lock_positive".into(),
+            (0..esm.len())
+                .filter(|&i| esm[i] - ism[i] - c > 0.0)
+                .count()
+                .to_string(),
+        );
     }
     // The Jacobian cost: the same-run comparison only (crate::cost).
     {
@@ -684,6 +741,49 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
             ),
         );
     }
+    // Old Faithful's likelihood routes and references, paired by split.
+    {
+        let t = read("old_faithful_likelihood.csv")?;
+        let per = |m: &str| -> Result<Vec<(f64, f64)>> {
+            let g = t.filter("method", m)?;
+            Ok(g.f64s("seed")?
+                .into_iter()
+                .zip(g.f64s("heldout_ll")?)
+                .collect())
+        };
+        let mut rows = vec![];
+        for m in t.distinct("method")? {
+            let ll: Vec<f64> = per(&m)?.iter().map(|p| p.1).collect();
+            let (mean, sd) = mean_sd(&ll);
+            let mut r = vec![m.replace('_', " "), pm(mean, sd)];
+            for reference in ["kde_scott", "mle"] {
+                if m == reference {
+                    r.push("—".into());
+                    continue;
+                }
+                let p = paired_t(&per(&m)?, &per(reference)?)?;
+                if m == "ism" && reference == "kde_scott" {
+                    v.insert("of_ism_kde_t".into(), sig(p.t, 2));
+                    v.insert("of_ism_kde_p".into(), sig(p.p, 2));
+                    v.insert("of_ism_kde_df".into(), p.df.to_string());
+                }
+                r.push(p.cell());
+            }
+            rows.push(r);
+        }
+        v.insert(
+            "table_of_likelihood".into(),
+            md(
+                &[
+                    "method",
+                    "held-out log-lik. (mean ± sd over splits)",
+                    "minus KDE (Scott), paired: mean ± sd, t, p",
+                    "minus maximum likelihood, paired",
+                ],
+                &rows,
+            ),
+        );
+    }
     // The toy zoo.
     {
         let s = read("toy_zoo_summary.csv")?;
@@ -863,4 +963,36 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
         v.insert("dg_nn_min_samples".into(), sig(closest, 3));
     }
     Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Against closed forms: on one degree of freedom Student's t is the Cauchy distribution,
+    /// p = 1 − (2/π)·atan|t|; on four, t = 2.7764 is the two-sided 5% point (the printed tables).
+    #[test]
+    fn paired_t_matches_closed_forms() {
+        let a = [(1.0, 3.0), (2.0, 5.5)];
+        let b = [(2.0, 1.0), (1.0, 1.0), (7.0, 0.0)];
+        let p = paired_t(&a, &b).unwrap();
+        // Differences 2 and 4.5: mean 3.25, sd 1.7678, t = 3.25/(1.7678/√2) = 2.6.
+        assert!((p.t - 2.6).abs() < 1e-9, "{}", p.t);
+        assert_eq!(p.df, 1);
+        let cauchy = 1.0 - 2.0 / std::f64::consts::PI * p.t.atan();
+        assert!((p.p - cauchy).abs() < 1e-9, "{} {cauchy}", p.p);
+        // Five differences with mean/(sd/√5) = 2.7764: p = 0.05.
+        let d = [1.0, 2.0, 3.0, 4.0, 5.0];
+        let (m, sd) = mean_sd(&d);
+        let shift = 2.7764 * sd / 5f64.sqrt() - m;
+        let a: Vec<(f64, f64)> = d
+            .iter()
+            .enumerate()
+            .map(|(i, x)| (i as f64, x + shift))
+            .collect();
+        let zero: Vec<(f64, f64)> = (0..5).map(|i| (i as f64, 0.0)).collect();
+        let p = paired_t(&a, &zero).unwrap();
+        assert!((p.p - 0.05).abs() < 1e-4, "{}", p.p);
+        assert!(paired_t(&a[..1], &zero).is_err());
+    }
 }

@@ -18,9 +18,8 @@ pub fn register_font() {
 }
 
 /// Text sizes (pixels) for a figure about 1200–1800 px wide, readable at page width: 1800 px
-/// printed 6.5 in wide makes a tick label of 30 px about 8 pt.
-pub const TITLE: u32 = 40;
-/// Axis descriptions.
+/// printed 6.5 in wide makes a tick label of 30 px about 8 pt. Axis descriptions (panel titles
+/// are LABEL + 2).
 pub const LABEL: u32 = 34;
 /// Tick labels and legends.
 pub const TICK: u32 = 30;
@@ -75,6 +74,32 @@ pub fn log_range(values: impl IntoIterator<Item = f64>, factor: f64) -> Range<f6
         return 0.1..10.0;
     }
     (lo / factor)..(hi * factor)
+}
+
+/// Tick positions for a log axis over `r`: 1, 2, 5 × 10ᵏ, or every m × 10ᵏ (m = 1…9) when the
+/// range holds fewer than four of those, so that a narrow log axis is labelled where its data are.
+pub fn log_ticks(r: &Range<f64>) -> Vec<f64> {
+    let (lo, hi) = (r.start.max(f64::MIN_POSITIVE), r.end);
+    let within = |ms: &[f64]| -> Vec<f64> {
+        let mut out = vec![];
+        let mut k = lo.log10().floor() as i32 - 1;
+        while 10f64.powi(k) <= hi * 10.0 {
+            for m in ms {
+                let v = m * 10f64.powi(k);
+                if v >= lo && v <= hi {
+                    out.push(v);
+                }
+            }
+            k += 1;
+        }
+        out
+    };
+    let coarse = within(&[1.0, 2.0, 5.0]);
+    if coarse.len() >= 4 {
+        coarse
+    } else {
+        within(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0])
+    }
 }
 
 /// Mean and sample sd (NaN for fewer than two values) of the finite values.
@@ -214,6 +239,18 @@ mod tests {
             let r = (x * x + y * y).sqrt();
             assert!((r - 1.0).abs() < h * h, "radius {r}");
         }
+    }
+
+    /// Against hand-listed decades: a wide range gets 1-2-5 ticks, a narrow one every digit.
+    #[test]
+    fn log_ticks_cover_the_range() {
+        assert_eq!(
+            log_ticks(&(0.8..60.0)),
+            vec![1.0, 2.0, 5.0, 10.0, 20.0, 50.0]
+        );
+        let narrow = log_ticks(&(0.15..0.45));
+        assert_eq!(narrow.len(), 3);
+        assert!((narrow[0] - 0.2).abs() < 1e-12 && (narrow[2] - 0.4).abs() < 1e-12);
     }
 
     #[test]
