@@ -383,6 +383,33 @@ pub fn registry() -> Vec<Check> {
                 })
             },
         },
+        Check {
+            name: "hutchinson_unbiased_rademacher_tighter",
+            claim: "on the mixtures of every dimension, Hutchinson's log-likelihood minus the exact one is within 3 SE of zero for both probes, and the Rademacher probe's one-probe sd is below the Gaussian probe's",
+            run: |r| {
+                let h = Table::read(&r.join("likelihood_accuracy_hutchinson.csv"))?;
+                let z = h.f64s("z")?;
+                let worst = z.iter().map(|z| z.abs()).fold(0.0, f64::max);
+                let mut pass = !z.is_empty() && worst < 3.0;
+                let mut ratios = vec![];
+                for d in h.distinct("dim")? {
+                    let g = h.filter("dim", &d)?;
+                    let rad = summary_value(&g, "probe", "rademacher", "one_probe_sd")?;
+                    let gau = summary_value(&g, "probe", "gaussian", "one_probe_sd")?;
+                    pass &= rad < gau;
+                    ratios.push(format!("{}× at D = {d}", sig(gau / rad, 2)));
+                }
+                Ok(Outcome {
+                    pass,
+                    numbers: format!(
+                        "largest |z| {} over {} rows; the Gaussian probe's sd is {} the Rademacher probe's",
+                        sig(worst, 2),
+                        z.len(),
+                        ratios.join(", ")
+                    ),
+                })
+            },
+        },
     ]
 }
 

@@ -784,6 +784,95 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
             ),
         );
     }
+    // Exact likelihoods through the probability-flow ODE.
+    {
+        let t = read("likelihood_accuracy_summary.csv")?;
+        let rtols = t.distinct("rtol")?;
+        let mut rows = vec![];
+        for d in t.distinct("density")? {
+            let g = t.filter("density", &d)?;
+            for sch in g.distinct("schedule")? {
+                let h = g.filter("schedule", &sch)?;
+                let mut r = vec![format!("{d}, {sch}")];
+                for rt in &rtols {
+                    let cell = h.filter("rtol", rt)?.f64s("worst_mean_abs_error")?;
+                    r.push(cell.first().map_or("—".into(), |v| sig(*v, 2)));
+                }
+                rows.push(r);
+            }
+        }
+        let header: Vec<String> = std::iter::once("density, schedule".to_string())
+            .chain(rtols.iter().map(|r| format!("rtol {r}")))
+            .collect();
+        let header: Vec<&str> = header.iter().map(String::as_str).collect();
+        v.insert("table_lik_accuracy".into(), md(&header, &rows));
+        let h = read("likelihood_accuracy_hutchinson.csv")?;
+        let (dim, probe) = (h.strings("dim")?, h.strings("probe")?);
+        let (m, se, sd) = (
+            h.f64s("mean_difference")?,
+            h.f64s("se_difference")?,
+            h.f64s("one_probe_sd")?,
+        );
+        let rows: Vec<Vec<String>> = (0..dim.len())
+            .map(|i| {
+                vec![
+                    dim[i].clone(),
+                    probe[i].clone(),
+                    format!("{} ± {}", sig(m[i], 2), sig(se[i], 2)),
+                    sig(m[i] / se[i], 2),
+                    sig(sd[i], 3),
+                ]
+            })
+            .collect();
+        v.insert(
+            "table_lik_hutchinson".into(),
+            md(
+                &[
+                    "D",
+                    "probe",
+                    "Hutchinson − exact log p (mean ± SE)",
+                    "z",
+                    "one-probe sd of log p",
+                ],
+                &rows,
+            ),
+        );
+        let n = read("likelihood_accuracy_normalization.csv")?;
+        let (boxes, err) = (n.f64s("box_factor")?, n.f64s("integral_minus_one")?);
+        let widest = boxes.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let worst = boxes
+            .iter()
+            .zip(&err)
+            .filter(|(b, _)| **b == widest)
+            .map(|(_, e)| e.abs())
+            .fold(0.0, f64::max);
+        v.insert("lik_norm_box".into(), sig(widest, 2));
+        v.insert("lik_norm_worst".into(), sig(worst, 2));
+        let dl = read("digits_likelihood_summary.csv")?;
+        let mut rows = vec![];
+        for m in dl.distinct("method")? {
+            let g = dl.filter("method", &m)?;
+            rows.push(vec![
+                m.replace('_', " "),
+                pm(
+                    g.f64s("bits_per_dim_mean")?[0],
+                    g.f64s("bits_per_dim_sd")?[0],
+                ),
+                sig(g.f64s("bits_per_dim_se_mean")?[0], 2),
+            ]);
+        }
+        v.insert(
+            "table_digits_bpd".into(),
+            md(
+                &[
+                    "model",
+                    "bits/dim (mean ± sd over seeds)",
+                    "SE within a seed",
+                ],
+                &rows,
+            ),
+        );
+    }
     // The toy zoo.
     {
         let s = read("toy_zoo_summary.csv")?;
