@@ -12,10 +12,12 @@
 //!   per-sample gap is equal and the residual is rounding-sized). With a closed-form C
 //!   the se is that of the gap; with a Monte Carlo C it is that of the paired difference gᵢ − ½‖∇log p(xᵢ)‖²
 //!   (C's error is correlated with the gap's on the same samples, so the paired se is the honest one);
-//! - grad_rel_diff = ‖∇_θ ESM − ∇_θ ISM‖₂ / ‖∇_θ ESM‖₂ on the same samples, for models exposing
-//!   [`scorelab_core::ParameterGradient`]: a Monte Carlo quantity of order n^{−½} when B does not
-//!   depend on θ, and of order 1 when it does (the half-normal); ∞ or NaN when ∇_θ ESM is exactly 0
-//!   on the samples (the model is the true score);
+//! - for models exposing [`scorelab_core::ParameterGradient`], the θ-gradient identity
+//!   ∇_θ ESM = ∇_θ ISM + ∇_θ B ([`GradientAudit`]): the relative difference
+//!   ‖∇_θ ESM − ∇_θ ISM‖₂ / ‖∇_θ ESM‖₂ on the same samples (of order n^{−½} when B does not depend
+//!   on θ, of order 1 when it does: the half-normal), what ∇_θ B predicts for it, the residual after
+//!   ∇_θ B, and the residual's standard error by batch means; ∞ or NaN when ∇_θ ESM is exactly 0 on
+//!   the samples (the model is the true score);
 //! - in 1-D and 2-D, ESM, ISM and C by deterministic quadrature, where ESM − ISM = C + B holds to 1e-6.
 //!
 //! ```
@@ -35,14 +37,16 @@
 //! # Ok::<(), scorelab_models::ModelError>(())
 //! ```
 
-use ndarray::ArrayView2;
+use ndarray::{Array1, Array2, ArrayView2};
 use scorelab_core::linalg::row_sq_norms;
 use scorelab_core::stats::MeanSe;
-use scorelab_core::{Cubature, ExpectationRule, LogDensity, ScoreFunction, ScoreMatchingConstant};
+use scorelab_core::{
+    Cubature, ExpectationRule, LogDensity, ScoreFunction, ScoreMatchingConstant, Support,
+};
 use scorelab_densities::AnyDensity;
 use scorelab_models::AnyModel;
 use scorelab_objectives::closed_form::{gaussian_linear, half_normal_linear};
-use scorelab_objectives::{esm_param_grad_terms, esm_terms, ism_param_grad_terms, ism_terms};
+use scorelab_objectives::{esm_terms, ism_terms};
 
 /// Where the audit's constant C came from.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -88,10 +92,100 @@ pub struct Audit {
     pub boundary_term: f64,
     /// (gap − C − B)/se (see the crate docs for the se).
     pub z_score: f64,
-    /// ‖∇_θ ESM − ∇_θ ISM‖₂ / ‖∇_θ ESM‖₂ on the same samples, if the model exposes θ-gradients.
-    pub grad_rel_diff: Option<f64>,
+    /// The θ-gradient identity, if the model exposes θ-gradients.
+    pub gradient: Option<GradientAudit>,
     /// The quadrature audit, for densities that offer a rule (1-D and 2-D).
     pub quadrature: Option<QuadratureAudit>,
+}
+
+/// The θ-gradient half of the audit: ∇_θ ESM = ∇_θ ISM + ∇_θ B on the same samples, every norm
+/// relative to ‖∇_θ ESM‖₂.
+///
+/// The difference d = ∇_θ ESM − ∇_θ ISM is a mean over samples of per-sample vectors, so its error
+/// has a standard error per component; it is estimated by batch means over [`GRADIENT_BATCHES`]
+/// contiguous batches of the (independent) samples, se_k = sd_b(d_{b,k})/√K, and
+/// `residual_rel_se` = √(Σ_k se_k²)/‖∇_θ ESM‖₂ is the size ‖d − ∇_θ B‖ has when the identity holds
+/// (E‖d − ∇_θ B‖² = Σ_k se_k²). So `residual_rel / residual_rel_se` is of order 1 when it holds,
+/// and `rel_diff` ≈ `boundary_rel` ≫ `residual_rel_se` where B moves with θ.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GradientAudit {
+    /// ‖∇_θ ESM − ∇_θ ISM‖₂ / ‖∇_θ ESM‖₂.
+    pub rel_diff: f64,
+    /// ‖∇_θ B‖₂ / ‖∇_θ ESM‖₂: the relative difference the boundary term predicts (0 on ℝᴰ).
+    pub boundary_rel: f64,
+    /// ‖∇_θ ESM − ∇_θ ISM − ∇_θ B‖₂ / ‖∇_θ ESM‖₂.
+    pub residual_rel: f64,
+    /// √(Σ_k se_k²) / ‖∇_θ ESM‖₂: the residual's standard size under the identity.
+    pub residual_rel_se: f64,
+}
+
+/// The number of batches of the θ-gradient's batch-means standard error ([`GradientAudit`]).
+pub const GRADIENT_BATCHES: usize = 32;
+
+/// ∇_θ B: 0 on ℝᴰ; on [a, ∞), B = p(a)·s_θ(a), so ∇_θ B = p(a) ∇_θ s_θ(a).
+fn boundary_gradient<D>(density: &D, model: &dyn scorelab_core::ParameterGradient) -> Array1<f64>
+where
+    D: LogDensity + ?Sized,
+{
+    match density.support() {
+        Support::Whole => Array1::zeros(model.num_params()),
+        Support::HalfLine { lower } => {
+            let a = Array2::from_elem((1, 1), lower);
+            let p = density.log_density(a.view())[0].exp();
+            model.score_vjp(a.view(), Array2::from_elem((1, 1), p).view())
+        }
+        _ => Array1::from_elem(model.num_params(), f64::NAN),
+    }
+}
+
+/// [`GradientAudit`] on the samples `x` with the true scores `t` and the model's `s`.
+fn gradient_audit<D>(
+    density: &D,
+    model: &dyn scorelab_core::ParameterGradient,
+    x: ArrayView2<f64>,
+    t: ArrayView2<f64>,
+    s: ArrayView2<f64>,
+) -> GradientAudit
+where
+    D: LogDensity + ?Sized,
+{
+    let n = x.nrows();
+    let k = GRADIENT_BATCHES.min(n);
+    let p = model.num_params();
+    let (mut esm_sum, mut diff_sum) = (Array1::<f64>::zeros(p), Array1::<f64>::zeros(p));
+    let mut batch_means = Array2::<f64>::zeros((k, p));
+    for b in 0..k {
+        let (lo, hi) = (b * n / k, (b + 1) * n / k);
+        let r = ndarray::s![lo..hi, ..];
+        let (xb, tb, sb) = (x.slice(r), t.slice(r), s.slice(r));
+        // Σᵢ ∇_θ ESMᵢ = vjp(s − t); Σᵢ ∇_θ ISMᵢ = vjp(s) + ∇_θ tr: their difference is vjp(−t) − ∇_θ tr.
+        esm_sum += &model.score_vjp(xb, (&sb - &tb).view());
+        let diff = model.score_vjp(xb, tb.mapv(|v| -v).view()) - model.trace_gradient(xb);
+        batch_means.row_mut(b).assign(&(&diff / (hi - lo) as f64));
+        diff_sum += &diff;
+    }
+    let norm = |v: &Array1<f64>| v.dot(v).sqrt();
+    let esm_norm = norm(&(esm_sum / n as f64));
+    let d = diff_sum / n as f64;
+    let residual = &d - &boundary_gradient(density, model);
+    let var_sum: f64 = if k > 1 {
+        batch_means
+            .columns()
+            .into_iter()
+            .map(|c| {
+                let m = c.mean().unwrap_or(0.0);
+                c.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (k - 1) as f64 / k as f64
+            })
+            .sum()
+    } else {
+        f64::NAN
+    };
+    GradientAudit {
+        rel_diff: norm(&d) / esm_norm,
+        boundary_rel: norm(&(&d - &residual)) / esm_norm,
+        residual_rel: norm(&residual) / esm_norm,
+        residual_rel_se: var_sum.sqrt() / esm_norm,
+    }
 }
 
 /// Audits ESM = ISM + C + B for `model` on `density`, with `x` samples of the density (crate
@@ -168,12 +262,9 @@ where
             (c.mean, ConstantSource::MonteCarlo { se: c.se }, z)
         }
     };
-    let grad_rel_diff = model.as_parameter_gradient().map(|m| {
-        let ge = esm_param_grad_terms(m, x, t.view(), s.view());
-        let gi = ism_param_grad_terms(m, x, s.view());
-        let diff = &ge - &gi;
-        diff.dot(&diff).sqrt() / ge.dot(&ge).sqrt()
-    });
+    let gradient = model
+        .as_parameter_gradient()
+        .map(|m| gradient_audit(density, m, x, t.view(), s.view()));
     let quadrature = rule.map(|rule| {
         let nodes = rule.nodes.view();
         let t = density.score(nodes);
@@ -200,7 +291,7 @@ where
         constant_source,
         boundary_term,
         z_score,
-        grad_rel_diff,
+        gradient,
         quadrature,
     }
 }

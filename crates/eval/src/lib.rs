@@ -37,7 +37,9 @@ pub mod audit;
 pub mod frechet;
 pub mod metrics;
 
-pub use audit::{audit, audit_samples, closed_form, Audit, ConstantSource, QuadratureAudit};
+pub use audit::{
+    audit, audit_samples, closed_form, Audit, ConstantSource, GradientAudit, QuadratureAudit,
+};
 pub use metrics::{
     fisher_divergence, ksd, median_bandwidth, mmd2, mode_weights, sliced_w2, Estimate, Ksd, Mmd,
 };

@@ -63,16 +63,27 @@ macro_rules! line_glyph {
     }};
 }
 
-/// A series marker at `$p`: 0 circle, 1 triangle, else cross (as [`line_glyph!`] draws them).
+/// A series marker at `$p` (chart or pixel coordinates): 0 circle, 1 triangle, 2 cross (as
+/// [`line_glyph!`] draws them), 3 square, 4 diamond, 5 open circle, else open triangle. (One type
+/// for every marker, so the shapes not drawn are transparent.)
 macro_rules! marker_at {
     ($p:expr, $marker:expr, $c:expr) => {{
-        let (p, c): ((f64, f64), RGBColor) = ($p, $c);
-        let e: DynElement<_, _> = match $marker {
-            0 => Circle::new(p, 6, c.filled()).into_dyn(),
-            1 => TriangleMarker::new(p, 7, c.filled()).into_dyn(),
-            _ => Cross::new(p, 6, c.stroke_width(2)).into_dyn(),
+        let (c, marker): (RGBColor, usize) = ($c, $marker);
+        let shown = |m: usize| {
+            if m == marker.min(6) {
+                c.to_rgba()
+            } else {
+                TRANSPARENT
+            }
         };
-        e
+        EmptyElement::at($p)
+            + Circle::new((0, 0), 6, shown(0).filled())
+            + TriangleMarker::new((0, 0), 7, shown(1).filled())
+            + Cross::new((0, 0), 6, shown(2).stroke_width(2))
+            + Rectangle::new([(-5, -5), (5, 5)], shown(3).filled())
+            + Polygon::new(vec![(0, -7), (7, 0), (0, 7), (-7, 0)], shown(4).filled())
+            + Circle::new((0, 0), 6, shown(5).stroke_width(2))
+            + TriangleMarker::new((0, 0), 7, shown(6).stroke_width(2))
     }};
 }
 
@@ -134,7 +145,7 @@ pub fn catalogue() -> Vec<Figure> {
         Figure {
             name: "equivalence_training",
             inputs: &["models/train_mixture_ism/loss.csv"],
-            caption: "ESM and ISM during ISM training of a 64-64 MLP on a 2-D mixture, on one set of 4096 points drawn once (left), and the residual ESM − ISM − C on those points (right): the same points at every evaluation, so the residual is one Monte Carlo draw's error as the model changes, not independent errors.",
+            caption: "ESM and ISM during ISM training of a 64-64 MLP on a 2-D mixture, on one set of 4096 points drawn once (left), and the residual ESM − ISM − C on those points with ± 2 standard errors of the per-point differences (right): the same points at every evaluation, so the residuals are one Monte Carlo draw's error as the model changes, not independent errors.",
             made_by: "scorelab train --config paper/experiments/train_mixture_ism.toml --out results/models/train_mixture_ism --force",
             draw: equivalence_training,
         },
@@ -162,7 +173,7 @@ pub fn catalogue() -> Vec<Figure> {
         Figure {
             name: "ncsn_toy",
             inputs: &["ncsn_toy.csv", "ncsn_toy_samples.csv"],
-            caption: "Plain against annealed Langevin on p = 0.8·N((5,5), I) + 0.2·N((−5,−5), I) with exact scores: plain Langevin splits the chains evenly, annealing recovers the weights (its chains target p_σ at σ_min = 1, hence the wider clouds).",
+            caption: "Plain against annealed Langevin on p = 0.8·N((5,5), I) + 0.2·N((−5,−5), I) with exact scores, from two starts (uniform on [−8, 8]², and every chain at the majority mode (5,5) with unit spread): the first seed's chains of three runs, titled with their minority weight (top), and every run's minority weight per seed (bottom).",
             made_by: "scorelab experiment --config paper/experiments/ncsn_toy.toml",
             draw: ncsn_toy,
         },
@@ -193,6 +204,17 @@ pub fn catalogue() -> Vec<Figure> {
             caption: "The 2-D toy zoo (first seed): held-out points (top), samples of the noise-conditional network by Heun with churn (middle) and its density exp(log p_θ) through the probability-flow ODE on a grid, scaled to its maximum (bottom, dark = high); titles give the held-out NLL in nats per point, mean over seeds.",
             made_by: "scorelab experiment --config paper/experiments/toy_zoo.toml",
             draw: toy_zoo,
+        },
+        Figure {
+            name: "likelihood",
+            inputs: &[
+                "likelihood_accuracy.csv",
+                "likelihood_accuracy_hutchinson.csv",
+                "likelihood_accuracy_cost.csv",
+            ],
+            caption: "Exact likelihoods through the probability-flow ODE with exact scores: the largest mean |log p̂ − log p| over the densities and dimensions against the solver's rtol, per schedule (left); the standard deviation of a one-probe Hutchinson divergence estimate, Rademacher against Gaussian probes, against D (middle); the time per point of the exact divergence (structured and naive) over one Hutchinson probe's, one run on this machine (right).",
+            made_by: "scorelab experiment --config paper/experiments/likelihood_accuracy.toml",
+            draw: likelihood,
         },
         Figure {
             name: "samplers_cost",
@@ -423,8 +445,34 @@ fn equivalence_training(results: &Path, stem: &Path) -> Result<()> {
     let xr = 0.0..step.iter().copied().fold(1.0, f64::max);
     let yr = lin_range(esm.iter().chain(&ism).copied(), 0.05);
     let residual: Vec<f64> = esm.iter().zip(&ism).map(|(e, i)| e - i - c).collect();
-    let rr = lin_range(residual.iter().copied().chain([0.0]), 0.1);
+    // The residual's standard error per evaluation (a loss.csv from before esm_ism_se has none).
+    let se: Vec<f64> = t
+        .f64s("esm_ism_se")
+        .unwrap_or_else(|_| vec![f64::NAN; residual.len()]);
+    let bars = se.iter().all(|v| v.is_finite());
+    let rr = lin_range(
+        residual
+            .iter()
+            .zip(&se)
+            .flat_map(|(r, s)| [r + 2.0 * s.max(0.0), r - 2.0 * s.max(0.0)])
+            .filter(|v| v.is_finite())
+            .chain([0.0]),
+        0.1,
+    );
     let positive = residual.iter().filter(|r| **r > 0.0).count();
+    let within = residual
+        .iter()
+        .zip(&se)
+        .filter(|(r, s)| r.abs() <= 2.0 * **s)
+        .count();
+    let title = if bars {
+        format!(
+            "ESM − ISM − C ± 2 SE: {positive} of {} > 0, {within} within",
+            residual.len()
+        )
+    } else {
+        format!("ESM − ISM − C: > 0 in {positive} of {}", residual.len())
+    };
     render!(stem, (1800, 750), |root| {
         let (left, right) = root.split_horizontally(1050);
         let mut chart = ChartBuilder::on(&left)
@@ -461,15 +509,28 @@ fn equivalence_training(results: &Path, stem: &Path) -> Result<()> {
             .legend(|p| line_glyph!(p, BLACK, 2, true, 9));
         legend(&mut chart, SeriesLabelPosition::UpperRight, TICK)?;
         let mut chart = ChartBuilder::on(&right)
-            .caption(
-                format!("ESM − ISM − C: > 0 in {positive} of {}", residual.len()),
-                ("sans-serif", LABEL + 2),
-            )
+            .caption(title.as_str(), ("sans-serif", LABEL + 2))
             .margin(20)
             .x_label_area_size(72)
             .y_label_area_size(125)
             .build_cartesian_2d(xr.clone(), rr.clone())?;
-        mesh(&mut chart, "Adam step", "on the same 4096 points")?;
+        // Ticks at a rounding error from 0 read as 0.
+        let snapped = |v: &f64| {
+            tick(if v.abs() < 1e-9 * (rr.end - rr.start) {
+                &0.0
+            } else {
+                v
+            })
+        };
+        chart
+            .configure_mesh()
+            .x_label_formatter(&tick)
+            .y_label_formatter(&snapped)
+            .x_desc("Adam step")
+            .y_desc("on the same 4096 points")
+            .label_style(("sans-serif", TICK))
+            .axis_desc_style(("sans-serif", LABEL))
+            .draw()?;
         chart.draw_series(DashedLineSeries::new(
             vec![(xr.start, 0.0), (xr.end, 0.0)],
             10,
@@ -477,6 +538,12 @@ fn equivalence_training(results: &Path, stem: &Path) -> Result<()> {
             BLACK.stroke_width(2),
         ))?;
         chart.draw_series(LineSeries::new(pts(&residual), c0.stroke_width(3)))?;
+        if bars {
+            chart.draw_series((0..residual.len()).map(|i| {
+                let (r, e) = (residual[i], 2.0 * se[i]);
+                ErrorBar::new_vertical(step[i], r - e, r, r + e, c0.stroke_width(2), 10)
+            }))?;
+        }
         chart.draw_series(
             pts(&residual)
                 .into_iter()
@@ -686,14 +753,29 @@ fn score_field(results: &Path, stem: &Path) -> Result<()> {
     let fields = read_fields(&results.join("noise_tradeoff_field.csv"))?;
     let small = &fields[0];
     let large = fields.last().expect("non-empty");
-    let (lo, hi) = (-3.0, 3.0);
+    // The colour scale spans both error maps, in whole decades, so that no cell saturates.
+    let errors = (0..small.x.len())
+        .map(|i| small.error(i, false))
+        .chain((0..large.x.len()).map(|i| large.error(i, true)))
+        .filter(|e| *e > 0.0 && e.is_finite())
+        .map(f64::log10);
+    let (lo, hi) = errors.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), e| {
+        (a.min(e), b.max(e))
+    });
+    let (lo, hi) = if lo < hi {
+        (lo.floor(), hi.ceil())
+    } else {
+        (-3.0, 3.0)
+    };
     let range = small.x0..(small.x0 + small.h * (small.n - 1) as f64);
-    let contours = small.contours(&[2.0, 6.0]);
-    render!(stem, (1950, 640), |root| {
+    // Iso-lines of log p at these many nats below its maximum (stated in the first panel).
+    const LEVELS: [f64; 2] = [2.0, 6.0];
+    let contours = small.contours(&LEVELS);
+    render!(stem, (2040, 640), |root| {
         let (plots, bar) = root.split_horizontally(1830);
         let areas = plots.split_evenly((1, 3));
         // (a) arrows, every `k`-th grid point.
-        let k = (small.n / 16).max(1);
+        let k = (small.n / 12).max(1);
         let mut chart = ChartBuilder::on(&areas[0])
             .caption(
                 format!("scores, DSM σ = {}", small.sigma),
@@ -716,33 +798,40 @@ fn score_field(results: &Path, stem: &Path) -> Result<()> {
         for line in &contours {
             chart.draw_series(LineSeries::new(line.clone(), BLACK.stroke_width(1)))?;
         }
-        let len = 0.45 * k as f64 * small.h;
-        let arrow = |x: f64, y: f64, (u, v): (f64, f64)| {
-            // Length ∝ log(1 + ‖s‖), full length at ‖s‖ ≥ 20.
-            let m = (u * u + v * v).sqrt();
-            let l = len * ((1.0 + m).ln() / 21f64.ln()).min(1.0);
-            let (dx, dy) = if m > 0.0 {
-                (u / m * l, v / m * l)
-            } else {
-                (0.0, 0.0)
-            };
-            vec![(x, y), (x + dx, y + dy)]
-        };
-        let grey = RGBColor(160, 160, 160);
-        let blue = color(0);
+        // One length scale for both fields: the grid spacing at the largest true ‖s‖ shown, and
+        // length ∝ log(1 + ‖s‖) below it, so that short arrows near the modes stay visible.
+        let spacing = 0.8 * k as f64 * small.h;
         let idx: Vec<usize> = (0..small.x.len())
             .filter(|&i| (i % small.n) % k == 0 && (i / small.n) % k == 0)
             .collect();
+        let top = idx
+            .iter()
+            .map(|&i| small.truth[i].0.hypot(small.truth[i].1))
+            .fold(1e-12, f64::max);
+        let arrow = |x: f64, y: f64, (u, v): (f64, f64)| {
+            let m = u.hypot(v);
+            let l = spacing * ((1.0 + m).ln() / (1.0 + top).ln()).min(1.0);
+            let (ux, uy) = if m > 0.0 { (u / m, v / m) } else { (0.0, 0.0) };
+            let (ex, ey) = (x + ux * l, y + uy * l);
+            // A head of a quarter of the length, at ±25°.
+            let (c, s_) = (25f64.to_radians().cos(), 25f64.to_radians().sin());
+            let hl = l / 4.0;
+            let left = (ex - hl * (ux * c - uy * s_), ey - hl * (uy * c + ux * s_));
+            let right = (ex - hl * (ux * c + uy * s_), ey - hl * (uy * c - ux * s_));
+            vec![(x, y), (ex, ey), left, (ex, ey), right]
+        };
+        let grey = RGBColor(150, 150, 150);
+        let blue = color(0);
         chart
             .draw_series(idx.iter().map(|&i| {
                 PathElement::new(
                     arrow(small.x[i], small.y[i], small.truth[i]),
-                    grey.stroke_width(3),
+                    grey.stroke_width(5),
                 )
             }))?
             .label("true ∇log p")
             .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 24, y)], grey.stroke_width(3))
+                PathElement::new(vec![(x, y), (x + 24, y)], grey.stroke_width(5))
             });
         chart
             .draw_series(idx.iter().map(|&i| {
@@ -755,11 +844,17 @@ fn score_field(results: &Path, stem: &Path) -> Result<()> {
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 24, y)], blue.stroke_width(2))
             });
-        chart.draw_series(
-            idx.iter()
-                .map(|&i| Circle::new((small.x[i], small.y[i]), 2, BLACK.filled())),
-        )?;
-        legend(&mut chart, SeriesLabelPosition::UpperLeft, TICK)?;
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![],
+                BLACK.stroke_width(1),
+            )))?
+            .label(format!(
+                "log p: {} and {} nats below max",
+                LEVELS[0], LEVELS[1]
+            ))
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], BLACK.stroke_width(1)));
+        legend(&mut chart, SeriesLabelPosition::UpperLeft, TICK - 4)?;
         // (b), (c) error maps.
         for (area, f, noised) in [(&areas[1], small, false), (&areas[2], large, true)] {
             let title = if noised {
@@ -794,7 +889,7 @@ fn score_field(results: &Path, stem: &Path) -> Result<()> {
                     viridis((e - lo) / (hi - lo)).filled(),
                 )
             }))?;
-            for line in &f.contours(&[2.0, 6.0]) {
+            for line in &f.contours(&LEVELS) {
                 chart.draw_series(LineSeries::new(line.clone(), WHITE.stroke_width(2)))?;
             }
         }
@@ -930,6 +1025,8 @@ fn run_label(run: &str) -> String {
         "annealed_exact" => "annealed".into(),
         "annealed_ncsn_toy" => "annealed, σ²I".into(),
         "annealed_exact_denoised" => "+ Tweedie".into(),
+        "langevin_majority_start" => "Langevin, (5,5)".into(),
+        "annealed_majority_start" => "annealed, (5,5)".into(),
         other => other.into(),
     }
 }
@@ -943,7 +1040,7 @@ fn ncsn_toy(results: &Path, stem: &Path) -> Result<()> {
         weights.push((r.clone(), w.filter("run", r)?.f64s("value")?));
     }
     let s = Table::read(&results.join("ncsn_toy_samples.csv"))?;
-    let shown: Vec<String> = ["langevin", "annealed_exact"]
+    let shown: Vec<String> = ["langevin", "langevin_majority_start", "annealed_exact"]
         .iter()
         .map(|s| s.to_string())
         .filter(|r| runs.contains(r))
@@ -955,32 +1052,53 @@ fn ncsn_toy(results: &Path, stem: &Path) -> Result<()> {
         clouds.push((r.clone(), pts, mean_sd(&w.filter("run", r)?.f64s("value")?)));
     }
     let range = -10.0..10.0;
-    render!(stem, (1800, 620), |root| {
-        let areas = root.split_evenly((1, 3));
+    // "mean ± sd" over seeds, or the one seed's value.
+    let pm = |m: f64, sd: f64| {
+        if sd.is_finite() {
+            format!("{m:.3} ± {sd:.3}")
+        } else {
+            format!("{m:.3}")
+        }
+    };
+    let start = |name: &str| {
+        if name.ends_with("majority_start") {
+            "start at (5,5)"
+        } else {
+            "uniform start"
+        }
+    };
+    render!(stem, (1800, 1150), |root| {
+        let (top, bottom) = root.split_vertically(640);
+        let areas = top.split_evenly((1, 3));
         for (k, (name, pts, (m, sd))) in clouds.iter().enumerate() {
+            let label = run_label(name);
+            let label = label.split(',').next().unwrap_or(&label);
             let mut chart = ChartBuilder::on(&areas[k])
                 .caption(
-                    format!("{}: weight of (−5,−5) {m:.3} ± {sd:.3}", run_label(name)),
-                    ("sans-serif", LABEL),
+                    format!("{label}, {}: {}", start(name), pm(*m, *sd)),
+                    ("sans-serif", LABEL - 6),
                 )
                 .margin(12)
                 .x_label_area_size(70)
                 .y_label_area_size(105)
                 .build_cartesian_2d(range.clone(), range.clone())?;
             mesh(&mut chart, "x₁", "x₂")?;
-            let c = color(k);
+            let c = color(runs.iter().position(|r| r == name).unwrap_or(k));
             chart.draw_series(
                 pts.iter()
                     .filter(|p| range.contains(&p.0) && range.contains(&p.1))
                     .map(|&p| Circle::new(p, 2, c.mix(0.5).filled())),
             )?;
         }
-        let mut chart = ChartBuilder::on(&areas[2])
-            .caption("minority-mode weight per seed", ("sans-serif", LABEL))
+        let mut chart = ChartBuilder::on(&bottom)
+            .caption(
+                "weight of the minority mode (−5,−5), every seed (dots) and mean ± sd (bar)",
+                ("sans-serif", LABEL),
+            )
             .margin(12)
             .x_label_area_size(70)
             .y_label_area_size(115)
-            .build_cartesian_2d(-0.5..(weights.len() as f64 - 0.5), 0.0..0.6)?;
+            .build_cartesian_2d(-0.5..(weights.len() as f64 - 0.5), -0.02..0.6)?;
         chart
             .configure_mesh()
             .y_label_formatter(&tick)
@@ -995,7 +1113,7 @@ fn ncsn_toy(results: &Path, stem: &Path) -> Result<()> {
                 }
             })
             .x_desc("run")
-            .y_desc("fraction of chains near (−5,−5)")
+            .y_desc("fraction of chains")
             .label_style(("sans-serif", TICK - 2))
             .axis_desc_style(("sans-serif", LABEL))
             .draw()?;
@@ -1062,9 +1180,29 @@ fn cost_panel(
     Ok((title.to_string(), log, series, truth))
 }
 
+/// "MMD² (bandwidth h)" when every row of the summary `t` has the one MMD² bandwidth h, else
+/// "MMD² (median bandwidth per run)".
+fn mmd_title(t: &Table) -> Result<String> {
+    let mut bws: Vec<String> = vec![];
+    for b in t.filter("metric", "mmd_bandwidth")?.f64s("mean")? {
+        let b = crate::paper::sig(b, 3);
+        if !bws.contains(&b) {
+            bws.push(b);
+        }
+    }
+    Ok(match bws.as_slice() {
+        [b] => format!("MMD² (bandwidth {b})"),
+        _ => "MMD² (median bandwidth per run)".to_string(),
+    })
+}
+
 fn samplers_cost(results: &Path, stem: &Path) -> Result<()> {
     let mix = Table::read(&results.join("samplers_cost_mixture_summary.csv"))?;
     let ban = Table::read(&results.join("samplers_cost_banana_summary.csv"))?;
+    let (mix_mmd, ban_mmd) = (
+        format!("mixture: {}", mmd_title(&mix)?),
+        format!("banana: {}", mmd_title(&ban)?),
+    );
     let panels = vec![
         cost_panel(
             &mix,
@@ -1073,10 +1211,10 @@ fn samplers_cost(results: &Path, stem: &Path) -> Result<()> {
             false,
             Some(0.2),
         )?,
-        cost_panel(&mix, "mmd2", "mixture: MMD²", false, None)?,
+        cost_panel(&mix, "mmd2", &mix_mmd, false, None)?,
         cost_panel(&mix, "ksd", "mixture: KSD", true, None)?,
         cost_panel(&ban, "sliced_w2", "banana: sliced W₂", true, None)?,
-        cost_panel(&ban, "mmd2", "banana: MMD²", false, None)?,
+        cost_panel(&ban, "mmd2", &ban_mmd, false, None)?,
         cost_panel(&ban, "ksd", "banana: KSD", true, None)?,
     ];
     // Colour and marker by sampler (no two samplers share both), dashed for a learned score;
@@ -1289,12 +1427,14 @@ fn sampler_zoo(results: &Path, stem: &Path) -> Result<()> {
     };
     render!(stem, (1900, 1300), |root| {
         let (top, legend) = root.split_vertically(1190);
+        // Each sampler has its colour and its marker; each schedule its line style.
         for (k, name) in samplers.iter().enumerate() {
             let (x, y) = (40 + k as i32 * 260, 24);
             legend.draw(&PathElement::new(
                 vec![(x, y), (x + 34, y)],
                 color(k).stroke_width(4),
             ))?;
+            legend.draw(&marker_at!((x + 17, y), k, color(k)))?;
             legend.draw(&Text::new(
                 name.replace('_', " "),
                 (x + 44, y - 11),
@@ -1360,11 +1500,126 @@ fn sampler_zoo(results: &Path, stem: &Path) -> Result<()> {
                                 ))?;
                             }
                         }
-                        $chart.draw_series(line.iter().map(|&p| Circle::new(p, 3, c.filled())))?;
+                        let m = hue(sampler);
+                        $chart.draw_series(line.iter().map(|&p| marker_at!(p, m, c)))?;
                     }
                 };
             }
             log_or_linear!(chart_builder, xr, ys, truth, *log, body);
+        }
+    })
+}
+
+/// Named series of (x, y) points.
+type Series = Vec<(String, Vec<(f64, f64)>)>;
+
+/// Per group of `key`, the points (x, largest y at that x) of the rows of `t`, sorted by x.
+fn max_by_x(t: &Table, key: &str, x: &str, y: &str) -> Result<Series> {
+    let mut out = vec![];
+    for g in t.distinct(key)? {
+        let r = t.filter(key, &g)?;
+        let mut pts: Vec<(f64, f64)> = vec![];
+        for (a, b) in r.f64s(x)?.into_iter().zip(r.f64s(y)?) {
+            match pts.iter_mut().find(|p| p.0 == a) {
+                Some(p) => p.1 = p.1.max(b),
+                None => pts.push((a, b)),
+            }
+        }
+        pts.sort_by(|p, q| p.0.total_cmp(&q.0));
+        out.push((g, pts));
+    }
+    Ok(out)
+}
+
+fn likelihood(results: &Path, stem: &Path) -> Result<()> {
+    let acc = Table::read(&results.join("likelihood_accuracy.csv"))?;
+    let hut = Table::read(&results.join("likelihood_accuracy_hutchinson.csv"))?;
+    let cost = Table::read(&results.join("likelihood_accuracy_cost.csv"))?;
+    // A schedule's label without its parameters: "vp(t_min=…)" → "vp".
+    let short = |s: &str| s.split('(').next().unwrap_or(s).to_string();
+    // (title, x label, y label, series)
+    let panels: Vec<(String, &str, &str, Series)> = vec![
+        (
+            "accuracy against the exact log p".into(),
+            "solver rtol",
+            "largest mean |log p̂ − log p|",
+            max_by_x(&acc, "schedule", "rtol", "mean_abs_error")?
+                .into_iter()
+                .map(|(g, p)| (short(&g), p))
+                .collect(),
+        ),
+        (
+            "one Hutchinson probe's noise".into(),
+            "D",
+            "sd of the one-probe divergence",
+            max_by_x(&hut, "probe", "dim", "one_probe_sd")?,
+        ),
+        (
+            "exact divergence: cost".into(),
+            "D",
+            "time per point / one probe's",
+            ["exact_structured", "exact_naive"]
+                .iter()
+                .map(|m| -> Result<(String, Vec<(f64, f64)>)> {
+                    let r = cost.filter("method", m)?;
+                    let pts = r
+                        .f64s("dim")?
+                        .into_iter()
+                        .zip(r.f64s("ratio_to_hutchinson")?);
+                    Ok((m.replace('_', " "), pts.collect()))
+                })
+                .collect::<Result<Vec<_>>>()?,
+        ),
+    ];
+    render!(stem, (2100, 700), |root| {
+        let areas = root.split_evenly((1, 3));
+        for (k, (area, (title, xd, yd, series))) in areas.iter().zip(&panels).enumerate() {
+            let ys = series.iter().flat_map(|s| s.1.iter().map(|p| p.1));
+            // Ticks at the x values measured (rtols, dimensions), decades on y.
+            let mut xt: Vec<f64> = series
+                .iter()
+                .flat_map(|s| s.1.iter().map(|p| p.0))
+                .collect();
+            xt.sort_by(f64::total_cmp);
+            xt.dedup();
+            let (xr, yr) = (log_range(xt.iter().copied(), 1.6), log_range(ys, 1.6));
+            let yt = log_ticks(&yr);
+            let mut chart = ChartBuilder::on(area)
+                .caption(title.as_str(), ("sans-serif", LABEL))
+                .margin(14)
+                .x_label_area_size(72)
+                .y_label_area_size(125)
+                .build_cartesian_2d(
+                    xr.clone().log_scale().with_key_points(xt.clone()),
+                    yr.clone().log_scale().with_key_points(yt.clone()),
+                )?;
+            chart
+                .configure_mesh()
+                .x_label_formatter(&tick)
+                .y_label_formatter(&tick)
+                .x_desc(*xd)
+                .y_desc(*yd)
+                .label_style(("sans-serif", TICK))
+                .axis_desc_style(("sans-serif", LABEL))
+                .draw()?;
+            if k == 2 {
+                // Equal cost.
+                chart.draw_series(DashedLineSeries::new(
+                    vec![(xr.start, 1.0), (xr.end, 1.0)],
+                    10,
+                    6,
+                    BLACK.stroke_width(2),
+                ))?;
+            }
+            for (i, (name, pts)) in series.iter().enumerate() {
+                let c = color(i);
+                chart
+                    .draw_series(LineSeries::new(pts.clone(), c.stroke_width(3)))?
+                    .label(name.as_str())
+                    .legend(move |p| line_glyph!(p, c, 3, false, i));
+                chart.draw_series(pts.iter().map(|&p| marker_at!(p, i, c)))?;
+            }
+            legend(&mut chart, SeriesLabelPosition::UpperLeft, TICK)?;
         }
     })
 }
@@ -1521,17 +1776,18 @@ fn digits(results: &Path, stem: &Path) -> Result<()> {
             "ssm_vr_langevin" => "SSM-VR + Langevin".to_string(),
             "dsm_annealed" => "DSM + annealed".to_string(),
             "dsm_pc" => "DSM + PC".to_string(),
+            "dsm_equal_time_pc" => "DSM + PC, ISM's time".to_string(),
             other => other.to_string(),
         };
         panels.push(Panel {
             title: match frechet {
                 Some(f) => format!(
-                    "{label}\nFD {}, MMD² {}, NN {:.2}",
+                    "{label}\nFD {}, MMD² {}\nNN {:.2}",
                     crate::paper::sig(f, 3),
                     crate::paper::sig(mmd, 2),
                     nn
                 ),
-                None => format!("{label}\nMMD² {}, NN {:.2}", crate::paper::sig(mmd, 2), nn),
+                None => format!("{label}\nMMD² {}\nNN {:.2}", crate::paper::sig(mmd, 2), nn),
             },
             images,
         });
@@ -1546,7 +1802,7 @@ fn digits(results: &Path, stem: &Path) -> Result<()> {
         .map(|p| p.images.len().div_ceil(per_row))
         .max()
         .unwrap_or(1) as i32;
-    let top = 80i32;
+    let top = 116i32;
     let panel_h = top + n_rows * (img + gap);
     let width = (panels.len() as i32 * (panel_w + 30) + 20) as u32;
     let height = (panel_h + 20) as u32;
@@ -1558,8 +1814,8 @@ fn digits(results: &Path, stem: &Path) -> Result<()> {
             if let Some(l) = lines.next() {
                 root.draw(&Text::new(l.to_string(), (x0, 10), ("sans-serif", LABEL)))?;
             }
-            if let Some(l) = lines.next() {
-                root.draw(&Text::new(l.to_string(), (x0, 42), ("sans-serif", TICK)))?;
+            for (l, y) in lines.zip([44, 76]) {
+                root.draw(&Text::new(l.to_string(), (x0, y), ("sans-serif", TICK)))?;
             }
             for (i, im) in p.images.iter().enumerate() {
                 let gx = x0 + (i % per_row) as i32 * (img + gap);

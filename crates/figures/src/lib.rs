@@ -137,52 +137,122 @@ pub fn without_editor_note(text: &str) -> &str {
     }
 }
 
-/// The markers of the generated block in the README.
-pub const README_MARKERS: (&str, &str) = ("<!-- headline:start -->", "<!-- headline:end -->");
+/// The line of the README template that opens its block `NAME`: `<!-- block:NAME -->`.
+const BLOCK_OPEN: (&str, &str) = ("<!-- block:", " -->");
 
-/// `readme` with the block between [`README_MARKERS`] replaced by `block`.
+/// The blocks of a rendered README template, in order: `(NAME, text)` for each part that follows
+/// a line `<!-- block:NAME -->`.
+///
+/// ```
+/// use scorelab_figures::template_blocks;
+/// let b = template_blocks("<!-- block:pitch -->\nHello.\n<!-- block:table -->\n| a |\n").unwrap();
+/// assert_eq!(b, vec![("pitch".into(), "Hello.\n".into()), ("table".into(), "| a |\n".into())]);
+/// assert!(template_blocks("text before any block\n").is_err());
+/// ```
 ///
 /// # Errors
-/// If the markers are missing or out of order.
-pub fn replace_block(readme: &str, block: &str) -> Result<String> {
-    let (a, b) = README_MARKERS;
-    let (Some(i), Some(j)) = (readme.find(a), readme.find(b)) else {
-        anyhow::bail!("the README has no {a} … {b} block");
-    };
-    if j < i {
-        anyhow::bail!("the README's {b} comes before {a}");
+/// If text other than blank lines comes before the first block, or a name repeats.
+pub fn template_blocks(text: &str) -> Result<Vec<(String, String)>> {
+    let mut blocks: Vec<(String, String)> = Vec::new();
+    for line in text.split_inclusive('\n') {
+        let name = line
+            .trim_end()
+            .strip_prefix(BLOCK_OPEN.0)
+            .and_then(|l| l.strip_suffix(BLOCK_OPEN.1));
+        match (name, blocks.last_mut()) {
+            (Some(n), _) => {
+                if blocks.iter().any(|(m, _)| m == n) {
+                    anyhow::bail!("the README template opens block {n} twice");
+                }
+                blocks.push((n.to_string(), String::new()));
+            }
+            (None, Some((_, body))) => body.push_str(line),
+            (None, None) if line.trim().is_empty() => {}
+            (None, None) => anyhow::bail!(
+                "the README template has text before its first {}NAME{} line",
+                BLOCK_OPEN.0,
+                BLOCK_OPEN.1
+            ),
+        }
     }
-    Ok(format!("{}{a}\n{block}{}", &readme[..i], &readme[j..]))
+    Ok(blocks)
 }
 
-/// Renders the headline template with the values of `results` into the README's marked block.
+/// The markers around the README's generated block `name`.
+pub fn readme_markers(name: &str) -> (String, String) {
+    (
+        format!("<!-- {name}:start -->"),
+        format!("<!-- {name}:end -->"),
+    )
+}
+
+/// `readme` with the text between the markers of each block ([`readme_markers`]) replaced by
+/// that block's text.
+///
+/// ```
+/// use scorelab_figures::replace_blocks;
+/// let readme = "# T\n<!-- a:start -->\nold\n<!-- a:end -->\nrest\n";
+/// let new = replace_blocks(readme, &[("a".into(), "new\n".into())]).unwrap();
+/// assert_eq!(new, "# T\n<!-- a:start -->\nnew\n<!-- a:end -->\nrest\n");
+/// assert!(replace_blocks(readme, &[("b".into(), "x\n".into())]).is_err());
+/// ```
 ///
 /// # Errors
-/// As [`write_paper`], or if the README has no marked block.
-pub fn write_readme_headline(results: &Path, template: &Path, readme: &Path) -> Result<()> {
-    if let Some(updated) = render_readme_headline(results, template, readme)? {
+/// If a block's markers are missing, repeated or out of order.
+pub fn replace_blocks(readme: &str, blocks: &[(String, String)]) -> Result<String> {
+    let mut out = readme.to_string();
+    for (name, block) in blocks {
+        let (a, b) = readme_markers(name);
+        let (Some(i), Some(j)) = (out.find(&a), out.find(&b)) else {
+            anyhow::bail!("the README has no {a} … {b} block");
+        };
+        if out.matches(&a).count() > 1 || out.matches(&b).count() > 1 {
+            anyhow::bail!("the README has more than one {a} … {b} block");
+        }
+        if j < i {
+            anyhow::bail!("the README's {b} comes before {a}");
+        }
+        out = format!("{}{a}\n{block}{}", &out[..i], &out[j..]);
+    }
+    Ok(out)
+}
+
+/// The README with every generated block rendered from `template` (see [`template_blocks`]) and
+/// the values of `results`.
+///
+/// # Errors
+/// As [`paper::render`], or if a block's markers are missing from `readme`.
+pub fn render_readme(results: &Path, template: &str, readme: &str) -> Result<String> {
+    let rendered = paper::render(template, &paper::values(results)?)?;
+    replace_blocks(readme, &template_blocks(&rendered)?)
+}
+
+/// Renders the README template with the values of `results` into the README's marked blocks.
+///
+/// # Errors
+/// As [`write_paper`], or if the README lacks a block's markers.
+pub fn write_readme_blocks(results: &Path, template: &Path, readme: &Path) -> Result<()> {
+    if let Some(updated) = render_readme_blocks(results, template, readme)? {
         write_atomic(readme, updated.as_bytes())?;
     }
     Ok(())
 }
 
-/// The README `readme` with its headline block rendered, or `None` if it would not change;
+/// The README `readme` with its generated blocks rendered, or `None` if it would not change;
 /// written nowhere, so that a caller can check everything before it writes anything.
 ///
 /// # Errors
-/// As [`write_readme_headline`].
-pub fn render_readme_headline(
+/// As [`write_readme_blocks`].
+pub fn render_readme_blocks(
     results: &Path,
     template: &Path,
     readme: &Path,
 ) -> Result<Option<String>> {
     let text = std::fs::read_to_string(template)
         .with_context(|| format!("cannot read {}", template.display()))?;
-    let block = paper::render(&text, &paper::values(results)?)
-        .with_context(|| format!("template {}", template.display()))?;
     let current = std::fs::read_to_string(readme)
         .with_context(|| format!("cannot read {}", readme.display()))?;
-    let updated = replace_block(&current, &block)
-        .with_context(|| format!("--readme {}", readme.display()))?;
+    let updated = render_readme(results, &text, &current)
+        .with_context(|| format!("--readme {} from {}", readme.display(), template.display()))?;
     Ok((updated != current).then_some(updated))
 }

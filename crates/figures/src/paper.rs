@@ -205,6 +205,9 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
         let dens = t.distinct("density")?;
         let z = t.f64s("z_score")?;
         let g = t.f64s("grad_rel_diff")?;
+        // The θ-gradient residual after ∇_θ B, in units of its standard size (NaN-free cases).
+        let (gr, gse) = (t.f64s("grad_residual_rel")?, t.f64s("grad_residual_se")?);
+        let gz: Vec<f64> = (0..gr.len()).map(|i| gr[i] / gse[i]).collect();
         let c = t.f64s("constant")?;
         let all = t.strings("density")?;
         let mut rows = vec![];
@@ -212,6 +215,11 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
             let idx: Vec<usize> = (0..all.len()).filter(|&i| &all[i] == d).collect();
             let zmax = idx.iter().map(|&i| z[i].abs()).fold(0.0, f64::max);
             let gmax = idx.iter().map(|&i| g[i]).fold(0.0, f64::max);
+            let gzmax = idx
+                .iter()
+                .map(|&i| gz[i])
+                .filter(|v| v.is_finite())
+                .fold(0.0, f64::max);
             // C differs between the cases of one density (its dimension, its parameters): every
             // distinct value, in the order of the cases.
             let mut cs: Vec<String> = vec![];
@@ -227,6 +235,7 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
                 cs.join(", "),
                 sig(zmax, 2),
                 sig(gmax, 2),
+                sig(gzmax, 2),
             ]);
         }
         v.insert(
@@ -238,6 +247,7 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
                     "C (each distinct value)",
                     "max |z|",
                     "max θ-gradient rel. diff.",
+                    "max residual after ∇_θB / its SE",
                 ],
                 &rows,
             ),
@@ -260,11 +270,32 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
             sig(grad_max(&|d| d == "half_normal"), 2),
         );
         v.insert(
+            "eq_grad_resid_max".into(),
+            sig(
+                gz.iter()
+                    .copied()
+                    .filter(|v| v.is_finite())
+                    .fold(0.0, f64::max),
+                2,
+            ),
+        );
+        v.insert(
             "eq_max_z".into(),
             sig(z.iter().map(|a| a.abs()).fold(0.0, f64::max), 2),
         );
         let m = read("equivalence_models.csv")?;
         v.insert("eqm_cases".into(), m.rows.len().to_string());
+        let (mg, mc, mb, ms) = (
+            m.f64s("gap")?,
+            m.f64s("constant")?,
+            m.f64s("boundary_term")?,
+            m.f64s("gap_se")?,
+        );
+        let all_z = (0..mg.len())
+            .map(|i| ((mg[i] - mc[i] - mb[i]) / ms[i]).abs())
+            .filter(|z| z.is_finite())
+            .fold(0.0, f64::max);
+        v.insert("eqm_max_z".into(), sig(all_z, 2));
         let h = m.filter("density", "half_normal")?;
         let (gap, c, b) = (
             h.f64s("gap")?,
@@ -297,6 +328,27 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
         v.insert("lock_c".into(), sig(c, 4));
         v.insert("lock_max_dev".into(), sig(dev, 2));
         v.insert("lock_evals".into(), esm.len().to_string());
+        // The residual's standard error per evaluation (loss.csv's esm_ism_se).
+        let se = t.f64s("esm_ism_se")?;
+        let zs: Vec<f64> = (0..esm.len())
+            .map(|i| ((esm[i] - ism[i] - c) / se[i]).abs())
+            .collect();
+        v.insert(
+            "lock_within_2se".into(),
+            zs.iter().filter(|z| **z <= 2.0).count().to_string(),
+        );
+        v.insert(
+            "lock_max_z".into(),
+            sig(zs.iter().copied().fold(0.0, f64::max), 2),
+        );
+        v.insert(
+            "lock_se_range".into(),
+            format!(
+                "{}–{}",
+                sig(se.iter().copied().fold(f64::INFINITY, f64::min), 2),
+                sig(se.iter().copied().fold(0.0, f64::max), 2)
+            ),
+        );
         v.insert(
             "lock_positive".into(),
             (0..esm.len())
@@ -399,6 +451,20 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
             sig(growth(Scorelab, "ism_structured"), 2),
         );
         v.insert("cost_dsm_growth".into(), sig(growth(Scorelab, "dsm"), 2));
+        // The structured trace over DSM: the smallest and largest median ratio over the D measured.
+        let rs: Vec<f64> = crate::cost::DIMS
+            .iter()
+            .filter_map(|&d| {
+                runs.ratio((Scorelab, "ism_structured"), (Scorelab, "dsm"), d)
+                    .map(|r| r.0)
+            })
+            .collect();
+        let lo = rs.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = rs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        v.insert(
+            "cost_structured_vs_dsm".into(),
+            format!("{}–{}", sig(lo, 2), sig(hi, 2)),
+        );
     }
     // The noise trade-off.
     {
@@ -454,6 +520,16 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
                 &rows,
             ),
         );
+        // The MMD² bandwidth(s) of the table: one value when the experiment fixes it.
+        let bw = s.filter("metric", "mmd_bandwidth")?;
+        let mut bws: Vec<String> = vec![];
+        for b in bw.f64s("mean")? {
+            let b = sig(b, 3);
+            if !bws.contains(&b) {
+                bws.push(b);
+            }
+        }
+        v.insert("toy_mmd_bandwidth".into(), bws.join(", "));
         v.insert(
             "toy_seeds".into(),
             s.strings("seeds")?.first().cloned().unwrap_or_default(),
@@ -696,6 +772,7 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
             };
             if m != "train" {
                 v.insert(format!("of_ll_{m}"), ll.clone());
+                v.insert(format!("of_train_s_{m}"), t.clone());
             }
             rows.push(vec![m.clone(), ll, cell("heldout_ism")?, cell("mmd2")?, t]);
         }
@@ -846,6 +923,18 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
             .fold(0.0, f64::max);
         v.insert("lik_norm_box".into(), sig(widest, 2));
         v.insert("lik_norm_worst".into(), sig(worst, 2));
+        // The exact divergence's cost over one Hutchinson probe's, at the largest D timed (one
+        // run: both measured back to back by the same experiment).
+        let c = read("likelihood_accuracy_cost.csv")?;
+        for m in ["exact_structured", "exact_naive"] {
+            let g = c.filter("method", m)?;
+            let (d, r) = (g.f64s("dim")?, g.f64s("ratio_to_hutchinson")?);
+            let i = (0..d.len())
+                .max_by(|&a, &b| d[a].total_cmp(&d[b]))
+                .context("likelihood_accuracy_cost.csv: no rows")?;
+            v.insert(format!("lik_cost_{m}"), sig(r[i], 2));
+            v.insert("lik_cost_dim".into(), sig(d[i], 3));
+        }
         let dl = read("digits_likelihood_summary.csv")?;
         let mut rows = vec![];
         for m in dl.distinct("method")? {
@@ -940,6 +1029,7 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
                     sig(mean_sd(&t).0, 2)
                 }
             };
+            v.insert(format!("dg_train_s_{m}"), train_s.clone());
             let evals = g
                 .strings("score_evals")?
                 .first()

@@ -129,10 +129,11 @@ where
         .margin_top(60)
         .margin_bottom(80)
         .margin_right(10)
-        .y_label_area_size(70)
+        .y_label_area_size(120)
         .build_cartesian_2d(0.0..1.0, lo..hi)?;
     chart
         .configure_mesh()
+        .y_label_formatter(&tick)
         .disable_x_mesh()
         .disable_y_mesh()
         .disable_x_axis()

@@ -93,13 +93,64 @@ fn render_refuses_unknown_and_unclosed_names() {
 }
 
 #[test]
-fn the_readme_headline_is_rendered_from_the_committed_results() {
-    let template = std::fs::read_to_string(repo().join("paper/headline.template.md")).unwrap();
-    let block = render(&template, &values(&repo().join("results")).unwrap()).unwrap();
+fn the_readme_blocks_are_rendered_from_the_committed_results() {
+    let template = std::fs::read_to_string(repo().join("paper/readme.template.md")).unwrap();
     let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
-    let updated = scorelab_figures::replace_block(&readme, &block).unwrap();
+    let updated =
+        scorelab_figures::render_readme(&repo().join("results"), &template, &readme).unwrap();
     assert!(
         updated == readme,
-        "README.md's headline table is stale: run `cargo run --release -- paper --readme README.md`"
+        "README.md's generated blocks are stale: run `cargo run --release -- paper --readme README.md`"
     );
+}
+
+/// The README's prose up to its citation section, without its generated blocks and code: where a
+/// measured number could be typed by hand.
+fn readme_prose(readme: &str) -> String {
+    let body = readme.split("## How to cite").next().unwrap_or(readme);
+    let mut out = String::new();
+    let (mut generated, mut code) = (false, false);
+    for line in body.lines() {
+        let t = line.trim();
+        if t.starts_with("<!--") && t.ends_with(":start -->") {
+            generated = true;
+        } else if t.starts_with("<!--") && t.ends_with(":end -->") {
+            generated = false;
+        } else if t.starts_with("```") {
+            code = !code;
+        } else if !generated && !code {
+            // Inline code is a command or a name, not a claim.
+            let mut inline = false;
+            for part in line.split('`') {
+                if !inline {
+                    out.push_str(part);
+                }
+                inline = !inline;
+            }
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[test]
+fn every_measured_number_in_the_readme_is_rendered() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let prose = readme_prose(&readme).replace("dfdx 0.13", "dfdx");
+    // A decimal, a ratio or a percentage outside the generated blocks would be a number no check
+    // backs.
+    let chars: Vec<char> = prose.chars().collect();
+    for (i, w) in chars.windows(3).enumerate() {
+        let decimal = w[0].is_ascii_digit() && w[1] == '.' && w[2].is_ascii_digit();
+        let ratio = w[0].is_ascii_digit() && (w[1] == '×' || w[1] == '%');
+        if decimal || ratio {
+            let at: String = chars[i.saturating_sub(40)..(i + 40).min(chars.len())]
+                .iter()
+                .collect();
+            panic!("the README types a number outside its generated blocks: …{at}…");
+        }
+    }
+    // The mechanism sees a typed number.
+    let typed = "# T\n<!-- a:start -->\n2.5×\n<!-- a:end -->\nabout 1.4× faster\n";
+    assert!(readme_prose(typed).contains("1.4×") && !readme_prose(typed).contains("2.5×"));
 }

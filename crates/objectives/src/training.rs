@@ -19,7 +19,10 @@
 //!   held-out points for point data).
 //! * `esm` and `relative_fisher` (analytic data only): ESM = ½ mean ‖s − ∇log p‖² on the evaluation batch,
 //!   and `relative_fisher` = ESM / C with C = ½ mean ‖∇log p‖² on the same batch: the Fisher divergence
-//!   relative to that of the zero score (0: exact; 1: no better than s = 0).
+//!   relative to that of the zero score (0: exact; 1: no better than s = 0); `esm_ism_se` the
+//!   standard error of ESM − ISM, from the per-point differences on the same batch (ESM − ISM − C
+//!   is then a Monte Carlo residual with that standard error, C's own error included through the
+//!   pairing).
 //! * A noise-conditional network is evaluated at the smallest σ it was trained on, against p_σ
 //!   (evaluation points x + σz, target ∇log p_σ) where p_σ is closed form; its `esm`/`relative_fisher` are
 //!   empty otherwise. A plain network trained by `dsm` is evaluated against p itself (it fits p_σ,
@@ -287,6 +290,8 @@ pub struct EvalRow {
     /// ESM / C: the Fisher divergence relative to that of the zero score (`relative_fisher` in
     /// `loss.csv`). ESM itself is the Fisher divergence ½E‖s − ∇log p‖².
     pub relative_fisher: Option<f64>,
+    /// The standard error of ESM − ISM over the evaluation batch: sd(ESMᵢ − ISMᵢ)/√n.
+    pub esm_ism_se: Option<f64>,
 }
 
 /// Why training stopped early.
@@ -612,30 +617,42 @@ impl Trainer {
             &self.held.noise,
         );
         let val_loss = val.iter().sum::<f64>() / val.len() as f64;
-        let (esm, ism, relative_fisher) = match model.score_function(self.eval.sigma) {
+        let (esm, ism, relative_fisher, esm_ism_se) = match model.score_function(self.eval.sigma) {
             Ok(f) => {
-                // Sums over chunks of the evaluation points, targets recomputed per chunk.
+                // Sums over chunks of the evaluation points, targets recomputed per chunk; the
+                // gap's sum of squares about a shift (its first value) keeps the variance accurate.
                 let (mut ism, mut esm, mut c) = (0.0, 0.0, 0.0);
+                let (mut shift, mut g1, mut g2) = (None, 0.0, 0.0);
                 for x in self.eval.x.axis_chunks_iter(Axis(0), EVAL_CHUNK) {
                     let s = f.score(x);
-                    ism += crate::ism_terms(s.view(), f.jacobian_trace(x).view()).sum();
+                    let ism_i = crate::ism_terms(s.view(), f.jacobian_trace(x).view());
+                    ism += ism_i.sum();
                     if let (true, TrainData::Density(p)) = (self.eval.has_target, &self.data) {
                         let t = match self.eval.sigma {
                             None => p.score(x),
                             Some(sig) => p.noised_score(x, sig).expect("checked at construction"),
                         };
-                        esm += crate::esm_terms(t.view(), s.view()).sum();
+                        let esm_i = crate::esm_terms(t.view(), s.view());
+                        esm += esm_i.sum();
                         c += (row_sq_norms(t.view()) * 0.5).sum();
+                        for (e, i) in esm_i.iter().zip(&ism_i) {
+                            let k = *shift.get_or_insert(e - i);
+                            let d = e - i - k;
+                            g1 += d;
+                            g2 += d * d;
+                        }
                     }
                 }
                 let n = self.eval.x.nrows() as f64;
                 if self.eval.has_target {
-                    (Some(esm / n), Some(ism / n), Some(esm / c))
+                    let var = (g2 - g1 * g1 / n) / (n - 1.0);
+                    let se = (var.max(0.0) / n).sqrt();
+                    (Some(esm / n), Some(ism / n), Some(esm / c), Some(se))
                 } else {
-                    (None, Some(ism / n), None)
+                    (None, Some(ism / n), None, None)
                 }
             }
-            Err(_) => (None, None, None),
+            Err(_) => (None, None, None, None),
         };
         EvalRow {
             step: self.step,
@@ -644,6 +661,7 @@ impl Trainer {
             esm,
             ism,
             relative_fisher,
+            esm_ism_se,
         }
     }
 

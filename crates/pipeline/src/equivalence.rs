@@ -378,7 +378,7 @@ fn kind_hint(e: &toml::de::Error, kinds: &[&str]) -> String {
 }
 
 /// The CSV header, in order.
-pub const COLUMNS: [&str; 19] = [
+pub const COLUMNS: [&str; 22] = [
     "case",
     "density",
     "model",
@@ -394,6 +394,9 @@ pub const COLUMNS: [&str; 19] = [
     "boundary_term",
     "z_score",
     "grad_rel_diff",
+    "grad_boundary_rel",
+    "grad_residual_rel",
+    "grad_residual_se",
     "esm_closed",
     "ism_closed",
     "esm_quad",
@@ -485,7 +488,10 @@ pub fn to_csv(rows: &[Row]) -> Vec<u8> {
             cell(Some(a.constant)),
             cell(Some(a.boundary_term)),
             cell(Some(a.z_score)),
-            cell(a.grad_rel_diff),
+            cell(a.gradient.map(|g| g.rel_diff)),
+            cell(a.gradient.map(|g| g.boundary_rel)),
+            cell(a.gradient.map(|g| g.residual_rel)),
+            cell(a.gradient.map(|g| g.residual_rel_se)),
             cell(r.closed.map(|c| c.0)),
             cell(r.closed.map(|c| c.1)),
             cell(q.map(|q| q.esm)),

@@ -102,7 +102,7 @@ pub enum FlowSolverKind {
     Heun,
 }
 
-/// The `scorelab likelihood` config (the README lists every key and its default).
+/// The `scorelab likelihood` config (docs/reference.md lists every key and its default).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LikelihoodPlan {

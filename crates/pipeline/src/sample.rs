@@ -34,7 +34,7 @@ use scorelab_samplers::{
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// The `scorelab sample` config (see the README for every key and its default).
+/// The `scorelab sample` config (docs/reference.md lists every key and its default).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SamplePlan {

@@ -12,7 +12,7 @@
 //! | file | contents |
 //! | --- | --- |
 //! | `config.toml` | the resolved plan (every default filled in), with any provenance the caller attached as `[run]` ([`train_in`] only) |
-//! | `loss.csv` | `step,loss,val_loss,esm,ism,relative_fisher` at step 0, every `eval_every` steps and the last step ([`LOSS_COLUMNS`]) |
+//! | `loss.csv` | `step,loss,val_loss,esm,ism,relative_fisher,esm_ism_se` at step 0, every `eval_every` steps and the last step ([`LOSS_COLUMNS`]) |
 //! | `model.safetensors` | the weights (EMA weights if `ema > 0`), in `scorelab_models::Network`'s format |
 //! | `transform.toml` | data files only: z = (x − mean)/scale per column ([`Transform`]); its SHA-256 is recorded in `model.safetensors` and checked on load |
 //! | `checkpoint.safetensors` | one file: raw weights, Adam's moments, the EMA, the RNG position, the step, the `loss.csv` so far, and a checksum ([`scorelab_models::Checkpoint`]; [`train_in`] only) |
@@ -70,7 +70,7 @@ use scorelab_objectives::training::{EvalRow, TrainConfig, TrainData, TrainError,
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// A training run, as a config file spells it (see the README for every key and its default).
+/// A training run, as a config file spells it (docs/reference.md lists every key and its default).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainPlan {
@@ -1081,19 +1081,20 @@ impl TrainPlan {
 }
 
 /// The header of `loss.csv`.
-pub const LOSS_COLUMNS: &str = "step,loss,val_loss,esm,ism,relative_fisher";
+pub const LOSS_COLUMNS: &str = "step,loss,val_loss,esm,ism,relative_fisher,esm_ism_se";
 
 /// One `loss.csv` row (empty cells for missing or non-finite values).
 fn loss_row(r: &EvalRow) -> String {
     let c = |v: Option<f64>| cell(v.filter(|x| x.is_finite()));
     format!(
-        "{},{},{},{},{},{}",
+        "{},{},{},{},{},{},{}",
         r.step,
         c(Some(r.loss)),
         c(Some(r.val_loss)),
         c(r.esm),
         c(r.ism),
-        c(r.relative_fisher)
+        c(r.relative_fisher),
+        c(r.esm_ism_se)
     )
 }
 
@@ -1107,18 +1108,17 @@ pub fn loss_csv(history: &[EvalRow]) -> String {
     csv
 }
 
-/// Parses `loss.csv` text (the inverse of [`loss_csv`]: the values round-trip exactly).
+/// Parses `loss.csv` text (the inverse of [`loss_csv`]: the values round-trip exactly). A file of
+/// the six columns before `esm_ism_se` (a folder trained by an older scorelab) reads with that
+/// column empty.
 fn parse_loss_csv(text: &str, path: &Path) -> Result<Vec<EvalRow>> {
     let bad = |i: usize| {
-        PipelineError::Input(format!(
-            "{}: row {i} is not step,loss,val_loss,esm,ism,relative_fisher",
-            path.display()
-        ))
+        PipelineError::Input(format!("{}: row {i} is not {LOSS_COLUMNS}", path.display()))
     };
     let mut rows = vec![];
     for (i, line) in text.lines().enumerate().skip(1) {
         let f: Vec<&str> = line.split(',').collect();
-        if f.len() != 6 {
+        if f.len() != 6 && f.len() != 7 {
             return Err(bad(i));
         }
         let opt = |s: &str| -> Result<Option<f64>> {
@@ -1135,6 +1135,7 @@ fn parse_loss_csv(text: &str, path: &Path) -> Result<Vec<EvalRow>> {
             esm: opt(f[3])?,
             ism: opt(f[4])?,
             relative_fisher: opt(f[5])?,
+            esm_ism_se: f.get(6).map_or(Ok(None), |s| opt(s))?,
         });
     }
     Ok(rows)

@@ -43,6 +43,7 @@ pub fn table(rows: &[Row]) -> String {
         "boundary B",
         "z",
         "grad rel diff",
+        "after ∇B",
         "quadrature rel error",
     ]);
     for r in rows {
@@ -56,7 +57,12 @@ pub fn table(rows: &[Row]) -> String {
             Cell::new(constant(a)),
             Cell::new(sig(a.boundary_term)),
             Cell::new(format!("{:+.2}", a.z_score)),
-            Cell::new(a.grad_rel_diff.map(sig).unwrap_or_default()),
+            Cell::new(a.gradient.map(|g| sig(g.rel_diff)).unwrap_or_default()),
+            Cell::new(
+                a.gradient
+                    .map(|g| format!("{} ± {}", sig(g.residual_rel), sig(g.residual_rel_se)))
+                    .unwrap_or_default(),
+            ),
             Cell::new(
                 a.quadrature
                     .map(|q| format!("{:.1e}", q.identity_rel_error))

@@ -27,7 +27,7 @@ enum Command {
     /// two bananas, a Student-t and the half-normal boundary case). Writes OUT and, beside it,
     /// the resolved config as <OUT without .csv>.config.toml.
     Equivalence {
-        /// A TOML config with `seed`, `samples` and [[case]] tables (see the README).
+        /// A TOML config with `seed`, `samples` and [[case]] tables (see docs/reference.md).
         #[arg(long, value_name = "FILE.toml")]
         config: Option<PathBuf>,
         /// Where to write the CSV.
@@ -46,12 +46,12 @@ enum Command {
     },
     /// Train a score network (mlp, noise_conditional_mlp, energy_mlp, linear) by esm, ism, ssm,
     /// ssm_vr, dsm, dsm_multi or dsm_continuous; writes DIR/config.toml, loss.csv,
-    /// model.safetensors (see the README).
+    /// model.safetensors (see docs/reference.md).
     ///
     /// Ctrl-C stops after the current step and saves everything; --resume continues.
     Train(train::TrainArgs),
     /// The Jacobian-cost table: median ms per training step (forward, loss, backward, Adam) for
-    /// each objective and D, in the baselines' setting (see the README).
+    /// each objective and D, in the baselines' setting (see docs/reference.md).
     Cost(cost::CostArgs),
     /// A trained model's score at the points of a CSV (header x0..x{D-1}); writes s0..s{D-1}, in
     /// the data's own units.
@@ -73,19 +73,19 @@ enum Command {
     /// Run a sampler (langevin, mala, annealed_langevin, reverse_sde, pc, ancestral, ddim, heun,
     /// ode; schedules ve, vp, subvp, edm) on an analytic density's score or a trained model's;
     /// writes OUT (one row per chain, header x0..x{D-1}),
-    /// <OUT>.config.toml, <OUT>.trace.csv and any snapshots <OUT>.step<K>.csv (see the README).
+    /// <OUT>.config.toml, <OUT>.trace.csv and any snapshots <OUT>.step<K>.csv (see docs/reference.md).
     ///
     /// Ctrl-C stops after the current step, keeping the snapshots already written.
     Sample(sample::SampleArgs),
     /// Exact log-likelihoods through the probability-flow ODE (vp, subvp, ve, edm) of an analytic
     /// density's marginal scores or a noise-conditional network, with the exact divergence
     /// (structured or naive trace) or Hutchinson's; writes OUT (log_p,log_p_se,bits_per_dim,
-    /// score_evals, one row per point) and <OUT>.config.toml (see the README).
+    /// score_evals, one row per point) and <OUT>.config.toml (see docs/reference.md).
     ///
     /// Ctrl-C stops after the current batch, writing the rows finished.
     Likelihood(likelihood::LikelihoodArgs),
     /// Run one of the paper's experiments (paper/experiments/*.toml): writes RESULTS/NAME.csv,
-    /// NAME_summary.csv and NAME.config.toml (see the README).
+    /// NAME_summary.csv and NAME.config.toml (see docs/reference.md).
     Experiment {
         /// The experiment file.
         #[arg(long, value_name = "FILE.toml")]
@@ -125,8 +125,8 @@ enum Command {
         /// The paper.
         #[arg(long, value_name = "FILE.md", default_value = "paper/paper.md")]
         out: PathBuf,
-        /// Also rewrite the headline table of this README (between its headline markers) from
-        /// paper/headline.template.md.
+        /// Also rewrite the generated blocks of this README (each between its NAME:start and
+        /// NAME:end markers) from paper/readme.template.md.
         #[arg(long, value_name = "README.md")]
         readme: Option<PathBuf>,
     },
@@ -241,27 +241,29 @@ fn paper_cmd(
     readme: Option<&std::path::Path>,
 ) -> Result<()> {
     let input = |e: anyhow::Error| anyhow::Error::from(InputError(format!("{e:#}")));
-    let headline = std::path::Path::new("paper/headline.template.md");
+    let readme_template = std::path::Path::new("paper/readme.template.md");
     let mut outputs = vec![("--out", out)];
     outputs.extend(readme.map(|r| ("--readme", r)));
     let mut inputs = vec![("--template", template)];
     if readme.is_some() {
-        inputs.push(("the headline template", headline));
+        inputs.push(("the README template", readme_template));
     }
     scorelab_pipeline::files::check_distinct(&outputs, &inputs)?;
     // Everything is rendered (and every marker found) before anything is written.
     let paper = scorelab_figures::render_paper(results, template, true).map_err(input)?;
     let readme_text = match readme {
-        Some(r) => scorelab_figures::render_readme_headline(results, headline, r).map_err(input)?,
+        Some(r) => {
+            scorelab_figures::render_readme_blocks(results, readme_template, r).map_err(input)?
+        }
         None => None,
     };
     scorelab_pipeline::files::write_whole(out, paper.as_bytes())?;
     println!("wrote {}", out.display());
     if let (Some(r), Some(text)) = (readme, readme_text) {
         scorelab_pipeline::files::write_whole(r, text.as_bytes())?;
-        println!("updated the headline table of {}", r.display());
+        println!("updated the generated blocks of {}", r.display());
     } else if let Some(r) = readme {
-        println!("the headline table of {} is up to date", r.display());
+        println!("the generated blocks of {} are up to date", r.display());
     }
     Ok(())
 }

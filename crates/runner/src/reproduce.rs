@@ -9,7 +9,8 @@
 //! 5. the experiments of `paper/experiments/` ([`EXPERIMENTS`]) → `results/NAME*.csv`;
 //! 6. the figures → `paper/figures/`;
 //! 7. the paper: `paper/paper.template.md` with every number from the results → `paper/paper.md`,
-//!    and the headline table of `README.md` from `paper/headline.template.md`.
+//!    and the generated blocks of `README.md` (its pitch and headline numbers) from
+//!    `paper/readme.template.md`.
 //!
 //! With `--out DIR` everything is written under `DIR/results`, `DIR/figures` and `DIR/paper.md` (the
 //! PyTorch/JAX baselines and the same-run timing comparison `results/jacobian_cost_runs/`, inputs
@@ -240,12 +241,15 @@ pub fn run(
                 !args.quick,
             )?;
             if args.out.is_none() {
-                scorelab_figures::write_readme_headline(
+                scorelab_figures::write_readme_blocks(
                     &results,
-                    Path::new("paper/headline.template.md"),
+                    Path::new("paper/readme.template.md"),
                     Path::new("README.md"),
                 )?;
-                return Ok(format!("{} and the README's headline table", out.display()));
+                return Ok(format!(
+                    "{} and the README's generated blocks",
+                    out.display()
+                ));
             }
             Ok(format!("{}", out.display()))
         })?;

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// The flags of `scorelab train`.
 #[derive(clap::Args)]
 pub struct TrainArgs {
-    /// The TOML config (tables data, model, objective and train; see the README).
+    /// The TOML config (tables data, model, objective and train; see docs/reference.md).
     #[arg(long, value_name = "FILE.toml")]
     pub config: PathBuf,
     /// The output folder (refused if it exists and is not empty, unless --force or --resume).

@@ -12,7 +12,15 @@ fn scorelab(args: &[&str], dir: &Path) -> Output {
         .expect("the binary runs")
 }
 
-const HEADER: &str = "case,density,model,dim,samples,esm,esm_se,ism,ism_se,gap,gap_se,constant,boundary_term,z_score,grad_rel_diff,esm_closed,ism_closed,esm_quad,ism_quad";
+const HEADER: &str = "case,density,model,dim,samples,esm,esm_se,ism,ism_se,gap,gap_se,constant,boundary_term,z_score,grad_rel_diff,grad_boundary_rel,grad_residual_rel,grad_residual_se,esm_closed,ism_closed,esm_quad,ism_quad";
+
+/// The index of the column `name` of the equivalence CSV.
+fn col(name: &str) -> usize {
+    HEADER
+        .split(',')
+        .position(|c| c == name)
+        .unwrap_or_else(|| panic!("no column {name}"))
+}
 
 const ISSUE_EXAMPLE: &str = r#"
 seed = 7
@@ -48,7 +56,9 @@ fn builtin_suite_writes_csv_and_config_and_regenerates_byte_for_byte() {
     assert_eq!(lines.next().unwrap(), HEADER);
     let rows: Vec<&str> = lines.collect();
     assert_eq!(rows.len(), 45);
-    assert!(rows.iter().all(|r| r.split(',').count() == 19));
+    assert!(rows
+        .iter()
+        .all(|r| r.split(',').count() == HEADER.split(',').count()));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("half_normal/b+1") && stdout.contains("Per density"),
@@ -124,17 +134,26 @@ fn the_issue_example_config_runs() {
     let g3: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
     assert_eq!(&g3[..5], &["g3", "gaussian", "linear", "3", "5000"]);
     // esm_closed − ism_closed = ½ tr Σ⁻¹ for the g3 case; quadrature is empty in 3-D.
-    let (esm_c, ism_c): (f64, f64) = (g3[15].parse().unwrap(), g3[16].parse().unwrap());
+    let (esm_c, ism_c): (f64, f64) = (
+        g3[col("esm_closed")].parse().unwrap(),
+        g3[col("ism_closed")].parse().unwrap(),
+    );
     let c: f64 = g3[11].parse().unwrap();
     assert!((esm_c - ism_c - c).abs() < 1e-12);
-    assert_eq!((g3[17], g3[18]), ("", ""));
+    assert_eq!((g3[col("esm_quad")], g3[col("ism_quad")]), ("", ""));
     let hn: Vec<&str> = csv.lines().nth(2).unwrap().split(',').collect();
     assert_eq!(&hn[..3], &["hn", "half_normal", "random_linear"]);
-    assert!(hn[17].parse::<f64>().is_ok(), "1-D has quadrature");
+    assert!(
+        hn[col("esm_quad")].parse::<f64>().is_ok(),
+        "1-D has quadrature"
+    );
     // The issue's network model: the quadrature identity holds for it too (f64 door).
     let mlp: Vec<&str> = csv.lines().nth(3).unwrap().split(',').collect();
     assert_eq!(&mlp[..4], &["mlp2", "gaussian", "mlp", "2"]);
-    let (esm_q, ism_q): (f64, f64) = (mlp[17].parse().unwrap(), mlp[18].parse().unwrap());
+    let (esm_q, ism_q): (f64, f64) = (
+        mlp[col("esm_quad")].parse().unwrap(),
+        mlp[col("ism_quad")].parse().unwrap(),
+    );
     let c: f64 = mlp[11].parse().unwrap();
     assert!(
         (esm_q - ism_q - c).abs() < 1e-9 * c,

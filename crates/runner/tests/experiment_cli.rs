@@ -178,6 +178,81 @@ sampler = {{ kind = "reverse_sde", steps = 5, schedule = {{ kind = "vp" }} }}
     );
 }
 
+/// `target = "p"` compares a run that stops at σ = 1 with p itself instead of p_σ: every row is
+/// labelled p, the chains (and so the mode weights) are the same, and MMD² with a fixed bandwidth
+/// moves from ≈ 0 (against its own p_σ) to the positive distance between p_σ and p.
+#[test]
+fn a_samplers_experiment_can_compare_every_run_with_p() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let exp = |target: &str| {
+        format!(
+            r#"kind = "samplers"
+description = "one target"
+seeds = [1]
+tests = 0
+ksd = false
+mmd_bandwidth = 2.0
+{target}
+[base]
+chains = 400
+{MIX}
+[[run]]
+name = "ald"
+sampler = {{ kind = "annealed_langevin", eps = 0.1, steps = 30, sigma_max = 20.0, sigma_min = 1.0, levels = 5 }}
+"#
+        )
+    };
+    fs::write(d.join("own.toml"), exp("")).unwrap();
+    fs::write(d.join("p.toml"), exp("target = \"p\"")).unwrap();
+    for name in ["own", "p"] {
+        ok(&scorelab(
+            &[
+                "experiment",
+                "--config",
+                &format!("{name}.toml"),
+                "--results",
+                "r",
+            ],
+            d,
+        ));
+    }
+    let own = fs::read_to_string(d.join("r/own.csv")).unwrap();
+    let p = fs::read_to_string(d.join("r/p.csv")).unwrap();
+    let rows = |csv: &str, metric: &str| -> Vec<String> {
+        csv.lines()
+            .filter(|l| l.contains(&format!(",{metric},")))
+            .map(str::to_string)
+            .collect()
+    };
+    assert!(rows(&own, "mmd2")[0].ends_with(",p_sigma=1"), "{own}");
+    assert!(p.lines().skip(1).all(|l| l.ends_with(",p")), "{p}");
+    // The same chains: the mode weights agree to the last digit.
+    let cell = |l: &str, i: usize| l.split(',').nth(i).unwrap().to_string();
+    assert_eq!(
+        cell(&rows(&own, "mode_weight_1")[0], 7),
+        cell(&rows(&p, "mode_weight_1")[0], 7)
+    );
+    let mmd = |csv: &str| -> (f64, f64) {
+        let l = &rows(csv, "mmd2")[0];
+        (cell(l, 7).parse().unwrap(), cell(l, 8).parse().unwrap())
+    };
+    let ((m_own, se_own), (m_p, se_p)) = (mmd(&own), mmd(&p));
+    assert!(
+        m_own.abs() < 5.0 * se_own,
+        "against p_σ: {m_own} ± {se_own}"
+    );
+    assert!(m_p > 5.0 * se_p, "against p: {m_p} ± {se_p}");
+    // An unknown target names the key.
+    fs::write(d.join("bad.toml"), exp("target = \"q\"")).unwrap();
+    let out = scorelab(
+        &["experiment", "--config", "bad.toml", "--results", "rb"],
+        d,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown variant `q`"));
+}
+
 #[test]
 fn a_noise_experiment_bins_the_error_by_distance_from_the_data() {
     let dir = tempfile::tempdir().unwrap();

@@ -75,7 +75,7 @@ fn assert_same(a: &BTreeMap<String, Vec<u8>>, b: &BTreeMap<String, Vec<u8>>, wha
 }
 
 /// What a run folder must be after any kill: no temporaries under final names, each file whole
-/// (the model and checkpoint load, every loss.csv row has its six cells), the checkpoint no
+/// (the model and checkpoint load, every loss.csv row has a cell per column), the checkpoint no
 /// behind the model and loss.csv, and those at most one evaluation behind it.
 fn assert_complete(run: &Path, what: &str) {
     let f = files(run);
@@ -90,7 +90,11 @@ fn assert_complete(run: &Path, what: &str) {
         let text = String::from_utf8(text.clone()).unwrap();
         assert!(text.ends_with('\n'), "{what}: loss.csv ends mid-row");
         for l in text.lines().skip(1) {
-            assert_eq!(l.split(',').count(), 6, "{what}: loss.csv row {l:?}");
+            assert_eq!(
+                l.split(',').count(),
+                scorelab_pipeline::train::LOSS_COLUMNS.split(',').count(),
+                "{what}: loss.csv row {l:?}"
+            );
         }
     }
     let ckpt = f

@@ -188,7 +188,7 @@ fn paper_checks_every_input_and_marker_before_it_writes() {
     let readme = d.join("README.md").to_string_lossy().to_string();
     let a = args(&["--readme", &readme]);
     let out = scorelab(&a.iter().map(String::as_str).collect::<Vec<_>>(), &root);
-    refused(&out, &["headline:start"]);
+    refused(&out, &["pitch:start"]);
     assert!(
         !out_md.exists(),
         "--out is not written when --readme cannot be"

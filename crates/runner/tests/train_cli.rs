@@ -38,7 +38,10 @@ fn a_run_writes_its_files_with_provenance_and_reruns_byte_for_byte() {
     }
     let loss = fs::read_to_string(run.join("loss.csv")).unwrap();
     let lines: Vec<&str> = loss.lines().collect();
-    assert_eq!(lines[0], "step,loss,val_loss,esm,ism,relative_fisher");
+    assert_eq!(
+        lines[0],
+        "step,loss,val_loss,esm,ism,relative_fisher,esm_ism_se"
+    );
     let steps: Vec<&str> = lines[1..]
         .iter()
         .map(|l| l.split(',').next().unwrap())

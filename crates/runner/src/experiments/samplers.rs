@@ -2,8 +2,8 @@
 //! each `[[run]]` adding its own keys (`sampler`, `noised_score`, `init`, …) or `model = "NAME"`
 //! to take the score from a network trained first by `[train.NAME]`; every run over every seed
 //! (and over `steps_sweep`, for accuracy against cost), evaluated by the metric bundle
-//! ([`scorelab_pipeline::metrics`]) against the base density (or its p_σ when that is what the
-//! sampler targets).
+//! ([`scorelab_pipeline::metrics`]) against the base density (or, with `target = "own"`, its p_σ
+//! when that is what the sampler targets).
 
 use super::shared::{Outputs, TrainRef};
 use crate::bad;
@@ -41,6 +41,9 @@ pub struct SamplersExperiment {
     /// last `steps`), columns `run,x0,…` (default false).
     #[serde(default)]
     pub save_samples: bool,
+    /// What every run is compared with (default `own`): see [`Target`].
+    #[serde(default)]
+    pub target: Target,
     /// MMD²'s RBF bandwidth, fixed for every run (default: the median heuristic of each run).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mmd_bandwidth: Option<f64>,
@@ -57,6 +60,20 @@ pub struct SamplersExperiment {
     /// predicts ([`predicted_weight`]) (default false).
     #[serde(default)]
     pub prior_prediction: bool,
+}
+
+/// The distribution every run of a samplers experiment is compared with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    /// The distribution each run's output targets: p, or p_σ = p ∗ N(0, σ²I) (scaled by α under
+    /// `vp`/`subvp`) where a noise-conditional sampler stops at σ without denoising. Rows of one
+    /// table may then answer different questions.
+    #[default]
+    Own,
+    /// The base density p for every run, so that every row answers the same question: how far the
+    /// output is from p (a run that stops at σ carries the distance between p_σ and p).
+    P,
 }
 
 /// The weight of component 1 that a deterministic sampler with exact scores returns when it starts
@@ -326,8 +343,11 @@ pub fn run(e: &SamplersExperiment, models: &Path, stop: &AtomicBool) -> Result<O
             Source::Density { noised, .. } => *noised,
             Source::Model { .. } => NoisedScoreKind::Exact,
         };
-        let (q, label) = target_of(&p, kind, plan.target_sigma(), plan.target_scale())
-            .map_err(|err| bad(format!("run {}: {err}", r.name)))?;
+        let (q, label) = match e.target {
+            Target::Own => target_of(&p, kind, plan.target_sigma(), plan.target_scale()),
+            Target::P => Ok((p.clone(), "p".to_string())),
+        }
+        .map_err(|err| bad(format!("run {}: {err}", r.name)))?;
         let target = Against::Density(Box::new(q), label);
         let steps = plan.sampler.outline().num_steps();
         if e.prior_prediction && r.model.is_none() && deterministic(file) {
