@@ -351,9 +351,7 @@ fn equivalence(results: &Path, stem: &Path) -> Result<()> {
                     RGBColor(150, 150, 150).stroke_width(2),
                 ))?
                 .label("ESM = ISM")
-                .legend(|(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 24, y)], RGBColor(150, 150, 150))
-                });
+                .legend(|p| line_glyph!(p, RGBColor(150, 150, 150), 2, true, 9));
             let c = color(k);
             chart
                 .draw_series(LineSeries::new(
@@ -467,7 +465,7 @@ fn equivalence_training(results: &Path, stem: &Path) -> Result<()> {
         .count();
     let title = if bars {
         format!(
-            "ESM − ISM − C ± 2 SE: {positive} of {} > 0, {within} within",
+            "ESM − ISM − C ± 2 SE: {positive}/{} > 0, {within} within",
             residual.len()
         )
     } else {
@@ -509,7 +507,7 @@ fn equivalence_training(results: &Path, stem: &Path) -> Result<()> {
             .legend(|p| line_glyph!(p, BLACK, 2, true, 9));
         legend(&mut chart, SeriesLabelPosition::UpperRight, TICK)?;
         let mut chart = ChartBuilder::on(&right)
-            .caption(title.as_str(), ("sans-serif", LABEL + 2))
+            .caption(title.as_str(), ("sans-serif", LABEL))
             .margin(20)
             .x_label_area_size(72)
             .y_label_area_size(125)
@@ -1185,7 +1183,7 @@ fn cost_panel(
 fn mmd_title(t: &Table) -> Result<String> {
     let mut bws: Vec<String> = vec![];
     for b in t.filter("metric", "mmd_bandwidth")?.f64s("mean")? {
-        let b = crate::paper::sig(b, 3);
+        let b = tick(&b);
         if !bws.contains(&b) {
             bws.push(b);
         }
@@ -1864,7 +1862,7 @@ fn digits_inpaint(results: &Path, stem: &Path) -> Result<()> {
                 .unwrap_or(f64::NAN)
         };
         let title = format!(
-            "{}: accuracy {:.3} (masked {:.3}, original {:.3})",
+            "{}: accuracy {:.3}\n(masked {:.3}, original {:.3})",
             m.replace('_', " "),
             acc("accuracy_completed_mean"),
             acc("accuracy_masked"),
@@ -1882,8 +1880,8 @@ fn digits_inpaint(results: &Path, stem: &Path) -> Result<()> {
         .unwrap_or(1)
         .max(1) as i32;
     let panel_w = per_row * (img + gap);
-    let label_w = 150i32;
-    let top = 50i32;
+    let label_w = 175i32;
+    let top = 84i32;
     let panel_h = top + 3 * (img + gap);
     let width = (label_w + panels.len() as i32 * (panel_w + 40) + 20) as u32;
     let height = (panel_h + 20) as u32;
@@ -1894,7 +1892,9 @@ fn digits_inpaint(results: &Path, stem: &Path) -> Result<()> {
         }
         for (p, (title, by_kind)) in panels.iter().enumerate() {
             let x0 = label_w + p as i32 * (panel_w + 40);
-            root.draw(&Text::new(title.clone(), (x0, 10), ("sans-serif", TICK)))?;
+            for (l, y) in title.lines().zip([8, 42]) {
+                root.draw(&Text::new(l.to_string(), (x0, y), ("sans-serif", TICK)))?;
+            }
             for (r, images) in by_kind.iter().enumerate() {
                 for (i, im) in images.iter().enumerate() {
                     let gx = x0 + i as i32 * (img + gap);
