@@ -524,7 +524,7 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
         let bw = s.filter("metric", "mmd_bandwidth")?;
         let mut bws: Vec<String> = vec![];
         for b in bw.f64s("mean")? {
-            let b = sig(b, 3);
+            let b = format!("{b}");
             if !bws.contains(&b) {
                 bws.push(b);
             }
@@ -933,7 +933,7 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
                 .max_by(|&a, &b| d[a].total_cmp(&d[b]))
                 .context("likelihood_accuracy_cost.csv: no rows")?;
             v.insert(format!("lik_cost_{m}"), sig(r[i], 2));
-            v.insert("lik_cost_dim".into(), sig(d[i], 3));
+            v.insert("lik_cost_dim".into(), format!("{}", d[i]));
         }
         let dl = read("digits_likelihood_summary.csv")?;
         let mut rows = vec![];
