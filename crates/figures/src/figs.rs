@@ -1181,14 +1181,7 @@ fn cost_panel(
 /// "MMD² (bandwidth h)" when every row of the summary `t` has the one MMD² bandwidth h, else
 /// "MMD² (median bandwidth per run)".
 fn mmd_title(t: &Table) -> Result<String> {
-    let mut bws: Vec<String> = vec![];
-    for b in t.filter("metric", "mmd_bandwidth")?.f64s("mean")? {
-        let b = tick(&b);
-        if !bws.contains(&b) {
-            bws.push(b);
-        }
-    }
-    Ok(match bws.as_slice() {
+    Ok(match crate::paper::mmd_bandwidths(t)?.as_slice() {
         [b] => format!("MMD² (bandwidth {b})"),
         _ => "MMD² (median bandwidth per run)".to_string(),
     })

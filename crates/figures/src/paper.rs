@@ -183,6 +183,19 @@ fn md(header: &[&str], rows: &[Vec<String>]) -> String {
     s
 }
 
+/// The distinct MMD² bandwidths of a samplers summary `t`, in order of appearance: one when the
+/// experiment fixes `mmd_bandwidth`.
+pub(crate) fn mmd_bandwidths(t: &Table) -> Result<Vec<String>> {
+    let mut out: Vec<String> = vec![];
+    for b in t.filter("metric", "mmd_bandwidth")?.f64s("mean")? {
+        let b = format!("{b}");
+        if !out.contains(&b) {
+            out.push(b);
+        }
+    }
+    Ok(out)
+}
+
 /// The first value of column `col` in the rows where `key` = `value`.
 fn one(t: &Table, key: &str, value: &str, col: &str) -> Result<f64> {
     t.filter(key, value)?
@@ -521,15 +534,7 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
             ),
         );
         // The MMD² bandwidth(s) of the table: one value when the experiment fixes it.
-        let bw = s.filter("metric", "mmd_bandwidth")?;
-        let mut bws: Vec<String> = vec![];
-        for b in bw.f64s("mean")? {
-            let b = format!("{b}");
-            if !bws.contains(&b) {
-                bws.push(b);
-            }
-        }
-        v.insert("toy_mmd_bandwidth".into(), bws.join(", "));
+        v.insert("toy_mmd_bandwidth".into(), mmd_bandwidths(&s)?.join(", "));
         v.insert(
             "toy_seeds".into(),
             s.strings("seeds")?.first().cloned().unwrap_or_default(),
