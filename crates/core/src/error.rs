@@ -114,6 +114,38 @@ impl ParamError {
     }
 }
 
+/// The range of a noise level σ (σ̃ of a schedule, σ of a denoising objective): σ² and the weight
+/// 1/σ² of a denoising target must be finite numbers, with room for the data's scale, so
+/// σ ∈ [1e-150, 1e150] (a σ of 1e300 used to end in a non-finite loss, or an infinite variance
+/// deep inside a sampler, far from the setting that caused it).
+pub const SIGMA_RANGE: (f64, f64) = (1e-150, 1e150);
+
+/// Checks a noise level lies in [`SIGMA_RANGE`].
+///
+/// # Examples
+/// ```
+/// use scorelab_core::error::noise_level;
+/// assert!(noise_level(80.0, "sigma_max").is_ok());
+/// assert!(noise_level(1e308, "sigma_max").unwrap_err().to_string().contains("sigma_max"));
+/// assert!(noise_level(1e-300, "sigma_min").is_err());
+/// ```
+///
+/// # Errors
+/// [`ParamError::Invalid`] naming `field`.
+pub fn noise_level(sigma: f64, field: &str) -> Result<f64, ParamError> {
+    positive(sigma, field)?;
+    if !(SIGMA_RANGE.0..=SIGMA_RANGE.1).contains(&sigma) {
+        return Err(ParamError::invalid(
+            field,
+            format!(
+                "{sigma:e} is outside [{:e}, {:e}]: σ² would not be a finite number (σ is in model units, where the data have scale about 1)",
+                SIGMA_RANGE.0, SIGMA_RANGE.1
+            ),
+        ));
+    }
+    Ok(sigma)
+}
+
 /// Checks a scalar is finite and strictly positive.
 ///
 /// # Errors

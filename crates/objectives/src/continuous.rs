@@ -110,7 +110,8 @@ impl ContinuousDsm {
         distribution: SigmaDistribution,
         weighting: Weighting,
     ) -> Result<Self, ParamError> {
-        scorelab_core::error::positive(sigma_min, "sigma_min")?;
+        scorelab_core::error::noise_level(sigma_min, "sigma_min")?;
+        scorelab_core::error::noise_level(sigma_max, "sigma_max")?;
         if !(sigma_max.is_finite() && sigma_max > sigma_min) {
             return Err(ParamError::invalid(
                 "sigma_max",

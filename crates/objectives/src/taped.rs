@@ -563,21 +563,6 @@ where
     scorelab_models::net::to_f64(&t)
 }
 
-/// The range of a noise level σ: its square and the weight 1/σ² of the denoising target must be
-/// finite numbers, so σ ∈ [1e-150, 1e150] (a σ of 1e300 used to end in a non-finite loss and
-/// the advice to lower the learning rate).
-const SIGMA_RANGE: (f64, f64) = (1e-150, 1e150);
-
 fn noise_level(sigma: f64, field: &str) -> Result<(), scorelab_core::ParamError> {
-    scorelab_core::error::positive(sigma, field)?;
-    if !(SIGMA_RANGE.0..=SIGMA_RANGE.1).contains(&sigma) {
-        return Err(scorelab_core::ParamError::invalid(
-            field,
-            format!(
-                "{sigma:e} is outside [{:e}, {:e}]: σ² would not be a finite number (σ is in model units, where the data have scale about 1)",
-                SIGMA_RANGE.0, SIGMA_RANGE.1
-            ),
-        ));
-    }
-    Ok(())
+    scorelab_core::error::noise_level(sigma, field).map(|_| ())
 }

@@ -414,6 +414,46 @@ fn check_widths(q: &[f64], dim: usize, field: &str) -> Result<()> {
             format!("every bin width must be finite and ≥ 0, got {w}"),
         ));
     }
+    // The dequantised data's variance (q²/12 per column) must be a finite number.
+    let most = scorelab_core::error::SIGMA_RANGE.1;
+    if let Some(w) = q.iter().find(|w| **w > most) {
+        return Err(PipelineError::invalid(
+            field,
+            format!("a bin width of {w:e} is above {most:e}: the data's variance would not be a finite number; give the width of one level of the data (1 for integer pixels)"),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a value of a column with bin width q > 0 that is not on that column's grid (a
+/// multiple of q, to 1e-6 of q): dequantisation is for integer-valued data, and a continuous
+/// column given a width would be blurred without a likelihood bound to show for it. The same
+/// rule `scorelab likelihood` applies to its points. `row_of(i)` gives the file's row number of
+/// row i; `field` names the setting.
+///
+/// # Errors
+/// [`PipelineError::Invalid`] naming `field`, the file's row, the column and the value.
+pub fn check_on_grid(
+    x: ndarray::ArrayView2<f64>,
+    q: &[f64],
+    columns: &[String],
+    field: &str,
+    row_of: impl Fn(usize) -> usize,
+) -> Result<()> {
+    for (i, row) in x.rows().into_iter().enumerate() {
+        for (j, (&v, &w)) in row.iter().zip(q).enumerate() {
+            if w > 0.0 && ((v / w) - (v / w).round()).abs() > 1e-6 {
+                return Err(PipelineError::invalid(
+                    field,
+                    format!(
+                        "is for integer data on a grid of width {w}, but row {}, column {} is {v}; remove it (or set its width to 0 for that column) for continuous data",
+                        row_of(i),
+                        columns.get(j).map(String::as_str).unwrap_or("?")
+                    ),
+                ));
+            }
+        }
+    }
     Ok(())
 }
 

@@ -400,3 +400,193 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     format!("sha256:{hex}")
 }
+
+/// A folder built aside and swapped in whole: [`AsideFolder::begin`] locks and empties
+/// `<dest>.partial` beside `dest`, the caller writes there, and [`AsideFolder::swap_in`] replaces
+/// `dest` by it with two renames (`dest` → `.<name>.old`, `<dest>.partial` → `dest`), so `dest`
+/// is always the last complete result: a run interrupted or failing before the swap leaves it as
+/// it was. A kill between the two renames leaves `.<name>.old`, which the next
+/// [`AsideFolder::begin`] renames back.
+///
+/// # Examples
+/// ```
+/// use scorelab_pipeline::files::AsideFolder;
+/// let tmp = tempfile::tempdir()?;
+/// let dest = tmp.path().join("models");
+/// std::fs::create_dir(&dest)?;
+/// std::fs::write(dest.join("old.txt"), "complete")?;
+/// let aside = AsideFolder::begin(&dest, "model folder")?;
+/// std::fs::write(aside.dir().join("new.txt"), "half")?;
+/// drop(aside); // interrupted: the complete result stays
+/// assert!(dest.join("old.txt").exists() && !dest.join("new.txt").exists());
+/// let aside = AsideFolder::begin(&dest, "model folder")?;
+/// assert!(!aside.dir().join("new.txt").exists(), "an interrupted attempt is cleared");
+/// std::fs::write(aside.dir().join("new.txt"), "whole")?;
+/// aside.swap_in()?;
+/// assert!(dest.join("new.txt").exists() && !dest.join("old.txt").exists());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct AsideFolder {
+    lock: FolderLock,
+    dest: PathBuf,
+}
+
+fn sibling(dest: &Path, f: impl Fn(&str) -> String) -> PathBuf {
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    fsio::parent_of(dest).join(f(&name))
+}
+
+impl AsideFolder {
+    /// Locks `<dest>.partial` (created if needed; `flag` names it in a refusal) and removes
+    /// whatever an earlier interrupted attempt left in it.
+    ///
+    /// # Errors
+    /// [`PipelineError::Input`] if another process holds it or `dest` is not a folder;
+    /// [`PipelineError::Io`] if it cannot be created or cleared.
+    pub fn begin(dest: &Path, flag: &str) -> Result<Self> {
+        if std::fs::metadata(dest).is_ok_and(|m| !m.is_dir()) {
+            return Err(PipelineError::Input(format!(
+                "{flag} {}: is not a folder; give a folder",
+                dest.display()
+            )));
+        }
+        let staging = sibling(dest, |n| format!("{n}.partial"));
+        let lock = FolderLock::acquire(&staging, flag)?;
+        let old = sibling(dest, |n| format!(".{n}.old"));
+        if !dest.exists() && old.is_dir() {
+            std::fs::rename(&old, dest).map_err(|e| PipelineError::io(dest, e))?;
+        }
+        for entry in std::fs::read_dir(&staging).map_err(|e| PipelineError::io(&staging, e))? {
+            let entry = entry.map_err(|e| PipelineError::io(&staging, e))?;
+            if entry.file_name() == LOCK_FILE {
+                continue;
+            }
+            let p = entry.path();
+            let removed = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+            removed.map_err(|e| PipelineError::io(&p, e))?;
+        }
+        Ok(AsideFolder {
+            lock,
+            dest: dest.to_path_buf(),
+        })
+    }
+
+    /// The folder to write into.
+    pub fn dir(&self) -> &Path {
+        self.lock.dir()
+    }
+
+    /// The lock held on it (for [`crate::train::train_in`]).
+    pub fn lock(&self) -> &FolderLock {
+        &self.lock
+    }
+
+    /// Replaces the destination by the folder written (type docs).
+    ///
+    /// # Errors
+    /// [`PipelineError::Io`] if a rename fails.
+    pub fn swap_in(self) -> Result<()> {
+        let dest = &self.dest;
+        let old = sibling(dest, |n| format!(".{n}.old"));
+        if old.exists() {
+            std::fs::remove_dir_all(&old).map_err(|e| PipelineError::io(&old, e))?;
+        }
+        if dest.exists() {
+            std::fs::rename(dest, &old).map_err(|e| PipelineError::io(dest, e))?;
+        }
+        fsio::fault("aside:old-moved").map_err(|e| PipelineError::io(dest, e))?;
+        std::fs::rename(self.lock.dir(), dest).map_err(|e| PipelineError::io(dest, e))?;
+        let parent = fsio::parent_of(dest);
+        fsio::sync_dir(&parent).map_err(|e| PipelineError::io(&parent, e))?;
+        if old.exists() {
+            std::fs::remove_dir_all(&old).map_err(|e| PipelineError::io(&old, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// What identifies a file's contents between two reads of it without reading it again: its
+/// device and inode, size and modification time. A command that reads an input twice (checks
+/// every row, then works through them) takes it before the first pass and refuses, with
+/// [`Fingerprint::unchanged`], an input that changed by the second.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fingerprint {
+    dev_ino: (u64, u64),
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl Fingerprint {
+    /// The fingerprint of the regular file `path`; `flag` names it in errors.
+    ///
+    /// # Errors
+    /// [`PipelineError::Input`] if `path` is not a regular file (a FIFO, a device, a socket:
+    /// they cannot be read twice) or cannot be read.
+    pub fn of(path: &Path, flag: &str) -> Result<Self> {
+        let m = std::fs::metadata(path).map_err(|e| {
+            PipelineError::Input(format!("{flag} {}: cannot be read: {e}", path.display()))
+        })?;
+        if !m.is_file() {
+            let what = fsio::non_regular(path).unwrap_or("not a regular file");
+            return Err(PipelineError::Input(format!(
+                "{flag} {}: is {what}; it is read twice (every row checked before any work), so give a regular file (e.g. save the stream to a file first)",
+                path.display()
+            )));
+        }
+        #[cfg(unix)]
+        let dev_ino = {
+            use std::os::unix::fs::MetadataExt;
+            (m.dev(), m.ino())
+        };
+        #[cfg(not(unix))]
+        let dev_ino = (0, 0);
+        Ok(Fingerprint {
+            dev_ino,
+            len: m.len(),
+            modified: m.modified().ok(),
+        })
+    }
+
+    /// Refuses if `path` is no longer the file this fingerprint was taken of.
+    ///
+    /// # Errors
+    /// [`PipelineError::Input`] naming `flag` and what changed.
+    ///
+    /// # Examples
+    /// ```
+    /// use scorelab_pipeline::files::Fingerprint;
+    /// let dir = tempfile::tempdir()?;
+    /// let p = dir.path().join("points.csv");
+    /// std::fs::write(&p, "x0\n1\n2\n")?;
+    /// let f = Fingerprint::of(&p, "--points")?;
+    /// assert!(f.unchanged(&p, "--points").is_ok());
+    /// std::fs::write(&p, "x0\n1\n")?;
+    /// assert!(f.unchanged(&p, "--points").unwrap_err().to_string().contains("changed"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn unchanged(&self, path: &Path, flag: &str) -> Result<()> {
+        let now = Fingerprint::of(path, flag)?;
+        if &now == self {
+            return Ok(());
+        }
+        let what = if now.dev_ino != self.dev_ino {
+            "was replaced by another file".to_string()
+        } else if now.len != self.len {
+            format!("changed size from {} to {} bytes", self.len, now.len)
+        } else {
+            "was modified".to_string()
+        };
+        Err(PipelineError::Input(format!(
+            "{flag} {}: changed while it was being read ({what}); nothing was written: rerun once the file is complete",
+            path.display()
+        )))
+    }
+}

@@ -1022,6 +1022,14 @@ impl SamplePlan {
             }
         }
         let steps = sampler.outline().num_steps();
+        if !self.snapshots.is_empty()
+            && matches!(&sampler, AnySampler::Ode(o) if matches!(o.solver(), scorelab_samplers::OdeSolver::Rk45(_)))
+        {
+            return Err(PipelineError::invalid(
+                "snapshots",
+                "the adaptive ODE solver (rk45) chooses its own steps, so a step number names no fixed time; remove snapshots, or use solver = \"heun\" with steps",
+            ));
+        }
         for &k in &self.snapshots {
             if k == 0 || k > steps {
                 return Err(PipelineError::invalid(

@@ -193,6 +193,13 @@ impl DataSpec {
             Some(q) => q.widths(dim, "data.dequantize")?,
             None => vec![0.0; dim],
         };
+        crate::data::check_on_grid(
+            data.rows().view(),
+            &q,
+            data.columns(),
+            "data.dequantize",
+            |i| i + 1,
+        )?;
         let fresh = self.dequantize_fresh.unwrap_or(false);
         if fresh && q.iter().all(|&w| w == 0.0) {
             return Err(PipelineError::invalid(
@@ -955,6 +962,32 @@ pub struct Prepared {
     pub transform: Option<Transform>,
 }
 
+impl Prepared {
+    /// The model as it stands before any training: its architecture, transform and σ̃ range are
+    /// those the trained model will have, so a sampler or likelihood plan can be validated
+    /// against it (`prepare_with`) before minutes of training, not after.
+    ///
+    /// # Examples
+    /// ```
+    /// use scorelab_pipeline::train::TrainPlan;
+    /// let plan = TrainPlan::from_toml(
+    ///     "[data]\ntoy = \"8gaussians\"\n[model]\nkind = \"noise_conditional_mlp\"\nhidden = [8]\n\
+    ///      [objective]\nkind = \"dsm_continuous\"\nsigma_min = 0.01\nsigma_max = 10.0\n").unwrap();
+    /// let m = plan.prepare(Default::default())?.untrained();
+    /// assert_eq!(m.sigma_range, Some((0.01, 10.0)));
+    /// assert!(m.history.is_empty());
+    /// # Ok::<(), scorelab_pipeline::PipelineError>(())
+    /// ```
+    pub fn untrained(&self) -> TrainedModel {
+        TrainedModel {
+            network: self.network.clone(),
+            transform: self.transform.clone(),
+            history: vec![],
+            sigma_range: self.resolved.objective.objective().sigma_range(),
+        }
+    }
+}
+
 impl TrainPlan {
     /// A plan from its parts, `run` empty.
     pub fn new(
@@ -1240,8 +1273,9 @@ impl TrainedModel {
 }
 
 /// `transform.toml` of a model folder, checked: present when the weights record a checksum (or,
-/// in folders of older versions, when `config.toml` says the data were a file), matching that
-/// checksum, one finite shift and one finite positive scale per dimension.
+/// in folders of older versions, when `config.toml` says the data were a file), absent when they
+/// record none, matching that checksum, one finite shift and one finite positive scale per
+/// dimension.
 fn load_transform(dir: &Path, recorded: Option<&String>, dim: usize) -> Result<Option<Transform>> {
     let tf = dir.join("transform.toml");
     let bad = |m: String| PipelineError::Input(format!("{}: {m}", tf.display()));
@@ -1252,6 +1286,13 @@ fn load_transform(dir: &Path, recorded: Option<&String>, dim: usize) -> Result<O
             .and_then(|t| t.get("data").and_then(|d| d.get("csv")).cloned())
             .is_some();
     let bytes = match std::fs::read(&tf) {
+        // A transform the weights do not record was not part of their training: applying it
+        // would silently change every score and likelihood.
+        Ok(_) if recorded.is_none() => {
+            return Err(bad(
+                "is here, but model.safetensors records no transform: these weights were not trained with it (a file copied in, or a folder of a scorelab too old to record it); remove transform.toml to use the weights in the units they were trained in, or retrain".into(),
+            ))
+        }
         Ok(b) => b,
         Err(_) if !trained_on_file => return Ok(None),
         Err(_) => {
@@ -1475,6 +1516,32 @@ fn resumable(dir: &Path, prepared: &Prepared) -> Result<Checkpoint> {
         ));
     }
     let ckpt = Checkpoint::load(&path)?;
+    // What the trainer would refuse is refused here, before anything in the folder is written.
+    if ckpt.raw.spec() != prepared.network.spec() {
+        return Err(PipelineError::invalid(
+            "--resume",
+            format!(
+                "the checkpoint in {} holds another architecture ({:?}) than the config ({:?}); train afresh with --force",
+                dir.display(),
+                ckpt.raw.spec(),
+                prepared.network.spec()
+            ),
+        ));
+    }
+    if ckpt.state.ema.is_some() != (prepared.resolved.train.config().ema > 0.0) {
+        return Err(PipelineError::invalid(
+            "train.ema",
+            format!(
+                "the run in {} was trained {} an EMA; keep the run's ema setting to resume it",
+                dir.display(),
+                if ckpt.state.ema.is_some() {
+                    "with"
+                } else {
+                    "without"
+                }
+            ),
+        ));
+    }
     let steps = prepared.resolved.train.steps();
     if ckpt.state.step > steps {
         return Err(PipelineError::invalid(
@@ -1639,4 +1706,104 @@ fn run_loop(
         history,
         sigma_range,
     })
+}
+
+/// The seconds one training step of each plan takes on this machine, measured robustly: the plans'
+/// trainers are built and warmed up (`burst` steps each), then `bursts` rounds of `burst` steps
+/// are timed, the plans interleaved round by round so that a change in the machine's load falls
+/// on all of them alike; each plan's figure is the median over its rounds of the seconds per step.
+/// The steps run as [`train`] runs them (its thread pool), on copies that are thrown away.
+///
+/// This is what an equal-time comparison is built from ([`equal_time_steps`]): a budget set by
+/// construction from measured per-step costs, not a wall clock read after the fact.
+///
+/// # Examples
+/// ```
+/// use scorelab_pipeline::train::{seconds_per_step, TrainPlan};
+/// let plan = |k: &str| TrainPlan::from_toml(&format!(
+///     "[data]\ndensity = {{ kind = \"gaussian\", mean = [0.0, 0.0], cov = [[1.0, 0.0], [0.0, 1.0]] }}\n\
+///      [model]\nkind = \"mlp\"\nhidden = [8]\n[objective]\nkind = \"{k}\"\n[train]\nsteps = 10\nbatch = 16\n"))
+///     .unwrap();
+/// let s = seconds_per_step(&[plan("ism"), plan("ssm")], 5, 3)?;
+/// assert!(s.iter().all(|&t| t > 0.0 && t < 1.0));
+/// # Ok::<(), scorelab_pipeline::PipelineError>(())
+/// ```
+///
+/// # Errors
+/// [`PipelineError`] for a plan that cannot be prepared or a step that fails.
+pub fn seconds_per_step(plans: &[TrainPlan], burst: u64, bursts: usize) -> Result<Vec<f64>> {
+    if burst == 0 || bursts == 0 {
+        return Err(PipelineError::invalid(
+            "equal_time",
+            "needs at least one timed step",
+        ));
+    }
+    let mut trainers = vec![];
+    for plan in plans {
+        let Prepared {
+            resolved,
+            network,
+            data,
+            ..
+        } = plan.prepare(MemoryLimit::from_env()?)?;
+        let mut config = resolved.train.config();
+        // Enough steps for the warm-up and every round, whatever the plan's own budget.
+        config.steps = burst * (bursts as u64 + 1);
+        let objective = resolved.objective.objective().clone();
+        trainers
+            .push(Trainer::new(network, objective, data, config, resolved.seed).map_err(setup)?);
+    }
+    let mut rounds: Vec<Vec<f64>> = vec![vec![]; plans.len()];
+    for round in 0..=bursts {
+        for (t, times) in trainers.iter_mut().zip(rounds.iter_mut()) {
+            let pool = t.step_pool();
+            let mut run = || -> Result<f64> {
+                let started = std::time::Instant::now();
+                for _ in 0..burst {
+                    t.train_step().map_err(setup)?;
+                }
+                Ok(started.elapsed().as_secs_f64() / burst as f64)
+            };
+            let secs = match pool {
+                Some(p) => p.install(run)?,
+                None => run()?,
+            };
+            // Round 0 is the warm-up.
+            if round > 0 {
+                times.push(secs);
+            }
+        }
+    }
+    Ok(rounds
+        .into_iter()
+        .map(|mut v| {
+            v.sort_by(f64::total_cmp);
+            let n = v.len();
+            if n % 2 == 1 {
+                v[n / 2]
+            } else {
+                0.5 * (v[n / 2 - 1] + v[n / 2])
+            }
+        })
+        .collect())
+}
+
+/// The steps that take a reference run's time: `reference_steps · reference_cost / cost`, rounded
+/// to the nearest multiple of a twentieth of `reference_steps` (at least 1), so that the budget
+/// moves only when the measured cost ratio moves by about 5%; at least one such multiple.
+///
+/// # Examples
+/// ```
+/// use scorelab_pipeline::train::equal_time_steps;
+/// // A step that costs half the reference's: twice its steps.
+/// assert_eq!(equal_time_steps(2000, 2e-3, 1e-3), 4000);
+/// // 2.03× rounds to 2×; 2.06× to 2.05× (quantum 100).
+/// assert_eq!(equal_time_steps(2000, 2.03e-3, 1e-3), 4000);
+/// assert_eq!(equal_time_steps(2000, 2.06e-3, 1e-3), 4100);
+/// ```
+pub fn equal_time_steps(reference_steps: u64, reference_cost: f64, cost: f64) -> u64 {
+    let quantum = (reference_steps / 20).max(1);
+    let exact = reference_steps as f64 * reference_cost / cost;
+    let k = (exact / quantum as f64).round().max(1.0);
+    (k as u64).saturating_mul(quantum)
 }

@@ -212,3 +212,140 @@ fn split_seed_keeps_one_heldout_set_across_seeds() {
     };
     assert!(e.contains("data.split_seed"), "{e}");
 }
+
+/// A standardised CSV, a noise-conditional network with EDM preconditioning and the default σ_d
+/// (the data's standard deviation after the transform, 1 up to rounding: 1.0000000000000007 here),
+/// trained with a cosine learning-rate decay from 2e-3 to 2e-5: every float of the run (the
+/// learning rate of every step, σ_d, the σ̃ range) passes through the metadata's JSON.
+fn decaying_plan(dir: &std::path::Path) -> TrainPlan {
+    decaying_plan_with(dir, 90, 8)
+}
+
+fn decaying_plan_with(dir: &std::path::Path, steps: u64, hidden: usize) -> TrainPlan {
+    let csv = dir.join("edm.csv");
+    let mut text = String::from("a,b\n");
+    for i in 0..53 {
+        let t = i as f64 * 0.731;
+        text.push_str(&format!(
+            "{},{}\n",
+            t.sin() * 2.3 + 0.1 * t,
+            t.cos() * 0.7 - 4.0
+        ));
+    }
+    std::fs::write(&csv, text).unwrap();
+    TrainPlan::from_toml(&format!(
+        "seed = 11\n[data]\ncsv = {:?}\ntransform = \"standardize\"\n\
+         [model]\nkind = \"noise_conditional_mlp\"\nhidden = [{hidden}]\nprecondition = \"edm\"\n\
+         [objective]\nkind = \"dsm_continuous\"\nsigma_min = 0.01\nsigma_max = 20.0\n\
+         [train]\nsteps = {steps}\nbatch = 8\nlr = 2e-3\nlr_final = 2e-5\neval_every = 7\nema = 0.99\n",
+        csv.to_str().unwrap()
+    ))
+    .unwrap()
+}
+
+/// Stopped at random steps (once or twice per run, by a seeded draw) and resumed, a run with a
+/// decaying learning rate and a default σ_d always resumes, and ends bit for bit where the
+/// uninterrupted run ends, `loss.csv` included.
+#[test]
+fn stopped_at_random_steps_with_a_decaying_lr_always_resumes_bit_for_bit() {
+    use rand::{Rng, SeedableRng};
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = decaying_plan(tmp.path());
+    let whole = train(&plan, &mut ()).unwrap();
+    let whole_loss = loss_csv(&whole.history);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(28);
+    for case in 0..12 {
+        let dir = tmp.path().join(format!("run{case}"));
+        let lock = FolderLock::acquire(&dir, "run").unwrap();
+        let first: u64 = rng.gen_range(1..89);
+        let second: Option<u64> = rng.gen_bool(0.5).then(|| rng.gen_range(first + 1..90));
+        let stop_at = |at: u64| {
+            move |e: &TrainEvent| match e {
+                TrainEvent::Step { step, .. } if *step == at => Control::Stop,
+                _ => Control::Continue,
+            }
+        };
+        let resume = RunFolder {
+            resume: true,
+            ..RunFolder::default()
+        };
+        let part = train_in(
+            &lock,
+            prepare(&plan),
+            RunFolder::default(),
+            &mut stop_at(first),
+        )
+        .unwrap();
+        assert_eq!(part.steps(), first);
+        if let Some(s) = second {
+            let again = train_in(&lock, prepare(&plan), resume.clone(), &mut stop_at(s))
+                .unwrap_or_else(|e| panic!("case {case}: resume at {first} refused: {e}"));
+            assert_eq!(again.steps(), s);
+        }
+        let done = train_in(&lock, prepare(&plan), resume, &mut ()).unwrap_or_else(|e| {
+            panic!("case {case}: resume after {first}, {second:?} refused: {e}")
+        });
+        assert_eq!(
+            done.network, whole.network,
+            "case {case}: stopped at {first}, {second:?}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.join("loss.csv")).unwrap(),
+            whole_loss,
+            "case {case}"
+        );
+    }
+}
+
+/// A resume refused because the new `[train]` cannot continue the run (fewer steps than the
+/// checkpoint's) leaves every file of the folder as it was.
+#[test]
+fn a_refused_resume_changes_no_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = decaying_plan(tmp.path());
+    let dir = tmp.path().join("run");
+    let lock = FolderLock::acquire(&dir, "run").unwrap();
+    let mut stop = |e: &TrainEvent| match e {
+        TrainEvent::Step { step: 50, .. } => Control::Stop,
+        _ => Control::Continue,
+    };
+    train_in(&lock, prepare(&plan), RunFolder::default(), &mut stop).unwrap();
+    let snapshot = |d: &std::path::Path| -> Vec<(String, Vec<u8>)> {
+        let mut v: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .filter(|e| e.file_type().unwrap().is_file())
+            .map(|e| {
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let before = snapshot(&dir);
+    let resume = RunFolder {
+        resume: true,
+        ..RunFolder::default()
+    };
+    // Fewer steps than the checkpoint's.
+    let fewer = decaying_plan_with(tmp.path(), 40, 8);
+    let e = train_in(&lock, prepare(&fewer), resume.clone(), &mut ()).unwrap_err();
+    assert!(e.to_string().contains("train.steps"), "{e}");
+    assert_eq!(
+        snapshot(&dir),
+        before,
+        "the refused resume changed the folder"
+    );
+    // Another architecture.
+    let wider = decaying_plan_with(tmp.path(), 90, 9);
+    let e = train_in(&lock, prepare(&wider), resume, &mut ()).unwrap_err();
+    assert!(e.to_string().contains("--resume"), "{e}");
+    assert_eq!(
+        snapshot(&dir),
+        before,
+        "the refused resume changed the folder"
+    );
+}

@@ -32,6 +32,17 @@ use thiserror::Error;
 #[error("{0}")]
 pub struct InputError(pub String);
 
+/// Ctrl-C or SIGTERM stopped the work: exit code 130, like every command's clean stop. The
+/// message says what was kept and where.
+#[derive(Debug, Error)]
+#[error("{0}")]
+pub struct Interrupted(pub String);
+
+/// Whether `e` is (or wraps) an [`Interrupted`].
+pub fn is_interrupted(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<Interrupted>().is_some())
+}
+
 /// An [`InputError`] with this message.
 pub(crate) fn bad(msg: impl Into<String>) -> InputError {
     InputError(msg.into())

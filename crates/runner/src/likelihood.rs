@@ -7,6 +7,7 @@
 use crate::{bad, in_config, provenance};
 use anyhow::Result;
 use scorelab_pipeline::data::open_points;
+use scorelab_pipeline::files::Fingerprint;
 use scorelab_pipeline::files::{beside, check_distinct, Staged};
 use scorelab_pipeline::likelihood::{csv_line, LikelihoodPlan, CSV_HEADER};
 use scorelab_pipeline::train::run_files;
@@ -73,7 +74,9 @@ pub fn run(args: &LikelihoodArgs, stop: &AtomicBool) -> Result<bool> {
             .map(|p| ("a file of model_dir", p.as_path())),
     );
     check_distinct(&outputs, &inputs)?;
-    // Pass 1: every point checked, a batch at a time, before any work.
+    // Pass 1: every point checked, a batch at a time, before any work. The file is read twice:
+    // it must be a regular file, and the same file (fingerprint) when pass 2 starts and ends.
+    let fingerprint = Fingerprint::of(&args.points, "--points")?;
     let batch = est.resolved.batch;
     let mut points = open_points(&args.points, "--points", Some(est.dim))?;
     let mut n = 0;
@@ -83,6 +86,7 @@ pub fn run(args: &LikelihoodArgs, stop: &AtomicBool) -> Result<bool> {
         n += b.nrows();
     }
     // Pass 2: solve batch by batch, each batch's rows appended as it finishes.
+    fingerprint.unchanged(&args.points, "--points")?;
     let mut grown = Staged::grow(&args.out, CSV_HEADER.as_bytes())?;
     let mut points = open_points(&args.points, "--points", Some(est.dim))?;
     let bar = crate::bar(
@@ -94,6 +98,15 @@ pub fn run(args: &LikelihoodArgs, stop: &AtomicBool) -> Result<bool> {
     let (mut done, mut sums) = (0usize, [0.0f64; 3]);
     let mut interrupted = false;
     while let Some(b) = points.next_batch(batch)? {
+        if done + b.nrows() > n {
+            bar.abandon();
+            fingerprint.unchanged(&args.points, "--points")?;
+            return Err(bad(format!(
+                "--points {}: has more rows than when it was checked ({n}); nothing was written: rerun once the file is complete",
+                args.points.display()
+            ))
+            .into());
+        }
         let rows = match run_batches.run_batch(b.view()) {
             Ok(rows) => rows,
             Err(e) => {
@@ -117,6 +130,15 @@ pub fn run(args: &LikelihoodArgs, stop: &AtomicBool) -> Result<bool> {
         }
     }
     bar.finish_and_clear();
+    // A file that shrank, grew or was rewritten since pass 1 is refused before anything is written.
+    fingerprint.unchanged(&args.points, "--points")?;
+    if !interrupted && done != n {
+        return Err(bad(format!(
+            "--points {}: has {done} rows now against {n} when it was checked; nothing was written: rerun once the file is complete",
+            args.points.display()
+        ))
+        .into());
+    }
     let seconds = started.elapsed().as_secs_f64();
     let mut run = provenance(rayon::current_num_threads());
     for (k, v) in est.describe() {

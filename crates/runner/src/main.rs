@@ -454,6 +454,10 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if scorelab::is_interrupted(&e) => {
+            eprintln!("interrupted: {e:#}");
+            ExitCode::from(130)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             if scorelab::is_input(&e) {

@@ -137,7 +137,14 @@ pub fn run(
         k += 1;
         on_step(k, n, name);
         let started = Instant::now();
-        let wrote = f()?;
+        let wrote = match f() {
+            // A step stopped by Ctrl-C keeps what it finished (it says where); reproduce stops.
+            Err(e) if crate::is_interrupted(&e) => {
+                eprintln!("interrupted: {e:#}");
+                return Ok(false);
+            }
+            other => other?,
+        };
         if stop.load(Ordering::SeqCst) {
             return Ok(false);
         }
@@ -226,6 +233,7 @@ pub fn run(
             ))
         })?;
     }
+    let finished: Vec<String> = reports.iter().map(|r| r.wrote.clone()).collect();
     if go && !stop.load(Ordering::SeqCst) {
         step("paper", &mut reports, &mut || {
             let out = match &args.out {
@@ -233,19 +241,35 @@ pub fn run(
                 None => PathBuf::from("paper/paper.md"),
             };
             // A quick run's reduced results are not the paper's: a claim they contradict is
-            // marked in its paper.md instead of stopping the run.
-            scorelab_figures::write_paper(
+            // marked in its paper.md instead of stopping the run. Both texts are rendered (every
+            // check run) before either is written: a failing check leaves both as they were.
+            let kept = || {
+                format!(
+                    "{} and README.md are unchanged; every step before the paper finished and its files are kept: {}",
+                    out.display(),
+                    finished.join(", ")
+                )
+            };
+            let paper = scorelab_figures::render_paper(
                 &results,
                 Path::new("paper/paper.template.md"),
-                &out,
                 !args.quick,
-            )?;
-            if args.out.is_none() {
-                scorelab_figures::write_readme_blocks(
+            )
+            .with_context(kept)?;
+            let readme = match args.out {
+                None => scorelab_figures::render_readme_blocks(
                     &results,
                     Path::new("paper/readme.template.md"),
                     Path::new("README.md"),
-                )?;
+                )
+                .with_context(kept)?,
+                Some(_) => None,
+            };
+            scorelab_pipeline::files::write_whole(&out, paper.as_bytes())?;
+            if let Some(text) = readme {
+                scorelab_pipeline::files::write_whole(Path::new("README.md"), text.as_bytes())?;
+            }
+            if args.out.is_none() {
                 return Ok(format!(
                     "{} and the README's generated blocks",
                     out.display()

@@ -5,13 +5,15 @@
 use crate::{bad, in_config, provenance};
 use anyhow::Result;
 use scorelab_core::fsio::fault;
-use scorelab_pipeline::files::{beside, check_distinct, matrix_csv, write_whole, Staged};
+use scorelab_pipeline::files::{
+    beside, check_distinct, matrix_csv, write_whole, FolderLock, Staged, LOCK_FILE,
+};
 use scorelab_pipeline::observe::Control;
 use scorelab_pipeline::sample::{trace_csv, AnySampler, SamplePlan};
 use scorelab_pipeline::train::run_files;
 use scorelab_pipeline::PipelineError;
 use scorelab_samplers::Info;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The flags of `scorelab sample`.
@@ -89,15 +91,14 @@ pub fn run(args: &SampleArgs, stop: &AtomicBool) -> Result<bool> {
     run.insert("target".into(), plan.target_label().into());
     run.insert("status".into(), "running".into());
     resolved.run = Some(run.clone());
-    // The config first, so every snapshot has its config beside it; outputs of an earlier run
-    // that this one replaces go, so none is left beside a config it does not belong to.
-    write_whole(&config_out, resolved.to_toml().as_bytes())?;
-    for p in [&args.out, &trace_out] {
-        if p.is_file() {
-            std::fs::remove_file(p)
-                .map_err(|e| anyhow::anyhow!("cannot remove {}: {e}", p.display()))?;
-        }
-    }
+    // The run is written aside, into OUT.partial/ (locked for the whole run, as `train` locks
+    // its folder), and moved beside --out only when complete: an earlier complete result stays
+    // in place until then, and two runs to one --out cannot mix.
+    let aside = Aside::open(&args.out, &inputs)?;
+    let config_aside = aside.path(&config_out);
+    let snapshot_aside = |k: usize| aside.path(&snapshot_out(k));
+    // The config first, so every snapshot has its config beside it.
+    write_whole(&config_aside, resolved.to_toml().as_bytes())?;
     fault("sample:config-written")?;
     let bar = crate::bar(
         steps as u64,
@@ -126,7 +127,7 @@ pub fn run(args: &SampleArgs, stop: &AtomicBool) -> Result<bool> {
             }
         },
         &mut |k, x| {
-            write_whole(&snapshot_out(k), matrix_csv(x, "x").as_bytes())?;
+            write_whole(&snapshot_aside(k), matrix_csv(x, "x").as_bytes())?;
             reached += 1;
             fault("sample:snapshot-saved").map_err(|e| PipelineError::io(&args.out, e))
         },
@@ -138,11 +139,17 @@ pub fn run(args: &SampleArgs, stop: &AtomicBool) -> Result<bool> {
         run.insert("status".into(), "interrupted".into());
         run.insert("steps_done".into(), (out.trace.len() as i64).into());
         resolved.run = Some(run);
-        write_whole(&config_out, resolved.to_toml().as_bytes())?;
+        write_whole(&config_aside, resolved.to_toml().as_bytes())?;
         eprintln!(
-            "interrupted after {} of {steps} steps; wrote the {reached} snapshot(s) reached and {}, no samples",
+            "interrupted after {} of {steps} steps; wrote the {reached} snapshot(s) reached and {} into {} (no samples); {}",
             out.trace.len(),
-            config_out.display()
+            config_aside.display(),
+            aside.dir().display(),
+            if args.out.exists() {
+                format!("the earlier complete run beside {} is untouched", args.out.display())
+            } else {
+                "nothing was written beside --out".to_string()
+            }
         );
         return Ok(true);
     }
@@ -165,7 +172,7 @@ pub fn run(args: &SampleArgs, stop: &AtomicBool) -> Result<bool> {
     staged.stage(&trace_out, trace_csv(&out.trace, init_evals).as_bytes())?;
     staged.stage(&args.out, matrix_csv(&out.x, "x").as_bytes())?;
     staged.stage(&config_out, resolved.to_toml().as_bytes())?;
-    staged.commit()?;
+    aside.swap_in(&args.out, &config_out, &snapshots, staged)?;
     let mean_accept = {
         let a: Vec<f64> = out.trace.iter().filter_map(|i| i.acceptance_rate).collect();
         (!a.is_empty()).then(|| a.iter().sum::<f64>() / a.len() as f64)
@@ -193,4 +200,115 @@ pub fn run(args: &SampleArgs, stop: &AtomicBool) -> Result<bool> {
         trace_out.display()
     );
     Ok(false)
+}
+
+/// Where a `sample` run writes before it is complete: the folder `OUT.partial/` beside `--out`,
+/// locked for the whole run (a second run to the same `--out` is refused at once). Its config and
+/// snapshots move beside `--out` when the run completes ([`Aside::swap_in`]); an interrupted run
+/// leaves them there, and the next run to the same `--out` clears them.
+struct Aside {
+    lock: FolderLock,
+}
+
+impl Aside {
+    fn open(out: &Path, inputs: &[(&str, &Path)]) -> Result<Self> {
+        let dir = beside(out, ".partial");
+        let lock = FolderLock::acquire(&dir, "--out (its run folder)")?;
+        for (flag, p) in inputs {
+            if scorelab_pipeline::files::same_file(&scorelab_core::fsio::parent_of(p), &dir) {
+                return Err(bad(format!(
+                    "{flag} {}: is inside {}, the folder where this run writes before it is complete; move it elsewhere",
+                    p.display(),
+                    dir.display()
+                ))
+                .into());
+            }
+        }
+        // What an earlier interrupted run left here is not a complete result: cleared.
+        for entry in std::fs::read_dir(&dir).map_err(|e| PipelineError::io(&dir, e))? {
+            let entry = entry.map_err(|e| PipelineError::io(&dir, e))?;
+            if entry.file_name() != LOCK_FILE {
+                let p = entry.path();
+                std::fs::remove_file(&p).map_err(|e| PipelineError::io(&p, e))?;
+            }
+        }
+        Ok(Aside { lock })
+    }
+
+    fn dir(&self) -> &Path {
+        self.lock.dir()
+    }
+
+    /// The aside twin of an output beside `--out`.
+    fn path(&self, final_path: &Path) -> PathBuf {
+        self.dir()
+            .join(final_path.file_name().expect("an output has a file name"))
+    }
+
+    /// Moves the complete run beside `--out`: the files of the run it replaces are removed, its
+    /// config first (no complete config ever stands beside another run's files), then this run's
+    /// snapshots, trace and samples are renamed in, its config last.
+    fn swap_in(
+        self,
+        out: &Path,
+        config_out: &Path,
+        snapshots: &[PathBuf],
+        staged: Staged,
+    ) -> Result<()> {
+        let parent = scorelab_core::fsio::parent_of(out);
+        // The earlier run goes whole, its config first, so that a kill inside the swap leaves
+        // only files of this run, and no config claiming them complete.
+        let trace_out = beside(out, ".trace.csv");
+        for p in [config_out, out, trace_out.as_path()] {
+            if p.is_file() {
+                std::fs::remove_file(p).map_err(|e| PipelineError::io(p, e))?;
+            }
+        }
+        for old in earlier_snapshots(out)? {
+            std::fs::remove_file(&old).map_err(|e| PipelineError::io(&old, e))?;
+        }
+        for p in snapshots {
+            let from = self.path(p);
+            std::fs::rename(&from, p).map_err(|e| PipelineError::io(p, e))?;
+        }
+        staged.commit()?;
+        scorelab_core::fsio::sync_dir(&parent).map_err(|e| PipelineError::io(&parent, e))?;
+        let dir = self.dir().to_path_buf();
+        let config_aside = self.path(config_out);
+        if config_aside.is_file() {
+            std::fs::remove_file(&config_aside).map_err(|e| PipelineError::io(&config_aside, e))?;
+        }
+        // The folder goes with its lock file while the lock is held.
+        let _ = std::fs::remove_file(dir.join(LOCK_FILE));
+        let _ = std::fs::remove_dir(&dir);
+        drop(self);
+        Ok(())
+    }
+}
+
+/// The snapshots `<stem>.step<K>.csv` beside `out` (an earlier run's).
+fn earlier_snapshots(out: &Path) -> Result<Vec<PathBuf>> {
+    let parent = scorelab_core::fsio::parent_of(out);
+    let stem = beside(out, ".step");
+    let prefix = stem
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut found = vec![];
+    let entries = match std::fs::read_dir(&parent) {
+        Ok(e) => e,
+        Err(_) => return Ok(found),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| PipelineError::io(&parent, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let is_snapshot = name
+            .strip_prefix(&prefix)
+            .and_then(|r| r.strip_suffix(".csv"))
+            .is_some_and(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()));
+        if is_snapshot && entry.file_type().is_ok_and(|t| t.is_file()) {
+            found.push(entry.path());
+        }
+    }
+    Ok(found)
 }

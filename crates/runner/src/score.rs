@@ -32,6 +32,17 @@ pub fn run(model_dir: &Path, points: &Path, out: &Path, sigma: Option<f64>) -> R
             e.to_string().trim_start_matches("sigma: ")
         ))
     })?;
+    // As `sample` and `likelihood` refuse a schedule outside the trained σ̃ range, so does this.
+    if let (Some(s), Some((lo, hi))) = (sigma, model.sigma_range) {
+        let slack = 1e-9;
+        if s < lo * (1.0 - slack) || s > hi * (1.0 + slack) {
+            return Err(bad(format!(
+                "--sigma {s}: the network in {} was trained on σ̃ from {lo} to {hi} (model units); its score outside that range is an extrapolation nobody checked: give --sigma within it",
+                model_dir.display()
+            ))
+            .into());
+        }
+    }
     let x = read_points(points, "--points", Some(model.network.spec().dim))?;
     let s = match &model.transform {
         Some(t) => t.score_back(&f.score(t.forward(&x).view())),

@@ -4,7 +4,7 @@
 
 use crate::{bad, bar, in_config, provenance};
 use anyhow::Result;
-use scorelab_pipeline::files::{same_file, FolderLock};
+use scorelab_pipeline::files::{same_file, AsideFolder, FolderLock};
 use scorelab_pipeline::memory::MemoryLimit;
 use scorelab_pipeline::observe::{stopper, Control};
 use scorelab_pipeline::train::{
@@ -55,16 +55,23 @@ pub(crate) fn train_into(plan: &TrainPlan, dir: &Path, stop: &AtomicBool) -> Res
 /// [`train_into`] for a plan already prepared.
 pub(crate) fn fit_into(prepared: Prepared, dir: &Path, stop: &AtomicBool) -> Result<TrainedModel> {
     let steps = prepared.resolved.train.steps();
-    let lock = FolderLock::acquire(dir, "model folder")?;
-    clear_run(&lock)?;
+    // Trained aside and swapped in whole: an interrupted run leaves the last complete model.
+    let aside = AsideFolder::begin(dir, "model folder")?;
     let folder = RunFolder {
         resume: false,
         run: Some(provenance(rayon::current_num_threads())),
     };
-    let model = train_in(&lock, prepared, folder, &mut stopper(stop))?;
+    let model = train_in(aside.lock(), prepared, folder, &mut stopper(stop))?;
     if model.steps() < steps {
-        anyhow::bail!("interrupted while training {}", dir.display());
+        return Err(crate::Interrupted(format!(
+            "while training {} (the steps done are in {}; {} is untouched)",
+            dir.display(),
+            aside.dir().display(),
+            dir.display()
+        ))
+        .into());
     }
+    aside.swap_in()?;
     Ok(model)
 }
 

@@ -36,6 +36,18 @@ fn setup(d: &Path, steps: u64) {
     .unwrap();
 }
 
+/// Whether the binary under test reads `SCORELAB_FAULT`: only builds with debug assertions do
+/// (`cargo test`, not `cargo test --release`). A test that injects faults says so and skips
+/// itself when they are compiled out.
+fn injection_compiled(test: &str) -> bool {
+    if !cfg!(debug_assertions) {
+        eprintln!(
+            "skipped {test}: fault injection is compiled only into builds with debug assertions; run `cargo test` without --release"
+        );
+    }
+    cfg!(debug_assertions)
+}
+
 fn with_fault(args: &[&str], dir: &Path, fault: &str) -> Output {
     Command::new(env!("CARGO_BIN_EXE_scorelab"))
         .args(args)
@@ -117,6 +129,9 @@ fn assert_complete(run: &Path, what: &str) {
 
 #[test]
 fn train_killed_at_every_write_resumes_byte_for_byte_or_refuses() {
+    if !injection_compiled("train_killed_at_every_write_resumes_byte_for_byte_or_refuses") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     setup(d, 120);
@@ -203,6 +218,9 @@ fn a_damaged_checkpoint_is_refused_naming_the_file_and_never_resumed() {
 
 #[test]
 fn resume_bookkeeping_matches_an_uninterrupted_run_or_refuses() {
+    if !injection_compiled("resume_bookkeeping_matches_an_uninterrupted_run_or_refuses") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     setup(d, 100);
@@ -486,8 +504,37 @@ fn assert_sample_prefix(out: &Path, reference: &BTreeMap<String, Vec<u8>>, what:
     }
 }
 
+/// What a killed `sample` run may leave beside its `--out` when it ran over an earlier complete
+/// run: that run's files exactly, the new run's exactly, or (killed inside the swap, between
+/// renames) some of the new run's files and no config, which then claims nothing. Its own
+/// unfinished work is only in `x.partial/`, every file there whole.
+fn assert_old_or_new(
+    out: &Path,
+    old: &BTreeMap<String, Vec<u8>>,
+    new: &BTreeMap<String, Vec<u8>>,
+    what: &str,
+) {
+    let beside: BTreeMap<String, Vec<u8>> = files(out)
+        .into_iter()
+        .filter(|(n, _)| !n.starts_with(".scorelab-"))
+        .collect();
+    let mid_swap =
+        !beside.contains_key("x.config.toml") && beside.iter().all(|(n, b)| new.get(n) == Some(b));
+    assert!(
+        &beside == old || &beside == new || mid_swap,
+        "{what}: beside --out are {:?}, neither the earlier run's {:?} nor the new run's {:?}",
+        beside.keys(),
+        old.keys(),
+        new.keys()
+    );
+    assert_sample_prefix(&out.join("x.partial"), new, what);
+}
+
 #[test]
 fn sample_killed_at_every_write_leaves_only_whole_files_of_the_run() {
+    if !injection_compiled("sample_killed_at_every_write_leaves_only_whole_files_of_the_run") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     sample_setup(d);
@@ -497,9 +544,32 @@ fn sample_killed_at_every_write_leaves_only_whole_files_of_the_run() {
     ));
     let reference = files(&d.join("ref"));
     assert_eq!(reference.len(), 7, "{:?}", reference.keys());
+    assert!(
+        !d.join("ref/x.partial").exists(),
+        "a complete run leaves no run folder"
+    );
     let cfg: toml::Table =
         toml::from_str(std::str::from_utf8(&reference["x.config.toml"]).unwrap()).unwrap();
     assert_eq!(cfg["run"]["status"].as_str(), Some("complete"));
+    // The earlier complete run that each killed run replaces: another seed, fewer snapshots.
+    let earlier = fs::read_to_string(d.join("s.toml"))
+        .unwrap()
+        .replace("snapshots = [100, 200, 300, 400]", "snapshots = [50, 100]");
+    fs::write(d.join("e.toml"), earlier).unwrap();
+    ok(&scorelab(
+        &[
+            "sample",
+            "--config",
+            "e.toml",
+            "--seed",
+            "6",
+            "--out",
+            "old/x.csv",
+        ],
+        d,
+    ));
+    let old = files(&d.join("old"));
+    assert_eq!(old.len(), 5, "{:?}", old.keys());
     // The config, four snapshots, then the trace, samples and final config: 8 writes, 2 renames
     // between the three of the end.
     let points = [
@@ -511,26 +581,44 @@ fn sample_killed_at_every_write_leaves_only_whole_files_of_the_run() {
     let mut kills = 0;
     for (point, hits) in points {
         for n in 1..=hits {
-            let what = format!("{point}@{n}");
-            let _ = fs::remove_dir_all(d.join("out"));
-            let out = with_fault(
-                &["sample", "--config", "s.toml", "--out", "out/x.csv"],
-                d,
-                &what,
-            );
-            assert_eq!(out.status.code(), None, "{what}: not killed");
-            kills += 1;
-            assert_sample_prefix(&d.join("out"), &reference, &what);
-            // Every snapshot reached before the kill is there.
-            if point == "sample:snapshot-saved" {
-                for k in 0..n {
-                    let name = format!("x.step{}.csv", 100 * (k + 1));
-                    assert!(d.join("out").join(&name).exists(), "{what}: {name}");
+            for over_old in [false, true] {
+                let what = format!(
+                    "{point}@{n}{}",
+                    if over_old { " over an earlier run" } else { "" }
+                );
+                let out = d.join("out");
+                let _ = fs::remove_dir_all(&out);
+                fs::create_dir_all(&out).unwrap();
+                if over_old {
+                    for (name, bytes) in &old {
+                        fs::write(out.join(name), bytes).unwrap();
+                    }
+                }
+                let run = with_fault(
+                    &["sample", "--config", "s.toml", "--out", "out/x.csv"],
+                    d,
+                    &what[..what.find(' ').unwrap_or(what.len())],
+                );
+                assert_eq!(run.status.code(), None, "{what}: not killed");
+                kills += 1;
+                let before = if over_old {
+                    old.clone()
+                } else {
+                    BTreeMap::new()
+                };
+                assert_old_or_new(&out, &before, &reference, &what);
+                // Every snapshot reached before the kill is kept, in the run folder.
+                if point == "sample:snapshot-saved" {
+                    for k in 0..n {
+                        let name = format!("x.step{}.csv", 100 * (k + 1));
+                        assert!(out.join("x.partial").join(&name).exists(), "{what}: {name}");
+                    }
+                    assert_eq!(files(&out), before, "{what}: the earlier run was touched");
                 }
             }
         }
     }
-    eprintln!("sample: {kills} injected kills, every file left whole and equal to the uninterrupted run's, 0 torn");
+    eprintln!("sample: {kills} injected kills, over nothing and over an earlier complete run: every file left whole, the earlier run or the new one beside --out, 0 torn, 0 mixed");
 }
 
 #[test]
@@ -543,25 +631,52 @@ fn sample_under_sigint_and_random_kills_keeps_its_snapshots_with_their_config() 
         .replace("steps = 500", "steps = 50000000")
         .replace("snapshots = [100, 200, 300, 400]", "snapshots = [10, 20]");
     fs::write(d.join("slow.toml"), slow).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_scorelab"))
+    // A complete run first: the interrupted rerun must leave it whole.
+    ok(&scorelab(
+        &[
+            "sample", "--config", "s.toml", "--seed", "2", "--out", "x.csv",
+        ],
+        d,
+    ));
+    let earlier: BTreeMap<String, Vec<u8>> = files(d)
+        .into_iter()
+        .filter(|(n, _)| n.starts_with("x."))
+        .collect();
+    assert_eq!(earlier.len(), 7, "{:?}", earlier.keys());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scorelab"))
         .args(["sample", "--config", "slow.toml", "--out", "x.csv"])
         .current_dir(d)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let start = Instant::now();
-    while !d.join("x.step20.csv").exists() {
-        assert!(start.elapsed() < Duration::from_secs(60));
+    while !d.join("x.partial/x.step20.csv").exists() {
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("the snapshot at step 20 never appeared in x.partial/");
+        }
         std::thread::sleep(Duration::from_millis(10));
     }
     signal(&child, "-INT");
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("x.partial") && err.contains("untouched"),
+        "{err}"
+    );
     let cfg: toml::Table =
-        toml::from_str(&fs::read_to_string(d.join("x.config.toml")).unwrap()).unwrap();
+        toml::from_str(&fs::read_to_string(d.join("x.partial/x.config.toml")).unwrap()).unwrap();
     assert_eq!(cfg["run"]["status"].as_str(), Some("interrupted"));
     assert!(cfg["run"]["steps_done"].as_integer().unwrap() >= 20);
-    assert!(!d.join("x.csv").exists());
+    let now: BTreeMap<String, Vec<u8>> = files(d)
+        .into_iter()
+        .filter(|(n, _)| n.starts_with("x."))
+        .collect();
+    assert_eq!(
+        now, earlier,
+        "the interrupted rerun changed the earlier complete run"
+    );
 
     ok(&scorelab(
         &["sample", "--config", "s.toml", "--out", "ref/x.csv"],
@@ -577,13 +692,87 @@ fn sample_under_sigint_and_random_kills_keeps_its_snapshots_with_their_config() 
     );
     for (i, (x, _)) in runs.into_iter().enumerate() {
         let out = x.parent().unwrap().to_path_buf();
-        assert_sample_prefix(&out, &reference, &format!("kill {i}"));
+        assert_old_or_new(&out, &BTreeMap::new(), &reference, &format!("kill {i}"));
     }
-    eprintln!("sample: 20 random kill -9s, every file left whole and equal to the uninterrupted run's, 0 torn");
+    eprintln!("sample: 20 random kill -9s, every file left whole, nothing or the whole run beside --out, 0 torn");
+}
+
+/// Two `sample` runs to one `--out` at once: the second is refused at once (exit 2, naming the
+/// first's pid) and the first completes alone, so no snapshots of one seed stand beside the
+/// config of another.
+#[test]
+fn two_sample_runs_to_one_out_never_mix() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    sample_setup(d);
+    let slow = fs::read_to_string(d.join("s.toml"))
+        .unwrap()
+        .replace("steps = 500", "steps = 4000");
+    fs::write(d.join("slow.toml"), slow).unwrap();
+    let first = Command::new(env!("CARGO_BIN_EXE_scorelab"))
+        .args([
+            "sample",
+            "--config",
+            "slow.toml",
+            "--seed",
+            "1",
+            "--out",
+            "x.csv",
+        ])
+        .current_dir(d)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !d.join("x.partial/x.config.toml").exists() {
+        assert!(start.elapsed() < Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let second = scorelab(
+        &[
+            "sample",
+            "--config",
+            "slow.toml",
+            "--seed",
+            "2",
+            "--out",
+            "x.csv",
+        ],
+        d,
+    );
+    assert_eq!(second.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains(&format!("pid {}", first.id())), "{err}");
+    assert!(first.wait_with_output().unwrap().status.success());
+    ok(&scorelab(
+        &[
+            "sample",
+            "--config",
+            "slow.toml",
+            "--seed",
+            "1",
+            "--out",
+            "ref/x.csv",
+        ],
+        d,
+    ));
+    let mine: BTreeMap<String, Vec<u8>> = files(d)
+        .into_iter()
+        .filter(|(n, _)| n.starts_with("x."))
+        .collect();
+    assert_eq!(
+        mine,
+        files(&d.join("ref")),
+        "the first run's files are not its own"
+    );
 }
 
 #[test]
 fn a_full_disk_is_reported_once_and_leaves_no_temporary_and_no_half_run() {
+    if !injection_compiled("a_full_disk_is_reported_once_and_leaves_no_temporary_and_no_half_run") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     setup(d, 40);

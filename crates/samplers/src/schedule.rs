@@ -107,7 +107,8 @@ impl VeSchedule {
 }
 
 fn check_sigma_range(sigma_min: f64, sigma_max: f64) -> Result<(), ParamError> {
-    positive(sigma_min, "sigma_min")?;
+    scorelab_core::error::noise_level(sigma_min, "sigma_min")?;
+    scorelab_core::error::noise_level(sigma_max, "sigma_max")?;
     if !(sigma_max.is_finite() && sigma_max > sigma_min) {
         return Err(ParamError::invalid(
             "sigma_max",
@@ -173,6 +174,29 @@ fn check_vp(beta_min: f64, beta_max: f64, t_min: f64) -> Result<(), ParamError> 
         return Err(ParamError::invalid(
             "t_min",
             format!("must lie strictly between 0 and 1 (Song et al. sample to 1e-3), got {t_min}"),
+        ));
+    }
+    // σ̃(1) = √(e^{B(1)} − 1) (VP; sub-VP's is smaller) must be a noise level whose square is
+    // finite: B(1) = β_min + (β_max − β_min)/2 ≤ 2 ln 1e150.
+    let b1 = beta_min + 0.5 * (beta_max - beta_min);
+    let most = 2.0 * scorelab_core::error::SIGMA_RANGE.1.ln();
+    if b1 > most {
+        return Err(ParamError::invalid(
+            "beta_max",
+            format!(
+                "{beta_max:e} makes σ̃(1) = √(e^B − 1) with B = {b1:e} overflow; β_min + (β_max − β_min)/2 must be at most {most:.0} (Song et al. use β_max = 20)"
+            ),
+        ));
+    }
+    // And σ̃(t_min) must not vanish: B(t_min) ≥ 1e-300 (σ̃ ≈ √B ≥ 1e-150).
+    let b0 = beta_min * t_min + 0.5 * (beta_max - beta_min) * t_min * t_min;
+    if b0 < scorelab_core::error::SIGMA_RANGE.0.powi(2) {
+        return Err(ParamError::invalid(
+            "t_min",
+            format!(
+                "{t_min:e} gives σ̃(t_min) below {:e} with these β; raise t_min or beta_min",
+                scorelab_core::error::SIGMA_RANGE.0
+            ),
         ));
     }
     Ok(())

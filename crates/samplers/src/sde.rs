@@ -315,8 +315,8 @@ impl Pc {
     /// N = `steps` predictor steps, each after `corrector_steps` corrector steps at ratio `snr`.
     ///
     /// # Errors
-    /// Unless `steps` ≥ 1 and `snr` > 0 (`corrector_steps` = 0 is the reverse SDE alone);
-    /// `denoise` on a grid that ends at σ̃ = 0.
+    /// Unless `steps` ≥ 1, `snr` > 0 and `corrector_steps` ≤ [`Pc::MAX_CORRECTOR_STEPS`]
+    /// (`corrector_steps` = 0 is the reverse SDE alone); `denoise` on a grid that ends at σ̃ = 0.
     pub fn new(
         schedule: impl Into<Schedule>,
         steps: usize,
@@ -325,6 +325,15 @@ impl Pc {
         denoise: bool,
     ) -> Result<Self, ParamError> {
         let schedule = schedule.into();
+        if corrector_steps > Self::MAX_CORRECTOR_STEPS {
+            return Err(ParamError::invalid(
+                "corrector_steps",
+                format!(
+                    "{corrector_steps} corrector steps per predictor step is more than {} (Song et al. use 1); a run stops only between predictor steps, so one step must stay short: lower it",
+                    Self::MAX_CORRECTOR_STEPS
+                ),
+            ));
+        }
         Ok(Pc {
             schedule,
             steps: at_least_one(steps, "steps")?,
@@ -333,6 +342,12 @@ impl Pc {
             denoise: check_denoise(&schedule, denoise)?,
         })
     }
+}
+
+impl Pc {
+    /// The most corrector steps per predictor step: a step is the unit a run can be stopped
+    /// after, so its work is bounded.
+    pub const MAX_CORRECTOR_STEPS: usize = 1000;
 }
 
 /// The mean of the rows' Euclidean norms.

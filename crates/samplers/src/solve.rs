@@ -155,8 +155,17 @@ impl Rk45 {
     /// Dormand–Prince 5(4) with these tolerances.
     ///
     /// # Errors
-    /// Unless both are finite and > 0 (naming `rtol` or `atol`).
+    /// Unless both are finite and > 0 and rtol ≥ 1e-13 (naming `rtol` or `atol`).
     pub fn new(rtol: f64, atol: f64) -> Result<Self, ParamError> {
+        // Below this, the error control asks for more than f64 arithmetic resolves (its ε is
+        // 2.2e-16) and the step size collapses: every chain ends NaN or the solve gives up.
+        const FINEST: f64 = 1e-13;
+        if rtol.is_finite() && rtol > 0.0 && rtol < FINEST {
+            return Err(ParamError::invalid(
+                "rtol",
+                format!("{rtol:e} is below {FINEST:e}, finer than f64 arithmetic resolves; give rtol ≥ {FINEST:e} (1e-5 is the default)"),
+            ));
+        }
         Ok(Rk45 {
             rtol: crate::positive(rtol, "rtol")?,
             atol: crate::positive(atol, "atol")?,

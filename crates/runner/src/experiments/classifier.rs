@@ -21,7 +21,7 @@
 //!   (path and SHA-256), the pixel and label columns, `scale`, `split_seed` and `test_fraction`,
 //!   which [`DigitMetric::load`] checks against the data it is given.
 
-use super::shared::{pixel_columns, Outputs};
+use super::shared::{pixel_columns_as, Outputs};
 use crate::bad;
 use anyhow::Result;
 use ndarray::{s, Array2, ArrayView2};
@@ -289,7 +289,7 @@ pub fn run(e: &ClassifierExperiment, models: &Path, _stop: &AtomicBool) -> Resul
     if !(e.scale > 0.0 && e.scale.is_finite()) {
         return Err(bad("scale: must be positive and finite, e.g. 16").into());
     }
-    let columns = pixel_columns(&e.csv, std::slice::from_ref(&e.label))?;
+    let columns = pixel_columns_as(&e.csv, std::slice::from_ref(&e.label), "label")?;
     let split = SplitSpec {
         csv: e.csv.clone(),
         columns,
@@ -371,7 +371,7 @@ mod tests {
     fn the_distance_grows_under_noise_and_blur_of_real_digits() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let csv = root.join("datasets/digits_8x8.csv");
-        let columns = pixel_columns(&csv, &["label".to_string()]).unwrap();
+        let columns = super::super::shared::pixel_columns(&csv, &["label".to_string()]).unwrap();
         let m = DigitMetric::load(
             &root.join("results/models/digits_classifier").join(FILE),
             "classifier",

@@ -261,6 +261,42 @@ pub fn run(e: &DensityFitExperiment, models: &Path, stop: &AtomicBool) -> Result
             typed(train.into(), "train")?,
         ))
     };
+    // `equal_time = "REF"`: the steps that take REF's training time, measured before any fit.
+    let mut objectives = e.objective.clone();
+    let mut refs = vec![];
+    for (o, n) in objectives.iter_mut().zip(&names) {
+        let r = match o.remove("equal_time") {
+            None => None,
+            Some(toml::Value::String(r)) => Some(r),
+            Some(_) => {
+                return Err(bad(format!(
+                    "objective {n}: equal_time must be the name of another objective, e.g. \"ism\""
+                ))
+                .into())
+            }
+        };
+        refs.push(r);
+    }
+    // Every objective's plan is valid before any work.
+    let mut runs = vec![];
+    for ((o, n), r) in objectives.iter().zip(&names).zip(&refs) {
+        runs.push((n.clone(), r.clone(), plan_for(e.seeds[0], o)?));
+    }
+    let (budgets, budget_csv) = if refs.iter().any(Option::is_some) {
+        super::shared::equal_time_budgets(&runs, "objective")?
+    } else {
+        Default::default()
+    };
+    for (o, n) in objectives.iter_mut().zip(&names) {
+        if let Some(&steps) = budgets.get(n) {
+            let mut t = match o.remove("train") {
+                Some(toml::Value::Table(t)) => t,
+                _ => toml::Table::new(),
+            };
+            t.insert("steps".into(), (steps as i64).into());
+            o.insert("train".into(), t.into());
+        }
+    }
     let mut csv = format!("{COLUMNS}\n");
     let mut timing = String::from("method,seed,train_seconds\n");
     let mut density = String::from("method,x0,x1,log_p\n");
@@ -269,10 +305,6 @@ pub fn run(e: &DensityFitExperiment, models: &Path, stop: &AtomicBool) -> Result
     let mut likelihood_csv = String::new();
     let mut paired_csv = String::new();
     let mut mle_csv = String::new();
-    // Every objective's plan is valid before any work.
-    for o in &e.objective {
-        plan_for(e.seeds[0], o)?;
-    }
     let total = (e.seeds.len() * e.objective.len()) as u64;
     let bar = crate::bar(total, "{bar:30} {pos}/{len} fits · {msg} · eta {eta}");
     for (si, &seed) in e.seeds.iter().enumerate() {
@@ -297,7 +329,7 @@ pub fn run(e: &DensityFitExperiment, models: &Path, stop: &AtomicBool) -> Result
         // One bandwidth per seed for every method's MMD.
         let bandwidth = scorelab_eval::median_bandwidth(train.view(), test.view());
         let mut fitted: Vec<Fitted> = vec![];
-        for (o, oname) in e.objective.iter().zip(&names) {
+        for (o, oname) in objectives.iter().zip(&names) {
             if stop.load(Ordering::SeqCst) {
                 bar.abandon();
                 return Ok(Outputs::partial(csv));
@@ -480,6 +512,9 @@ pub fn run(e: &DensityFitExperiment, models: &Path, stop: &AtomicBool) -> Result
                 ("samples".into(), samples_csv),
                 ("timing".into(), timing),
             ];
+            if !budgets.is_empty() {
+                x.push(("budget".into(), budget_csv));
+            }
             if e.likelihood.is_some() {
                 x.push(("likelihood".into(), likelihood_csv));
                 x.push(("paired".into(), paired_csv));
@@ -619,7 +654,9 @@ fn likelihood_part(
             per_point.push((n.into(), raw, dq, String::new(), secs));
         }
         if stop.load(Ordering::SeqCst) {
-            anyhow::bail!("interrupted");
+            return Err(
+                crate::Interrupted("while fitting the likelihood references".into()).into(),
+            );
         }
         // The noise-conditional network, trained with fresh dequantisation, through its ODE.
         let mut ode_data = data;

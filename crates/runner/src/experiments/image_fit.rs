@@ -122,6 +122,11 @@ pub struct FitSpec {
     /// Keys merged over the shared `[train]`.
     #[serde(default)]
     pub train: toml::Table,
+    /// Train for the time the fit of this name trains, instead of `train.steps`: the steps are
+    /// set from the two fits' per-step costs, measured on this machine before any training and
+    /// recorded in `NAME_budget.csv` (default none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub equal_time: Option<String>,
     /// Its samplers.
     pub sample: Vec<SamplerRun>,
 }
@@ -364,8 +369,17 @@ pub fn run(e: &ImageFitExperiment, models: &Path, stop: &AtomicBool) -> Result<O
     // Every fit's plan is valid and every pretrained network matches (and is loaded, once)
     // before any work.
     let mut pretrained = Vec::with_capacity(e.fit.len());
+    let mut runs = vec![];
     for f in &e.fit {
-        plan_for(e.seeds[0], f)?;
+        if let Some(p) = plan_for(e.seeds[0], f)? {
+            runs.push((f.name.clone(), f.equal_time.clone(), p));
+        } else if f.equal_time.is_some() {
+            return Err(bad(format!(
+                "fit {}: equal_time applies to a fit that trains, not to a pretrained network; remove it",
+                f.name
+            ))
+            .into());
+        }
         pretrained.push(match &f.pretrained {
             Some(dir) => Some(load_pretrained(
                 dir,
@@ -375,6 +389,23 @@ pub fn run(e: &ImageFitExperiment, models: &Path, stop: &AtomicBool) -> Result<O
             None => None,
         });
     }
+    // `equal_time`: the steps that take the reference fit's training time, measured now.
+    let (budgets, budget_csv) = if runs.iter().any(|r| r.1.is_some()) {
+        super::shared::equal_time_budgets(&runs, "fit")?
+    } else {
+        Default::default()
+    };
+    let fits: Vec<FitSpec> = e
+        .fit
+        .iter()
+        .map(|f| {
+            let mut f = f.clone();
+            if let Some(&n) = budgets.get(&f.name) {
+                f.train.insert("steps".into(), (n as i64).into());
+            }
+            f
+        })
+        .collect();
     let d = columns.len();
     let mut csv = format!("{COLUMNS}\n");
     let mut timing = String::from("what,name,seed,seconds\n");
@@ -535,7 +566,7 @@ pub fn run(e: &ImageFitExperiment, models: &Path, stop: &AtomicBool) -> Result<O
             )?;
             bar.inc(1);
         }
-        for (fi, f) in e.fit.iter().enumerate() {
+        for (fi, f) in fits.iter().enumerate() {
             if stop.load(Ordering::SeqCst) {
                 bar.abandon();
                 return Ok(Outputs::partial(csv));
@@ -648,6 +679,9 @@ pub fn run(e: &ImageFitExperiment, models: &Path, stop: &AtomicBool) -> Result<O
         ));
     }
     let mut extra = vec![("samples".into(), grid), ("timing".into(), timing)];
+    if !budgets.is_empty() {
+        extra.push(("budget".into(), budget_csv));
+    }
     if metric.is_some() {
         extra.push(("classes".into(), classes_csv));
         extra.push(("frechet_bias".into(), bias));

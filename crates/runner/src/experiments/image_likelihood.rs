@@ -224,7 +224,61 @@ pub fn run(e: &ImageLikelihoodExperiment, models: &Path, stop: &AtomicBool) -> R
             typed(e.train.clone().into(), "train")?,
         ))
     };
-    train_plan(e.seeds[0])?;
+    // Everything is checked before the first network trains: every pixel of the file on the
+    // support's grid (its own row numbers), the sizes, and each estimator against the untrained
+    // network (its architecture and σ̃ range are the trained one's).
+    let limit = scorelab_pipeline::memory::MemoryLimit::from_env()?;
+    let (lo, hi) = (e.support[0], e.support[1]);
+    let levels = (hi - lo) / q + 1.0;
+    if !(lo.is_finite() && hi.is_finite() && hi > lo && levels.fract().abs() < 1e-9) {
+        return Err(bad(format!(
+            "support: [{lo}, {hi}] must be finite with {hi} − {lo} a whole number of bins of width dequantize = {q}"
+        ))
+        .into());
+    }
+    scorelab_pipeline::memory::check(
+        (levels as u64).saturating_mul(d as u64).saturating_mul(8),
+        limit,
+        || format!("the independent-pixels model ({levels} levels × {d} pixels)"),
+        "narrow support to the pixels' levels",
+    )?;
+    let all = scorelab_pipeline::data::Dataset::from_csv(&e.csv, Some(&columns))?;
+    scorelab_pipeline::memory::check(
+        (all.rows().nrows() as u64)
+            .saturating_mul(d as u64)
+            .saturating_mul(8)
+            .saturating_mul(e.draws as u64 + 2),
+        limit,
+        || format!("{} dequantisation draws of the held-out images", e.draws),
+        "lower draws",
+    )?;
+    let shifted = all.rows().mapv(|v| v - lo);
+    scorelab_pipeline::data::check_on_grid(
+        shifted.view(),
+        &vec![q; d],
+        &columns,
+        "support",
+        |i| i + 1,
+    )?;
+    if let Some((i, j)) = all
+        .rows()
+        .indexed_iter()
+        .find(|(_, &v)| v < lo || v > hi)
+        .map(|(ij, _)| ij)
+    {
+        return Err(bad(format!(
+            "support: row {}, column {}: {} is outside [{lo}, {hi}]; widen support to the pixels' levels",
+            i + 1,
+            columns[j],
+            all.rows()[[i, j]]
+        ))
+        .into());
+    }
+    let untrained = train_plan(e.seeds[0])?.prepare(limit)?.untrained();
+    for (s, plan) in e.estimator.iter().zip(&plans) {
+        plan.prepare_with(untrained.clone())
+            .map_err(|err| bad(format!("estimator {}: {err}", s.name)))?;
+    }
     let to_bits = |log_p: f64| -(log_p + d as f64 * q.ln()) / (d as f64 * std::f64::consts::LN_2);
     let mut csv = format!("{COLUMNS}\n");
     let mut paired = String::from("method,reference,seed,n_test,mean_difference,se_difference\n");

@@ -46,7 +46,7 @@ pub use shared::{deep_merge, Outputs, TrainRef};
 
 use crate::bad;
 use anyhow::Result;
-use scorelab_pipeline::files::Staged;
+use scorelab_pipeline::files::{AsideFolder, Staged};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -114,16 +114,78 @@ fn load(args: &ExperimentArgs) -> Result<(ExperimentFile, toml::Table, String)> 
             deep_merge(&mut written, q);
         }
     }
-    let file: ExperimentFile =
-        toml::Value::Table(written.clone())
-            .try_into()
-            .map_err(|e: toml::de::Error| {
-                bad(format!(
-                    "experiment {}: {}",
-                    args.config.display(),
-                    e.message().trim()
+    // A repeated seed or data set would count one run twice (an sd of 0, twice the rows) or send
+    // two runs into one model folder.
+    for key in ["seeds", "toys", "sigmas"] {
+        if let Some(toml::Value::Array(a)) = written.get(key) {
+            for (i, v) in a.iter().enumerate() {
+                if a[..i].contains(v) {
+                    return Err(bad(format!(
+                        "experiment {}: {key}: {v} is given twice; each must appear once",
+                        args.config.display()
+                    ))
+                    .into());
+                }
+            }
+        }
+    }
+    // The kind is read first and its table converted on its own: serde's internally tagged
+    // enums buffer their content, which loses the key path of a type error.
+    let typed_as = |kind: &str| -> Result<ExperimentFile> {
+        let mut t = written.clone();
+        t.remove("kind");
+        let at = |e: serde_path_to_error::Error<toml::de::Error>| {
+            let path = e.path().to_string();
+            let key = if path == "." {
+                String::new()
+            } else {
+                format!("{path}: ")
+            };
+            bad(format!(
+                "experiment {}: {key}{}{}",
+                args.config.display(),
+                e.inner().message().trim(),
+                if args.quick {
+                    " (after merging [quick])"
+                } else {
+                    ""
+                }
+            ))
+        };
+        fn de<T: serde::de::DeserializeOwned>(
+            t: toml::Table,
+        ) -> Result<T, serde_path_to_error::Error<toml::de::Error>> {
+            serde_path_to_error::deserialize(toml::Value::Table(t))
+        }
+        Ok(match kind {
+            "samplers" => ExperimentFile::Samplers(de(t).map_err(at)?),
+            "noise" => ExperimentFile::Noise(de(t).map_err(at)?),
+            "density_fit" => ExperimentFile::DensityFit(de(t).map_err(at)?),
+            "image_fit" => ExperimentFile::ImageFit(de(t).map_err(at)?),
+            "image_likelihood" => ExperimentFile::ImageLikelihood(de(t).map_err(at)?),
+            "likelihood_accuracy" => ExperimentFile::LikelihoodAccuracy(de(t).map_err(at)?),
+            "toy_zoo" => ExperimentFile::ToyZoo(de(t).map_err(at)?),
+            "classifier" => ExperimentFile::Classifier(de(t).map_err(at)?),
+            "inpaint" => ExperimentFile::Inpaint(de(t).map_err(at)?),
+            other => {
+                return Err(bad(format!(
+                    "experiment {}: kind: unknown kind {other:?}; use samplers, noise, density_fit, image_fit, image_likelihood, likelihood_accuracy, toy_zoo, classifier or inpaint",
+                    args.config.display()
                 ))
-            })?;
+                .into())
+            }
+        })
+    };
+    let file = match written.get("kind") {
+        Some(toml::Value::String(k)) => typed_as(k)?,
+        _ => {
+            return Err(bad(format!(
+                "experiment {}: kind: missing or not a string; give kind = \"toy_zoo\" (or another experiment kind)",
+                args.config.display()
+            ))
+            .into())
+        }
+    };
     let name = name_of(&args.config)?;
     Ok((file, written, name))
 }
@@ -168,7 +230,11 @@ pub fn run(args: &ExperimentArgs, stop: &AtomicBool) -> Result<String> {
          # `scorelab experiment --config {}` reruns it.\n",
         args.config.display()
     );
-    let models = args.results.join("models").join(&name);
+    // The networks are trained aside and swapped in with the CSVs: an interrupted or failed rerun
+    // leaves the last complete run's networks beside its CSVs.
+    let models_dest = args.results.join("models").join(&name);
+    let aside = AsideFolder::begin(&models_dest, "model folder")?;
+    let models = aside.dir().to_path_buf();
     let out = match &file {
         ExperimentFile::Samplers(e) => samplers::run(e, &models, stop)?,
         ExperimentFile::Noise(e) => noise::run(e, &models, stop)?,
@@ -193,10 +259,12 @@ pub fn run(args: &ExperimentArgs, stop: &AtomicBool) -> Result<String> {
             csv.as_bytes(),
         )?;
         staged.commit()?;
-        anyhow::bail!(
-            "interrupted: the rows finished are in {}",
-            args.results.join(format!("{name}.partial.csv")).display()
-        );
+        return Err(crate::Interrupted(format!(
+            "the rows finished are in {} and the networks trained in {}; the last complete run's files are untouched",
+            args.results.join(format!("{name}.partial.csv")).display(),
+            models.display()
+        ))
+        .into());
     }
     staged.stage(
         &args.results.join(format!("{name}.config.toml")),
@@ -214,5 +282,11 @@ pub fn run(args: &ExperimentArgs, stop: &AtomicBool) -> Result<String> {
         )?;
     }
     staged.commit()?;
+    aside.swap_in()?;
+    let partial = args.results.join(format!("{name}.partial.csv"));
+    if partial.is_file() {
+        std::fs::remove_file(&partial)
+            .map_err(|e| scorelab_pipeline::PipelineError::io(&partial, e))?;
+    }
     Ok(summary)
 }

@@ -82,11 +82,22 @@ impl TrainRef {
 /// # Errors
 /// An input error naming the file, or `exclude` and the missing column.
 pub(crate) fn pixel_columns(csv: &Path, exclude: &[String]) -> Result<Vec<String>> {
+    pixel_columns_as(csv, exclude, "exclude")
+}
+
+/// [`pixel_columns`], naming `field` (the key that gave the excluded columns, e.g. `label`) in
+/// the error.
+pub(crate) fn pixel_columns_as(csv: &Path, exclude: &[String], field: &str) -> Result<Vec<String>> {
     let header =
         scorelab_pipeline::data::Table::open(csv, &format!("csv {}", csv.display()))?.header;
     for x in exclude {
         if !header.contains(x) {
-            return Err(bad(format!("exclude: no column {x:?} in {}", csv.display())).into());
+            return Err(bad(format!(
+                "{field}: no column {x:?} in {} (its columns: {})",
+                csv.display(),
+                scorelab_pipeline::files::clip(&header.join(", "))
+            ))
+            .into());
         }
     }
     Ok(header
@@ -111,3 +122,59 @@ pub fn deep_merge(base: &mut toml::Table, over: &toml::Table) {
         }
     }
 }
+
+/// The budgets of the runs that name `equal_time = "REF"`: each trains for the steps that take
+/// REF's training time on this machine ([`scorelab_pipeline::train::equal_time_steps`] from the
+/// per-step costs [`scorelab_pipeline::train::seconds_per_step`] measures, interleaved, before
+/// any training). `runs` are (name, its `equal_time`, its plan); returns each equal-time run's
+/// steps and the `NAME_budget.csv` that records the measurement (a timing file: the costs, and so
+/// possibly the steps, are this machine's).
+///
+/// # Errors
+/// An input error naming `field` for a reference that is not a run, is itself equal-time, or is
+/// the run itself.
+pub(crate) fn equal_time_budgets(
+    runs: &[(String, Option<String>, TrainPlan)],
+    field: &str,
+) -> Result<(std::collections::BTreeMap<String, u64>, String)> {
+    let mut steps = std::collections::BTreeMap::new();
+    let mut csv = String::from(
+        "method,reference,reference_steps,reference_seconds_per_step,seconds_per_step,cost_ratio,steps\n",
+    );
+    for (name, reference, plan) in runs {
+        let Some(r) = reference else { continue };
+        let Some((_, ref_eq, ref_plan)) = runs.iter().find(|(n, _, _)| n == r) else {
+            let names: Vec<&str> = runs.iter().map(|(n, _, _)| n.as_str()).collect();
+            return Err(bad(format!(
+                "{field} {name}: equal_time = {r:?} is not one of the runs ({})",
+                names.join(", ")
+            ))
+            .into());
+        };
+        if r == name || ref_eq.is_some() {
+            return Err(bad(format!(
+                "{field} {name}: equal_time = {r:?} must name a run with a fixed number of steps"
+            ))
+            .into());
+        }
+        let costs = scorelab_pipeline::train::seconds_per_step(
+            &[ref_plan.clone(), plan.clone()],
+            EQUAL_TIME_BURST,
+            EQUAL_TIME_ROUNDS,
+        )?;
+        let ref_steps = ref_plan.train.steps();
+        let n = scorelab_pipeline::train::equal_time_steps(ref_steps, costs[0], costs[1]);
+        csv.push_str(&format!(
+            "{name},{r},{ref_steps},{:e},{:e},{:.4},{n}\n",
+            costs[0],
+            costs[1],
+            costs[0] / costs[1]
+        ));
+        steps.insert(name.clone(), n);
+    }
+    Ok((steps, csv))
+}
+
+/// Steps per timed round of an equal-time measurement, and the rounds (after one warm-up).
+const EQUAL_TIME_BURST: u64 = 25;
+const EQUAL_TIME_ROUNDS: usize = 7;

@@ -242,7 +242,6 @@ pub fn run(e: &ToyZooExperiment, models: &Path, stop: &AtomicBool) -> Result<Out
             typed(e.train.clone().into(), "train")?,
         ))
     };
-    plan_for(e.seeds[0], toys[0])?;
     let sample_plan = |seed: u64| -> Result<SamplePlan> {
         let mut t = toml::Table::new();
         t.insert("seed".into(), (seed as i64).into());
@@ -250,7 +249,45 @@ pub fn run(e: &ToyZooExperiment, models: &Path, stop: &AtomicBool) -> Result<Out
         t.insert("sampler".into(), e.sampler.clone().into());
         typed(t.into(), "sampler")
     };
-    sample_plan(e.seeds[0])?;
+    // Everything is checked before the first network trains: the plans, the sampler and the ODE
+    // against the untrained network (its architecture and σ̃ range are the trained one's), and
+    // the sizes of the KL rule and the density grid.
+    let limit = scorelab_pipeline::memory::MemoryLimit::from_env()?;
+    let untrained = plan_for(e.seeds[0], toys[0])?.prepare(limit)?.untrained();
+    sample_plan(e.seeds[0])?
+        .prepare_with(untrained.clone())
+        .map_err(|err| bad(format!("sampler: {err}")))?;
+    let est = lplan
+        .prepare_with(untrained)
+        .map_err(|err| bad(format!("ode: {err}")))?;
+    for toy in &toys {
+        let held = toy.heldout(e.seeds[0]);
+        est.check_points(
+            held.slice(s![..e.heldout, ..]),
+            &format!("{} held-out points", toy.name()),
+        )
+        .map_err(|err| bad(format!("ode: {err}")))?;
+    }
+    let nodes = (e.kl.panels as u64).saturating_mul(e.kl.nodes as u64);
+    scorelab_pipeline::memory::check(
+        nodes.saturating_mul(nodes).saturating_mul(4 * 8),
+        limit,
+        || {
+            format!(
+                "the KL rule ({} × {} nodes per axis)",
+                e.kl.panels, e.kl.nodes
+            )
+        },
+        "lower kl.panels or kl.nodes",
+    )?;
+    scorelab_pipeline::memory::check(
+        (e.grid as u64)
+            .saturating_mul(e.grid as u64)
+            .saturating_mul(4 * 8),
+        limit,
+        || format!("the density grid ({0} × {0} points)", e.grid),
+        "lower grid",
+    )?;
     let mut csv = format!("{COLUMNS}\n");
     let mut timing = String::from("what,toy,seed,seconds\n");
     let mut figure = String::from("toy,what,x0,x1\n");
