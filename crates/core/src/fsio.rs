@@ -11,7 +11,9 @@
 //! In builds with debug assertions (`cargo test`, `cargo build`; never `--release`) the
 //! environment variable `SCORELAB_FAULT=POINT[@N][:MODE]` makes the N-th (default first) pass
 //! through the named [`fault`] point abort the process (`MODE` = `abort`, the default: what a
-//! kill -9 leaves) or fail with ENOSPC (`MODE` = `enospc`: what a full disk gives). The fault
+//! kill -9 leaves), fail with ENOSPC (`MODE` = `enospc`: what a full disk gives), or wait there
+//! until the file named by `SCORELAB_FAULT_RESUME` exists (`MODE` = `pause`: so that a test can
+//! change an input between two reads of it, or signal the process at a chosen point). The fault
 //! suite of the runner (`crates/runner/tests/faults.rs`) goes through every point in turn. In
 //! release builds [`fault`] is an empty function.
 //!
@@ -109,10 +111,12 @@ pub fn stage(path: &Path, bytes: &[u8]) -> io::Result<tempfile::NamedTempFile> {
     check_target(path)?;
     let dir = parent_of(path);
     std::fs::create_dir_all(&dir)?;
+    // tempfile's error names its random temporary path; the caller names the destination.
     let mut tmp = tempfile::Builder::new()
         .prefix(".scorelab-")
         .suffix(".tmp")
-        .tempfile_in(&dir)?;
+        .tempfile_in(&dir)
+        .map_err(|e| io::Error::from(e.kind()))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -196,7 +200,9 @@ fn injected(point: &str) -> io::Result<()> {
     // Point names contain `:` themselves (`train:model-saved`): the mode is the last part, if it
     // is one.
     let (target, mode) = match spec.rsplit_once(':') {
-        Some((t, m)) if m == "abort" || m == "enospc" => (t.to_string(), m.to_string()),
+        Some((t, m)) if m == "abort" || m == "enospc" || m == "pause" => {
+            (t.to_string(), m.to_string())
+        }
         _ => (spec.clone(), "abort".to_string()),
     };
     let (name, nth) = match target.split_once('@') {
@@ -224,6 +230,15 @@ fn injected(point: &str) -> io::Result<()> {
     }
     match mode.as_str() {
         "enospc" => Err(io::Error::from_raw_os_error(28)),
+        "pause" => {
+            eprintln!("scorelab: paused at {point} (pass {hit})");
+            let resume = std::env::var_os("SCORELAB_FAULT_RESUME").unwrap_or_default();
+            let started = std::time::Instant::now();
+            while !Path::new(&resume).exists() && started.elapsed().as_secs() < 60 {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Ok(())
+        }
         _ => {
             eprintln!("scorelab: injected fault at {point} (pass {hit})");
             std::process::abort()

@@ -755,4 +755,92 @@ mod tests {
             .to_string();
         assert!(e.contains("D = 512: 2"), "{e}");
     }
+
+    /// The equal-time check holds by construction, and fails when the construction does not:
+    /// a budget whose steps are not the rule applied to its measured costs, or a network that
+    /// trained for other steps than its budget's. A slow wall clock (the equal-time row taking
+    /// three times ISM's time) changes the numbers it reports, never the verdict.
+    #[test]
+    fn the_equal_time_check_tests_the_construction_not_the_wall_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let copy = |rel: &str| {
+            let to = d.join(rel);
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(results().join(rel), &to).unwrap();
+        };
+        for f in [
+            "old_faithful_budget.csv",
+            "old_faithful_timing.csv",
+            "digits_budget.csv",
+            "digits_timing.csv",
+        ] {
+            copy(f);
+        }
+        for (exp, method) in [("old_faithful", "dsm_equal_time"), ("digits", "dsm_multi_equal_time")] {
+            for e in std::fs::read_dir(results().join("models").join(exp)).unwrap() {
+                let name = e.unwrap().file_name().to_string_lossy().into_owned();
+                if name.starts_with(&format!("{method}_seed")) {
+                    copy(&format!("models/{exp}/{name}/config.toml"));
+                }
+            }
+        }
+        let check = registry()
+            .into_iter()
+            .find(|c| c.name == "equal_time_budgets_by_construction")
+            .unwrap();
+        assert!((check.run)(d).unwrap().pass);
+        let edit = |rel: &str, f: &dyn Fn(&str) -> String| {
+            let p = d.join(rel);
+            let t = std::fs::read_to_string(&p).unwrap();
+            std::fs::write(&p, f(&t)).unwrap();
+        };
+        // The wall clock: dsm_equal_time's seconds tripled. Still a pass.
+        edit("old_faithful_timing.csv", &|t| {
+            t.lines()
+                .map(|l| match l.strip_prefix("dsm_equal_time,") {
+                    Some(rest) => {
+                        let (seed, secs) = rest.split_once(',').unwrap();
+                        format!("dsm_equal_time,{seed},{}", 3.0 * secs.parse::<f64>().unwrap())
+                    }
+                    None => l.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+                + "\n"
+        });
+        let o = (check.run)(d).unwrap();
+        assert!(o.pass, "{}", o.numbers);
+        // The budget's steps off the rule by one quantum: a failure.
+        let budget = std::fs::read_to_string(d.join("old_faithful_budget.csv")).unwrap();
+        edit("old_faithful_budget.csv", &|t| {
+            let mut lines: Vec<String> = t.lines().map(str::to_string).collect();
+            let mut c: Vec<String> = lines[1].split(',').map(str::to_string).collect();
+            let steps: u64 = c[6].parse().unwrap();
+            let reference: u64 = c[2].parse().unwrap();
+            c[6] = (steps + reference / 20).to_string();
+            lines[1] = c.join(",");
+            lines.join("\n") + "\n"
+        });
+        assert!(!(check.run)(d).unwrap().pass);
+        std::fs::write(d.join("old_faithful_budget.csv"), budget).unwrap();
+        assert!((check.run)(d).unwrap().pass);
+        // A network that trained for other steps than its budget: a failure.
+        let cfg = std::fs::read_dir(d.join("models/digits"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path()
+            .join("config.toml");
+        let text = std::fs::read_to_string(&cfg).unwrap();
+        let mut t: toml::Table = toml::from_str(&text).unwrap();
+        let steps = t["train"]["steps"].as_integer().unwrap();
+        t["train"]
+            .as_table_mut()
+            .unwrap()
+            .insert("steps".into(), (steps + 1).into());
+        std::fs::write(&cfg, toml::to_string(&t).unwrap()).unwrap();
+        assert!(!(check.run)(d).unwrap().pass);
+    }
 }

@@ -49,12 +49,12 @@ pub enum PipelineError {
         hint: String,
     },
     /// A file could not be read or written (a full disk says so, and what to do).
-    #[error("{}", io_message(path, source))]
+    #[error("{}", io_message(path, cause))]
     Io {
         /// The file or folder.
         path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
+        /// The cause, in the message (not a `source`: a chain printed whole would repeat it).
+        cause: std::io::Error,
     },
     /// Training produced a non-finite loss or gradient (the message says where and what to
     /// change); what was finished before it is kept.
@@ -89,14 +89,22 @@ impl PipelineError {
 
     /// Whether the error is the user's input (a config, a file, a size) rather than the machine's.
     pub fn is_input(&self) -> bool {
-        !matches!(self, PipelineError::Io { .. } | PipelineError::Diverged(_))
+        match self {
+            // A path the user gave that cannot be written or read is theirs to change.
+            PipelineError::Io { cause, .. } => matches!(
+                cause.kind(),
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+            ),
+            PipelineError::Diverged(_) => false,
+            _ => true,
+        }
     }
 
     /// An [`PipelineError::Io`] for `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         PipelineError::Io {
             path: path.into(),
-            source,
+            cause: source,
         }
     }
 }
@@ -125,6 +133,15 @@ fn io_message(path: &std::path::Path, e: &std::io::Error) -> String {
         format!(
             "{}: the disk is full (no space left on device); nothing was left half-written. Free some space and rerun (a train run continues with --resume)",
             path.display()
+        )
+    } else if matches!(
+        e.kind(),
+        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+    ) {
+        format!(
+            "{}: {}: scorelab cannot write there; give a path in a folder you can write to (nothing was written)",
+            path.display(),
+            e.kind()
         )
     } else {
         format!("{}: {e}", path.display())

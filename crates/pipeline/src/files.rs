@@ -64,6 +64,25 @@ impl Growing {
             .write_all(bytes)
             .map_err(|e| PipelineError::io(&self.path, e))
     }
+
+    /// The same file, to be staged for another destination in the same folder (a run that
+    /// stopped early writes its rows beside its output, not over it).
+    ///
+    /// # Errors
+    /// [`PipelineError::Input`] if `path` is in another folder, or exists and is not a regular
+    /// file.
+    pub fn redirect(mut self, path: &Path) -> Result<Self> {
+        if fsio::parent_of(path) != fsio::parent_of(&self.path) {
+            return Err(PipelineError::Input(format!(
+                "{}: not in the folder of {}",
+                path.display(),
+                self.path.display()
+            )));
+        }
+        check_output(path, "output")?;
+        self.path = path.to_path_buf();
+        Ok(self)
+    }
 }
 
 impl Staged {

@@ -528,6 +528,15 @@ impl LikelihoodPlan {
                 "must be at least 1",
             ));
         }
+        // Every draw of a batch is solved before the run can stop (a batch is the unit Ctrl-C
+        // waits for), so the draws per batch are bounded; more draws average out in more rows.
+        const MOST_DRAWS: usize = 1000;
+        if draws > MOST_DRAWS {
+            return Err(PipelineError::invalid(
+                "dequantize_draws",
+                format!("{draws} is more than {MOST_DRAWS} draws per point: each batch solves them all before it can be stopped; a few (1–16) give the bound's mean to its standard error"),
+            ));
+        }
         let k = likelihood.divergence().estimates();
         memory::check(
             memory::likelihood_bytes(self.batch, dim, k),

@@ -1339,7 +1339,10 @@ fn save_progress(
 /// A write error of the models crate as the I/O error it is (a full disk is not the user's input).
 fn written(e: LoadError) -> PipelineError {
     match e {
-        LoadError::Io { path, source } => PipelineError::Io { path, source },
+        LoadError::Io { path, source } => PipelineError::Io {
+            path,
+            cause: source,
+        },
         other => other.into(),
     }
 }
@@ -1797,8 +1800,8 @@ pub fn seconds_per_step(plans: &[TrainPlan], burst: u64, bursts: usize) -> Resul
 /// use scorelab_pipeline::train::equal_time_steps;
 /// // A step that costs half the reference's: twice its steps.
 /// assert_eq!(equal_time_steps(2000, 2e-3, 1e-3), 4000);
-/// // 2.03× rounds to 2×; 2.06× to 2.05× (quantum 100).
-/// assert_eq!(equal_time_steps(2000, 2.03e-3, 1e-3), 4000);
+/// // The quantum is 100 steps: 4040 rounds to 4000, 4120 to 4100.
+/// assert_eq!(equal_time_steps(2000, 2.02e-3, 1e-3), 4000);
 /// assert_eq!(equal_time_steps(2000, 2.06e-3, 1e-3), 4100);
 /// ```
 pub fn equal_time_steps(reference_steps: u64, reference_cost: f64, cost: f64) -> u64 {

@@ -54,6 +54,9 @@ pub fn run(args: &LikelihoodArgs, stop: &AtomicBool) -> Result<bool> {
     }
     let est = file.prepare().map_err(in_config(&args.config))?;
     let config_out = beside(&args.out, ".config.toml");
+    // An interrupted run's rows go beside --out, never over an earlier complete result.
+    let partial_out = beside(&args.out, ".partial.csv");
+    let partial_config = beside(&args.out, ".partial.config.toml");
     let model_files: Vec<PathBuf> = est
         .resolved
         .model_dir
@@ -63,6 +66,8 @@ pub fn run(args: &LikelihoodArgs, stop: &AtomicBool) -> Result<bool> {
     let outputs = [
         ("--out", args.out.as_path()),
         ("the config written beside --out", config_out.as_path()),
+        ("the rows of an interrupted run, beside --out", partial_out.as_path()),
+        ("the config of an interrupted run, beside --out", partial_config.as_path()),
     ];
     let mut inputs = vec![
         ("--config", args.config.as_path()),
@@ -86,6 +91,7 @@ pub fn run(args: &LikelihoodArgs, stop: &AtomicBool) -> Result<bool> {
         n += b.nrows();
     }
     // Pass 2: solve batch by batch, each batch's rows appended as it finishes.
+    scorelab_core::fsio::fault("likelihood:checked")?;
     fingerprint.unchanged(&args.points, "--points")?;
     let mut grown = Staged::grow(&args.out, CSV_HEADER.as_bytes())?;
     let mut points = open_points(&args.points, "--points", Some(est.dim))?;
@@ -122,6 +128,7 @@ pub fn run(args: &LikelihoodArgs, stop: &AtomicBool) -> Result<bool> {
             sums[2] += r.score_evals as f64;
         }
         grown.append(text.as_bytes())?;
+        scorelab_core::fsio::fault("likelihood:batch")?;
         done += rows.len();
         bar.set_position(done as u64);
         if stop.load(Ordering::SeqCst) && done < n {
@@ -158,15 +165,33 @@ pub fn run(args: &LikelihoodArgs, stop: &AtomicBool) -> Result<bool> {
     let mut resolved = est.resolved.clone();
     resolved.run = Some(run);
     let mut staged = Staged::default();
-    staged.stage_grown(grown)?;
-    staged.stage(&config_out, resolved.to_toml().as_bytes())?;
+    if interrupted {
+        staged.stage_grown(grown.redirect(&partial_out)?)?;
+        staged.stage(&partial_config, resolved.to_toml().as_bytes())?;
+    } else {
+        staged.stage_grown(grown)?;
+        staged.stage(&config_out, resolved.to_toml().as_bytes())?;
+    }
     staged.commit()?;
+    if !interrupted {
+        // What an earlier interrupted run left beside --out is superseded.
+        for p in [&partial_out, &partial_config] {
+            if p.is_file() {
+                std::fs::remove_file(p).map_err(|e| scorelab_pipeline::PipelineError::io(p, e))?;
+            }
+        }
+    }
     let mean = |k: usize| sums[k] / done.max(1) as f64;
     if interrupted {
         eprintln!(
-            "interrupted after {done} of {n} points; wrote their rows to {} and {}",
-            args.out.display(),
-            config_out.display()
+            "interrupted after {done} of {n} points; wrote their rows to {} and {} ({})",
+            partial_out.display(),
+            partial_config.display(),
+            if args.out.exists() {
+                format!("{} is untouched", args.out.display())
+            } else {
+                "nothing was written to --out".to_string()
+            }
         );
         return Ok(true);
     }

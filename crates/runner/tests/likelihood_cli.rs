@@ -280,8 +280,9 @@ fn bad_input_exits_2_names_the_field_and_writes_nothing() {
 }
 
 /// SIGTERM mid-run (as Ctrl-C): exit 130, the rows of the finished batches (a whole number of
-/// batches, identical to a run on those points alone), `status = "interrupted"` with
-/// `points_done`; the points are streamed, so the run starts at once on a large file.
+/// batches, identical to a run on those points alone) in `OUT.partial.csv`, `status =
+/// "interrupted"` with `points_done`; the points are streamed, so the run starts at once on a
+/// large file.
 #[test]
 fn sigterm_writes_the_finished_batches_and_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
@@ -324,12 +325,14 @@ fn sigterm_writes_the_finished_batches_and_nothing_else() {
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{err}");
+    // The rows finished go beside --out (out.partial.csv), never over it.
+    assert!(!d.join("out.csv").exists() && !d.join("out.config.toml").exists());
     let cfg: toml::Table =
-        toml::from_str(&fs::read_to_string(d.join("out.config.toml")).unwrap()).unwrap();
+        toml::from_str(&fs::read_to_string(d.join("out.partial.config.toml")).unwrap()).unwrap();
     let run = cfg["run"].as_table().unwrap();
     assert_eq!(run["status"].as_str(), Some("interrupted"));
     let k = run["points_done"].as_integer().unwrap() as usize;
-    let got = rows(&d.join("out.csv"));
+    let got = rows(&d.join("out.partial.csv"));
     assert_eq!(got.len(), k);
     assert!(k > 0 && k < n && k.is_multiple_of(16), "{k}");
     // The same rows from a run on the first k points.

@@ -147,3 +147,53 @@ fn every_other_absurd_size_exits_2_with_its_estimate() {
     );
     assert!(!d.join("s.csv").exists());
 }
+
+/// Sizes near the memory limit, drawn at random (seeded) on both sides of it: a size whose
+/// estimate is within the limit runs to the end, one over it is refused with exit 2 before any
+/// work, naming its estimate, and writes nothing. `SCORELAB_MEMORY_LIMIT` sets a limit of 2 MiB
+/// so that the sizes stay small.
+#[test]
+fn sizes_drawn_on_both_sides_of_the_limit_run_or_are_refused_before_any_work() {
+    use rand::{Rng, SeedableRng};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let limit: u64 = 2 << 20;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(28);
+    let (dim, snapshots) = (3usize, 1usize);
+    // The estimate's chains at the limit.
+    let per_chain = scorelab_pipeline::memory::sample_bytes(1, dim, snapshots);
+    let at_limit = (limit / per_chain) as f64;
+    let (mut ran, mut refused_n) = (0, 0);
+    for i in 0..10 {
+        // Log-uniform within a factor 1.5 of the limit, either side.
+        let chains = (at_limit * rng.gen_range(-0.4f64..0.4).exp()).round().max(1.0) as usize;
+        let fits = scorelab_pipeline::memory::sample_bytes(chains, dim, snapshots) <= limit;
+        fs::write(
+            d.join("s.toml"),
+            format!("chains = {chains}\nsnapshots = [1]\ndensity = {{ kind = \"standard_normal\", dim = {dim} }}\ninit = {{ kind = \"gaussian\", std = 1.0 }}\n[sampler]\nkind = \"langevin\"\neps = 0.1\nsteps = 2\n"),
+        )
+        .unwrap();
+        let out_name = format!("x{i}.csv");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_scorelab"))
+            .args(["sample", "--config", "s.toml", "--out", &out_name])
+            .env("SCORELAB_MEMORY_LIMIT", limit.to_string())
+            .current_dir(d)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        if fits {
+            ok(&out);
+            assert_eq!(
+                fs::read_to_string(d.join(&out_name)).unwrap().lines().count(),
+                chains + 1
+            );
+            ran += 1;
+        } else {
+            assert_eq!(out.status.code(), Some(2), "{chains} chains: {err}");
+            assert!(err.contains("over the limit of 2.0 MiB"), "{err}");
+            assert!(!d.join(&out_name).exists(), "{chains} chains: written");
+            refused_n += 1;
+        }
+    }
+    assert!(ran >= 2 && refused_n >= 2, "{ran} ran, {refused_n} refused: draw both sides");
+}

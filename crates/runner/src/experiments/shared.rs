@@ -108,7 +108,12 @@ pub(crate) fn pixel_columns_as(csv: &Path, exclude: &[String], field: &str) -> R
 
 /// A value of an experiment's table as `T`, or an input error naming `field`.
 pub(crate) fn typed<T: serde::de::DeserializeOwned>(v: toml::Value, field: &str) -> Result<T> {
-    Ok(v.try_into().map_err(|e| bad(format!("{field}: {e}")))?)
+    Ok(v.try_into().map_err(|e: toml::de::Error| {
+        bad(format!(
+            "{field}: {}",
+            e.message().trim().replace('\n', " ")
+        ))
+    })?)
 }
 
 /// Merges `over` into `base`: tables key by key, recursively; any other value replaces.
