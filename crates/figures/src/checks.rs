@@ -777,7 +777,10 @@ mod tests {
         ] {
             copy(f);
         }
-        for (exp, method) in [("old_faithful", "dsm_equal_time"), ("digits", "dsm_multi_equal_time")] {
+        for (exp, method) in [
+            ("old_faithful", "dsm_equal_time"),
+            ("digits", "dsm_multi_equal_time"),
+        ] {
             for e in std::fs::read_dir(results().join("models").join(exp)).unwrap() {
                 let name = e.unwrap().file_name().to_string_lossy().into_owned();
                 if name.starts_with(&format!("{method}_seed")) {
@@ -801,7 +804,10 @@ mod tests {
                 .map(|l| match l.strip_prefix("dsm_equal_time,") {
                     Some(rest) => {
                         let (seed, secs) = rest.split_once(',').unwrap();
-                        format!("dsm_equal_time,{seed},{}", 3.0 * secs.parse::<f64>().unwrap())
+                        format!(
+                            "dsm_equal_time,{seed},{}",
+                            3.0 * secs.parse::<f64>().unwrap()
+                        )
                     }
                     None => l.to_string(),
                 })

@@ -503,6 +503,17 @@ impl AsideFolder {
         self.lock.dir()
     }
 
+    /// Gives the folder up: removed if nothing was written into it (a run refused before any
+    /// work leaves no trace), kept otherwise (an interrupted run's work stays there).
+    pub fn abandon(self) {
+        let dir = self.lock.dir().to_path_buf();
+        let empty = self.lock.has_other_files().is_ok_and(|other| !other);
+        if empty {
+            let _ = std::fs::remove_file(dir.join(LOCK_FILE));
+            let _ = std::fs::remove_dir(&dir);
+        }
+    }
+
     /// The lock held on it (for [`crate::train::train_in`]).
     pub fn lock(&self) -> &FolderLock {
         &self.lock

@@ -66,8 +66,14 @@ pub fn run(args: &LikelihoodArgs, stop: &AtomicBool) -> Result<bool> {
     let outputs = [
         ("--out", args.out.as_path()),
         ("the config written beside --out", config_out.as_path()),
-        ("the rows of an interrupted run, beside --out", partial_out.as_path()),
-        ("the config of an interrupted run, beside --out", partial_config.as_path()),
+        (
+            "the rows of an interrupted run, beside --out",
+            partial_out.as_path(),
+        ),
+        (
+            "the config of an interrupted run, beside --out",
+            partial_config.as_path(),
+        ),
     ];
     let mut inputs = vec![
         ("--config", args.config.as_path()),

@@ -380,19 +380,7 @@ fn experiments_check_everything_before_they_train() {
             vec!["samples", "invalid type"],
         ),
     ];
-    for (i, (text, needles)) in cases.iter().enumerate() {
-        let name = format!("tz{i}.toml");
-        fs::write(d.join(&name), text).unwrap();
-        let started = Instant::now();
-        let out = scorelab(&["experiment", "--config", &name, "--results", "r"], d);
-        refused(&out, needles, d, &[]);
-        assert!(
-            !d.join(format!("r/models/tz{i}")).exists()
-                || tree(&d.join(format!("r/models/tz{i}"))).is_empty(),
-            "case {i}: a model folder was left"
-        );
-        assert!(started.elapsed() < Duration::from_secs(20), "case {i}");
-    }
+    refused_experiments(d, "tz", &cases);
     // The image-likelihood experiment: sizes, pixels off the support's grid (by the file's own
     // row), and estimator keys, before training.
     let mut csv = String::from("p0,p1,p2,label\n");
@@ -468,15 +456,25 @@ ode = { divergence = "exact" }
         d,
         &[],
     );
+    refused_experiments(d, "il", &cases);
+}
+
+/// Each experiment file `{stem}{i}.toml` of `cases` is refused (exit 2, its needles named) within
+/// seconds, before any training: no model folder, finished or partial, is left behind.
+fn refused_experiments(d: &Path, stem: &str, cases: &[(String, Vec<&str>)]) {
     for (i, (text, needles)) in cases.iter().enumerate() {
-        let name = format!("il{i}.toml");
+        let name = format!("{stem}{i}.toml");
         fs::write(d.join(&name), text).unwrap();
+        let started = Instant::now();
         let out = scorelab(&["experiment", "--config", &name, "--results", "r"], d);
         refused(&out, needles, d, &[]);
-        assert!(
-            tree(&d.join(format!("r/models/il{i}"))).is_empty(),
-            "case {i}: a model folder was left"
-        );
+        for left in [
+            format!("r/models/{stem}{i}"),
+            format!("r/models/{stem}{i}.partial"),
+        ] {
+            assert!(!d.join(&left).exists(), "{name}: {left} was left");
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{name}");
     }
 }
 
@@ -640,7 +638,9 @@ fn likelihood_signalled_at_random_instants_keeps_whole_batches() {
     let d = dir.path();
     fs::write(
         d.join("lik.toml"),
-        format!("{MIXTURE}\nschedule = {{ kind = \"vp\" }}\nbatch = 20\nrtol = 1e-6\natol = 1e-6\n"),
+        format!(
+            "{MIXTURE}\nschedule = {{ kind = \"vp\" }}\nbatch = 20\nrtol = 1e-6\natol = 1e-6\n"
+        ),
     )
     .unwrap();
     fs::write(d.join("p.csv"), points(400)).unwrap();
@@ -676,7 +676,11 @@ fn likelihood_signalled_at_random_instants_keeps_whole_batches() {
         let over_complete = i % 4 < 2;
         if over_complete {
             fs::copy(d.join("ref.csv"), d.join(&out)).unwrap();
-            fs::copy(d.join("ref.config.toml"), d.join(format!("o{i}.config.toml"))).unwrap();
+            fs::copy(
+                d.join("ref.config.toml"),
+                d.join(format!("o{i}.config.toml")),
+            )
+            .unwrap();
         }
         let child = Command::new(env!("CARGO_BIN_EXE_scorelab"))
             .args(args(&out))
@@ -699,7 +703,11 @@ fn likelihood_signalled_at_random_instants_keeps_whole_batches() {
                 stopped += 1;
                 // The earlier complete result (or nothing) at --out; the rows done beside it.
                 if over_complete {
-                    assert_eq!(lines(read(out.clone())), reference, "kill {i}: --out changed");
+                    assert_eq!(
+                        lines(read(out.clone())),
+                        reference,
+                        "kill {i}: --out changed"
+                    );
                 } else {
                     assert!(!d.join(&out).exists(), "kill {i}");
                 }
@@ -719,6 +727,8 @@ fn likelihood_signalled_at_random_instants_keeps_whole_batches() {
             other => panic!("kill {i}: exit {other:?}"),
         }
     }
-    eprintln!("likelihood: {stopped} stopped by a signal, {finished} finished first; every file whole");
+    eprintln!(
+        "likelihood: {stopped} stopped by a signal, {finished} finished first; every file whole"
+    );
     assert!(stopped >= 3, "most signals land inside the run");
 }

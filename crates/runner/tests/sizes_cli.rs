@@ -166,7 +166,9 @@ fn sizes_drawn_on_both_sides_of_the_limit_run_or_are_refused_before_any_work() {
     let (mut ran, mut refused_n) = (0, 0);
     for i in 0..10 {
         // Log-uniform within a factor 1.5 of the limit, either side.
-        let chains = (at_limit * rng.gen_range(-0.4f64..0.4).exp()).round().max(1.0) as usize;
+        let chains = (at_limit * rng.gen_range(-0.4f64..0.4).exp())
+            .round()
+            .max(1.0) as usize;
         let fits = scorelab_pipeline::memory::sample_bytes(chains, dim, snapshots) <= limit;
         fs::write(
             d.join("s.toml"),
@@ -184,7 +186,10 @@ fn sizes_drawn_on_both_sides_of_the_limit_run_or_are_refused_before_any_work() {
         if fits {
             ok(&out);
             assert_eq!(
-                fs::read_to_string(d.join(&out_name)).unwrap().lines().count(),
+                fs::read_to_string(d.join(&out_name))
+                    .unwrap()
+                    .lines()
+                    .count(),
                 chains + 1
             );
             ran += 1;
@@ -195,5 +200,8 @@ fn sizes_drawn_on_both_sides_of_the_limit_run_or_are_refused_before_any_work() {
             refused_n += 1;
         }
     }
-    assert!(ran >= 2 && refused_n >= 2, "{ran} ran, {refused_n} refused: draw both sides");
+    assert!(
+        ran >= 2 && refused_n >= 2,
+        "{ran} ran, {refused_n} refused: draw both sides"
+    );
 }

@@ -236,15 +236,23 @@ pub fn run(args: &ExperimentArgs, stop: &AtomicBool) -> Result<String> {
     let aside = AsideFolder::begin(&models_dest, "model folder")?;
     let models = aside.dir().to_path_buf();
     let out = match &file {
-        ExperimentFile::Samplers(e) => samplers::run(e, &models, stop)?,
-        ExperimentFile::Noise(e) => noise::run(e, &models, stop)?,
-        ExperimentFile::DensityFit(e) => density_fit::run(e, &models, stop)?,
-        ExperimentFile::ImageFit(e) => image_fit::run(e, &models, stop)?,
-        ExperimentFile::ImageLikelihood(e) => image_likelihood::run(e, &models, stop)?,
-        ExperimentFile::LikelihoodAccuracy(e) => likelihood::run(e, stop)?,
-        ExperimentFile::ToyZoo(e) => toy_zoo::run(e, &models, stop)?,
-        ExperimentFile::Classifier(e) => classifier::run(e, &models, stop)?,
-        ExperimentFile::Inpaint(e) => inpaint::run(e, stop)?,
+        ExperimentFile::Samplers(e) => samplers::run(e, &models, stop),
+        ExperimentFile::Noise(e) => noise::run(e, &models, stop),
+        ExperimentFile::DensityFit(e) => density_fit::run(e, &models, stop),
+        ExperimentFile::ImageFit(e) => image_fit::run(e, &models, stop),
+        ExperimentFile::ImageLikelihood(e) => image_likelihood::run(e, &models, stop),
+        ExperimentFile::LikelihoodAccuracy(e) => likelihood::run(e, stop),
+        ExperimentFile::ToyZoo(e) => toy_zoo::run(e, &models, stop),
+        ExperimentFile::Classifier(e) => classifier::run(e, &models, stop),
+        ExperimentFile::Inpaint(e) => inpaint::run(e, stop),
+    };
+    // A run refused before any work leaves no model folder; an interrupted one keeps its work.
+    let out = match out {
+        Ok(out) => out,
+        Err(e) => {
+            aside.abandon();
+            return Err(e);
+        }
     };
     let Outputs {
         csv,
