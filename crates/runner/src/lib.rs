@@ -96,7 +96,8 @@ pub fn markdown_table() -> comfy_table::Table {
     t
 }
 
-/// The commit, compiler, CPU and thread count of this run.
+/// The commit (with `+dirty` when the code, experiment files, data or templates differ from it),
+/// compiler, CPU and thread count of this run.
 pub fn provenance(threads: usize) -> toml::Table {
     let git = |args: &[&str]| {
         std::process::Command::new("git")
@@ -109,8 +110,21 @@ pub fn provenance(threads: usize) -> toml::Table {
     };
     let commit = match git(&["rev-parse", "HEAD"]) {
         Some(c) => {
-            let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
-                .is_some_and(|s| !s.is_empty());
+            // Dirty when what makes the results differs from the commit: the code, the
+            // experiment files, the data and the templates; not the outputs a run (`reproduce`
+            // among them) writes itself, which would mark every step after the first.
+            let dirty = git(&[
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ":/",
+                ":(exclude,top)results",
+                ":(exclude,top)paper/figures",
+                ":(exclude,top)paper/paper.md",
+                ":(exclude,top)README.md",
+            ])
+            .is_some_and(|s| !s.is_empty());
             if dirty {
                 format!("{c}+dirty")
             } else {

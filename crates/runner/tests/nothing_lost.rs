@@ -732,3 +732,78 @@ fn likelihood_signalled_at_random_instants_keeps_whole_batches() {
     );
     assert!(stopped >= 3, "most signals land inside the run");
 }
+
+/// An experiment rerun over a complete result, sent SIGINT or SIGTERM at seeded random instants
+/// of its run: it exits 130 with the complete result whole, or 0 with the new result whole (as
+/// a fresh run writes it); never a mix of the two.
+#[test]
+fn experiments_signalled_at_random_instants_keep_a_whole_result() {
+    use rand::{Rng, SeedableRng};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let newer = TOY_ZOO.replace("steps = 60,", "steps = 400,");
+    fs::write(d.join("tz.toml"), &newer).unwrap();
+    let t0 = Instant::now();
+    ok(&scorelab(
+        &["experiment", "--config", "tz.toml", "--results", "fresh"],
+        d,
+    ));
+    let span = t0.elapsed().as_micros() as u64;
+    let strip = |t: BTreeMap<String, Vec<u8>>| -> BTreeMap<String, Vec<u8>> {
+        t.into_iter()
+            .filter(|(k, _)| {
+                !k.ends_with("config.toml")
+                    && !k.ends_with("_timing.csv")
+                    && !k.contains(".partial")
+            })
+            .collect()
+    };
+    let fresh = strip(tree(&d.join("fresh")));
+    fs::write(d.join("old.toml"), TOY_ZOO).unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(29);
+    let (mut stopped, mut finished) = (0, 0);
+    for i in 0..6 {
+        let r = format!("r{i}");
+        // The complete earlier result, under the rerun's name.
+        ok(&scorelab(
+            &["experiment", "--config", "old.toml", "--results", "old"],
+            d,
+        ));
+        let _ = fs::remove_dir_all(d.join(&r));
+        fs::create_dir_all(d.join(&r).join("models")).unwrap();
+        for (rel, bytes) in tree(&d.join("old")) {
+            let to = d.join(&r).join(rel.replace("old", "tz"));
+            fs::create_dir_all(to.parent().unwrap()).unwrap();
+            fs::write(to, bytes).unwrap();
+        }
+        let before = strip(tree(&d.join(&r)));
+        let child = Command::new(env!("CARGO_BIN_EXE_scorelab"))
+            .args(["experiment", "--config", "tz.toml", "--results", &r])
+            .current_dir(d)
+            .stderr(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_micros(rng.gen_range(span / 20..span)));
+        let sig = if i % 2 == 0 { "-INT" } else { "-TERM" };
+        Command::new("kill")
+            .args([sig, &child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = child.wait_with_output().unwrap().status;
+        let after = strip(tree(&d.join(&r)));
+        match status.code() {
+            Some(130) => {
+                stopped += 1;
+                assert!(after == before, "signal {i}: the complete result changed");
+            }
+            Some(0) => {
+                finished += 1;
+                assert!(after == fresh, "signal {i}: the new result is not whole");
+            }
+            other => panic!("signal {i}: exit {other:?}"),
+        }
+    }
+    eprintln!("experiment: {stopped} stopped by a signal (earlier result whole), {finished} finished (new result whole)");
+    assert!(stopped >= 2, "most signals land inside the run");
+}
