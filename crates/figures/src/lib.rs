@@ -97,23 +97,14 @@ fn tmp_png(stem: &Path) -> PathBuf {
     stem.with_file_name(format!(".{}.tmp.png", name.unwrap_or_default()))
 }
 
-/// Renders the paper template at `template` with the values of the CSVs in `results`
-/// ([`paper::values`]) and writes it to `out` atomically; `strict` refuses a template whose
-/// checks fail ([`checks`]), `false` marks them in place ([`paper::render_with`]).
+/// The paper rendered from `template` with the values of the CSVs in `results`
+/// ([`paper::values`]), written nowhere (a caller renders the paper and the README's blocks, so
+/// that every check has run, before it writes either); `strict` refuses a template whose checks
+/// fail ([`checks`]), `false` marks them in place ([`paper::render_with`]). A comment that opens
+/// the template (`<!-- … -->`, its note to editors) is left out.
 ///
 /// # Errors
-/// If the template cannot be read, names a value no file gives or (strict) a failing check, or
-/// `out` cannot be written.
-pub fn write_paper(results: &Path, template: &Path, out: &Path, strict: bool) -> Result<()> {
-    let rendered = render_paper(results, template, strict)?;
-    write_atomic(out, rendered.as_bytes())
-}
-
-/// The paper rendered from `template` with the values of `results`, written nowhere; a comment
-/// that opens the template (`<!-- … -->`, its note to editors) is left out.
-///
-/// # Errors
-/// As [`write_paper`].
+/// If the template cannot be read, names a value no file gives or (strict) a failing check.
 pub fn render_paper(results: &Path, template: &Path, strict: bool) -> Result<String> {
     let text = std::fs::read_to_string(template)
         .with_context(|| format!("cannot read {}", template.display()))?;
@@ -227,22 +218,11 @@ pub fn render_readme(results: &Path, template: &str, readme: &str) -> Result<Str
     replace_blocks(readme, &template_blocks(&rendered)?)
 }
 
-/// Renders the README template with the values of `results` into the README's marked blocks.
-///
-/// # Errors
-/// As [`write_paper`], or if the README lacks a block's markers.
-pub fn write_readme_blocks(results: &Path, template: &Path, readme: &Path) -> Result<()> {
-    if let Some(updated) = render_readme_blocks(results, template, readme)? {
-        write_atomic(readme, updated.as_bytes())?;
-    }
-    Ok(())
-}
-
 /// The README `readme` with its generated blocks rendered, or `None` if it would not change;
 /// written nowhere, so that a caller can check everything before it writes anything.
 ///
 /// # Errors
-/// As [`write_readme_blocks`].
+/// As [`render_paper`], or if the README lacks a block's markers.
 pub fn render_readme_blocks(
     results: &Path,
     template: &Path,

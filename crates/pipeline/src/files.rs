@@ -274,6 +274,29 @@ impl FolderLock {
         })
     }
 
+    /// [`FolderLock::acquire`], then removes everything in the folder but the lock file: a
+    /// staging folder, where whatever an earlier interrupted run left is not a result.
+    ///
+    /// # Errors
+    /// As [`FolderLock::acquire`]; [`PipelineError::Io`] if something cannot be removed.
+    pub fn acquire_emptied(dir: &Path, flag: &str) -> Result<Self> {
+        let lock = Self::acquire(dir, flag)?;
+        for entry in std::fs::read_dir(dir).map_err(|e| PipelineError::io(dir, e))? {
+            let entry = entry.map_err(|e| PipelineError::io(dir, e))?;
+            if entry.file_name() == LOCK_FILE {
+                continue;
+            }
+            let p = entry.path();
+            let removed = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+            removed.map_err(|e| PipelineError::io(&p, e))?;
+        }
+        Ok(lock)
+    }
+
     /// The locked folder.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -474,23 +497,10 @@ impl AsideFolder {
             )));
         }
         let staging = sibling(dest, |n| format!("{n}.partial"));
-        let lock = FolderLock::acquire(&staging, flag)?;
+        let lock = FolderLock::acquire_emptied(&staging, flag)?;
         let old = sibling(dest, |n| format!(".{n}.old"));
         if !dest.exists() && old.is_dir() {
             std::fs::rename(&old, dest).map_err(|e| PipelineError::io(dest, e))?;
-        }
-        for entry in std::fs::read_dir(&staging).map_err(|e| PipelineError::io(&staging, e))? {
-            let entry = entry.map_err(|e| PipelineError::io(&staging, e))?;
-            if entry.file_name() == LOCK_FILE {
-                continue;
-            }
-            let p = entry.path();
-            let removed = if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                std::fs::remove_dir_all(&p)
-            } else {
-                std::fs::remove_file(&p)
-            };
-            removed.map_err(|e| PipelineError::io(&p, e))?;
         }
         Ok(AsideFolder {
             lock,

@@ -1777,18 +1777,7 @@ pub fn seconds_per_step(plans: &[TrainPlan], burst: u64, bursts: usize) -> Resul
             }
         }
     }
-    Ok(rounds
-        .into_iter()
-        .map(|mut v| {
-            v.sort_by(f64::total_cmp);
-            let n = v.len();
-            if n % 2 == 1 {
-                v[n / 2]
-            } else {
-                0.5 * (v[n / 2 - 1] + v[n / 2])
-            }
-        })
-        .collect())
+    Ok(rounds.iter().map(|v| crate::metrics::median(v)).collect())
 }
 
 /// The steps that take a reference run's time: `reference_steps · reference_cost / cost`, rounded
@@ -1810,3 +1799,78 @@ pub fn equal_time_steps(reference_steps: u64, reference_cost: f64, cost: f64) ->
     let k = (exact / quantum as f64).round().max(1.0);
     (k as u64).saturating_mul(quantum)
 }
+
+/// The budgets of the runs that name `equal_time = "REF"`: each trains for the steps that take
+/// REF's training time on this machine ([`equal_time_steps`] from the per-step costs
+/// [`seconds_per_step`] measures, interleaved, before any training). `runs` are (name, its `equal_time`, its plan); returns each equal-time run's
+/// steps and the `NAME_budget.csv` that records the measurement (a timing file: the costs, and so
+/// possibly the steps, are this machine's).
+///
+/// # Examples
+/// ```
+/// use scorelab_pipeline::train::{equal_time_budgets, TrainPlan};
+/// let plan = |k: &str| TrainPlan::from_toml(&format!(
+///     "[data]\ndensity = {{ kind = \"gaussian\", mean = [0.0, 0.0], cov = [[1.0, 0.0], [0.0, 1.0]] }}\n\
+///      [model]\nkind = \"mlp\"\nhidden = [8]\n[objective]\nkind = \"{k}\"\n[train]\nsteps = 400\nbatch = 16\n"))
+///     .unwrap();
+/// let runs = vec![
+///     ("ism".to_string(), None, plan("ism")),
+///     ("ssm".to_string(), Some("ism".to_string()), plan("ssm")),
+/// ];
+/// let (steps, csv) = equal_time_budgets(&runs, "objective")?;
+/// // A multiple of a twentieth of ISM's 400 steps, recorded with the costs it came from.
+/// assert!(steps["ssm"] % 20 == 0 && steps["ssm"] >= 20);
+/// assert!(csv.lines().nth(1).unwrap().starts_with("ssm,ism,400,"));
+/// // A reference that is not a run is refused by name.
+/// let bad = vec![("ssm".to_string(), Some("isn".to_string()), plan("ssm"))];
+/// assert!(equal_time_budgets(&bad, "objective").unwrap_err().to_string().contains("objective ssm.equal_time"));
+/// # Ok::<(), scorelab_pipeline::PipelineError>(())
+/// ```
+///
+/// # Errors
+/// [`PipelineError::Invalid`] naming `FIELD NAME.equal_time` for a reference that is not a run,
+/// is itself equal-time, or is the run itself; the errors of [`seconds_per_step`].
+pub fn equal_time_budgets(
+    runs: &[(String, Option<String>, TrainPlan)],
+    field: &str,
+) -> Result<(std::collections::BTreeMap<String, u64>, String)> {
+    let mut steps = std::collections::BTreeMap::new();
+    let mut csv = String::from(
+        "method,reference,reference_steps,reference_seconds_per_step,seconds_per_step,cost_ratio,steps\n",
+    );
+    for (name, reference, plan) in runs {
+        let Some(r) = reference else { continue };
+        let Some((_, ref_eq, ref_plan)) = runs.iter().find(|(n, _, _)| n == r) else {
+            let names: Vec<&str> = runs.iter().map(|(n, _, _)| n.as_str()).collect();
+            return Err(PipelineError::invalid(
+                format!("{field} {name}.equal_time"),
+                format!("{r:?} is not one of the runs ({})", names.join(", ")),
+            ));
+        };
+        if r == name || ref_eq.is_some() {
+            return Err(PipelineError::invalid(
+                format!("{field} {name}.equal_time"),
+                format!("{r:?} must name a run with a fixed number of steps"),
+            ));
+        }
+        let costs = seconds_per_step(
+            &[ref_plan.clone(), plan.clone()],
+            EQUAL_TIME_BURST,
+            EQUAL_TIME_ROUNDS,
+        )?;
+        let ref_steps = ref_plan.train.steps();
+        let n = equal_time_steps(ref_steps, costs[0], costs[1]);
+        csv.push_str(&format!(
+            "{name},{r},{ref_steps},{:e},{:e},{:.4},{n}\n",
+            costs[0],
+            costs[1],
+            costs[0] / costs[1]
+        ));
+        steps.insert(name.clone(), n);
+    }
+    Ok((steps, csv))
+}
+
+/// Steps per timed round of an equal-time measurement, and the rounds (after one warm-up).
+const EQUAL_TIME_BURST: u64 = 25;
+const EQUAL_TIME_ROUNDS: usize = 7;

@@ -213,7 +213,7 @@ struct Aside {
 impl Aside {
     fn open(out: &Path, inputs: &[(&str, &Path)]) -> Result<Self> {
         let dir = beside(out, ".partial");
-        let lock = FolderLock::acquire(&dir, "--out (its run folder)")?;
+        // An input inside the run folder would be cleared with it: refused first.
         for (flag, p) in inputs {
             if scorelab_pipeline::files::same_file(&scorelab_core::fsio::parent_of(p), &dir) {
                 return Err(bad(format!(
@@ -224,14 +224,8 @@ impl Aside {
                 .into());
             }
         }
-        // What an earlier interrupted run left here is not a complete result: cleared.
-        for entry in std::fs::read_dir(&dir).map_err(|e| PipelineError::io(&dir, e))? {
-            let entry = entry.map_err(|e| PipelineError::io(&dir, e))?;
-            if entry.file_name() != LOCK_FILE {
-                let p = entry.path();
-                std::fs::remove_file(&p).map_err(|e| PipelineError::io(&p, e))?;
-            }
-        }
+        // What an earlier interrupted run left there is not a complete result: cleared.
+        let lock = FolderLock::acquire_emptied(&dir, "--out (its run folder)")?;
         Ok(Aside { lock })
     }
 

@@ -283,7 +283,7 @@ pub fn run(e: &DensityFitExperiment, models: &Path, stop: &AtomicBool) -> Result
         runs.push((n.clone(), r.clone(), plan_for(e.seeds[0], o)?));
     }
     let (budgets, budget_csv) = if refs.iter().any(Option::is_some) {
-        super::shared::equal_time_budgets(&runs, "objective")?
+        scorelab_pipeline::train::equal_time_budgets(&runs, "objective")?
     } else {
         Default::default()
     };

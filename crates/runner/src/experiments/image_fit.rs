@@ -391,7 +391,7 @@ pub fn run(e: &ImageFitExperiment, models: &Path, stop: &AtomicBool) -> Result<O
     }
     // `equal_time`: the steps that take the reference fit's training time, measured now.
     let (budgets, budget_csv) = if runs.iter().any(|r| r.1.is_some()) {
-        super::shared::equal_time_budgets(&runs, "fit")?
+        scorelab_pipeline::train::equal_time_budgets(&runs, "fit")?
     } else {
         Default::default()
     };
