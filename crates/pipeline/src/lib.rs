@@ -17,6 +17,7 @@
 //! | [`observe`] | how long calls report progress and are stopped ([`observe::Observe`]) |
 //! | [`memory`] | the one size rule: estimated memory against a limit, checked before allocating |
 //! | [`spec`], [`files`] | densities as configs spell them; files written whole or not at all |
+//! | [`run_info`] | the provenance written beside every result, and the error of a run stopped by Ctrl-C |
 //!
 //! Parameters are validated where they are defined: an invalid objective, training setting,
 //! sampler or density is a [`PipelineError`] naming the field, from the constructor (or from
@@ -55,8 +56,10 @@ pub mod likelihood;
 pub mod memory;
 pub mod metrics;
 pub mod observe;
+pub mod run_info;
 pub mod sample;
 pub mod spec;
 pub mod train;
 
 pub use error::{PipelineError, Result};
+pub use run_info::Interrupted;

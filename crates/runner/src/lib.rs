@@ -5,7 +5,8 @@
 //! every subcommand here reads its inputs, calls the pipeline, and writes what it returns.
 //!
 //! One module per subcommand: [`equivalence`], [`train`], [`cost`], [`score`], [`sample`],
-//! [`evaluate`] (`scorelab eval`), [`experiments`] (one file per experiment kind) and
+//! [`evaluate`] (`scorelab eval`), [`experiments`] (the studies of [`scorelab_studies`], whole or
+//! in shards, and `scorelab gather`) and
 //! [`reproduce`] (every experiment, figure and the paper); `scorelab --help` lists their flags.
 //!
 //! User input never panics: a bad config is an [`InputError`] (or a [`PipelineError`] about
@@ -32,11 +33,7 @@ use thiserror::Error;
 #[error("{0}")]
 pub struct InputError(pub String);
 
-/// Ctrl-C or SIGTERM stopped the work: exit code 130, like every command's clean stop. The
-/// message says what was kept and where.
-#[derive(Debug, Error)]
-#[error("{0}")]
-pub struct Interrupted(pub String);
+pub use scorelab_pipeline::Interrupted;
 
 /// Whether `e` is (or wraps) an [`Interrupted`].
 pub fn is_interrupted(e: &anyhow::Error) -> bool {
@@ -96,57 +93,4 @@ pub fn markdown_table() -> comfy_table::Table {
     t
 }
 
-/// The commit (with `+dirty` when the code, experiment files, data or templates differ from it),
-/// compiler, CPU and thread count of this run.
-pub fn provenance(threads: usize) -> toml::Table {
-    let git = |args: &[&str]| {
-        std::process::Command::new("git")
-            .args(args)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-    };
-    let commit = match git(&["rev-parse", "HEAD"]) {
-        Some(c) => {
-            // Dirty when what makes the results differs from the commit: the code, the
-            // experiment files, the data and the templates; not the outputs a run (`reproduce`
-            // among them) writes itself, which would mark every step after the first.
-            let dirty = git(&[
-                "status",
-                "--porcelain",
-                "--untracked-files=no",
-                "--",
-                ":/",
-                ":(exclude,top)results",
-                ":(exclude,top)paper/figures",
-                ":(exclude,top)paper/paper.md",
-                ":(exclude,top)README.md",
-            ])
-            .is_some_and(|s| !s.is_empty());
-            if dirty {
-                format!("{c}+dirty")
-            } else {
-                c
-            }
-        }
-        None => "unknown".into(),
-    };
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
-    let mut t = toml::Table::new();
-    t.insert("commit".into(), commit.into());
-    t.insert("rustc".into(), env!("SCORELAB_RUSTC_VERSION").into());
-    t.insert("cpu".into(), cpu.into());
-    t.insert("threads".into(), (threads as i64).into());
-    t.insert("scorelab".into(), env!("CARGO_PKG_VERSION").into());
-    t
-}
+pub use scorelab_pipeline::run_info::provenance;

@@ -96,6 +96,26 @@ enum Command {
         /// Merge the file's [quick] table over it: the reduced-size run of `reproduce --quick`.
         #[arg(long)]
         quick: bool,
+        /// Run only the units of shard K of N (into DIR/shards/NAME/K-of-N/, resuming there);
+        /// `scorelab gather` then writes the files a whole run writes.
+        #[arg(long, value_name = "K/N")]
+        shard: Option<scorelab_studies::study::Shard>,
+    },
+    /// Merges the N shards of an experiment (`experiment --shard K/N`, K = 1…N) into exactly the
+    /// files a whole run writes, and removes the shard folders.
+    Gather {
+        /// The experiment file the shards ran.
+        #[arg(long, value_name = "FILE.toml")]
+        config: PathBuf,
+        /// The results folder the shards ran into.
+        #[arg(long, value_name = "DIR", default_value = "results")]
+        results: PathBuf,
+        /// The shards ran with --quick.
+        #[arg(long)]
+        quick: bool,
+        /// The number of shards (N of --shard K/N).
+        #[arg(long, value_name = "N")]
+        shards: usize,
     },
     /// Run every experiment of the paper, then draw every figure: writes results/ and
     /// paper/figures/ (or DIR/results and DIR/figures). Run it from the repository root.
@@ -299,7 +319,12 @@ fn figures_cmd(results: PathBuf, figures: PathBuf) -> Result<()> {
     ))
 }
 
-fn experiment_cmd(config: PathBuf, results: PathBuf, quick: bool) -> Result<()> {
+fn experiment_cmd(
+    config: PathBuf,
+    results: PathBuf,
+    quick: bool,
+    shard: Option<scorelab_studies::study::Shard>,
+) -> Result<()> {
     let stop = stop_flag();
     let started = std::time::Instant::now();
     let args = experiments::ExperimentArgs {
@@ -308,6 +333,16 @@ fn experiment_cmd(config: PathBuf, results: PathBuf, quick: bool) -> Result<()> 
         quick,
     };
     experiments::check(&args)?;
+    if let Some(shard) = shard {
+        // Shards run at once into their own folders: the results folder is not locked.
+        let line = experiments::run_shard(&args, shard, &stop)?;
+        let _ = writeln!(
+            std::io::stdout().lock(),
+            "{line} ({:.0} s)",
+            started.elapsed().as_secs_f64()
+        );
+        return Ok(());
+    }
     let _lock = scorelab_pipeline::files::FolderLock::acquire(&args.results, "--results")?;
     let summary = experiments::run(&args, &stop)?;
     let mut stdout = std::io::stdout().lock();
@@ -315,6 +350,22 @@ fn experiment_cmd(config: PathBuf, results: PathBuf, quick: bool) -> Result<()> 
         stdout,
         "{summary}done in {:.0} s; wrote {}",
         started.elapsed().as_secs_f64(),
+        args.results.display()
+    );
+    Ok(())
+}
+
+fn gather_cmd(config: PathBuf, results: PathBuf, quick: bool, shards: usize) -> Result<()> {
+    let args = experiments::ExperimentArgs {
+        config,
+        results,
+        quick,
+    };
+    let _lock = scorelab_pipeline::files::FolderLock::acquire(&args.results, "--results")?;
+    let summary = experiments::gather(&args, shards)?;
+    let _ = writeln!(
+        std::io::stdout().lock(),
+        "{summary}gathered {shards} shard(s) into {}",
         args.results.display()
     );
     Ok(())
@@ -441,7 +492,14 @@ fn main() -> ExitCode {
             config,
             results,
             quick,
-        } => experiment_cmd(config, results, quick),
+            shard,
+        } => experiment_cmd(config, results, quick, shard),
+        Command::Gather {
+            config,
+            results,
+            quick,
+            shards,
+        } => gather_cmd(config, results, quick, shards),
         Command::Figures { results, figures } => figures_cmd(results, figures),
         Command::Paper {
             results,

@@ -4,13 +4,11 @@
 
 use crate::{bad, bar, in_config, provenance};
 use anyhow::Result;
-use scorelab_pipeline::files::{same_file, AsideFolder, FolderLock};
+use scorelab_pipeline::files::{same_file, FolderLock};
 use scorelab_pipeline::memory::MemoryLimit;
-use scorelab_pipeline::observe::{stopper, Control};
-use scorelab_pipeline::train::{
-    clear_run, train_in, Prepared, RunFolder, TrainEvent, TrainPlan, TrainedModel, RUN_FILES,
-};
-use std::path::{Path, PathBuf};
+use scorelab_pipeline::observe::Control;
+use scorelab_pipeline::train::{clear_run, train_in, RunFolder, TrainEvent, TrainPlan, RUN_FILES};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The flags of `scorelab train`.
@@ -43,36 +41,6 @@ pub enum Outcome {
     Finished,
     /// Ctrl-C: saved at this step.
     Interrupted(u64),
-}
-
-/// Trains `plan` afresh into `dir` (replacing a previous run's files there), as the experiments
-/// and `reproduce` do, stopping with an error on Ctrl-C. The plan is validated before the folder
-/// is touched, and the folder is locked for the run.
-pub(crate) fn train_into(plan: &TrainPlan, dir: &Path, stop: &AtomicBool) -> Result<TrainedModel> {
-    fit_into(plan.prepare(MemoryLimit::from_env()?)?, dir, stop)
-}
-
-/// [`train_into`] for a plan already prepared.
-pub(crate) fn fit_into(prepared: Prepared, dir: &Path, stop: &AtomicBool) -> Result<TrainedModel> {
-    let steps = prepared.resolved.train.steps();
-    // Trained aside and swapped in whole: an interrupted run leaves the last complete model.
-    let aside = AsideFolder::begin(dir, "model folder")?;
-    let folder = RunFolder {
-        resume: false,
-        run: Some(provenance(rayon::current_num_threads())),
-    };
-    let model = train_in(aside.lock(), prepared, folder, &mut stopper(stop))?;
-    if model.steps() < steps {
-        return Err(crate::Interrupted(format!(
-            "while training {} (the steps done are in {}; {} is untouched)",
-            dir.display(),
-            aside.dir().display(),
-            dir.display()
-        ))
-        .into());
-    }
-    aside.swap_in()?;
-    Ok(model)
 }
 
 /// Runs `scorelab train` (module docs).

@@ -26,7 +26,7 @@
 
 use super::shared::{deep_merge, typed, Outputs};
 use crate::bad;
-use crate::train::train_into;
+use crate::shared::train_into;
 use anyhow::Result;
 use ndarray::{concatenate, Array2, Axis};
 use rand::SeedableRng;
@@ -654,9 +654,10 @@ fn likelihood_part(
             per_point.push((n.into(), raw, dq, String::new(), secs));
         }
         if stop.load(Ordering::SeqCst) {
-            return Err(
-                crate::Interrupted("while fitting the likelihood references".into()).into(),
-            );
+            return Err(scorelab_pipeline::Interrupted(
+                "while fitting the likelihood references".into(),
+            )
+            .into());
         }
         // The noise-conditional network, trained with fresh dequantisation, through its ODE.
         let mut ode_data = data;
@@ -725,3 +726,8 @@ fn likelihood_part(
     }
     Ok((rows, paired, mle_path))
 }
+
+crate::whole_study!(
+    DensityFitExperiment,
+    |e: &DensityFitExperiment, cx: &crate::study::Context| run(e, cx.models(), cx.stop())
+);

@@ -1,4 +1,4 @@
-//! Records the compiler version for the provenance `scorelab train` writes beside its results.
+//! Records the compiler version for the provenance (`scorelab_pipeline::run_info::provenance`) written beside every result.
 
 fn main() {
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());

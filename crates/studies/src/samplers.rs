@@ -477,6 +477,25 @@ fn rows_csv(rows: &[Row]) -> String {
     out
 }
 
+impl crate::study::Study for SamplersExperiment {
+    fn check(&self) -> Result<()> {
+        check(self)
+    }
+    fn units(&self) -> Vec<crate::study::Unit> {
+        vec![crate::study::Unit::new("all")]
+    }
+    fn run(
+        &self,
+        _unit: &crate::study::Unit,
+        cx: &crate::study::Context,
+    ) -> Result<crate::study::Tables> {
+        Ok(run(self, cx.models(), cx.stop())?.into_tables())
+    }
+    fn finish(&self, done: Vec<crate::study::Tables>) -> Result<crate::study::Tables> {
+        Ok(done.into_iter().next().unwrap_or_default())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::predicted_weight;

@@ -353,6 +353,11 @@ pub fn run(e: &InpaintExperiment, stop: &AtomicBool) -> Result<Outputs> {
     })
 }
 
+crate::whole_study!(
+    InpaintExperiment,
+    |e: &InpaintExperiment, cx: &crate::study::Context| run(e, cx.stop())
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

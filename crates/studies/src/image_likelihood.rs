@@ -42,7 +42,7 @@
 
 use super::shared::{deep_merge, pixel_columns, typed, Outputs};
 use crate::bad;
-use crate::train::train_into;
+use crate::shared::train_into;
 use anyhow::Result;
 use ndarray::{Array1, Array2};
 use rand::SeedableRng;
@@ -450,3 +450,8 @@ pub fn run(e: &ImageLikelihoodExperiment, models: &Path, stop: &AtomicBool) -> R
         interrupted: false,
     })
 }
+
+crate::whole_study!(
+    ImageLikelihoodExperiment,
+    |e: &ImageLikelihoodExperiment, cx: &crate::study::Context| run(e, cx.models(), cx.stop())
+);

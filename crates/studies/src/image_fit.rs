@@ -37,7 +37,7 @@
 
 use super::shared::{deep_merge, pixel_columns, typed, Outputs};
 use crate::bad;
-use crate::train::train_into;
+use crate::shared::train_into;
 use anyhow::Result;
 use ndarray::{Array2, Axis};
 use rand::seq::SliceRandom;
@@ -693,3 +693,8 @@ pub fn run(e: &ImageFitExperiment, models: &Path, stop: &AtomicBool) -> Result<O
         interrupted: false,
     })
 }
+
+crate::whole_study!(
+    ImageFitExperiment,
+    |e: &ImageFitExperiment, cx: &crate::study::Context| run(e, cx.models(), cx.stop())
+);

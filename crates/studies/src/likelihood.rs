@@ -533,3 +533,8 @@ fn cost(e: &LikelihoodAccuracyExperiment, stop: &AtomicBool) -> Result<Option<St
     }
     Ok(Some(csv))
 }
+
+crate::whole_study!(
+    LikelihoodAccuracyExperiment,
+    |e: &LikelihoodAccuracyExperiment, cx: &crate::study::Context| run(e, cx.stop())
+);

@@ -1,10 +1,13 @@
-//! What the experiment kinds share: their [`Outputs`], trained references ([`TrainRef`]), and the
-//! merging of config tables. The kinds import this module and nothing of each other.
+//! What the experiment kinds share: their [`Outputs`], trained references ([`TrainRef`]), training
+//! into a model folder ([`train_into`]), and the merging of config tables. The kinds import this module and nothing of each other.
 
 use crate::bad;
-use crate::train::fit_into;
 use anyhow::Result;
-use scorelab_pipeline::train::{TrainPlan, TrainedModel};
+use scorelab_pipeline::files::AsideFolder;
+use scorelab_pipeline::memory::MemoryLimit;
+use scorelab_pipeline::observe::stopper;
+use scorelab_pipeline::run_info::provenance;
+use scorelab_pipeline::train::{train_in, Prepared, RunFolder, TrainPlan, TrainedModel};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -30,6 +33,22 @@ impl Outputs {
             extra: vec![],
             interrupted: true,
         }
+    }
+}
+
+impl Outputs {
+    /// The tables of a study run as one unit: `""` the main CSV, `"summary"`, and the extras.
+    pub(crate) fn into_tables(self) -> crate::study::Tables {
+        use crate::study::Table;
+        let mut t = crate::study::Tables::main(Table::from_csv(&self.csv));
+        t.stopped = self.interrupted;
+        if !self.interrupted {
+            t.insert("summary", Table::from_csv(&self.summary));
+            for (name, text) in &self.extra {
+                t.insert(name, Table::from_csv(text));
+            }
+        }
+        t
     }
 }
 
@@ -71,7 +90,13 @@ impl TrainRef {
         let prepared = self
             .plan()?
             .prepare(scorelab_pipeline::memory::MemoryLimit::from_env()?)
-            .map_err(crate::in_config(&self.config))?;
+            .map_err(|e| {
+                if e.is_input() {
+                    bad(format!("config {}: {e}", self.config.display()))
+                } else {
+                    e
+                }
+            })?;
         fit_into(prepared, dir, stop)
     }
 }
@@ -114,6 +139,36 @@ pub(crate) fn typed<T: serde::de::DeserializeOwned>(v: toml::Value, field: &str)
             e.message().trim().replace('\n', " ")
         ))
     })?)
+}
+
+/// Trains `plan` afresh into `dir` (replacing a previous run's files there), as the experiments
+/// and `reproduce` do, stopping with an error on Ctrl-C. The plan is validated before the folder
+/// is touched, and the folder is locked for the run.
+pub fn train_into(plan: &TrainPlan, dir: &Path, stop: &AtomicBool) -> Result<TrainedModel> {
+    fit_into(plan.prepare(MemoryLimit::from_env()?)?, dir, stop)
+}
+
+/// [`train_into`] for a plan already prepared.
+pub fn fit_into(prepared: Prepared, dir: &Path, stop: &AtomicBool) -> Result<TrainedModel> {
+    let steps = prepared.resolved.train.steps();
+    // Trained aside and swapped in whole: an interrupted run leaves the last complete model.
+    let aside = AsideFolder::begin(dir, "model folder")?;
+    let folder = RunFolder {
+        resume: false,
+        run: Some(provenance(rayon::current_num_threads())),
+    };
+    let model = train_in(aside.lock(), prepared, folder, &mut stopper(stop))?;
+    if model.steps() < steps {
+        return Err(scorelab_pipeline::Interrupted(format!(
+            "while training {} (the steps done are in {}; {} is untouched)",
+            dir.display(),
+            aside.dir().display(),
+            dir.display()
+        ))
+        .into());
+    }
+    aside.swap_in()?;
+    Ok(model)
 }
 
 /// Merges `over` into `base`: tables key by key, recursively; any other value replaces.

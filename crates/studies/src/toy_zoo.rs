@@ -28,7 +28,7 @@
 
 use super::shared::{typed, Outputs};
 use crate::bad;
-use crate::train::train_into;
+use crate::shared::train_into;
 use anyhow::Result;
 use ndarray::{s, Array1, Array2};
 use rand::SeedableRng;
@@ -477,3 +477,8 @@ pub fn run(e: &ToyZooExperiment, models: &Path, stop: &AtomicBool) -> Result<Out
         interrupted: false,
     })
 }
+
+crate::whole_study!(
+    ToyZooExperiment,
+    |e: &ToyZooExperiment, cx: &crate::study::Context| run(e, cx.models(), cx.stop())
+);

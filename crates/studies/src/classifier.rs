@@ -355,6 +355,11 @@ pub fn run(e: &ClassifierExperiment, models: &Path, _stop: &AtomicBool) -> Resul
     })
 }
 
+crate::whole_study!(
+    ClassifierExperiment,
+    |e: &ClassifierExperiment, cx: &crate::study::Context| run(e, cx.models(), cx.stop())
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,207 @@
+//! Shards: an experiment run in pieces (`experiment --shard K/N`, in any order, a shard killed
+//! and run again) and gathered (`scorelab gather`) writes the same files as a whole run, byte for
+//! byte; a gather before every shard finished, or from shards of another config, is refused and
+//! names the shard to run.
+
+mod common;
+
+use common::{ok, scorelab};
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+
+/// Every regular file under `dir`, recursively (not the lock files), by relative path.
+fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for e in fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            if e.file_type().unwrap().is_dir() {
+                walk(root, &p, out);
+            } else if e.file_name() != ".scorelab.lock" {
+                let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                out.insert(rel, fs::read(&p).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+const NOISE: &str = r#"kind = "noise"
+description = "toy"
+seeds = [1, 2]
+sigmas = [0.1, 1.0]
+density = { kind = "gaussian_mixture", weights = [0.3, 0.7], means = [[2.0, 0.0], [-1.0, 1.0]], covs = [[[1.0, 0.3], [0.3, 0.5]], [[0.4, 0.0], [0.0, 0.8]]] }
+points = 100
+box_low = -6.0
+box_high = 6.0
+box_points = 100
+data_points = 50
+bins = [0.0, 1.0, 3.0, 20.0]
+field_grid = 4
+[model]
+kind = "mlp"
+hidden = [8]
+[train]
+steps = 20
+batch = 16
+"#;
+
+#[test]
+fn shards_in_any_order_gather_into_the_files_of_a_whole_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::write(d.join("noise.toml"), NOISE).unwrap();
+    ok(&scorelab(
+        &["experiment", "--config", "noise.toml", "--results", "whole"],
+        d,
+    ));
+    let shard = |k: &str| {
+        scorelab(
+            &[
+                "experiment",
+                "--config",
+                "noise.toml",
+                "--results",
+                "sharded",
+                "--shard",
+                k,
+            ],
+            d,
+        )
+    };
+    // Four units over three shards, the last first.
+    ok(&shard("3/3"));
+    ok(&shard("1/3"));
+    // A gather before every shard finished names the one missing.
+    let early = scorelab(
+        &[
+            "gather",
+            "--config",
+            "noise.toml",
+            "--results",
+            "sharded",
+            "--shards",
+            "3",
+        ],
+        d,
+    );
+    let err = String::from_utf8_lossy(&early.stderr);
+    assert_eq!(early.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("shard 2/3") && err.contains("sigma0.1_seed2"),
+        "{err}"
+    );
+    assert!(!d.join("sharded/noise.csv").exists());
+    // A shard run again keeps its finished units.
+    let again = shard("1/3");
+    ok(&again);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("ran 0 unit(s), kept 2"));
+    ok(&shard("2/3"));
+    ok(&scorelab(
+        &[
+            "gather",
+            "--config",
+            "noise.toml",
+            "--results",
+            "sharded",
+            "--shards",
+            "3",
+        ],
+        d,
+    ));
+    let (whole, sharded) = (tree(&d.join("whole")), tree(&d.join("sharded")));
+    assert_eq!(
+        whole.keys().collect::<Vec<_>>(),
+        sharded.keys().collect::<Vec<_>>()
+    );
+    for (k, v) in &whole {
+        assert!(sharded[k] == *v, "{k} differs");
+    }
+    assert!(
+        whole.contains_key("noise_field.csv")
+            && whole.contains_key("models/noise/sigma1_seed2/model.safetensors")
+    );
+    assert!(
+        !d.join("sharded/shards").exists(),
+        "the shard folders are removed"
+    );
+}
+
+#[test]
+fn shards_of_another_config_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::write(d.join("noise.toml"), NOISE).unwrap();
+    for k in ["1/2", "2/2"] {
+        ok(&scorelab(
+            &[
+                "experiment",
+                "--config",
+                "noise.toml",
+                "--results",
+                "r",
+                "--shard",
+                k,
+            ],
+            d,
+        ));
+    }
+    fs::write(
+        d.join("noise.toml"),
+        NOISE.replace("points = 100", "points = 101"),
+    )
+    .unwrap();
+    let out = scorelab(
+        &[
+            "gather",
+            "--config",
+            "noise.toml",
+            "--results",
+            "r",
+            "--shards",
+            "2",
+        ],
+        d,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("another config") && err.contains("shard 1/2"),
+        "{err}"
+    );
+    // Running a shard with the changed config is refused too, before any work.
+    let out = scorelab(
+        &[
+            "experiment",
+            "--config",
+            "noise.toml",
+            "--results",
+            "r",
+            "--shard",
+            "1/2",
+        ],
+        d,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("another config"), "{err}");
+    for bad in ["0/2", "3/2", "2", "a/b"] {
+        let out = scorelab(
+            &[
+                "experiment",
+                "--config",
+                "noise.toml",
+                "--results",
+                "r",
+                "--shard",
+                bad,
+            ],
+            d,
+        );
+        assert_eq!(out.status.code(), Some(2), "--shard {bad}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("K/N"));
+    }
+}

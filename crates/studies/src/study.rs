@@ -1,0 +1,541 @@
+//! The [`Study`] trait and what drives it: an experiment lists its units of work, runs each one
+//! into [`Tables`] of typed rows, and turns every unit's tables into its files. Because the units
+//! are listed, any study runs whole ([`run_serial`]) or in shards ([`run_shard`], one folder per
+//! shard, resumable unit by unit) that [`gather`] merges into exactly the files a whole run writes.
+//!
+//! ```
+//! use scorelab_studies::study::{Context, Study, Table, Tables, Unit, run_serial};
+//! use serde::Serialize;
+//! use std::sync::atomic::AtomicBool;
+//!
+//! /// The squares of 1..=n, one unit per number.
+//! struct Squares(u32);
+//! #[derive(Serialize)]
+//! struct Row { n: u32, square: u32 }
+//!
+//! impl Study for Squares {
+//!     fn units(&self) -> Vec<Unit> { (1..=self.0).map(|n| Unit::new(format!("n{n}"))).collect() }
+//!     fn run(&self, unit: &Unit, _: &Context) -> anyhow::Result<Tables> {
+//!         let n: u32 = unit.id()[1..].parse()?;
+//!         let mut t = Table::new("n,square");
+//!         t.push(&Row { n, square: n * n })?;
+//!         Ok(Tables::main(t))
+//!     }
+//!     fn finish(&self, done: Vec<Tables>) -> anyhow::Result<Tables> {
+//!         Ok(Tables::main(Tables::concat(&done, "")?))
+//!     }
+//! }
+//!
+//! let dir = tempfile::tempdir()?;
+//! let stop = AtomicBool::new(false);
+//! let out = run_serial(&Squares(3), &Context::new(dir.path(), &stop))?.expect("not stopped");
+//! assert_eq!(out.get("").unwrap().to_csv(), "n,square\n1,1\n2,4\n3,9\n");
+//! # Ok::<(), anyhow::Error>(())
+//! ```
+
+use anyhow::{bail, Context as _, Result};
+use scorelab_pipeline::files::write_whole;
+use scorelab_pipeline::PipelineError;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// One unit of a study's work (a seed of a case, a data set, a fit): what one shard job runs at
+/// a time and what a resumed shard skips when it is done. Its id names it in files (letters,
+/// digits, `_`, `-`, `.`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unit {
+    id: String,
+}
+
+impl Unit {
+    /// A unit named `id`.
+    pub fn new(id: impl Into<String>) -> Self {
+        Unit { id: id.into() }
+    }
+
+    /// Its name.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+/// A CSV table: a header and the rows pushed so far, each a `#[derive(Serialize)]` struct whose
+/// fields are the header's columns in order. Numbers are written as Rust prints them (`{}`: the
+/// shortest text that parses back to the same bits); use [`Num`] for an `f64` field.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Table {
+    header: String,
+    body: String,
+}
+
+impl Table {
+    /// An empty table with this header (comma-separated column names, no newline).
+    pub fn new(header: &str) -> Self {
+        Table {
+            header: header.to_string(),
+            body: String::new(),
+        }
+    }
+
+    /// Appends one row.
+    ///
+    /// # Errors
+    /// When the row's fields do not match the header's columns.
+    pub fn push<R: Serialize>(&mut self, row: &R) -> Result<()> {
+        let mut w = csv::WriterBuilder::new()
+            .has_headers(self.body.is_empty())
+            .from_writer(vec![]);
+        w.serialize(row)?;
+        let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let text = String::from_utf8(bytes)?;
+        let line = if self.body.is_empty() {
+            let (head, line) = text.split_once('\n').unwrap_or((&text, ""));
+            if head != self.header {
+                bail!(
+                    "a row of table {:?} has the columns {head:?} (a programming error)",
+                    self.header
+                );
+            }
+            line.to_string()
+        } else {
+            text
+        };
+        self.body.push_str(&line);
+        Ok(())
+    }
+
+    /// Appends a line already in CSV form (no newline; its cells in the header's order).
+    pub fn push_line(&mut self, line: &str) {
+        self.body.push_str(line);
+        self.body.push('\n');
+    }
+
+    /// A table from CSV text: its first line is the header.
+    pub fn from_csv(text: &str) -> Self {
+        let (header, body) = text.split_once('\n').unwrap_or((text, ""));
+        Table {
+            header: header.to_string(),
+            body: body.to_string(),
+        }
+    }
+
+    /// The header (no newline).
+    pub fn header(&self) -> &str {
+        &self.header
+    }
+
+    /// Whether it has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.body.is_empty()
+    }
+
+    /// The CSV text: the header, then every row.
+    pub fn to_csv(&self) -> String {
+        if self.header.is_empty() && self.body.is_empty() {
+            return String::new();
+        }
+        format!("{}\n{}", self.header, self.body)
+    }
+
+    /// The rows read back as `R`.
+    ///
+    /// # Errors
+    /// When a row does not parse as `R`.
+    pub fn rows<R: serde::de::DeserializeOwned>(&self) -> Result<Vec<R>> {
+        let text = self.to_csv();
+        let mut r = csv::Reader::from_reader(text.as_bytes());
+        r.deserialize()
+            .map(|row| row.map_err(anyhow::Error::from))
+            .collect()
+    }
+
+    /// Appends `other`'s rows (its header must be this one's).
+    ///
+    /// # Errors
+    /// When the headers differ.
+    pub fn append(&mut self, other: &Table) -> Result<()> {
+        if other.header != self.header {
+            bail!(
+                "tables with different columns ({:?} and {:?}) cannot be joined",
+                self.header,
+                other.header
+            );
+        }
+        self.body.push_str(&other.body);
+        Ok(())
+    }
+}
+
+/// An `f64` cell written as Rust prints it (`{}`), read back to the same bits; `NaN` and `inf`
+/// as `NaN` and `inf`.
+///
+/// ```
+/// use scorelab_studies::study::Num;
+/// assert_eq!(serde_json::to_string(&Num(0.1)).unwrap(), "\"0.1\"");
+/// assert_eq!(serde_json::to_string(&Num(1.0)).unwrap(), "\"1\"");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Num(pub f64);
+
+impl Serialize for Num {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Num {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse()
+            .map(Num)
+            .map_err(|_| serde::de::Error::custom(format!("not a number: {s:?}")))
+    }
+}
+
+/// The tables of a unit or of a whole study, by name: `""` is the main table (`NAME.csv`),
+/// `"summary"` is `NAME_summary.csv`, any other `x` is `NAME_x.csv`; a name starting with `.` is
+/// carried between units, shards and [`Study::finish`] but never written.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Tables {
+    tables: BTreeMap<String, Table>,
+    /// Ctrl-C stopped the unit: its main table holds the rows finished before it.
+    pub stopped: bool,
+}
+
+impl Tables {
+    /// Tables holding only a main table.
+    pub fn main(t: Table) -> Self {
+        let mut s = Tables::default();
+        s.insert("", t);
+        s
+    }
+
+    /// Sets the table `name`.
+    pub fn insert(&mut self, name: &str, t: Table) {
+        self.tables.insert(name.to_string(), t);
+    }
+
+    /// The table `name`, if there is one.
+    pub fn get(&self, name: &str) -> Option<&Table> {
+        self.tables.get(name)
+    }
+
+    /// The tables, by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Table)> {
+        self.tables.iter()
+    }
+
+    /// The table `name` of every unit that has one, joined in unit order.
+    ///
+    /// # Errors
+    /// When no unit has it, or units give it different columns.
+    pub fn concat(done: &[Tables], name: &str) -> Result<Table> {
+        let mut parts = done.iter().filter_map(|t| t.get(name));
+        let Some(first) = parts.next() else {
+            bail!("no unit wrote the table {name:?}");
+        };
+        let mut out = first.clone();
+        for t in parts {
+            out.append(t)?;
+        }
+        Ok(out)
+    }
+}
+
+/// What a unit may use while it runs: the folder it trains networks into, the stop flag (Ctrl-C,
+/// SIGTERM) and progress bars.
+pub struct Context<'a> {
+    models: PathBuf,
+    stop: &'a AtomicBool,
+}
+
+impl<'a> Context<'a> {
+    /// A context training networks under `models`, stopped by `stop`.
+    pub fn new(models: &Path, stop: &'a AtomicBool) -> Self {
+        Context {
+            models: models.to_path_buf(),
+            stop,
+        }
+    }
+
+    /// The folder networks are trained into (a unit uses a subfolder named after itself).
+    pub fn models(&self) -> &Path {
+        &self.models
+    }
+
+    /// The stop flag.
+    pub fn stop(&self) -> &'a AtomicBool {
+        self.stop
+    }
+
+    /// Whether Ctrl-C (or SIGTERM) asked to stop.
+    pub fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    /// A progress bar on stderr with indicatif's `template` (hidden when stderr is not a
+    /// terminal).
+    pub fn bar(&self, len: u64, template: &str) -> indicatif::ProgressBar {
+        let bar = indicatif::ProgressBar::new(len);
+        bar.set_style(indicatif::ProgressStyle::with_template(template).expect("a valid template"));
+        bar
+    }
+}
+
+/// An experiment as units of work: what `scorelab experiment` runs whole or in shards.
+pub trait Study: Sync {
+    /// Checks everything that can be checked before any work (keys, files, ranges); `run` may
+    /// assume it passed.
+    ///
+    /// # Errors
+    /// An input error naming the field.
+    fn check(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// The units, in the order a whole run does them. Their ids are distinct.
+    fn units(&self) -> Vec<Unit>;
+
+    /// Runs one unit. A unit stopped by Ctrl-C returns the rows it finished with
+    /// [`Tables::stopped`] set.
+    ///
+    /// # Errors
+    /// Bad input found only now, I/O, a diverging run.
+    fn run(&self, unit: &Unit, cx: &Context) -> Result<Tables>;
+
+    /// Every unit's tables, in unit order, into the study's tables (the main table, the summary,
+    /// the extra files).
+    ///
+    /// # Errors
+    /// When the units' tables do not fit together.
+    fn finish(&self, done: Vec<Tables>) -> Result<Tables>;
+}
+
+/// What a run of some units ended with.
+pub enum Ran {
+    /// Every unit finished; the study's tables.
+    Done(Tables),
+    /// Ctrl-C: the main table's rows finished before it.
+    Stopped(Table),
+}
+
+impl Ran {
+    /// The tables of a finished run, `None` when stopped.
+    pub fn expect_done(self) -> Option<Tables> {
+        match self {
+            Ran::Done(t) => Some(t),
+            Ran::Stopped(_) => None,
+        }
+    }
+}
+
+/// Runs every unit of `study` in order, then [`Study::finish`]: the study's tables, or `None`
+/// when Ctrl-C stopped it ([`run_units`] keeps a stopped run's rows).
+///
+/// # Errors
+/// The first unit's error.
+pub fn run_serial<S: Study + ?Sized>(study: &S, cx: &Context) -> Result<Option<Tables>> {
+    Ok(run_units(study, cx)?.expect_done())
+}
+
+/// [`run_serial`], keeping a stopped run's finished rows.
+///
+/// # Errors
+/// The first unit's error.
+pub fn run_units<S: Study + ?Sized>(study: &S, cx: &Context) -> Result<Ran> {
+    let mut done = vec![];
+    for unit in study.units() {
+        let stopped_before = cx.stopped();
+        let t = if stopped_before {
+            Tables {
+                stopped: true,
+                ..Tables::default()
+            }
+        } else {
+            study.run(&unit, cx)?
+        };
+        if t.stopped {
+            done.push(t);
+            let mut rows: Option<Table> = None;
+            for t in &done {
+                if let Some(m) = t.get("") {
+                    match &mut rows {
+                        None => rows = Some(m.clone()),
+                        Some(r) => r.append(m)?,
+                    }
+                }
+            }
+            return Ok(Ran::Stopped(rows.unwrap_or_default()));
+        }
+        done.push(t);
+    }
+    Ok(Ran::Done(study.finish(done)?))
+}
+
+/// Shard `k` of `n` (1 ≤ k ≤ n): it owns the units whose index i (from 0, in [`Study::units`]
+/// order) has i mod n = k − 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// This shard, from 1.
+    pub k: usize,
+    /// The number of shards.
+    pub n: usize,
+}
+
+impl Shard {
+    /// Whether it owns unit `i`.
+    pub fn owns(&self, i: usize) -> bool {
+        i % self.n == self.k - 1
+    }
+
+    /// Its folder's name: `K-of-N`.
+    pub fn folder(&self) -> String {
+        format!("{}-of-{}", self.k, self.n)
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let bad = || format!("{s:?}: give K/N with 1 ≤ K ≤ N, e.g. 2/4");
+        let (k, n) = s.split_once('/').ok_or_else(bad)?;
+        let (k, n): (usize, usize) = (
+            k.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
+        if k == 0 || n == 0 || k > n {
+            return Err(bad());
+        }
+        Ok(Shard { k, n })
+    }
+}
+
+/// A shard's record of one finished unit (`units/INDEX.json` in its folder).
+#[derive(Serialize, Deserialize)]
+struct UnitFile {
+    /// What the shard was run from: the experiment's config as run (without provenance).
+    config: String,
+    index: usize,
+    id: String,
+    tables: Tables,
+}
+
+fn unit_path(shard_dir: &Path, index: usize) -> PathBuf {
+    shard_dir.join("units").join(format!("{index:05}.json"))
+}
+
+fn read_unit(path: &Path) -> Result<Option<UnitFile>> {
+    match std::fs::read(path) {
+        Ok(b) => Ok(Some(serde_json::from_slice(&b).with_context(|| {
+            format!(
+                "{}: not a unit file of a shard (remove it to rerun the unit)",
+                path.display()
+            )
+        })?)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(PipelineError::io(path, e).into()),
+    }
+}
+
+/// What a shard run did.
+#[derive(Debug, Default)]
+pub struct ShardReport {
+    /// Units run now.
+    pub ran: Vec<String>,
+    /// Units found finished by an earlier run of the same shard and config.
+    pub kept: Vec<String>,
+    /// Ctrl-C stopped it before every unit was done (each finished unit is kept).
+    pub stopped: bool,
+}
+
+/// Runs the units `shard` owns into `shard_dir` (`units/INDEX.json` per finished unit, written
+/// whole; networks under `cx`'s models folder). A unit whose file is there from an earlier run
+/// with the same `config` is kept, so a killed or preempted shard resumes where it stopped; a
+/// file from another config is refused.
+///
+/// # Errors
+/// A unit's error; a unit file from another config.
+pub fn run_shard<S: Study + ?Sized>(
+    study: &S,
+    config: &str,
+    shard: Shard,
+    shard_dir: &Path,
+    cx: &Context,
+) -> Result<ShardReport> {
+    let mut report = ShardReport::default();
+    for (i, unit) in study.units().iter().enumerate() {
+        if !shard.owns(i) {
+            continue;
+        }
+        let path = unit_path(shard_dir, i);
+        if let Some(f) = read_unit(&path)? {
+            if f.config != config || f.id != unit.id() {
+                return Err(PipelineError::Input(format!(
+                    "{}: was written by a run of another config (or unit); remove {} to rerun this shard",
+                    path.display(),
+                    shard_dir.display()
+                ))
+                .into());
+            }
+            report.kept.push(unit.id().to_string());
+            continue;
+        }
+        if cx.stopped() {
+            report.stopped = true;
+            return Ok(report);
+        }
+        let tables = study.run(unit, cx)?;
+        if tables.stopped {
+            report.stopped = true;
+            return Ok(report);
+        }
+        let f = UnitFile {
+            config: config.to_string(),
+            index: i,
+            id: unit.id().to_string(),
+            tables,
+        };
+        write_whole(&path, &serde_json::to_vec(&f)?)?;
+        report.ran.push(unit.id().to_string());
+    }
+    Ok(report)
+}
+
+/// The study's tables from the unit files of `n` shard folders (`shard_dir(k)` for k = 1..=n),
+/// exactly as [`run_serial`] makes them.
+///
+/// # Errors
+/// A missing unit (naming its shard and the command that runs it), a unit of another config.
+pub fn gather<S: Study + ?Sized>(
+    study: &S,
+    config: &str,
+    n: usize,
+    shard_dir: impl Fn(Shard) -> PathBuf,
+) -> Result<Tables> {
+    let mut done = vec![];
+    for (i, unit) in study.units().iter().enumerate() {
+        let shard = Shard { k: i % n + 1, n };
+        let path = unit_path(&shard_dir(shard), i);
+        let f = read_unit(&path)?.ok_or_else(|| {
+            PipelineError::Input(format!(
+                "unit {} ({}) of shard {}/{n} is not finished: {} is missing; run that shard (again) first",
+                i,
+                unit.id(),
+                shard.k,
+                path.display()
+            ))
+        })?;
+        if f.config != config || f.id != unit.id() {
+            return Err(PipelineError::Input(format!(
+                "{}: was written by a run of another config; rerun shard {}/{n} with this one",
+                path.display(),
+                shard.k
+            ))
+            .into());
+        }
+        done.push(f.tables);
+    }
+    study.finish(done)
+}
