@@ -148,6 +148,11 @@ pub fn gather(args: &ExperimentArgs, n: usize) -> Result<String> {
         for entry in entries {
             let entry = entry.map_err(|err| PipelineError::io(&models, err))?;
             let to = aside.dir().join(entry.file_name());
+            // A network that units of several shards needed was trained by each, to the same
+            // weights: the first copy is kept.
+            if to.exists() {
+                continue;
+            }
             std::fs::rename(entry.path(), &to)
                 .map_err(|err| PipelineError::io(entry.path(), err))?;
         }

@@ -5,19 +5,16 @@
 //! ([`scorelab_pipeline::metrics`]) against the base density (or, with `target = "own"`, its p_σ
 //! when that is what the sampler targets).
 
-use super::shared::{Outputs, TrainRef};
+use super::shared::TrainRef;
 use crate::bad;
+use crate::study::{Context, Num, Study, Table, Tables, Unit};
 use anyhow::Result;
-use scorelab_pipeline::files::cell;
-use scorelab_pipeline::metrics::{mean_sd, metrics_with, Against, MetricRow, Options};
+use scorelab_pipeline::metrics::{mean_sd, metrics_with, Against, Options};
 use scorelab_pipeline::observe::stopper;
 use scorelab_pipeline::sample::{target_of, NoisedScoreKind, SamplePlan, Source};
 use scorelab_pipeline::spec::DensitySpec;
-use scorelab_pipeline::train::TrainedModel;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 /// `kind = "samplers"`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -161,36 +158,27 @@ pub const SAMPLERS_COLUMNS: &str =
 /// `run,sampler,score,steps,score_evals,metric,mean,sd,seeds,target`. `score_evals` is the
 /// evaluations per chain, the same for every seed of a fixed-step sampler and their mean (to one
 /// decimal) for the adaptive rk45, whose cost varies with the seed.
-fn summarise(rows: &[Row]) -> String {
+fn summarise(rows: &[SamplerRow]) -> Result<Table> {
     // Groups in first-appearance order: (key, metric, target, evaluations, values).
     type Group = (String, String, String, Vec<usize>, Vec<f64>);
     let mut groups: Vec<Group> = vec![];
-    for Row {
-        run,
-        sampler,
-        score,
-        steps,
-        evals,
-        m,
-        ..
-    } in rows
-    {
-        let key = format!("{run},{sampler},{score},{steps}");
-        match groups.iter_mut().find(|g| g.0 == key && g.1 == m.metric) {
+    for r in rows {
+        let key = format!("{},{},{},{}", r.run, r.sampler, r.score, r.steps);
+        match groups.iter_mut().find(|g| g.0 == key && g.1 == r.metric) {
             Some(g) => {
-                g.3.push(*evals);
-                g.4.push(m.value);
+                g.3.push(r.score_evals);
+                g.4.push(r.value.0);
             }
             None => groups.push((
                 key,
-                m.metric.clone(),
-                m.target.clone(),
-                vec![*evals],
-                vec![m.value],
+                r.metric.clone(),
+                r.target.clone(),
+                vec![r.score_evals],
+                vec![r.value.0],
             )),
         }
     }
-    let mut out = String::from("run,sampler,score,steps,score_evals,metric,mean,sd,seeds,target\n");
+    let mut out = Table::new("run,sampler,score,steps,score_evals,metric,mean,sd,seeds,target");
     for (key, metric, target, evals, v) in &groups {
         let (mean, sd) = mean_sd(v);
         let e = if evals.iter().all(|&e| e == evals[0]) {
@@ -201,23 +189,13 @@ fn summarise(rows: &[Row]) -> String {
                 evals.iter().sum::<usize>() as f64 / evals.len() as f64
             )
         };
-        out.push_str(&format!(
-            "{key},{e},{metric},{mean},{sd},{},{target}\n",
+        // The key's cells are the rows' own (run names quoted by the CSV writer as they were).
+        out.push_line(&format!(
+            "{key},{e},{metric},{mean},{sd},{},{target}",
             v.len()
         ));
     }
-    out
-}
-
-/// One metric of one run (of a sweep) and seed.
-struct Row {
-    run: String,
-    sampler: String,
-    score: String,
-    seed: u64,
-    steps: usize,
-    evals: usize,
-    m: MetricRow,
+    Ok(out)
 }
 
 /// Checks what can be checked before any work: seeds and runs given, each run's name used once
@@ -247,95 +225,183 @@ pub fn check(e: &SamplersExperiment) -> Result<()> {
     Ok(())
 }
 
-/// Runs a samplers experiment, its networks trained into `models` (module docs).
-///
-/// # Errors
-/// An input error for a bad experiment; Ctrl-C while training or a diverging run.
-pub fn run(e: &SamplersExperiment, models: &Path, stop: &AtomicBool) -> Result<Outputs> {
-    check(e)?;
-    let density_spec: DensitySpec = e
-        .base
-        .get("density")
-        .ok_or_else(|| {
-            bad("base.density: the target density is required (the evaluation compares with it)")
-        })?
-        .clone()
-        .try_into()
-        .map_err(|err| bad(format!("base.density: {err}")))?;
-    let p = density_spec
-        .build()
-        .map_err(|err| bad(err.within("base.density").to_string()))?;
-    // Validate every run (and sweep) before any work.
-    let mut plans = vec![];
-    for (i, r) in e.run.iter().enumerate() {
-        let mut t = e.base.clone();
-        for (k, v) in &r.keys {
-            t.insert(k.clone(), v.clone());
-        }
-        let score = match &r.model {
-            Some(m) => {
-                if !e.train.contains_key(m) {
-                    return Err(bad(format!(
-                        "run[{i}] ({}): model = {m:?} has no [train.{m}]",
-                        r.name
-                    ))
-                    .into());
+/// A row of `NAME.csv`: one metric of one run (of a sweep) and seed.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SamplerRow {
+    /// The `[[run]]`'s name.
+    pub run: String,
+    /// The sampler's kind.
+    pub sampler: String,
+    /// `exact`, `exact:KIND` (a noised score) or `learned:NAME`.
+    pub score: String,
+    /// The seed.
+    pub seed: u64,
+    /// The sampler's steps.
+    pub steps: usize,
+    /// Score evaluations per chain.
+    pub score_evals: usize,
+    /// The metric's name.
+    pub metric: String,
+    /// Its value.
+    pub value: Num,
+    /// Its standard error, where it has one.
+    pub se: Option<Num>,
+    /// Its test's p-value, where it has one.
+    pub p_value: Option<Num>,
+    /// What it compares against.
+    pub target: String,
+}
+
+/// A row of `NAME_timing.csv` (a timing file).
+#[derive(Debug, Serialize)]
+struct TimingRow<'a> {
+    run: &'a str,
+    steps: usize,
+    score_evals: usize,
+    seed: u64,
+    seconds: Num,
+    ms_per_sample: Num,
+}
+
+/// A row of `NAME_prior.csv`.
+#[derive(Debug, Serialize)]
+struct PriorRow<'a> {
+    run: &'a str,
+    steps: usize,
+    prior: &'a str,
+    alpha: Num,
+    sigma: Num,
+    prior_std: Num,
+    predicted_mode_weight_1: Num,
+}
+
+/// A run (of a sweep): its spec, its score's label, its sample config.
+type Planned = (RunSpec, String, SamplePlan);
+
+impl SamplersExperiment {
+    fn density(&self) -> Result<scorelab_densities::AnyDensity> {
+        let density_spec: DensitySpec = self
+            .base
+            .get("density")
+            .ok_or_else(|| {
+                bad("base.density: the target density is required (the evaluation compares with it)")
+            })?
+            .clone()
+            .try_into()
+            .map_err(|err| bad(format!("base.density: {err}")))?;
+        Ok(density_spec
+            .build()
+            .map_err(|err| bad(err.within("base.density").to_string()))?)
+    }
+
+    /// Every run (and sweep step) as a sample config, checked.
+    fn plans(&self) -> Result<Vec<Planned>> {
+        let mut plans = vec![];
+        for (i, r) in self.run.iter().enumerate() {
+            let mut t = self.base.clone();
+            for (k, v) in &r.keys {
+                t.insert(k.clone(), v.clone());
+            }
+            let score = match &r.model {
+                Some(m) => {
+                    if !self.train.contains_key(m) {
+                        return Err(bad(format!(
+                            "run[{i}] ({}): model = {m:?} has no [train.{m}]",
+                            r.name
+                        ))
+                        .into());
+                    }
+                    t.remove("density");
+                    format!("learned:{m}")
                 }
-                t.remove("density");
-                format!("learned:{m}")
+                None => match t.get("noised_score").and_then(|v| v.as_str()) {
+                    Some(s) => format!("exact:{s}"),
+                    None => "exact".into(),
+                },
+            };
+            let sweep = r.steps_sweep.clone().unwrap_or_default();
+            let variants: Vec<Option<usize>> = if sweep.is_empty() {
+                vec![None]
+            } else {
+                sweep.into_iter().map(Some).collect()
+            };
+            for steps in variants {
+                let mut t = t.clone();
+                if let Some(s) = steps {
+                    let sampler = t
+                        .get_mut("sampler")
+                        .and_then(|v| v.as_table_mut())
+                        .ok_or_else(|| bad(format!("run[{i}] ({}): no sampler table", r.name)))?;
+                    sampler.insert("steps".into(), (s as i64).into());
+                }
+                let file: SamplePlan = toml::Value::Table(t)
+                    .try_into()
+                    .map_err(|err| bad(format!("run[{i}] ({}): {err}", r.name)))?;
+                plans.push((r.clone(), score.clone(), file));
             }
-            None => match t.get("noised_score").and_then(|v| v.as_str()) {
-                Some(s) => format!("exact:{s}"),
-                None => "exact".into(),
-            },
-        };
-        let sweep = r.steps_sweep.clone().unwrap_or_default();
-        let variants: Vec<Option<usize>> = if sweep.is_empty() {
-            vec![None]
-        } else {
-            sweep.into_iter().map(Some).collect()
-        };
-        for steps in variants {
-            let mut t = t.clone();
-            if let Some(s) = steps {
-                let sampler = t
-                    .get_mut("sampler")
-                    .and_then(|v| v.as_table_mut())
-                    .ok_or_else(|| bad(format!("run[{i}] ({}): no sampler table", r.name)))?;
-                sampler.insert("steps".into(), (s as i64).into());
+        }
+        Ok(plans)
+    }
+
+    fn unit_ids(&self) -> Vec<String> {
+        let mut ids = vec![];
+        for r in &self.run {
+            match &r.steps_sweep {
+                Some(sweep) if !sweep.is_empty() => {
+                    ids.extend(sweep.iter().map(|s| format!("{}_steps{s}", r.name)));
+                }
+                _ => ids.push(r.name.clone()),
             }
-            let file: SamplePlan = toml::Value::Table(t)
-                .try_into()
-                .map_err(|err| bad(format!("run[{i}] ({}): {err}", r.name)))?;
-            plans.push((r.clone(), score.clone(), file));
         }
+        ids
     }
-    for (m, t) in &e.train {
-        if !t.config.exists() {
-            return Err(bad(format!(
-                "train.{m}.config: {} does not exist",
-                t.config.display()
-            ))
-            .into());
+}
+
+impl Study for SamplersExperiment {
+    fn check(&self) -> Result<()> {
+        check(self)?;
+        self.density()?;
+        self.plans()?;
+        for (m, t) in &self.train {
+            if !t.config.exists() {
+                return Err(bad(format!(
+                    "train.{m}.config: {} does not exist",
+                    t.config.display()
+                ))
+                .into());
+            }
         }
+        Ok(())
     }
-    // Train the networks, then run the samplers on them.
-    let mut trained: BTreeMap<&str, TrainedModel> = BTreeMap::new();
-    for (m, t) in &e.train {
-        eprintln!("scorelab experiment: training {m} ({})", t.config.display());
-        trained.insert(m, t.train(&models.join(m), stop)?);
+
+    /// One unit per run (and sweep step), every seed in it; the networks are trained by the first
+    /// unit that needs them.
+    fn units(&self) -> Vec<Unit> {
+        self.unit_ids().into_iter().map(Unit::new).collect()
     }
-    let total = (plans.len() * e.seeds.len()) as u64;
-    let bar = crate::bar(total, "{bar:30} {pos}/{len} runs · {msg} · eta {eta}");
-    let mut rows: Vec<Row> = vec![];
-    let mut samples_csv = String::new();
-    let mut timing_csv = String::from("run,steps,score_evals,seed,seconds,ms_per_sample\n");
-    let mut prior_csv =
-        String::from("run,steps,prior,alpha,sigma,prior_std,predicted_mode_weight_1\n");
-    for (k, (r, score, file)) in plans.iter().enumerate() {
+
+    fn run(&self, unit: &Unit, cx: &Context) -> Result<Tables> {
+        let stop = cx.stop();
+        let plans = self.plans()?;
+        let k = self
+            .unit_ids()
+            .iter()
+            .position(|id| id == unit.id())
+            .ok_or_else(|| bad(format!("no unit {:?} in this experiment", unit.id())))?;
+        let (r, score, file) = &plans[k];
+        let p = self.density()?;
         let last_of_run = plans.get(k + 1).is_none_or(|next| next.0.name != r.name);
         let plan = match &r.model {
-            Some(m) => file.prepare_with(trained[m.as_str()].clone()),
+            Some(m) => {
+                let trained = cx.model(m, |dir| {
+                    eprintln!(
+                        "scorelab experiment: training {m} ({})",
+                        self.train[m].config.display()
+                    );
+                    self.train[m].train(dir, stop)
+                })?;
+                file.prepare_with(trained)
+            }
             None => file.prepare(),
         }
         .map_err(|err| bad(format!("run {}: {err}", r.name)))?;
@@ -343,14 +409,15 @@ pub fn run(e: &SamplersExperiment, models: &Path, stop: &AtomicBool) -> Result<O
             Source::Density { noised, .. } => *noised,
             Source::Model { .. } => NoisedScoreKind::Exact,
         };
-        let (q, label) = match e.target {
+        let (q, label) = match self.target {
             Target::Own => target_of(&p, kind, plan.target_sigma(), plan.target_scale()),
             Target::P => Ok((p.clone(), "p".to_string())),
         }
         .map_err(|err| bad(format!("run {}: {err}", r.name)))?;
         let target = Against::Density(Box::new(q), label);
         let steps = plan.sampler.outline().num_steps();
-        if e.prior_prediction && r.model.is_none() && deterministic(file) {
+        let mut out = Tables::default();
+        if self.prior_prediction && r.model.is_none() && deterministic(file) {
             if let Some((alpha, sigma)) = plan.sampler.outline().start() {
                 let c = plan.sampler.outline().prior_std().unwrap_or(f64::NAN);
                 let exact = plan.resolved.prior == scorelab_pipeline::sample::PriorKind::Exact;
@@ -367,80 +434,102 @@ pub fn run(e: &SamplersExperiment, models: &Path, stop: &AtomicBool) -> Result<O
                     predicted_weight(&p, alpha, sigma, c)
                 };
                 if let Some(w) = w {
-                    prior_csv.push_str(&format!(
-                        "{},{steps},{},{alpha},{sigma},{c},{w}\n",
-                        r.name,
-                        if exact { "exact" } else { "gaussian" }
-                    ));
+                    let mut prior =
+                        Table::new("run,steps,prior,alpha,sigma,prior_std,predicted_mode_weight_1");
+                    prior.push(&PriorRow {
+                        run: &r.name,
+                        steps,
+                        prior: if exact { "exact" } else { "gaussian" },
+                        alpha: Num(alpha),
+                        sigma: Num(sigma),
+                        prior_std: Num(c),
+                        predicted_mode_weight_1: Num(w),
+                    })?;
+                    out.insert("prior", prior);
                 }
             }
         }
-        for &seed in &e.seeds {
-            if stop.load(Ordering::SeqCst) {
-                bar.abandon();
-                return Ok(Outputs::partial(rows_csv(&rows)));
+        let mut rows = Table::new(SAMPLERS_COLUMNS);
+        let mut timing = Table::new("run,steps,score_evals,seed,seconds,ms_per_sample");
+        for &seed in &self.seeds {
+            if cx.stopped() {
+                out.stopped = true;
+                break;
             }
-            bar.set_message(format!("{} seed {seed}", r.name));
             let t0 = std::time::Instant::now();
-            let out = plan.run(seed, &mut stopper(stop));
+            let run = plan.run(seed, &mut stopper(stop));
             let secs = t0.elapsed().as_secs_f64();
-            timing_csv.push_str(&format!(
-                "{},{steps},{},{seed},{secs},{}\n",
-                r.name,
-                out.score_evals,
-                1e3 * secs / out.x.nrows() as f64
-            ));
-            if out.interrupted {
-                bar.abandon();
-                return Ok(Outputs::partial(rows_csv(&rows)));
+            timing.push(&TimingRow {
+                run: &r.name,
+                steps,
+                score_evals: run.score_evals,
+                seed,
+                seconds: Num(secs),
+                ms_per_sample: Num(1e3 * secs / run.x.nrows() as f64),
+            })?;
+            if run.interrupted {
+                out.stopped = true;
+                break;
             }
-            if e.save_samples && last_of_run && seed == e.seeds[0] {
-                if samples_csv.is_empty() {
-                    let cols: Vec<String> = (0..out.x.ncols()).map(|j| format!("x{j}")).collect();
-                    samples_csv = format!("run,{}\n", cols.join(","));
-                }
-                for row in out.x.rows() {
+            if self.save_samples && last_of_run && seed == self.seeds[0] {
+                let cols: Vec<String> = (0..run.x.ncols()).map(|j| format!("x{j}")).collect();
+                let mut samples = Table::new(&format!("run,{}", cols.join(",")));
+                for row in run.x.rows() {
                     let cells: Vec<String> = row.iter().map(|v| v.to_string()).collect();
-                    samples_csv.push_str(&format!("{},{}\n", r.name, cells.join(",")));
+                    samples.push_line(&format!("{},{}", r.name, cells.join(",")));
                 }
+                out.insert("samples", samples);
             }
             let options = Options {
-                bandwidth: e.mmd_bandwidth,
-                ksd: e.ksd,
+                bandwidth: self.mmd_bandwidth,
+                ksd: self.ksd,
             };
-            for m in metrics_with(out.x.view(), &target, seed, e.tests, &options) {
-                rows.push(Row {
+            for m in metrics_with(run.x.view(), &target, seed, self.tests, &options) {
+                rows.push(&SamplerRow {
                     run: r.name.clone(),
                     sampler: file.sampler.kind().to_string(),
                     score: score.clone(),
                     seed,
                     steps,
-                    evals: out.score_evals,
-                    m,
-                });
+                    score_evals: run.score_evals,
+                    metric: m.metric,
+                    value: Num(m.value),
+                    se: m.se.map(Num),
+                    p_value: m.p_value.map(Num),
+                    target: m.target,
+                })?;
             }
-            bar.inc(1);
         }
+        out.insert("", rows);
+        out.insert("timing", timing);
+        Ok(out)
     }
-    bar.finish_and_clear();
-    let mut extra = vec![];
-    if e.save_samples {
-        extra.push(("samples".to_string(), samples_csv));
-    }
-    if e.timing {
-        extra.push(("timing".to_string(), timing_csv));
-    }
-    if e.prior_prediction {
-        extra.push(("prior".to_string(), prior_csv));
-    }
-    Ok(Outputs {
-        csv: rows_csv(&rows),
-        summary: summarise(&rows),
-        extra,
-        interrupted: false,
-    })
-}
 
+    fn finish(&self, done: Vec<Tables>) -> Result<Tables> {
+        let rows = Tables::concat(&done, "")?;
+        let mut out = Tables::default();
+        out.insert("summary", summarise(&rows.rows()?)?);
+        out.insert("", rows);
+        if self.save_samples {
+            out.insert(
+                "samples",
+                Tables::concat(&done, "samples").unwrap_or_default(),
+            );
+        }
+        if self.timing {
+            out.insert("timing", Tables::concat(&done, "timing")?);
+        }
+        if self.prior_prediction {
+            out.insert(
+                "prior",
+                Tables::concat(&done, "prior").unwrap_or_else(|_| {
+                    Table::new("run,steps,prior,alpha,sigma,prior_std,predicted_mode_weight_1")
+                }),
+            );
+        }
+        Ok(out)
+    }
+}
 /// Whether a run is deterministic after its prior draw: the ODE, DDIM with η = 0, Heun without
 /// churn.
 fn deterministic(file: &SamplePlan) -> bool {
@@ -450,49 +539,6 @@ fn deterministic(file: &SamplePlan) -> bool {
         SamplerRaw::Ddim { eta, .. } => *eta == 0.0,
         SamplerRaw::Heun { s_churn, .. } => *s_churn == 0.0,
         _ => false,
-    }
-}
-
-fn rows_csv(rows: &[Row]) -> String {
-    let mut out = format!("{SAMPLERS_COLUMNS}\n");
-    for Row {
-        run,
-        sampler,
-        score,
-        seed,
-        steps,
-        evals,
-        m,
-    } in rows
-    {
-        out.push_str(&format!(
-            "{run},{sampler},{score},{seed},{steps},{evals},{},{},{},{},{}\n",
-            m.metric,
-            m.value,
-            cell(m.se),
-            cell(m.p_value),
-            m.target
-        ));
-    }
-    out
-}
-
-impl crate::study::Study for SamplersExperiment {
-    fn check(&self) -> Result<()> {
-        check(self)
-    }
-    fn units(&self) -> Vec<crate::study::Unit> {
-        vec![crate::study::Unit::new("all")]
-    }
-    fn run(
-        &self,
-        _unit: &crate::study::Unit,
-        cx: &crate::study::Context,
-    ) -> Result<crate::study::Tables> {
-        Ok(run(self, cx.models(), cx.stop())?.into_tables())
-    }
-    fn finish(&self, done: Vec<crate::study::Tables>) -> Result<crate::study::Tables> {
-        Ok(done.into_iter().next().unwrap_or_default())
     }
 }
 

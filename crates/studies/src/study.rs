@@ -35,11 +35,13 @@
 
 use anyhow::{bail, Context as _, Result};
 use scorelab_pipeline::files::write_whole;
+use scorelab_pipeline::train::TrainedModel;
 use scorelab_pipeline::PipelineError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 /// One unit of a study's work (a seed of a case, a data set, a fit): what one shard job runs at
 /// a time and what a resumed shard skips when it is done. Its id names it in files (letters,
@@ -244,11 +246,12 @@ impl Tables {
     }
 }
 
-/// What a unit may use while it runs: the folder it trains networks into, the stop flag (Ctrl-C,
-/// SIGTERM) and progress bars.
+/// What a unit may use while it runs: the folder it trains networks into, the networks trained
+/// so far (shared by the units of one process), the stop flag (Ctrl-C, SIGTERM) and progress bars.
 pub struct Context<'a> {
     models: PathBuf,
     stop: &'a AtomicBool,
+    trained: Mutex<BTreeMap<String, TrainedModel>>,
 }
 
 impl<'a> Context<'a> {
@@ -257,7 +260,28 @@ impl<'a> Context<'a> {
         Context {
             models: models.to_path_buf(),
             stop,
+            trained: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// The network `name` (in the folder `models/name`): trained by `train(folder)` the first
+    /// time a unit of this process asks for it, from memory afterwards. Units of other shards
+    /// train it again (deterministically: the same weights), and `gather` keeps one copy.
+    ///
+    /// # Errors
+    /// `train`'s.
+    pub fn model(
+        &self,
+        name: &str,
+        train: impl FnOnce(&Path) -> Result<TrainedModel>,
+    ) -> Result<TrainedModel> {
+        let mut cache = self.trained.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(m) = cache.get(name) {
+            return Ok(m.clone());
+        }
+        let m = train(&self.models.join(name))?;
+        cache.insert(name.to_string(), m.clone());
+        Ok(m)
     }
 
     /// The folder networks are trained into (a unit uses a subfolder named after itself).
@@ -298,6 +322,13 @@ pub trait Study: Sync {
     /// The units, in the order a whole run does them. Their ids are distinct.
     fn units(&self) -> Vec<Unit>;
 
+    /// Whether the units are small and independent enough to run one per core at once, each on
+    /// one thread (a 2-D network's training step cannot keep two cores busy). Their results do
+    /// not depend on it.
+    fn parallel(&self) -> bool {
+        false
+    }
+
     /// Runs one unit. A unit stopped by Ctrl-C returns the rows it finished with
     /// [`Tables::stopped`] set.
     ///
@@ -331,6 +362,51 @@ impl Ran {
     }
 }
 
+/// Runs `units` (index, unit), in order or, for a [`Study::parallel`] study, one per core at
+/// once, each on a one-thread pool. The results are in the order given.
+fn run_batch<S: Study + ?Sized>(
+    study: &S,
+    units: &[(usize, Unit)],
+    cx: &Context,
+    mut each: impl FnMut(usize, &Unit, Result<Tables>) -> Result<bool>,
+) -> Result<()> {
+    let workers = if study.parallel() {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        1
+    };
+    for chunk in units.chunks(workers) {
+        let results: Vec<Result<Tables>> = if workers == 1 {
+            chunk.iter().map(|(_, u)| study.run(u, cx)).collect()
+        } else {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = chunk
+                    .iter()
+                    .map(|(_, u)| {
+                        scope.spawn(move || -> Result<Tables> {
+                            let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
+                            pool.install(|| study.run(u, cx))
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a unit's thread panicked"))
+                    .collect()
+            })
+        };
+        for ((i, u), r) in chunk.iter().zip(results) {
+            if !each(*i, u, r)? {
+                return Ok(());
+            }
+        }
+        if cx.stopped() {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
 /// Runs every unit of `study` in order, then [`Study::finish`]: the study's tables, or `None`
 /// when Ctrl-C stopped it ([`run_units`] keeps a stopped run's rows).
 ///
@@ -345,31 +421,33 @@ pub fn run_serial<S: Study + ?Sized>(study: &S, cx: &Context) -> Result<Option<T
 /// # Errors
 /// The first unit's error.
 pub fn run_units<S: Study + ?Sized>(study: &S, cx: &Context) -> Result<Ran> {
+    let units: Vec<(usize, Unit)> = study.units().into_iter().enumerate().collect();
+    let bar = cx.bar(
+        units.len() as u64,
+        "{bar:30} {pos}/{len} units · {msg} · eta {eta}",
+    );
     let mut done = vec![];
-    for unit in study.units() {
-        let stopped_before = cx.stopped();
-        let t = if stopped_before {
-            Tables {
-                stopped: true,
-                ..Tables::default()
-            }
-        } else {
-            study.run(&unit, cx)?
-        };
-        if t.stopped {
-            done.push(t);
-            let mut rows: Option<Table> = None;
-            for t in &done {
-                if let Some(m) = t.get("") {
-                    match &mut rows {
-                        None => rows = Some(m.clone()),
-                        Some(r) => r.append(m)?,
-                    }
+    let mut stopped = false;
+    run_batch(study, &units, cx, |_, u, r| {
+        let t = r?;
+        stopped = t.stopped;
+        done.push(t);
+        bar.inc(1);
+        bar.set_message(u.id().to_string());
+        Ok(!stopped)
+    })?;
+    bar.finish_and_clear();
+    if stopped || done.len() < units.len() {
+        let mut rows: Option<Table> = None;
+        for t in &done {
+            if let Some(m) = t.get("") {
+                match &mut rows {
+                    None => rows = Some(m.clone()),
+                    Some(r) => r.append(m)?,
                 }
             }
-            return Ok(Ran::Stopped(rows.unwrap_or_default()));
         }
-        done.push(t);
+        return Ok(Ran::Stopped(rows.unwrap_or_default()));
     }
     Ok(Ran::Done(study.finish(done)?))
 }
@@ -465,7 +543,8 @@ pub fn run_shard<S: Study + ?Sized>(
     cx: &Context,
 ) -> Result<ShardReport> {
     let mut report = ShardReport::default();
-    for (i, unit) in study.units().iter().enumerate() {
+    let mut todo = vec![];
+    for (i, unit) in study.units().into_iter().enumerate() {
         if !shard.owns(i) {
             continue;
         }
@@ -482,14 +561,14 @@ pub fn run_shard<S: Study + ?Sized>(
             report.kept.push(unit.id().to_string());
             continue;
         }
-        if cx.stopped() {
-            report.stopped = true;
-            return Ok(report);
-        }
-        let tables = study.run(unit, cx)?;
+        todo.push((i, unit));
+    }
+    // Every unit finished is kept, also one finished beside a unit that was stopped.
+    run_batch(study, &todo, cx, |i, unit, r| {
+        let tables = r?;
         if tables.stopped {
             report.stopped = true;
-            return Ok(report);
+            return Ok(true);
         }
         let f = UnitFile {
             config: config.to_string(),
@@ -497,9 +576,17 @@ pub fn run_shard<S: Study + ?Sized>(
             id: unit.id().to_string(),
             tables,
         };
-        write_whole(&path, &serde_json::to_vec(&f)?)?;
+        write_whole(&unit_path(shard_dir, i), &serde_json::to_vec(&f)?)?;
         report.ran.push(unit.id().to_string());
-    }
+        Ok(true)
+    })?;
+    report.stopped |= report.ran.len() + report.kept.len()
+        < study
+            .units()
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| shard.owns(*i))
+            .count();
     Ok(report)
 }
 

@@ -3,7 +3,8 @@
 //! the probability-flow ODE, by MMD² to held-out points, and where the toy's density is closed
 //! form by KL(p ‖ p_θ) by quadrature.
 //!
-//! Per toy and seed:
+//! One unit per seed and toy (seed outer), each training its network into `TOY_seedK/`; the
+//! units are small enough to run one per core at once ([`Study::parallel`]). Per toy and seed:
 //!
 //! - **the network**: `model`, `objective`, `train` of a `scorelab train` config on `data.toy`
 //!   (fresh draws every step);
@@ -26,9 +27,10 @@
 //! `figure_points` of each), `NAME_density.csv` (`toy,x0,x1,log_p`: the first seed's learned
 //! log-density on a `grid`² grid over [−`grid_box`, `grid_box`]²) and `NAME_timing.csv`.
 
-use super::shared::{typed, Outputs};
+use super::shared::typed;
 use crate::bad;
 use crate::shared::train_into;
+use crate::study::{Context, Num, Study, Table, Tables, Unit};
 use anyhow::Result;
 use ndarray::{s, Array1, Array2};
 use rand::SeedableRng;
@@ -39,10 +41,9 @@ use scorelab_pipeline::likelihood::{Estimation, LikelihoodPlan};
 use scorelab_pipeline::metrics::{finite_rows, mean_sd_cell};
 use scorelab_pipeline::observe::stopper;
 use scorelab_pipeline::sample::SamplePlan;
-use scorelab_pipeline::train::{DataSpec, TrainPlan, TrainedModel};
+use scorelab_pipeline::train::{DataSpec, TrainPlan};
 use serde::{Deserialize, Serialize};
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 /// `kind = "toy_zoo"` (module docs).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -184,301 +185,395 @@ fn kl(
     ))
 }
 
-/// Runs a toy-zoo experiment, its networks trained into `models` (module docs).
-///
-/// # Errors
-/// An input error for a bad experiment; Ctrl-C while training; a diverging run.
-pub fn run(e: &ToyZooExperiment, models: &Path, stop: &AtomicBool) -> Result<Outputs> {
-    if e.seeds.is_empty() || e.toys.is_empty() {
-        return Err(bad("seeds, toys: give at least one of each").into());
+/// A row of `NAME.csv`: one toy and seed.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ToyZooRow {
+    /// The toy's name.
+    pub toy: String,
+    /// The seed.
+    pub seed: u64,
+    /// Held-out points.
+    pub n_heldout: usize,
+    /// −log p_θ per point, mean over the held-out points.
+    pub nll: Num,
+    /// Its standard error.
+    pub nll_se: Num,
+    /// The true density's −log p on the same points (closed-form toys only).
+    pub nll_true: Option<Num>,
+    /// MMD² between samples and held-out points.
+    pub mmd2: Num,
+    /// Its standard error.
+    pub mmd2_se: Num,
+    /// The RBF bandwidth of the MMD².
+    pub bandwidth: Num,
+    /// KL(p ‖ p_θ) by quadrature (closed-form toys only).
+    pub kl: Option<Num>,
+    /// Its change when the panels are halved.
+    pub kl_change: Option<Num>,
+    /// Score evaluations per point of the ODE.
+    pub score_evals: Num,
+}
+
+/// A row of `NAME_timing.csv` (a timing file).
+#[derive(Debug, Serialize)]
+struct TimingRow<'a> {
+    what: &'a str,
+    toy: &'a str,
+    seed: u64,
+    seconds: String,
+}
+
+/// A row of `NAME_samples.csv`: a held-out point or a sample of the first seed.
+#[derive(Debug, Serialize)]
+struct PointRow<'a> {
+    toy: &'a str,
+    what: &'a str,
+    x0: Num,
+    x1: Num,
+}
+
+/// A row of `NAME_density.csv`: the first seed's learned log-density at a grid point.
+#[derive(Debug, Serialize)]
+struct DensityRow<'a> {
+    toy: &'a str,
+    x0: Num,
+    x1: Num,
+    log_p: Num,
+}
+
+/// A row of `NAME_summary.csv`.
+#[derive(Debug, Serialize)]
+struct SummaryRow {
+    toy: String,
+    seeds: usize,
+    nll_mean: String,
+    nll_sd: String,
+    mmd2_mean: String,
+    mmd2_sd: String,
+    kl_mean: String,
+    kl_sd: String,
+}
+
+impl ToyZooExperiment {
+    fn toys(&self) -> Result<Vec<Toy>> {
+        Ok(self
+            .toys
+            .iter()
+            .map(|t| t.parse().map_err(|err| bad(format!("toys: {err}"))))
+            .collect::<Result<_, _>>()?)
     }
-    let toys: Vec<Toy> = e
-        .toys
-        .iter()
-        .map(|t| t.parse().map_err(|err| bad(format!("toys: {err}"))))
-        .collect::<Result<_, _>>()?;
-    if e.samples < 2 || e.heldout < 2 || e.heldout > scorelab_densities::TOY_HELDOUT {
-        return Err(bad(format!(
-            "samples: at least 2; heldout: between 2 and {}",
-            scorelab_densities::TOY_HELDOUT
-        ))
-        .into());
+
+    fn likelihood_plan(&self) -> Result<LikelihoodPlan> {
+        let mut ode = self.ode.clone();
+        if ode.contains_key("divergence") || ode.contains_key("model_dir") {
+            return Err(bad("ode: divergence (always exact here) and model_dir are set by the experiment; remove them").into());
+        }
+        ode.insert("divergence".into(), "exact".into());
+        typed(ode.into(), "ode")
     }
-    if e.kl.panels == 0
-        || !e.kl.panels.is_multiple_of(8)
-        || e.kl.nodes < 2
-        || !e.kl.half_width.is_finite()
-        || e.kl.half_width <= 0.0
-    {
-        return Err(bad(
-            "kl: panels a positive multiple of 8 (halved, they stay aligned with the checkerboard's squares), nodes ≥ 2, box > 0",
-        )
-        .into());
-    }
-    if e.grid < 2 || !e.grid_box.is_finite() || e.grid_box <= 0.0 {
-        return Err(bad("grid: at least 2; grid_box: positive").into());
-    }
-    if e.model.get("kind").and_then(|k| k.as_str()) != Some("noise_conditional_mlp") {
-        return Err(bad(
-            "model.kind: must be \"noise_conditional_mlp\" (its ODE gives the likelihood)",
-        )
-        .into());
-    }
-    let mut ode = e.ode.clone();
-    if ode.contains_key("divergence") || ode.contains_key("model_dir") {
-        return Err(bad("ode: divergence (always exact here) and model_dir are set by the experiment; remove them").into());
-    }
-    ode.insert("divergence".into(), "exact".into());
-    let lplan: LikelihoodPlan = typed(ode.into(), "ode")?;
-    let plan_for = |seed: u64, toy: Toy| -> Result<TrainPlan> {
+
+    fn train_plan(&self, seed: u64, toy: Toy) -> Result<TrainPlan> {
         Ok(TrainPlan::new(
             seed,
             DataSpec {
                 toy: Some(toy.name().into()),
                 ..DataSpec::default()
             },
-            typed(e.model.clone().into(), "model")?,
-            typed(e.objective.clone().into(), "objective")?,
-            typed(e.train.clone().into(), "train")?,
+            typed(self.model.clone().into(), "model")?,
+            typed(self.objective.clone().into(), "objective")?,
+            typed(self.train.clone().into(), "train")?,
         ))
-    };
-    let sample_plan = |seed: u64| -> Result<SamplePlan> {
+    }
+
+    fn sample_plan(&self, seed: u64) -> Result<SamplePlan> {
         let mut t = toml::Table::new();
         t.insert("seed".into(), (seed as i64).into());
-        t.insert("chains".into(), (e.samples as i64).into());
-        t.insert("sampler".into(), e.sampler.clone().into());
+        t.insert("chains".into(), (self.samples as i64).into());
+        t.insert("sampler".into(), self.sampler.clone().into());
         typed(t.into(), "sampler")
-    };
-    // Everything is checked before the first network trains: the plans, the sampler and the ODE
-    // against the untrained network (its architecture and σ̃ range are the trained one's), and
-    // the sizes of the KL rule and the density grid.
-    let limit = scorelab_pipeline::memory::MemoryLimit::from_env()?;
-    let untrained = plan_for(e.seeds[0], toys[0])?.prepare(limit)?.untrained();
-    sample_plan(e.seeds[0])?
-        .prepare_with(untrained.clone())
-        .map_err(|err| bad(format!("sampler: {err}")))?;
-    let est = lplan
-        .prepare_with(untrained)
-        .map_err(|err| bad(format!("ode: {err}")))?;
-    for toy in &toys {
-        let held = toy.heldout(e.seeds[0]);
-        est.check_points(
-            held.slice(s![..e.heldout, ..]),
-            &format!("{} held-out points", toy.name()),
-        )
-        .map_err(|err| bad(format!("ode: {err}")))?;
     }
-    let nodes = (e.kl.panels as u64).saturating_mul(e.kl.nodes as u64);
-    scorelab_pipeline::memory::check(
-        nodes.saturating_mul(nodes).saturating_mul(4 * 8),
-        limit,
-        || {
-            format!(
-                "the KL rule ({} × {} nodes per axis)",
-                e.kl.panels, e.kl.nodes
-            )
-        },
-        "lower kl.panels or kl.nodes",
-    )?;
-    scorelab_pipeline::memory::check(
-        (e.grid as u64)
-            .saturating_mul(e.grid as u64)
-            .saturating_mul(4 * 8),
-        limit,
-        || format!("the density grid ({0} × {0} points)", e.grid),
-        "lower grid",
-    )?;
-    let mut csv = format!("{COLUMNS}\n");
-    let mut timing = String::from("what,toy,seed,seconds\n");
-    let mut figure = String::from("toy,what,x0,x1\n");
-    let mut density = String::from("toy,x0,x1,log_p\n");
-    let mut per_toy: Vec<(String, Vec<[f64; 3]>)> = vec![];
-    let bar = crate::bar(
-        (toys.len() * e.seeds.len()) as u64,
-        "{bar:30} {pos}/{len} · {msg} · eta {eta}",
-    );
-    let bandwidths: Vec<f64> = toys
-        .iter()
-        .map(|t| {
-            let h = t.heldout(e.seeds[0]);
-            let h = h.slice(s![..e.heldout.min(2000), ..]);
-            scorelab_eval::median_bandwidth(h, h)
-        })
-        .collect();
-    // Every network first, as many at a time as the machine has cores, each on one thread (a 2-D
-    // network's step is too small to keep two cores busy); each run is deterministic on its own,
-    // so the results do not depend on the order.
-    let jobs: Vec<(u64, Toy)> = e
-        .seeds
-        .iter()
-        .flat_map(|&seed| toys.iter().map(move |&t| (seed, t)))
-        .collect();
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let train_bar = crate::bar(
-        jobs.len() as u64,
-        "training {bar:30} {pos}/{len} · eta {eta}",
-    );
-    let mut trained = Vec::with_capacity(jobs.len());
-    for chunk in jobs.chunks(workers.max(1)) {
-        let results: Vec<Result<(TrainedModel, f64)>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = chunk
-                .iter()
-                .map(|&(seed, toy)| {
-                    let plan = plan_for(seed, toy);
-                    let dir = models.join(format!("{}_seed{seed}", toy.name()));
-                    scope.spawn(move || -> Result<(TrainedModel, f64)> {
-                        // Its own one-thread pool: the steps are small enough to run on one
-                        // thread (as they would alone), and the workers do not share one.
-                        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
-                        let started = std::time::Instant::now();
-                        let m = pool.install(|| train_into(&plan?, &dir, stop))?;
-                        Ok((m, started.elapsed().as_secs_f64()))
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("a training thread panicked"))
-                .collect()
-        });
-        for r in results {
-            trained.push(r?);
-            train_bar.inc(1);
-        }
+
+    /// The units' (seed, toy), seed outer (toys by their canonical names).
+    fn jobs(&self) -> Vec<(u64, Toy)> {
+        let toys = self.toys().unwrap_or_default();
+        self.seeds
+            .iter()
+            .flat_map(|&seed| toys.iter().map(move |&t| (seed, t)))
+            .collect()
     }
-    train_bar.finish_and_clear();
-    let mut trained = trained.into_iter();
-    for (si, &seed) in e.seeds.iter().enumerate() {
-        for (ti, &toy) in toys.iter().enumerate() {
-            if stop.load(Ordering::SeqCst) {
-                bar.abandon();
-                return Ok(Outputs::partial(csv));
-            }
-            let name = toy.name();
-            bar.set_message(format!("{name} seed {seed}"));
-            let (model, seconds) = trained.next().expect("one network per toy and seed");
-            timing.push_str(&format!("train,{name},{seed},{seconds:.3}\n"));
-            let started = std::time::Instant::now();
-            let sampling = sample_plan(seed)?
-                .prepare_with(model.clone())
-                .map_err(|err| bad(format!("sampler: {err}")))?;
-            let out = sampling.run(seed, &mut stopper(stop));
-            if out.interrupted {
-                bar.abandon();
-                return Ok(Outputs::partial(csv));
-            }
-            let x = finite_rows(out.x.view());
-            if x.nrows() < 2 {
-                return Err(anyhow::anyhow!(
-                    "{name} seed {seed}: fewer than two chains stayed finite"
-                ));
-            }
-            timing.push_str(&format!(
-                "sample,{name},{seed},{:.3}\n",
-                started.elapsed().as_secs_f64()
-            ));
-            let held = toy.heldout(seed).slice(s![..e.heldout, ..]).to_owned();
-            let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            rng.set_stream(300 + ti as u64);
-            let m = mmd2(x.view(), held.view(), Some(bandwidths[ti]), 0, &mut rng);
-            let started = std::time::Instant::now();
-            let est = lplan
-                .prepare_with(model)
-                .map_err(|err| bad(format!("ode: {err}")))?;
-            let Some((lp, evals)) = log_p_evals(&est, &held, stop)? else {
-                bar.abandon();
-                return Ok(Outputs::partial(csv));
-            };
-            let n = held.nrows() as f64;
-            let nll = -lp.mean().expect("rows");
-            let nll_se = lp.std(1.0) / n.sqrt();
-            let nll_true = toy
-                .log_density(held.view())
-                .map(|t| (-t.mean().expect("rows")).to_string())
-                .unwrap_or_default();
-            let (kl_full, kl_half) = (
-                kl(toy, &e.kl, e.kl.panels, &est, stop)?,
-                kl(toy, &e.kl, e.kl.panels / 2, &est, stop)?,
-            );
-            let (kl_cell, change_cell) = match (kl_full, kl_half) {
-                (Some(a), Some(b)) => (a.to_string(), (a - b).abs().to_string()),
-                _ => (String::new(), String::new()),
-            };
-            timing.push_str(&format!(
-                "likelihood,{name},{seed},{:.3}\n",
-                started.elapsed().as_secs_f64()
-            ));
-            csv.push_str(&format!(
-                "{name},{seed},{},{nll},{nll_se},{nll_true},{},{},{},{kl_cell},{change_cell},{}\n",
-                held.nrows(),
-                m.estimate.value,
-                m.estimate.se,
-                bandwidths[ti],
-                evals,
-            ));
-            let kl_v = kl_full.unwrap_or(f64::NAN);
-            match per_toy.iter_mut().find(|p| p.0 == name) {
-                Some(p) => p.1.push([nll, m.estimate.value, kl_v]),
-                None => per_toy.push((name.into(), vec![[nll, m.estimate.value, kl_v]])),
-            }
-            if si == 0 {
-                let k = e.figure_points;
-                for (what, pts) in [("data", &held), ("samples", &x)] {
-                    for r in pts.rows().into_iter().take(k) {
-                        figure.push_str(&format!("{name},{what},{},{}\n", r[0], r[1]));
-                    }
-                }
-                let g = e.grid;
-                let b = e.grid_box;
-                let at = |k: usize| -b + 2.0 * b * k as f64 / (g - 1) as f64;
-                let grid =
-                    Array2::from_shape_fn(
-                        (g * g, 2),
-                        |(i, j)| {
-                            if j == 0 {
-                                at(i % g)
-                            } else {
-                                at(i / g)
-                            }
-                        },
-                    );
-                let Some(lg) = log_p(&est, &grid, stop)? else {
-                    bar.abandon();
-                    return Ok(Outputs::partial(csv));
-                };
-                for (r, v) in grid.rows().into_iter().zip(lg.iter()) {
-                    density.push_str(&format!("{name},{},{},{v}\n", r[0], r[1]));
-                }
-            }
-            bar.inc(1);
-        }
-    }
-    bar.finish_and_clear();
-    let mut summary = String::from("toy,seeds,nll_mean,nll_sd,mmd2_mean,mmd2_sd,kl_mean,kl_sd\n");
-    for (t, v) in &per_toy {
-        let col = |k: usize| mean_sd_cell(&v.iter().map(|r| r[k]).collect::<Vec<_>>());
-        let (a, b) = col(0);
-        let (c, d) = col(1);
-        let (k1, k2) = if v[0][2].is_nan() {
-            (String::new(), String::new())
-        } else {
-            col(2)
-        };
-        summary.push_str(&format!("{t},{},{a},{b},{c},{d},{k1},{k2}\n", v.len()));
-    }
-    Ok(Outputs {
-        csv,
-        summary,
-        extra: vec![
-            ("samples".into(), figure),
-            ("density".into(), density),
-            ("timing".into(), timing),
-        ],
-        interrupted: false,
-    })
 }
 
-crate::whole_study!(
-    ToyZooExperiment,
-    |e: &ToyZooExperiment, cx: &crate::study::Context| run(e, cx.models(), cx.stop())
-);
+impl Study for ToyZooExperiment {
+    fn check(&self) -> Result<()> {
+        if self.seeds.is_empty() || self.toys.is_empty() {
+            return Err(bad("seeds, toys: give at least one of each").into());
+        }
+        let toys = self.toys()?;
+        if self.samples < 2 || self.heldout < 2 || self.heldout > scorelab_densities::TOY_HELDOUT {
+            return Err(bad(format!(
+                "samples: at least 2; heldout: between 2 and {}",
+                scorelab_densities::TOY_HELDOUT
+            ))
+            .into());
+        }
+        if self.kl.panels == 0
+            || !self.kl.panels.is_multiple_of(8)
+            || self.kl.nodes < 2
+            || !self.kl.half_width.is_finite()
+            || self.kl.half_width <= 0.0
+        {
+            return Err(bad(
+                "kl: panels a positive multiple of 8 (halved, they stay aligned with the checkerboard's squares), nodes ≥ 2, box > 0",
+            )
+            .into());
+        }
+        if self.grid < 2 || !self.grid_box.is_finite() || self.grid_box <= 0.0 {
+            return Err(bad("grid: at least 2; grid_box: positive").into());
+        }
+        if self.model.get("kind").and_then(|k| k.as_str()) != Some("noise_conditional_mlp") {
+            return Err(bad(
+                "model.kind: must be \"noise_conditional_mlp\" (its ODE gives the likelihood)",
+            )
+            .into());
+        }
+        let lplan = self.likelihood_plan()?;
+        // Everything is checked before the first network trains: the plans, the sampler and the
+        // ODE against the untrained network (its architecture and σ̃ range are the trained
+        // one's), and the sizes of the KL rule and the density grid.
+        let limit = scorelab_pipeline::memory::MemoryLimit::from_env()?;
+        let untrained = self
+            .train_plan(self.seeds[0], toys[0])?
+            .prepare(limit)?
+            .untrained();
+        self.sample_plan(self.seeds[0])?
+            .prepare_with(untrained.clone())
+            .map_err(|err| bad(format!("sampler: {err}")))?;
+        let est = lplan
+            .prepare_with(untrained)
+            .map_err(|err| bad(format!("ode: {err}")))?;
+        for toy in &toys {
+            let held = toy.heldout(self.seeds[0]);
+            est.check_points(
+                held.slice(s![..self.heldout, ..]),
+                &format!("{} held-out points", toy.name()),
+            )
+            .map_err(|err| bad(format!("ode: {err}")))?;
+        }
+        let nodes = (self.kl.panels as u64).saturating_mul(self.kl.nodes as u64);
+        scorelab_pipeline::memory::check(
+            nodes.saturating_mul(nodes).saturating_mul(4 * 8),
+            limit,
+            || {
+                format!(
+                    "the KL rule ({} × {} nodes per axis)",
+                    self.kl.panels, self.kl.nodes
+                )
+            },
+            "lower kl.panels or kl.nodes",
+        )?;
+        scorelab_pipeline::memory::check(
+            (self.grid as u64)
+                .saturating_mul(self.grid as u64)
+                .saturating_mul(4 * 8),
+            limit,
+            || format!("the density grid ({0} × {0} points)", self.grid),
+            "lower grid",
+        )?;
+        Ok(())
+    }
+
+    fn units(&self) -> Vec<Unit> {
+        self.jobs()
+            .into_iter()
+            .map(|(seed, toy)| Unit::new(format!("{}_seed{seed}", toy.name())))
+            .collect()
+    }
+
+    /// A 2-D network's step is too small to keep two cores busy: the units run one per core.
+    fn parallel(&self) -> bool {
+        true
+    }
+
+    fn run(&self, unit: &Unit, cx: &Context) -> Result<Tables> {
+        let stop = cx.stop();
+        let (seed, toy) = self
+            .jobs()
+            .into_iter()
+            .find(|(seed, toy)| format!("{}_seed{seed}", toy.name()) == unit.id())
+            .ok_or_else(|| bad(format!("no unit {:?} in this experiment", unit.id())))?;
+        let name = toy.name();
+        let mut rows = Table::new(COLUMNS);
+        let mut timing = Table::new("what,toy,seed,seconds");
+        let stopped = |rows: Table| {
+            let mut t = Tables::main(rows);
+            t.stopped = true;
+            Ok(t)
+        };
+        let started = std::time::Instant::now();
+        let model = train_into(
+            &self.train_plan(seed, toy)?,
+            &cx.models().join(unit.id()),
+            stop,
+        )?;
+        let seconds = format!("{:.3}", started.elapsed().as_secs_f64());
+        timing.push(&TimingRow {
+            what: "train",
+            toy: name,
+            seed,
+            seconds,
+        })?;
+        let started = std::time::Instant::now();
+        let sampling = self
+            .sample_plan(seed)?
+            .prepare_with(model.clone())
+            .map_err(|err| bad(format!("sampler: {err}")))?;
+        let out = sampling.run(seed, &mut stopper(stop));
+        if out.interrupted {
+            return stopped(rows);
+        }
+        let x = finite_rows(out.x.view());
+        if x.nrows() < 2 {
+            return Err(anyhow::anyhow!(
+                "{name} seed {seed}: fewer than two chains stayed finite"
+            ));
+        }
+        timing.push(&TimingRow {
+            what: "sample",
+            toy: name,
+            seed,
+            seconds: format!("{:.3}", started.elapsed().as_secs_f64()),
+        })?;
+        let held = toy.heldout(seed).slice(s![..self.heldout, ..]).to_owned();
+        // One bandwidth per toy: the median pairwise distance of the first seed's held-out points.
+        let bandwidth = {
+            let h = toy.heldout(self.seeds[0]);
+            let h = h.slice(s![..self.heldout.min(2000), ..]);
+            scorelab_eval::median_bandwidth(h, h)
+        };
+        let ti = self.toys()?.iter().position(|&t| t == toy).unwrap_or(0);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(300 + ti as u64);
+        let m = mmd2(x.view(), held.view(), Some(bandwidth), 0, &mut rng);
+        let started = std::time::Instant::now();
+        let est = self
+            .likelihood_plan()?
+            .prepare_with(model)
+            .map_err(|err| bad(format!("ode: {err}")))?;
+        let Some((lp, evals)) = log_p_evals(&est, &held, stop)? else {
+            return stopped(rows);
+        };
+        let n = held.nrows() as f64;
+        let nll = -lp.mean().expect("rows");
+        let nll_se = lp.std(1.0) / n.sqrt();
+        let nll_true = toy
+            .log_density(held.view())
+            .map(|t| Num(-t.mean().expect("rows")));
+        let (kl_full, kl_half) = (
+            kl(toy, &self.kl, self.kl.panels, &est, stop)?,
+            kl(toy, &self.kl, self.kl.panels / 2, &est, stop)?,
+        );
+        let (kl_v, kl_change) = match (kl_full, kl_half) {
+            (Some(a), Some(b)) => (Some(Num(a)), Some(Num((a - b).abs()))),
+            _ => (None, None),
+        };
+        timing.push(&TimingRow {
+            what: "likelihood",
+            toy: name,
+            seed,
+            seconds: format!("{:.3}", started.elapsed().as_secs_f64()),
+        })?;
+        rows.push(&ToyZooRow {
+            toy: name.into(),
+            seed,
+            n_heldout: held.nrows(),
+            nll: Num(nll),
+            nll_se: Num(nll_se),
+            nll_true,
+            mmd2: Num(m.estimate.value),
+            mmd2_se: Num(m.estimate.se),
+            bandwidth: Num(bandwidth),
+            kl: kl_v,
+            kl_change,
+            score_evals: Num(evals),
+        })?;
+        let mut out = Tables::default();
+        if seed == self.seeds[0] {
+            let mut figure = Table::new("toy,what,x0,x1");
+            for (what, pts) in [("data", &held), ("samples", &x)] {
+                for r in pts.rows().into_iter().take(self.figure_points) {
+                    figure.push(&PointRow {
+                        toy: name,
+                        what,
+                        x0: Num(r[0]),
+                        x1: Num(r[1]),
+                    })?;
+                }
+            }
+            let (g, b) = (self.grid, self.grid_box);
+            let at = |k: usize| -b + 2.0 * b * k as f64 / (g - 1) as f64;
+            let grid =
+                Array2::from_shape_fn(
+                    (g * g, 2),
+                    |(i, j)| {
+                        if j == 0 {
+                            at(i % g)
+                        } else {
+                            at(i / g)
+                        }
+                    },
+                );
+            let Some(lg) = log_p(&est, &grid, stop)? else {
+                return stopped(rows);
+            };
+            let mut density = Table::new("toy,x0,x1,log_p");
+            for (r, v) in grid.rows().into_iter().zip(lg.iter()) {
+                density.push(&DensityRow {
+                    toy: name,
+                    x0: Num(r[0]),
+                    x1: Num(r[1]),
+                    log_p: Num(*v),
+                })?;
+            }
+            out.insert("samples", figure);
+            out.insert("density", density);
+        }
+        out.insert("", rows);
+        out.insert("timing", timing);
+        Ok(out)
+    }
+
+    fn finish(&self, done: Vec<Tables>) -> Result<Tables> {
+        let rows = Tables::concat(&done, "")?;
+        let parsed: Vec<ToyZooRow> = rows.rows()?;
+        let mut summary = Table::new("toy,seeds,nll_mean,nll_sd,mmd2_mean,mmd2_sd,kl_mean,kl_sd");
+        for toy in self.toys()? {
+            let v: Vec<&ToyZooRow> = parsed.iter().filter(|r| r.toy == toy.name()).collect();
+            let col = |f: &dyn Fn(&ToyZooRow) -> f64| {
+                mean_sd_cell(&v.iter().map(|r| f(r)).collect::<Vec<_>>())
+            };
+            let (nll_mean, nll_sd) = col(&|r| r.nll.0);
+            let (mmd2_mean, mmd2_sd) = col(&|r| r.mmd2.0);
+            let (kl_mean, kl_sd) = if v[0].kl.is_none() {
+                (String::new(), String::new())
+            } else {
+                col(&|r| r.kl.map_or(f64::NAN, |k| k.0))
+            };
+            summary.push(&SummaryRow {
+                toy: toy.name().into(),
+                seeds: v.len(),
+                nll_mean,
+                nll_sd,
+                mmd2_mean,
+                mmd2_sd,
+                kl_mean,
+                kl_sd,
+            })?;
+        }
+        let mut out = Tables::main(rows);
+        out.insert("summary", summary);
+        for name in ["samples", "density", "timing"] {
+            out.insert(name, Tables::concat(&done, name)?);
+        }
+        Ok(out)
+    }
+}
