@@ -62,7 +62,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use scorelab_core::Sample;
 use scorelab_models::{
-    Activation, Checkpoint, LoadError, Network, NetworkKind, NetworkSpec, Precondition, TraceMethod,
+    Activation, Checkpoint, EnergyMlp, LoadError, Network, NetworkKind, NetworkSpec,
+    NoiseConditionalMlp, Precondition, TraceMethod,
 };
 use scorelab_objectives::continuous::{ContinuousDsm, SigmaDistribution, Weighting};
 use scorelab_objectives::taped::{Objective, Probe};
@@ -1201,6 +1202,41 @@ fn parse_range_field(s: &str) -> Option<(f64, f64)> {
 }
 
 impl TrainedModel {
+    /// The energy network f_θ (p_θ ∝ e^{−f_θ}) of a model trained as `energy_mlp`.
+    ///
+    /// # Errors
+    /// [`PipelineError::Invalid`] naming `model.kind` when it is another architecture.
+    pub fn as_energy(self) -> Result<EnergyMlp> {
+        match self.network {
+            Network::Energy(f) => Ok(f),
+            other => Err(PipelineError::invalid(
+                "model.kind",
+                format!(
+                    "an energy network (energy_mlp) is needed, not {}",
+                    other.spec().kind.name()
+                ),
+            )),
+        }
+    }
+
+    /// The noise-conditional score network s_θ(x, σ̃) of a model trained as
+    /// `noise_conditional_mlp`.
+    ///
+    /// # Errors
+    /// [`PipelineError::Invalid`] naming `model.kind` when it is another architecture.
+    pub fn as_noised(self) -> Result<NoiseConditionalMlp> {
+        match self.network {
+            Network::NoiseConditional(s) => Ok(s),
+            other => Err(PipelineError::invalid(
+                "model.kind",
+                format!(
+                    "a noise-conditional network (noise_conditional_mlp) is needed, not {}",
+                    other.spec().kind.name()
+                ),
+            )),
+        }
+    }
+
     /// Steps finished: that of the last evaluation (0 if none).
     pub fn steps(&self) -> u64 {
         self.history.last().map_or(0, |r| r.step)

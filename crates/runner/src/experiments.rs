@@ -50,6 +50,11 @@ pub fn shard_dir(results: &Path, name: &str, shard: Shard) -> PathBuf {
     results.join("shards").join(name).join(shard.folder())
 }
 
+/// The setup every shard of experiment `name` shares.
+fn setup_path(results: &Path, name: &str) -> PathBuf {
+    results.join("shards").join(name).join("setup.json")
+}
+
 /// Runs an experiment whole (module docs). Returns the summary table's text for the terminal.
 ///
 /// # Errors
@@ -59,7 +64,7 @@ pub fn run(args: &ExperimentArgs, stop: &AtomicBool) -> Result<String> {
     // The networks are trained aside and swapped in with the CSVs: an interrupted or failed rerun
     // leaves the last complete run's networks beside its CSVs.
     let aside = AsideFolder::begin(&args.results.join("models").join(&e.name), "model folder")?;
-    let ran = study::run_units(e.file.study(), &Context::new(aside.dir(), stop));
+    let ran = study::run_units(e.file.study(), &mut Context::new(aside.dir(), stop));
     // A run refused before any work leaves no model folder; an interrupted one keeps its work.
     let ran = match ran {
         Ok(r) => r,
@@ -97,7 +102,8 @@ pub fn run_shard(args: &ExperimentArgs, shard: Shard, stop: &AtomicBool) -> Resu
         &e.config_text(),
         shard,
         &dir,
-        &Context::new(&models, stop),
+        &setup_path(&args.results, &e.name),
+        &mut Context::new(&models, stop),
     )?;
     if report.stopped {
         return Err(crate::Interrupted(format!(
@@ -136,9 +142,13 @@ pub fn gather(args: &ExperimentArgs, n: usize) -> Result<String> {
         .iter()
         .map(|s| FolderLock::acquire(&shard_dir(&args.results, &e.name, *s), "shard folder"))
         .collect::<scorelab_pipeline::Result<Vec<_>>>()?;
-    let tables = study::gather(e.file.study(), &e.config_text(), n, |s| {
-        shard_dir(&args.results, &e.name, s)
-    })?;
+    let tables = study::gather(
+        e.file.study(),
+        &e.config_text(),
+        n,
+        |s| shard_dir(&args.results, &e.name, s),
+        &setup_path(&args.results, &e.name),
+    )?;
     let aside = AsideFolder::begin(&args.results.join("models").join(&e.name), "model folder")?;
     for s in &shards {
         let models = shard_dir(&args.results, &e.name, *s).join("models");

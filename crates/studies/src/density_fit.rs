@@ -19,14 +19,18 @@
 //!   `train` is the training rows themselves: the MMD a perfect model would get with this few
 //!   held-out points.
 //!
+//! One unit per seed (every objective's network, the baselines and the likelihood part); the
+//! equal-time budgets are measured once, before any ([`Study::setup`]).
+//!
 //! Writes `NAME.csv` (one row per method and seed), `NAME_summary.csv` (mean and sd over seeds),
 //! `NAME_density.csv` (log-density in data units on a grid, first seed) and `NAME_samples.csv`
 //! (the first seed's samples and data split, data units), and `NAME_timing.csv` (training seconds:
 //! the one file that differs between reruns).
 
-use super::shared::{deep_merge, typed, Outputs};
+use super::shared::{deep_merge, typed};
 use crate::bad;
 use crate::shared::train_into;
+use crate::study::{Context, Num, Study, Table, Tables, Unit};
 use anyhow::Result;
 use ndarray::{concatenate, Array2, Axis};
 use rand::SeedableRng;
@@ -36,7 +40,6 @@ use scorelab_densities::{AnyDensity, Gaussian, GaussianMixture};
 use scorelab_eval::mmd2;
 use scorelab_models::{EnergyMlp, F32Score, Network};
 use scorelab_pipeline::baselines::{fit_gaussian, heldout_ism, kde_scott, log_partition};
-use scorelab_pipeline::files::cell;
 use scorelab_pipeline::metrics::{finite_rows, mean_sd_cell};
 use scorelab_pipeline::train::{DataSpec, ModelSpec, TrainPlan};
 use scorelab_samplers::{sample, standard_normal, Langevin};
@@ -195,129 +198,209 @@ impl Fitted {
     }
 }
 
-/// Runs a density-fit experiment, its networks trained into `models` (module docs).
-///
-/// # Errors
-/// An input error for a bad experiment; Ctrl-C while training or a diverging run.
-pub fn run(e: &DensityFitExperiment, models: &Path, stop: &AtomicBool) -> Result<Outputs> {
-    if e.seeds.is_empty() || e.objective.is_empty() {
-        return Err(bad("seeds and objective: give at least one of each").into());
+/// A row of `NAME.csv`: one method and seed.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct FitRow {
+    /// The objective's name, `gaussian`, `kde_scott` or `train`.
+    pub method: String,
+    /// The seed.
+    pub seed: u64,
+    /// Training rows.
+    pub n_train: usize,
+    /// Held-out rows.
+    pub n_test: usize,
+    /// Held-out log-likelihood, nats per point in data units.
+    pub heldout_ll: Option<Num>,
+    /// Held-out ISM loss, standardised units.
+    pub heldout_ism: Option<Num>,
+    /// MMD² to the held-out rows.
+    pub mmd2: Num,
+    /// Its standard error.
+    pub mmd2_se: Num,
+    /// Its permutation test's p-value.
+    pub mmd2_p: Option<Num>,
+    /// log Z_θ by quadrature (networks).
+    pub log_z: Option<Num>,
+    /// Its change when the panels are halved.
+    pub log_z_change: Option<Num>,
+}
+
+/// The objectives: names, tables (without `name` and `equal_time`), and `equal_time` references.
+type Objectives = (Vec<String>, Vec<toml::Table>, Vec<Option<String>>);
+
+impl DensityFitExperiment {
+    fn data(&self) -> DataSpec {
+        DataSpec::csv(&self.csv, self.columns.clone(), self.test_fraction)
     }
-    for (k, v) in [
-        ("panels", e.panels),
-        ("nodes", e.nodes.saturating_sub(1)),
-        ("samples", e.samples.saturating_sub(1)),
-        ("langevin_steps", e.langevin_steps),
-        ("grid", e.grid.saturating_sub(1)),
-    ] {
-        if v == 0 {
-            return Err(bad(format!(
-                "{k}: too small (panels, langevin_steps ≥ 1; nodes, samples, grid ≥ 2)"
-            ))
-            .into());
-        }
-    }
-    if !(e.box_half_width > 0.0 && e.box_half_width.is_finite()) {
-        return Err(bad("box_half_width: must be positive and finite").into());
-    }
-    if !(e.langevin_eps > 0.0 && e.langevin_eps.is_finite()) {
-        return Err(bad("langevin_eps: must be positive and finite").into());
-    }
-    let mut names = vec![];
-    for (i, o) in e.objective.iter().enumerate() {
-        let n = o
-            .get("name")
-            .and_then(|v| v.as_str())
-            .ok_or_else(|| bad(format!("objective[{i}]: needs name = \"…\"")))?;
-        if names.iter().any(|m| m == n) || ["gaussian", "kde_scott", "train"].contains(&n) {
-            return Err(bad(format!(
-                "objective[{i}]: name {n:?} is used twice or reserved"
-            ))
-            .into());
-        }
-        names.push(n.to_string());
-    }
-    if !matches!(e.model, ModelSpec::EnergyMlp { .. }) {
-        return Err(bad(
-            "model.kind: must be \"energy_mlp\" (the held-out likelihood needs the energy f_θ)",
-        )
-        .into());
-    }
-    // The plan of each (seed, objective): the file's data, model and [train], the objective's
-    // own kind and its `train` overrides.
-    let data = || DataSpec::csv(&e.csv, e.columns.clone(), e.test_fraction);
-    let plan_for = |seed: u64, objective: &toml::Table| -> Result<TrainPlan> {
+
+    /// The plan of a (seed, objective): the file's data, model and [train], the objective's own
+    /// kind and its `train` overrides.
+    fn plan_for(&self, seed: u64, objective: &toml::Table) -> Result<TrainPlan> {
         let mut o = objective.clone();
         o.remove("name");
-        let mut train = e.train.clone();
+        let mut train = self.train.clone();
         if let Some(toml::Value::Table(t)) = o.remove("train") {
             deep_merge(&mut train, &t);
         }
         Ok(TrainPlan::new(
             seed,
-            data(),
-            e.model.clone(),
+            self.data(),
+            self.model.clone(),
             typed(o.into(), "objective")?,
             typed(train.into(), "train")?,
         ))
-    };
-    // `equal_time = "REF"`: the steps that take REF's training time, measured before any fit.
-    let mut objectives = e.objective.clone();
-    let mut refs = vec![];
-    for (o, n) in objectives.iter_mut().zip(&names) {
-        let r = match o.remove("equal_time") {
-            None => None,
-            Some(toml::Value::String(r)) => Some(r),
-            Some(_) => {
+    }
+
+    fn objectives(&self) -> Result<Objectives> {
+        let mut names = vec![];
+        for (i, o) in self.objective.iter().enumerate() {
+            let n = o
+                .get("name")
+                .and_then(|v| v.as_str())
+                .ok_or_else(|| bad(format!("objective[{i}]: needs name = \"…\"")))?;
+            if names.iter().any(|m| m == n) || ["gaussian", "kde_scott", "train"].contains(&n) {
                 return Err(bad(format!(
+                    "objective[{i}]: name {n:?} is used twice or reserved"
+                ))
+                .into());
+            }
+            names.push(n.to_string());
+        }
+        // `equal_time = "REF"`: the steps that take REF's training time, measured once (setup).
+        let mut objectives = self.objective.clone();
+        let mut refs = vec![];
+        for (o, n) in objectives.iter_mut().zip(&names) {
+            let r = match o.remove("equal_time") {
+                None => None,
+                Some(toml::Value::String(r)) => Some(r),
+                Some(_) => return Err(bad(format!(
                     "objective {n}: equal_time must be the name of another objective, e.g. \"ism\""
                 ))
-                .into())
-            }
-        };
-        refs.push(r);
-    }
-    // Every objective's plan is valid before any work.
-    let mut runs = vec![];
-    for ((o, n), r) in objectives.iter().zip(&names).zip(&refs) {
-        runs.push((n.clone(), r.clone(), plan_for(e.seeds[0], o)?));
-    }
-    let (budgets, budget_csv) = if refs.iter().any(Option::is_some) {
-        scorelab_pipeline::train::equal_time_budgets(&runs, "objective")?
-    } else {
-        Default::default()
-    };
-    for (o, n) in objectives.iter_mut().zip(&names) {
-        if let Some(&steps) = budgets.get(n) {
-            let mut t = match o.remove("train") {
-                Some(toml::Value::Table(t)) => t,
-                _ => toml::Table::new(),
+                .into()),
             };
-            t.insert("steps".into(), (steps as i64).into());
-            o.insert("train".into(), t.into());
+            refs.push(r);
         }
+        Ok((names, objectives, refs))
     }
-    let mut csv = format!("{COLUMNS}\n");
-    let mut timing = String::from("method,seed,train_seconds\n");
-    let mut density = String::from("method,x0,x1,log_p\n");
-    let mut samples_csv = String::from("method,x0,x1\n");
-    let mut per_method: Vec<(String, Vec<[f64; 3]>)> = vec![];
-    let mut likelihood_csv = String::new();
-    let mut paired_csv = String::new();
-    let mut mle_csv = String::new();
-    let total = (e.seeds.len() * e.objective.len()) as u64;
-    let bar = crate::bar(total, "{bar:30} {pos}/{len} fits · {msg} · eta {eta}");
-    for (si, &seed) in e.seeds.iter().enumerate() {
+}
+
+impl Study for DensityFitExperiment {
+    fn check(&self) -> Result<()> {
+        if self.seeds.is_empty() || self.objective.is_empty() {
+            return Err(bad("seeds and objective: give at least one of each").into());
+        }
+        for (k, v) in [
+            ("panels", self.panels),
+            ("nodes", self.nodes.saturating_sub(1)),
+            ("samples", self.samples.saturating_sub(1)),
+            ("langevin_steps", self.langevin_steps),
+            ("grid", self.grid.saturating_sub(1)),
+        ] {
+            if v == 0 {
+                return Err(bad(format!(
+                    "{k}: too small (panels, langevin_steps ≥ 1; nodes, samples, grid ≥ 2)"
+                ))
+                .into());
+            }
+        }
+        if !(self.box_half_width > 0.0 && self.box_half_width.is_finite()) {
+            return Err(bad("box_half_width: must be positive and finite").into());
+        }
+        if !(self.langevin_eps > 0.0 && self.langevin_eps.is_finite()) {
+            return Err(bad("langevin_eps: must be positive and finite").into());
+        }
+        if !matches!(self.model, ModelSpec::EnergyMlp { .. }) {
+            return Err(bad(
+                "model.kind: must be \"energy_mlp\" (the held-out likelihood needs the energy f_θ)",
+            )
+            .into());
+        }
+        let (names, objectives, _) = self.objectives()?;
+        // Every objective's plan is valid before any work.
+        for o in &objectives {
+            self.plan_for(self.seeds[0], o)?;
+        }
+        if let Some(l) = &self.likelihood {
+            if l.draws == 0 || !names.contains(&l.mle.from) {
+                return Err(bad(format!(
+                    "likelihood: draws ≥ 1 and mle.from one of the objectives ({})",
+                    names.join(", ")
+                ))
+                .into());
+            }
+        }
+        Ok(())
+    }
+
+    /// The equal-time budgets (`NAME_budget.csv`), measured once for every seed.
+    fn setup(&self, _cx: &Context) -> Result<Tables> {
+        let (names, objectives, refs) = self.objectives()?;
+        let mut out = Tables::default();
+        if refs.iter().any(Option::is_some) {
+            let mut runs = vec![];
+            for ((o, n), r) in objectives.iter().zip(&names).zip(&refs) {
+                runs.push((n.clone(), r.clone(), self.plan_for(self.seeds[0], o)?));
+            }
+            let (_, csv) = scorelab_pipeline::train::equal_time_budgets(&runs, "objective")?;
+            out.insert("budget", Table::from_csv(&csv));
+        }
+        Ok(out)
+    }
+
+    /// One unit per seed: every objective's network, the baselines, and the likelihood part.
+    fn units(&self) -> Vec<Unit> {
+        self.seeds
+            .iter()
+            .map(|s| Unit::new(format!("seed{s}")))
+            .collect()
+    }
+
+    fn run(&self, unit: &Unit, cx: &Context) -> Result<Tables> {
+        let (si, seed) = self
+            .seeds
+            .iter()
+            .enumerate()
+            .find(|(_, s)| format!("seed{s}") == unit.id())
+            .map(|(i, s)| (i, *s))
+            .ok_or_else(|| bad(format!("no unit {:?} in this experiment", unit.id())))?;
+        let first = si == 0;
+        let (names, mut objectives, _) = self.objectives()?;
+        // The steps of the equal-time objectives, from the setup's budgets.
+        if let Some(b) = cx.setup().get("budget") {
+            #[derive(Deserialize)]
+            struct Budget {
+                method: String,
+                steps: u64,
+            }
+            for r in b.rows::<Budget>()? {
+                if let Some(k) = names.iter().position(|n| *n == r.method) {
+                    let o = &mut objectives[k];
+                    let mut t = match o.remove("train") {
+                        Some(toml::Value::Table(t)) => t,
+                        _ => toml::Table::new(),
+                    };
+                    t.insert("steps".into(), (r.steps as i64).into());
+                    o.insert("train".into(), t.into());
+                }
+            }
+        }
+        let e = self;
+        let mut csv = Table::new(COLUMNS);
+        let mut timing = Table::new("method,seed,train_seconds");
+        let mut density = Table::new("method,x0,x1,log_p");
+        let mut samples_csv = Table::new("method,x0,x1");
+        let plan_for = |seed: u64, o: &toml::Table| self.plan_for(seed, o);
+        let data = || self.data();
         // The split and transform of this seed, as `scorelab train` makes them.
         let prepared = data().prepare_csv(seed)?;
         let (train, test, transform) = (prepared.train, prepared.test, prepared.transform);
         if transform.columns.len() != 2 {
             return Err(bad(format!(
-                "columns: density_fit needs exactly two columns, got {} ({}); set columns = [\"a\", \"b\"]",
-                transform.columns.len(),
-                transform.columns.join(", ")
-            ))
-            .into());
+            "columns: density_fit needs exactly two columns, got {} ({}); set columns = [\"a\", \"b\"]",
+            transform.columns.len(),
+            transform.columns.join(", ")
+        ))
+        .into());
         }
         let log_jac = transform.log_jacobian();
         let to_data = |z: &Array2<f64>| transform.inverse(z);
@@ -330,24 +413,20 @@ pub fn run(e: &DensityFitExperiment, models: &Path, stop: &AtomicBool) -> Result
         let bandwidth = scorelab_eval::median_bandwidth(train.view(), test.view());
         let mut fitted: Vec<Fitted> = vec![];
         for (o, oname) in objectives.iter().zip(&names) {
-            if stop.load(Ordering::SeqCst) {
-                bar.abandon();
-                return Ok(Outputs::partial(csv));
+            if cx.stopped() {
+                let mut t = Tables::main(csv);
+                t.stopped = true;
+                return Ok(t);
             }
-            bar.set_message(format!("{oname} seed {seed}"));
-            let dir = models.join(format!("{oname}_seed{seed}"));
+            let dir = cx.models().join(format!("{oname}_seed{seed}"));
             let plan = plan_for(seed, o)?;
             let started = std::time::Instant::now();
-            let net = train_into(&plan, &dir, stop)?.network;
-            timing.push_str(&format!(
-                "{oname},{seed},{:.3}\n",
+            let m = train_into(&plan, &dir, cx.stop())?.as_energy()?;
+            timing.push_line(&format!(
+                "{oname},{seed},{:.3}",
                 started.elapsed().as_secs_f64()
             ));
-            let Network::Energy(m) = net else {
-                unreachable!("model.kind checked to be energy_mlp")
-            };
             fitted.push(Fitted::Net(Box::new(m), oname.clone()));
-            bar.inc(1);
         }
         fitted.push(Fitted::Gaussian(Box::new(
             fit_gaussian(train.view()).map_err(|err| bad(err.to_string()))?,
@@ -374,10 +453,10 @@ pub fn run(e: &DensityFitExperiment, models: &Path, stop: &AtomicBool) -> Result
             lo[j] + (hi[j] - lo[j]) * k as f64 / (g - 1) as f64
         });
         let grid_z = transform.forward(&grid_x);
-        if si == 0 {
+        if first {
             for (set, z) in [("train", &train), ("test", &test)] {
                 for r in to_data(z).rows() {
-                    samples_csv.push_str(&format!("{set},{},{}\n", r[0], r[1]));
+                    samples_csv.push_line(&format!("{set},{},{}", r[0], r[1]));
                 }
             }
         }
@@ -434,33 +513,24 @@ pub fn run(e: &DensityFitExperiment, models: &Path, stop: &AtomicBool) -> Result
                 e.tests,
                 &mut rng,
             );
-            let ll_cell = if ll.is_nan() {
-                String::new()
-            } else {
-                ll.to_string()
-            };
-            csv.push_str(&format!(
-                "{},{seed},{},{},{ll_cell},{},{},{},{},{},{}\n",
-                f.name(),
-                train.nrows(),
-                test.nrows(),
-                cell(ism),
-                mmd.estimate.value,
-                mmd.estimate.se,
-                cell(mmd.estimate.p_value),
-                cell(log_z),
-                cell(change),
-            ));
-            let entry = [ll, ism.unwrap_or(f64::NAN), mmd.estimate.value];
-            match per_method.iter_mut().find(|p| p.0 == f.name()) {
-                Some(p) => p.1.push(entry),
-                None => per_method.push((f.name(), vec![entry])),
-            }
-            if si == 0 {
+            csv.push(&FitRow {
+                method: f.name(),
+                seed,
+                n_train: train.nrows(),
+                n_test: test.nrows(),
+                heldout_ll: (!ll.is_nan()).then_some(Num(ll)),
+                heldout_ism: ism.map(Num),
+                mmd2: Num(mmd.estimate.value),
+                mmd2_se: Num(mmd.estimate.se),
+                mmd2_p: mmd.estimate.p_value.map(Num),
+                log_z: log_z.map(Num),
+                log_z_change: change.map(Num),
+            })?;
+            if first {
                 if let Some(glp) = &grid_lp {
                     for i in 0..grid_x.nrows() {
-                        density.push_str(&format!(
-                            "{},{},{},{}\n",
+                        density.push_line(&format!(
+                            "{},{},{},{}",
                             f.name(),
                             grid_x[[i, 0]],
                             grid_x[[i, 1]],
@@ -470,60 +540,73 @@ pub fn run(e: &DensityFitExperiment, models: &Path, stop: &AtomicBool) -> Result
                 }
                 if draws.is_some() {
                     for r in to_data(&finite).rows() {
-                        samples_csv.push_str(&format!("{},{},{}\n", f.name(), r[0], r[1]));
+                        samples_csv.push_line(&format!("{},{},{}", f.name(), r[0], r[1]));
                     }
                 }
             }
         }
-    }
-    bar.finish_and_clear();
-    if let Some(l) = &e.likelihood {
-        if stop.load(Ordering::SeqCst) {
-            return Ok(Outputs::partial(csv));
+
+        let mut out = Tables::default();
+        if let Some(l) = &self.likelihood {
+            if cx.stopped() {
+                let mut t = Tables::main(csv);
+                t.stopped = true;
+                return Ok(t);
+            }
+            let (lik, paired, mle) =
+                likelihood_part(self, l, &names, seed, cx.models(), cx.stop())?;
+            out.insert("likelihood", lik);
+            out.insert("paired", paired);
+            out.insert("mle", mle);
         }
-        let (lik, paired, mle) = likelihood_part(e, l, &names, models, stop)?;
-        likelihood_csv = lik;
-        paired_csv = paired;
-        mle_csv = mle;
+        out.insert("", csv);
+        out.insert("timing", timing);
+        if first {
+            out.insert("density", density);
+            out.insert("samples", samples_csv);
+        }
+        Ok(out)
     }
-    let mut summary = String::from(
-        "method,seeds,heldout_ll_mean,heldout_ll_sd,heldout_ism_mean,heldout_ism_sd,mmd2_mean,mmd2_sd\n",
-    );
-    for (m, v) in &per_method {
-        let col = |j: usize| {
-            let x: Vec<f64> = v.iter().map(|a| a[j]).collect();
-            if x.iter().all(|a| a.is_nan()) {
-                (String::new(), String::new())
-            } else {
-                mean_sd_cell(&x)
+
+    fn finish(&self, done: Vec<Tables>) -> Result<Tables> {
+        let rows = Tables::concat(&done, "")?;
+        let parsed: Vec<FitRow> = rows.rows()?;
+        let mut summary = Table::new(
+            "method,seeds,heldout_ll_mean,heldout_ll_sd,heldout_ism_mean,heldout_ism_sd,mmd2_mean,mmd2_sd",
+        );
+        let mut methods: Vec<&str> = vec![];
+        for r in &parsed {
+            if !methods.contains(&r.method.as_str()) {
+                methods.push(&r.method);
             }
-        };
-        let (a, b) = col(0);
-        let (c, d) = col(1);
-        let (f, g) = col(2);
-        summary.push_str(&format!("{m},{},{a},{b},{c},{d},{f},{g}\n", v.len()));
+        }
+        for m in methods {
+            let v: Vec<&FitRow> = parsed.iter().filter(|r| r.method == m).collect();
+            let col = |f: &dyn Fn(&FitRow) -> Option<Num>| {
+                let x: Vec<f64> = v.iter().map(|r| f(r).map_or(f64::NAN, |n| n.0)).collect();
+                if x.iter().all(|a| a.is_nan()) {
+                    (String::new(), String::new())
+                } else {
+                    mean_sd_cell(&x)
+                }
+            };
+            let (a, b) = col(&|r| r.heldout_ll);
+            let (c, d) = col(&|r| r.heldout_ism);
+            let (f, g) = col(&|r| Some(r.mmd2));
+            summary.push_line(&format!("{m},{},{a},{b},{c},{d},{f},{g}", v.len()));
+        }
+        let mut out = Tables::main(rows);
+        out.insert("summary", summary);
+        for name in ["density", "samples", "timing"] {
+            out.insert(name, Tables::concat(&done, name)?);
+        }
+        if self.likelihood.is_some() {
+            for name in ["likelihood", "paired", "mle"] {
+                out.insert(name, Tables::concat(&done, name)?);
+            }
+        }
+        Ok(out)
     }
-    Ok(Outputs {
-        csv,
-        summary,
-        extra: {
-            let mut x = vec![
-                ("density".into(), density),
-                ("samples".into(), samples_csv),
-                ("timing".into(), timing),
-            ];
-            if !budgets.is_empty() {
-                x.push(("budget".into(), budget_csv));
-            }
-            if e.likelihood.is_some() {
-                x.push(("likelihood".into(), likelihood_csv));
-                x.push(("paired".into(), paired_csv));
-                x.push(("mle".into(), mle_csv));
-            }
-            x
-        },
-        interrupted: false,
-    })
 }
 
 /// A method's name, per-point held-out log p (raw, dequantised), score evaluations, fit seconds.
@@ -546,9 +629,10 @@ fn likelihood_part(
     e: &DensityFitExperiment,
     l: &LikelihoodPart,
     names: &[String],
+    seed: u64,
     models: &Path,
     stop: &AtomicBool,
-) -> Result<(String, String, String)> {
+) -> Result<(Table, Table, Table)> {
     use scorelab_pipeline::baselines::{fit_energy_ml, fit_mixture_em, kde_cv};
     use scorelab_pipeline::data::Dequantize;
     use scorelab_pipeline::likelihood::LikelihoodPlan;
@@ -559,12 +643,11 @@ fn likelihood_part(
         ))
         .into());
     }
-    let mut rows = String::from(
-        "method,seed,n_test,heldout_ll,heldout_ll_dequantized,score_evals,fit_seconds\n",
-    );
-    let mut paired = String::from("method,reference,seed,n_test,mean_difference,se_difference\n");
-    let mut mle_path = String::from("seed,step,train_nll\n");
-    for &seed in &e.seeds {
+    let mut rows =
+        Table::new("method,seed,n_test,heldout_ll,heldout_ll_dequantized,score_evals,fit_seconds");
+    let mut paired = Table::new("method,reference,seed,n_test,mean_difference,se_difference");
+    let mut mle_path = Table::new("seed,step,train_nll");
+    {
         let data = DataSpec::csv(&e.csv, e.columns.clone(), e.test_fraction);
         let prepared = data.clone().prepare_csv(seed)?;
         let (train, test, transform) = (prepared.train, prepared.test, prepared.transform);
@@ -599,9 +682,7 @@ fn likelihood_part(
         for n in names {
             let path = models.join(format!("{n}_seed{seed}"));
             let m = scorelab_pipeline::train::TrainedModel::load(&path)?;
-            let Network::Energy(m) = m.network else {
-                unreachable!("model.kind checked to be energy_mlp")
-            };
+            let m = m.as_energy()?;
             nets.push((n.clone(), m));
         }
         let started = std::time::Instant::now();
@@ -625,7 +706,7 @@ fn likelihood_part(
         let last = history.len() - 1;
         for (k, v) in history.iter().enumerate() {
             if k % 10 == 0 || k == last {
-                mle_path.push_str(&format!("{seed},{k},{v}\n"));
+                mle_path.push_line(&format!("{seed},{k},{v}"));
             }
         }
         nets.push(("mle".into(), mle));
@@ -700,8 +781,8 @@ fn likelihood_part(
         ));
         let n_test = test.nrows();
         for (m, raw, dq, evals, secs) in &per_point {
-            rows.push_str(&format!(
-                "{m},{seed},{n_test},{},{},{evals},{}\n",
+            rows.push_line(&format!(
+                "{m},{seed},{n_test},{},{},{evals},{}",
                 raw.mean().expect("rows"),
                 dq.mean().expect("rows"),
                 if secs.is_nan() {
@@ -720,14 +801,9 @@ fn likelihood_part(
                 let diff = dq - reference;
                 let mean = diff.mean().expect("rows");
                 let se = diff.std(1.0) / (n_test as f64).sqrt();
-                paired.push_str(&format!("{m},{r},{seed},{n_test},{mean},{se}\n"));
+                paired.push_line(&format!("{m},{r},{seed},{n_test},{mean},{se}"));
             }
         }
     }
     Ok((rows, paired, mle_path))
 }
-
-crate::whole_study!(
-    DensityFitExperiment,
-    |e: &DensityFitExperiment, cx: &crate::study::Context| run(e, cx.models(), cx.stop())
-);

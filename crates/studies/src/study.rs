@@ -28,7 +28,7 @@
 //!
 //! let dir = tempfile::tempdir()?;
 //! let stop = AtomicBool::new(false);
-//! let out = run_serial(&Squares(3), &Context::new(dir.path(), &stop))?.expect("not stopped");
+//! let out = run_serial(&Squares(3), &mut Context::new(dir.path(), &stop))?.expect("not stopped");
 //! assert_eq!(out.get("").unwrap().to_csv(), "n,square\n1,1\n2,4\n3,9\n");
 //! # Ok::<(), anyhow::Error>(())
 //! ```
@@ -252,6 +252,7 @@ pub struct Context<'a> {
     models: PathBuf,
     stop: &'a AtomicBool,
     trained: Mutex<BTreeMap<String, TrainedModel>>,
+    setup: Tables,
 }
 
 impl<'a> Context<'a> {
@@ -261,7 +262,13 @@ impl<'a> Context<'a> {
             models: models.to_path_buf(),
             stop,
             trained: Mutex::new(BTreeMap::new()),
+            setup: Tables::default(),
         }
+    }
+
+    /// What [`Study::setup`] made: every unit of every shard sees the same.
+    pub fn setup(&self) -> &Tables {
+        &self.setup
     }
 
     /// The network `name` (in the folder `models/name`): trained by `train(folder)` the first
@@ -319,6 +326,16 @@ pub trait Study: Sync {
         Ok(())
     }
 
+    /// Work done once before any unit, whose tables every unit sees ([`Context::setup`]) and which
+    /// are written with the study's (e.g. equal-time budgets, measured once so that every seed
+    /// and every shard uses the same). A sharded run does it once for all shards.
+    ///
+    /// # Errors
+    /// As [`Study::run`].
+    fn setup(&self, _cx: &Context) -> Result<Tables> {
+        Ok(Tables::default())
+    }
+
     /// The units, in the order a whole run does them. Their ids are distinct.
     fn units(&self) -> Vec<Unit>;
 
@@ -337,7 +354,7 @@ pub trait Study: Sync {
     fn run(&self, unit: &Unit, cx: &Context) -> Result<Tables>;
 
     /// Every unit's tables, in unit order, into the study's tables (the main table, the summary,
-    /// the extra files).
+    /// the extra files); the setup's tables are added to them.
     ///
     /// # Errors
     /// When the units' tables do not fit together.
@@ -412,7 +429,7 @@ fn run_batch<S: Study + ?Sized>(
 ///
 /// # Errors
 /// The first unit's error.
-pub fn run_serial<S: Study + ?Sized>(study: &S, cx: &Context) -> Result<Option<Tables>> {
+pub fn run_serial<S: Study + ?Sized>(study: &S, cx: &mut Context) -> Result<Option<Tables>> {
     Ok(run_units(study, cx)?.expect_done())
 }
 
@@ -420,7 +437,9 @@ pub fn run_serial<S: Study + ?Sized>(study: &S, cx: &Context) -> Result<Option<T
 ///
 /// # Errors
 /// The first unit's error.
-pub fn run_units<S: Study + ?Sized>(study: &S, cx: &Context) -> Result<Ran> {
+pub fn run_units<S: Study + ?Sized>(study: &S, cx: &mut Context) -> Result<Ran> {
+    cx.setup = study.setup(cx)?;
+    let cx = &*cx;
     let units: Vec<(usize, Unit)> = study.units().into_iter().enumerate().collect();
     let bar = cx.bar(
         units.len() as u64,
@@ -449,7 +468,16 @@ pub fn run_units<S: Study + ?Sized>(study: &S, cx: &Context) -> Result<Ran> {
         }
         return Ok(Ran::Stopped(rows.unwrap_or_default()));
     }
-    Ok(Ran::Done(study.finish(done)?))
+    Ok(Ran::Done(finish_with(study, &cx.setup, done)?))
+}
+
+/// [`Study::finish`] with the setup's tables added.
+fn finish_with<S: Study + ?Sized>(study: &S, setup: &Tables, done: Vec<Tables>) -> Result<Tables> {
+    let mut out = study.finish(done)?;
+    for (name, t) in setup.iter() {
+        out.tables.entry(name.clone()).or_insert_with(|| t.clone());
+    }
+    Ok(out)
 }
 
 /// Shard `k` of `n` (1 ≤ k ≤ n): it owns the units whose index i (from 0, in [`Study::units`]
@@ -500,6 +528,64 @@ struct UnitFile {
     tables: Tables,
 }
 
+/// The setup shared by the shards (`setup.json` beside their folders).
+#[derive(Serialize, Deserialize)]
+struct SetupFile {
+    config: String,
+    tables: Tables,
+}
+
+fn read_setup(path: &Path, config: &str) -> Result<Option<Tables>> {
+    match std::fs::read(path) {
+        Ok(b) => {
+            let f: SetupFile = serde_json::from_slice(&b)
+                .with_context(|| format!("{}: not a setup file of shards", path.display()))?;
+            if f.config != config {
+                return Err(PipelineError::Input(format!(
+                    "{}: was written by a run of another config; remove its folder to rerun the shards",
+                    path.display()
+                ))
+                .into());
+            }
+            Ok(Some(f.tables))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(PipelineError::io(path, e).into()),
+    }
+}
+
+/// The shards' setup at `path`: read if a shard made it, else made now and published by an
+/// atomic create-if-absent (a hard link), so that shards starting at once on several machines
+/// all use the first one's.
+fn shared_setup<S: Study + ?Sized>(
+    study: &S,
+    config: &str,
+    path: &Path,
+    cx: &Context,
+) -> Result<Tables> {
+    if let Some(t) = read_setup(path, config)? {
+        return Ok(t);
+    }
+    let tables = study.setup(cx)?;
+    let text = serde_json::to_vec(&SetupFile {
+        config: config.to_string(),
+        tables,
+    })?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| PipelineError::io(dir, e))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| PipelineError::io(dir, e))?;
+    std::io::Write::write_all(&mut tmp, &text).map_err(|e| PipelineError::io(tmp.path(), e))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| PipelineError::io(tmp.path(), e))?;
+    match std::fs::hard_link(tmp.path(), path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(PipelineError::io(path, e).into()),
+    }
+    Ok(read_setup(path, config)?.expect("just written"))
+}
+
 fn unit_path(shard_dir: &Path, index: usize) -> PathBuf {
     shard_dir.join("units").join(format!("{index:05}.json"))
 }
@@ -529,7 +615,8 @@ pub struct ShardReport {
 }
 
 /// Runs the units `shard` owns into `shard_dir` (`units/INDEX.json` per finished unit, written
-/// whole; networks under `cx`'s models folder). A unit whose file is there from an earlier run
+/// whole; networks under `cx`'s models folder), after the setup shared by every shard (read from
+/// `setup`, or made there by the first shard to get to it). A unit whose file is there from an earlier run
 /// with the same `config` is kept, so a killed or preempted shard resumes where it stopped; a
 /// file from another config is refused.
 ///
@@ -540,8 +627,11 @@ pub fn run_shard<S: Study + ?Sized>(
     config: &str,
     shard: Shard,
     shard_dir: &Path,
-    cx: &Context,
+    setup: &Path,
+    cx: &mut Context,
 ) -> Result<ShardReport> {
+    cx.setup = shared_setup(study, config, setup, cx)?;
+    let cx = &*cx;
     let mut report = ShardReport::default();
     let mut todo = vec![];
     for (i, unit) in study.units().into_iter().enumerate() {
@@ -590,8 +680,8 @@ pub fn run_shard<S: Study + ?Sized>(
     Ok(report)
 }
 
-/// The study's tables from the unit files of `n` shard folders (`shard_dir(k)` for k = 1..=n),
-/// exactly as [`run_serial`] makes them.
+/// The study's tables from the unit files of `n` shard folders (`shard_dir(k)` for k = 1..=n)
+/// and their shared `setup`, exactly as [`run_serial`] makes them.
 ///
 /// # Errors
 /// A missing unit (naming its shard and the command that runs it), a unit of another config.
@@ -600,7 +690,14 @@ pub fn gather<S: Study + ?Sized>(
     config: &str,
     n: usize,
     shard_dir: impl Fn(Shard) -> PathBuf,
+    setup: &Path,
 ) -> Result<Tables> {
+    let setup_tables = read_setup(setup, config)?.ok_or_else(|| {
+        PipelineError::Input(format!(
+            "{} is missing: no shard of this experiment has started; run the shards first",
+            setup.display()
+        ))
+    })?;
     let mut done = vec![];
     for (i, unit) in study.units().iter().enumerate() {
         let shard = Shard { k: i % n + 1, n };
@@ -624,5 +721,5 @@ pub fn gather<S: Study + ?Sized>(
         }
         done.push(f.tables);
     }
-    study.finish(done)
+    finish_with(study, &setup_tables, done)
 }
