@@ -128,6 +128,22 @@ enum Command {
         /// Write into DIR/results and DIR/figures instead of the repository's folders.
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+        /// Run only shard K of N of stage --stage: its whole steps and its units of every
+        /// experiment of the stage (see docs/reference.md and scripts/slurm/).
+        #[arg(
+            long,
+            value_name = "K/N",
+            requires = "stage",
+            conflicts_with = "gather"
+        )]
+        shard: Option<scorelab_studies::study::Shard>,
+        /// Gather the N shards of stage --stage; after the last stage, draw the figures and
+        /// write the paper.
+        #[arg(long, value_name = "N", requires = "stage")]
+        gather: Option<usize>,
+        /// The stage of a sharded reproduce (1 or 2: stage 2's experiments use stage 1's results).
+        #[arg(long, value_name = "S")]
+        stage: Option<usize>,
     },
     /// Write paper/paper.md from paper/paper.template.md: every {{name}} in the template is a
     /// number or table computed from the CSVs in RESULTS.
@@ -217,10 +233,10 @@ fn likelihood_cmd(args: likelihood::LikelihoodArgs) -> Result<()> {
     Ok(())
 }
 
-fn reproduce_cmd(quick: bool, out: Option<PathBuf>) -> Result<()> {
+fn reproduce_cmd(args: scorelab::reproduce::ReproduceArgs) -> Result<()> {
     let stop = stop_flag();
     let started = std::time::Instant::now();
-    let args = scorelab::reproduce::ReproduceArgs { quick, out };
+    let quick = args.quick;
     let (reports, interrupted) = scorelab::reproduce::run(&args, &stop, |k, n, name| {
         eprintln!(
             "[{k}/{n}] {name} ({:.0} s so far)",
@@ -507,7 +523,25 @@ fn main() -> ExitCode {
             out,
             readme,
         } => paper_cmd(&results, &template, &out, readme.as_deref()),
-        Command::Reproduce { quick, out } => reproduce_cmd(quick, out),
+        Command::Reproduce {
+            quick,
+            out,
+            shard,
+            gather,
+            stage,
+        } => reproduce_cmd(scorelab::reproduce::ReproduceArgs {
+            quick,
+            out,
+            part: match (shard, gather, stage) {
+                (Some(shard), _, Some(stage)) => scorelab::reproduce::Part::Shard(shard, stage),
+                (None, Some(n), Some(stage)) => scorelab::reproduce::Part::Gather(n, stage),
+                (None, None, None) => scorelab::reproduce::Part::Whole,
+                _ => {
+                    eprintln!("error: --stage: give it with --shard K/N or --gather N");
+                    return ExitCode::from(2);
+                }
+            },
+        }),
         Command::Eval(args) => eval_cmd(args),
     };
     match result {

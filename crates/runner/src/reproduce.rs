@@ -12,6 +12,13 @@
 //!    and the generated blocks of `README.md` (its pitch and headline numbers) from
 //!    `paper/readme.template.md`.
 //!
+//! **Sharded** (`--shard K/N --stage S`, then `--gather N --stage S`, for S = 1, 2): the shards of
+//! a stage run at once (a cluster's job array; `scripts/slurm/`), each doing the whole steps 1–4 it
+//! owns (stage 1) and its units of every experiment of the stage ([`crate::experiments::run_shard`]);
+//! the gather of a stage writes each experiment's files as a whole run does, and the gather of the
+//! last stage draws the figures and writes the paper. Stage 2 ([`STAGE_2`]) holds the experiments
+//! that read stage 1's results.
+//!
 //! With `--out DIR` everything is written under `DIR/results`, `DIR/figures` and `DIR/paper.md` (the
 //! PyTorch/JAX baselines and the same-run timing comparison `results/jacobian_cost_runs/`, inputs
 //! rather than results, are copied there first). With `--quick` every
@@ -23,6 +30,7 @@ use crate::experiments::{self, ExperimentArgs, TrainRef};
 use crate::{bad, cost, equivalence};
 use anyhow::{Context, Result};
 use scorelab_pipeline::equivalence::{builtin, EquivalenceConfig, DEFAULT_SAMPLES};
+use scorelab_studies::study::Shard;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -45,12 +53,44 @@ pub const EXPERIMENTS: &[&str] = &[
     "toy_zoo",
 ];
 
+/// The experiments of stage 2 of a sharded reproduce: they read what stage 1 wrote (the digit
+/// classifier of `digits_classifier`). A whole reproduce runs them in [`EXPERIMENTS`]' order.
+pub const STAGE_2: &[&str] = &["digits", "digits_inpaint"];
+
+/// The number of stages of a sharded reproduce.
+pub const STAGES: usize = 2;
+
+/// The stage of experiment `name` in a sharded reproduce.
+pub fn stage_of(name: &str) -> usize {
+    if STAGE_2.contains(&name) {
+        2
+    } else {
+        1
+    }
+}
+
+/// Which part of the work a reproduce does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// Everything, in order.
+    Whole,
+    /// Shard K of N of a stage: of stage 1, the whole steps it owns (step j belongs to shard
+    /// j mod N + 1) and its units of every stage-1 experiment; of stage 2, its units of the
+    /// stage-2 experiments. Shards of a stage run at once (on a cluster, a job array).
+    Shard(Shard, usize),
+    /// Gather the N shards of every experiment of a stage; after the last, the figures and the
+    /// paper.
+    Gather(usize, usize),
+}
+
 /// What the command line passes to [`run`].
 pub struct ReproduceArgs {
     /// Reduced sizes.
     pub quick: bool,
     /// Write under `DIR/results` and `DIR/figures` instead of `results/` and `paper/figures/`.
     pub out: Option<PathBuf>,
+    /// The whole run, a shard, or a gather.
+    pub part: Part,
 }
 
 /// One finished step: its name, seconds, and what it wrote.
@@ -113,10 +153,37 @@ pub fn run(
             quick: args.quick,
         })?;
     }
-    // One reproduce (or experiment, or train) at a time writes the results folder.
-    let _lock = scorelab_pipeline::files::FolderLock::acquire(&results, "results folder")?;
-    let _figures_lock = scorelab_pipeline::files::FolderLock::acquire(&figures, "figures folder")?;
-    if args.out.is_some() {
+    let stage = match args.part {
+        Part::Whole => None,
+        Part::Shard(_, s) | Part::Gather(_, s) => Some(s),
+    };
+    if let Some(s) = stage {
+        if s == 0 || s > STAGES {
+            return Err(bad(format!("--stage: {s}; give 1 or 2")).into());
+        }
+    }
+    if let Part::Gather(0, _) = args.part {
+        return Err(bad("--gather: give the number of shards run (at least 1)").into());
+    }
+    // Whether this run does the figures and the paper.
+    let last = matches!(args.part, Part::Whole | Part::Gather(_, STAGES));
+    // One reproduce (or experiment, or train) at a time writes the results folder; the shards of
+    // a stage write their own folders, at once.
+    let _lock = match args.part {
+        Part::Shard(..) => None,
+        _ => Some(scorelab_pipeline::files::FolderLock::acquire(
+            &results,
+            "results folder",
+        )?),
+    };
+    let _figures_lock = match last {
+        true => Some(scorelab_pipeline::files::FolderLock::acquire(
+            &figures,
+            "figures folder",
+        )?),
+        false => None,
+    };
+    if args.out.is_some() && last {
         copy_dir(Path::new("results/baselines"), &results.join("baselines"))?;
         copy_dir(
             Path::new("results/jacobian_cost_runs"),
@@ -124,7 +191,20 @@ pub fn run(
         )?;
     }
     let q = args.quick;
-    let n = 6 + EXPERIMENTS.len();
+    // The whole steps (1–4) this run does, and the experiments (step 5) it runs or gathers.
+    let owns_step = |j: usize| match args.part {
+        Part::Whole => true,
+        Part::Shard(shard, 1) => shard.owns(j),
+        _ => false,
+    };
+    let experiments_here: Vec<&str> = EXPERIMENTS
+        .iter()
+        .copied()
+        .filter(|name| stage.is_none_or(|s| stage_of(name) == s))
+        .collect();
+    let n = (0..4).filter(|&j| owns_step(j)).count()
+        + experiments_here.len()
+        + if last { 2 } else { 0 };
     let mut k = 0;
     let mut reports = vec![];
     let mut step = |name: &str,
@@ -156,13 +236,14 @@ pub fn run(
         Ok(true)
     };
     let samples = if q { 20_000 } else { DEFAULT_SAMPLES };
-    let mut go = step("equivalence", &mut reports, &mut || {
-        let cfg = builtin(0, samples);
-        let out = results.join("equivalence.csv");
-        let rows = equivalence::write(&cfg, None, &out)?;
-        Ok(format!("{} ({} cases)", out.display(), rows.len()))
-    })?;
-    if go {
+    let mut go = !owns_step(0)
+        || step("equivalence", &mut reports, &mut || {
+            let cfg = builtin(0, samples);
+            let out = results.join("equivalence.csv");
+            let rows = equivalence::write(&cfg, None, &out)?;
+            Ok(format!("{} ({} cases)", out.display(), rows.len()))
+        })?;
+    if go && owns_step(1) {
         go = step("equivalence_models", &mut reports, &mut || {
             let path = experiments.join("equivalence_models.toml");
             let mut cfg = EquivalenceConfig::from_file(&path, None)?;
@@ -174,7 +255,7 @@ pub fn run(
             Ok(format!("{} ({} cases)", out.display(), rows.len()))
         })?;
     }
-    if go {
+    if go && owns_step(2) {
         go = step("train_mixture_ism", &mut reports, &mut || {
             let out = results.join("models/train_mixture_ism");
             let overrides =
@@ -187,7 +268,7 @@ pub fn run(
             Ok(format!("{}/loss.csv", out.display()))
         })?;
     }
-    if go {
+    if go && owns_step(3) {
         go = step("jacobian_cost", &mut reports, &mut || {
             let out = results.join("jacobian_cost.csv");
             let ids: Vec<String> = scorelab_pipeline::cost::OBJECTIVES
@@ -203,7 +284,7 @@ pub fn run(
             Ok(format!("{} ({} timings)", out.display(), rows.len()))
         })?;
     }
-    for name in EXPERIMENTS {
+    for name in &experiments_here {
         if !go {
             break;
         }
@@ -213,11 +294,20 @@ pub fn run(
                 results: results.clone(),
                 quick: q,
             };
-            experiments::run(&a, stop)?;
-            Ok(format!("{}/{name}.csv", results.display()))
+            match args.part {
+                Part::Whole => {
+                    experiments::run(&a, stop)?;
+                    Ok(format!("{}/{name}.csv", results.display()))
+                }
+                Part::Shard(shard, _) => experiments::run_shard(&a, shard, stop),
+                Part::Gather(n, _) => {
+                    experiments::gather(&a, n)?;
+                    Ok(format!("{}/{name}.csv", results.display()))
+                }
+            }
         })?;
     }
-    if go {
+    if go && last {
         go = step("figures", &mut reports, &mut || {
             let report = scorelab_figures::draw_all(&results, &figures, |_| {})?;
             if let Some((name, file, cmd)) = report.missing.first() {
@@ -234,7 +324,7 @@ pub fn run(
         })?;
     }
     let finished: Vec<String> = reports.iter().map(|r| r.wrote.clone()).collect();
-    if go && !stop.load(Ordering::SeqCst) {
+    if go && last && !stop.load(Ordering::SeqCst) {
         step("paper", &mut reports, &mut || {
             let out = match &args.out {
                 Some(dir) => dir.join("paper.md"),

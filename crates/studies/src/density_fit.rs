@@ -273,10 +273,12 @@ impl DensityFitExperiment {
             let r = match o.remove("equal_time") {
                 None => None,
                 Some(toml::Value::String(r)) => Some(r),
-                Some(_) => return Err(bad(format!(
+                Some(_) => {
+                    return Err(bad(format!(
                     "objective {n}: equal_time must be the name of another objective, e.g. \"ism\""
                 ))
-                .into()),
+                    .into())
+                }
             };
             refs.push(r);
         }
