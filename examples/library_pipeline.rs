@@ -15,7 +15,7 @@
 use rand::SeedableRng;
 use scorelab_core::Score;
 use scorelab_eval::{median_bandwidth, mmd2};
-use scorelab_models::Network;
+use scorelab_models::Activation;
 use scorelab_pipeline::baselines::log_partition;
 use scorelab_pipeline::sample::{InitSpec, SamplePlan, SamplerRaw};
 use scorelab_pipeline::train::{
@@ -44,7 +44,7 @@ fn main() -> Result<()> {
         data.clone(),
         ModelSpec::EnergyMlp {
             hidden: hidden.clone(),
-            activation: "softplus".into(),
+            activation: Activation::Softplus,
             tau: 3.0,
         },
         ObjectiveRaw::Ism {
@@ -58,7 +58,7 @@ fn main() -> Result<()> {
         data,
         ModelSpec::NoiseConditionalMlp {
             hidden,
-            activation: "softplus".into(),
+            activation: Activation::Softplus,
             precondition: None,
             sigma_data: None,
         },
@@ -114,10 +114,8 @@ fn main() -> Result<()> {
         .transform
         .as_ref()
         .expect("CSV data have a transform");
-    let Network::Energy(f) = &energy.network else {
-        unreachable!("an energy_mlp plan trains an energy network")
-    };
-    let log_z = log_partition(f, 12.0, 48, 8)?;
+    let f = energy.clone().as_energy()?;
+    let log_z = log_partition(&f, 12.0, 48, 8)?;
     let ll = (-f.energy(split.test.view())).mean().expect("rows") - log_z + t.log_jacobian();
     println!("energy network (ISM, structured trace): held-out log-likelihood {ll:.3} nats per eruption (log Z = {log_z:.4})");
 

@@ -56,8 +56,10 @@ pub const TOY_NAMES: [&str; 8] = [
     "pinwheel",
 ];
 
-/// One of the toy data sets (module docs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One of the toy data sets (module docs). A config names it as [`Toy::name`] does (`8gaussians`,
+/// `checkerboard`, …); serde goes through [`Toy::from_str`](std::str::FromStr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum Toy {
     /// `8gaussians`.
     EightGaussians,
@@ -75,6 +77,19 @@ pub enum Toy {
     Moons,
     /// `pinwheel`.
     Pinwheel,
+}
+
+impl TryFrom<String> for Toy {
+    type Error = DensityError;
+    fn try_from(s: String) -> Result<Self, DensityError> {
+        s.parse()
+    }
+}
+
+impl From<Toy> for String {
+    fn from(t: Toy) -> String {
+        t.name().to_string()
+    }
 }
 
 impl std::str::FromStr for Toy {

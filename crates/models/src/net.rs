@@ -58,8 +58,14 @@ where
 /// assert_eq!(a, Activation::Softplus);
 /// assert_eq!(a.to_string(), "softplus");
 /// assert!("relu".parse::<Activation>().unwrap_err().contains("tanh | softplus | silu"));
+/// // A config names it as it prints: serde goes through the same parser.
+/// #[derive(serde::Deserialize)]
+/// struct Model { activation: Activation }
+/// let m: Model = serde_json::from_str(r#"{"activation": "silu"}"#).unwrap();
+/// assert_eq!(m.activation, Activation::Silu);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum Activation {
     /// tanh.
     Tanh,
@@ -294,6 +300,19 @@ grad_access!(f32, f64);
 impl fmt::Display for Activation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+impl TryFrom<String> for Activation {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<Activation> for String {
+    fn from(a: Activation) -> String {
+        a.name().to_string()
     }
 }
 

@@ -83,7 +83,7 @@ pub enum CaseModel {
         hidden: Vec<usize>,
         /// `tanh` | `softplus` | `silu` (default `softplus`, as in training).
         #[serde(default = "default_activation")]
-        activation: String,
+        activation: Activation,
         /// The weights' seed (default 0).
         #[serde(default)]
         seed: u64,
@@ -96,7 +96,7 @@ pub enum CaseModel {
         hidden: Vec<usize>,
         /// `tanh` | `softplus` | `silu` (default `softplus`, as in training).
         #[serde(default = "default_activation")]
-        activation: String,
+        activation: Activation,
         /// τ of the confining term (default 3).
         #[serde(default = "default_tau")]
         tau: f64,
@@ -167,13 +167,11 @@ fn network(
     kind: NetworkKind,
     dim: usize,
     hidden: &[usize],
-    activation: &str,
+    activation: &Activation,
     tau: Option<f64>,
     seed: u64,
 ) -> Result<AnyModel> {
-    let activation: Activation = activation
-        .parse()
-        .map_err(|e: String| PipelineError::invalid("activation", e))?;
+    let activation = *activation;
     let spec = NetworkSpec {
         kind,
         dim,
@@ -533,7 +531,7 @@ pub fn random_gaussian(d: usize, seed: u64) -> DensitySpec {
 fn mlp() -> CaseModel {
     CaseModel::Mlp {
         hidden: vec![32, 32],
-        activation: "tanh".into(),
+        activation: Activation::Tanh,
         seed: 1,
     }
 }
@@ -624,7 +622,7 @@ pub fn builtin(seed: u64, samples: usize) -> EquivalenceConfig {
             density: density.clone(),
             model: CaseModel::EnergyMlp {
                 hidden: vec![32, 32],
-                activation: "softplus".into(),
+                activation: Activation::Softplus,
                 tau: 3.0,
                 seed: 1,
             },

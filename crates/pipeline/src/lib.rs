@@ -62,4 +62,33 @@ pub mod spec;
 pub mod train;
 
 pub use error::{PipelineError, Result};
+
+/// What a library user imports: `use scorelab_pipeline::prelude::*;` brings the plans, their
+/// parts, the data sets and activations by name, training, sampling, and the metrics.
+///
+/// ```no_run
+/// use scorelab_pipeline::prelude::*;
+/// let plan = TrainPlan::new(1, DataSpec::toy(Toy::Moons),
+///     ModelSpec::noise_conditional(vec![64, 64], Activation::Silu).edm(),
+///     ObjectiveSpec::edm()?, TrainSettings::new(500, 256, 2e-3)?);
+/// let model = train(&plan, &mut ())?;
+/// let x = SamplePlan::new(1, 500, SamplerSpec::heun(18)?).prepare_with(model)?.run(1, &mut ()).x;
+/// assert_eq!(x.dim(), (500, 2));
+/// # Ok::<(), PipelineError>(())
+/// ```
+pub mod prelude {
+    pub use crate::data::{Dataset, Transform};
+    pub use crate::likelihood::LikelihoodPlan;
+    pub use crate::sample::{SamplePlan, SamplerSpec};
+    pub use crate::spec::DensitySpec;
+    pub use crate::train::{
+        train, DataSpec, ModelSpec, ObjectiveSpec, TrainPlan, TrainSettings, TrainedModel,
+    };
+    pub use crate::{PipelineError, Result};
+    pub use rand::SeedableRng;
+    pub use rand_chacha::ChaCha8Rng;
+    pub use scorelab_densities::Toy;
+    pub use scorelab_eval::{median_bandwidth, mmd2};
+    pub use scorelab_models::Activation;
+}
 pub use run_info::Interrupted;

@@ -740,6 +740,24 @@ impl PartialEq for SamplerSpec {
 }
 
 impl SamplerSpec {
+    /// EDM's deterministic sampler (Karras et al. 2022, Algorithm 1): Heun's second-order steps on
+    /// EDM's σ̃ grid (ρ = 7, σ̃ from 80 to 0.002), `steps` steps (2·steps − 1 score evaluations).
+    ///
+    /// # Errors
+    /// [`PipelineError::Invalid`] naming `sampler.steps` for 0 steps.
+    pub fn heun(steps: usize) -> Result<Self> {
+        SamplerRaw::Heun {
+            steps,
+            schedule: Some(ScheduleSpec::edm_default()),
+            s_churn: 0.0,
+            s_tmin: 0.0,
+            s_tmax: None,
+            s_noise: default_s_noise(),
+            denoise: false,
+        }
+        .try_into()
+    }
+
     /// The validated sampler.
     pub fn sampler(&self) -> &AnySampler {
         &self.sampler
@@ -855,6 +873,23 @@ pub struct Sampling {
 }
 
 impl SamplePlan {
+    /// `chains` chains of `sampler` from the seed, every other key at its default (the score
+    /// given to [`SamplePlan::prepare_with`], the sampler's own prior start).
+    pub fn new(seed: u64, chains: usize, sampler: SamplerSpec) -> Self {
+        SamplePlan {
+            seed,
+            chains,
+            density: None,
+            model_dir: None,
+            noised_score: NoisedScoreKind::default(),
+            init: None,
+            prior: PriorKind::default(),
+            snapshots: vec![],
+            sampler,
+            run: None,
+        }
+    }
+
     /// Reads a plan file; errors name the file and the key.
     ///
     /// # Errors

@@ -105,7 +105,7 @@ pub struct DataSpec {
     /// A 2-D toy data set of FFJORD's by name ([`scorelab_densities::Toy`]): fresh draws every
     /// step, the held-out points its fixed 10 000 of the seed ([`scorelab_densities::Toy::heldout`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub toy: Option<String>,
+    pub toy: Option<scorelab_densities::Toy>,
     /// The CSV columns to use, in order (default: all).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub columns: Option<Vec<String>>,
@@ -165,6 +165,15 @@ impl DataSpec {
             csv: Some(path.into()),
             columns,
             test_fraction: Some(test_fraction),
+            ..DataSpec::default()
+        }
+    }
+
+    /// Fresh draws of a 2-D toy data set every step; the held-out points are its fixed 10 000
+    /// of the seed ([`scorelab_densities::Toy::heldout`]).
+    pub fn toy(toy: scorelab_densities::Toy) -> Self {
+        DataSpec {
+            toy: Some(toy),
             ..DataSpec::default()
         }
     }
@@ -312,13 +321,8 @@ impl DataSpec {
                 "give one of density = {…}, csv = \"FILE\" or toy = \"NAME\", not several",
             ));
         }
-        if let Some(name) = &self.toy {
+        if let Some(toy) = self.toy {
             self.only_for_csv("toy = …")?;
-            let toy: scorelab_densities::Toy =
-                name.parse()
-                    .map_err(|e: scorelab_densities::DensityError| {
-                        PipelineError::invalid("data.toy", e.to_string())
-                    })?;
             return Ok((TrainData::Toy(toy), None, 2));
         }
         match (&self.density, &self.csv) {
@@ -360,7 +364,7 @@ pub enum ModelSpec {
         hidden: Vec<usize>,
         /// tanh | softplus | silu (default softplus).
         #[serde(default = "default_activation")]
-        activation: String,
+        activation: Activation,
     },
     /// s_θ(x, σ) = MLP(x, log σ)/σ, or EDM's preconditioned form of it.
     NoiseConditionalMlp {
@@ -369,7 +373,7 @@ pub enum ModelSpec {
         hidden: Vec<usize>,
         /// tanh | softplus | silu (default softplus).
         #[serde(default = "default_activation")]
-        activation: String,
+        activation: Activation,
         /// `"edm"`: Karras et al.'s c_skip, c_out, c_in around the network (default none).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         precondition: Option<PreconditionKind>,
@@ -385,7 +389,7 @@ pub enum ModelSpec {
         hidden: Vec<usize>,
         /// tanh | softplus | silu (default softplus).
         #[serde(default = "default_activation")]
-        activation: String,
+        activation: Activation,
         /// τ in model units (default 3).
         #[serde(default = "default_tau")]
         tau: f64,
@@ -437,8 +441,8 @@ pub(crate) fn default_hidden() -> Vec<usize> {
     vec![64, 64]
 }
 /// The default activation of every network a config names.
-pub(crate) fn default_activation() -> String {
-    "softplus".into()
+pub(crate) fn default_activation() -> Activation {
+    Activation::Softplus
 }
 /// The default τ of every energy network a config names.
 pub(crate) fn default_tau() -> f64 {
@@ -446,15 +450,43 @@ pub(crate) fn default_tau() -> f64 {
 }
 
 impl ModelSpec {
+    /// A noise-conditional MLP s_θ(x, σ̃) with these hidden widths and activation, without
+    /// preconditioning ([`ModelSpec::edm`] adds EDM's).
+    pub fn noise_conditional(hidden: Vec<usize>, activation: Activation) -> Self {
+        ModelSpec::NoiseConditionalMlp {
+            hidden,
+            activation,
+            precondition: None,
+            sigma_data: None,
+        }
+    }
+
+    /// The same network with EDM's preconditioning (Karras et al. 2022, Table 1; σ_d the data's
+    /// standard deviation unless given); other networks are returned unchanged.
+    #[must_use]
+    pub fn edm(self) -> Self {
+        match self {
+            ModelSpec::NoiseConditionalMlp {
+                hidden,
+                activation,
+                sigma_data,
+                ..
+            } => ModelSpec::NoiseConditionalMlp {
+                hidden,
+                activation,
+                precondition: Some(PreconditionKind::Edm),
+                sigma_data,
+            },
+            other => other,
+        }
+    }
+
     /// The architecture for data in D = `dim`.
     ///
     /// # Errors
     /// [`PipelineError::Invalid`] naming `model.activation`.
     pub fn network_spec(&self, dim: usize) -> Result<NetworkSpec> {
-        let act = |a: &str| -> Result<Activation> {
-            a.parse()
-                .map_err(|e: String| PipelineError::invalid("model.activation", e))
-        };
+        let act = |a: &Activation| -> Result<Activation> { Ok(*a) };
         let hidden_of = match self {
             ModelSpec::Mlp { hidden, .. }
             | ModelSpec::NoiseConditionalMlp { hidden, .. }
@@ -540,6 +572,25 @@ pub struct ObjectiveSpec {
 }
 
 impl ObjectiveSpec {
+    /// EDM's training objective (Karras et al. 2022): denoising score matching over a continuous
+    /// σ̃ with ln σ̃ ∼ N(−1.2, 1.2²) truncated to [0.002, 80] and the weight
+    /// λ = σ̃²(σ̃² + σ_d²)/σ_d² (σ_d the data's standard deviation).
+    ///
+    /// # Errors
+    /// Never for these constants; the constructor's validation is kept.
+    pub fn edm() -> Result<Self> {
+        ObjectiveRaw::DsmContinuous {
+            sigma_min: default_continuous_sigma_min(),
+            sigma_max: default_continuous_sigma_max(),
+            distribution: SigmaDistributionKind::LogNormal,
+            p_mean: None,
+            p_std: None,
+            lambda: LambdaKind::Edm,
+            sigma_data: None,
+        }
+        .try_into()
+    }
+
     /// The validated objective.
     pub fn objective(&self) -> &Objective {
         &self.objective

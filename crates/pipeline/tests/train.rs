@@ -194,7 +194,7 @@ fn split_seed_keeps_one_heldout_set_across_seeds() {
     plain.split_seed = None;
     assert_eq!(fixed, heldout(&plain, 9));
     let toy = scorelab_pipeline::train::DataSpec {
-        toy: Some("moons".into()),
+        toy: Some(scorelab_densities::Toy::Moons),
         split_seed: Some(1),
         ..Default::default()
     };

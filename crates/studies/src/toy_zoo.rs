@@ -276,7 +276,7 @@ impl ToyZooExperiment {
         Ok(TrainPlan::new(
             seed,
             DataSpec {
-                toy: Some(toy.name().into()),
+                toy: Some(toy),
                 ..DataSpec::default()
             },
             typed(self.model.clone().into(), "model")?,
