@@ -305,8 +305,9 @@ impl fmt::Display for Activation {
 
 impl TryFrom<String> for Activation {
     type Error = String;
+    /// [`Activation::from_str`](FromStr), the message starting with the key configs give it in.
     fn try_from(s: String) -> Result<Self, String> {
-        s.parse()
+        s.parse().map_err(|e| format!("activation: {e}"))
     }
 }
 

@@ -414,13 +414,40 @@ pub fn read_toml<T: DeserializeOwned>(path: &Path) -> Result<T> {
     }
     let text = std::fs::read_to_string(path)
         .map_err(|e| PipelineError::Input(format!("cannot read config {}: {e}", path.display())))?;
-    toml::from_str(&text).map_err(|e| {
+    serde_path_to_error::deserialize(toml::Deserializer::new(&text)).map_err(|e| {
+        let at = e.path().to_string();
+        let e = e.into_inner();
         PipelineError::Input(format!(
             "config {}: {}",
             path.display(),
-            toml_error(&text, &e)
+            with_key(&toml_error(&text, &e), &at)
         ))
     })
+}
+
+/// `line L: message` with the key path of the value it is about put before the message
+/// (`line 4: model.activation: unknown …`), unless the message already starts with it. A message
+/// that starts with its own key (`activation: …`, from a type that parses itself) is joined to
+/// the path (`model.activation: …`).
+fn with_key(line_msg: &str, at: &str) -> String {
+    if at.is_empty() || at == "." {
+        return line_msg.to_string();
+    }
+    let (line, msg) = match line_msg.split_once(": ") {
+        Some((l, m)) if l.starts_with("line ") => (format!("{l}: "), m),
+        _ => (String::new(), line_msg),
+    };
+    if msg.starts_with(at) {
+        return line_msg.to_string();
+    }
+    let own_key = msg
+        .split_once(": ")
+        .filter(|(k, _)| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+    match own_key {
+        Some((k, rest)) if at.rsplit('.').next() == Some(k) => format!("{line}{at}: {rest}"),
+        Some((k, rest)) => format!("{line}{at}.{k}: {rest}"),
+        None => format!("{line}{at}: {msg}"),
+    }
 }
 
 /// A TOML parse or type error in one line: `line L: message`.

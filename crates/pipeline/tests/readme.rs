@@ -11,8 +11,15 @@ fn the_readme_shows_the_quickstart_as_it_compiles() {
     let section = &readme[readme.find("## Use it as a library").unwrap()..];
     let start = section.find("```rust\n").unwrap() + "```rust\n".len();
     let block = &section[start..start + section[start..].find("```\n").unwrap()];
-    assert_eq!(block, code, "README's excerpt differs from examples/quickstart.rs");
+    assert_eq!(
+        block, code,
+        "README's excerpt differs from examples/quickstart.rs"
+    );
     let main = &code[code.find("fn main()").unwrap()..];
-    assert!(main.lines().count() <= 15, "main is {} lines", main.lines().count());
+    assert!(
+        main.lines().count() <= 15,
+        "main is {} lines",
+        main.lines().count()
+    );
     assert!(!code.contains("unreachable!") && !code.contains(".into()"));
 }
