@@ -11,6 +11,7 @@
 //! | [`sample`] | the sampler registry [`sample::AnySampler`], a [`sample::SamplePlan`] over a density's or a model's score, and [`sample::Sampling::run`] |
 //! | [`baselines`] | the energy model's normaliser by quadrature, the held-out ISM loss, a Gaussian fit and the Scott KDE |
 //! | [`likelihood`] | a validated [`likelihood::LikelihoodPlan`]: exact log p of an analytic density's or a network's probability-flow ODE (exact or Hutchinson divergence), with dequantisation |
+//! | [`digits`] | the digit metric: a classifier's Fréchet distance on a fixed three-way split of labelled images |
 //! | [`metrics`] | the metric bundle every evaluation reports (MMD², KSD, sliced W₂, mode weights), nearest-neighbour distances, means over seeds |
 //! | [`equivalence`] | the ESM = ISM + C audit over configs of cases, and the built-in suite |
 //! | [`cost`] | the Jacobian-cost benchmark's setting |
@@ -49,6 +50,7 @@
 pub mod baselines;
 pub mod cost;
 pub mod data;
+pub mod digits;
 pub mod equivalence;
 mod error;
 pub mod files;

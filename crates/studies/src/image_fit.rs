@@ -163,7 +163,7 @@ const BIAS_SIZES: [usize; 3] = [45, 90, 180];
 /// What the metric sees of one experiment: the training rows, the held-out rows and, with a
 /// classifier, the reference and floor sets.
 struct Judge<'a> {
-    metric: Option<&'a super::classifier::DigitMetric>,
+    metric: Option<&'a scorelab_pipeline::digits::DigitMetric>,
     /// Features of the reference set.
     reference: Option<&'a Array2<f64>>,
     /// The held-out images every sample set is compared with by MMD² (the reference set with a
@@ -314,7 +314,7 @@ pub fn run(e: &ImageFitExperiment, models: &Path, stop: &AtomicBool) -> Result<O
     let metric = match &e.metric {
         None => None,
         Some(m) => {
-            let metric = super::classifier::DigitMetric::load(
+            let metric = scorelab_pipeline::digits::DigitMetric::load(
                 &m.classifier,
                 "metric.classifier",
                 &e.csv,

@@ -3,7 +3,8 @@
 //! ([`scorelab_samplers::Inpaint`]; Song et al. 2021, App. I.2), judged by the digit metric's
 //! classifier.
 //!
-//! The images are the floor set of the metric's split ([`super::classifier`]): real digits that
+//! One unit per seed and mask (seed outer). The images are the floor set of the metric's split
+//! ([`scorelab_pipeline::digits`]): real digits that
 //! neither the network (checked: it must have been trained on the split's training rows) nor the
 //! classifier saw. Each `[[mask]]` gives every image a 0/1 mask (1 = known):
 //!
@@ -26,21 +27,21 @@
 //! `grid_images` images as `masked` (hidden pixels empty), `completed` and `original`, model
 //! units to 4 decimals).
 
-use super::classifier::DigitMetric;
 use super::image_fit::{load_pretrained, MetricSpec};
-use super::shared::{pixel_columns, Outputs};
+use super::shared::pixel_columns;
 use crate::bad;
+use crate::study::{Context, Num, Study, Table, Tables, Unit};
 use anyhow::Result;
 use ndarray::{Array1, Array2};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use scorelab_pipeline::digits::DigitMetric;
 use scorelab_pipeline::metrics::mean_sd_cell;
 use scorelab_pipeline::sample::{AnySampler, SamplePlan};
 use scorelab_samplers::{sample, Inpaint, OnGrid, Sampler};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 /// `kind = "inpaint"` (module docs).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -227,136 +228,219 @@ where
     Ok(sample(&inp, net, x0, rng))
 }
 
-/// Runs an inpainting experiment (module docs).
-///
-/// # Errors
-/// An input error for a bad experiment, mask, model or classifier.
-pub fn run(e: &InpaintExperiment, stop: &AtomicBool) -> Result<Outputs> {
-    if e.seeds.is_empty() || e.mask.is_empty() {
-        return Err(bad("seeds and mask: give at least one of each").into());
-    }
-    let columns = pixel_columns(&e.csv, &e.exclude)?;
-    let metric = DigitMetric::load(
-        &e.metric.classifier,
-        "metric.classifier",
-        &e.csv,
-        &columns,
-        e.scale,
-    )?;
-    let model = load_pretrained(&e.model, "model", &metric.split.data())?;
-    let parts = metric.split.parts()?;
-    let (images, labels) = (&parts.floor.0, &parts.floor.1);
-    let (n, d) = images.dim();
-    let masks: Vec<Array2<f64>> = e
-        .mask
-        .iter()
-        .map(|m| m.masks(n, d))
-        .collect::<Result<_>>()?;
-    for (i, m) in e.mask.iter().enumerate() {
-        if e.mask[..i].iter().any(|o| o.name == m.name) {
-            return Err(bad(format!("mask: name {:?} is used twice", m.name)).into());
-        }
-    }
-    let mut t = toml::Table::new();
-    t.insert("chains".into(), (n as i64).into());
-    t.insert("sampler".into(), e.sampler.clone().into());
-    let file: SamplePlan = toml::Value::Table(t)
-        .try_into()
-        .map_err(|err| bad(format!("sampler: {err}")))?;
-    let plan = file
-        .prepare_with(model.clone())
-        .map_err(|err| bad(format!("sampler: {err}")))?;
-    if !matches!(
-        plan.sampler,
-        AnySampler::Heun(_) | AnySampler::ReverseSde(_) | AnySampler::Pc(_) | AnySampler::Ddim(_)
-    ) {
-        return Err(bad(format!(
-            "sampler.kind: inpainting needs a sampler on a schedule's grid (heun, reverse_sde, pc or ddim), not {:?}",
-            plan.resolved.sampler.kind()
-        ))
-        .into());
-    }
-    let prior_std = plan.sampler.outline().prior_std().unwrap_or(1.0);
-    let net = scorelab_models::F32Noised::new(&model.network)
-        .map_err(|err| bad(format!("model: needs a noise-conditional network: {err}")))?;
-    let original = metric.classifier.accuracy(images.view(), labels);
-    let mut csv = String::from(
-        "mask,seed,images,hidden,accuracy_completed,accuracy_masked,accuracy_original,mse_hidden\n",
-    );
-    let header: Vec<String> = (0..d).map(|j| format!("x{j}")).collect();
-    let mut grid = format!("mask,image,row,{}\n", header.join(","));
-    let mut per: Vec<(String, Vec<[f64; 3]>)> = vec![];
-    let bar = crate::bar(
-        (e.seeds.len() * e.mask.len()) as u64,
-        "{bar:30} {pos}/{len} · {msg} · eta {eta}",
-    );
-    for (si, &seed) in e.seeds.iter().enumerate() {
-        for (spec, mask) in e.mask.iter().zip(&masks) {
-            if stop.load(Ordering::SeqCst) {
-                bar.abandon();
-                return Ok(Outputs::partial(csv));
-            }
-            bar.set_message(format!("{} seed {seed}", spec.name));
-            let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            rng.set_stream(300);
-            let x = match &plan.sampler {
-                AnySampler::Heun(m) => complete(m, &net, images, mask, prior_std, &mut rng)?,
-                AnySampler::ReverseSde(m) => complete(m, &net, images, mask, prior_std, &mut rng)?,
-                AnySampler::Pc(m) => complete(m, &net, images, mask, prior_std, &mut rng)?,
-                AnySampler::Ddim(m) => complete(m, &net, images, mask, prior_std, &mut rng)?,
-                _ => unreachable!("checked before any work"),
-            };
-            let masked = images * mask;
-            let hidden = 1.0 - mask.mean().unwrap_or(0.0);
-            let sq: f64 = ndarray::Zip::from(&x)
-                .and(images)
-                .and(mask)
-                .fold(0.0, |s, &a, &b, &m| s + (1.0 - m) * (a - b).powi(2));
-            let mse = sq / (hidden * (n * d) as f64);
-            let completed = metric.classifier.accuracy(x.view(), labels);
-            let zeroed = metric.classifier.accuracy(masked.view(), labels);
-            csv.push_str(&format!(
-                "{},{seed},{n},{hidden},{completed},{zeroed},{original},{mse}\n",
-                spec.name
-            ));
-            match per.iter_mut().find(|p| p.0 == spec.name) {
-                Some(p) => p.1.push([completed, zeroed, mse]),
-                None => per.push((spec.name.clone(), vec![[completed, zeroed, mse]])),
-            }
-            if si == 0 {
-                let k = e.grid_images.min(n);
-                grid.push_str(&rows_text(&spec.name, &masked, Some(mask), k, "masked"));
-                grid.push_str(&rows_text(&spec.name, &x, None, k, "completed"));
-                grid.push_str(&rows_text(&spec.name, images, None, k, "original"));
-            }
-            bar.inc(1);
-        }
-    }
-    bar.finish_and_clear();
-    let mut summary = String::from(
-        "mask,seeds,accuracy_completed_mean,accuracy_completed_sd,accuracy_masked,accuracy_original,mse_hidden_mean,mse_hidden_sd\n",
-    );
-    for (m, v) in &per {
-        let (a, b) = mean_sd_cell(&v.iter().map(|r| r[0]).collect::<Vec<_>>());
-        let (c, dd) = mean_sd_cell(&v.iter().map(|r| r[2]).collect::<Vec<_>>());
-        summary.push_str(&format!(
-            "{m},{},{a},{b},{},{original},{c},{dd}\n",
-            v.len(),
-            v[0][1]
-        ));
-    }
-    Ok(Outputs {
-        csv,
-        summary,
-        extra: vec![("images".into(), grid)],
-        interrupted: false,
-    })
+/// A row of `NAME.csv`: one mask and seed.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct InpaintRow {
+    /// The mask's name.
+    pub mask: String,
+    /// The seed.
+    pub seed: u64,
+    /// Images completed.
+    pub images: usize,
+    /// The mean hidden fraction.
+    pub hidden: Num,
+    /// The classifier's accuracy on the completions.
+    pub accuracy_completed: Num,
+    /// On the masked inputs, hidden pixels 0.
+    pub accuracy_masked: Num,
+    /// On the originals.
+    pub accuracy_original: Num,
+    /// The mean squared error of the completed hidden pixels (model units).
+    pub mse_hidden: Num,
 }
 
-crate::whole_study!(
-    InpaintExperiment,
-    |e: &InpaintExperiment, cx: &crate::study::Context| run(e, cx.stop())
-);
+/// What every unit uses: the metric, the images and labels, the network, the sampler.
+struct Setting {
+    metric: DigitMetric,
+    images: Array2<f64>,
+    labels: Vec<usize>,
+    masks: Vec<Array2<f64>>,
+    sampler: AnySampler,
+    prior_std: f64,
+    model: scorelab_pipeline::train::TrainedModel,
+}
+
+impl InpaintExperiment {
+    fn setting(&self) -> Result<Setting> {
+        let columns = pixel_columns(&self.csv, &self.exclude)?;
+        let metric = DigitMetric::load(
+            &self.metric.classifier,
+            "metric.classifier",
+            &self.csv,
+            &columns,
+            self.scale,
+        )?;
+        let model = load_pretrained(&self.model, "model", &metric.split.data())?;
+        let parts = metric.split.parts()?;
+        let (images, labels) = parts.floor;
+        let (n, d) = images.dim();
+        let masks: Vec<Array2<f64>> = self
+            .mask
+            .iter()
+            .map(|m| m.masks(n, d))
+            .collect::<Result<_>>()?;
+        let mut t = toml::Table::new();
+        t.insert("chains".into(), (n as i64).into());
+        t.insert("sampler".into(), self.sampler.clone().into());
+        let file: SamplePlan = toml::Value::Table(t)
+            .try_into()
+            .map_err(|err| bad(format!("sampler: {err}")))?;
+        let plan = file
+            .prepare_with(model.clone())
+            .map_err(|err| bad(format!("sampler: {err}")))?;
+        if !matches!(
+            plan.sampler,
+            AnySampler::Heun(_)
+                | AnySampler::ReverseSde(_)
+                | AnySampler::Pc(_)
+                | AnySampler::Ddim(_)
+        ) {
+            return Err(bad(format!(
+                "sampler.kind: inpainting needs a sampler on a schedule's grid (heun, reverse_sde, pc or ddim), not {:?}",
+                plan.resolved.sampler.kind()
+            ))
+            .into());
+        }
+        let prior_std = plan.sampler.outline().prior_std().unwrap_or(1.0);
+        Ok(Setting {
+            metric,
+            images,
+            labels,
+            masks,
+            sampler: plan.sampler,
+            prior_std,
+            model,
+        })
+    }
+
+    /// The units' (seed index, seed, mask index), seed outer.
+    fn jobs(&self) -> Vec<(usize, u64, usize)> {
+        self.seeds
+            .iter()
+            .enumerate()
+            .flat_map(|(si, &seed)| (0..self.mask.len()).map(move |k| (si, seed, k)))
+            .collect()
+    }
+
+    fn unit_id(&self, seed: u64, k: usize) -> String {
+        format!("{}_seed{seed}", self.mask[k].name)
+    }
+}
+
+impl Study for InpaintExperiment {
+    fn check(&self) -> Result<()> {
+        if self.seeds.is_empty() || self.mask.is_empty() {
+            return Err(bad("seeds and mask: give at least one of each").into());
+        }
+        for (i, m) in self.mask.iter().enumerate() {
+            if self.mask[..i].iter().any(|o| o.name == m.name) {
+                return Err(bad(format!("mask: name {:?} is used twice", m.name)).into());
+            }
+        }
+        Ok(())
+    }
+
+    /// One unit per seed and mask (seed outer); the classifier and the network are read from
+    /// their folders (trained before: `digits_classifier`, the committed `digits_best`).
+    fn units(&self) -> Vec<Unit> {
+        self.jobs()
+            .into_iter()
+            .map(|(_, seed, k)| Unit::new(self.unit_id(seed, k)))
+            .collect()
+    }
+
+    fn run(&self, unit: &Unit, _cx: &Context) -> Result<Tables> {
+        let (si, seed, k) = self
+            .jobs()
+            .into_iter()
+            .find(|&(_, seed, k)| self.unit_id(seed, k) == unit.id())
+            .ok_or_else(|| bad(format!("no unit {:?} in this experiment", unit.id())))?;
+        let Setting {
+            metric,
+            images,
+            labels,
+            masks,
+            sampler,
+            prior_std,
+            model,
+        } = self.setting()?;
+        let (spec, mask) = (&self.mask[k], &masks[k]);
+        let (n, d) = images.dim();
+        let net = scorelab_models::F32Noised::new(&model.network)
+            .map_err(|err| bad(format!("model: needs a noise-conditional network: {err}")))?;
+        let original = metric.classifier.accuracy(images.view(), &labels);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(300);
+        let x = match &sampler {
+            AnySampler::Heun(m) => complete(m, &net, &images, mask, prior_std, &mut rng)?,
+            AnySampler::ReverseSde(m) => complete(m, &net, &images, mask, prior_std, &mut rng)?,
+            AnySampler::Pc(m) => complete(m, &net, &images, mask, prior_std, &mut rng)?,
+            AnySampler::Ddim(m) => complete(m, &net, &images, mask, prior_std, &mut rng)?,
+            _ => return Err(bad("sampler.kind: heun, reverse_sde, pc or ddim").into()),
+        };
+        let masked = &images * mask;
+        let hidden = 1.0 - mask.mean().unwrap_or(0.0);
+        let sq: f64 = ndarray::Zip::from(&x)
+            .and(&images)
+            .and(mask)
+            .fold(0.0, |s, &a, &b, &m| s + (1.0 - m) * (a - b).powi(2));
+        let mse = sq / (hidden * (n * d) as f64);
+        let completed = metric.classifier.accuracy(x.view(), &labels);
+        let zeroed = metric.classifier.accuracy(masked.view(), &labels);
+        let mut rows = Table::new(
+            "mask,seed,images,hidden,accuracy_completed,accuracy_masked,accuracy_original,mse_hidden",
+        );
+        rows.push(&InpaintRow {
+            mask: spec.name.clone(),
+            seed,
+            images: n,
+            hidden: Num(hidden),
+            accuracy_completed: Num(completed),
+            accuracy_masked: Num(zeroed),
+            accuracy_original: Num(original),
+            mse_hidden: Num(mse),
+        })?;
+        let mut out = Tables::main(rows);
+        if si == 0 {
+            let header: Vec<String> = (0..d).map(|j| format!("x{j}")).collect();
+            let mut grid = String::new();
+            let kk = self.grid_images.min(n);
+            grid.push_str(&rows_text(&spec.name, &masked, Some(mask), kk, "masked"));
+            grid.push_str(&rows_text(&spec.name, &x, None, kk, "completed"));
+            grid.push_str(&rows_text(&spec.name, &images, None, kk, "original"));
+            out.insert(
+                "images",
+                Table::from_csv(&format!("mask,image,row,{}\n{grid}", header.join(","))),
+            );
+        }
+        Ok(out)
+    }
+
+    fn finish(&self, done: Vec<Tables>) -> Result<Tables> {
+        let rows = Tables::concat(&done, "")?;
+        let parsed: Vec<InpaintRow> = rows.rows()?;
+        let mut summary = Table::new(
+            "mask,seeds,accuracy_completed_mean,accuracy_completed_sd,accuracy_masked,accuracy_original,mse_hidden_mean,mse_hidden_sd",
+        );
+        for m in &self.mask {
+            let v: Vec<&InpaintRow> = parsed.iter().filter(|r| r.mask == m.name).collect();
+            let (a, b) =
+                mean_sd_cell(&v.iter().map(|r| r.accuracy_completed.0).collect::<Vec<_>>());
+            let (c, dd) = mean_sd_cell(&v.iter().map(|r| r.mse_hidden.0).collect::<Vec<_>>());
+            summary.push_line(&format!(
+                "{},{},{a},{b},{},{},{c},{dd}",
+                m.name,
+                v.len(),
+                v[0].accuracy_masked.0,
+                v[0].accuracy_original.0
+            ));
+        }
+        let mut out = Tables::main(rows);
+        out.insert("summary", summary);
+        out.insert("images", Tables::concat(&done, "images")?);
+        Ok(out)
+    }
+}
 
 #[cfg(test)]
 mod tests {
