@@ -178,8 +178,7 @@ impl DigitMetric {
                     .and_then(|v| v.as_str())
                     .unwrap_or("another file"),
                 csv.display()
-            ))
-            .into());
+            )));
         }
         let saved: Vec<String> = data
             .get("columns")
@@ -190,11 +189,10 @@ impl DigitMetric {
                 "it reads {} pixel columns, the data have {}",
                 classifier.dim(),
                 columns.len()
-            ))
-            .into());
+            )));
         }
         if data.get("scale").and_then(|v| v.as_f64()) != Some(scale) {
-            return Err(mismatch(&format!("its scale is not {scale}")).into());
+            return Err(mismatch(&format!("its scale is not {scale}")));
         }
         let split = SplitSpec {
             csv: csv.to_path_buf(),
