@@ -91,6 +91,28 @@ impl Gaussian {
         &self.mean
     }
 
+    /// KL(N(μ, Σ) ‖ N(0, c²I)) = ½[tr Σ/c² + ‖μ‖²/c² − D + D ln c² − ln det Σ]: how far this
+    /// Gaussian is from a diffusion's isotropic Gaussian prior (the prior's mismatch in a
+    /// probability-flow likelihood).
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use scorelab_densities::Gaussian;
+    /// // In 1-D: ½[s²/c² + μ²/c² − 1 + ln(c²/s²)].
+    /// let q = Gaussian::new(array![1.0], array![[4.0]]).unwrap();
+    /// let c: f64 = 3.0;
+    /// let one_d = 0.5 * (4.0 / 9.0 + 1.0 / 9.0 - 1.0 + (9.0f64 / 4.0).ln());
+    /// assert!((q.kl_to_isotropic(c) - one_d).abs() < 1e-14);
+    /// assert!(Gaussian::standard(3).kl_to_isotropic(1.0).abs() < 1e-14);
+    /// ```
+    pub fn kl_to_isotropic(&self, c: f64) -> f64 {
+        let s = self.cov().matrix();
+        let m = self.mean_vector();
+        let d = m.len() as f64;
+        let tr: f64 = s.diag().sum();
+        0.5 * (tr / (c * c) + m.dot(m) / (c * c) - d + d * (c * c).ln() - self.cov().log_det())
+    }
+
     /// The factorised covariance Σ.
     pub fn cov(&self) -> &Spd {
         &self.cov

@@ -48,6 +48,7 @@ mod gaussian;
 mod half_normal;
 mod mixture;
 pub mod quadrature;
+pub mod random;
 mod student_t;
 #[cfg(feature = "testing")]
 pub mod testing;

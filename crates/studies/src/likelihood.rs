@@ -1,7 +1,11 @@
 //! `kind = "likelihood_accuracy"`: the probability-flow ODE's log-likelihood checked against the
 //! truth ([`scorelab_samplers::likelihood`]).
 //!
-//! - **Accuracy** (`NAME.csv`): seeded Gaussians and 3-component mixtures in every D of `dims`,
+//! One unit per density kind, schedule and rtol of the accuracy table, then one each for the
+//! three other parts.
+//!
+//! - **Accuracy** (`NAME.csv`): seeded Gaussians and 3-component mixtures
+//!   ([`scorelab_densities::random`]) in every D of `dims`,
 //!   under every schedule of `schedules`, at every rtol of `rtols` (atol = rtol): points drawn
 //!   from the marginal p_{t₀} at the ODE's start, their log p by the exact divergence against the
 //!   closed-form log p_{t₀}, with the exact prior p_T (the solver's error alone) and with the
@@ -19,16 +23,16 @@
 //!   trace) and of Hutchinson with one probe, for a `[cost]` network in each D, on the same rk45
 //!   solve (the steps do not depend on the divergence, so every method makes the same evaluations).
 
-use super::shared::Outputs;
 use crate::bad;
+use crate::study::{Context, Study, Table, Tables, Unit};
 use anyhow::Result;
-use ndarray::{Array1, Array2, ArrayView2};
+use ndarray::{Array2, ArrayView2};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal};
 use scorelab_core::NoisedScore;
-use scorelab_core::{LogDensity, Moments, Sample};
-use scorelab_densities::{AnyDensity, Gaussian, GaussianMixture};
+use scorelab_core::{LogDensity, Sample};
+use scorelab_densities::random::{random_gaussian, random_mixture};
+use scorelab_densities::AnyDensity;
 use scorelab_models::{Activation, F32Noised, NetworkKind, NetworkSpec, Precondition, TraceMethod};
 use scorelab_pipeline::likelihood::DensityFlow;
 use scorelab_pipeline::sample::ScheduleSpec;
@@ -125,54 +129,6 @@ pub struct CostPart {
 /// The CSV header of the accuracy sweep.
 pub const ACCURACY_COLUMNS: &str = "density,dim,schedule,rtol,points,score_evals,mean_abs_error,max_abs_error,mean_error_gaussian_prior,se_error_gaussian_prior,minus_kl_prior_closed_form";
 
-fn r4(v: f64) -> f64 {
-    (v * 1e4).round() / 1e4
-}
-
-/// A seeded mixture of 3 components in D: means N(0, 2²I), covariances W Wᵀ/D + ¼I, weights
-/// (0.5, 0.3, 0.2).
-fn mixture(d: usize, rng: &mut ChaCha8Rng) -> GaussianMixture {
-    let mut means = vec![];
-    let mut covs = vec![];
-    for _ in 0..3 {
-        let w = Array2::from_shape_simple_fn((d, d), || {
-            <StandardNormal as Distribution<f64>>::sample(&StandardNormal, rng)
-        });
-        let mut c = w.dot(&w.t()) / d as f64 + Array2::<f64>::eye(d) * 0.25;
-        c.mapv_inplace(r4);
-        covs.push(c);
-        means.push(Array1::from_shape_simple_fn(d, || {
-            r4(2.0 * <StandardNormal as Distribution<f64>>::sample(&StandardNormal, rng))
-        }));
-    }
-    GaussianMixture::new(Array1::from(vec![0.5, 0.3, 0.2]), means, covs).expect("a valid mixture")
-}
-
-/// A seeded Gaussian in D: mean N(0, I), covariance W Wᵀ/D + ½I.
-fn gaussian(d: usize, rng: &mut ChaCha8Rng) -> Gaussian {
-    let w = Array2::from_shape_simple_fn((d, d), || {
-        <StandardNormal as Distribution<f64>>::sample(&StandardNormal, rng)
-    });
-    let mut c = w.dot(&w.t()) / d as f64 + Array2::<f64>::eye(d) * 0.5;
-    c.mapv_inplace(r4);
-    let m = Array1::from_shape_simple_fn(d, || {
-        r4(<StandardNormal as Distribution<f64>>::sample(
-            &StandardNormal,
-            rng,
-        ))
-    });
-    Gaussian::new(m, c).expect("a valid Gaussian")
-}
-
-/// KL(N(μ, S) ‖ N(0, c²I)) = ½[tr S/c² + ‖μ‖²/c² − D + D ln c² − ln det S].
-fn kl_to_isotropic(q: &Gaussian, c: f64) -> f64 {
-    let s = q.covariance();
-    let m = q.mean();
-    let d = m.len() as f64;
-    let tr: f64 = s.diag().sum();
-    0.5 * (tr / (c * c) + m.dot(&m) / (c * c) - d + d * (c * c).ln() - q.cov().log_det())
-}
-
 fn label(s: &ScheduleSpec) -> String {
     match s {
         ScheduleSpec::Ve {
@@ -196,96 +152,161 @@ fn mean_se(v: &[f64]) -> (f64, f64) {
     (m, (var / n).sqrt())
 }
 
-/// Runs a likelihood-accuracy experiment (module docs).
-///
-/// # Errors
-/// An input error for a bad experiment or a failing solve; Ctrl-C.
-pub fn run(e: &LikelihoodAccuracyExperiment, stop: &AtomicBool) -> Result<Outputs> {
-    if e.dims.is_empty() || e.schedules.is_empty() || e.rtols.is_empty() || e.points < 2 {
-        return Err(
-            bad("dims, schedules and rtols: give at least one each, and points ≥ 2").into(),
-        );
-    }
-    let fail = |e: scorelab_samplers::solve::SolveError| anyhow::Error::from(bad(e.to_string()));
-    let mut csv = format!("{ACCURACY_COLUMNS}\n");
-    let mut summary =
-        String::from("density,schedule,rtol,worst_mean_abs_error,worst_max_abs_error\n");
+/// The accuracy units' (density, schedule index, rtol), in the order of the rows.
+fn accuracy_jobs(e: &LikelihoodAccuracyExperiment) -> Vec<(&'static str, usize, f64)> {
+    let mut jobs = vec![];
     for density in ["gaussian", "mixture"] {
-        for spec in &e.schedules {
-            let schedule = build(spec)?;
+        for k in 0..e.schedules.len() {
             for &rtol in &e.rtols {
-                let mut worst = (0.0f64, 0.0f64);
-                for &d in &e.dims {
-                    if stop.load(Ordering::SeqCst) {
-                        return Ok(Outputs::partial(csv));
-                    }
-                    let mut rng = ChaCha8Rng::seed_from_u64(e.seed ^ (d as u64) << 8);
-                    let p: AnyDensity = match density {
-                        "gaussian" => gaussian(d, &mut rng).into(),
-                        _ => mixture(d, &mut rng).into(),
-                    };
-                    let lik = Likelihood::new(
-                        schedule,
-                        Divergence::Exact,
-                        FlowSolver::Rk45(Rk45::new(rtol, rtol)?),
-                    )?;
-                    let (_, a0, s0) = lik.start();
-                    let (_, a1, s1) = lik.end();
-                    let start = p.marginal(a0, s0).expect("closed form");
-                    let end = p.marginal(a1, s1).expect("closed form");
-                    let x = start.sample(e.points, &mut rng);
-                    let truth = start.log_density(x.view());
-                    let src = DensityFlow::new(&p).expect("closed form");
-                    let flow = lik.flow(&src, x.view(), &mut rng).map_err(fail)?;
-                    let c = schedule.prior_std();
-                    let (exact, _) = flow.log_p(end.log_density(flow.x_end.view()).view());
-                    let (gauss, _) = flow.log_p(gaussian_log_prior(flow.x_end.view(), c).view());
-                    let err: Vec<f64> = (&exact - &truth).to_vec();
-                    let gerr: Vec<f64> = (&gauss - &truth).to_vec();
-                    let mean_abs = err.iter().map(|v| v.abs()).sum::<f64>() / err.len() as f64;
-                    let max_abs = err.iter().fold(0.0f64, |a, v| a.max(v.abs()));
-                    worst = (worst.0.max(mean_abs), worst.1.max(max_abs));
-                    let (gm, gse) = mean_se(&gerr);
-                    let kl = match &end {
-                        AnyDensity::Gaussian(q) => format!("{}", -kl_to_isotropic(q, c)),
-                        _ => String::new(),
-                    };
-                    writeln!(
-                        csv,
-                        "{density},{d},{},{rtol},{},{},{mean_abs:e},{max_abs:e},{gm:e},{gse:e},{kl}",
-                        label(spec),
-                        e.points,
-                        flow.score_evals
-                    )
-                    .expect("a String");
-                }
-                writeln!(
-                    summary,
-                    "{density},{},{rtol},{:e},{:e}",
-                    label(spec),
-                    worst.0,
-                    worst.1
-                )
-                .expect("a String");
+                jobs.push((density, k, rtol));
             }
         }
     }
-    let hutch = hutchinson(e, stop)?;
-    let norm = normalization(e, stop)?;
-    let cost = cost(e, stop)?;
-    let (Some(hutch), Some(norm), Some(cost)) = (hutch, norm, cost) else {
-        return Ok(Outputs::partial(csv));
-    };
-    Ok(Outputs {
-        csv,
-        summary,
-        extra: vec![
-            ("hutchinson".into(), hutch),
-            ("normalization".into(), norm),
-            ("cost".into(), cost),
-        ],
-        interrupted: false,
-    })
+    jobs
+}
+
+fn accuracy_id(density: &str, k: usize, rtol: f64) -> String {
+    format!("accuracy_{density}_schedule{k}_rtol{rtol}")
+}
+
+/// One accuracy unit: a density kind, schedule and rtol over every D; its rows and its summary
+/// row. `None` if stopped.
+fn accuracy(
+    e: &LikelihoodAccuracyExperiment,
+    density: &str,
+    spec: &ScheduleSpec,
+    rtol: f64,
+    stop: &AtomicBool,
+) -> Result<Option<(Table, Table)>> {
+    let fail = |e: scorelab_samplers::solve::SolveError| anyhow::Error::from(bad(e.to_string()));
+    let mut csv = Table::new(ACCURACY_COLUMNS);
+    let mut summary = Table::new("density,schedule,rtol,worst_mean_abs_error,worst_max_abs_error");
+    let schedule = build(spec)?;
+    let mut worst = (0.0f64, 0.0f64);
+    for &d in &e.dims {
+        if stop.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(e.seed ^ (d as u64) << 8);
+        let p: AnyDensity = match density {
+            "gaussian" => random_gaussian(d, &mut rng).into(),
+            _ => random_mixture(d, &mut rng).into(),
+        };
+        let lik = Likelihood::new(
+            schedule,
+            Divergence::Exact,
+            FlowSolver::Rk45(Rk45::new(rtol, rtol)?),
+        )?;
+        let (_, a0, s0) = lik.start();
+        let (_, a1, s1) = lik.end();
+        let start = p.marginal(a0, s0).expect("closed form");
+        let end = p.marginal(a1, s1).expect("closed form");
+        let x = start.sample(e.points, &mut rng);
+        let truth = start.log_density(x.view());
+        let src = DensityFlow::new(&p).expect("closed form");
+        let flow = lik.flow(&src, x.view(), &mut rng).map_err(fail)?;
+        let c = schedule.prior_std();
+        let (exact, _) = flow.log_p(end.log_density(flow.x_end.view()).view());
+        let (gauss, _) = flow.log_p(gaussian_log_prior(flow.x_end.view(), c).view());
+        let err: Vec<f64> = (&exact - &truth).to_vec();
+        let gerr: Vec<f64> = (&gauss - &truth).to_vec();
+        let mean_abs = err.iter().map(|v| v.abs()).sum::<f64>() / err.len() as f64;
+        let max_abs = err.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+        worst = (worst.0.max(mean_abs), worst.1.max(max_abs));
+        let (gm, gse) = mean_se(&gerr);
+        let kl = match &end {
+            AnyDensity::Gaussian(q) => format!("{}", -q.kl_to_isotropic(c)),
+            _ => String::new(),
+        };
+        csv.push_line(&format!(
+            "{density},{d},{},{rtol},{},{},{mean_abs:e},{max_abs:e},{gm:e},{gse:e},{kl}",
+            label(spec),
+            e.points,
+            flow.score_evals
+        ));
+    }
+    summary.push_line(&format!(
+        "{density},{},{rtol},{:e},{:e}",
+        label(spec),
+        worst.0,
+        worst.1
+    ));
+    Ok(Some((csv, summary)))
+}
+
+impl Study for LikelihoodAccuracyExperiment {
+    fn check(&self) -> Result<()> {
+        if self.dims.is_empty()
+            || self.schedules.is_empty()
+            || self.rtols.is_empty()
+            || self.points < 2
+        {
+            return Err(
+                bad("dims, schedules and rtols: give at least one each, and points ≥ 2").into(),
+            );
+        }
+        for s in &self.schedules {
+            build(s)?;
+        }
+        Ok(())
+    }
+
+    /// One unit per density kind, schedule and rtol of the accuracy table (every D in it), then
+    /// one each for the Hutchinson comparison, the normalisation and the cost.
+    fn units(&self) -> Vec<Unit> {
+        let mut units: Vec<Unit> = accuracy_jobs(self)
+            .into_iter()
+            .map(|(d, k, r)| Unit::new(accuracy_id(d, k, r)))
+            .collect();
+        for part in ["hutchinson", "normalization", "cost"] {
+            units.push(Unit::new(part));
+        }
+        units
+    }
+
+    fn run(&self, unit: &Unit, cx: &Context) -> Result<Tables> {
+        let stop = cx.stop();
+        let stopped = || {
+            let mut t = Tables::default();
+            t.stopped = true;
+            t
+        };
+        let part = |name: &str, t: Option<String>| match t {
+            Some(text) => {
+                let mut out = Tables::default();
+                out.insert(name, Table::from_csv(&text));
+                out
+            }
+            None => stopped(),
+        };
+        Ok(match unit.id() {
+            "hutchinson" => part("hutchinson", hutchinson(self, stop)?),
+            "normalization" => part("normalization", normalization(self, stop)?),
+            "cost" => part("cost", cost(self, stop)?),
+            id => {
+                let (density, k, rtol) = accuracy_jobs(self)
+                    .into_iter()
+                    .find(|&(d, k, r)| accuracy_id(d, k, r) == id)
+                    .ok_or_else(|| bad(format!("no unit {id:?} in this experiment")))?;
+                match accuracy(self, density, &self.schedules[k], rtol, stop)? {
+                    Some((rows, summary)) => {
+                        let mut out = Tables::main(rows);
+                        out.insert("summary", summary);
+                        out
+                    }
+                    None => stopped(),
+                }
+            }
+        })
+    }
+
+    fn finish(&self, done: Vec<Tables>) -> Result<Tables> {
+        let mut out = Tables::main(Tables::concat(&done, "")?);
+        for name in ["summary", "hutchinson", "normalization", "cost"] {
+            out.insert(name, Tables::concat(&done, name)?);
+        }
+        Ok(out)
+    }
 }
 
 /// The Hutchinson comparison (module docs); `None` if stopped.
@@ -303,7 +324,7 @@ fn hutchinson(e: &LikelihoodAccuracyExperiment, stop: &AtomicBool) -> Result<Opt
                 return Ok(None);
             }
             let mut rng = ChaCha8Rng::seed_from_u64(e.seed ^ (d as u64) << 8);
-            let p: AnyDensity = mixture(d, &mut rng).into();
+            let p: AnyDensity = random_mixture(d, &mut rng).into();
             let solver = FlowSolver::Heun { steps: h.steps };
             let exact = Likelihood::new(schedule, Divergence::Exact, solver)?;
             let hut = Likelihood::new(
@@ -533,8 +554,3 @@ fn cost(e: &LikelihoodAccuracyExperiment, stop: &AtomicBool) -> Result<Option<St
     }
     Ok(Some(csv))
 }
-
-crate::whole_study!(
-    LikelihoodAccuracyExperiment,
-    |e: &LikelihoodAccuracyExperiment, cx: &crate::study::Context| run(e, cx.stop())
-);
