@@ -40,9 +40,10 @@
 //!   estimator's seconds over all its draws with the time per image and draw (the file that
 //!   differs between reruns).
 
-use super::shared::{deep_merge, pixel_columns, typed, Outputs};
+use super::shared::{deep_merge, pixel_columns, typed};
 use crate::bad;
 use crate::shared::train_into;
+use crate::study::{Context, Num, Study, Table, Tables, Unit};
 use anyhow::Result;
 use ndarray::{Array1, Array2};
 use rand::SeedableRng;
@@ -54,8 +55,8 @@ use scorelab_pipeline::likelihood::LikelihoodPlan;
 use scorelab_pipeline::observe::stopper;
 use scorelab_pipeline::train::{DataSpec, TrainPlan};
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 
 /// `kind = "image_likelihood"` (module docs).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -165,129 +166,187 @@ fn plans(e: &ImageLikelihoodExperiment) -> Result<Vec<LikelihoodPlan>> {
         .collect()
 }
 
-/// Runs an image-likelihood experiment, its networks trained into `models` (module docs).
-///
-/// # Errors
-/// An input error for a bad experiment or data off the `support` grid; Ctrl-C while training;
-/// a diverging run or a failed solve.
-pub fn run(e: &ImageLikelihoodExperiment, models: &Path, stop: &AtomicBool) -> Result<Outputs> {
-    if e.seeds.is_empty() || e.estimator.is_empty() {
-        return Err(bad("seeds, estimator: give at least one of each").into());
+/// A row of `NAME.csv`: one method and seed.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BitsRow {
+    /// The method.
+    pub method: String,
+    /// The seed.
+    pub seed: u64,
+    /// Held-out images.
+    pub n_test: usize,
+    /// Dequantisation draws per image.
+    pub draws: usize,
+    /// Mean bits/dim over images.
+    pub bits_per_dim: Num,
+    /// Its standard error over images.
+    pub bits_per_dim_se: Num,
+    /// The pooled sd between two draws of one image.
+    pub draw_sd: Option<Num>,
+    /// Score evaluations per image and draw.
+    pub score_evals: Num,
+}
+
+/// What every unit shares: the pixel columns, the held-out split, the train plan of a seed.
+impl ImageLikelihoodExperiment {
+    fn columns(&self) -> Result<Vec<String>> {
+        pixel_columns(&self.csv, &self.exclude)
     }
-    if e.draws == 0 {
-        return Err(bad("draws: at least 1 dequantisation draw per image").into());
-    }
-    if !(e.scale > 0.0 && e.scale.is_finite()) {
-        return Err(bad("scale: must be positive and finite").into());
-    }
-    if !(e.dequantize > 0.0 && e.dequantize.is_finite()) {
-        return Err(bad("dequantize: the bin width q must be positive and finite").into());
-    }
-    let mut names: Vec<&str> = REFERENCES.to_vec();
-    for s in &e.estimator {
-        if names.contains(&s.name.as_str()) {
-            return Err(bad(format!(
-                "estimator: name {:?} is used twice or reserved ({})",
-                s.name,
-                REFERENCES.join(", ")
-            ))
-            .into());
+
+    fn split(&self, columns: &[String]) -> DataSpec {
+        DataSpec {
+            transform: Some("scale".into()),
+            scale: Some(self.scale),
+            ..DataSpec::csv(&self.csv, Some(columns.to_vec()), self.test_fraction)
         }
-        names.push(&s.name);
     }
-    if e.model.get("kind").and_then(|k| k.as_str()) != Some("noise_conditional_mlp") {
-        return Err(bad(
-            "model.kind: must be \"noise_conditional_mlp\" (the probability-flow ODE needs the score at every noise level)",
-        )
-        .into());
-    }
-    let plans = plans(e)?;
-    let columns = pixel_columns(&e.csv, &e.exclude)?;
-    let d = columns.len();
-    let q = e.dequantize;
-    let split = || DataSpec {
-        transform: Some("scale".into()),
-        scale: Some(e.scale),
-        ..DataSpec::csv(&e.csv, Some(columns.clone()), e.test_fraction)
-    };
-    let train_plan = |seed: u64| -> Result<TrainPlan> {
+
+    fn train_plan(&self, seed: u64, columns: &[String]) -> Result<TrainPlan> {
         let data = DataSpec {
-            dequantize: Some(Dequantize::All(q)),
+            dequantize: Some(Dequantize::All(self.dequantize)),
             dequantize_fresh: Some(true),
-            ..split()
+            ..self.split(columns)
         };
         Ok(TrainPlan::new(
             seed,
             data,
-            typed(e.model.clone().into(), "model")?,
-            typed(e.objective.clone().into(), "objective")?,
-            typed(e.train.clone().into(), "train")?,
+            typed(self.model.clone().into(), "model")?,
+            typed(self.objective.clone().into(), "objective")?,
+            typed(self.train.clone().into(), "train")?,
         ))
-    };
-    // Everything is checked before the first network trains: every pixel of the file on the
-    // support's grid (its own row numbers), the sizes, and each estimator against the untrained
-    // network (its architecture and σ̃ range are the trained one's).
-    let limit = scorelab_pipeline::memory::MemoryLimit::from_env()?;
-    let (lo, hi) = (e.support[0], e.support[1]);
-    let levels = (hi - lo) / q + 1.0;
-    if !(lo.is_finite() && hi.is_finite() && hi > lo && levels.fract().abs() < 1e-9) {
-        return Err(bad(format!(
+    }
+}
+
+impl Study for ImageLikelihoodExperiment {
+    /// Everything is checked before the first network trains: every pixel of the file on the
+    /// support's grid (its own row numbers), the sizes, and each estimator against the untrained
+    /// network (its architecture and σ̃ range are the trained one's).
+    fn check(&self) -> Result<()> {
+        let e = self;
+        if e.seeds.is_empty() || e.estimator.is_empty() {
+            return Err(bad("seeds, estimator: give at least one of each").into());
+        }
+        if e.draws == 0 {
+            return Err(bad("draws: at least 1 dequantisation draw per image").into());
+        }
+        if !(e.scale > 0.0 && e.scale.is_finite()) {
+            return Err(bad("scale: must be positive and finite").into());
+        }
+        if !(e.dequantize > 0.0 && e.dequantize.is_finite()) {
+            return Err(bad("dequantize: the bin width q must be positive and finite").into());
+        }
+        let mut names: Vec<&str> = REFERENCES.to_vec();
+        for s in &e.estimator {
+            if names.contains(&s.name.as_str()) {
+                return Err(bad(format!(
+                    "estimator: name {:?} is used twice or reserved ({})",
+                    s.name,
+                    REFERENCES.join(", ")
+                ))
+                .into());
+            }
+            names.push(&s.name);
+        }
+        if e.model.get("kind").and_then(|k| k.as_str()) != Some("noise_conditional_mlp") {
+            return Err(bad(
+            "model.kind: must be \"noise_conditional_mlp\" (the probability-flow ODE needs the score at every noise level)",
+        )
+        .into());
+        }
+        let plans = plans(e)?;
+        let columns = pixel_columns(&e.csv, &e.exclude)?;
+        let d = columns.len();
+        let q = e.dequantize;
+        // Everything is checked before the first network trains: every pixel of the file on the
+        // support's grid (its own row numbers), the sizes, and each estimator against the untrained
+        // network (its architecture and σ̃ range are the trained one's).
+        let limit = scorelab_pipeline::memory::MemoryLimit::from_env()?;
+        let (lo, hi) = (e.support[0], e.support[1]);
+        let levels = (hi - lo) / q + 1.0;
+        if !(lo.is_finite() && hi.is_finite() && hi > lo && levels.fract().abs() < 1e-9) {
+            return Err(bad(format!(
             "support: [{lo}, {hi}] must be finite with {hi} − {lo} a whole number of bins of width dequantize = {q}"
         ))
         .into());
-    }
-    scorelab_pipeline::memory::check(
-        (levels as u64).saturating_mul(d as u64).saturating_mul(8),
-        limit,
-        || format!("the independent-pixels model ({levels} levels × {d} pixels)"),
-        "narrow support to the pixels' levels",
-    )?;
-    let all = scorelab_pipeline::data::Dataset::from_csv(&e.csv, Some(&columns))?;
-    scorelab_pipeline::memory::check(
-        (all.rows().nrows() as u64)
-            .saturating_mul(d as u64)
-            .saturating_mul(8)
-            .saturating_mul(e.draws as u64 + 2),
-        limit,
-        || format!("{} dequantisation draws of the held-out images", e.draws),
-        "lower draws",
-    )?;
-    let shifted = all.rows().mapv(|v| v - lo);
-    scorelab_pipeline::data::check_on_grid(
-        shifted.view(),
-        &vec![q; d],
-        &columns,
-        "support",
-        |i| i + 1,
-    )?;
-    if let Some((i, j)) = all
-        .rows()
-        .indexed_iter()
-        .find(|(_, &v)| v < lo || v > hi)
-        .map(|(ij, _)| ij)
-    {
-        return Err(bad(format!(
+        }
+        scorelab_pipeline::memory::check(
+            (levels as u64).saturating_mul(d as u64).saturating_mul(8),
+            limit,
+            || format!("the independent-pixels model ({levels} levels × {d} pixels)"),
+            "narrow support to the pixels' levels",
+        )?;
+        let all = scorelab_pipeline::data::Dataset::from_csv(&e.csv, Some(&columns))?;
+        scorelab_pipeline::memory::check(
+            (all.rows().nrows() as u64)
+                .saturating_mul(d as u64)
+                .saturating_mul(8)
+                .saturating_mul(e.draws as u64 + 2),
+            limit,
+            || format!("{} dequantisation draws of the held-out images", e.draws),
+            "lower draws",
+        )?;
+        let shifted = all.rows().mapv(|v| v - lo);
+        scorelab_pipeline::data::check_on_grid(
+            shifted.view(),
+            &vec![q; d],
+            &columns,
+            "support",
+            |i| i + 1,
+        )?;
+        if let Some((i, j)) = all
+            .rows()
+            .indexed_iter()
+            .find(|(_, &v)| v < lo || v > hi)
+            .map(|(ij, _)| ij)
+        {
+            return Err(bad(format!(
             "support: row {}, column {}: {} is outside [{lo}, {hi}]; widen support to the pixels' levels",
             i + 1,
             columns[j],
             all.rows()[[i, j]]
         ))
         .into());
+        }
+        let untrained = self
+            .train_plan(e.seeds[0], &columns)?
+            .prepare(limit)?
+            .untrained();
+        for (s, plan) in e.estimator.iter().zip(&plans) {
+            plan.prepare_with(untrained.clone())
+                .map_err(|err| bad(format!("estimator {}: {err}", s.name)))?;
+        }
+        Ok(())
     }
-    let untrained = train_plan(e.seeds[0])?.prepare(limit)?.untrained();
-    for (s, plan) in e.estimator.iter().zip(&plans) {
-        plan.prepare_with(untrained.clone())
-            .map_err(|err| bad(format!("estimator {}: {err}", s.name)))?;
+
+    /// One unit per seed: the references, the network, every estimator.
+    fn units(&self) -> Vec<Unit> {
+        self.seeds
+            .iter()
+            .map(|s| Unit::new(format!("seed{s}")))
+            .collect()
     }
-    let to_bits = |log_p: f64| -(log_p + d as f64 * q.ln()) / (d as f64 * std::f64::consts::LN_2);
-    let mut csv = format!("{COLUMNS}\n");
-    let mut paired = String::from("method,reference,seed,n_test,mean_difference,se_difference\n");
-    let mut timing = String::from("what,name,seed,seconds,per_image\n");
-    let mut images = String::from("method,seed,image,bits_per_dim\n");
-    let mut per_method: Vec<(String, Vec<[f64; 2]>)> = vec![];
-    let units = (e.seeds.len() * (1 + e.estimator.len() * e.draws)) as u64;
-    let bar = crate::bar(units, "{bar:30} {pos}/{len} · {msg} · eta {eta}");
-    for &seed in &e.seeds {
+
+    fn run(&self, unit: &Unit, cx: &Context) -> Result<Tables> {
+        let e = self;
+        let stop = cx.stop();
+        let seed = *self
+            .seeds
+            .iter()
+            .find(|s| format!("seed{s}") == unit.id())
+            .ok_or_else(|| bad(format!("no unit {:?} in this experiment", unit.id())))?;
+        let plans = plans(e)?;
+        let columns = self.columns()?;
+        let d = columns.len();
+        let q = e.dequantize;
+        let split = || self.split(&columns);
+        let train_plan = |seed: u64| self.train_plan(seed, &columns);
+        let to_bits =
+            |log_p: f64| -(log_p + d as f64 * q.ln()) / (d as f64 * std::f64::consts::LN_2);
+        let mut csv = Table::new(COLUMNS);
+        let mut paired = Table::new("method,reference,seed,n_test,mean_difference,se_difference");
+        let mut timing = Table::new("what,name,seed,seconds,per_image");
+        let mut images = Table::new("method,seed,image,bits_per_dim");
+
         let prepared = split().prepare_csv(seed)?;
         let train_x = prepared.transform.inverse(&prepared.train);
         let test_x = prepared.transform.inverse(&prepared.test);
@@ -338,21 +397,20 @@ pub fn run(e: &ImageLikelihoodExperiment, models: &Path, stop: &AtomicBool) -> R
             score_evals: 0.0,
         });
         if stop.load(Ordering::SeqCst) {
-            bar.abandon();
-            return Ok(Outputs::partial(csv));
+            let mut t = Tables::main(csv);
+            t.stopped = true;
+            return Ok(t);
         }
-        bar.set_message(format!("training seed {seed}"));
         let started = std::time::Instant::now();
         let model = train_into(
             &train_plan(seed)?,
-            &models.join(format!("seed{seed}")),
+            &cx.models().join(format!("seed{seed}")),
             stop,
         )?;
-        timing.push_str(&format!(
-            "train,network,{seed},{:.3},\n",
+        timing.push_line(&format!(
+            "train,network,{seed},{:.3},",
             started.elapsed().as_secs_f64()
         ));
-        bar.inc(1);
         for (s, plan) in e.estimator.iter().zip(&plans) {
             let mut est = plan
                 .prepare_with(model.clone())
@@ -361,24 +419,23 @@ pub fn run(e: &ImageLikelihoodExperiment, models: &Path, stop: &AtomicBool) -> R
             let mut evals = 0.0;
             let started = std::time::Instant::now();
             for (k, y) in draws.iter().enumerate() {
-                bar.set_message(format!("{} seed {seed} draw {}", s.name, k + 1));
                 est.resolved.seed = seed * 1000 + k as u64;
                 let out = est
                     .run(y.view(), &mut stopper(stop))
                     .map_err(|err| bad(format!("estimator {}: {err}", s.name)))?;
                 if out.interrupted {
-                    bar.abandon();
-                    return Ok(Outputs::partial(csv));
+                    let mut t = Tables::main(csv);
+                    t.stopped = true;
+                    return Ok(t);
                 }
                 for (i, r) in out.rows.iter().enumerate() {
                     bits[[k, i]] = to_bits(r.log_p);
                     evals += r.score_evals as f64;
                 }
-                bar.inc(1);
             }
             let secs = started.elapsed().as_secs_f64();
-            timing.push_str(&format!(
-                "likelihood,{},{seed},{secs:.3},{:.6}\n",
+            timing.push_line(&format!(
+                "likelihood,{},{seed},{secs:.3},{:.6}",
                 s.name,
                 secs / (n * e.draws) as f64
             ));
@@ -393,7 +450,7 @@ pub fn run(e: &ImageLikelihoodExperiment, models: &Path, stop: &AtomicBool) -> R
             let (mean, se) = mean_se(&image);
             if m.name != "uniform" {
                 for (i, b) in image.iter().enumerate() {
-                    images.push_str(&format!("{},{seed},{i},{b}\n", m.name));
+                    images.push_line(&format!("{},{seed},{i},{b}", m.name));
                 }
             }
             let draw_sd = if e.draws > 1 {
@@ -402,14 +459,10 @@ pub fn run(e: &ImageLikelihoodExperiment, models: &Path, stop: &AtomicBool) -> R
             } else {
                 String::new()
             };
-            csv.push_str(&format!(
-                "{},{seed},{n},{},{mean},{se},{draw_sd},{}\n",
+            csv.push_line(&format!(
+                "{},{seed},{n},{},{mean},{se},{draw_sd},{}",
                 m.name, e.draws, m.score_evals
             ));
-            match per_method.iter_mut().find(|p| p.0 == m.name) {
-                Some(p) => p.1.push([mean, se]),
-                None => per_method.push((m.name.clone(), vec![[mean, se]])),
-            }
         }
         let refs = [
             e.estimator[0].name.as_str(),
@@ -426,32 +479,41 @@ pub fn run(e: &ImageLikelihoodExperiment, models: &Path, stop: &AtomicBool) -> R
                     .mean_axis(ndarray::Axis(0))
                     .expect("draws");
                 let (mean, se) = mean_se(&diff);
-                paired.push_str(&format!("{},{r},{seed},{n},{mean},{se}\n", m.name));
+                paired.push_line(&format!("{},{r},{seed},{n},{mean},{se}", m.name));
             }
         }
-    }
-    bar.finish_and_clear();
-    let mut summary =
-        String::from("method,seeds,bits_per_dim_mean,bits_per_dim_sd,bits_per_dim_se_mean\n");
-    for (m, v) in &per_method {
-        let (mean, sd) =
-            scorelab_pipeline::metrics::mean_sd_cell(&v.iter().map(|r| r[0]).collect::<Vec<_>>());
-        let se = v.iter().map(|r| r[1]).sum::<f64>() / v.len() as f64;
-        summary.push_str(&format!("{m},{},{mean},{sd},{se}\n", v.len()));
-    }
-    Ok(Outputs {
-        csv,
-        summary,
-        extra: vec![
-            ("paired".into(), paired),
-            ("images".into(), images),
-            ("timing".into(), timing),
-        ],
-        interrupted: false,
-    })
-}
 
-crate::whole_study!(
-    ImageLikelihoodExperiment,
-    |e: &ImageLikelihoodExperiment, cx: &crate::study::Context| run(e, cx.models(), cx.stop())
-);
+        let mut out = Tables::main(csv);
+        out.insert("paired", paired);
+        out.insert("images", images);
+        out.insert("timing", timing);
+        Ok(out)
+    }
+
+    fn finish(&self, done: Vec<Tables>) -> Result<Tables> {
+        let rows = Tables::concat(&done, "")?;
+        let parsed: Vec<BitsRow> = rows.rows()?;
+        let mut methods: Vec<&str> = vec![];
+        for r in &parsed {
+            if !methods.contains(&r.method.as_str()) {
+                methods.push(&r.method);
+            }
+        }
+        let mut summary =
+            Table::new("method,seeds,bits_per_dim_mean,bits_per_dim_sd,bits_per_dim_se_mean");
+        for m in methods {
+            let v: Vec<&BitsRow> = parsed.iter().filter(|r| r.method == m).collect();
+            let (mean, sd) = scorelab_pipeline::metrics::mean_sd_cell(
+                &v.iter().map(|r| r.bits_per_dim.0).collect::<Vec<_>>(),
+            );
+            let se = v.iter().map(|r| r.bits_per_dim_se.0).sum::<f64>() / v.len() as f64;
+            summary.push_line(&format!("{m},{},{mean},{sd},{se}", v.len()));
+        }
+        let mut out = Tables::main(rows);
+        out.insert("summary", summary);
+        for name in ["paired", "images", "timing"] {
+            out.insert(name, Tables::concat(&done, name)?);
+        }
+        Ok(out)
+    }
+}
