@@ -35,9 +35,10 @@
 //! differs between reruns), and with a metric `NAME_classes.csv` (`method,seed,class,count`) and
 //! `NAME_frechet_bias.csv` (`n,chunks,frechet_mean,frechet_sd`).
 
-use super::shared::{deep_merge, pixel_columns, typed, Outputs};
+use super::shared::{deep_merge, pixel_columns, typed};
 use crate::bad;
 use crate::shared::train_into;
+use crate::study::{Context, Num, Study, Table, Tables, Unit};
 use anyhow::Result;
 use ndarray::{Array2, Axis};
 use rand::seq::SliceRandom;
@@ -52,7 +53,7 @@ use scorelab_pipeline::sample::SamplePlan;
 use scorelab_pipeline::train::{DataSpec, TrainPlan, TrainedModel};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 /// `kind = "image_fit"` (module docs).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -268,36 +269,136 @@ pub(super) fn load_pretrained(dir: &Path, field: &str, data: &DataSpec) -> Resul
     Ok(TrainedModel::load(dir).map_err(|err| bad(format!("{field}: {err}")))?)
 }
 
-/// Runs an image-fit experiment, its networks trained into `models` (module docs).
-///
-/// # Errors
-/// An input error for a bad experiment; Ctrl-C while training or a diverging run.
-pub fn run(e: &ImageFitExperiment, models: &Path, stop: &AtomicBool) -> Result<Outputs> {
-    if e.seeds.is_empty() || e.fit.is_empty() || e.fit.iter().any(|f| f.sample.is_empty()) {
-        return Err(bad("seeds, fit and every fit.sample: give at least one of each").into());
-    }
-    if e.chains < 2 || e.grid_images == 0 {
-        return Err(bad("chains: at least 2; grid_images: at least 1").into());
-    }
-    if !(e.scale > 0.0 && e.scale.is_finite() && e.noise > 0.0 && e.noise.is_finite()) {
-        return Err(bad("scale and noise: must be positive and finite").into());
-    }
-    let mut methods: Vec<&str> = vec!["real_digits"];
-    if e.metric.is_some() {
-        methods.push("uniform_noise");
-    }
-    for f in &e.fit {
-        for s in &f.sample {
-            if methods.contains(&s.name.as_str()) {
-                return Err(bad(format!(
-                    "fit.sample: name {:?} is used twice or reserved",
-                    s.name
-                ))
-                .into());
+/// A row of `NAME.csv`, as the summary reads it back.
+#[derive(Debug, Deserialize)]
+struct FitRow {
+    method: String,
+    score_evals: usize,
+    mmd2: Num,
+    frechet: Option<Num>,
+    coverage: Option<Num>,
+    nn_median: Num,
+}
+
+/// What every unit uses: the pixel columns, the metric (if any), the fits' pretrained networks.
+struct Shared {
+    columns: Vec<String>,
+    metric: Option<scorelab_pipeline::digits::DigitMetric>,
+    pretrained: Vec<Option<TrainedModel>>,
+}
+
+impl ImageFitExperiment {
+    fn shared(&self) -> Result<Shared> {
+        let e = self;
+        // The pixel columns: all but `exclude`.
+        let columns = pixel_columns(&e.csv, &e.exclude)?;
+        let metric = match &e.metric {
+            None => None,
+            Some(m) => {
+                let metric = scorelab_pipeline::digits::DigitMetric::load(
+                    &m.classifier,
+                    "metric.classifier",
+                    &e.csv,
+                    &columns,
+                    e.scale,
+                )?;
+                if e.test_fraction
+                    .is_some_and(|t| t != metric.split.test_fraction)
+                {
+                    return Err(bad(format!(
+                        "test_fraction: the metric's classifier fixes the split at {}; remove test_fraction",
+                        metric.split.test_fraction
+                    ))
+                    .into());
+                }
+                Some(metric)
             }
-            methods.push(&s.name);
+        };
+        let mut sh = Shared {
+            columns,
+            metric,
+            pretrained: vec![],
+        };
+        for f in &e.fit {
+            let p = match &f.pretrained {
+                Some(dir) => Some(load_pretrained(
+                    dir,
+                    &format!("fit {} pretrained", f.name),
+                    &self.data(&sh),
+                )?),
+                None => None,
+            };
+            sh.pretrained.push(p);
         }
-        match (&f.pretrained, &f.model, &f.objective) {
+        Ok(sh)
+    }
+
+    fn data(&self, sh: &Shared) -> DataSpec {
+        match &sh.metric {
+            Some(m) => DataSpec {
+                noise: Some(self.noise),
+                ..m.split.data()
+            },
+            None => DataSpec {
+                transform: Some("scale".into()),
+                scale: Some(self.scale),
+                noise: Some(self.noise),
+                ..DataSpec::csv(
+                    &self.csv,
+                    Some(sh.columns.clone()),
+                    self.test_fraction.unwrap_or(0.2),
+                )
+            },
+        }
+    }
+
+    fn plan_for(&self, sh: &Shared, seed: u64, f: &FitSpec) -> Result<Option<TrainPlan>> {
+        let (Some(model), Some(objective)) = (&f.model, &f.objective) else {
+            return Ok(None);
+        };
+        let mut train = self.train.clone();
+        deep_merge(&mut train, &f.train);
+        Ok(Some(TrainPlan::new(
+            seed,
+            self.data(sh),
+            typed(model.clone().into(), &format!("fit {} model", f.name))?,
+            typed(
+                objective.clone().into(),
+                &format!("fit {} objective", f.name),
+            )?,
+            typed(train.into(), &format!("fit {} train", f.name))?,
+        )))
+    }
+}
+
+impl Study for ImageFitExperiment {
+    fn check(&self) -> Result<()> {
+        let e = self;
+        if e.seeds.is_empty() || e.fit.is_empty() || e.fit.iter().any(|f| f.sample.is_empty()) {
+            return Err(bad("seeds, fit and every fit.sample: give at least one of each").into());
+        }
+        if e.chains < 2 || e.grid_images == 0 {
+            return Err(bad("chains: at least 2; grid_images: at least 1").into());
+        }
+        if !(e.scale > 0.0 && e.scale.is_finite() && e.noise > 0.0 && e.noise.is_finite()) {
+            return Err(bad("scale and noise: must be positive and finite").into());
+        }
+        let mut methods: Vec<&str> = vec!["real_digits"];
+        if e.metric.is_some() {
+            methods.push("uniform_noise");
+        }
+        for f in &e.fit {
+            for s in &f.sample {
+                if methods.contains(&s.name.as_str()) {
+                    return Err(bad(format!(
+                        "fit.sample: name {:?} is used twice or reserved",
+                        s.name
+                    ))
+                    .into());
+                }
+                methods.push(&s.name);
+            }
+            match (&f.pretrained, &f.model, &f.objective) {
             (Some(_), None, None) if f.train.is_empty() => {}
             (None, Some(_), Some(_)) => {}
             _ => {
@@ -308,164 +409,136 @@ pub fn run(e: &ImageFitExperiment, models: &Path, stop: &AtomicBool) -> Result<O
                 .into())
             }
         }
-    }
-    // The pixel columns: all but `exclude`.
-    let columns = pixel_columns(&e.csv, &e.exclude)?;
-    let metric = match &e.metric {
-        None => None,
-        Some(m) => {
-            let metric = scorelab_pipeline::digits::DigitMetric::load(
-                &m.classifier,
-                "metric.classifier",
-                &e.csv,
-                &columns,
-                e.scale,
-            )?;
-            if e.test_fraction
-                .is_some_and(|t| t != metric.split.test_fraction)
-            {
+        }
+        for f in &e.fit {
+            if f.equal_time.is_some() && f.pretrained.is_some() {
                 return Err(bad(format!(
-                    "test_fraction: the metric's classifier fixes the split at {}; remove test_fraction",
-                    metric.split.test_fraction
+                    "fit {}: equal_time applies to a fit that trains, not to a pretrained network; remove it",
+                    f.name
                 ))
                 .into());
             }
-            Some(metric)
         }
-    };
-    let data = || match &metric {
-        Some(m) => DataSpec {
-            noise: Some(e.noise),
-            ..m.split.data()
-        },
-        None => DataSpec {
-            transform: Some("scale".into()),
-            scale: Some(e.scale),
-            noise: Some(e.noise),
-            ..DataSpec::csv(
-                &e.csv,
-                Some(columns.clone()),
-                e.test_fraction.unwrap_or(0.2),
-            )
-        },
-    };
-    let plan_for = |seed: u64, f: &FitSpec| -> Result<Option<TrainPlan>> {
-        let (Some(model), Some(objective)) = (&f.model, &f.objective) else {
-            return Ok(None);
-        };
-        let mut train = e.train.clone();
-        deep_merge(&mut train, &f.train);
-        Ok(Some(TrainPlan::new(
-            seed,
-            data(),
-            typed(model.clone().into(), &format!("fit {} model", f.name))?,
-            typed(
-                objective.clone().into(),
-                &format!("fit {} objective", f.name),
-            )?,
-            typed(train.into(), &format!("fit {} train", f.name))?,
-        )))
-    };
-    // Every fit's plan is valid and every pretrained network matches (and is loaded, once)
-    // before any work.
-    let mut pretrained = Vec::with_capacity(e.fit.len());
-    let mut runs = vec![];
-    for f in &e.fit {
-        if let Some(p) = plan_for(e.seeds[0], f)? {
-            runs.push((f.name.clone(), f.equal_time.clone(), p));
-        } else if f.equal_time.is_some() {
-            return Err(bad(format!(
-                "fit {}: equal_time applies to a fit that trains, not to a pretrained network; remove it",
-                f.name
-            ))
-            .into());
-        }
-        pretrained.push(match &f.pretrained {
-            Some(dir) => Some(load_pretrained(
-                dir,
-                &format!("fit {} pretrained", f.name),
-                &data(),
-            )?),
-            None => None,
-        });
+        Ok(())
     }
-    // `equal_time`: the steps that take the reference fit's training time, measured now.
-    let (budgets, budget_csv) = if runs.iter().any(|r| r.1.is_some()) {
-        scorelab_pipeline::train::equal_time_budgets(&runs, "fit")?
-    } else {
-        Default::default()
-    };
-    let fits: Vec<FitSpec> = e
-        .fit
-        .iter()
-        .map(|f| {
-            let mut f = f.clone();
-            if let Some(&n) = budgets.get(&f.name) {
-                f.train.insert("steps".into(), (n as i64).into());
+
+    /// Once for every seed: the equal-time budgets (`NAME_budget.csv`) and the metric's bias
+    /// (`NAME_frechet_bias.csv`: real images the classifier never saw against the reference set,
+    /// in disjoint chunks of each size). Every fit's plan is valid and every pretrained network
+    /// matches before any work.
+    fn setup(&self, _cx: &Context) -> Result<Tables> {
+        let e = self;
+        let sh = self.shared()?;
+        let mut runs = vec![];
+        for f in &e.fit {
+            if let Some(p) = self.plan_for(&sh, e.seeds[0], f)? {
+                runs.push((f.name.clone(), f.equal_time.clone(), p));
             }
-            f
-        })
-        .collect();
-    let d = columns.len();
-    let mut csv = format!("{COLUMNS}\n");
-    let mut timing = String::from("what,name,seed,seconds\n");
-    let mut classes_csv = String::from("method,seed,class,count\n");
-    let cols: Vec<String> = (0..d).map(|j| format!("x{j}")).collect();
-    let mut grid = format!("method,{}\n", cols.join(","));
-    type Entry = [f64; 4];
-    let mut per_method: Vec<(String, Vec<Entry>, usize)> = vec![];
-    let total = (e.seeds.len() * methods.len()) as u64;
-    let bar = crate::bar(total, "{bar:30} {pos}/{len} · {msg} · eta {eta}");
-    let push_rows = |x: &Array2<f64>, label: &str, out: &mut String| {
-        for r in x.rows().into_iter().take(e.grid_images) {
-            let cells: Vec<String> = r.iter().map(|v| format!("{v:.4}")).collect();
-            out.push_str(&format!("{label},{}\n", cells.join(",")));
         }
-    };
-    // The metric's split is the same for every seed.
-    let parts = match &metric {
-        Some(m) => Some(m.split.parts()?),
-        None => None,
-    };
-    // The reference set's features, once for every seed.
-    let reference = match (&metric, &parts) {
-        (Some(m), Some(p)) => Some(m.features(p.reference.0.view())),
-        _ => None,
-    };
-    let mut bias = String::new();
-    if let (Some(m), Some(p), Some(reference)) = (&metric, &parts, &reference) {
-        if e.chains < p.floor.0.nrows() {
-            return Err(bad(format!(
-                "chains: the Fréchet distance judges samples in chunks of the floor set's size, {}; give chains ≥ {} (a multiple of it, e.g. {})",
-                p.floor.0.nrows(),
-                p.floor.0.nrows(),
-                3 * p.floor.0.nrows()
-            ))
-            .into());
+        let mut out = Tables::default();
+        if runs.iter().any(|r| r.1.is_some()) {
+            let (_, csv) = scorelab_pipeline::train::equal_time_budgets(&runs, "fit")?;
+            out.insert("budget", Table::from_csv(&csv));
         }
-        // The metric's bias: real images the classifier never saw against the reference set,
-        // in disjoint chunks of each size.
-        let floor = m.features(p.floor.0.view());
-        bias.push_str("n,chunks,frechet_mean,frechet_sd\n");
-        let nf = floor.nrows();
-        for n in BIAS_SIZES.into_iter().filter(|&n| n < nf).chain([nf]) {
-            let v: Vec<f64> = (0..nf / n)
-                .map(|c| {
-                    frechet_distance(
-                        floor.slice(ndarray::s![c * n..(c + 1) * n, ..]),
-                        reference.view(),
-                    )
-                })
-                .collect::<Result<_, _>>()?;
-            let (a, b) = mean_sd_cell(&v);
-            bias.push_str(&format!("{n},{},{a},{b}\n", v.len()));
+        if let Some(m) = &sh.metric {
+            let p = m.split.parts()?;
+            let reference = m.features(p.reference.0.view());
+            if e.chains < p.floor.0.nrows() {
+                return Err(bad(format!(
+                    "chains: the Fréchet distance judges samples in chunks of the floor set's size, {}; give chains ≥ {} (a multiple of it, e.g. {})",
+                    p.floor.0.nrows(),
+                    p.floor.0.nrows(),
+                    3 * p.floor.0.nrows()
+                ))
+                .into());
+            }
+            let floor = m.features(p.floor.0.view());
+            let mut bias = Table::new("n,chunks,frechet_mean,frechet_sd");
+            let nf = floor.nrows();
+            for n in BIAS_SIZES.into_iter().filter(|&n| n < nf).chain([nf]) {
+                let v: Vec<f64> = (0..nf / n)
+                    .map(|c| {
+                        frechet_distance(
+                            floor.slice(ndarray::s![c * n..(c + 1) * n, ..]),
+                            reference.view(),
+                        )
+                    })
+                    .collect::<Result<_, _>>()?;
+                let (a, b) = mean_sd_cell(&v);
+                bias.push_line(&format!("{n},{},{a},{b}", v.len()));
+            }
+            out.insert("frechet_bias", bias);
         }
+        Ok(out)
     }
-    for (si, &seed) in e.seeds.iter().enumerate() {
+
+    /// One unit per seed: the real and noise rows, every fit trained (or loaded) and sampled.
+    fn units(&self) -> Vec<Unit> {
+        self.seeds
+            .iter()
+            .map(|s| Unit::new(format!("seed{s}")))
+            .collect()
+    }
+
+    fn run(&self, unit: &Unit, cx: &Context) -> Result<Tables> {
+        let e = self;
+        let stop = cx.stop();
+        let (si, seed) = self
+            .seeds
+            .iter()
+            .enumerate()
+            .find(|(_, s)| format!("seed{s}") == unit.id())
+            .map(|(i, s)| (i, *s))
+            .ok_or_else(|| bad(format!("no unit {:?} in this experiment", unit.id())))?;
+        let sh = self.shared()?;
+        let metric = sh.metric.as_ref();
+        let pretrained = &sh.pretrained;
+        let data = || self.data(&sh);
+        let plan_for = |seed: u64, f: &FitSpec| self.plan_for(&sh, seed, f);
+        // The fits, with the setup's equal-time steps.
+        let mut fits: Vec<FitSpec> = e.fit.clone();
+        if let Some(b) = cx.setup().get("budget") {
+            #[derive(Deserialize)]
+            struct Budget {
+                method: String,
+                steps: u64,
+            }
+            for r in b.rows::<Budget>()? {
+                if let Some(f) = fits.iter_mut().find(|f| f.name == r.method) {
+                    f.train.insert("steps".into(), (r.steps as i64).into());
+                }
+            }
+        }
+        let d = sh.columns.len();
+        let mut csv = Table::new(COLUMNS);
+        let mut timing = Table::new("what,name,seed,seconds");
+        let mut classes_csv = Table::new("method,seed,class,count");
+        let cols: Vec<String> = (0..d).map(|j| format!("x{j}")).collect();
+        let mut grid = Table::new(&format!("method,{}", cols.join(",")));
+        let push_rows = |x: &Array2<f64>, label: &str, out: &mut Table| {
+            for r in x.rows().into_iter().take(e.grid_images) {
+                let cells: Vec<String> = r.iter().map(|v| format!("{v:.4}")).collect();
+                out.push_line(&format!("{label},{}", cells.join(",")));
+            }
+        };
+        let stopped = |csv: Table| {
+            let mut t = Tables::main(csv);
+            t.stopped = true;
+            t
+        };
+        // The metric's split is the same for every seed.
+        let parts = match metric {
+            Some(m) => Some(m.split.parts()?),
+            None => None,
+        };
+        let reference = match (metric, &parts) {
+            (Some(m), Some(p)) => Some(m.features(p.reference.0.view())),
+            _ => None,
+        };
         let prepared = data().prepare_csv(seed)?;
         let (train, transform) = (prepared.train, prepared.transform);
         let judge = Judge {
-            metric: metric.as_ref(),
+            metric,
             reference: reference.as_ref(),
             heldout: parts
                 .as_ref()
@@ -476,15 +549,15 @@ pub fn run(e: &ImageFitExperiment, models: &Path, stop: &AtomicBool) -> Result<O
         let bandwidth = scorelab_eval::median_bandwidth(train.view(), test.view());
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(200);
-        let mut record = |method: &str,
-                          fit: &str,
-                          evals: usize,
-                          x: &Array2<f64>,
-                          nn: Vec<f64>,
-                          diverged: f64,
-                          rng: &mut ChaCha8Rng,
-                          csv: &mut String,
-                          classes_csv: &mut String|
+        let record = |method: &str,
+                      fit: &str,
+                      evals: usize,
+                      x: &Array2<f64>,
+                      nn: Vec<f64>,
+                      diverged: f64,
+                      rng: &mut ChaCha8Rng,
+                      csv: &mut Table,
+                      classes_csv: &mut Table|
          -> Result<()> {
             let m = mmd2(x.view(), test.view(), Some(bandwidth), e.tests, rng);
             let nn_mean = nn.iter().sum::<f64>() / nn.len() as f64;
@@ -494,11 +567,11 @@ pub fn run(e: &ImageFitExperiment, models: &Path, stop: &AtomicBool) -> Result<O
             let cov = j.classes.as_deref().map(coverage);
             if let Some(counts) = &j.classes {
                 for (k, c) in counts.iter().enumerate() {
-                    classes_csv.push_str(&format!("{method},{seed},{k},{c}\n"));
+                    classes_csv.push_line(&format!("{method},{seed},{k},{c}"));
                 }
             }
-            csv.push_str(&format!(
-                "{method},{fit},{seed},{evals},{},{},{},{},{},{},{nn_med},{nn_mean},{nn_min},{diverged}\n",
+            csv.push_line(&format!(
+                "{method},{fit},{seed},{evals},{},{},{},{},{},{},{nn_med},{nn_mean},{nn_min},{diverged}",
                 m.estimate.value,
                 m.estimate.se,
                 cell(m.estimate.p_value),
@@ -506,16 +579,6 @@ pub fn run(e: &ImageFitExperiment, models: &Path, stop: &AtomicBool) -> Result<O
                 cell(j.frechet.map(|f| f.1).filter(|v| v.is_finite())),
                 cell(cov),
             ));
-            let entry = [
-                m.estimate.value,
-                nn_med,
-                j.frechet.map_or(f64::NAN, |f| f.0),
-                cov.unwrap_or(f64::NAN),
-            ];
-            match per_method.iter_mut().find(|p| p.0 == method) {
-                Some(p) => p.1.push(entry),
-                None => per_method.push((method.to_string(), vec![entry], evals)),
-            }
             Ok(())
         };
         // The real row: with a metric, the floor set (real images no model or classifier saw);
@@ -546,7 +609,6 @@ pub fn run(e: &ImageFitExperiment, models: &Path, stop: &AtomicBool) -> Result<O
         if si == 0 {
             push_rows(judge.floor.unwrap_or(test), "real_digits", &mut grid);
         }
-        bar.inc(1);
         if judge.metric.is_some() {
             // The far end of the scale: uniform noise on [0, 1]ᴰ.
             let mut r = ChaCha8Rng::seed_from_u64(seed);
@@ -564,34 +626,32 @@ pub fn run(e: &ImageFitExperiment, models: &Path, stop: &AtomicBool) -> Result<O
                 &mut csv,
                 &mut classes_csv,
             )?;
-            bar.inc(1);
         }
         for (fi, f) in fits.iter().enumerate() {
             if stop.load(Ordering::SeqCst) {
-                bar.abandon();
-                return Ok(Outputs::partial(csv));
+                return Ok(stopped(csv));
             }
             let model = match (plan_for(seed, f)?, &pretrained[fi]) {
                 (Some(plan), _) => {
-                    bar.set_message(format!("training {} seed {seed}", f.name));
-                    let dir = models.join(format!("{}_seed{seed}", f.name));
+                    let dir = cx.models().join(format!("{}_seed{seed}", f.name));
                     let started = std::time::Instant::now();
                     let model = train_into(&plan, &dir, stop)?;
-                    timing.push_str(&format!(
-                        "train,{},{seed},{:.3}\n",
+                    timing.push_line(&format!(
+                        "train,{},{seed},{:.3}",
                         f.name,
                         started.elapsed().as_secs_f64()
                     ));
                     model
                 }
-                (None, _) => pretrained[fi].clone().expect("checked above"),
+                (None, Some(m)) => m.clone(),
+                (None, None) => {
+                    return Err(bad(format!("fit {}: nothing to train or load", f.name)).into())
+                }
             };
             for s in &f.sample {
                 if stop.load(Ordering::SeqCst) {
-                    bar.abandon();
-                    return Ok(Outputs::partial(csv));
+                    return Ok(stopped(csv));
                 }
-                bar.set_message(format!("{} seed {seed}", s.name));
                 let mut t = toml::Table::new();
                 t.insert("seed".into(), (seed as i64).into());
                 t.insert("chains".into(), (e.chains as i64).into());
@@ -608,8 +668,7 @@ pub fn run(e: &ImageFitExperiment, models: &Path, stop: &AtomicBool) -> Result<O
                 let started = std::time::Instant::now();
                 let out = plan.run(seed, &mut stopper(stop));
                 if out.interrupted {
-                    bar.abandon();
-                    return Ok(Outputs::partial(csv));
+                    return Ok(stopped(csv));
                 }
                 let mut x = transform.forward(&out.x);
                 let mut evals = out.score_evals;
@@ -624,8 +683,8 @@ pub fn run(e: &ImageFitExperiment, models: &Path, stop: &AtomicBool) -> Result<O
                     x = &x + &(scorelab_core::Score::score(&score, x.view()) * (e.noise * e.noise));
                     evals += 1;
                 }
-                timing.push_str(&format!(
-                    "sample,{},{seed},{:.3}\n",
+                timing.push_line(&format!(
+                    "sample,{},{seed},{:.3}",
                     s.name,
                     started.elapsed().as_secs_f64()
                 ));
@@ -654,47 +713,61 @@ pub fn run(e: &ImageFitExperiment, models: &Path, stop: &AtomicBool) -> Result<O
                 if si == 0 {
                     push_rows(&x, &s.name, &mut grid);
                 }
-                bar.inc(1);
             }
         }
-    }
-    bar.finish_and_clear();
-    let mut summary = String::from(
-        "method,seeds,score_evals,mmd2_mean,mmd2_sd,nn_median_mean,nn_median_sd,frechet_mean,frechet_sd,coverage_mean,coverage_sd\n",
-    );
-    for (m, v, evals) in &per_method {
-        let col = |i: usize| mean_sd_cell(&v.iter().map(|r| r[i]).collect::<Vec<_>>());
-        let opt = |i: usize| {
-            if v.iter().all(|r| r[i].is_nan()) {
-                (String::new(), String::new())
-            } else {
-                let (a, b) = col(i);
-                (a.to_string(), b.to_string())
-            }
-        };
-        let ((a, b), (c, dd), (f, fs), (g, gs)) = (col(0), col(1), opt(2), opt(3));
-        summary.push_str(&format!(
-            "{m},{},{evals},{a},{b},{c},{dd},{f},{fs},{g},{gs}\n",
-            v.len()
-        ));
-    }
-    let mut extra = vec![("samples".into(), grid), ("timing".into(), timing)];
-    if !budgets.is_empty() {
-        extra.push(("budget".into(), budget_csv));
-    }
-    if metric.is_some() {
-        extra.push(("classes".into(), classes_csv));
-        extra.push(("frechet_bias".into(), bias));
-    }
-    Ok(Outputs {
-        csv,
-        summary,
-        extra,
-        interrupted: false,
-    })
-}
 
-crate::whole_study!(
-    ImageFitExperiment,
-    |e: &ImageFitExperiment, cx: &crate::study::Context| run(e, cx.models(), cx.stop())
-);
+        let mut out = Tables::main(csv);
+        out.insert("timing", timing);
+        if si == 0 {
+            out.insert("samples", grid);
+        }
+        if metric.is_some() {
+            out.insert("classes", classes_csv);
+        }
+        Ok(out)
+    }
+
+    fn finish(&self, done: Vec<Tables>) -> Result<Tables> {
+        let rows = Tables::concat(&done, "")?;
+        let parsed: Vec<FitRow> = rows.rows()?;
+        let mut methods: Vec<&str> = vec![];
+        for r in &parsed {
+            if !methods.contains(&r.method.as_str()) {
+                methods.push(&r.method);
+            }
+        }
+        let mut summary = Table::new(
+            "method,seeds,score_evals,mmd2_mean,mmd2_sd,nn_median_mean,nn_median_sd,frechet_mean,frechet_sd,coverage_mean,coverage_sd",
+        );
+        for m in methods {
+            let v: Vec<&FitRow> = parsed.iter().filter(|r| r.method == m).collect();
+            let evals = v[0].score_evals;
+            let col = |f: &dyn Fn(&FitRow) -> f64| {
+                mean_sd_cell(&v.iter().map(|r| f(r)).collect::<Vec<_>>())
+            };
+            let opt = |f: &dyn Fn(&FitRow) -> f64| {
+                if v.iter().all(|r| f(r).is_nan()) {
+                    (String::new(), String::new())
+                } else {
+                    col(f)
+                }
+            };
+            let (a, b) = col(&|r| r.mmd2.0);
+            let (c, dd) = col(&|r| r.nn_median.0);
+            let (f, fs) = opt(&|r| r.frechet.map_or(f64::NAN, |x| x.0));
+            let (g, gs) = opt(&|r| r.coverage.map_or(f64::NAN, |x| x.0));
+            summary.push_line(&format!(
+                "{m},{},{evals},{a},{b},{c},{dd},{f},{fs},{g},{gs}",
+                v.len()
+            ));
+        }
+        let mut out = Tables::main(rows);
+        out.insert("summary", summary);
+        out.insert("samples", Tables::concat(&done, "samples")?);
+        out.insert("timing", Tables::concat(&done, "timing")?);
+        if self.metric.is_some() {
+            out.insert("classes", Tables::concat(&done, "classes")?);
+        }
+        Ok(out)
+    }
+}

@@ -49,7 +49,7 @@ pub mod shared;
 pub mod study;
 pub mod toy_zoo;
 
-pub use shared::{deep_merge, Outputs, TrainRef};
+pub use shared::{deep_merge, TrainRef};
 pub use study::{Context, Study, Table, Tables, Unit};
 
 use anyhow::Result;
@@ -60,13 +60,6 @@ use std::path::Path;
 /// An input error (exit code 2 on the command line) with this message.
 pub(crate) fn bad(msg: impl Into<String>) -> PipelineError {
     PipelineError::Input(msg.into())
-}
-
-/// A progress bar on stderr with indicatif's `template` (hidden when stderr is not a terminal).
-pub(crate) fn bar(len: u64, template: &str) -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::new(len);
-    bar.set_style(indicatif::ProgressStyle::with_template(template).expect("a valid template"));
-    bar
 }
 
 /// An experiment file.
@@ -248,29 +241,3 @@ impl ExperimentFile {
         }
     }
 }
-
-/// A study of one unit that runs the whole experiment: the kinds not yet split into units.
-macro_rules! whole_study {
-    ($ty:ty, $run:expr) => {
-        impl $crate::study::Study for $ty {
-            fn units(&self) -> Vec<$crate::study::Unit> {
-                vec![$crate::study::Unit::new("all")]
-            }
-            fn run(
-                &self,
-                _unit: &$crate::study::Unit,
-                cx: &$crate::study::Context,
-            ) -> anyhow::Result<$crate::study::Tables> {
-                #[allow(clippy::redundant_closure_call)]
-                Ok($run(self, cx)?.into_tables())
-            }
-            fn finish(
-                &self,
-                done: Vec<$crate::study::Tables>,
-            ) -> anyhow::Result<$crate::study::Tables> {
-                Ok(done.into_iter().next().unwrap_or_default())
-            }
-        }
-    };
-}
-pub(crate) use whole_study;

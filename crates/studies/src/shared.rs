@@ -1,4 +1,4 @@
-//! What the experiment kinds share: their [`Outputs`], trained references ([`TrainRef`]), training
+//! What the experiment kinds share: trained references ([`TrainRef`]), training
 //! into a model folder ([`train_into`]), and the merging of config tables. The kinds import this module and nothing of each other.
 
 use crate::bad;
@@ -11,46 +11,6 @@ use scorelab_pipeline::train::{train_in, Prepared, RunFolder, TrainPlan, Trained
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
-
-/// What an experiment kind returns.
-pub struct Outputs {
-    /// The main CSV (`NAME.csv`).
-    pub csv: String,
-    /// The summary over seeds (`NAME_summary.csv`).
-    pub summary: String,
-    /// Extra files: `NAME_suffix.csv` and their text.
-    pub extra: Vec<(String, String)>,
-    /// Whether Ctrl-C stopped it (`csv` then holds the rows finished).
-    pub interrupted: bool,
-}
-
-impl Outputs {
-    /// The rows finished before an interruption.
-    pub(crate) fn partial(csv: String) -> Self {
-        Outputs {
-            csv,
-            summary: String::new(),
-            extra: vec![],
-            interrupted: true,
-        }
-    }
-}
-
-impl Outputs {
-    /// The tables of a study run as one unit: `""` the main CSV, `"summary"`, and the extras.
-    pub(crate) fn into_tables(self) -> crate::study::Tables {
-        use crate::study::Table;
-        let mut t = crate::study::Tables::main(Table::from_csv(&self.csv));
-        t.stopped = self.interrupted;
-        if !self.interrupted {
-            t.insert("summary", Table::from_csv(&self.summary));
-            for (name, text) in &self.extra {
-                t.insert(name, Table::from_csv(text));
-            }
-        }
-        t
-    }
-}
 
 /// `[train.NAME]` of a samplers experiment, and `reproduce`'s training step: a `scorelab train`
 /// config file with overrides.
