@@ -47,6 +47,7 @@ pub mod fsio;
 pub mod linalg;
 pub mod schedule;
 pub mod stats;
+pub mod streams;
 pub mod tolerance;
 
 pub use error::{CoreError, ParamError};

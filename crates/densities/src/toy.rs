@@ -180,7 +180,7 @@ impl Toy {
     pub fn heldout(&self, seed: u64) -> Array2<f64> {
         use rand::SeedableRng;
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        rng.set_stream(6);
+        rng.set_stream(scorelab_core::streams::Stream::ToyHeldout.id());
         self.sample(HELDOUT, &mut rng)
     }
 

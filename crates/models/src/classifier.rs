@@ -350,7 +350,7 @@ impl Classifier {
         }
         let mut adam = Adam::new(&self.params, lr)?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        rng.set_stream(1);
+        rng.set_stream(scorelab_core::streams::Stream::Steps.id());
         let n = x.nrows();
         let mut order: Vec<usize> = (0..n).collect();
         let mut at = n;

@@ -30,7 +30,7 @@
 
 use crate::taped::{loss_and_gradient, loss_values, Noise, Objective};
 use ndarray::{Array2, Axis};
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use scorelab_core::linalg::row_sq_norms;
@@ -395,12 +395,9 @@ impl Trainer {
             ));
         }
         let d = data.dim();
-        let stream = |k: u64| {
-            let mut r = ChaCha8Rng::seed_from_u64(seed);
-            r.set_stream(k);
-            r
-        };
-        let mut r1 = stream(2);
+        use scorelab_core::streams::Stream;
+        let stream = |s: Stream| s.rng(seed);
+        let mut r1 = stream(Stream::Validation);
         let held_x = match &data {
             TrainData::Density(p) => p.sample(cfg.val_batch, &mut r1),
             TrainData::Toy(t) => {
@@ -430,7 +427,7 @@ impl Trainer {
         };
         let eval = match &data {
             TrainData::Density(p) => {
-                let mut r2 = stream(3);
+                let mut r2 = stream(Stream::Evaluation);
                 let mut x = p.sample(cfg.eval_batch, &mut r2);
                 if let Some(s) = eval_sigma {
                     x.mapv_inplace(|v| {
@@ -449,7 +446,7 @@ impl Trainer {
                 }
             }
             TrainData::Toy(t) => {
-                let mut r2 = stream(3);
+                let mut r2 = stream(Stream::Evaluation);
                 let mut x = t.sample(cfg.eval_batch, &mut r2);
                 if let Some(s) = eval_sigma {
                     x.mapv_inplace(|v| {
@@ -470,7 +467,7 @@ impl Trainer {
                 ..
             } => EvalSet {
                 x: {
-                    let mut r = stream(3);
+                    let mut r = stream(Stream::Evaluation);
                     with_noise(&with_uniform(val, dequantize, &mut r), *noise, &mut r)
                 },
                 has_target: false,
@@ -493,7 +490,7 @@ impl Trainer {
             cfg,
             adam,
             ema,
-            rng: stream(1),
+            rng: stream(Stream::Steps),
             step: 0,
             last_loss: f64::NAN,
             held: Held {

@@ -363,7 +363,7 @@ pub fn fit_mixture_em(
     let mut best: Option<(GaussianMixture, Vec<f64>)> = None;
     for r in 0..restarts {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        rng.set_stream(r as u64);
+        rng.set_stream(scorelab_core::streams::Stream::EmRestart(r as u64).id());
         let start: Vec<Array1<f64>> = sample(&mut rng, n, k)
             .into_iter()
             .map(|i| x.row(i).to_owned())

@@ -83,7 +83,7 @@ impl Setting {
         );
         let adam = Adam::new(net.params(), 1e-3).expect("a positive learning rate");
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        rng.set_stream(1);
+        rng.set_stream(scorelab_core::streams::Stream::Steps.id());
         Setting {
             objective,
             net,

@@ -327,7 +327,7 @@ impl Dataset {
     pub fn dequantized(mut self, q: &[f64], seed: u64) -> Result<Self> {
         check_widths(q, self.dim(), "data.dequantize")?;
         if q.iter().any(|&w| w > 0.0) {
-            let mut r5 = stream(seed, 5);
+            let mut r5 = stream(seed, scorelab_core::streams::Stream::Dequantize.id());
             for mut row in self.rows.rows_mut() {
                 add_uniform(row.view_mut(), q, &mut r5);
             }
@@ -355,7 +355,10 @@ impl Dataset {
             )));
         }
         let mut order: Vec<usize> = (0..n).collect();
-        order.shuffle(&mut stream(seed, 4));
+        order.shuffle(&mut stream(
+            seed,
+            scorelab_core::streams::Stream::Split.id(),
+        ));
         Ok(Split {
             columns: self.columns.clone(),
             test: self.rows.select(Axis(0), &order[..n_test]),

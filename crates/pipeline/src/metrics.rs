@@ -22,8 +22,6 @@
 
 use crate::files::cell;
 use ndarray::{Array1, Array2, ArrayView2};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use scorelab_core::Sample;
 use scorelab_densities::AnyDensity;
 use scorelab_eval::{ksd, mmd2, mode_weights, sliced_w2, Estimate};
@@ -163,14 +161,14 @@ fn finite_metrics(
     tests: usize,
     options: &Options,
 ) -> Vec<MetricRow> {
-    let stream = |k: u64| {
-        let mut r = ChaCha8Rng::seed_from_u64(seed);
-        r.set_stream(k);
-        r
-    };
+    use scorelab_core::streams::Stream;
+    let stream = |s: Stream| s.rng(seed);
     let mut rows = vec![];
     let (reference, label) = match against {
-        Against::Density(p, label) => (p.sample(x.nrows(), &mut stream(0)), label.as_str()),
+        Against::Density(p, label) => (
+            p.sample(x.nrows(), &mut stream(Stream::MetricReference)),
+            label.as_str(),
+        ),
         Against::Reference(y) => (y.clone(), "reference"),
     };
     let m = mmd2(
@@ -178,7 +176,7 @@ fn finite_metrics(
         reference.view(),
         options.bandwidth,
         tests,
-        &mut stream(1),
+        &mut stream(Stream::MetricMmd),
     );
     rows.push(MetricRow::of("mmd2", m.estimate, label));
     rows.push(MetricRow {
@@ -189,11 +187,16 @@ fn finite_metrics(
         target: label.into(),
     });
     if let (Against::Density(p, _), true) = (against, options.ksd) {
-        let k = ksd(x, p.as_ref(), tests, &mut stream(2));
+        let k = ksd(x, p.as_ref(), tests, &mut stream(Stream::MetricKsd));
         rows.push(MetricRow::of("ksd", k.ksd, label));
         rows.push(MetricRow::of("ksd2_u", k.u_statistic, label));
     }
-    let w = sliced_w2(x, reference.view(), PROJECTIONS, &mut stream(3));
+    let w = sliced_w2(
+        x,
+        reference.view(),
+        PROJECTIONS,
+        &mut stream(Stream::MetricSlicedW2),
+    );
     rows.push(MetricRow::of("sliced_w2", w, label));
     if let Against::Density(p, _) = against {
         if let AnyDensity::GaussianMixture(mix) = p.as_ref() {

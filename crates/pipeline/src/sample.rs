@@ -1199,9 +1199,9 @@ impl Sampling {
     ) -> Result<SampleOutput> {
         let mut snap = |k: usize, z: ArrayView2<f64>| on_snapshot(k, &self.to_data(z.to_owned()));
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        rng.set_stream(0);
+        rng.set_stream(scorelab_core::streams::Stream::SampleStart.id());
         let x0 = self.initial(&mut rng);
-        rng.set_stream(1);
+        rng.set_stream(scorelab_core::streams::Stream::SampleSteps.id());
         rng.set_word_pos(0);
         let mut d = Driver {
             rng,

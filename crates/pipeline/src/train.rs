@@ -413,12 +413,12 @@ pub fn data_std(data: &TrainData, seed: u64) -> f64 {
     let x = match data {
         TrainData::Density(p) => {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            rng.set_stream(7);
+            rng.set_stream(scorelab_core::streams::Stream::DataStd.id());
             p.sample(10_000, &mut rng)
         }
         TrainData::Toy(t) => {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            rng.set_stream(7);
+            rng.set_stream(scorelab_core::streams::Stream::DataStd.id());
             t.sample(10_000, &mut rng)
         }
         TrainData::Points { train, .. } => train.clone(),

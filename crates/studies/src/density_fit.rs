@@ -406,11 +406,7 @@ impl Study for DensityFitExperiment {
         }
         let log_jac = transform.log_jacobian();
         let to_data = |z: &Array2<f64>| transform.inverse(z);
-        let stream = |k: u64| {
-            let mut r = ChaCha8Rng::seed_from_u64(seed);
-            r.set_stream(100 + k);
-            r
-        };
+        let stream = |k: u64| scorelab_core::streams::Stream::FitDraws(k).rng(seed);
         // One bandwidth per seed for every method's MMD.
         let bandwidth = scorelab_eval::median_bandwidth(train.view(), test.view());
         let mut fitted: Vec<Fitted> = vec![];
@@ -660,7 +656,7 @@ fn likelihood_part(
         }
         // The draws, data units, the same for every method.
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        rng.set_stream(200);
+        rng.set_stream(scorelab_core::streams::Stream::HeldoutDequantize.id());
         let deq: Vec<Array2<f64>> = (0..l.draws)
             .map(|_| {
                 let mut x = test_x.clone();

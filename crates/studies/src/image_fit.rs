@@ -548,7 +548,7 @@ impl Study for ImageFitExperiment {
         let test = &judge.heldout;
         let bandwidth = scorelab_eval::median_bandwidth(train.view(), test.view());
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        rng.set_stream(200);
+        rng.set_stream(scorelab_core::streams::Stream::HeldoutDequantize.id());
         let record = |method: &str,
                       fit: &str,
                       evals: usize,
@@ -612,7 +612,7 @@ impl Study for ImageFitExperiment {
         if judge.metric.is_some() {
             // The far end of the scale: uniform noise on [0, 1]ᴰ.
             let mut r = ChaCha8Rng::seed_from_u64(seed);
-            r.set_stream(201);
+            r.set_stream(scorelab_core::streams::Stream::UniformImages.id());
             let u = Array2::from_shape_fn((e.chains, d), |_| rand::Rng::gen::<f64>(&mut r));
             let nn = nearest_distances(u.view(), train.view());
             record(

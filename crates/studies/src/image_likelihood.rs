@@ -361,7 +361,7 @@ impl Study for ImageLikelihoodExperiment {
         let gauss = fit_gaussian_dequantized(train_x.view(), &widths)
             .map_err(|err| bad(err.to_string()))?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        rng.set_stream(200);
+        rng.set_stream(scorelab_core::streams::Stream::HeldoutDequantize.id());
         let draws: Vec<Array2<f64>> = (0..e.draws)
             .map(|_| {
                 let mut y = test_x.clone();

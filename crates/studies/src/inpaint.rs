@@ -370,7 +370,7 @@ impl Study for InpaintExperiment {
             .map_err(|err| bad(format!("model: needs a noise-conditional network: {err}")))?;
         let original = metric.classifier.accuracy(images.view(), &labels);
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        rng.set_stream(300);
+        rng.set_stream(scorelab_core::streams::Stream::Inpaint.id());
         let x = match &sampler {
             AnySampler::Heun(m) => complete(m, &net, &images, mask, prior_std, &mut rng)?,
             AnySampler::ReverseSde(m) => complete(m, &net, &images, mask, prior_std, &mut rng)?,

@@ -8,8 +8,7 @@ use crate::shared::train_into;
 use crate::study::{Context, Num, Study, Table, Tables, Unit};
 use anyhow::Result;
 use ndarray::{Array1, Array2, Axis};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use rand::Rng;
 use scorelab_core::{Dimension, Sample, Score};
 use scorelab_eval::fisher_divergence;
 use scorelab_pipeline::metrics::mean_sd;
@@ -149,11 +148,7 @@ impl NoiseExperiment {
     /// for the data.
     fn points(&self, p: &impl Sample) -> Points {
         let d = p.dim();
-        let stream = |k: u64| {
-            let mut r = ChaCha8Rng::seed_from_u64(0);
-            r.set_stream(k);
-            r
-        };
+        let stream = |k: u64| scorelab_core::streams::Stream::NoisePoints(k).rng(0);
         let from_p = p.sample(self.points, &mut stream(0));
         let mut rb = stream(1);
         let in_box = Array2::from_shape_simple_fn((self.box_points, d), || {

@@ -452,7 +452,7 @@ impl Study for ToyZooExperiment {
         };
         let ti = self.toys()?.iter().position(|&t| t == toy).unwrap_or(0);
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        rng.set_stream(300 + ti as u64);
+        rng.set_stream(scorelab_core::streams::Stream::ToyMmd(ti as u64).id());
         let m = mmd2(x.view(), held.view(), Some(bandwidth), 0, &mut rng);
         let started = std::time::Instant::now();
         let est = self
