@@ -52,6 +52,7 @@ pub mod tolerance;
 
 pub use error::{CoreError, ParamError};
 pub use ndarray;
+pub use schedule::SigmaRange;
 
 use ndarray::{Array1, Array2, ArrayView2};
 use rand::Rng;

@@ -28,10 +28,10 @@
 //! # Examples
 //! ```
 //! use scorelab_objectives::continuous::{ContinuousDsm, SigmaDistribution, Weighting};
-//! let o = ContinuousDsm::new(0.01, 100.0, SigmaDistribution::LogUniform, Weighting::Likelihood)?;
+//! let o = ContinuousDsm::new(scorelab_core::SigmaRange { min: 0.01, max: 100.0 }, SigmaDistribution::LogUniform, Weighting::Likelihood)?;
 //! // Under the log-uniform distribution the likelihood weighting is λ = σ̃² (c = 1).
 //! assert!((o.weight(0.3) - 1.0).abs() < 1e-12 && (o.weight(50.0) - 1.0).abs() < 1e-12);
-//! let edm = ContinuousDsm::new(0.002, 80.0, SigmaDistribution::LogNormal { p_mean: -1.2, p_std: 1.2 },
+//! let edm = ContinuousDsm::new(scorelab_core::SigmaRange { min: 0.002, max: 80.0 }, SigmaDistribution::LogNormal { p_mean: -1.2, p_std: 1.2 },
 //!                              Weighting::Edm { sigma_data: 0.5 })?;
 //! assert_eq!(edm.weight(0.5), 2.0);
 //! # Ok::<(), scorelab_core::ParamError>(())
@@ -105,11 +105,14 @@ impl ContinuousDsm {
     /// (`p_std`, `p_mean`), the log-normal puts at least 1e-6 of its mass in range (`p_mean`),
     /// and σ_d > 0 (`sigma_data`).
     pub fn new(
-        sigma_min: f64,
-        sigma_max: f64,
+        range: scorelab_core::SigmaRange,
         distribution: SigmaDistribution,
         weighting: Weighting,
     ) -> Result<Self, ParamError> {
+        let scorelab_core::SigmaRange {
+            min: sigma_min,
+            max: sigma_max,
+        } = range;
         scorelab_core::error::noise_level(sigma_min, "sigma_min")?;
         scorelab_core::error::noise_level(sigma_max, "sigma_max")?;
         if !(sigma_max.is_finite() && sigma_max > sigma_min) {

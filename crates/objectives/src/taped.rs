@@ -73,7 +73,7 @@ impl std::str::FromStr for Probe {
 /// # Examples
 /// ```
 /// use scorelab_objectives::taped::Objective;
-/// let o = Objective::dsm_multi(20.0, 1.0, 10)?;
+/// let o = Objective::dsm_multi(scorelab_core::SigmaRange { min: 1.0, max: 20.0 }, 10)?;
 /// let Objective::DsmMulti { sigmas } = &o else { unreachable!() };
 /// assert_eq!(sigmas.len(), 10);
 /// assert!((sigmas[0] - 20.0).abs() < 1e-12 && (sigmas[9] - 1.0).abs() < 1e-12);
@@ -213,10 +213,13 @@ impl Objective {
     /// # Errors
     /// Unless 0 < σ_min < σ_max (both finite) and L ≥ 1; σ_min = σ_max is allowed only for L = 1.
     pub fn dsm_multi(
-        sigma_max: f64,
-        sigma_min: f64,
+        range: scorelab_core::SigmaRange,
         levels: usize,
     ) -> Result<Self, scorelab_core::ParamError> {
+        let scorelab_core::SigmaRange {
+            min: sigma_min,
+            max: sigma_max,
+        } = range;
         if levels < 2 {
             return Err(scorelab_core::ParamError::invalid(
                 "levels",
@@ -225,7 +228,7 @@ impl Objective {
         }
         noise_level(sigma_max, "sigma_max")?;
         noise_level(sigma_min, "sigma_min")?;
-        let sigmas = scorelab_core::schedule::geometric(sigma_max, sigma_min, levels)?;
+        let sigmas = scorelab_core::schedule::geometric(range, levels)?;
         let o = Objective::DsmMulti { sigmas };
         o.validate()?;
         Ok(o)

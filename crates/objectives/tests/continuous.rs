@@ -45,7 +45,12 @@ fn draws_follow_their_distributions_and_densities_integrate_to_one() {
         },
     ];
     for (k, dist) in cases.into_iter().enumerate() {
-        let o = ContinuousDsm::new(lo, hi, dist, Weighting::Sigma2).unwrap();
+        let o = ContinuousDsm::new(
+            scorelab_core::SigmaRange { min: lo, max: hi },
+            dist,
+            Weighting::Sigma2,
+        )
+        .unwrap();
         // ∫ p(σ) dσ = 1 in u = ln σ: ∫ p(eᵘ) eᵘ du.
         let mass = simpson(|u| o.density(u.exp()) * u.exp(), lo.ln(), hi.ln());
         assert!((mass - 1.0).abs() < 1e-9, "{dist:?}: ∫p = {mass}");
@@ -77,7 +82,12 @@ fn the_likelihood_weighting_integrates_two_sigma_d_sigma() {
     .into_iter()
     .enumerate()
     {
-        let o = ContinuousDsm::new(lo, hi, dist, Weighting::Likelihood).unwrap();
+        let o = ContinuousDsm::new(
+            scorelab_core::SigmaRange { min: lo, max: hi },
+            dist,
+            Weighting::Likelihood,
+        )
+        .unwrap();
         // By quadrature: ∫ c(σ) σ² p(σ) dσ.
         let q = simpson(
             |u| {
@@ -118,18 +128,25 @@ fn bad_parameters_are_refused_by_name() {
     };
     let lu = SigmaDistribution::LogUniform;
     assert_eq!(
-        field(ContinuousDsm::new(0.0, 1.0, lu, Weighting::Sigma2)),
+        field(ContinuousDsm::new(
+            scorelab_core::SigmaRange { min: 0.0, max: 1.0 },
+            lu,
+            Weighting::Sigma2
+        )),
         "sigma_min"
     );
     assert_eq!(
-        field(ContinuousDsm::new(2.0, 1.0, lu, Weighting::Sigma2)),
+        field(ContinuousDsm::new(
+            scorelab_core::SigmaRange { min: 2.0, max: 1.0 },
+            lu,
+            Weighting::Sigma2
+        )),
         "sigma_max"
     );
     let ln = |p_mean, p_std| SigmaDistribution::LogNormal { p_mean, p_std };
     assert_eq!(
         field(ContinuousDsm::new(
-            0.1,
-            1.0,
+            scorelab_core::SigmaRange { min: 0.1, max: 1.0 },
             ln(0.0, 0.0),
             Weighting::Sigma2
         )),
@@ -137,8 +154,7 @@ fn bad_parameters_are_refused_by_name() {
     );
     assert_eq!(
         field(ContinuousDsm::new(
-            0.1,
-            1.0,
+            scorelab_core::SigmaRange { min: 0.1, max: 1.0 },
             ln(40.0, 1.0),
             Weighting::Sigma2
         )),
@@ -146,8 +162,7 @@ fn bad_parameters_are_refused_by_name() {
     );
     assert_eq!(
         field(ContinuousDsm::new(
-            0.1,
-            1.0,
+            scorelab_core::SigmaRange { min: 0.1, max: 1.0 },
             lu,
             Weighting::Edm { sigma_data: -1.0 }
         )),

@@ -36,7 +36,14 @@ fn nc_objectives() -> Vec<Objective> {
     };
     let mut v = vec![
         Objective::dsm(0.7).unwrap(),
-        Objective::dsm_multi(5.0, 0.05, 6).unwrap(),
+        Objective::dsm_multi(
+            scorelab_core::SigmaRange {
+                min: 0.05,
+                max: 5.0,
+            },
+            6,
+        )
+        .unwrap(),
     ];
     for dist in [SigmaDistribution::LogUniform, log_normal] {
         for w in [
@@ -45,7 +52,15 @@ fn nc_objectives() -> Vec<Objective> {
             Weighting::Likelihood,
         ] {
             v.push(Objective::DsmContinuous(
-                ContinuousDsm::new(0.01, 50.0, dist, w).unwrap(),
+                ContinuousDsm::new(
+                    scorelab_core::SigmaRange {
+                        min: 0.01,
+                        max: 50.0,
+                    },
+                    dist,
+                    w,
+                )
+                .unwrap(),
             ));
         }
     }

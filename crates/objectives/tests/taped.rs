@@ -111,7 +111,8 @@ fn every_loss_has_the_finite_difference_gradient() {
             &Objective::Dsm { sigma: 0.5 },
             &format!("{act} nc dsm"),
         );
-        let multi = Objective::dsm_multi(5.0, 0.1, 4).unwrap();
+        let multi =
+            Objective::dsm_multi(scorelab_core::SigmaRange { min: 0.1, max: 5.0 }, 4).unwrap();
         check_gradient(&nc, &multi, &format!("{act} nc dsm_multi"));
     }
 }
@@ -190,24 +191,32 @@ fn dsm_is_esm_on_the_noised_density_plus_vincents_constant() {
 
 #[test]
 fn the_dsm_multi_schedule_is_geometric_and_validated() {
-    let Objective::DsmMulti { sigmas } = Objective::dsm_multi(8.0, 1.0, 4).unwrap() else {
+    let Objective::DsmMulti { sigmas } =
+        Objective::dsm_multi(scorelab_core::SigmaRange { min: 1.0, max: 8.0 }, 4).unwrap()
+    else {
         unreachable!()
     };
     for (a, b) in sigmas.iter().zip([8.0, 4.0, 2.0, 1.0]) {
         assert!((a - b).abs() < 1e-12, "{sigmas:?}");
     }
-    assert!(Objective::dsm_multi(1.0, 2.0, 3)
-        .unwrap_err()
-        .to_string()
-        .contains("sigma_max"));
-    assert!(Objective::dsm_multi(1.0, 0.0, 3)
-        .unwrap_err()
-        .to_string()
-        .contains("sigma_min"));
-    assert!(Objective::dsm_multi(2.0, 1.0, 0)
-        .unwrap_err()
-        .to_string()
-        .contains("levels"));
+    assert!(
+        Objective::dsm_multi(scorelab_core::SigmaRange { min: 2.0, max: 1.0 }, 3)
+            .unwrap_err()
+            .to_string()
+            .contains("sigma_max")
+    );
+    assert!(
+        Objective::dsm_multi(scorelab_core::SigmaRange { min: 0.0, max: 1.0 }, 3)
+            .unwrap_err()
+            .to_string()
+            .contains("sigma_min")
+    );
+    assert!(
+        Objective::dsm_multi(scorelab_core::SigmaRange { min: 1.0, max: 2.0 }, 0)
+            .unwrap_err()
+            .to_string()
+            .contains("levels")
+    );
 }
 
 #[test]
@@ -221,10 +230,12 @@ fn objectives_refuse_the_wrong_kind_of_network() {
     .check_network(&nc)
     .unwrap_err()
     .contains("noise_conditional_mlp"));
-    assert!(Objective::dsm_multi(2.0, 1.0, 2)
-        .unwrap()
-        .check_network(&plain)
-        .unwrap_err()
-        .contains("noise_conditional_mlp"));
+    assert!(
+        Objective::dsm_multi(scorelab_core::SigmaRange { min: 1.0, max: 2.0 }, 2)
+            .unwrap()
+            .check_network(&plain)
+            .unwrap_err()
+            .contains("noise_conditional_mlp")
+    );
     assert!(Objective::Dsm { sigma: 0.1 }.check_network(&nc).is_ok());
 }

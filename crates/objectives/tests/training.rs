@@ -186,7 +186,7 @@ fn multi_level_dsm_trains_a_noise_conditional_score() {
     let net = Network::NoiseConditional(
         NoiseConditionalMlp::new(2, &[32, 32], Activation::Softplus, 7).unwrap(),
     );
-    let o = Objective::dsm_multi(2.0, 0.2, 5).unwrap();
+    let o = Objective::dsm_multi(scorelab_core::SigmaRange { min: 0.2, max: 2.0 }, 5).unwrap();
     let (before, after) = run(net, o, mixture_2d(), cfg(1000, 1e-2), 8);
     // Evaluated at σ_min = 0.2 against the exact score of p_σ.
     assert!(

@@ -410,7 +410,10 @@ impl ScheduleSpec {
             ScheduleSpec::Ve {
                 sigma_min,
                 sigma_max,
-            } => Schedule::ve(sigma_min, sigma_max),
+            } => Schedule::ve(scorelab_core::SigmaRange {
+                min: sigma_min,
+                max: sigma_max,
+            }),
             ScheduleSpec::Vp {
                 beta_min,
                 beta_max,
@@ -425,7 +428,13 @@ impl ScheduleSpec {
                 sigma_min,
                 sigma_max,
                 rho,
-            } => Schedule::edm(sigma_min, sigma_max, rho),
+            } => Schedule::edm(
+                scorelab_core::SigmaRange {
+                    min: sigma_min,
+                    max: sigma_max,
+                },
+                rho,
+            ),
         }
     }
 }
@@ -543,8 +552,17 @@ impl SamplerRaw {
                 levels,
                 denoise,
             } => AnySampler::AnnealedLangevin(
-                AnnealedLangevin::new(sigma_max, sigma_min, levels, steps, eps, denoise)
-                    .map_err(at)?,
+                AnnealedLangevin::new(
+                    scorelab_core::SigmaRange {
+                        min: sigma_min,
+                        max: sigma_max,
+                    },
+                    levels,
+                    steps,
+                    eps,
+                    denoise,
+                )
+                .map_err(at)?,
             ),
             SamplerRaw::ReverseSde {
                 steps,
@@ -695,7 +713,7 @@ fn schedule_of(
         (Some(spec), None, None) => spec
             .build()
             .map_err(|e| PipelineError::from(e).within("sampler.schedule")),
-        (None, Some(max), Some(min)) => VeSchedule::new(max, min)
+        (None, Some(max), Some(min)) => VeSchedule::new(scorelab_core::SigmaRange { min, max })
             .map(Schedule::from)
             .map_err(|e| PipelineError::from(e).within("sampler")),
         (None, Some(_), None) => Err(PipelineError::invalid(

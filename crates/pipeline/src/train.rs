@@ -653,7 +653,14 @@ impl TryFrom<ObjectiveRaw> for ObjectiveSpec {
                 sigma_max,
                 sigma_min,
                 levels,
-            } => Objective::dsm_multi(*sigma_max, *sigma_min, *levels).map_err(at)?,
+            } => Objective::dsm_multi(
+                scorelab_core::SigmaRange {
+                    min: *sigma_min,
+                    max: *sigma_max,
+                },
+                *levels,
+            )
+            .map_err(at)?,
             ObjectiveRaw::DsmContinuous {
                 sigma_min,
                 sigma_max,
@@ -697,7 +704,15 @@ impl TryFrom<ObjectiveRaw> for ObjectiveSpec {
                     },
                 };
                 Objective::DsmContinuous(
-                    ContinuousDsm::new(*sigma_min, *sigma_max, dist, weighting).map_err(at)?,
+                    ContinuousDsm::new(
+                        scorelab_core::SigmaRange {
+                            min: *sigma_min,
+                            max: *sigma_max,
+                        },
+                        dist,
+                        weighting,
+                    )
+                    .map_err(at)?,
                 )
             }
         };

@@ -47,7 +47,11 @@ fn schedules() -> [Schedule; 3] {
     [
         Schedule::vp(0.1, 20.0, 1e-5).unwrap(),
         Schedule::subvp(0.1, 20.0, 1e-5).unwrap(),
-        Schedule::ve(0.01, 50.0).unwrap(),
+        Schedule::ve(scorelab_core::SigmaRange {
+            min: 0.01,
+            max: 50.0,
+        })
+        .unwrap(),
     ]
 }
 

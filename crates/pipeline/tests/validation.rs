@@ -31,7 +31,7 @@ fn objectives_refuse_invalid_parameters_in_their_constructors() {
         .to_string()
         .starts_with("projections"));
     assert!(Objective::ssm_vr(0, Probe::Rademacher).is_err());
-    assert!(Objective::dsm_multi(1.0, 2.0, 10).is_err());
+    assert!(Objective::dsm_multi(scorelab_core::SigmaRange { min: 2.0, max: 1.0 }, 10).is_err());
     // A variant written as a literal is refused by the trainer before any loss is computed.
     let net = Network::Mlp(Mlp::new(2, &[4], Activation::Tanh, 0).unwrap());
     let data = TrainData::Density(Box::new(scorelab_densities::Gaussian::standard(2).into()));
@@ -104,8 +104,18 @@ fn training_settings_adam_and_ema_refuse_invalid_values() {
 fn samplers_and_densities_refuse_invalid_values() {
     assert!(Langevin::new(0.0, 10).is_err());
     assert!(Langevin::new(0.1, 0).is_err());
-    assert!(VeSchedule::new(1.0, 2.0).is_err());
-    assert!(AnnealedLangevin::new(20.0, 1.0, 1, 10, 0.1, false).is_err());
+    assert!(VeSchedule::new(scorelab_core::SigmaRange { min: 2.0, max: 1.0 }).is_err());
+    assert!(AnnealedLangevin::new(
+        scorelab_core::SigmaRange {
+            min: 1.0,
+            max: 20.0
+        },
+        1,
+        10,
+        0.1,
+        false
+    )
+    .is_err());
     assert!(
         scorelab_densities::Gaussian::new(array![0.0, 0.0], array![[1.0, 2.0], [2.0, 1.0]])
             .is_err()

@@ -5,7 +5,7 @@ use crate::sde::tweedie;
 use crate::{at_least_one, positive, standard_normal, ChainState, Chains, Info, Outline, Sampler};
 use ndarray::Array2;
 use rand::Rng;
-use scorelab_core::{schedule, NoisedScore, ParamError};
+use scorelab_core::{schedule, NoisedScore, ParamError, SigmaRange};
 
 /// Annealed Langevin dynamics: for each level i = 1 … L of a geometric schedule σ₁ > … > σ_L,
 /// T Langevin steps on p_{σᵢ} with step αᵢ = ε σᵢ²/σ_L²:
@@ -25,7 +25,7 @@ use scorelab_core::{schedule, NoisedScore, ParamError};
 /// use rand::SeedableRng;
 /// use scorelab_densities::Gaussian;
 /// use scorelab_samplers::{AnnealedLangevin, Outline, Sampler};
-/// let ald = AnnealedLangevin::new(20.0, 1.0, 10, 100, 0.1, false)?;
+/// let ald = AnnealedLangevin::new(scorelab_core::SigmaRange { min: 1.0, max: 20.0 }, 10, 100, 0.1, false)?;
 /// assert_eq!(ald.num_steps(), 1000);
 /// let p = Gaussian::standard(2);
 /// let state = ald.init(&p, ndarray::Array2::zeros((4, 2)));
@@ -49,8 +49,7 @@ impl AnnealedLangevin {
     /// Unless 0 < σ_min < σ_max, L ≥ 2, T ≥ 1 and ε > 0 (naming `sigma_min`, `sigma_max`, `levels`,
     /// `steps`, `eps`).
     pub fn new(
-        sigma_max: f64,
-        sigma_min: f64,
+        range: SigmaRange,
         levels: usize,
         steps_per_level: usize,
         eps: f64,
@@ -63,7 +62,7 @@ impl AnnealedLangevin {
             ));
         }
         Ok(AnnealedLangevin {
-            sigmas: schedule::geometric(sigma_max, sigma_min, levels)?,
+            sigmas: schedule::geometric(range, levels)?,
             steps_per_level: at_least_one(steps_per_level, "steps")?,
             eps: positive(eps, "eps")?,
             denoise,

@@ -24,7 +24,7 @@ use scorelab_core::{NoisedScore, ParamError};
 /// let ddpm = Ancestral::new(Schedule::vp(0.1, 20.0, 1e-3)?, 1000)?;
 /// assert_eq!((ddpm.num_steps(), ddpm.target_sigma()), (1000, None));
 /// assert!((ddpm.beta(0) - 1e-4).abs() < 1e-18 && (ddpm.beta(999) - 0.02).abs() < 1e-15);
-/// assert!(Ancestral::new(Schedule::edm(0.002, 80.0, 7.0)?, 100).is_err());
+/// assert!(Ancestral::new(Schedule::edm(scorelab_core::SigmaRange { min: 0.002, max: 80.0 }, 7.0)?, 100).is_err());
 /// # Ok::<(), scorelab_core::ParamError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
@@ -285,7 +285,7 @@ impl Default for Churn {
 /// # Examples
 /// ```
 /// use scorelab_samplers::{Churn, Heun, Outline, Schedule};
-/// let edm = Heun::new(Schedule::edm(0.002, 80.0, 7.0)?, 18, Churn::default(), false)?;
+/// let edm = Heun::new(Schedule::edm(scorelab_core::SigmaRange { min: 0.002, max: 80.0 }, 7.0)?, 18, Churn::default(), false)?;
 /// // 17 steps of 2 evaluations and a last Euler step to σ = 0.
 /// assert_eq!((edm.num_steps(), edm.target_sigma()), (18, None));
 /// # Ok::<(), scorelab_core::ParamError>(())

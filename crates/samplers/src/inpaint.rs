@@ -28,7 +28,7 @@
 //! use scorelab_samplers::{sample, Inpaint, Pc, Schedule};
 //! // A correlated 2-D Gaussian: knowing x₀ = 1, x₁ | x₀ ∼ N(0.9, 0.19).
 //! let p = Gaussian::new(array![0.0, 0.0], array![[1.0, 0.9], [0.9, 1.0]])?;
-//! let pc = Pc::new(Schedule::edm(0.002, 80.0, 7.0)?, 200, 1, 0.16, false)?;
+//! let pc = Pc::new(Schedule::edm(scorelab_core::SigmaRange { min: 0.002, max: 80.0 }, 7.0)?, 200, 1, 0.16, false)?;
 //! let n = 2000;
 //! let known = ndarray::Array2::from_shape_fn((n, 2), |(_, j)| if j == 0 { 1.0 } else { 0.0 });
 //! let mask = array![[1.0, 0.0]];
@@ -229,7 +229,14 @@ mod tests {
         let n = 8000;
         let known = Array2::from_shape_fn((n, 3), |(_, j)| [1.5, f64::NAN, -0.5][j]);
         let mask = array![[1.0, 0.0, 1.0]];
-        let sched = Schedule::edm(0.002, 80.0, 7.0).unwrap();
+        let sched = Schedule::edm(
+            scorelab_core::SigmaRange {
+                min: 0.002,
+                max: 80.0,
+            },
+            7.0,
+        )
+        .unwrap();
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let x0 = 80.0 * standard_normal(n, 3, &mut rng);
         let pc = Pc::new(sched, 500, 1, 0.16, false).unwrap();
@@ -253,7 +260,14 @@ mod tests {
     /// known value are refused by name; a hidden entry may be anything (NaN above).
     #[test]
     fn bad_masks_are_refused_by_name() {
-        let sched = Schedule::edm(0.002, 80.0, 7.0).unwrap();
+        let sched = Schedule::edm(
+            scorelab_core::SigmaRange {
+                min: 0.002,
+                max: 80.0,
+            },
+            7.0,
+        )
+        .unwrap();
         let sde = ReverseSde::new(sched, 10, false).unwrap();
         let known = Array2::zeros((2, 3));
         for (mask, want) in [

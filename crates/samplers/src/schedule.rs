@@ -37,7 +37,7 @@
 use crate::{positive, standard_normal};
 use ndarray::{Array2, ArrayView2};
 use rand::Rng;
-use scorelab_core::{NoisedScore, ParamError};
+use scorelab_core::{NoisedScore, ParamError, SigmaRange};
 
 /// The variance-exploding (VE) schedule σ(t) = σ_min (σ_max/σ_min)ᵗ, t ∈ \[0, 1\] (NCSN's SDE,
 /// Song et al. 2021), the `ve` kind of [`Schedule`].
@@ -50,7 +50,7 @@ use scorelab_core::{NoisedScore, ParamError};
 ///
 /// # Examples
 /// ```
-/// let ve = scorelab_samplers::VeSchedule::new(20.0, 1.0)?;
+/// let ve = scorelab_samplers::VeSchedule::new(scorelab_core::SigmaRange { min: 1.0, max: 20.0 })?;
 /// assert_eq!((ve.sigma(0.0), ve.sigma(1.0)), (1.0, 20.0));
 /// assert!((ve.g2(1.0) - 2.0 * 400.0 * 20f64.ln()).abs() < 1e-9);
 /// # Ok::<(), scorelab_core::ParamError>(())
@@ -66,7 +66,11 @@ impl VeSchedule {
     ///
     /// # Errors
     /// Unless 0 < σ_min < σ_max, both finite (naming `sigma_min` or `sigma_max`).
-    pub fn new(sigma_max: f64, sigma_min: f64) -> Result<Self, ParamError> {
+    pub fn new(range: SigmaRange) -> Result<Self, ParamError> {
+        let SigmaRange {
+            min: sigma_min,
+            max: sigma_max,
+        } = range;
         check_sigma_range(sigma_min, sigma_max)?;
         Ok(VeSchedule {
             sigma_max,
@@ -141,7 +145,7 @@ enum Kind {
 /// # Examples
 /// ```
 /// use scorelab_samplers::Schedule;
-/// let edm = Schedule::edm(0.002, 80.0, 7.0)?;
+/// let edm = Schedule::edm(scorelab_core::SigmaRange { min: 0.002, max: 80.0 }, 7.0)?;
 /// // Karras et al.'s grid: σ_max first, σ_min at step N − 1, then 0.
 /// assert_eq!((edm.time(18, 0), edm.time(18, 18)), (80.0, 0.0));
 /// assert!((edm.time(18, 17) - 0.002).abs() < 1e-15);
@@ -207,8 +211,8 @@ impl Schedule {
     ///
     /// # Errors
     /// Unless 0 < σ_min < σ_max, both finite (naming `sigma_min` or `sigma_max`).
-    pub fn ve(sigma_min: f64, sigma_max: f64) -> Result<Self, ParamError> {
-        Ok(VeSchedule::new(sigma_max, sigma_min)?.into())
+    pub fn ve(range: SigmaRange) -> Result<Self, ParamError> {
+        Ok(VeSchedule::new(range)?.into())
     }
 
     /// VP (the continuous limit of DDPM, Song et al. 2021): β(t) = β_min + t(β_max − β_min),
@@ -248,7 +252,11 @@ impl Schedule {
     ///
     /// # Errors
     /// Unless 0 < σ_min < σ_max (finite; `sigma_min`, `sigma_max`) and ρ > 0 finite (`rho`).
-    pub fn edm(sigma_min: f64, sigma_max: f64, rho: f64) -> Result<Self, ParamError> {
+    pub fn edm(range: SigmaRange, rho: f64) -> Result<Self, ParamError> {
+        let SigmaRange {
+            min: sigma_min,
+            max: sigma_max,
+        } = range;
         check_sigma_range(sigma_min, sigma_max)?;
         positive(rho, "rho")?;
         Ok(Schedule(Kind::Edm {

@@ -298,7 +298,7 @@ impl<S: NoisedScore + ?Sized> Sampler<S> for ReverseSde {
 /// # Examples
 /// ```
 /// use scorelab_samplers::{Pc, Outline, VeSchedule};
-/// let pc = Pc::new(VeSchedule::new(20.0, 1.0)?, 100, 1, 0.16, false)?;
+/// let pc = Pc::new(VeSchedule::new(scorelab_core::SigmaRange { min: 1.0, max: 20.0 })?, 100, 1, 0.16, false)?;
 /// assert_eq!(pc.num_steps(), 100);
 /// # Ok::<(), scorelab_core::ParamError>(())
 /// ```
@@ -445,7 +445,7 @@ impl OdeSolver {
 /// use scorelab_densities::Gaussian;
 /// use scorelab_samplers::{sample, Ode, VeSchedule};
 /// // On N(0, 1) the exact flow scales x by √((1 + σ_min²)/(1 + σ_max²)).
-/// let ode = Ode::new(VeSchedule::new(10.0, 0.1)?, 200, false)?;
+/// let ode = Ode::new(VeSchedule::new(scorelab_core::SigmaRange { min: 0.1, max: 10.0 })?, 200, false)?;
 /// let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
 /// let x = sample(&ode, &Gaussian::standard(1), ndarray::array![[10.0]], &mut rng);
 /// assert!((x[[0, 0]] - 10.0 * (1.01f64 / 101.0).sqrt()).abs() < 1e-3);

@@ -37,10 +37,21 @@ fn target() -> Gaussian {
 
 fn schedules() -> Vec<Schedule> {
     vec![
-        Schedule::ve(0.05, 20.0).unwrap(),
+        Schedule::ve(scorelab_core::SigmaRange {
+            min: 0.05,
+            max: 20.0,
+        })
+        .unwrap(),
         Schedule::vp(0.1, 20.0, 1e-3).unwrap(),
         Schedule::subvp(0.1, 20.0, 1e-3).unwrap(),
-        Schedule::edm(0.002, 80.0, 7.0).unwrap(),
+        Schedule::edm(
+            scorelab_core::SigmaRange {
+                min: 0.002,
+                max: 80.0,
+            },
+            7.0,
+        )
+        .unwrap(),
     ]
 }
 
@@ -110,7 +121,14 @@ fn drift_and_diffusion_carry_the_variance_of_the_kernel() {
 
 #[test]
 fn edm_grid_is_karras_eq5_and_vp_starts_near_sqrt_beta_min_t_min() {
-    let s = Schedule::edm(0.002, 80.0, 7.0).unwrap();
+    let s = Schedule::edm(
+        scorelab_core::SigmaRange {
+            min: 0.002,
+            max: 80.0,
+        },
+        7.0,
+    )
+    .unwrap();
     let n = 18;
     for i in 0..n {
         let want = (80f64.powf(1.0 / 7.0)
@@ -519,7 +537,14 @@ fn denoise_returns_the_posterior_mean_and_is_refused_on_the_edm_grid() {
     let (a, s) = (vp.alpha(1e-2), vp.sigma(1e-2));
     let want = x.mapv(|x| (V * x / a + s * s * M) / (V + s * s));
     assert!(max_abs(&(&out - &want)) < 1e-12);
-    let edm = Schedule::edm(0.002, 80.0, 7.0).unwrap();
+    let edm = Schedule::edm(
+        scorelab_core::SigmaRange {
+            min: 0.002,
+            max: 80.0,
+        },
+        7.0,
+    )
+    .unwrap();
     for e in [
         ReverseSde::new(edm, 10, true).err(),
         Pc::new(edm, 10, 1, 0.16, true).err(),
@@ -543,16 +568,50 @@ fn constructors_reject_bad_parameters_by_name() {
         "beta_min"
     );
     assert_eq!(field(Schedule::subvp(0.1, 20.0, 0.0).unwrap_err()), "t_min");
-    assert_eq!(field(Schedule::edm(0.002, 80.0, 0.0).unwrap_err()), "rho");
-    assert_eq!(field(Schedule::edm(0.002, 80.0, -7.0).unwrap_err()), "rho");
     assert_eq!(
-        field(Schedule::edm(1.0, 0.5, 7.0).unwrap_err()),
+        field(
+            Schedule::edm(
+                scorelab_core::SigmaRange {
+                    min: 0.002,
+                    max: 80.0
+                },
+                0.0
+            )
+            .unwrap_err()
+        ),
+        "rho"
+    );
+    assert_eq!(
+        field(
+            Schedule::edm(
+                scorelab_core::SigmaRange {
+                    min: 0.002,
+                    max: 80.0
+                },
+                -7.0
+            )
+            .unwrap_err()
+        ),
+        "rho"
+    );
+    assert_eq!(
+        field(Schedule::edm(scorelab_core::SigmaRange { min: 1.0, max: 0.5 }, 7.0).unwrap_err()),
         "sigma_max"
     );
-    assert_eq!(field(Schedule::ve(0.0, 5.0).unwrap_err()), "sigma_min");
+    assert_eq!(
+        field(Schedule::ve(scorelab_core::SigmaRange { min: 0.0, max: 5.0 }).unwrap_err()),
+        "sigma_min"
+    );
     assert_eq!(field(Rk45::new(0.0, 1e-5).unwrap_err()), "rtol");
     assert_eq!(field(Rk45::new(1e-5, -1.0).unwrap_err()), "atol");
-    let edm = Schedule::edm(0.002, 80.0, 7.0).unwrap();
+    let edm = Schedule::edm(
+        scorelab_core::SigmaRange {
+            min: 0.002,
+            max: 80.0,
+        },
+        7.0,
+    )
+    .unwrap();
     let bad = |c: Churn| field(Heun::new(edm, 10, c, false).unwrap_err());
     let c = Churn::default();
     assert_eq!(bad(Churn { s_churn: -1.0, ..c }), "s_churn");
@@ -578,7 +637,14 @@ fn constructors_reject_bad_parameters_by_name() {
 #[test]
 fn heun_reports_the_largest_churned_level_it_asks_for() {
     // A level just below s_tmax is lifted by (1 + γ) above σ_max itself.
-    let edm = Schedule::edm(0.002, 80.0, 7.0).unwrap();
+    let edm = Schedule::edm(
+        scorelab_core::SigmaRange {
+            min: 0.002,
+            max: 80.0,
+        },
+        7.0,
+    )
+    .unwrap();
     let churn = Churn {
         s_churn: 40.0,
         s_tmin: 0.0,
@@ -600,7 +666,14 @@ fn heun_reports_the_largest_churned_level_it_asks_for() {
 
 #[test]
 fn score_evaluations_are_counted() {
-    let edm = Schedule::edm(0.002, 80.0, 7.0).unwrap();
+    let edm = Schedule::edm(
+        scorelab_core::SigmaRange {
+            min: 0.002,
+            max: 80.0,
+        },
+        7.0,
+    )
+    .unwrap();
     let x0 = prior(&edm, 4, 0);
     let count = |m: &dyn Fn(&mut ChaCha8Rng) -> usize| m(&mut ChaCha8Rng::seed_from_u64(0));
     let heun = Heun::new(edm, 18, Churn::default(), false).unwrap();
@@ -640,7 +713,14 @@ fn value_stability_of_the_first_steps() {
     let p = Gaussian::new(array![1.0, -1.0], array![[2.0, 0.5], [0.5, 1.0]]).unwrap();
     let x0 = array![[0.5, -0.25], [3.0, 2.0]];
     let vp = Schedule::vp(0.1, 20.0, 1e-3).unwrap();
-    let edm = Schedule::edm(0.002, 80.0, 7.0).unwrap();
+    let edm = Schedule::edm(
+        scorelab_core::SigmaRange {
+            min: 0.002,
+            max: 80.0,
+        },
+        7.0,
+    )
+    .unwrap();
     fn two<M: Sampler<Gaussian>>(m: &M, p: &Gaussian, x0: &Array2<f64>) -> Vec<f64> {
         let mut rng = ChaCha8Rng::seed_from_u64(42);
         let mut s = m.init(p, x0.clone());

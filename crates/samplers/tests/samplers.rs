@@ -100,7 +100,17 @@ fn annealed_langevin_matches_the_exact_recursion_with_noised_scores() {
     // a = 1 − α/(2(s² + σ²)).
     let s2: f64 = 0.25;
     let p = gaussian(2, s2.sqrt());
-    let ald = AnnealedLangevin::new(10.0, 0.5, 5, 20, 0.2, false).unwrap();
+    let ald = AnnealedLangevin::new(
+        scorelab_core::SigmaRange {
+            min: 0.5,
+            max: 10.0,
+        },
+        5,
+        20,
+        0.2,
+        false,
+    )
+    .unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let x0 = standard_normal(N / 2, 2, &mut rng) * 4.0 + 1.0;
     let x = sample(&ald, &p, x0.clone(), &mut rng);
@@ -115,7 +125,17 @@ fn annealed_langevin_matches_the_exact_recursion_with_noised_scores() {
     assert_eq!(ald.target_sigma(), Some(0.5));
 
     // With denoise, Tweedie's step maps x to c x, c = s²/(s² + σ_L²).
-    let ald = AnnealedLangevin::new(10.0, 0.5, 5, 20, 0.2, true).unwrap();
+    let ald = AnnealedLangevin::new(
+        scorelab_core::SigmaRange {
+            min: 0.5,
+            max: 10.0,
+        },
+        5,
+        20,
+        0.2,
+        true,
+    )
+    .unwrap();
     let x = sample(&ald, &p, x0, &mut ChaCha8Rng::seed_from_u64(3));
     let c = s2 / (s2 + 0.25);
     check_moments(&x, c * m, c * c * v, "annealed Langevin, denoised");
@@ -145,7 +165,11 @@ fn reverse_sde_moments(
 fn reverse_sde_matches_the_exact_recursion_and_reaches_p_sigma_min() {
     let s2 = 1.0;
     let p = gaussian(2, 1.0);
-    let ve = VeSchedule::new(20.0, 0.5).unwrap();
+    let ve = VeSchedule::new(scorelab_core::SigmaRange {
+        min: 0.5,
+        max: 20.0,
+    })
+    .unwrap();
     let sde = ReverseSde::new(ve, 200, false).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(4);
     let x0 = ve.prior(N / 2, 2, &mut rng);
@@ -163,7 +187,11 @@ fn reverse_sde_matches_the_exact_recursion_and_reaches_p_sigma_min() {
 #[test]
 fn pc_without_corrector_is_the_reverse_sde_and_with_it_matches_its_recursion() {
     let p = gaussian(2, 1.0);
-    let ve = VeSchedule::new(20.0, 0.5).unwrap();
+    let ve = VeSchedule::new(scorelab_core::SigmaRange {
+        min: 0.5,
+        max: 20.0,
+    })
+    .unwrap();
     let x0 = ve.prior(64, 2, &mut ChaCha8Rng::seed_from_u64(5));
     let a = sample(
         &Pc::new(ve, 30, 0, 0.16, false).unwrap(),
@@ -207,7 +235,11 @@ fn ode_follows_the_exact_flow_map_with_second_order_error() {
     // On N(0, s²) the flow is x(σ) = x(σ_max) √((s² + σ²)/(s² + σ_max²)), chain by chain.
     let s2: f64 = 2.0;
     let p = gaussian(3, s2.sqrt());
-    let ve = VeSchedule::new(15.0, 0.2).unwrap();
+    let ve = VeSchedule::new(scorelab_core::SigmaRange {
+        min: 0.2,
+        max: 15.0,
+    })
+    .unwrap();
     let x0 = ve.prior(50, 3, &mut ChaCha8Rng::seed_from_u64(8));
     let exact = &x0 * ((s2 + 0.04) / (s2 + 225.0)).sqrt();
     let err = |steps: usize| {
@@ -233,17 +265,51 @@ fn constructors_reject_bad_parameters_by_name() {
     assert!(field(Langevin::new(0.0, 10).unwrap_err()).starts_with("eps:"));
     assert!(field(Langevin::new(f64::NAN, 10).unwrap_err()).starts_with("eps:"));
     assert!(field(Mala::new(0.1, 0).unwrap_err()).starts_with("steps:"));
+    assert!(field(
+        AnnealedLangevin::new(
+            scorelab_core::SigmaRange {
+                min: 20.0,
+                max: 1.0
+            },
+            10,
+            100,
+            0.1,
+            false
+        )
+        .unwrap_err()
+    )
+    .starts_with("sigma_max:"));
+    assert!(field(
+        AnnealedLangevin::new(
+            scorelab_core::SigmaRange {
+                min: 1.0,
+                max: 20.0
+            },
+            1,
+            100,
+            0.1,
+            false
+        )
+        .unwrap_err()
+    )
+    .starts_with("levels:"));
     assert!(
-        field(AnnealedLangevin::new(1.0, 20.0, 10, 100, 0.1, false).unwrap_err())
+        field(VeSchedule::new(scorelab_core::SigmaRange { min: 1.0, max: 1.0 }).unwrap_err())
             .starts_with("sigma_max:")
     );
-    assert!(
-        field(AnnealedLangevin::new(20.0, 1.0, 1, 100, 0.1, false).unwrap_err())
-            .starts_with("levels:")
-    );
-    assert!(field(VeSchedule::new(1.0, 1.0).unwrap_err()).starts_with("sigma_max:"));
-    assert!(field(VeSchedule::new(1.0, -1.0).unwrap_err()).starts_with("sigma_min:"));
-    let ve = VeSchedule::new(20.0, 1.0).unwrap();
+    assert!(field(
+        VeSchedule::new(scorelab_core::SigmaRange {
+            min: -1.0,
+            max: 1.0
+        })
+        .unwrap_err()
+    )
+    .starts_with("sigma_min:"));
+    let ve = VeSchedule::new(scorelab_core::SigmaRange {
+        min: 1.0,
+        max: 20.0,
+    })
+    .unwrap();
     assert!(field(Pc::new(ve, 10, 1, 0.0, false).unwrap_err()).starts_with("snr:"));
     assert!(field(Ode::new(ve, 0, false).unwrap_err()).starts_with("steps:"));
 }
@@ -254,7 +320,7 @@ fn constructors_reject_bad_parameters_by_name() {
 fn value_stability_of_the_first_steps() {
     let p = Gaussian::new(array![1.0, -1.0], array![[2.0, 0.5], [0.5, 1.0]]).unwrap();
     let x0 = array![[0.5, -0.25], [3.0, 2.0]];
-    let ve = VeSchedule::new(5.0, 0.5).unwrap();
+    let ve = VeSchedule::new(scorelab_core::SigmaRange { min: 0.5, max: 5.0 }).unwrap();
     fn two<S: ?Sized, M: Sampler<S>>(m: &M, p: &S, x0: &Array2<f64>) -> Array2<f64> {
         let mut rng = ChaCha8Rng::seed_from_u64(42);
         let mut s = m.init(p, x0.clone());
@@ -269,7 +335,14 @@ fn value_stability_of_the_first_steps() {
         (
             "annealed_langevin",
             two(
-                &AnnealedLangevin::new(5.0, 0.5, 3, 1, 0.1, false).unwrap(),
+                &AnnealedLangevin::new(
+                    scorelab_core::SigmaRange { min: 0.5, max: 5.0 },
+                    3,
+                    1,
+                    0.1,
+                    false,
+                )
+                .unwrap(),
                 &p,
                 &x0,
             ),

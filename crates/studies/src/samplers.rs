@@ -566,8 +566,16 @@ mod tests {
         let p = AnyDensity::from(mix.clone());
         let n = 10_000;
         for (k, s) in [
-            Schedule::ve(0.01, 20.0).unwrap(),
-            Schedule::ve(0.01, 80.0).unwrap(),
+            Schedule::ve(scorelab_core::SigmaRange {
+                min: 0.01,
+                max: 20.0,
+            })
+            .unwrap(),
+            Schedule::ve(scorelab_core::SigmaRange {
+                min: 0.01,
+                max: 80.0,
+            })
+            .unwrap(),
             Schedule::vp(0.1, 20.0, 1e-3).unwrap(),
         ]
         .into_iter()
