@@ -54,7 +54,7 @@ pub struct SamplersExperiment {
     pub timing: bool,
     /// Also write `NAME_prior.csv`: for every deterministic run on the exact score of a
     /// two-component mixture with equal isotropic covariances, the mode weights its prior
-    /// predicts ([`predicted_weight`]) (default false).
+    /// predicts ([`scorelab_eval::predicted_mode_weight`]) (default false).
     #[serde(default)]
     pub prior_prediction: bool,
 }
@@ -71,59 +71,6 @@ pub enum Target {
     /// The base density p for every run, so that every row answers the same question: how far the
     /// output is from p (a run that stops at σ carries the distance between p_σ and p).
     P,
-}
-
-/// The weight of component 1 that a deterministic sampler with exact scores returns when it starts
-/// from the Gaussian prior N(0, c²I) at the marginal α(x₀ + σ̃z) of p = w₀N(m₀, vI) + w₁N(m₁, vI).
-///
-/// In y = x/α the probability-flow ODE moves the coordinate along u = (m₁ − m₀)/‖m₁ − m₀‖ on its own
-/// (the responsibilities depend on y only through u·y, and the score's other coordinates are
-/// linear and separate), and it carries p_σ̃ to p: so the points that end in mode 1 are those that
-/// start above the level b where p_σ̃ has mass w₁ above, w₀Φ̄((b − u·m₀)/s) + w₁Φ̄((b − u·m₁)/s) = w₁
-/// with s² = v + σ̃². The prior, N(0, (c/α)²I) in y, puts Φ̄(bα/c) there. `None` unless p is such a
-/// mixture.
-pub fn predicted_weight(
-    p: &scorelab_densities::AnyDensity,
-    alpha: f64,
-    sigma: f64,
-    prior_std: f64,
-) -> Option<f64> {
-    use scorelab_core::{Dimension, Moments};
-    use statrs::distribution::{ContinuousCDF, Normal};
-    let scorelab_densities::AnyDensity::GaussianMixture(mix) = p else {
-        return None;
-    };
-    let c = mix.components();
-    if c.len() != 2 {
-        return None;
-    }
-    let d = c[0].dim();
-    let v = c[0].covariance()[[0, 0]];
-    let iso = |cov: ndarray::Array2<f64>| {
-        (0..d).all(|i| (0..d).all(|j| (cov[[i, j]] - if i == j { v } else { 0.0 }).abs() < 1e-12))
-    };
-    if !(iso(c[0].covariance()) && iso(c[1].covariance())) {
-        return None;
-    }
-    let diff = c[1].mean_vector() - c[0].mean_vector();
-    let u = &diff / diff.dot(&diff).sqrt();
-    let (a0, a1) = (u.dot(c[0].mean_vector()), u.dot(c[1].mean_vector()));
-    let (w0, w1) = (mix.weights()[0], mix.weights()[1]);
-    let n = Normal::standard();
-    let s = (v + sigma * sigma).sqrt();
-    let above = |b: f64| w0 * (1.0 - n.cdf((b - a0) / s)) + w1 * (1.0 - n.cdf((b - a1) / s));
-    // `above` falls from 1 to 0: bisect for above(b) = w₁.
-    let (mut lo, mut hi) = (a0.min(a1) - 40.0 * s, a0.max(a1) + 40.0 * s);
-    for _ in 0..200 {
-        let mid = 0.5 * (lo + hi);
-        if above(mid) > w1 {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    let b = 0.5 * (lo + hi);
-    Some(1.0 - n.cdf(b * alpha / prior_std))
 }
 
 fn yes() -> bool {
@@ -431,7 +378,7 @@ impl Study for SamplersExperiment {
                         _ => None,
                     }
                 } else {
-                    predicted_weight(&p, alpha, sigma, c)
+                    scorelab_eval::predicted_mode_weight(&p, alpha, sigma, c)
                 };
                 if let Some(w) = w {
                     let mut prior =
@@ -539,66 +486,5 @@ fn deterministic(file: &SamplePlan) -> bool {
         SamplerRaw::Ddim { eta, .. } => *eta == 0.0,
         SamplerRaw::Heun { s_churn, .. } => *s_churn == 0.0,
         _ => false,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::predicted_weight;
-    use ndarray::{array, Array2};
-    use rand::SeedableRng;
-    use scorelab_densities::{AnyDensity, GaussianMixture};
-    use scorelab_samplers::solve::Rk45;
-    use scorelab_samplers::{sample, Ode, OdeSolver, Schedule};
-
-    /// The prediction against the sampler itself: 10 000 chains from the prior through the exact
-    /// probability-flow ODE (rk45 at rtol 1e-6), the fraction that ends nearer mode 1 within 5
-    /// binomial standard errors (about 0.02; failure rate 5.7e-7 at a fixed seed), for VE at
-    /// σ_max = 20 and 80 and for VP (predictions 0.254, 0.215, 0.208 against the truth 0.2).
-    #[test]
-    fn the_predicted_weight_is_what_the_exact_ode_returns() {
-        let mix = GaussianMixture::new(
-            array![0.8, 0.2],
-            vec![array![5.0, 5.0], array![-5.0, -5.0]],
-            vec![Array2::eye(2), Array2::eye(2)],
-        )
-        .unwrap();
-        let p = AnyDensity::from(mix.clone());
-        let n = 10_000;
-        for (k, s) in [
-            Schedule::ve(scorelab_core::SigmaRange {
-                min: 0.01,
-                max: 20.0,
-            })
-            .unwrap(),
-            Schedule::ve(scorelab_core::SigmaRange {
-                min: 0.01,
-                max: 80.0,
-            })
-            .unwrap(),
-            Schedule::vp(0.1, 20.0, 1e-3).unwrap(),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let t = s.t_max();
-            let want = predicted_weight(&p, s.alpha(t), s.sigma(t), s.prior_std()).unwrap();
-            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(k as u64);
-            let x0 = s.prior(n, 2, &mut rng);
-            let ode =
-                Ode::with_solver(s, OdeSolver::Rk45(Rk45::new(1e-6, 1e-6).unwrap()), 1, false)
-                    .unwrap();
-            let x = sample(&ode, &mix, x0, &mut rng);
-            let got = x.rows().into_iter().filter(|r| r[0] + r[1] < 0.0).count() as f64 / n as f64;
-            let se = (want * (1.0 - want) / n as f64).sqrt();
-            assert!(
-                (got - want).abs() < 5.0 * se,
-                "{}: ODE gives {got}, prediction {want} (se {se})",
-                s.kind()
-            );
-        }
-        // Not a two-component mixture with equal isotropic covariances: no prediction.
-        let other = AnyDensity::from(scorelab_densities::Gaussian::standard(2));
-        assert!(predicted_weight(&other, 1.0, 20.0, 20.0).is_none());
     }
 }
