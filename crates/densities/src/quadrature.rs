@@ -55,6 +55,32 @@ pub fn std_normal_composite_1d(lo: f64, hi: f64, panels: usize, m: usize) -> (Ve
     (nodes, weights)
 }
 
+/// The product of [`legendre`] with itself on the square \[lo, hi\]², for ∫∫ g(x₀, x₁) dx₀ dx₁:
+/// `(m², 2)` nodes, x₀ varying fastest, each weighted by the product of its two 1-D weights.
+///
+/// # Examples
+/// ```
+/// // ∫∫ over [0, 2]² of x₀² x₁ = (8/3)(2) = 16/3.
+/// let rule = scorelab_densities::quadrature::legendre_square(0.0, 2.0, 2, 3);
+/// let g = rule.nodes.rows().into_iter().map(|r| r[0] * r[0] * r[1]);
+/// let v: f64 = g.zip(&rule.weights).map(|(g, w)| g * w).sum();
+/// assert!((v - 16.0 / 3.0).abs() < 1e-12);
+/// ```
+///
+/// # Panics
+/// If `m` < 2.
+pub fn legendre_square(lo: f64, hi: f64, panels: usize, m: usize) -> scorelab_core::Cubature {
+    let (z, w) = legendre(lo, hi, panels, m);
+    let n = z.len();
+    scorelab_core::Cubature {
+        nodes: Array2::from_shape_fn(
+            (n * n, 2),
+            |(i, j)| if j == 0 { z[i % n] } else { z[i / n] },
+        ),
+        weights: Array1::from_shape_fn(n * n, |i| w[i % n] * w[i / n]),
+    }
+}
+
 /// Composite Gauss–Legendre for ∫ₗₒʰⁱ g(t) dt: `panels` equal panels of `m` nodes each (exact for
 /// polynomials of degree ≤ 2m − 1 on every panel).
 ///

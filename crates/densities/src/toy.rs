@@ -175,6 +175,19 @@ impl Toy {
         }
     }
 
+    /// The square \[lo, hi\]² that holds all of p's mass for a quadrature of KL(p ‖ q), where p
+    /// is closed form: `8gaussians` on \[−`half_width`, `half_width`\]² (the caller chooses how
+    /// much of its Gaussian tails to keep), `checkerboard` on \[−4, 4\]² (its support, so that
+    /// panels aligned with its squares put every node inside one); `None` for the toys without a
+    /// closed-form density.
+    pub fn kl_square(&self, half_width: f64) -> Option<(f64, f64)> {
+        match self {
+            Toy::EightGaussians => Some((-half_width, half_width)),
+            Toy::Checkerboard => Some((-4.0, 4.0)),
+            _ => None,
+        }
+    }
+
     /// The fixed held-out set of a seed: 10 000 draws from `ChaCha8Rng` seeded with `seed` on
     /// stream 6 (the training draws use other streams), the same wherever it is asked for.
     pub fn heldout(&self, seed: u64) -> Array2<f64> {

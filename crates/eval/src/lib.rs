@@ -16,6 +16,7 @@
 //! | [`ksd`] (IMQ kernel, c = 1, β = −½) | samples to a density | only the target's score | SE and a wild-bootstrap p-value |
 //! | [`sliced_w2`] | samples to samples | a reference sample | SE over projections |
 //! | [`mode_weights`] | samples to a Gaussian mixture's weights | the mixture | SE and a binomial p-value |
+//! | [`kl_by_cubature`] | a density to a density, KL(p ‖ q) | p's log-density on a cubature rule | the rule's own error (halve its panels) |
 //! | [`predicted_mode_weight`] | the weight a deterministic sampler returns from its Gaussian prior | the schedule and a two-component isotropic mixture | (exact) |
 //! | [`frechet::frechet_distance`] | feature vectors to feature vectors (FID's construction) | a reference set | a floor: two real sets of the same size |
 //!
@@ -42,6 +43,6 @@ pub use audit::{
     audit, audit_samples, closed_form, Audit, ConstantSource, GradientAudit, QuadratureAudit,
 };
 pub use metrics::{
-    fisher_divergence, ksd, median_bandwidth, mmd2, mode_weights, predicted_mode_weight, sliced_w2,
-    Estimate, Ksd, Mmd,
+    fisher_divergence, kl_by_cubature, ksd, median_bandwidth, mmd2, mode_weights,
+    predicted_mode_weight, sliced_w2, Estimate, Ksd, Mmd,
 };

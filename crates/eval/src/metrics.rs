@@ -467,6 +467,41 @@ pub fn mode_weights(mixture: &GaussianMixture, x: ArrayView2<f64>) -> Vec<Estima
         .collect()
 }
 
+/// KL(p ‖ q) = ∫ p (log p − log q) by a cubature rule over a box that holds p's mass: the nodes
+/// where log p is finite (p may vanish on part of the box, like a checkerboard's) are passed to
+/// `log_q`, and Σₖ wₖ p(xₖ)(log p(xₖ) − log q(xₖ)) is returned; `None` when `log_q` gives none
+/// (e.g. stopped).
+///
+/// ```
+/// use ndarray::{Array1, ArrayView2};
+/// // p = N(0, 1)², q = N(1, 1)²: KL = ‖μ_p − μ_q‖²/2 = 1.
+/// let rule = scorelab_densities::quadrature::legendre_square(-10.0, 10.0, 10, 8);
+/// let log_n = |x: ArrayView2<f64>, m: f64| -> Array1<f64> {
+///     x.rows().into_iter().map(|r| -((r[0] - m).powi(2) + (r[1] - m).powi(2)) / 2.0
+///         - (2.0 * std::f64::consts::PI).ln()).collect()
+/// };
+/// let kl = scorelab_eval::kl_by_cubature(&rule, log_n(rule.nodes.view(), 0.0).view(),
+///     |x| Some(log_n(x, 1.0))).unwrap();
+/// assert!((kl - 1.0).abs() < 1e-10);
+/// ```
+pub fn kl_by_cubature(
+    rule: &scorelab_core::Cubature,
+    log_p: ndarray::ArrayView1<f64>,
+    log_q: impl FnOnce(ArrayView2<f64>) -> Option<ndarray::Array1<f64>>,
+) -> Option<f64> {
+    let keep: Vec<usize> = (0..rule.nodes.nrows())
+        .filter(|&i| log_p[i].is_finite())
+        .collect();
+    let xs = rule.nodes.select(ndarray::Axis(0), &keep);
+    let lq = log_q(xs.view())?;
+    Some(
+        keep.iter()
+            .zip(lq.iter())
+            .map(|(&i, q)| rule.weights[i] * log_p[i].exp() * (log_p[i] - q))
+            .sum(),
+    )
+}
+
 /// The weight of component 1 that a deterministic sampler with exact scores returns when it starts
 /// from the Gaussian prior N(0, c²I) at the marginal α(x₀ + σ̃z) of p = w₀N(m₀, vI) + w₁N(m₁, vI).
 ///

@@ -144,19 +144,8 @@ fn log_p(est: &Estimation, x: &Array2<f64>, stop: &AtomicBool) -> Result<Option<
     Ok(log_p_evals(est, x, stop)?.map(|(lp, _)| lp))
 }
 
-/// The product rule's nodes and weights on [lo, hi]².
-fn square_rule(lo: f64, hi: f64, panels: usize, nodes: usize) -> (Array2<f64>, Array1<f64>) {
-    let (z, w) = scorelab_densities::quadrature::legendre(lo, hi, panels, nodes);
-    let m = z.len();
-    let x = Array2::from_shape_fn(
-        (m * m, 2),
-        |(i, j)| if j == 0 { z[i % m] } else { z[i / m] },
-    );
-    let wt = Array1::from_shape_fn(m * m, |i| w[i % m] * w[i / m]);
-    (x, wt)
-}
-
-/// KL(p ‖ p_θ) by the rule with `panels` panels, or `None` where p has no closed form.
+/// KL(p ‖ p_θ) by the rule with `panels` panels (p's square, [`Toy::kl_square`]), or `None`
+/// where p has no closed form (or Ctrl-C stopped the ODE).
 fn kl(
     toy: Toy,
     rule: &KlRule,
@@ -164,25 +153,25 @@ fn kl(
     est: &Estimation,
     stop: &AtomicBool,
 ) -> Result<Option<f64>> {
-    let (lo, hi) = match toy {
-        Toy::EightGaussians => (-rule.half_width, rule.half_width),
-        Toy::Checkerboard => (-4.0, 4.0),
-        _ => return Ok(None),
-    };
-    let (x, w) = square_rule(lo, hi, panels, rule.nodes);
-    let lp = toy.log_density(x.view()).expect("closed form");
-    // Only nodes where p > 0 carry mass (the checkerboard's squares).
-    let keep: Vec<usize> = (0..x.nrows()).filter(|&i| lp[i].is_finite()).collect();
-    let xs = x.select(ndarray::Axis(0), &keep);
-    let Some(lq) = log_p(est, &xs, stop)? else {
+    let Some((lo, hi)) = toy.kl_square(rule.half_width) else {
         return Ok(None);
     };
-    Ok(Some(
-        keep.iter()
-            .zip(lq.iter())
-            .map(|(&i, q)| w[i] * lp[i].exp() * (lp[i] - q))
-            .sum(),
-    ))
+    let cubature = scorelab_densities::quadrature::legendre_square(lo, hi, panels, rule.nodes);
+    let lp = toy.log_density(cubature.nodes.view()).expect("closed form");
+    let mut failed = None;
+    let kl = scorelab_eval::kl_by_cubature(&cubature, lp.view(), |x| {
+        match log_p(est, &x.to_owned(), stop) {
+            Ok(lq) => lq,
+            Err(e) => {
+                failed = Some(e);
+                None
+            }
+        }
+    });
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(kl),
+    }
 }
 
 /// A row of `NAME.csv`: one toy and seed.
