@@ -106,8 +106,8 @@ fn main() -> Result<()> {
         .try_into()?,
         ..langevin.clone()
     };
-    let x_energy = langevin.prepare_with(energy.clone())?.run(seed, &mut ()).x;
-    let x_ncsn = annealed.prepare_with(ncsn.clone())?.run(seed, &mut ()).x;
+    let x_energy = langevin.prepare_with(energy.clone())?.run(&mut ()).x;
+    let x_ncsn = annealed.prepare_with(ncsn.clone())?.run(&mut ()).x;
 
     // 4. The held-out log-likelihood of the energy model, in nats per eruption in minutes.
     let t = energy

@@ -15,7 +15,7 @@ fn main() -> Result<()> {
     let plan = TrainPlan::new(seed, DataSpec::toy(toy), net, objective, settings);
     let model = train(&plan, &mut ())?;
     let sampling = SamplePlan::new(seed, 2000, SamplerSpec::heun(18)?).prepare_with(model)?;
-    let x = sampling.run(seed, &mut ()).x;
+    let x = sampling.run(&mut ()).x;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let m = mmd2(x.view(), toy.heldout(seed).view(), None, 0, &mut rng).estimate;
     println!("{}: MMD² {:.5} ± {:.5}", toy.name(), m.value, m.se);

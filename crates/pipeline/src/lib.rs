@@ -40,7 +40,7 @@
 //!     levels = 10
 //!     denoise = true
 //! "#).unwrap();
-//! let out = plan.prepare()?.run(plan.seed, &mut ());
+//! let out = plan.prepare()?.run(&mut ());
 //! let minority = out.x.rows().into_iter().filter(|r| r[0] < 0.0).count() as f64 / 500.0;
 //! assert!((minority - 0.2).abs() < 0.06); // annealing recovers the weights (5 standard errors)
 //! # Ok::<(), scorelab_pipeline::PipelineError>(())
@@ -74,7 +74,7 @@ pub use error::{PipelineError, Result};
 ///     ModelSpec::noise_conditional(vec![64, 64], Activation::Silu).edm(),
 ///     ObjectiveSpec::edm()?, TrainSettings::new(500, 256, 2e-3)?);
 /// let model = train(&plan, &mut ())?;
-/// let x = SamplePlan::new(1, 500, SamplerSpec::heun(18)?).prepare_with(model)?.run(1, &mut ()).x;
+/// let x = SamplePlan::new(1, 500, SamplerSpec::heun(18)?).prepare_with(model)?.run(&mut ()).x;
 /// assert_eq!(x.dim(), (500, 2));
 /// # Ok::<(), PipelineError>(())
 /// ```

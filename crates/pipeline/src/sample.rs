@@ -1188,13 +1188,15 @@ impl Sampling {
         }
     }
 
-    /// Runs the sampler with the randomness of `seed` (module docs); the observer sees each
-    /// step's [`Info`] and may stop the run after it ([`SampleOutput::interrupted`]). The
-    /// snapshots reached are returned in [`SampleOutput::snapshots`].
-    pub fn run(&self, seed: u64, observer: &mut dyn Observe<Info>) -> SampleOutput {
+    /// Runs the sampler with the randomness of the plan's seed (`resolved.seed`, the one a saved
+    /// config records; set it to run another seed of the same plan; module docs for its
+    /// streams); the observer sees each step's [`Info`] and may stop the run after it
+    /// ([`SampleOutput::interrupted`]). The snapshots reached are returned in
+    /// [`SampleOutput::snapshots`].
+    pub fn run(&self, observer: &mut dyn Observe<Info>) -> SampleOutput {
         let mut kept = vec![];
         let mut out = self
-            .run_with(seed, observer, &mut |k, x| {
+            .run_with(observer, &mut |k, x| {
                 kept.push((k, x.clone()));
                 Ok(())
             })
@@ -1211,12 +1213,11 @@ impl Sampling {
     /// The first error of `on_snapshot`, which ends the run.
     pub fn run_with(
         &self,
-        seed: u64,
         observer: &mut dyn Observe<Info>,
         on_snapshot: &mut dyn FnMut(usize, &Array2<f64>) -> Result<()>,
     ) -> Result<SampleOutput> {
         let mut snap = |k: usize, z: ArrayView2<f64>| on_snapshot(k, &self.to_data(z.to_owned()));
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut rng = ChaCha8Rng::seed_from_u64(self.resolved.seed);
         rng.set_stream(scorelab_core::streams::Stream::SampleStart.id());
         let x0 = self.initial(&mut rng);
         rng.set_stream(scorelab_core::streams::Stream::SampleSteps.id());

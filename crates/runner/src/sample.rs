@@ -107,7 +107,6 @@ pub fn run(args: &SampleArgs, stop: &AtomicBool) -> Result<bool> {
     let started = std::time::Instant::now();
     let mut reached = 0usize;
     let out = plan.run_with(
-        plan.resolved.seed,
         &mut |i: &Info| {
             bar.inc(1);
             if i.step.is_multiple_of(10) {

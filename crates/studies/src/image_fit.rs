@@ -666,7 +666,7 @@ impl Study for ImageFitExperiment {
                     .prepare_with(model.clone())
                     .map_err(|err| bad(format!("fit {} sample {}: {err}", f.name, s.name)))?;
                 let started = std::time::Instant::now();
-                let out = plan.run(seed, &mut stopper(stop));
+                let out = plan.run(&mut stopper(stop));
                 if out.interrupted {
                     return Ok(stopped(csv));
                 }

@@ -338,7 +338,7 @@ impl Study for SamplersExperiment {
         let (r, score, file) = &plans[k];
         let p = self.density()?;
         let last_of_run = plans.get(k + 1).is_none_or(|next| next.0.name != r.name);
-        let plan = match &r.model {
+        let mut plan = match &r.model {
             Some(m) => {
                 let trained = cx.model(m, |dir| {
                     eprintln!(
@@ -404,7 +404,8 @@ impl Study for SamplersExperiment {
                 break;
             }
             let t0 = std::time::Instant::now();
-            let run = plan.run(seed, &mut stopper(stop));
+            plan.resolved.seed = seed;
+            let run = plan.run(&mut stopper(stop));
             let secs = t0.elapsed().as_secs_f64();
             timing.push(&TimingRow {
                 run: &r.name,

@@ -416,7 +416,7 @@ impl Study for ToyZooExperiment {
             .sample_plan(seed)?
             .prepare_with(model.clone())
             .map_err(|err| bad(format!("sampler: {err}")))?;
-        let out = sampling.run(seed, &mut stopper(stop));
+        let out = sampling.run(&mut stopper(stop));
         if out.interrupted {
             return stopped(rows);
         }
