@@ -53,7 +53,7 @@ use scorelab_pipeline::baselines::{fit_gaussian_dequantized, IndependentLevels};
 use scorelab_pipeline::data::{add_uniform, Dequantize};
 use scorelab_pipeline::likelihood::LikelihoodPlan;
 use scorelab_pipeline::observe::stopper;
-use scorelab_pipeline::train::{DataSpec, TrainPlan};
+use scorelab_pipeline::train::{DataSpec, ModelSpec, ObjectiveSpec, TrainPlan, TrainSettings};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -86,11 +86,11 @@ pub struct ImageLikelihoodExperiment {
     #[serde(default = "default_test_fraction")]
     pub test_fraction: f64,
     /// `[model]` of the network's train config (noise-conditional).
-    pub model: toml::Table,
+    pub model: ModelSpec,
     /// `[objective]` of its train config.
-    pub objective: toml::Table,
+    pub objective: ObjectiveSpec,
     /// `[train]` of its train config.
-    pub train: toml::Table,
+    pub train: TrainSettings,
     /// `scorelab likelihood` keys shared by every estimator (schedule, solver, rtol, atol, batch;
     /// not `model_dir`, `density`, `seed` or `dequantize`, which the experiment sets).
     #[serde(default)]
@@ -210,9 +210,9 @@ impl ImageLikelihoodExperiment {
         Ok(TrainPlan::new(
             seed,
             data,
-            typed(self.model.clone().into(), "model")?,
-            typed(self.objective.clone().into(), "objective")?,
-            typed(self.train.clone().into(), "train")?,
+            self.model.clone(),
+            self.objective.clone(),
+            self.train.clone(),
         ))
     }
 }
@@ -247,7 +247,7 @@ impl Study for ImageLikelihoodExperiment {
             }
             names.push(&s.name);
         }
-        if e.model.get("kind").and_then(|k| k.as_str()) != Some("noise_conditional_mlp") {
+        if !matches!(e.model, ModelSpec::NoiseConditionalMlp { .. }) {
             return Err(bad(
             "model.kind: must be \"noise_conditional_mlp\" (the probability-flow ODE needs the score at every noise level)",
         )

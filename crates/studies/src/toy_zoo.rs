@@ -40,8 +40,8 @@ use scorelab_eval::mmd2;
 use scorelab_pipeline::likelihood::{Estimation, LikelihoodPlan};
 use scorelab_pipeline::metrics::{finite_rows, mean_sd_cell};
 use scorelab_pipeline::observe::stopper;
-use scorelab_pipeline::sample::SamplePlan;
-use scorelab_pipeline::train::{DataSpec, TrainPlan};
+use scorelab_pipeline::sample::{SamplePlan, SamplerSpec};
+use scorelab_pipeline::train::{DataSpec, ModelSpec, ObjectiveSpec, TrainPlan, TrainSettings};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::AtomicBool;
 
@@ -62,13 +62,13 @@ pub struct ToyZooExperiment {
     #[serde(default = "default_heldout")]
     pub heldout: usize,
     /// `[model]` of the networks' train config (noise-conditional).
-    pub model: toml::Table,
+    pub model: ModelSpec,
     /// `[objective]` of their train config.
-    pub objective: toml::Table,
+    pub objective: ObjectiveSpec,
     /// `[train]` of their train config.
-    pub train: toml::Table,
+    pub train: TrainSettings,
     /// The sampler: a `scorelab sample` `sampler` table.
-    pub sampler: toml::Table,
+    pub sampler: SamplerSpec,
     /// `scorelab likelihood` keys of the NLL's ODE (schedule, solver, rtol, atol, batch).
     #[serde(default)]
     pub ode: toml::Table,
@@ -268,18 +268,14 @@ impl ToyZooExperiment {
                 toy: Some(toy),
                 ..DataSpec::default()
             },
-            typed(self.model.clone().into(), "model")?,
-            typed(self.objective.clone().into(), "objective")?,
-            typed(self.train.clone().into(), "train")?,
+            self.model.clone(),
+            self.objective.clone(),
+            self.train.clone(),
         ))
     }
 
     fn sample_plan(&self, seed: u64) -> Result<SamplePlan> {
-        let mut t = toml::Table::new();
-        t.insert("seed".into(), (seed as i64).into());
-        t.insert("chains".into(), (self.samples as i64).into());
-        t.insert("sampler".into(), self.sampler.clone().into());
-        typed(t.into(), "sampler")
+        Ok(SamplePlan::new(seed, self.samples, self.sampler.clone()))
     }
 
     /// The units' (seed, toy), seed outer (toys by their canonical names).
@@ -319,7 +315,7 @@ impl Study for ToyZooExperiment {
         if self.grid < 2 || !self.grid_box.is_finite() || self.grid_box <= 0.0 {
             return Err(bad("grid: at least 2; grid_box: positive").into());
         }
-        if self.model.get("kind").and_then(|k| k.as_str()) != Some("noise_conditional_mlp") {
+        if !matches!(self.model, ModelSpec::NoiseConditionalMlp { .. }) {
             return Err(bad(
                 "model.kind: must be \"noise_conditional_mlp\" (its ODE gives the likelihood)",
             )
