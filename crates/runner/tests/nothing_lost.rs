@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{ok, scorelab};
+use common::{ok, scorelab, tree};
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead, BufReader};
@@ -25,28 +25,6 @@ fn refused(out: &Output, needles: &[&str], d: &Path, outs: &[&str]) {
     for f in outs {
         assert!(!d.join(f).exists(), "{f} was written: {err}");
     }
-}
-
-/// Every regular file under `dir`, recursively (not the lock files), by relative path.
-fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
-        let Ok(entries) = fs::read_dir(dir) else {
-            return;
-        };
-        for e in entries {
-            let e = e.unwrap();
-            let p = e.path();
-            if e.file_type().unwrap().is_dir() {
-                walk(root, &p, out);
-            } else if e.file_name() != ".scorelab.lock" {
-                let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-                out.insert(rel, fs::read(&p).unwrap());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
 }
 
 const MIXTURE: &str = r#"density = { kind = "gaussian_mixture", weights = [0.3, 0.7], means = [[2.0, 0.0], [-1.0, 1.0]], covs = [[[1.0, 0.3], [0.3, 0.5]], [[0.4, 0.0], [0.0, 0.8]]] }"#;

@@ -5,28 +5,31 @@
 
 mod common;
 
-use common::{ok, scorelab};
-use std::collections::BTreeMap;
+use common::{ok, scorelab, tree};
 use std::fs;
 use std::path::Path;
 
-/// Every regular file under `dir`, recursively (not the lock files), by relative path.
-fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
-        for e in fs::read_dir(dir).unwrap() {
-            let e = e.unwrap();
-            let p = e.path();
-            if e.file_type().unwrap().is_dir() {
-                walk(root, &p, out);
-            } else if e.file_name() != ".scorelab.lock" {
-                let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-                out.insert(rel, fs::read(&p).unwrap());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
+/// `scorelab experiment --config noise.toml --results RESULTS EXTRA…` in `d`.
+fn experiment(d: &Path, results: &str, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["experiment", "--config", "noise.toml", "--results", results];
+    args.extend_from_slice(extra);
+    scorelab(&args, d)
+}
+
+/// `scorelab gather --config noise.toml --results RESULTS --shards N` in `d`.
+fn gather(d: &Path, results: &str, n: &str) -> std::process::Output {
+    scorelab(
+        &[
+            "gather",
+            "--config",
+            "noise.toml",
+            "--results",
+            results,
+            "--shards",
+            n,
+        ],
+        d,
+    )
 }
 
 const NOISE: &str = r#"kind = "noise"
@@ -54,40 +57,13 @@ fn shards_in_any_order_gather_into_the_files_of_a_whole_run() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     fs::write(d.join("noise.toml"), NOISE).unwrap();
-    ok(&scorelab(
-        &["experiment", "--config", "noise.toml", "--results", "whole"],
-        d,
-    ));
-    let shard = |k: &str| {
-        scorelab(
-            &[
-                "experiment",
-                "--config",
-                "noise.toml",
-                "--results",
-                "sharded",
-                "--shard",
-                k,
-            ],
-            d,
-        )
-    };
+    ok(&experiment(d, "whole", &[]));
+    let shard = |k: &str| experiment(d, "sharded", &["--shard", k]);
     // Four units over three shards, the last first.
     ok(&shard("3/3"));
     ok(&shard("1/3"));
     // A gather before every shard finished names the one missing.
-    let early = scorelab(
-        &[
-            "gather",
-            "--config",
-            "noise.toml",
-            "--results",
-            "sharded",
-            "--shards",
-            "3",
-        ],
-        d,
-    );
+    let early = gather(d, "sharded", "3");
     let err = String::from_utf8_lossy(&early.stderr);
     assert_eq!(early.status.code(), Some(2), "{err}");
     assert!(
@@ -100,18 +76,7 @@ fn shards_in_any_order_gather_into_the_files_of_a_whole_run() {
     ok(&again);
     assert!(String::from_utf8_lossy(&again.stdout).contains("ran 0 unit(s), kept 2"));
     ok(&shard("2/3"));
-    ok(&scorelab(
-        &[
-            "gather",
-            "--config",
-            "noise.toml",
-            "--results",
-            "sharded",
-            "--shards",
-            "3",
-        ],
-        d,
-    ));
+    ok(&gather(d, "sharded", "3"));
     let (whole, sharded) = (tree(&d.join("whole")), tree(&d.join("sharded")));
     assert_eq!(
         whole.keys().collect::<Vec<_>>(),
@@ -136,36 +101,14 @@ fn shards_of_another_config_are_refused() {
     let d = dir.path();
     fs::write(d.join("noise.toml"), NOISE).unwrap();
     for k in ["1/2", "2/2"] {
-        ok(&scorelab(
-            &[
-                "experiment",
-                "--config",
-                "noise.toml",
-                "--results",
-                "r",
-                "--shard",
-                k,
-            ],
-            d,
-        ));
+        ok(&experiment(d, "r", &["--shard", k]));
     }
     fs::write(
         d.join("noise.toml"),
         NOISE.replace("points = 100", "points = 101"),
     )
     .unwrap();
-    let out = scorelab(
-        &[
-            "gather",
-            "--config",
-            "noise.toml",
-            "--results",
-            "r",
-            "--shards",
-            "2",
-        ],
-        d,
-    );
+    let out = gather(d, "r", "2");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
@@ -173,34 +116,12 @@ fn shards_of_another_config_are_refused() {
         "{err}"
     );
     // Running a shard with the changed config is refused too, before any work.
-    let out = scorelab(
-        &[
-            "experiment",
-            "--config",
-            "noise.toml",
-            "--results",
-            "r",
-            "--shard",
-            "1/2",
-        ],
-        d,
-    );
+    let out = experiment(d, "r", &["--shard", "1/2"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("another config"), "{err}");
     for bad in ["0/2", "3/2", "2", "a/b"] {
-        let out = scorelab(
-            &[
-                "experiment",
-                "--config",
-                "noise.toml",
-                "--results",
-                "r",
-                "--shard",
-                bad,
-            ],
-            d,
-        );
+        let out = experiment(d, "r", &["--shard", bad]);
         assert_eq!(out.status.code(), Some(2), "--shard {bad}");
         assert!(String::from_utf8_lossy(&out.stderr).contains("K/N"));
     }

@@ -351,39 +351,23 @@ impl Study for DensityFitExperiment {
 
     /// One unit per seed: every objective's network, the baselines, and the likelihood part.
     fn units(&self) -> Vec<Unit> {
-        self.seeds
-            .iter()
-            .map(|s| Unit::new(format!("seed{s}")))
-            .collect()
+        crate::study::seed_units(&self.seeds)
     }
 
     fn run(&self, unit: &Unit, cx: &Context) -> Result<Tables> {
-        let (si, seed) = self
-            .seeds
-            .iter()
-            .enumerate()
-            .find(|(_, s)| format!("seed{s}") == unit.id())
-            .map(|(i, s)| (i, *s))
-            .ok_or_else(|| bad(format!("no unit {:?} in this experiment", unit.id())))?;
+        let (si, seed) = crate::study::seed_of(&self.seeds, unit)?;
         let first = si == 0;
         let (names, mut objectives, _) = self.objectives()?;
         // The steps of the equal-time objectives, from the setup's budgets.
-        if let Some(b) = cx.setup().get("budget") {
-            #[derive(Deserialize)]
-            struct Budget {
-                method: String,
-                steps: u64,
-            }
-            for r in b.rows::<Budget>()? {
-                if let Some(k) = names.iter().position(|n| *n == r.method) {
-                    let o = &mut objectives[k];
-                    let mut t = match o.remove("train") {
-                        Some(toml::Value::Table(t)) => t,
-                        _ => toml::Table::new(),
-                    };
-                    t.insert("steps".into(), (r.steps as i64).into());
-                    o.insert("train".into(), t.into());
-                }
+        for (method, steps) in crate::study::budget_steps(cx.setup())? {
+            if let Some(k) = names.iter().position(|n| *n == method) {
+                let o = &mut objectives[k];
+                let mut t = match o.remove("train") {
+                    Some(toml::Value::Table(t)) => t,
+                    _ => toml::Table::new(),
+                };
+                t.insert("steps".into(), (steps as i64).into());
+                o.insert("train".into(), t.into());
             }
         }
         let e = self;

@@ -474,22 +474,13 @@ impl Study for ImageFitExperiment {
 
     /// One unit per seed: the real and noise rows, every fit trained (or loaded) and sampled.
     fn units(&self) -> Vec<Unit> {
-        self.seeds
-            .iter()
-            .map(|s| Unit::new(format!("seed{s}")))
-            .collect()
+        crate::study::seed_units(&self.seeds)
     }
 
     fn run(&self, unit: &Unit, cx: &Context) -> Result<Tables> {
         let e = self;
         let stop = cx.stop();
-        let (si, seed) = self
-            .seeds
-            .iter()
-            .enumerate()
-            .find(|(_, s)| format!("seed{s}") == unit.id())
-            .map(|(i, s)| (i, *s))
-            .ok_or_else(|| bad(format!("no unit {:?} in this experiment", unit.id())))?;
+        let (si, seed) = crate::study::seed_of(&self.seeds, unit)?;
         let sh = self.shared()?;
         let metric = sh.metric.as_ref();
         let pretrained = &sh.pretrained;
@@ -497,16 +488,9 @@ impl Study for ImageFitExperiment {
         let plan_for = |seed: u64, f: &FitSpec| self.plan_for(&sh, seed, f);
         // The fits, with the setup's equal-time steps.
         let mut fits: Vec<FitSpec> = e.fit.clone();
-        if let Some(b) = cx.setup().get("budget") {
-            #[derive(Deserialize)]
-            struct Budget {
-                method: String,
-                steps: u64,
-            }
-            for r in b.rows::<Budget>()? {
-                if let Some(f) = fits.iter_mut().find(|f| f.name == r.method) {
-                    f.train.insert("steps".into(), (r.steps as i64).into());
-                }
+        for (method, steps) in crate::study::budget_steps(cx.setup())? {
+            if let Some(f) = fits.iter_mut().find(|f| f.name == method) {
+                f.train.insert("steps".into(), (steps as i64).into());
             }
         }
         let d = sh.columns.len();

@@ -320,20 +320,13 @@ impl Study for ImageLikelihoodExperiment {
 
     /// One unit per seed: the references, the network, every estimator.
     fn units(&self) -> Vec<Unit> {
-        self.seeds
-            .iter()
-            .map(|s| Unit::new(format!("seed{s}")))
-            .collect()
+        crate::study::seed_units(&self.seeds)
     }
 
     fn run(&self, unit: &Unit, cx: &Context) -> Result<Tables> {
         let e = self;
         let stop = cx.stop();
-        let seed = *self
-            .seeds
-            .iter()
-            .find(|s| format!("seed{s}") == unit.id())
-            .ok_or_else(|| bad(format!("no unit {:?} in this experiment", unit.id())))?;
+        let (_, seed) = crate::study::seed_of(&self.seeds, unit)?;
         let plans = plans(e)?;
         let columns = self.columns()?;
         let d = columns.len();

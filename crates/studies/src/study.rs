@@ -63,6 +63,50 @@ impl Unit {
     }
 }
 
+/// One unit per seed, named `seedK`: the units of a study whose seeds are independent.
+pub fn seed_units(seeds: &[u64]) -> Vec<Unit> {
+    seeds
+        .iter()
+        .map(|s| Unit::new(format!("seed{s}")))
+        .collect()
+}
+
+/// The seed of a unit of [`seed_units`], and its index among the seeds.
+///
+/// # Errors
+/// An input error for a unit of another study.
+pub fn seed_of(seeds: &[u64], unit: &Unit) -> Result<(usize, u64)> {
+    seeds
+        .iter()
+        .enumerate()
+        .find(|(_, s)| format!("seed{s}") == unit.id())
+        .map(|(i, s)| (i, *s))
+        .ok_or_else(|| {
+            PipelineError::Input(format!("no unit {:?} in this experiment", unit.id())).into()
+        })
+}
+
+/// The steps of each equal-time run (method → steps) from a setup's `budget` table
+/// ([`scorelab_pipeline::train::equal_time_budgets`]); none without one.
+///
+/// # Errors
+/// When the table does not parse.
+pub fn budget_steps(setup: &Tables) -> Result<Vec<(String, u64)>> {
+    #[derive(Deserialize)]
+    struct Budget {
+        method: String,
+        steps: u64,
+    }
+    Ok(match setup.get("budget") {
+        Some(b) => b
+            .rows::<Budget>()?
+            .into_iter()
+            .map(|r| (r.method, r.steps))
+            .collect(),
+        None => vec![],
+    })
+}
+
 /// A CSV table: a header and the rows pushed so far, each a `#[derive(Serialize)]` struct whose
 /// fields are the header's columns in order. Numbers are written as Rust prints them (`{}`: the
 /// shortest text that parses back to the same bits); use [`Num`] for an `f64` field.
