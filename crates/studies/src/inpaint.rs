@@ -38,7 +38,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use scorelab_pipeline::digits::DigitMetric;
 use scorelab_pipeline::metrics::mean_sd_cell;
-use scorelab_pipeline::sample::{AnySampler, SamplePlan};
+use scorelab_pipeline::sample::{AnySampler, SamplePlan, SamplerSpec};
 use scorelab_samplers::{sample, Inpaint, OnGrid, Sampler};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -63,7 +63,7 @@ pub struct InpaintExperiment {
     /// A noise-conditional model folder written by `scorelab train` on the split's training rows.
     pub model: PathBuf,
     /// The sampler, as in a `scorelab sample` config: `heun`, `reverse_sde`, `pc` or `ddim`.
-    pub sampler: toml::Table,
+    pub sampler: SamplerSpec,
     /// Images of the first seed kept in `NAME_images.csv` (default 8).
     #[serde(default = "default_grid")]
     pub grid_images: usize,
@@ -279,13 +279,9 @@ impl InpaintExperiment {
             .iter()
             .map(|m| m.masks(n, d))
             .collect::<Result<_>>()?;
-        let mut t = toml::Table::new();
-        t.insert("chains".into(), (n as i64).into());
-        t.insert("sampler".into(), self.sampler.clone().into());
-        let file: SamplePlan = toml::Value::Table(t)
-            .try_into()
-            .map_err(|err| bad(format!("sampler: {err}")))?;
-        let plan = file
+        // The sampler's own draws come from the unit's inpainting stream; the plan only checks it
+        // against the network.
+        let plan = SamplePlan::new(0, n, self.sampler.clone())
             .prepare_with(model.clone())
             .map_err(|err| bad(format!("sampler: {err}")))?;
         if !matches!(

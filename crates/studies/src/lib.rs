@@ -35,6 +35,21 @@
 //! `scorelab sample` can use) and used from memory. Ctrl-C stops after the current unit of work
 //! (or sooner, keeping the rows finished). The `scorelab` command line reads and writes the files;
 //! this crate reads nothing but the experiment's inputs and writes nothing but networks.
+//!
+//! From Rust, an experiment file is one call away (this runs the reduced-size noise study of the
+//! paper: three σ, one seed):
+//!
+//! ```no_run
+//! use scorelab_studies::{study, Context, Experiment};
+//! use std::path::Path;
+//! use std::sync::atomic::AtomicBool;
+//! let e = Experiment::load(Path::new("paper/experiments/noise_tradeoff.toml"), true)?;
+//! let stop = AtomicBool::new(false);
+//! let tables = study::run_serial(e.file.study(), &mut Context::new(Path::new("/tmp/models"), &stop))?
+//!     .expect("not stopped");
+//! print!("{}", tables.get("summary").unwrap().to_csv());
+//! # Ok::<(), anyhow::Error>(())
+//! ```
 #![warn(missing_docs)]
 
 pub mod classifier;
