@@ -29,7 +29,7 @@ use scorelab_models::{F32Noised, F32Score, Network};
 use scorelab_samplers::solve::Rk45;
 use scorelab_samplers::{
     Ancestral, AnnealedLangevin, Chains, Churn, Ddim, Heun, Info, Langevin, Mala, Ode, OdeSolver,
-    Outline, Pc, ReverseSde, Sampler, Schedule, VeSchedule,
+    Outline, Pc, ReverseSde, Sampler, Schedule,
 };
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -713,8 +713,7 @@ fn schedule_of(
         (Some(spec), None, None) => spec
             .build()
             .map_err(|e| PipelineError::from(e).within("sampler.schedule")),
-        (None, Some(max), Some(min)) => VeSchedule::new(scorelab_core::SigmaRange { min, max })
-            .map(Schedule::from)
+        (None, Some(max), Some(min)) => Schedule::ve(scorelab_core::SigmaRange { min, max })
             .map_err(|e| PipelineError::from(e).within("sampler")),
         (None, Some(_), None) => Err(PipelineError::invalid(
             "sampler.sigma_min",

@@ -9,7 +9,7 @@ use scorelab_pipeline::memory::MemoryLimit;
 use scorelab_pipeline::sample::SamplePlan;
 use scorelab_pipeline::train::{TrainPlan, TrainSettings};
 use scorelab_pipeline::PipelineError;
-use scorelab_samplers::{AnnealedLangevin, Langevin, VeSchedule};
+use scorelab_samplers::{AnnealedLangevin, Langevin, Schedule};
 
 fn field(e: PipelineError) -> String {
     match e {
@@ -104,7 +104,7 @@ fn training_settings_adam_and_ema_refuse_invalid_values() {
 fn samplers_and_densities_refuse_invalid_values() {
     assert!(Langevin::new(0.0, 10).is_err());
     assert!(Langevin::new(0.1, 0).is_err());
-    assert!(VeSchedule::new(scorelab_core::SigmaRange { min: 2.0, max: 1.0 }).is_err());
+    assert!(Schedule::ve(scorelab_core::SigmaRange { min: 2.0, max: 1.0 }).is_err());
     assert!(AnnealedLangevin::new(
         scorelab_core::SigmaRange {
             min: 1.0,

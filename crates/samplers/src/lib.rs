@@ -61,7 +61,7 @@ pub use annealed::AnnealedLangevin;
 pub use diffusion::{Ancestral, Churn, Ddim, Heun};
 pub use inpaint::{Inpaint, OnGrid};
 pub use langevin::{Langevin, Mala, MalaState};
-pub use schedule::{Schedule, VeSchedule};
+pub use schedule::Schedule;
 pub use sde::{tweedie, Ode, OdeSolver, Pc, ReverseSde};
 
 use ndarray::{Array2, ArrayView2};

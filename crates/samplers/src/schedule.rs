@@ -48,15 +48,10 @@ use scorelab_core::{NoisedScore, ParamError, SigmaRange};
 /// dx = −g(t)² ∇log p_{σ(t)}(x) dt + g(t) dW̄, and the probability-flow ODE
 /// dx/dt = −½ g(t)² ∇log p_{σ(t)}(x) have the same marginals p_{σ(t)}.
 ///
-/// # Examples
-/// ```
-/// let ve = scorelab_samplers::VeSchedule::new(scorelab_core::SigmaRange { min: 1.0, max: 20.0 })?;
-/// assert_eq!((ve.sigma(0.0), ve.sigma(1.0)), (1.0, 20.0));
-/// assert!((ve.g2(1.0) - 2.0 * 400.0 * 20f64.ln()).abs() < 1e-9);
-/// # Ok::<(), scorelab_core::ParamError>(())
-/// ```
+/// It is built by [`Schedule::ve`] and used through [`Schedule`]; this type is the VE kind's
+/// parameters inside it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct VeSchedule {
+pub(crate) struct VeSchedule {
     sigma_max: f64,
     sigma_min: f64,
 }
@@ -92,21 +87,6 @@ impl VeSchedule {
     /// g(t)² = dσ²/dt = 2σ(t)² ln(σ_max/σ_min).
     pub fn g2(&self, t: f64) -> f64 {
         2.0 * self.sigma(t).powi(2) * (self.sigma_max / self.sigma_min).ln()
-    }
-
-    /// σ_max.
-    pub fn sigma_max(&self) -> f64 {
-        self.sigma_max
-    }
-
-    /// σ_min.
-    pub fn sigma_min(&self) -> f64 {
-        self.sigma_min
-    }
-
-    /// `n` draws from the prior N(0, σ_max² I), row by row.
-    pub fn prior<R: Rng + ?Sized>(&self, n: usize, d: usize, rng: &mut R) -> Array2<f64> {
-        standard_normal(n, d, rng) * self.sigma_max
     }
 }
 
@@ -207,7 +187,17 @@ fn check_vp(beta_min: f64, beta_max: f64, t_min: f64) -> Result<(), ParamError> 
 }
 
 impl Schedule {
-    /// VE: α = 1, σ̃ = σ_min (σ_max/σ_min)ᵗ on t ∈ \[0, 1\] ([`VeSchedule`]).
+    /// VE (NCSN's SDE, Song et al. 2021): α = 1, σ̃(t) = σ_min (σ_max/σ_min)ᵗ on t ∈ \[0, 1\].
+    /// The forward SDE dx = g(t) dW with g(t)² = dσ²/dt = 2σ(t)² ln(σ_max/σ_min) carries
+    /// p_{σ_min} at t = 0 to p_{σ_max} ≈ N(0, σ_max² I) at t = 1, the prior.
+    ///
+    /// ```
+    /// use scorelab_core::SigmaRange;
+    /// let ve = scorelab_samplers::Schedule::ve(SigmaRange { min: 1.0, max: 20.0 })?;
+    /// assert_eq!((ve.sigma(0.0), ve.sigma(1.0), ve.prior_std()), (1.0, 20.0, 20.0));
+    /// assert!((ve.g2(1.0) - 2.0 * 400.0 * 20f64.ln()).abs() < 1e-9);
+    /// # Ok::<(), scorelab_core::ParamError>(())
+    /// ```
     ///
     /// # Errors
     /// Unless 0 < σ_min < σ_max, both finite (naming `sigma_min` or `sigma_max`).
@@ -273,14 +263,6 @@ impl Schedule {
             Kind::Vp { sub: false, .. } => "vp",
             Kind::Vp { sub: true, .. } => "subvp",
             Kind::Edm { .. } => "edm",
-        }
-    }
-
-    /// The VE schedule, if this is one.
-    pub fn as_ve(&self) -> Option<&VeSchedule> {
-        match &self.0 {
-            Kind::Ve(ve) => Some(ve),
-            _ => None,
         }
     }
 

@@ -9,8 +9,8 @@
 
 use crate::langevin::ula_move;
 use crate::solve::{euler_step, heun_step, integrate, Rk45};
+use crate::Schedule;
 use crate::{at_least_one, positive, standard_normal, ChainState, Chains, Info, Outline, Sampler};
-use crate::{Schedule, VeSchedule};
 use ndarray::{Array2, ArrayView2, Zip};
 use rand::Rng;
 use scorelab_core::{NoisedScore, ParamError};
@@ -297,8 +297,8 @@ impl<S: NoisedScore + ?Sized> Sampler<S> for ReverseSde {
 ///
 /// # Examples
 /// ```
-/// use scorelab_samplers::{Pc, Outline, VeSchedule};
-/// let pc = Pc::new(VeSchedule::new(scorelab_core::SigmaRange { min: 1.0, max: 20.0 })?, 100, 1, 0.16, false)?;
+/// use scorelab_samplers::{Pc, Outline, Schedule};
+/// let pc = Pc::new(Schedule::ve(scorelab_core::SigmaRange { min: 1.0, max: 20.0 })?, 100, 1, 0.16, false)?;
 /// assert_eq!(pc.num_steps(), 100);
 /// # Ok::<(), scorelab_core::ParamError>(())
 /// ```
@@ -443,9 +443,9 @@ impl OdeSolver {
 /// # Examples
 /// ```
 /// use scorelab_densities::Gaussian;
-/// use scorelab_samplers::{sample, Ode, VeSchedule};
+/// use scorelab_samplers::{sample, Ode, Schedule};
 /// // On N(0, 1) the exact flow scales x by √((1 + σ_min²)/(1 + σ_max²)).
-/// let ode = Ode::new(VeSchedule::new(scorelab_core::SigmaRange { min: 0.1, max: 10.0 })?, 200, false)?;
+/// let ode = Ode::new(Schedule::ve(scorelab_core::SigmaRange { min: 0.1, max: 10.0 })?, 200, false)?;
 /// let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
 /// let x = sample(&ode, &Gaussian::standard(1), ndarray::array![[10.0]], &mut rng);
 /// assert!((x[[0, 0]] - 10.0 * (1.01f64 / 101.0).sqrt()).abs() < 1e-3);
@@ -575,12 +575,6 @@ impl<S: NoisedScore + ?Sized> Sampler<S> for Ode {
     }
 
     grid_finish!();
-}
-
-impl From<&VeSchedule> for Schedule {
-    fn from(ve: &VeSchedule) -> Self {
-        (*ve).into()
-    }
 }
 
 impl crate::OnGrid for ReverseSde {

@@ -14,7 +14,7 @@ use scorelab_core::{Moments, Sample};
 use scorelab_densities::{Banana, Gaussian};
 use scorelab_samplers::{
     sample, standard_normal, AnnealedLangevin, Langevin, Mala, Ode, Outline, Pc, ReverseSde,
-    Sampler, VeSchedule,
+    Sampler, Schedule,
 };
 
 mod common;
@@ -143,13 +143,7 @@ fn annealed_langevin_matches_the_exact_recursion_with_noised_scores() {
 }
 
 /// The reverse-SDE recursion on N(0, s²): x' = (1 − g²h/(s² + σ²)) x + √(g²h) z.
-fn reverse_sde_moments(
-    ve: &VeSchedule,
-    steps: usize,
-    s2: f64,
-    mut m: f64,
-    mut v: f64,
-) -> (f64, f64) {
+fn reverse_sde_moments(ve: &Schedule, steps: usize, s2: f64, mut m: f64, mut v: f64) -> (f64, f64) {
     let h = 1.0 / steps as f64;
     for k in 0..steps {
         let t = 1.0 - k as f64 * h;
@@ -165,7 +159,7 @@ fn reverse_sde_moments(
 fn reverse_sde_matches_the_exact_recursion_and_reaches_p_sigma_min() {
     let s2 = 1.0;
     let p = gaussian(2, 1.0);
-    let ve = VeSchedule::new(scorelab_core::SigmaRange {
+    let ve = Schedule::ve(scorelab_core::SigmaRange {
         min: 0.5,
         max: 20.0,
     })
@@ -187,7 +181,7 @@ fn reverse_sde_matches_the_exact_recursion_and_reaches_p_sigma_min() {
 #[test]
 fn pc_without_corrector_is_the_reverse_sde_and_with_it_matches_its_recursion() {
     let p = gaussian(2, 1.0);
-    let ve = VeSchedule::new(scorelab_core::SigmaRange {
+    let ve = Schedule::ve(scorelab_core::SigmaRange {
         min: 0.5,
         max: 20.0,
     })
@@ -235,7 +229,7 @@ fn ode_follows_the_exact_flow_map_with_second_order_error() {
     // On N(0, s²) the flow is x(σ) = x(σ_max) √((s² + σ²)/(s² + σ_max²)), chain by chain.
     let s2: f64 = 2.0;
     let p = gaussian(3, s2.sqrt());
-    let ve = VeSchedule::new(scorelab_core::SigmaRange {
+    let ve = Schedule::ve(scorelab_core::SigmaRange {
         min: 0.2,
         max: 15.0,
     })
@@ -294,18 +288,18 @@ fn constructors_reject_bad_parameters_by_name() {
     )
     .starts_with("levels:"));
     assert!(
-        field(VeSchedule::new(scorelab_core::SigmaRange { min: 1.0, max: 1.0 }).unwrap_err())
+        field(Schedule::ve(scorelab_core::SigmaRange { min: 1.0, max: 1.0 }).unwrap_err())
             .starts_with("sigma_max:")
     );
     assert!(field(
-        VeSchedule::new(scorelab_core::SigmaRange {
+        Schedule::ve(scorelab_core::SigmaRange {
             min: -1.0,
             max: 1.0
         })
         .unwrap_err()
     )
     .starts_with("sigma_min:"));
-    let ve = VeSchedule::new(scorelab_core::SigmaRange {
+    let ve = Schedule::ve(scorelab_core::SigmaRange {
         min: 1.0,
         max: 20.0,
     })
@@ -320,7 +314,7 @@ fn constructors_reject_bad_parameters_by_name() {
 fn value_stability_of_the_first_steps() {
     let p = Gaussian::new(array![1.0, -1.0], array![[2.0, 0.5], [0.5, 1.0]]).unwrap();
     let x0 = array![[0.5, -0.25], [3.0, 2.0]];
-    let ve = VeSchedule::new(scorelab_core::SigmaRange { min: 0.5, max: 5.0 }).unwrap();
+    let ve = Schedule::ve(scorelab_core::SigmaRange { min: 0.5, max: 5.0 }).unwrap();
     fn two<S: ?Sized, M: Sampler<S>>(m: &M, p: &S, x0: &Array2<f64>) -> Array2<f64> {
         let mut rng = ChaCha8Rng::seed_from_u64(42);
         let mut s = m.init(p, x0.clone());
