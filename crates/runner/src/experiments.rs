@@ -25,13 +25,17 @@ use std::sync::atomic::AtomicBool;
 
 pub use scorelab_studies::TrainRef;
 
-/// What the command line passes to [`run`].
+/// The experiment an `experiment` or `gather` command is about (its flags are these).
+#[derive(clap::Args)]
 pub struct ExperimentArgs {
     /// The experiment file.
+    #[arg(long, value_name = "FILE.toml")]
     pub config: PathBuf,
     /// The results folder.
+    #[arg(long, value_name = "DIR", default_value = "results")]
     pub results: PathBuf,
-    /// Merge the file's `[quick]` table over it first: the reduced-size run of `reproduce --quick`.
+    /// Merge the file's [quick] table over it first: the reduced-size run of `reproduce --quick`.
+    #[arg(long)]
     pub quick: bool,
 }
 

@@ -87,15 +87,8 @@ enum Command {
     /// Run one of the paper's experiments (paper/experiments/*.toml): writes RESULTS/NAME.csv,
     /// NAME_summary.csv and NAME.config.toml (see docs/reference.md).
     Experiment {
-        /// The experiment file.
-        #[arg(long, value_name = "FILE.toml")]
-        config: PathBuf,
-        /// The results folder.
-        #[arg(long, value_name = "DIR", default_value = "results")]
-        results: PathBuf,
-        /// Merge the file's [quick] table over it: the reduced-size run of `reproduce --quick`.
-        #[arg(long)]
-        quick: bool,
+        #[command(flatten)]
+        file: experiments::ExperimentArgs,
         /// Run only the units of shard K of N (into DIR/shards/NAME/K-of-N/, resuming there);
         /// `scorelab gather` then writes the files a whole run writes.
         #[arg(long, value_name = "K/N")]
@@ -104,15 +97,9 @@ enum Command {
     /// Merges the N shards of an experiment (`experiment --shard K/N`, K = 1…N) into exactly the
     /// files a whole run writes, and removes the shard folders.
     Gather {
-        /// The experiment file the shards ran.
-        #[arg(long, value_name = "FILE.toml")]
-        config: PathBuf,
-        /// The results folder the shards ran into.
-        #[arg(long, value_name = "DIR", default_value = "results")]
-        results: PathBuf,
-        /// The shards ran with --quick.
-        #[arg(long)]
-        quick: bool,
+        /// The experiment the shards ran (the same --config, --results and --quick).
+        #[command(flatten)]
+        file: experiments::ExperimentArgs,
         /// The number of shards (N of --shard K/N).
         #[arg(long, value_name = "N")]
         shards: usize,
@@ -336,18 +323,11 @@ fn figures_cmd(results: PathBuf, figures: PathBuf) -> Result<()> {
 }
 
 fn experiment_cmd(
-    config: PathBuf,
-    results: PathBuf,
-    quick: bool,
+    args: experiments::ExperimentArgs,
     shard: Option<scorelab_studies::study::Shard>,
 ) -> Result<()> {
     let stop = stop_flag();
     let started = std::time::Instant::now();
-    let args = experiments::ExperimentArgs {
-        config,
-        results,
-        quick,
-    };
     experiments::check(&args)?;
     if let Some(shard) = shard {
         // Shards run at once into their own folders: the results folder is not locked.
@@ -371,12 +351,7 @@ fn experiment_cmd(
     Ok(())
 }
 
-fn gather_cmd(config: PathBuf, results: PathBuf, quick: bool, shards: usize) -> Result<()> {
-    let args = experiments::ExperimentArgs {
-        config,
-        results,
-        quick,
-    };
+fn gather_cmd(args: experiments::ExperimentArgs, shards: usize) -> Result<()> {
     let _lock = scorelab_pipeline::files::FolderLock::acquire(&args.results, "--results")?;
     let summary = experiments::gather(&args, shards)?;
     let _ = writeln!(
@@ -504,18 +479,8 @@ fn main() -> ExitCode {
         } => score::run(&model, &points, &out, sigma),
         Command::Sample(args) => sample_cmd(args),
         Command::Likelihood(args) => likelihood_cmd(args),
-        Command::Experiment {
-            config,
-            results,
-            quick,
-            shard,
-        } => experiment_cmd(config, results, quick, shard),
-        Command::Gather {
-            config,
-            results,
-            quick,
-            shards,
-        } => gather_cmd(config, results, quick, shards),
+        Command::Experiment { file, shard } => experiment_cmd(file, shard),
+        Command::Gather { file, shards } => gather_cmd(file, shards),
         Command::Figures { results, figures } => figures_cmd(results, figures),
         Command::Paper {
             results,
