@@ -34,7 +34,7 @@ pub struct ExperimentArgs {
     /// The results folder.
     #[arg(long, value_name = "DIR", default_value = "results")]
     pub results: PathBuf,
-    /// Merge the file's [quick] table over it first: the reduced-size run of `reproduce --quick`.
+    /// Merge the file's `[quick]` table over it first: the reduced-size run of `reproduce --quick`.
     #[arg(long)]
     pub quick: bool,
 }
