@@ -14,14 +14,14 @@
 
 use rand::SeedableRng;
 use scorelab_core::Score;
+use scorelab_core::SigmaRange;
 use scorelab_eval::{median_bandwidth, mmd2};
-use scorelab_models::Activation;
+use scorelab_models::{Activation, TraceMethod};
 use scorelab_pipeline::baselines::log_partition;
-use scorelab_pipeline::sample::{InitSpec, SamplePlan, SamplerRaw};
-use scorelab_pipeline::train::{
-    train, DataSpec, ModelSpec, ObjectiveRaw, TrainPlan, TrainSettings,
-};
+use scorelab_pipeline::sample::{AnySampler, InitSpec, SamplePlan};
+use scorelab_pipeline::train::{train, DataSpec, ModelSpec, Objective, TrainPlan, TrainSettings};
 use scorelab_pipeline::Result;
+use scorelab_samplers::{AnnealedLangevin, Langevin};
 
 fn main() -> Result<()> {
     let seed = 1;
@@ -47,10 +47,7 @@ fn main() -> Result<()> {
             activation: Activation::Softplus,
             tau: 3.0,
         },
-        ObjectiveRaw::Ism {
-            trace: "structured".into(),
-        }
-        .try_into()?,
+        Objective::ism(TraceMethod::Structured),
         settings,
     );
     let ncsn_plan = TrainPlan::new(
@@ -62,12 +59,7 @@ fn main() -> Result<()> {
             precondition: None,
             sigma_data: None,
         },
-        ObjectiveRaw::DsmMulti {
-            sigma_max: 3.0,
-            sigma_min: 0.1,
-            levels: 10,
-        }
-        .try_into()?,
+        Objective::dsm_multi(SigmaRange { min: 0.1, max: 3.0 }, 10)?,
         TrainSettings::new(5000, 64, 1e-3)?.with_ema(0.99)?,
     );
     let energy = train(&energy_plan, &mut ())?;
@@ -86,24 +78,18 @@ fn main() -> Result<()> {
             mean: None,
         }),
         snapshots: vec![],
-        sampler: SamplerRaw::Langevin {
-            eps: 0.01,
-            steps: 1000,
-        }
-        .try_into()?,
+        sampler: AnySampler::Langevin(Langevin::new(0.01, 1000)?),
         run: None,
     };
     let annealed = SamplePlan {
         init: None, // the prior N(0, σ_max² I)
-        sampler: SamplerRaw::AnnealedLangevin {
-            eps: 2e-3,
-            steps: 100,
-            sigma_max: 3.0,
-            sigma_min: 0.1,
-            levels: 10,
-            denoise: true,
-        }
-        .try_into()?,
+        sampler: AnySampler::AnnealedLangevin(AnnealedLangevin::new(
+            SigmaRange { min: 0.1, max: 3.0 },
+            10,
+            100,
+            2e-3,
+            true,
+        )?),
         ..langevin.clone()
     };
     let x_energy = langevin.prepare_with(energy.clone())?.run(&mut ()).x;

@@ -11,10 +11,10 @@ fn main() -> Result<()> {
     let (seed, toy) = (1, Toy::EightGaussians);
     let net = ModelSpec::noise_conditional(vec![128, 128], Activation::Silu).edm();
     let settings = TrainSettings::new(3000, 256, 2e-3)?.with_ema(0.999)?;
-    let objective = ObjectiveSpec::edm()?;
+    let objective = Objective::edm();
     let plan = TrainPlan::new(seed, DataSpec::toy(toy), net, objective, settings);
     let model = train(&plan, &mut ())?;
-    let sampling = SamplePlan::new(seed, 2000, SamplerSpec::heun(18)?).prepare_with(model)?;
+    let sampling = SamplePlan::new(seed, 2000, AnySampler::heun(18)?).prepare_with(model)?;
     let x = sampling.run(&mut ()).x;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let m = mmd2(x.view(), toy.heldout(seed).view(), None, 0, &mut rng).estimate;

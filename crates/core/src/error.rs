@@ -112,6 +112,28 @@ impl ParamError {
             message: message.into(),
         }
     }
+
+    /// The same error with `prefix.` put before its field, for a parameter of a nested table.
+    ///
+    /// # Examples
+    /// ```
+    /// use scorelab_core::ParamError;
+    /// let e = ParamError::invalid("rho", "must be > 0").within("schedule");
+    /// assert_eq!(e.to_string(), "schedule.rho: must be > 0");
+    /// ```
+    #[must_use]
+    pub fn within(self, prefix: &str) -> Self {
+        match self {
+            ParamError::Field { field, source } => ParamError::Field {
+                field: format!("{prefix}.{field}"),
+                source,
+            },
+            ParamError::Invalid { field, message } => ParamError::Invalid {
+                field: format!("{prefix}.{field}"),
+                message,
+            },
+        }
+    }
 }
 
 /// The range of a noise level σ (σ̃ of a schedule, σ of a denoising objective): σ² and the weight

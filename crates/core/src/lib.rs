@@ -45,6 +45,7 @@
 pub mod error;
 pub mod fsio;
 pub mod linalg;
+pub mod probe;
 pub mod schedule;
 pub mod stats;
 pub mod streams;
@@ -52,6 +53,7 @@ pub mod tolerance;
 
 pub use error::{CoreError, ParamError};
 pub use ndarray;
+pub use probe::Probe;
 pub use schedule::SigmaRange;
 
 use ndarray::{Array1, Array2, ArrayView2};

@@ -55,29 +55,40 @@ pub fn std_normal_composite_1d(lo: f64, hi: f64, panels: usize, m: usize) -> (Ve
     (nodes, weights)
 }
 
-/// The product of [`legendre`] with itself on the square \[lo, hi\]², for ∫∫ g(x₀, x₁) dx₀ dx₁:
-/// `(m², 2)` nodes, x₀ varying fastest, each weighted by the product of its two 1-D weights.
+/// The product rule of [`legendre`] on the box \[lo₀, hi₀\] × \[lo₁, hi₁\], for
+/// ∫∫ g(x₀, x₁) dx₀ dx₁: `(m², 2)` nodes, x₀ varying fastest, each weighted by the product of its
+/// two 1-D weights. The one 2-D cubature of the workspace: normalising constants (log Z of an
+/// energy network), KL divergences of 2-D densities and the likelihood's normalisation check all
+/// integrate with it, so their node order, and with it the rounding of every sum, is one.
 ///
 /// # Examples
 /// ```
-/// // ∫∫ over [0, 2]² of x₀² x₁ = (8/3)(2) = 16/3.
-/// let rule = scorelab_densities::quadrature::legendre_square(0.0, 2.0, 2, 3);
+/// // ∫∫ over [0, 2] × [0, 1] of x₀² x₁ = (8/3)(1/2) = 4/3.
+/// let rule = scorelab_densities::quadrature::legendre_box([0.0, 0.0], [2.0, 1.0], 2, 3);
 /// let g = rule.nodes.rows().into_iter().map(|r| r[0] * r[0] * r[1]);
 /// let v: f64 = g.zip(&rule.weights).map(|(g, w)| g * w).sum();
-/// assert!((v - 16.0 / 3.0).abs() < 1e-12);
+/// assert!((v - 4.0 / 3.0).abs() < 1e-12);
+/// // x₀ varies fastest: the first two nodes share x₁.
+/// assert!(rule.nodes[[0, 0]] != rule.nodes[[1, 0]] && rule.nodes[[0, 1]] == rule.nodes[[1, 1]]);
 /// ```
 ///
 /// # Panics
 /// If `m` < 2.
-pub fn legendre_square(lo: f64, hi: f64, panels: usize, m: usize) -> scorelab_core::Cubature {
-    let (z, w) = legendre(lo, hi, panels, m);
-    let n = z.len();
+pub fn legendre_box(
+    lo: [f64; 2],
+    hi: [f64; 2],
+    panels: usize,
+    m: usize,
+) -> scorelab_core::Cubature {
+    let (z0, w0) = legendre(lo[0], hi[0], panels, m);
+    let (z1, w1) = legendre(lo[1], hi[1], panels, m);
+    let n = z0.len();
     scorelab_core::Cubature {
         nodes: Array2::from_shape_fn(
             (n * n, 2),
-            |(i, j)| if j == 0 { z[i % n] } else { z[i / n] },
+            |(i, j)| if j == 0 { z0[i % n] } else { z1[i / n] },
         ),
-        weights: Array1::from_shape_fn(n * n, |i| w[i % n] * w[i / n]),
+        weights: Array1::from_shape_fn(n * n, |i| w0[i % n] * w1[i / n]),
     }
 }
 

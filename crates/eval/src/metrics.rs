@@ -475,7 +475,7 @@ pub fn mode_weights(mixture: &GaussianMixture, x: ArrayView2<f64>) -> Vec<Estima
 /// ```
 /// use ndarray::{Array1, ArrayView2};
 /// // p = N(0, 1)², q = N(1, 1)²: KL = ‖μ_p − μ_q‖²/2 = 1.
-/// let rule = scorelab_densities::quadrature::legendre_square(-10.0, 10.0, 10, 8);
+/// let rule = scorelab_densities::quadrature::legendre_box([-10.0; 2], [10.0; 2], 10, 8);
 /// let log_n = |x: ArrayView2<f64>, m: f64| -> Array1<f64> {
 ///     x.rows().into_iter().map(|r| -((r[0] - m).powi(2) + (r[1] - m).powi(2)) / 2.0
 ///         - (2.0 * std::f64::consts::PI).ln()).collect()

@@ -102,17 +102,13 @@ pub fn log_ticks(r: &Range<f64>) -> Vec<f64> {
     }
 }
 
-/// Mean and sample sd (NaN for fewer than two values) of the finite values.
+/// Mean and sample sd (NaN for fewer than two values) of the finite values: a figure draws the
+/// runs that finished, and its table or caption reports any that diverged (the arithmetic is
+/// [`scorelab_core::stats::MeanSe`]'s).
 pub fn mean_sd(v: &[f64]) -> (f64, f64) {
-    let v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
-    let n = v.len() as f64;
-    let m = v.iter().sum::<f64>() / n;
-    let sd = if v.len() > 1 {
-        (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
-    } else {
-        f64::NAN
-    };
-    (m, sd)
+    let finite: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    let m = scorelab_core::stats::MeanSe::of_slice(&finite);
+    (m.mean, m.sd)
 }
 
 /// A vertical colour bar for `lo..hi` (the values the colour map spans) with a label.

@@ -347,13 +347,33 @@ pub(crate) type Activated<E, T> = (T2<E, T>, T2<E, T>, Option<T2<E, T>>);
 /// ```
 /// use scorelab_models::TraceMethod;
 /// assert_eq!("structured".parse::<TraceMethod>().unwrap(), TraceMethod::Structured);
+/// let t: TraceMethod = serde_json::from_str("\"naive\"").unwrap();
+/// assert_eq!(t, TraceMethod::Naive);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(try_from = "String", into = "String")]
 pub enum TraceMethod {
     /// D basis tangents.
     Naive,
-    /// The network's D-independent formula.
+    /// The network's D-independent formula (the default).
+    #[default]
     Structured,
+}
+
+impl TryFrom<String> for TraceMethod {
+    type Error = String;
+    /// [`TraceMethod::from_str`](FromStr), the message starting with the key configs give it in.
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse().map_err(|e| format!("trace: {e}"))
+    }
+}
+
+impl From<TraceMethod> for String {
+    fn from(t: TraceMethod) -> String {
+        t.name().to_string()
+    }
 }
 
 impl TraceMethod {

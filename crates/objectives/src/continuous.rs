@@ -67,6 +67,10 @@ pub enum Weighting {
     },
     /// λ = g(t)², as an importance weight over the σ̃ distribution.
     Likelihood,
+    /// λ = σ̃²(σ̃² + σ_d²)/σ_d² with σ_d the training data's standard deviation, not known yet: a
+    /// config's `lambda = "edm"` without `sigma_data`. [`ContinuousDsm::with_data_sigma`] resolves
+    /// it before training ([`crate::taped::Objective::validate`] refuses it unresolved).
+    EdmOfData,
 }
 
 /// Continuous-σ̃ denoising score matching: a validated σ range, distribution and weighting.
@@ -184,9 +188,43 @@ impl ContinuousDsm {
         }
     }
 
+    /// The same objective with σ_d = `sigma_data` where the weighting is
+    /// [`Weighting::EdmOfData`]; unchanged otherwise.
+    ///
+    /// # Examples
+    /// ```
+    /// use scorelab_objectives::continuous::{ContinuousDsm, SigmaDistribution, Weighting};
+    /// let o = ContinuousDsm::new(scorelab_core::SigmaRange { min: 0.002, max: 80.0 },
+    ///                            SigmaDistribution::LogUniform, Weighting::EdmOfData)?;
+    /// assert_eq!(o.with_data_sigma(0.5)?.weighting(), Weighting::Edm { sigma_data: 0.5 });
+    /// # Ok::<(), scorelab_core::ParamError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ParamError`] naming `sigma_data` unless it is finite and > 0.
+    pub fn with_data_sigma(&self, sigma_data: f64) -> Result<Self, ParamError> {
+        match self.weighting {
+            Weighting::EdmOfData => ContinuousDsm::new(
+                scorelab_core::SigmaRange {
+                    min: self.sigma_min,
+                    max: self.sigma_max,
+                },
+                self.distribution,
+                Weighting::Edm { sigma_data },
+            ),
+            _ => Ok(*self),
+        }
+    }
+
     /// c(σ̃) = λ(σ̃)/σ̃²: the per-sample loss is ½ c ‖σ̃ s_θ + ε‖² (module docs).
+    ///
+    /// # Panics
+    /// For [`Weighting::EdmOfData`], whose σ_d is not known yet ([`ContinuousDsm::with_data_sigma`]).
     pub fn weight(&self, sigma: f64) -> f64 {
         match self.weighting {
+            Weighting::EdmOfData => {
+                panic!("the EDM weighting's sigma_data is not resolved; call with_data_sigma first")
+            }
             Weighting::Sigma2 => 1.0,
             Weighting::Edm { sigma_data } => {
                 (sigma * sigma + sigma_data * sigma_data) / (sigma_data * sigma_data)

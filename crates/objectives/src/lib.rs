@@ -28,6 +28,7 @@
 #![warn(missing_docs)]
 
 pub mod closed_form;
+mod config;
 pub mod continuous;
 pub mod direct;
 pub mod taped;

@@ -33,44 +33,26 @@ use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 use scorelab_models::net::{tensor1, tensor2, Dev, Real, Taped, T1};
 use scorelab_models::{Bound, Network, Tangents, TraceMethod};
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// The distribution of the SSM probes v.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Probe {
-    /// v ∼ N(0, I).
-    Gaussian,
-    /// vⱼ = ±1 with probability ½ each (lower variance of vᵀJv for a fixed J).
-    Rademacher,
-}
+/// The distribution of the SSM probes v (one type with the likelihood's Hutchinson probes).
+pub use scorelab_core::probe::Probe;
 
-impl Probe {
-    /// The name configs use.
-    pub fn name(self) -> &'static str {
-        match self {
-            Probe::Gaussian => "gaussian",
-            Probe::Rademacher => "rademacher",
-        }
-    }
-}
-
-impl std::str::FromStr for Probe {
-    type Err = String;
-    /// `gaussian` or `rademacher`, as configs spell them.
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "gaussian" => Ok(Probe::Gaussian),
-            "rademacher" => Ok(Probe::Rademacher),
-            other => Err(format!(
-                "unknown probe {other:?}; use gaussian | rademacher"
-            )),
-        }
-    }
-}
-
-/// A score-matching training objective (module docs).
+/// A score-matching training objective (module docs). It is its own config: a TOML
+/// `[objective]` table (`kind = "dsm_multi"`, `sigma_max = 10.0`, …; every key and default in
+/// docs/reference.md) deserialises through the same validating constructors as the Rust calls.
 ///
 /// # Examples
+/// ```
+/// use scorelab_objectives::taped::Objective;
+/// let o: Objective = toml::from_str("kind = \"ssm\"\nprobe = \"gaussian\"")?;
+/// assert_eq!(o, Objective::ssm(1, scorelab_objectives::taped::Probe::Gaussian)?);
+/// let bad = toml::from_str::<Objective>("kind = \"dsm\"\nsigma = -1.0").unwrap_err();
+/// assert!(bad.message().starts_with("sigma: must be a finite number > 0"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
 /// ```
 /// use scorelab_objectives::taped::Objective;
 /// let o = Objective::dsm_multi(scorelab_core::SigmaRange { min: 1.0, max: 20.0 }, 10)?;
@@ -80,7 +62,11 @@ impl std::str::FromStr for Probe {
 /// assert_eq!(o.id(), "dsm_multi");
 /// # Ok::<(), scorelab_core::ParamError>(())
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(
+    try_from = "crate::config::ObjectiveDef",
+    into = "crate::config::ObjectiveDef"
+)]
 pub enum Objective {
     /// Explicit score matching against the true score.
     Esm,
@@ -166,6 +152,55 @@ impl Objective {
         Ok(o)
     }
 
+    /// EDM's training objective (Karras et al. 2022): denoising score matching over a continuous
+    /// σ̃ with ln σ̃ ∼ N(−1.2, 1.2²) truncated to \[0.002, 80\] and the weight
+    /// λ = σ̃²(σ̃² + σ_d²)/σ_d², σ_d the training data's standard deviation
+    /// ([`Weighting::EdmOfData`](crate::continuous::Weighting::EdmOfData), resolved by
+    /// [`Objective::with_data_sigma`] when training starts).
+    ///
+    /// # Examples
+    /// ```
+    /// use scorelab_objectives::taped::Objective;
+    /// assert_eq!(Objective::edm().sigma_range(), Some((0.002, 80.0)));
+    /// assert!(Objective::edm().validate().is_err()); // σ_d not resolved yet
+    /// assert!(Objective::edm().with_data_sigma(0.5).unwrap().validate().is_ok());
+    /// ```
+    pub fn edm() -> Self {
+        Objective::DsmContinuous(
+            ContinuousDsm::new(
+                scorelab_core::SigmaRange {
+                    min: crate::config::default_continuous_sigma_min(),
+                    max: crate::config::default_continuous_sigma_max(),
+                },
+                crate::continuous::SigmaDistribution::LogNormal {
+                    p_mean: crate::config::EDM_P_MEAN,
+                    p_std: crate::config::EDM_P_STD,
+                },
+                crate::continuous::Weighting::EdmOfData,
+            )
+            .expect("EDM's constants are valid"),
+        )
+    }
+
+    /// The same objective with σ_d = `sigma_data` where it is the data's and not yet known
+    /// ([`ContinuousDsm::with_data_sigma`]); unchanged otherwise.
+    ///
+    /// # Errors
+    /// [`scorelab_core::ParamError`] naming `sigma_data` unless it is finite and > 0.
+    pub fn with_data_sigma(&self, sigma_data: f64) -> Result<Self, scorelab_core::ParamError> {
+        match self {
+            Objective::DsmContinuous(c) => {
+                Ok(Objective::DsmContinuous(c.with_data_sigma(sigma_data)?))
+            }
+            other => Ok(other.clone()),
+        }
+    }
+
+    /// Whether σ_d is the data's and not yet known ([`Objective::with_data_sigma`] resolves it).
+    pub fn needs_data_sigma(&self) -> bool {
+        matches!(self, Objective::DsmContinuous(c) if c.weighting() == crate::continuous::Weighting::EdmOfData)
+    }
+
     /// Checks the parameters the constructors check, for an objective written as a variant
     /// literal: σ finite and > 0, at least one projection, levels positive, finite and decreasing.
     /// [`crate::training::Trainer::new`] calls it, so no invalid objective reaches a loss.
@@ -184,8 +219,14 @@ impl Objective {
                 }
             }
             Objective::Dsm { sigma } => noise_level(*sigma, "sigma"),
-            // Validated by its constructor.
-            Objective::DsmContinuous(_) => Ok(()),
+            // Validated by its constructor, but σ_d may be the data's, not known yet.
+            Objective::DsmContinuous(c) => match c.weighting() {
+                crate::continuous::Weighting::EdmOfData => Err(ParamError::invalid(
+                    "sigma_data",
+                    "is the data's standard deviation, not resolved yet; call Objective::with_data_sigma with it",
+                )),
+                _ => Ok(()),
+            },
             Objective::DsmMulti { sigmas } => {
                 if sigmas.len() < 2 {
                     return Err(ParamError::invalid(

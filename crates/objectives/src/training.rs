@@ -140,9 +140,21 @@ fn serial_pool() -> &'static rayon::ThreadPool {
     })
 }
 
-/// Training hyper-parameters.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TrainConfig {
+/// Training hyper-parameters: the `[train]` table of a config, which deserialises through
+/// [`TrainSettings::validate`] (every key and default in docs/reference.md).
+///
+/// # Examples
+/// ```
+/// use scorelab_objectives::training::TrainSettings;
+/// let s: TrainSettings = toml::from_str("steps = 500\nlr = 0.002")?;
+/// assert_eq!(s, TrainSettings { steps: 500, lr: 0.002, ..TrainSettings::default() });
+/// assert_eq!(TrainSettings::new(1000, 0, 1e-3).unwrap_err().to_string(), "batch: must be at least 1");
+/// assert!(toml::from_str::<TrainSettings>("ema = 1.5").unwrap_err().message().starts_with("ema: must be in [0, 1)"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "TrainSettingsDef", into = "TrainSettingsDef")]
+pub struct TrainSettings {
     /// Adam steps.
     pub steps: u64,
     /// Points per step (B).
@@ -150,7 +162,7 @@ pub struct TrainConfig {
     /// Adam's learning rate.
     pub lr: f64,
     /// With `Some(lr_final)`, the learning rate decays from `lr` to `lr_final` along a half
-    /// cosine over the steps ([`TrainConfig::lr_at`], Loshchilov & Hutter 2017, without
+    /// cosine over the steps ([`TrainSettings::lr_at`], Loshchilov & Hutter 2017, without
     /// restarts); `None` keeps it at `lr`.
     pub lr_final: Option<f64>,
     /// EMA decay γ ∈ [0, 1); 0 turns the average off.
@@ -159,17 +171,190 @@ pub struct TrainConfig {
     pub val_batch: usize,
     /// Points in the evaluation batch (density data).
     pub eval_batch: usize,
+    /// Steps between evaluations (and saves) of a training run.
+    pub eval_every: u64,
 }
 
-impl TrainConfig {
+impl Default for TrainSettings {
+    /// 3000 steps of 128 points at lr 1e-3 (constant), no EMA, held-out batch 1024, evaluation
+    /// batch 4096, an evaluation every 100 steps.
+    fn default() -> Self {
+        TrainSettings {
+            steps: 3000,
+            batch: 128,
+            lr: 1e-3,
+            lr_final: None,
+            ema: 0.0,
+            val_batch: 1024,
+            eval_batch: 4096,
+            eval_every: 100,
+        }
+    }
+}
+
+/// Changes to [`TrainSettings`]: a `train = { steps = 500 }` table that a study or a `--quick`
+/// run lays over a config's `[train]`, each key as `[train]` spells it, absent keys unchanged.
+///
+/// # Examples
+/// ```
+/// use scorelab_objectives::training::{TrainOverrides, TrainSettings};
+/// let over: TrainOverrides = toml::from_str("steps = 300")?;
+/// let base = TrainSettings::new(3000, 256, 1e-3)?;
+/// assert_eq!(over.apply(&base)?, TrainSettings { steps: 300, ..base.clone() });
+/// assert!(toml::from_str::<TrainOverrides>("step = 300").is_err()); // a typo is refused
+/// let bad: TrainOverrides = toml::from_str("batch = 0")?;
+/// assert_eq!(bad.apply(&base).unwrap_err().to_string(), "batch: must be at least 1");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainOverrides {
+    /// Adam steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<u64>,
+    /// Points per step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<usize>,
+    /// Adam's learning rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lr: Option<f64>,
+    /// The final learning rate of the cosine decay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lr_final: Option<f64>,
+    /// Steps between evaluations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_every: Option<u64>,
+    /// EMA decay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ema: Option<f64>,
+    /// Held-out batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_batch: Option<usize>,
+    /// Evaluation batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_batch: Option<usize>,
+}
+
+impl TrainOverrides {
+    /// `base` with the given keys replaced, validated ([`TrainSettings::validate`]).
+    ///
+    /// # Errors
+    /// [`scorelab_core::ParamError`] naming the field.
+    pub fn apply(&self, base: &TrainSettings) -> Result<TrainSettings, scorelab_core::ParamError> {
+        let s = TrainSettings {
+            steps: self.steps.unwrap_or(base.steps),
+            batch: self.batch.unwrap_or(base.batch),
+            lr: self.lr.unwrap_or(base.lr),
+            lr_final: self.lr_final.or(base.lr_final),
+            ema: self.ema.unwrap_or(base.ema),
+            val_batch: self.val_batch.unwrap_or(base.val_batch),
+            eval_batch: self.eval_batch.unwrap_or(base.eval_batch),
+            eval_every: self.eval_every.unwrap_or(base.eval_every),
+        };
+        s.validate()?;
+        Ok(s)
+    }
+}
+
+/// The serde form of [`TrainSettings`]: absent keys take [`TrainSettings::default`]'s values.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct TrainSettingsDef {
+    steps: u64,
+    batch: usize,
+    lr: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lr_final: Option<f64>,
+    eval_every: u64,
+    ema: f64,
+    val_batch: usize,
+    eval_batch: usize,
+}
+
+impl Default for TrainSettingsDef {
+    fn default() -> Self {
+        TrainSettings::default().into()
+    }
+}
+
+impl From<TrainSettings> for TrainSettingsDef {
+    fn from(s: TrainSettings) -> Self {
+        TrainSettingsDef {
+            steps: s.steps,
+            batch: s.batch,
+            lr: s.lr,
+            lr_final: s.lr_final,
+            eval_every: s.eval_every,
+            ema: s.ema,
+            val_batch: s.val_batch,
+            eval_batch: s.eval_batch,
+        }
+    }
+}
+
+impl TryFrom<TrainSettingsDef> for TrainSettings {
+    type Error = scorelab_core::ParamError;
+    fn try_from(d: TrainSettingsDef) -> Result<Self, Self::Error> {
+        let s = TrainSettings {
+            steps: d.steps,
+            batch: d.batch,
+            lr: d.lr,
+            lr_final: d.lr_final,
+            ema: d.ema,
+            val_batch: d.val_batch,
+            eval_batch: d.eval_batch,
+            eval_every: d.eval_every,
+        };
+        s.validate()?;
+        Ok(s)
+    }
+}
+
+impl TrainSettings {
+    /// `steps` Adam steps of `batch` points at learning rate `lr`, every other setting at its
+    /// default.
+    ///
+    /// # Errors
+    /// [`scorelab_core::ParamError`] naming the field ([`TrainSettings::validate`]).
+    pub fn new(steps: u64, batch: usize, lr: f64) -> Result<Self, scorelab_core::ParamError> {
+        let s = TrainSettings {
+            steps,
+            batch,
+            lr,
+            ..TrainSettings::default()
+        };
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// The same settings with an EMA of the weights of decay `ema` ∈ [0, 1) (0: none).
+    ///
+    /// # Errors
+    /// [`scorelab_core::ParamError`] naming `ema`.
+    pub fn with_ema(self, ema: f64) -> Result<Self, scorelab_core::ParamError> {
+        let s = TrainSettings { ema, ..self };
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// The same settings evaluating (and saving) every `eval_every` steps.
+    ///
+    /// # Errors
+    /// [`scorelab_core::ParamError`] naming `eval_every`.
+    pub fn with_eval_every(self, eval_every: u64) -> Result<Self, scorelab_core::ParamError> {
+        let s = TrainSettings { eval_every, ..self };
+        s.validate()?;
+        Ok(s)
+    }
+
     /// The learning rate of step `k` (0-based) of `steps`: `lr`, or with `lr_final` the half
     /// cosine lr_final + (lr − lr_final)(1 + cos(π k/steps))/2, from `lr` at k = 0 down to
     /// `lr_final` at k = `steps`.
     ///
     /// # Examples
     /// ```
-    /// use scorelab_objectives::training::TrainConfig;
-    /// let c = TrainConfig { steps: 100, batch: 8, lr: 1e-2, lr_final: Some(1e-4), ema: 0.0, val_batch: 2, eval_batch: 2 };
+    /// use scorelab_objectives::training::TrainSettings;
+    /// let c = TrainSettings { steps: 100, batch: 8, lr: 1e-2, lr_final: Some(1e-4), ema: 0.0, val_batch: 2, eval_batch: 2, eval_every: 100 };
     /// assert_eq!(c.lr_at(0), 1e-2);
     /// assert!((c.lr_at(50) - (1e-4 + 0.5 * (1e-2 - 1e-4))).abs() < 1e-15);
     /// assert!((c.lr_at(100) - 1e-4).abs() < 1e-15);
@@ -190,8 +375,8 @@ impl TrainConfig {
     ///
     /// # Examples
     /// ```
-    /// use scorelab_objectives::training::TrainConfig;
-    /// let mut c = TrainConfig { steps: 10, batch: 64, lr: 1e-3, lr_final: None, ema: 0.0, val_batch: 256, eval_batch: 256 };
+    /// use scorelab_objectives::training::TrainSettings;
+    /// let mut c = TrainSettings { steps: 10, batch: 64, lr: 1e-3, lr_final: None, ema: 0.0, val_batch: 256, eval_batch: 256, eval_every: 100 };
     /// assert!(c.validate().is_ok());
     /// c.batch = 0;
     /// assert_eq!(c.validate().unwrap_err().to_string(), "batch: must be at least 1");
@@ -232,6 +417,9 @@ impl TrainConfig {
         }
         if self.eval_batch < 2 {
             return Err(ParamError::invalid("eval_batch", "must be at least 2"));
+        }
+        if self.eval_every == 0 {
+            return Err(ParamError::invalid("eval_every", "must be at least 1"));
         }
         Ok(())
     }
@@ -339,10 +527,10 @@ const EVAL_CHUNK: usize = 512;
 /// use scorelab_densities::{AnyDensity, Gaussian};
 /// use scorelab_models::{Activation, Mlp, Network, TraceMethod};
 /// use scorelab_objectives::taped::Objective;
-/// use scorelab_objectives::training::{TrainConfig, TrainData, Trainer};
+/// use scorelab_objectives::training::{TrainSettings, TrainData, Trainer};
 /// let net = Network::Mlp(Mlp::new(2, &[16], Activation::Softplus, 0)?);
 /// let data = TrainData::Density(Box::new(AnyDensity::from(Gaussian::standard(2))));
-/// let cfg = TrainConfig { steps: 200, batch: 64, lr: 1e-2, lr_final: None, ema: 0.0, val_batch: 256, eval_batch: 1024 };
+/// let cfg = TrainSettings { steps: 200, batch: 64, lr: 1e-2, lr_final: None, ema: 0.0, val_batch: 256, eval_batch: 1024, eval_every: 100 };
 /// let mut t = Trainer::new(net, Objective::Ism { trace: TraceMethod::Structured }, data, cfg, 1)?;
 /// let before = t.evaluate().relative_fisher.unwrap();
 /// while t.step() < 200 { t.train_step()?; }
@@ -353,7 +541,7 @@ pub struct Trainer {
     net: Network,
     objective: Objective,
     data: TrainData,
-    cfg: TrainConfig,
+    cfg: TrainSettings,
     adam: Adam,
     ema: Option<Ema>,
     rng: ChaCha8Rng,
@@ -373,7 +561,7 @@ impl Trainer {
         net: Network,
         objective: Objective,
         data: TrainData,
-        cfg: TrainConfig,
+        cfg: TrainSettings,
         seed: u64,
     ) -> Result<Self, TrainError> {
         cfg.validate()
@@ -518,7 +706,7 @@ impl Trainer {
     }
 
     /// The configuration.
-    pub fn config(&self) -> &TrainConfig {
+    pub fn config(&self) -> &TrainSettings {
         &self.cfg
     }
 
@@ -775,7 +963,7 @@ mod tests {
             dequantize: Some(vec![1.0, 0.0]),
         };
         let net = Network::Mlp(Mlp::new(2, &[4], Activation::Tanh, 1).unwrap());
-        let cfg = TrainConfig {
+        let cfg = TrainSettings {
             steps: 1,
             batch: 400,
             lr: 1e-3,
@@ -783,6 +971,7 @@ mod tests {
             ema: 0.0,
             val_batch: 8,
             eval_batch: 8,
+            eval_every: 100,
         };
         let objective = Objective::Ism {
             trace: scorelab_models::TraceMethod::Structured,
@@ -819,7 +1008,7 @@ mod tests {
         let objective = || Objective::Ism {
             trace: scorelab_models::TraceMethod::Structured,
         };
-        let cfg = TrainConfig {
+        let cfg = TrainSettings {
             steps: 8,
             batch: 16,
             lr: 1e-2,
@@ -827,6 +1016,7 @@ mod tests {
             ema: 0.0,
             val_batch: 8,
             eval_batch: 8,
+            eval_every: 100,
         };
         let mut t = Trainer::new(net(), objective(), data(), cfg.clone(), 3).unwrap();
         for k in 0..8u64 {
@@ -841,7 +1031,7 @@ mod tests {
         }
         assert!((cfg.lr_at(8) - 1e-4).abs() < 1e-18 && cfg.lr_at(99) == cfg.lr_at(8));
         for (f, want) in [(Some(2e-2), "lr_final"), (Some(0.0), "lr_final")] {
-            let bad = TrainConfig {
+            let bad = TrainSettings {
                 lr_final: f,
                 ..cfg.clone()
             };
@@ -849,7 +1039,7 @@ mod tests {
             assert!(e.contains(want), "{e}");
         }
         assert_eq!(
-            TrainConfig {
+            TrainSettings {
                 lr_final: None,
                 ..cfg
             }

@@ -12,10 +12,8 @@ use scorelab_objectives::continuous::{ContinuousDsm, SigmaDistribution, Weightin
 const N: usize = 200_000;
 
 fn mean_se(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let m = v.iter().sum::<f64>() / n;
-    let var = v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0);
-    (m, (var / n).sqrt())
+    let m = scorelab_core::stats::MeanSe::of_slice(v);
+    (m.mean, m.se)
 }
 
 /// ∫ₐᵇ f by Simpson on 20 000 panels.

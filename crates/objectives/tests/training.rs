@@ -5,7 +5,7 @@ use ndarray::array;
 use scorelab_densities::{AnyDensity, Gaussian};
 use scorelab_models::{Activation, Mlp, Network, NoiseConditionalMlp, TraceMethod};
 use scorelab_objectives::taped::{Objective, Probe};
-use scorelab_objectives::training::{TrainConfig, TrainData, TrainError, Trainer};
+use scorelab_objectives::training::{TrainData, TrainError, TrainSettings, Trainer};
 
 fn gaussian_2d() -> AnyDensity {
     AnyDensity::from(Gaussian::new(array![1.0, -1.0], array![[1.0, 0.5], [0.5, 2.0]]).unwrap())
@@ -20,8 +20,8 @@ fn mixture_2d() -> AnyDensity {
         .1
 }
 
-fn cfg(steps: u64, lr: f64) -> TrainConfig {
-    TrainConfig {
+fn cfg(steps: u64, lr: f64) -> TrainSettings {
+    TrainSettings {
         steps,
         batch: 128,
         lr,
@@ -29,10 +29,11 @@ fn cfg(steps: u64, lr: f64) -> TrainConfig {
         ema: 0.0,
         val_batch: 512,
         eval_batch: 4096,
+        eval_every: 100,
     }
 }
 
-fn run(net: Network, o: Objective, data: AnyDensity, c: TrainConfig, seed: u64) -> (f64, f64) {
+fn run(net: Network, o: Objective, data: AnyDensity, c: TrainSettings, seed: u64) -> (f64, f64) {
     let steps = c.steps;
     let mut t = Trainer::new(net, o, TrainData::Density(Box::new(data)), c, seed).unwrap();
     let before = t.evaluate().relative_fisher.unwrap();
@@ -58,7 +59,7 @@ fn training_on_a_2d_gaussian_cuts_the_fisher_divergence_tenfold() {
         let net = Network::Mlp(Mlp::new(2, &[32, 32], Activation::Softplus, 1).unwrap());
         let start = std::time::Instant::now();
         // DSM's gradient is the noisiest (its target ε/σ has variance D/σ²): average the weights.
-        let c = TrainConfig {
+        let c = TrainSettings {
             ema: if matches!(o, Objective::Dsm { .. }) {
                 0.99
             } else {
@@ -87,7 +88,7 @@ fn structured_ism_fits_a_2d_mixture_to_within_five_percent_of_the_zero_score() {
 
 fn small_trainer(o: Objective, ema: f64) -> Trainer {
     let net = Network::Mlp(Mlp::new(2, &[16, 16], Activation::Tanh, 5).unwrap());
-    let c = TrainConfig {
+    let c = TrainSettings {
         ema,
         batch: 32,
         ..cfg(40, 1e-2)
@@ -146,7 +147,7 @@ fn the_same_seed_gives_the_same_run() {
 #[test]
 fn a_diverging_run_stops_naming_the_step_and_keeps_the_last_good_weights() {
     let net = Network::Mlp(Mlp::new(2, &[16], Activation::Softplus, 5).unwrap());
-    let c = TrainConfig {
+    let c = TrainSettings {
         batch: 32,
         ..cfg(100, 1e30)
     };

@@ -64,15 +64,10 @@ pub fn log_partition(m: &EnergyMlp, b: f64, panels: usize, nodes: usize) -> Resu
             "need at least one panel and two nodes per panel",
         ));
     }
-    let (z, w) = scorelab_densities::quadrature::legendre(-b, b, panels, nodes);
-    let n = z.len();
-    let pts = Array2::from_shape_fn(
-        (n * n, 2),
-        |(i, j)| if j == 0 { z[i % n] } else { z[i / n] },
-    );
-    let f = m.energy(pts.view());
+    let rule = scorelab_densities::quadrature::legendre_box([-b, -b], [b, b], panels, nodes);
+    let f = m.energy(rule.nodes.view());
     Ok(log_sum_exp(
-        (0..n * n).map(|i| -f[i] + w[i % n].ln() + w[i / n].ln()),
+        f.iter().zip(&rule.weights).map(|(f, w)| -f + w.ln()),
     ))
 }
 
@@ -301,27 +296,23 @@ pub fn fit_energy_ml(
     }
     let mut adam = scorelab_models::Adam::new(start.params(), lr)
         .map_err(|e| PipelineError::invalid("mle.lr", e.to_string()))?;
-    let (z, w) = scorelab_densities::quadrature::legendre(-b, b, panels, nodes);
-    let m = z.len();
-    let nodes_xy = Array2::from_shape_fn(
-        (m * m, 2),
-        |(i, j)| if j == 0 { z[i % m] } else { z[i / m] },
-    );
-    let log_w: Vec<f64> = (0..m * m).map(|i| w[i % m].ln() + w[i / m].ln()).collect();
+    let rule = scorelab_densities::quadrature::legendre_box([-b, -b], [b, b], panels, nodes);
+    let mm = rule.weights.len();
+    let log_w: Vec<f64> = rule.weights.iter().map(|w| w.ln()).collect();
     let n = x.nrows();
-    let points = ndarray::concatenate![Axis(0), x, nodes_xy.view()];
+    let points = ndarray::concatenate![Axis(0), x, rule.nodes.view()];
     let mut net = start.clone();
     let mut history = vec![];
     for step in 0..=steps {
         let f = net.energy(points.view());
-        let log_z = log_sum_exp((0..m * m).map(|k| -f[n + k] + log_w[k]));
+        let log_z = log_sum_exp((0..mm).map(|k| -f[n + k] + log_w[k]));
         history.push(f.slice(ndarray::s![..n]).mean().expect("rows") + log_z);
         if step == steps {
             break;
         }
         let a: Vec<f64> = (0..n)
             .map(|_| 1.0 / n as f64)
-            .chain((0..m * m).map(|k| -(-f[n + k] + log_w[k] - log_z).exp()))
+            .chain((0..mm).map(|k| -(-f[n + k] + log_w[k] - log_z).exp()))
             .collect();
         let g = net.weighted_energy_gradient(points.view(), &a);
         adam.step(net.params_mut(), &g);
@@ -664,21 +655,15 @@ mod tests {
             m.energy(x.view()).mean().unwrap() + log_partition(m, 12.0, 24, 8).unwrap()
         };
         // The gradient at the start, as the fit forms it: data weights 1/n, node weights −wₖe^{−f}/Z.
-        let (zq, wq) = scorelab_densities::quadrature::legendre(-12.0, 12.0, 24, 8);
-        let q = zq.len();
-        let nodes = Array2::from_shape_fn(
-            (q * q, 2),
-            |(i, j)| if j == 0 { zq[i % q] } else { zq[i / q] },
-        );
-        let pts = ndarray::concatenate![Axis(0), x.view(), nodes.view()];
+        let rule = scorelab_densities::quadrature::legendre_box([-12.0; 2], [12.0; 2], 24, 8);
+        let qq = rule.weights.len();
+        let pts = ndarray::concatenate![Axis(0), x.view(), rule.nodes.view()];
         let f = m.energy(pts.view());
-        let lw: Vec<f64> = (0..q * q)
-            .map(|k| wq[k % q].ln() + wq[k / q].ln())
-            .collect();
-        let lz = log_sum_exp((0..q * q).map(|k| -f[200 + k] + lw[k]));
+        let lw: Vec<f64> = rule.weights.iter().map(|w| w.ln()).collect();
+        let lz = log_sum_exp((0..qq).map(|k| -f[200 + k] + lw[k]));
         let a: Vec<f64> = (0..200)
             .map(|_| 1.0 / 200.0)
-            .chain((0..q * q).map(|k| -(-f[200 + k] + lw[k] - lz).exp()))
+            .chain((0..qq).map(|k| -(-f[200 + k] + lw[k] - lz).exp()))
             .collect();
         let g = m.weighted_energy_gradient(pts.view(), &a);
         for (block, entry) in [(0, 3), (1, 2), (2, 5)] {

@@ -198,7 +198,7 @@ pub fn check_size(
         tau: None,
         precondition: None,
     };
-    let config = scorelab_objectives::training::TrainConfig {
+    let config = scorelab_objectives::training::TrainSettings {
         steps: 1,
         batch,
         lr: 1e-3,
@@ -206,6 +206,7 @@ pub fn check_size(
         ema: 0.0,
         val_batch: 0,
         eval_batch: 0,
+        eval_every: 1,
     };
     let none = scorelab_objectives::training::TrainData::Points {
         train: ndarray::Array2::zeros((0, dim)),

@@ -414,14 +414,19 @@ pub fn read_toml<T: DeserializeOwned>(path: &Path) -> Result<T> {
     }
     let text = std::fs::read_to_string(path)
         .map_err(|e| PipelineError::Input(format!("cannot read config {}: {e}", path.display())))?;
-    serde_path_to_error::deserialize(toml::Deserializer::new(&text)).map_err(|e| {
+    parse_toml(&text).map_err(|e| PipelineError::Input(format!("config {}: {e}", path.display())))
+}
+
+/// Parses TOML text into `T`; the error is `line L: key.path: message`, the key path of the
+/// value it is about joined to the message of the type that refused it.
+///
+/// # Errors
+/// The message, for the caller to put the file's name before.
+pub fn parse_toml<T: DeserializeOwned>(text: &str) -> std::result::Result<T, String> {
+    serde_path_to_error::deserialize(toml::Deserializer::new(text)).map_err(|e| {
         let at = e.path().to_string();
         let e = e.into_inner();
-        PipelineError::Input(format!(
-            "config {}: {}",
-            path.display(),
-            with_key(&toml_error(&text, &e), &at)
-        ))
+        with_key(&toml_error(text, &e), &at)
     })
 }
 
@@ -440,9 +445,11 @@ fn with_key(line_msg: &str, at: &str) -> String {
     if msg.starts_with(at) {
         return line_msg.to_string();
     }
-    let own_key = msg
-        .split_once(": ")
-        .filter(|(k, _)| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+    let own_key = msg.split_once(": ").filter(|(k, _)| {
+        !k.is_empty()
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+    });
     match own_key {
         Some((k, rest)) if at.rsplit('.').next() == Some(k) => format!("{line}{at}: {rest}"),
         Some((k, rest)) => format!("{line}{at}.{k}: {rest}"),

@@ -72,20 +72,19 @@ pub use error::{PipelineError, Result};
 /// use scorelab_pipeline::prelude::*;
 /// let plan = TrainPlan::new(1, DataSpec::toy(Toy::Moons),
 ///     ModelSpec::noise_conditional(vec![64, 64], Activation::Silu).edm(),
-///     ObjectiveSpec::edm()?, TrainSettings::new(500, 256, 2e-3)?);
+///     Objective::edm(), TrainSettings::new(500, 256, 2e-3)?);
 /// let model = train(&plan, &mut ())?;
-/// let x = SamplePlan::new(1, 500, SamplerSpec::heun(18)?).prepare_with(model)?.run(&mut ()).x;
+/// let x = SamplePlan::new(1, 500, AnySampler::heun(18)?).prepare_with(model)?.run(&mut ()).x;
 /// assert_eq!(x.dim(), (500, 2));
 /// # Ok::<(), PipelineError>(())
 /// ```
 pub mod prelude {
     pub use crate::data::{Dataset, Transform};
     pub use crate::likelihood::LikelihoodPlan;
-    pub use crate::sample::{SamplePlan, SamplerSpec};
+    pub use crate::sample::{AnySampler, SamplePlan};
     pub use crate::spec::DensitySpec;
-    pub use crate::train::{
-        train, DataSpec, ModelSpec, ObjectiveSpec, TrainPlan, TrainSettings, TrainedModel,
-    };
+    pub use crate::train::Objective;
+    pub use crate::train::{train, DataSpec, ModelSpec, TrainPlan, TrainSettings, TrainedModel};
     pub use crate::{PipelineError, Result};
     pub use rand::SeedableRng;
     pub use rand_chacha::ChaCha8Rng;

@@ -44,7 +44,7 @@ use crate::error::{PipelineError, Result};
 use crate::files::cell;
 use crate::memory::{self, MemoryLimit};
 use crate::observe::{Control, Observe};
-use crate::sample::{PriorKind, ScheduleSpec};
+use crate::sample::PriorKind;
 use crate::spec::DensitySpec;
 use crate::train::TrainedModel;
 use ndarray::{Array1, Array2, ArrayView2};
@@ -57,6 +57,7 @@ use scorelab_samplers::likelihood::{
     gaussian_log_prior, Divergence, FlowSolver, Likelihood, Probe,
 };
 use scorelab_samplers::solve::Rk45;
+use scorelab_samplers::Schedule;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -71,26 +72,6 @@ pub enum DivergenceKind {
     Hutchinson,
 }
 
-/// `trace = …` (exact divergence only).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TraceKind {
-    /// The network's structured trace (an analytic density's closed form).
-    Structured,
-    /// D Jacobian–vector products.
-    Naive,
-}
-
-/// `probe = …` (Hutchinson only).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ProbeKind {
-    /// ±1 entries.
-    Rademacher,
-    /// N(0, 1) entries.
-    Gaussian,
-}
-
 /// `solver = …`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -102,8 +83,10 @@ pub enum FlowSolverKind {
     Heun,
 }
 
-/// The `scorelab likelihood` config (docs/reference.md lists every key and its default).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The `scorelab likelihood` config (docs/reference.md lists every key and its default). Every
+/// key is optional, so a partial plan (the keys a study's estimators share, or one estimator's)
+/// is a plan too ([`LikelihoodPlan::overlay`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LikelihoodPlan {
     /// Seed of the probes and the dequantisation noise (default 0).
@@ -116,23 +99,27 @@ pub struct LikelihoodPlan {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_dir: Option<PathBuf>,
     /// The schedule (default `vp`; for `vp`/`subvp` t_min defaults to 1e-5 here).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub schedule: Option<toml::Table>,
+    #[serde(
+        default,
+        deserialize_with = "scorelab_samplers::likelihood_schedule",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub schedule: Option<Schedule>,
     /// `exact` (default) or `hutchinson`.
-    #[serde(default)]
-    pub divergence: DivergenceKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub divergence: Option<DivergenceKind>,
     /// Exact only: `structured` (default) or `naive`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub trace: Option<TraceKind>,
+    pub trace: Option<TraceMethod>,
     /// Hutchinson only: probes per point (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub projections: Option<usize>,
     /// Hutchinson only: `rademacher` (default) or `gaussian`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub probe: Option<ProbeKind>,
+    pub probe: Option<Probe>,
     /// `rk45` (default) or `heun`.
-    #[serde(default)]
-    pub solver: FlowSolverKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub solver: Option<FlowSolverKind>,
     /// rk45 only: relative tolerance (default 1e-5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rtol: Option<f64>,
@@ -143,8 +130,8 @@ pub struct LikelihoodPlan {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steps: Option<usize>,
     /// `gaussian` (default): the schedule's prior; `exact`: p_T of an analytic density.
-    #[serde(default)]
-    pub prior: PriorKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prior: Option<PriorKind>,
     /// Integer data: the bin width q in data units (module docs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dequantize: Option<Dequantize>,
@@ -152,16 +139,15 @@ pub struct LikelihoodPlan {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dequantize_draws: Option<usize>,
     /// Points per solve (default 256): the ODE's memory is that of one batch.
-    #[serde(default = "default_batch")]
-    pub batch: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<usize>,
     /// What was estimated, and provenance, written by `scorelab likelihood`; ignored when read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<toml::Table>,
 }
 
-fn default_batch() -> usize {
-    256
-}
+/// Points per solve unless `batch` is given.
+const DEFAULT_BATCH: usize = 256;
 
 /// The score of a validated likelihood run.
 #[derive(Debug)]
@@ -288,29 +274,43 @@ pub struct Progress {
     pub total: usize,
 }
 
-fn schedule_of(table: Option<&toml::Table>) -> Result<ScheduleSpec> {
-    let mut t = table.cloned().unwrap_or_else(|| {
-        let mut t = toml::Table::new();
-        t.insert("kind".into(), "vp".into());
-        t
-    });
-    let kind = t.get("kind").and_then(|k| k.as_str()).unwrap_or("");
-    if matches!(kind, "vp" | "subvp") && !t.contains_key("t_min") {
-        t.insert("t_min".into(), toml::Value::Float(1e-5));
-    }
-    let spec: ScheduleSpec = toml::Value::Table(t)
-        .try_into()
-        .map_err(|e: toml::de::Error| {
-            PipelineError::invalid("schedule", e.message().to_string())
-        })?;
-    spec.build().map_err(|e| {
-        let e: PipelineError = e.into();
-        e.within("schedule")
-    })?;
-    Ok(spec)
-}
-
 impl LikelihoodPlan {
+    /// This plan with every optional key that `over` gives replaced by `over`'s (the seed stays
+    /// this plan's): how a study lays one estimator's keys (`divergence = "hutchinson"`, …) over
+    /// the ones its estimators share.
+    ///
+    /// # Examples
+    /// ```
+    /// use scorelab_pipeline::likelihood::{DivergenceKind, LikelihoodPlan};
+    /// let shared: LikelihoodPlan = toml::from_str("rtol = 1e-4\ndivergence = \"exact\"")?;
+    /// let one: LikelihoodPlan = toml::from_str("divergence = \"hutchinson\"")?;
+    /// let p = shared.overlay(&one);
+    /// assert_eq!((p.rtol, p.divergence), (Some(1e-4), Some(DivergenceKind::Hutchinson)));
+    /// # Ok::<(), toml::de::Error>(())
+    /// ```
+    #[must_use]
+    pub fn overlay(&self, over: &LikelihoodPlan) -> LikelihoodPlan {
+        LikelihoodPlan {
+            seed: self.seed,
+            density: over.density.clone().or_else(|| self.density.clone()),
+            model_dir: over.model_dir.clone().or_else(|| self.model_dir.clone()),
+            schedule: over.schedule.or(self.schedule),
+            divergence: over.divergence.or(self.divergence),
+            trace: over.trace.or(self.trace),
+            projections: over.projections.or(self.projections),
+            probe: over.probe.or(self.probe),
+            solver: over.solver.or(self.solver),
+            rtol: over.rtol.or(self.rtol),
+            atol: over.atol.or(self.atol),
+            steps: over.steps.or(self.steps),
+            prior: over.prior.or(self.prior),
+            dequantize: over.dequantize.clone().or_else(|| self.dequantize.clone()),
+            dequantize_draws: over.dequantize_draws.or(self.dequantize_draws),
+            batch: over.batch.or(self.batch),
+            run: None,
+        }
+    }
+
     /// Reads a plan file; errors name the file and the key.
     ///
     /// # Errors
@@ -345,9 +345,13 @@ impl LikelihoodPlan {
     }
 
     fn prepare_source(&self, model: Option<TrainedModel>) -> Result<Estimation> {
-        let spec = schedule_of(self.schedule.as_ref())?;
-        let schedule = spec.build().expect("checked");
-        let hutch = self.divergence == DivergenceKind::Hutchinson;
+        let schedule = match self.schedule {
+            Some(s) => s,
+            None => Schedule::vp(0.1, 20.0, 1e-5).expect("the default schedule is valid"),
+        };
+        let batch = self.batch.unwrap_or(DEFAULT_BATCH);
+        let prior = self.prior.unwrap_or_default();
+        let hutch = self.divergence == Some(DivergenceKind::Hutchinson);
         if hutch && self.trace.is_some() {
             return Err(PipelineError::invalid(
                 "trace",
@@ -376,15 +380,12 @@ impl LikelihoodPlan {
             }
             Divergence::Hutchinson {
                 projections,
-                probe: match self.probe.unwrap_or(ProbeKind::Rademacher) {
-                    ProbeKind::Rademacher => Probe::Rademacher,
-                    ProbeKind::Gaussian => Probe::Gaussian,
-                },
+                probe: self.probe.unwrap_or_default(),
             }
         } else {
             Divergence::Exact
         };
-        let solver = match self.solver {
+        let solver = match self.solver.unwrap_or_default() {
             FlowSolverKind::Rk45 => {
                 if self.steps.is_some() {
                     return Err(PipelineError::invalid(
@@ -415,10 +416,10 @@ impl LikelihoodPlan {
             }
         };
         let likelihood = Likelihood::new(schedule, divergence, solver)?;
-        if self.batch == 0 {
+        if batch == 0 {
             return Err(PipelineError::invalid("batch", "must be at least 1"));
         }
-        let naive = self.trace == Some(TraceKind::Naive);
+        let naive = self.trace == Some(TraceMethod::Naive);
         let source = match (&self.density, &self.model_dir, model) {
             (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
                 return Err(PipelineError::invalid(
@@ -472,7 +473,7 @@ impl LikelihoodPlan {
                         ),
                     ));
                 }
-                if self.prior == PriorKind::Exact {
+                if prior == PriorKind::Exact {
                     return Err(PipelineError::invalid(
                         "prior",
                         "\"exact\" needs p_T of an analytic density; a network's likelihood uses the schedule's Gaussian prior: remove prior",
@@ -539,22 +540,23 @@ impl LikelihoodPlan {
         }
         let k = likelihood.divergence().estimates();
         memory::check(
-            memory::likelihood_bytes(self.batch, dim, k),
+            memory::likelihood_bytes(batch, dim, k),
             MemoryLimit::default(),
-            || format!("a likelihood batch ({} points in D = {dim})", self.batch),
+            || format!("a likelihood batch ({batch} points in D = {dim})"),
             "lower batch or projections",
         )?;
         let mut resolved = self.clone();
         resolved.run = None;
-        resolved.schedule = Some(match toml::Value::try_from(spec).expect("serialises") {
-            toml::Value::Table(t) => t,
-            _ => unreachable!("a schedule is a table"),
-        });
+        resolved.schedule = Some(schedule);
+        resolved.divergence = Some(self.divergence.unwrap_or_default());
+        resolved.solver = Some(self.solver.unwrap_or_default());
+        resolved.prior = Some(prior);
+        resolved.batch = Some(batch);
         match likelihood.divergence() {
-            Divergence::Exact => resolved.trace = Some(self.trace.unwrap_or(TraceKind::Structured)),
+            Divergence::Exact => resolved.trace = Some(self.trace.unwrap_or_default()),
             Divergence::Hutchinson { projections, .. } => {
                 resolved.projections = Some(projections);
-                resolved.probe = Some(self.probe.unwrap_or(ProbeKind::Rademacher));
+                resolved.probe = Some(self.probe.unwrap_or_default());
             }
         }
         if let FlowSolver::Rk45(tol) = &solver {
@@ -577,6 +579,11 @@ impl LikelihoodPlan {
 }
 
 impl Estimation {
+    /// Points per solve (the resolved `batch`).
+    pub fn batch(&self) -> usize {
+        self.resolved.batch.unwrap_or(DEFAULT_BATCH)
+    }
+
     /// What is estimated, as `[run]` records it: the marginal at the start, its α and σ̃, and the
     /// bound that dequantisation gives.
     pub fn describe(&self) -> toml::Table {
@@ -601,7 +608,7 @@ impl Estimation {
         t.insert("t_end".into(), t1.into());
         t.insert("alpha_end".into(), a1.into());
         t.insert("sigma_end".into(), s1.into());
-        let prior = match (&self.source, self.resolved.prior) {
+        let prior = match (&self.source, self.resolved.prior.unwrap_or_default()) {
             (LikSource::Density(_), PriorKind::Exact) => "exact p_T".to_string(),
             _ => format!("N(0, {}^2 I)", self.likelihood.schedule().prior_std()),
         };
@@ -675,7 +682,7 @@ impl Estimation {
         let mut rows = Vec::with_capacity(n);
         let mut start = 0;
         while start < n {
-            let end = (start + self.resolved.batch).min(n);
+            let end = (start + self.batch()).min(n);
             rows.extend(run.run_batch(x.slice(ndarray::s![start..end, ..]))?);
             start = end;
             if observer.observe(&Progress {
@@ -701,7 +708,7 @@ impl Estimation {
     /// (the probes and dequantisation draws continue from batch to batch).
     pub fn batches(&self) -> BatchRun<'_> {
         let (_, a_end, s_end) = self.likelihood.end();
-        let exact_prior = match (&self.source, self.resolved.prior) {
+        let exact_prior = match (&self.source, self.resolved.prior.unwrap_or_default()) {
             (LikSource::Density(p), PriorKind::Exact) => {
                 Some(p.marginal(a_end, s_end).expect("validated"))
             }

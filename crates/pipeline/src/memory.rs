@@ -19,7 +19,7 @@ use crate::error::{PipelineError, Result};
 use scorelab_models::NetworkSpec;
 use scorelab_models::TraceMethod;
 use scorelab_objectives::taped::Objective;
-use scorelab_objectives::training::{TrainConfig, TrainData};
+use scorelab_objectives::training::{TrainData, TrainSettings};
 
 /// The environment variable that overrides the default limit: bytes, or a number with a suffix
 /// `K`, `M`, `G` (binary: KiB, MiB, GiB), e.g. `SCORELAB_MEMORY_LIMIT=4G`.
@@ -142,7 +142,7 @@ fn prod(factors: &[u64]) -> u64 {
 pub fn train_bytes(
     spec: &NetworkSpec,
     objective: &Objective,
-    config: &TrainConfig,
+    config: &TrainSettings,
     data: &TrainData,
 ) -> u64 {
     let d = spec.dim as u64;

@@ -234,11 +234,9 @@ pub fn to_csv(rows: &[MetricRow]) -> String {
 /// assert_eq!(scorelab_pipeline::metrics::mean_sd(&[5.0]).1, "");
 /// ```
 pub fn mean_sd(v: &[f64]) -> (f64, String) {
-    let n = v.len() as f64;
-    let mean = v.iter().sum::<f64>() / n;
-    let sd = (v.len() > 1)
-        .then(|| (v.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt());
-    (mean, cell(sd))
+    // The arithmetic and its policy for non-finite values are MeanSe's.
+    let m = scorelab_core::stats::MeanSe::of_slice(v);
+    (m.mean, cell((v.len() > 1).then_some(m.sd)))
 }
 
 /// [`mean_sd`] as two CSV cells.

@@ -26,11 +26,8 @@ use rand_chacha::ChaCha8Rng;
 use scorelab_core::{Dimension, LogDensity, NoisedScore, Sample, Score};
 use scorelab_densities::{AnyDensity, Gaussian, GaussianMixture};
 use scorelab_models::{F32Noised, F32Score, Network};
-use scorelab_samplers::solve::Rk45;
-use scorelab_samplers::{
-    Ancestral, AnnealedLangevin, Chains, Churn, Ddim, Heun, Info, Langevin, Mala, Ode, OdeSolver,
-    Outline, Pc, ReverseSde, Sampler, Schedule,
-};
+pub use scorelab_samplers::AnySampler;
+use scorelab_samplers::{Chains, Info, Sampler};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -68,7 +65,7 @@ pub struct SamplePlan {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub snapshots: Vec<usize>,
     /// The sampler.
-    pub sampler: SamplerSpec,
+    pub sampler: AnySampler,
     /// Provenance written by `scorelab sample`; ignored when read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<toml::Table>,
@@ -134,676 +131,6 @@ pub enum InitSpec {
     /// The sampler's prior: its schedule's Gaussian (N(0, σ_max² I) for `ve`, `edm` and annealed
     /// Langevin, N(0, I) for `vp`, `subvp`), or p_T with `prior = "exact"`.
     Prior {},
-}
-
-/// The serde form of [`SamplerSpec`]: `[sampler]` as a config spells it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum SamplerRaw {
-    /// Unadjusted Langevin: x ← x + (ε/2)s(x) + √ε z.
-    Langevin {
-        /// ε > 0.
-        eps: f64,
-        /// Total steps.
-        steps: usize,
-    },
-    /// Metropolis-adjusted Langevin (needs a density's log p).
-    Mala {
-        /// ε > 0.
-        eps: f64,
-        /// Total steps.
-        steps: usize,
-    },
-    /// NCSN's annealed Langevin: `levels` geometric σ's, `steps` each, αᵢ = ε σᵢ²/σ_L².
-    AnnealedLangevin {
-        /// ε > 0, the step at σ_L.
-        eps: f64,
-        /// Steps per level.
-        steps: usize,
-        /// σ₁.
-        sigma_max: f64,
-        /// σ_L.
-        sigma_min: f64,
-        /// L ≥ 2.
-        levels: usize,
-        /// End with Tweedie's step (default false).
-        #[serde(default)]
-        denoise: bool,
-    },
-    /// Euler–Maruyama on the reverse SDE of `schedule` (or of the VE schedule of
-    /// `sigma_max`/`sigma_min`).
-    ReverseSde {
-        /// Time steps.
-        steps: usize,
-        /// The schedule (or give `sigma_max` and `sigma_min`: VE).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        schedule: Option<ScheduleSpec>,
-        /// σ_max of the VE schedule.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        sigma_max: Option<f64>,
-        /// σ_min of the VE schedule.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        sigma_min: Option<f64>,
-        /// End with Tweedie's step (default false).
-        #[serde(default)]
-        denoise: bool,
-    },
-    /// Predictor–corrector.
-    Pc {
-        /// Time steps.
-        steps: usize,
-        /// The schedule (or give `sigma_max` and `sigma_min`: VE).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        schedule: Option<ScheduleSpec>,
-        /// σ_max of the VE schedule.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        sigma_max: Option<f64>,
-        /// σ_min of the VE schedule.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        sigma_min: Option<f64>,
-        /// Langevin corrector steps per time step (default 1).
-        #[serde(default = "default_corrector_steps")]
-        corrector_steps: usize,
-        /// The corrector's signal-to-noise ratio (default 0.16).
-        #[serde(default = "default_snr")]
-        snr: f64,
-        /// End with Tweedie's step (default false).
-        #[serde(default)]
-        denoise: bool,
-    },
-    /// DDPM's ancestral sampler (the `vp` schedule only; default `vp` with β_min = 0.1,
-    /// β_max = 20).
-    Ancestral {
-        /// Steps N ≥ 2 of the discrete chain.
-        steps: usize,
-        /// The schedule (must be `vp`).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        schedule: Option<ScheduleSpec>,
-        /// Refused when true: the chain ends at σ̃ = 0.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        denoise: Option<bool>,
-    },
-    /// DDIM (default schedule `vp`).
-    Ddim {
-        /// Steps on the schedule's grid.
-        steps: usize,
-        /// The schedule.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        schedule: Option<ScheduleSpec>,
-        /// η ∈ [0, 1] (default 0: deterministic).
-        #[serde(default)]
-        eta: f64,
-        /// End with Tweedie's step (default false).
-        #[serde(default)]
-        denoise: bool,
-    },
-    /// EDM's Heun sampler with stochastic churn (default schedule `edm`).
-    Heun {
-        /// Steps on the schedule's grid.
-        steps: usize,
-        /// The schedule.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        schedule: Option<ScheduleSpec>,
-        /// S_churn ≥ 0 (default 0).
-        #[serde(default)]
-        s_churn: f64,
-        /// S_tmin (default 0).
-        #[serde(default)]
-        s_tmin: f64,
-        /// S_tmax (default ∞).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        s_tmax: Option<f64>,
-        /// S_noise (default 1).
-        #[serde(default = "default_s_noise")]
-        s_noise: f64,
-        /// End with Tweedie's step (default false).
-        #[serde(default)]
-        denoise: bool,
-    },
-    /// The probability-flow ODE.
-    Ode {
-        /// Time steps (euler, heun; not rk45).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        steps: Option<usize>,
-        /// The schedule (or give `sigma_max` and `sigma_min`: VE).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        schedule: Option<ScheduleSpec>,
-        /// σ_max of the VE schedule.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        sigma_max: Option<f64>,
-        /// σ_min of the VE schedule.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        sigma_min: Option<f64>,
-        /// `euler`, `heun` (default) or `rk45`.
-        #[serde(default, skip_serializing_if = "SolverKind::is_heun")]
-        solver: SolverKind,
-        /// rk45's relative tolerance (default 1e-5).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        rtol: Option<f64>,
-        /// rk45's absolute tolerance (default 1e-5).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        atol: Option<f64>,
-        /// End with Tweedie's step (default false).
-        #[serde(default)]
-        denoise: bool,
-    },
-}
-
-/// `solver` of the `ode` sampler.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SolverKind {
-    /// Euler on the grid.
-    Euler,
-    /// Heun on the grid.
-    #[default]
-    Heun,
-    /// Adaptive Dormand–Prince 5(4).
-    Rk45,
-}
-
-impl SolverKind {
-    fn is_heun(&self) -> bool {
-        *self == SolverKind::Heun
-    }
-}
-
-/// `schedule = {…}` of the diffusion samplers (see [`Schedule`] for the formulas).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum ScheduleSpec {
-    /// α = 1, σ̃ = σ_min(σ_max/σ_min)ᵗ.
-    Ve {
-        /// σ_min > 0.
-        sigma_min: f64,
-        /// σ_max > σ_min.
-        sigma_max: f64,
-    },
-    /// Variance preserving.
-    Vp {
-        /// β_min ≥ 0 (default 0.1).
-        #[serde(default = "default_beta_min")]
-        beta_min: f64,
-        /// β_max > β_min (default 20).
-        #[serde(default = "default_beta_max")]
-        beta_max: f64,
-        /// Where sampling stops, 0 < t_min < 1 (default 1e-3).
-        #[serde(default = "default_t_min")]
-        t_min: f64,
-    },
-    /// Sub-variance preserving.
-    Subvp {
-        /// β_min ≥ 0 (default 0.1).
-        #[serde(default = "default_beta_min")]
-        beta_min: f64,
-        /// β_max > β_min (default 20).
-        #[serde(default = "default_beta_max")]
-        beta_max: f64,
-        /// Where sampling stops, 0 < t_min < 1 (default 1e-3).
-        #[serde(default = "default_t_min")]
-        t_min: f64,
-    },
-    /// Karras et al.'s σ̃ = t on a ρ-spaced grid.
-    Edm {
-        /// σ_min > 0 (default 0.002).
-        #[serde(default = "default_edm_sigma_min")]
-        sigma_min: f64,
-        /// σ_max > σ_min (default 80).
-        #[serde(default = "default_edm_sigma_max")]
-        sigma_max: f64,
-        /// ρ > 0 (default 7).
-        #[serde(default = "default_rho")]
-        rho: f64,
-    },
-}
-
-fn default_beta_min() -> f64 {
-    0.1
-}
-fn default_beta_max() -> f64 {
-    20.0
-}
-fn default_t_min() -> f64 {
-    1e-3
-}
-fn default_edm_sigma_min() -> f64 {
-    0.002
-}
-fn default_edm_sigma_max() -> f64 {
-    80.0
-}
-fn default_rho() -> f64 {
-    7.0
-}
-fn default_s_noise() -> f64 {
-    1.0
-}
-fn default_tolerance() -> f64 {
-    1e-5
-}
-
-impl ScheduleSpec {
-    /// The default schedule of `vp` with Song et al.'s β's and t_min.
-    pub fn vp_default() -> Self {
-        ScheduleSpec::Vp {
-            beta_min: default_beta_min(),
-            beta_max: default_beta_max(),
-            t_min: default_t_min(),
-        }
-    }
-
-    /// Karras et al.'s schedule (σ_min = 0.002, σ_max = 80, ρ = 7).
-    pub fn edm_default() -> Self {
-        ScheduleSpec::Edm {
-            sigma_min: default_edm_sigma_min(),
-            sigma_max: default_edm_sigma_max(),
-            rho: default_rho(),
-        }
-    }
-
-    /// The validated schedule; errors name the key.
-    ///
-    /// # Errors
-    /// The schedule's constructor's [`scorelab_core::ParamError`].
-    pub fn build(&self) -> std::result::Result<Schedule, scorelab_core::ParamError> {
-        match *self {
-            ScheduleSpec::Ve {
-                sigma_min,
-                sigma_max,
-            } => Schedule::ve(scorelab_core::SigmaRange {
-                min: sigma_min,
-                max: sigma_max,
-            }),
-            ScheduleSpec::Vp {
-                beta_min,
-                beta_max,
-                t_min,
-            } => Schedule::vp(beta_min, beta_max, t_min),
-            ScheduleSpec::Subvp {
-                beta_min,
-                beta_max,
-                t_min,
-            } => Schedule::subvp(beta_min, beta_max, t_min),
-            ScheduleSpec::Edm {
-                sigma_min,
-                sigma_max,
-                rho,
-            } => Schedule::edm(
-                scorelab_core::SigmaRange {
-                    min: sigma_min,
-                    max: sigma_max,
-                },
-                rho,
-            ),
-        }
-    }
-}
-
-fn default_corrector_steps() -> usize {
-    1
-}
-
-fn default_snr() -> f64 {
-    0.16
-}
-
-/// A validated sampler.
-#[derive(Debug, Clone)]
-pub enum AnySampler {
-    /// [`Langevin`].
-    Langevin(Langevin),
-    /// [`Mala`].
-    Mala(Mala),
-    /// [`AnnealedLangevin`].
-    AnnealedLangevin(AnnealedLangevin),
-    /// [`ReverseSde`].
-    ReverseSde(ReverseSde),
-    /// [`Pc`].
-    Pc(Pc),
-    /// [`Ode`].
-    Ode(Ode),
-    /// [`Ancestral`].
-    Ancestral(Ancestral),
-    /// [`Ddim`].
-    Ddim(Ddim),
-    /// [`Heun`].
-    Heun(Heun),
-}
-
-impl AnySampler {
-    /// The sampler's [`Outline`].
-    pub fn outline(&self) -> &dyn Outline {
-        match self {
-            AnySampler::Langevin(m) => m,
-            AnySampler::Mala(m) => m,
-            AnySampler::AnnealedLangevin(m) => m,
-            AnySampler::ReverseSde(m) => m,
-            AnySampler::Pc(m) => m,
-            AnySampler::Ode(m) => m,
-            AnySampler::Ancestral(m) => m,
-            AnySampler::Ddim(m) => m,
-            AnySampler::Heun(m) => m,
-        }
-    }
-
-    /// Whether it needs s(x, σ).
-    pub fn noise_conditional(&self) -> bool {
-        !matches!(self, AnySampler::Langevin(_) | AnySampler::Mala(_))
-    }
-}
-
-impl SamplerRaw {
-    /// The kind as the config spells it.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            SamplerRaw::Langevin { .. } => "langevin",
-            SamplerRaw::Mala { .. } => "mala",
-            SamplerRaw::AnnealedLangevin { .. } => "annealed_langevin",
-            SamplerRaw::ReverseSde { .. } => "reverse_sde",
-            SamplerRaw::Pc { .. } => "pc",
-            SamplerRaw::Ode { .. } => "ode",
-            SamplerRaw::Ancestral { .. } => "ancestral",
-            SamplerRaw::Ddim { .. } => "ddim",
-            SamplerRaw::Heun { .. } => "heun",
-        }
-    }
-
-    /// The config with the defaults that depend on the kind filled in: the default schedule of
-    /// `ancestral`/`ddim` (`vp`) and `heun` (`edm`), rk45's tolerances.
-    fn normalized(mut self) -> Self {
-        match &mut self {
-            SamplerRaw::Ancestral { schedule, .. } | SamplerRaw::Ddim { schedule, .. } => {
-                schedule.get_or_insert_with(ScheduleSpec::vp_default);
-            }
-            SamplerRaw::Heun { schedule, .. } => {
-                schedule.get_or_insert_with(ScheduleSpec::edm_default);
-            }
-            SamplerRaw::Ode {
-                solver: SolverKind::Rk45,
-                rtol,
-                atol,
-                ..
-            } => {
-                rtol.get_or_insert_with(default_tolerance);
-                atol.get_or_insert_with(default_tolerance);
-            }
-            _ => {}
-        }
-        self
-    }
-
-    /// Validates the parameters through each sampler's constructor; errors name
-    /// `sampler.FIELD`.
-    ///
-    /// # Errors
-    /// [`PipelineError::Invalid`] naming the field and what would be valid.
-    fn build(&self) -> Result<AnySampler> {
-        let at = |e: scorelab_core::ParamError| PipelineError::from(e).within("sampler");
-        Ok(match *self {
-            SamplerRaw::Langevin { eps, steps } => {
-                AnySampler::Langevin(Langevin::new(eps, steps).map_err(at)?)
-            }
-            SamplerRaw::Mala { eps, steps } => AnySampler::Mala(Mala::new(eps, steps).map_err(at)?),
-            SamplerRaw::AnnealedLangevin {
-                eps,
-                steps,
-                sigma_max,
-                sigma_min,
-                levels,
-                denoise,
-            } => AnySampler::AnnealedLangevin(
-                AnnealedLangevin::new(
-                    scorelab_core::SigmaRange {
-                        min: sigma_min,
-                        max: sigma_max,
-                    },
-                    levels,
-                    steps,
-                    eps,
-                    denoise,
-                )
-                .map_err(at)?,
-            ),
-            SamplerRaw::ReverseSde {
-                steps,
-                schedule,
-                sigma_max,
-                sigma_min,
-                denoise,
-            } => AnySampler::ReverseSde(
-                ReverseSde::new(
-                    schedule_of(&schedule, sigma_max, sigma_min)?,
-                    steps,
-                    denoise,
-                )
-                .map_err(at)?,
-            ),
-            SamplerRaw::Pc {
-                steps,
-                schedule,
-                sigma_max,
-                sigma_min,
-                corrector_steps,
-                snr,
-                denoise,
-            } => AnySampler::Pc(
-                Pc::new(
-                    schedule_of(&schedule, sigma_max, sigma_min)?,
-                    steps,
-                    corrector_steps,
-                    snr,
-                    denoise,
-                )
-                .map_err(at)?,
-            ),
-            SamplerRaw::Ode {
-                steps,
-                schedule,
-                sigma_max,
-                sigma_min,
-                solver,
-                rtol,
-                atol,
-                denoise,
-            } => {
-                let sch = schedule_of(&schedule, sigma_max, sigma_min)?;
-                let solver = match (solver, steps) {
-                    (SolverKind::Rk45, Some(_)) => {
-                        return Err(PipelineError::invalid(
-                            "sampler.steps",
-                            "rk45 chooses its own steps (its cost is set by rtol and atol); remove steps",
-                        ))
-                    }
-                    (SolverKind::Rk45, None) => OdeSolver::Rk45(
-                        Rk45::new(
-                            rtol.unwrap_or_else(default_tolerance),
-                            atol.unwrap_or_else(default_tolerance),
-                        )
-                        .map_err(at)?,
-                    ),
-                    (other, _) if rtol.is_some() || atol.is_some() => {
-                        let key = if rtol.is_some() { "rtol" } else { "atol" };
-                        return Err(PipelineError::invalid(
-                            format!("sampler.{key}"),
-                            format!("only the adaptive solver uses it, not {:?}; set solver = \"rk45\" or remove {key}", other_name(other)),
-                        ));
-                    }
-                    (_, None) => {
-                        return Err(PipelineError::invalid(
-                            "sampler.steps",
-                            "the fixed-step solvers need steps (e.g. steps = 18), or use solver = \"rk45\"",
-                        ))
-                    }
-                    (SolverKind::Euler, Some(_)) => OdeSolver::Euler,
-                    (SolverKind::Heun, Some(_)) => OdeSolver::Heun,
-                };
-                AnySampler::Ode(
-                    Ode::with_solver(sch, solver, steps.unwrap_or(1), denoise).map_err(at)?,
-                )
-            }
-            SamplerRaw::Ancestral {
-                steps,
-                schedule,
-                denoise,
-            } => {
-                if denoise == Some(true) {
-                    return Err(PipelineError::invalid(
-                        "sampler.denoise",
-                        "the ancestral chain already ends at σ̃ = 0 (its last step adds no noise); remove denoise",
-                    ));
-                }
-                AnySampler::Ancestral(
-                    Ancestral::new(schedule_of(&schedule, None, None)?, steps).map_err(at)?,
-                )
-            }
-            SamplerRaw::Ddim {
-                steps,
-                schedule,
-                eta,
-                denoise,
-            } => AnySampler::Ddim(
-                Ddim::new(schedule_of(&schedule, None, None)?, steps, eta, denoise).map_err(at)?,
-            ),
-            SamplerRaw::Heun {
-                steps,
-                schedule,
-                s_churn,
-                s_tmin,
-                s_tmax,
-                s_noise,
-                denoise,
-            } => AnySampler::Heun(
-                Heun::new(
-                    schedule_of(&schedule, None, None)?,
-                    steps,
-                    Churn {
-                        s_churn,
-                        s_tmin,
-                        s_tmax: s_tmax.unwrap_or(f64::INFINITY),
-                        s_noise,
-                    },
-                    denoise,
-                )
-                .map_err(at)?,
-            ),
-        })
-    }
-}
-
-fn other_name(s: SolverKind) -> &'static str {
-    match s {
-        SolverKind::Euler => "euler",
-        SolverKind::Heun => "heun",
-        SolverKind::Rk45 => "rk45",
-    }
-}
-
-/// The schedule of a diffusion sampler: `schedule = {…}`, or the VE schedule of the legacy
-/// `sigma_max`/`sigma_min` keys; errors name `sampler.schedule…` or the key.
-fn schedule_of(
-    schedule: &Option<ScheduleSpec>,
-    sigma_max: Option<f64>,
-    sigma_min: Option<f64>,
-) -> Result<Schedule> {
-    match (schedule, sigma_max, sigma_min) {
-        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => Err(PipelineError::invalid(
-            if sigma_max.is_some() { "sampler.sigma_max" } else { "sampler.sigma_min" },
-            "give either schedule = {…} or sigma_max and sigma_min (the VE schedule), not both; for VE write schedule = { kind = \"ve\", sigma_min = …, sigma_max = … }",
-        )),
-        (Some(spec), None, None) => spec
-            .build()
-            .map_err(|e| PipelineError::from(e).within("sampler.schedule")),
-        (None, Some(max), Some(min)) => Schedule::ve(scorelab_core::SigmaRange { min, max })
-            .map_err(|e| PipelineError::from(e).within("sampler")),
-        (None, Some(_), None) => Err(PipelineError::invalid(
-            "sampler.sigma_min",
-            "missing: the VE schedule needs sigma_max and sigma_min",
-        )),
-        (None, None, Some(_)) => Err(PipelineError::invalid(
-            "sampler.sigma_max",
-            "missing: the VE schedule needs sigma_max and sigma_min",
-        )),
-        (None, None, None) => Err(PipelineError::invalid(
-            "sampler.schedule",
-            "missing: give schedule = { kind = \"vp\" } (or \"subvp\", \"edm\", { kind = \"ve\", sigma_min = 0.01, sigma_max = 20.0 }), or sigma_max and sigma_min for VE",
-        )),
-    }
-}
-
-/// `[sampler]`: a sampler as a config spells it, validated by the sampler's own constructor as it
-/// is read.
-///
-/// # Examples
-/// ```
-/// use scorelab_pipeline::sample::{SamplerRaw, SamplerSpec};
-/// let s: SamplerSpec = SamplerRaw::Langevin { eps: 0.1, steps: 100 }.try_into()?;
-/// assert_eq!((s.kind(), s.sampler().outline().num_steps()), ("langevin", 100));
-/// let bad: Result<SamplerSpec, _> = SamplerRaw::Langevin { eps: 0.0, steps: 100 }.try_into();
-/// assert_eq!(bad.unwrap_err().to_string(), "sampler.eps: must be a finite number > 0, got 0");
-/// # Ok::<(), scorelab_pipeline::PipelineError>(())
-/// ```
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(try_from = "SamplerRaw", into = "SamplerRaw")]
-pub struct SamplerSpec {
-    raw: SamplerRaw,
-    sampler: AnySampler,
-}
-
-impl PartialEq for SamplerSpec {
-    /// The same parameters (the sampler is built from them).
-    fn eq(&self, other: &Self) -> bool {
-        self.raw == other.raw
-    }
-}
-
-impl SamplerSpec {
-    /// EDM's deterministic sampler (Karras et al. 2022, Algorithm 1): Heun's second-order steps on
-    /// EDM's σ̃ grid (ρ = 7, σ̃ from 80 to 0.002), `steps` steps (2·steps − 1 score evaluations).
-    ///
-    /// # Errors
-    /// [`PipelineError::Invalid`] naming `sampler.steps` for 0 steps.
-    pub fn heun(steps: usize) -> Result<Self> {
-        SamplerRaw::Heun {
-            steps,
-            schedule: Some(ScheduleSpec::edm_default()),
-            s_churn: 0.0,
-            s_tmin: 0.0,
-            s_tmax: None,
-            s_noise: default_s_noise(),
-            denoise: false,
-        }
-        .try_into()
-    }
-
-    /// The validated sampler.
-    pub fn sampler(&self) -> &AnySampler {
-        &self.sampler
-    }
-
-    /// The kind as the config spells it.
-    pub fn kind(&self) -> &'static str {
-        self.raw.kind()
-    }
-
-    /// The sampler's parameters as the config spells them.
-    pub fn raw(&self) -> &SamplerRaw {
-        &self.raw
-    }
-}
-
-impl TryFrom<SamplerRaw> for SamplerSpec {
-    type Error = PipelineError;
-    fn try_from(raw: SamplerRaw) -> Result<Self> {
-        let raw = raw.normalized();
-        let sampler = raw.build()?;
-        Ok(SamplerSpec { raw, sampler })
-    }
-}
-
-impl From<SamplerSpec> for SamplerRaw {
-    fn from(s: SamplerSpec) -> Self {
-        s.raw
-    }
 }
 
 /// Where the score comes from.
@@ -892,7 +219,7 @@ pub struct Sampling {
 impl SamplePlan {
     /// `chains` chains of `sampler` from the seed, every other key at its default (the score
     /// given to [`SamplePlan::prepare_with`], the sampler's own prior start).
-    pub fn new(seed: u64, chains: usize, sampler: SamplerSpec) -> Self {
+    pub fn new(seed: u64, chains: usize, sampler: AnySampler) -> Self {
         SamplePlan {
             seed,
             chains,
@@ -945,7 +272,7 @@ impl SamplePlan {
         if self.chains == 0 {
             return Err(PipelineError::invalid("chains", "must be at least 1"));
         }
-        let sampler = self.sampler.sampler().clone();
+        let sampler = self.sampler.clone();
         let source = match (&self.density, &self.model_dir, model) {
             (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
                 return Err(PipelineError::invalid("density and model_dir", "a model trained in memory is the score source; give neither",
@@ -1275,6 +602,42 @@ struct Driver<'a> {
     trace: Vec<Info>,
 }
 
+/// One sampling run as [`crate::observe::execute`] drives it: the sampler's steps, each shown to
+/// the observer, the snapshots written after the steps they name.
+struct Steps<'a, S: ?Sized, M: Sampler<S>> {
+    m: &'a M,
+    src: &'a S,
+    state: Option<M::State>,
+    taken: usize,
+    rng: &'a mut ChaCha8Rng,
+    snapshots: &'a [usize],
+    snap: &'a mut dyn FnMut(usize, ArrayView2<f64>) -> Result<()>,
+    trace: &'a mut Vec<Info>,
+}
+
+impl<S: ?Sized, M: Sampler<S>> crate::observe::Iterate for Steps<'_, S, M> {
+    type Event = Info;
+    fn done(&self) -> bool {
+        self.taken == self.m.num_steps()
+    }
+    fn step(&mut self) -> Result<Info> {
+        let state = self.state.take().expect("a state between steps");
+        let (state, info) = self.m.step(self.src, state, self.rng);
+        self.state = Some(state);
+        self.taken += 1;
+        self.trace.push(info);
+        Ok(info)
+    }
+    fn after_step(&mut self, _: &mut dyn Observe<Info>) -> Result<Control> {
+        let state = self.state.as_ref().expect("a state after a step");
+        let k = state.steps_taken();
+        if self.snapshots.contains(&k) {
+            (self.snap)(k, state.positions())?;
+        }
+        Ok(Control::Continue)
+    }
+}
+
 impl Driver<'_> {
     fn drive<S: ?Sized, M: Sampler<S>>(
         &mut self,
@@ -1282,25 +645,26 @@ impl Driver<'_> {
         src: &S,
         x0: Array2<f64>,
     ) -> (Array2<f64>, bool) {
-        let mut state = m.init(src, x0);
-        let mut stop = false;
-        for _ in 0..m.num_steps() {
-            if stop {
-                return (state.positions().to_owned(), true);
-            }
-            let (s, info) = m.step(src, state, &mut self.rng);
-            state = s;
-            stop = self.observer.observe(&info) == Control::Stop;
-            self.trace.push(info);
-            let k = state.steps_taken();
-            if self.snapshots.contains(&k) {
-                if let Err(e) = (self.snap)(k, state.positions()) {
-                    self.failed = Some(e);
-                    return (state.positions().to_owned(), true);
-                }
+        let mut steps = Steps {
+            m,
+            src,
+            state: Some(m.init(src, x0)),
+            taken: 0,
+            rng: &mut self.rng,
+            snapshots: self.snapshots,
+            snap: &mut *self.snap,
+            trace: &mut self.trace,
+        };
+        let ran = crate::observe::execute(&mut steps, &mut *self.observer);
+        let state = steps.state.take().expect("a state after the run");
+        match ran {
+            Ok(crate::observe::Ran::Finished) => (m.finish(src, state), false),
+            Ok(crate::observe::Ran::Stopped) => (state.positions().to_owned(), true),
+            Err(e) => {
+                self.failed = Some(e);
+                (state.positions().to_owned(), true)
             }
         }
-        (m.finish(src, state), false)
     }
 
     fn drive_noised(
@@ -1343,7 +707,7 @@ pub fn trace_csv(trace: &[Info], init_evals: usize) -> String {
 
 /// The distribution a sampler's output targets, with its label, given the density p whose
 /// (noised) score drives it, the kind of noised score, and the sampler's target σ̃ and scale α
-/// ([`Outline::target_sigma`], [`Outline::target_scale`]):
+/// ([`scorelab_samplers::Outline::target_sigma`], [`scorelab_samplers::Outline::target_scale`]):
 ///
 /// - no σ̃ (clean-score samplers, `denoise = true`, or a grid that ends at σ̃ = 0): p, `p`;
 /// - `exact` noised scores: p_σ̃ = p ∗ N(0, σ̃²I), `p_sigma=σ̃`, or with α ≠ 1 (a `vp`/`subvp` run

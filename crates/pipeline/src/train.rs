@@ -63,11 +63,12 @@ use rand_chacha::ChaCha8Rng;
 use scorelab_core::Sample;
 use scorelab_models::{
     Activation, Checkpoint, EnergyMlp, LoadError, Network, NetworkKind, NetworkSpec,
-    NoiseConditionalMlp, Precondition, TraceMethod,
+    NoiseConditionalMlp, Precondition,
 };
-use scorelab_objectives::continuous::{ContinuousDsm, SigmaDistribution, Weighting};
-use scorelab_objectives::taped::{Objective, Probe};
-use scorelab_objectives::training::{EvalRow, TrainConfig, TrainData, TrainError, Trainer};
+
+pub use scorelab_objectives::taped::Objective;
+use scorelab_objectives::training::{EvalRow, TrainData, TrainError, Trainer};
+pub use scorelab_objectives::training::{TrainOverrides, TrainSettings};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -83,7 +84,7 @@ pub struct TrainPlan {
     /// The network.
     pub model: ModelSpec,
     /// The objective, validated as it is read.
-    pub objective: ObjectiveSpec,
+    pub objective: Objective,
     /// Optimisation, validated as it is read.
     #[serde(default)]
     pub train: TrainSettings,
@@ -562,461 +563,6 @@ impl ModelSpec {
     }
 }
 
-/// `[objective]`: the objective as configs spell it, validated by [`Objective`]'s constructors
-/// as it is read.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "ObjectiveRaw", into = "ObjectiveRaw")]
-pub struct ObjectiveSpec {
-    raw: ObjectiveRaw,
-    objective: Objective,
-}
-
-impl ObjectiveSpec {
-    /// EDM's training objective (Karras et al. 2022): denoising score matching over a continuous
-    /// σ̃ with ln σ̃ ∼ N(−1.2, 1.2²) truncated to [0.002, 80] and the weight
-    /// λ = σ̃²(σ̃² + σ_d²)/σ_d² (σ_d the data's standard deviation).
-    ///
-    /// # Errors
-    /// Never for these constants; the constructor's validation is kept.
-    pub fn edm() -> Result<Self> {
-        ObjectiveRaw::DsmContinuous {
-            sigma_min: default_continuous_sigma_min(),
-            sigma_max: default_continuous_sigma_max(),
-            distribution: SigmaDistributionKind::LogNormal,
-            p_mean: None,
-            p_std: None,
-            lambda: LambdaKind::Edm,
-            sigma_data: None,
-        }
-        .try_into()
-    }
-
-    /// The validated objective.
-    pub fn objective(&self) -> &Objective {
-        &self.objective
-    }
-
-    /// The objective's kind as configs spell it (`esm`, `ism`, `ssm`, `ssm_vr`, `dsm`,
-    /// `dsm_multi`, `dsm_continuous`).
-    pub fn kind(&self) -> &'static str {
-        match self.raw {
-            ObjectiveRaw::Esm {} => "esm",
-            ObjectiveRaw::Ism { .. } => "ism",
-            ObjectiveRaw::Ssm { .. } => "ssm",
-            ObjectiveRaw::SsmVr { .. } => "ssm_vr",
-            ObjectiveRaw::Dsm { .. } => "dsm",
-            ObjectiveRaw::DsmMulti { .. } => "dsm_multi",
-            ObjectiveRaw::DsmContinuous { .. } => "dsm_continuous",
-        }
-    }
-
-    /// The config with σ_d filled in where `lambda = "edm"` leaves it out.
-    fn with_sigma_data(&self, sigma_data: f64) -> Result<Self> {
-        let mut raw = self.raw.clone();
-        if let ObjectiveRaw::DsmContinuous {
-            lambda: LambdaKind::Edm,
-            sigma_data: s @ None,
-            ..
-        } = &mut raw
-        {
-            *s = Some(sigma_data);
-        }
-        raw.try_into()
-    }
-}
-
-impl TryFrom<ObjectiveRaw> for ObjectiveSpec {
-    type Error = PipelineError;
-    fn try_from(raw: ObjectiveRaw) -> Result<Self> {
-        let at = |e: scorelab_core::ParamError| PipelineError::from(e).within("objective");
-        let probe = |p: &str| {
-            p.parse::<Probe>()
-                .map_err(|e| PipelineError::invalid("objective.probe", e))
-        };
-        let objective = match &raw {
-            ObjectiveRaw::Esm {} => Objective::esm(),
-            ObjectiveRaw::Ism { trace } => Objective::ism(
-                trace
-                    .parse::<TraceMethod>()
-                    .map_err(|e| PipelineError::invalid("objective.trace", e))?,
-            ),
-            ObjectiveRaw::Ssm {
-                projections,
-                probe: p,
-            } => Objective::ssm(*projections, probe(p)?).map_err(at)?,
-            ObjectiveRaw::SsmVr {
-                projections,
-                probe: p,
-            } => Objective::ssm_vr(*projections, probe(p)?).map_err(at)?,
-            ObjectiveRaw::Dsm { sigma } => Objective::dsm(*sigma).map_err(at)?,
-            ObjectiveRaw::DsmMulti {
-                sigma_max,
-                sigma_min,
-                levels,
-            } => Objective::dsm_multi(
-                scorelab_core::SigmaRange {
-                    min: *sigma_min,
-                    max: *sigma_max,
-                },
-                *levels,
-            )
-            .map_err(at)?,
-            ObjectiveRaw::DsmContinuous {
-                sigma_min,
-                sigma_max,
-                distribution,
-                p_mean,
-                p_std,
-                lambda,
-                sigma_data,
-            } => {
-                let dist = match distribution {
-                    SigmaDistributionKind::LogUniform => {
-                        for (key, set) in [("p_mean", p_mean.is_some()), ("p_std", p_std.is_some())]
-                        {
-                            if set {
-                                return Err(PipelineError::invalid(
-                                    format!("objective.{key}"),
-                                    "only the log_normal distribution uses it; set distribution = \"log_normal\" or remove it",
-                                ));
-                            }
-                        }
-                        SigmaDistribution::LogUniform
-                    }
-                    SigmaDistributionKind::LogNormal => SigmaDistribution::LogNormal {
-                        p_mean: p_mean.unwrap_or(-1.2),
-                        p_std: p_std.unwrap_or(1.2),
-                    },
-                };
-                let weighting = match lambda {
-                    LambdaKind::Sigma2 | LambdaKind::Likelihood if sigma_data.is_some() => {
-                        return Err(PipelineError::invalid(
-                            "objective.sigma_data",
-                            "only lambda = \"edm\" uses it; remove it",
-                        ))
-                    }
-                    LambdaKind::Sigma2 => Weighting::Sigma2,
-                    LambdaKind::Likelihood => Weighting::Likelihood,
-                    // Without σ_d the config is validated with σ_d = 1; TrainPlan::prepare fills in
-                    // the data's before anything is trained.
-                    LambdaKind::Edm => Weighting::Edm {
-                        sigma_data: sigma_data.unwrap_or(1.0),
-                    },
-                };
-                Objective::DsmContinuous(
-                    ContinuousDsm::new(
-                        scorelab_core::SigmaRange {
-                            min: *sigma_min,
-                            max: *sigma_max,
-                        },
-                        dist,
-                        weighting,
-                    )
-                    .map_err(at)?,
-                )
-            }
-        };
-        Ok(ObjectiveSpec { raw, objective })
-    }
-}
-
-impl From<ObjectiveSpec> for ObjectiveRaw {
-    fn from(s: ObjectiveSpec) -> Self {
-        s.raw
-    }
-}
-
-/// The serde form of [`ObjectiveSpec`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum ObjectiveRaw {
-    /// Explicit score matching (analytic densities only).
-    Esm {},
-    /// Implicit score matching, exact trace.
-    Ism {
-        /// naive | structured (default structured).
-        #[serde(default = "default_trace")]
-        trace: String,
-    },
-    /// Sliced score matching.
-    Ssm {
-        /// Probes per point (default 1).
-        #[serde(default = "one")]
-        projections: usize,
-        /// gaussian | rademacher (default rademacher).
-        #[serde(default = "default_probe")]
-        probe: String,
-    },
-    /// Sliced score matching, variance-reduced.
-    SsmVr {
-        /// Probes per point (default 1).
-        #[serde(default = "one")]
-        projections: usize,
-        /// gaussian | rademacher (default rademacher).
-        #[serde(default = "default_probe")]
-        probe: String,
-    },
-    /// Denoising score matching.
-    Dsm {
-        /// σ in model units (default 0.1).
-        #[serde(default = "default_sigma")]
-        sigma: f64,
-    },
-    /// Multi-level denoising score matching, λ(σ) = σ².
-    DsmMulti {
-        /// Largest σ (default 10).
-        #[serde(default = "default_sigma_max")]
-        sigma_max: f64,
-        /// Smallest σ (default 0.01).
-        #[serde(default = "default_sigma_min")]
-        sigma_min: f64,
-        /// Number of levels (default 10).
-        #[serde(default = "default_levels")]
-        levels: usize,
-    },
-    /// Denoising score matching over a continuous σ̃ (`scorelab_objectives::continuous`).
-    DsmContinuous {
-        /// Smallest σ̃ (default 0.002).
-        #[serde(default = "default_continuous_sigma_min")]
-        sigma_min: f64,
-        /// Largest σ̃ (default 80).
-        #[serde(default = "default_continuous_sigma_max")]
-        sigma_max: f64,
-        /// log_uniform (default) | log_normal.
-        #[serde(default)]
-        distribution: SigmaDistributionKind,
-        /// log_normal: the mean of ln σ̃ (default −1.2).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        p_mean: Option<f64>,
-        /// log_normal: the standard deviation of ln σ̃ (default 1.2).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        p_std: Option<f64>,
-        /// sigma2 (default) | edm | likelihood.
-        #[serde(default)]
-        lambda: LambdaKind,
-        /// σ_d of lambda = "edm" in model units (default: the data's standard deviation).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        sigma_data: Option<f64>,
-    },
-}
-
-/// `objective.distribution` of `dsm_continuous`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SigmaDistributionKind {
-    /// ln σ̃ uniform on [ln σ_min, ln σ_max].
-    #[default]
-    LogUniform,
-    /// ln σ̃ ∼ N(p_mean, p_std²) truncated to the range.
-    LogNormal,
-}
-
-/// `objective.lambda` of `dsm_continuous`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LambdaKind {
-    /// λ = σ̃².
-    #[default]
-    Sigma2,
-    /// λ = σ̃²(σ̃² + σ_d²)/σ_d².
-    Edm,
-    /// λ = g(t)² (Song et al. 2021b).
-    Likelihood,
-}
-
-fn default_continuous_sigma_min() -> f64 {
-    0.002
-}
-fn default_continuous_sigma_max() -> f64 {
-    80.0
-}
-
-fn default_trace() -> String {
-    "structured".into()
-}
-fn one() -> usize {
-    1
-}
-fn default_probe() -> String {
-    "rademacher".into()
-}
-fn default_sigma() -> f64 {
-    0.1
-}
-fn default_sigma_max() -> f64 {
-    10.0
-}
-fn default_sigma_min() -> f64 {
-    0.01
-}
-fn default_levels() -> usize {
-    10
-}
-
-/// `[train]`: the optimiser's settings, validated as they are read ([`TrainConfig::validate`]).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(try_from = "TrainSettingsRaw", into = "TrainSettingsRaw")]
-pub struct TrainSettings {
-    raw: TrainSettingsRaw,
-}
-
-impl TrainSettings {
-    /// `steps` Adam steps of `batch` points at learning rate `lr`; every other setting at its
-    /// default (evaluate every 100 steps, no EMA, held-out batch 1024, evaluation batch 4096).
-    ///
-    /// # Examples
-    /// ```
-    /// use scorelab_pipeline::train::TrainSettings;
-    /// assert!(TrainSettings::new(1000, 128, 1e-3).is_ok());
-    /// assert_eq!(TrainSettings::new(1000, 0, 1e-3).unwrap_err().to_string(),
-    ///            "train.batch: must be at least 1");
-    /// ```
-    ///
-    /// # Errors
-    /// [`PipelineError::Invalid`] naming the `train.` field.
-    pub fn new(steps: u64, batch: usize, lr: f64) -> Result<Self> {
-        TrainSettingsRaw {
-            steps,
-            batch,
-            lr,
-            ..TrainSettingsRaw::default()
-        }
-        .try_into()
-    }
-
-    /// The same settings with an EMA of the weights of decay `ema` ∈ [0, 1) (0: none).
-    ///
-    /// # Errors
-    /// [`PipelineError::Invalid`] naming `train.ema`.
-    pub fn with_ema(self, ema: f64) -> Result<Self> {
-        TrainSettingsRaw { ema, ..self.raw }.try_into()
-    }
-
-    /// The same settings evaluating (and saving) every `eval_every` steps.
-    ///
-    /// # Errors
-    /// [`PipelineError::Invalid`] naming `train.eval_every`.
-    pub fn with_eval_every(self, eval_every: u64) -> Result<Self> {
-        TrainSettingsRaw {
-            eval_every,
-            ..self.raw
-        }
-        .try_into()
-    }
-
-    /// Adam steps.
-    pub fn steps(&self) -> u64 {
-        self.raw.steps
-    }
-
-    /// Steps between evaluations.
-    pub fn eval_every(&self) -> u64 {
-        self.raw.eval_every
-    }
-
-    /// The trainer's configuration.
-    pub fn config(&self) -> TrainConfig {
-        let r = &self.raw;
-        TrainConfig {
-            steps: r.steps,
-            batch: r.batch,
-            lr: r.lr,
-            lr_final: r.lr_final,
-            ema: r.ema,
-            val_batch: r.val_batch,
-            eval_batch: r.eval_batch,
-        }
-    }
-}
-
-impl TryFrom<TrainSettingsRaw> for TrainSettings {
-    type Error = PipelineError;
-    fn try_from(raw: TrainSettingsRaw) -> Result<Self> {
-        let s = TrainSettings { raw };
-        s.config()
-            .validate()
-            .map_err(|e| PipelineError::from(e).within("train"))?;
-        if s.raw.eval_every == 0 {
-            return Err(PipelineError::invalid(
-                "train.eval_every",
-                "must be at least 1",
-            ));
-        }
-        Ok(s)
-    }
-}
-
-impl From<TrainSettings> for TrainSettingsRaw {
-    fn from(s: TrainSettings) -> Self {
-        s.raw
-    }
-}
-
-/// The serde form of [`TrainSettings`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrainSettingsRaw {
-    /// Adam steps (default 3000).
-    #[serde(default = "default_steps")]
-    pub steps: u64,
-    /// Points per step (default 128).
-    #[serde(default = "default_batch")]
-    pub batch: usize,
-    /// Adam's learning rate (default 1e-3).
-    #[serde(default = "default_lr")]
-    pub lr: f64,
-    /// Cosine decay of the learning rate from `lr` to `lr_final` over the steps (default none:
-    /// constant).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lr_final: Option<f64>,
-    /// Steps between evaluations (default 100).
-    #[serde(default = "default_eval_every")]
-    pub eval_every: u64,
-    /// EMA decay of the weights in [0, 1) (default 0: off).
-    #[serde(default)]
-    pub ema: f64,
-    /// Points of the held-out batch for analytic data (default 1024).
-    #[serde(default = "default_val_batch")]
-    pub val_batch: usize,
-    /// Points of the evaluation batch for analytic data (default 4096).
-    #[serde(default = "default_eval_batch")]
-    pub eval_batch: usize,
-}
-
-impl Default for TrainSettingsRaw {
-    fn default() -> Self {
-        TrainSettingsRaw {
-            steps: default_steps(),
-            batch: default_batch(),
-            lr: default_lr(),
-            lr_final: None,
-            eval_every: default_eval_every(),
-            ema: 0.0,
-            val_batch: default_val_batch(),
-            eval_batch: default_eval_batch(),
-        }
-    }
-}
-
-fn default_steps() -> u64 {
-    3000
-}
-fn default_batch() -> usize {
-    128
-}
-fn default_lr() -> f64 {
-    1e-3
-}
-fn default_eval_every() -> u64 {
-    100
-}
-fn default_val_batch() -> usize {
-    1024
-}
-fn default_eval_batch() -> usize {
-    4096
-}
-
 /// A plan made ready to run: data loaded, network at its initial weights.
 pub struct Prepared {
     /// The resolved plan (defaults filled in, no `run`).
@@ -1040,7 +586,7 @@ impl Prepared {
     /// let plan = TrainPlan::from_toml(
     ///     "[data]\ntoy = \"8gaussians\"\n[model]\nkind = \"noise_conditional_mlp\"\nhidden = [8]\n\
     ///      [objective]\nkind = \"dsm_continuous\"\nsigma_min = 0.01\nsigma_max = 10.0\n").unwrap();
-    /// let m = plan.prepare(Default::default())?.untrained();
+    /// let m = plan.prepare()?.untrained();
     /// assert_eq!(m.sigma_range, Some((0.01, 10.0)));
     /// assert!(m.history.is_empty());
     /// # Ok::<(), scorelab_pipeline::PipelineError>(())
@@ -1050,7 +596,7 @@ impl Prepared {
             network: self.network.clone(),
             transform: self.transform.clone(),
             history: vec![],
-            sigma_range: self.resolved.objective.objective().sigma_range(),
+            sigma_range: self.resolved.objective.sigma_range(),
         }
     }
 }
@@ -1061,7 +607,7 @@ impl TrainPlan {
         seed: u64,
         data: DataSpec,
         model: ModelSpec,
-        objective: ObjectiveSpec,
+        objective: Objective,
         train: TrainSettings,
     ) -> Self {
         TrainPlan {
@@ -1079,8 +625,7 @@ impl TrainPlan {
     /// # Errors
     /// [`PipelineError::Invalid`] with the parser's message (it names the key and line).
     pub fn from_toml(text: &str) -> Result<Self> {
-        toml::from_str(text)
-            .map_err(|e| PipelineError::invalid("", crate::files::toml_error(text, &e)))
+        crate::files::parse_toml(text).map_err(|e| PipelineError::invalid("", e))
     }
 
     /// Reads a plan file.
@@ -1101,11 +646,22 @@ impl TrainPlan {
     }
 
     /// Validates everything that needs the data (dimensions, the network for the objective, the
-    /// memory a step needs under `limit`) and builds the run.
+    /// memory a step needs) and builds the run. Like every plan's `prepare` ([`SamplePlan::prepare`](
+    /// crate::sample::SamplePlan::prepare), [`LikelihoodPlan::prepare`](crate::likelihood::LikelihoodPlan::prepare)),
+    /// it checks the memory against the limit of the environment ([`MemoryLimit::from_env`]).
     ///
     /// # Errors
-    /// [`PipelineError`] naming the key and what would be valid.
-    pub fn prepare(&self, limit: MemoryLimit) -> Result<Prepared> {
+    /// [`PipelineError`] naming the key and what would be valid; a `SCORELAB_MEMORY_LIMIT` that
+    /// is not a size.
+    pub fn prepare(&self) -> Result<Prepared> {
+        self.prepare_within(MemoryLimit::from_env()?)
+    }
+
+    /// [`TrainPlan::prepare`] under an explicit memory `limit`.
+    ///
+    /// # Errors
+    /// As [`TrainPlan::prepare`].
+    pub fn prepare_within(&self, limit: MemoryLimit) -> Result<Prepared> {
         let mut resolved = self.clone();
         resolved.run = None;
         let (data, transform, dim) = resolved.data.build(self.seed)?;
@@ -1117,14 +673,7 @@ impl TrainPlan {
                 sigma_data: None,
                 ..
             }
-        ) || matches!(
-            resolved.objective.raw,
-            ObjectiveRaw::DsmContinuous {
-                lambda: LambdaKind::Edm,
-                sigma_data: None,
-                ..
-            }
-        );
+        ) || resolved.objective.needs_data_sigma();
         if needs_sd {
             let sd = data_std(&data, self.seed);
             if !(sd.is_finite() && sd > 0.0) {
@@ -1141,17 +690,20 @@ impl TrainPlan {
             {
                 *s = Some(sd);
             }
-            resolved.objective = resolved.objective.with_sigma_data(sd)?;
+            resolved.objective = resolved
+                .objective
+                .with_data_sigma(sd)
+                .map_err(|e| PipelineError::from(e).within("objective"))?;
         }
         let spec = resolved.model.network_spec(dim)?;
-        let objective = resolved.objective.objective();
+        let objective = &resolved.objective;
         memory::check(
-            memory::train_bytes(&spec, objective, &self.train.config(), &data),
+            memory::train_bytes(&spec, objective, &self.train, &data),
             limit,
             || {
                 format!(
                     "training (batch {}, D = {dim}, hidden {:?}, objective {})",
-                    self.train.config().batch,
+                    self.train.batch,
                     spec.hidden,
                     objective.id()
                 )
@@ -1161,7 +713,7 @@ impl TrainPlan {
         let network = spec
             .build(self.seed)
             .map_err(|e| PipelineError::from(e).within("model"))?;
-        let objective = resolved.objective.objective();
+        let objective = &resolved.objective;
         objective
             .check_network(&network)
             .map_err(|e| PipelineError::invalid("objective", e))?;
@@ -1491,7 +1043,7 @@ pub fn train(
     plan: &TrainPlan,
     observer: &mut (dyn Observe<TrainEvent> + Send),
 ) -> Result<TrainedModel> {
-    run_loop(plan.prepare(MemoryLimit::default())?, None, None, observer)
+    run_loop(plan.prepare()?, None, None, observer)
 }
 
 /// Where [`train_in`] saves, and whether it continues a run found there.
@@ -1581,7 +1133,7 @@ pub fn train_in(
         let target = Folder {
             dir: dir.to_path_buf(),
             transform,
-            sigma_range: prepared.resolved.objective.objective().sigma_range(),
+            sigma_range: prepared.resolved.objective.sigma_range(),
         };
         run_loop(prepared, Some(target), resume_from, observer)
     })();
@@ -1633,7 +1185,7 @@ fn resumable(dir: &Path, prepared: &Prepared) -> Result<Checkpoint> {
             ),
         ));
     }
-    if ckpt.state.ema.is_some() != (prepared.resolved.train.config().ema > 0.0) {
+    if ckpt.state.ema.is_some() != (prepared.resolved.train.ema > 0.0) {
         return Err(PipelineError::invalid(
             "train.ema",
             format!(
@@ -1647,7 +1199,7 @@ fn resumable(dir: &Path, prepared: &Prepared) -> Result<Checkpoint> {
             ),
         ));
     }
-    let steps = prepared.resolved.train.steps();
+    let steps = prepared.resolved.train.steps;
     if ckpt.state.step > steps {
         return Err(PipelineError::invalid(
             "train.steps",
@@ -1702,6 +1254,47 @@ fn setup(e: TrainError) -> PipelineError {
     }
 }
 
+/// Training as [`crate::observe::execute`] drives it: Adam steps, each shown to the observer,
+/// an evaluation (and a save into the folder) every `eval_every` steps and after the last.
+struct Steps<'a> {
+    trainer: &'a mut Trainer,
+    steps: u64,
+    eval_every: u64,
+    history: &'a mut Vec<EvalRow>,
+    folder: Option<&'a Folder>,
+}
+
+impl crate::observe::Iterate for Steps<'_> {
+    type Event = TrainEvent;
+    fn done(&self) -> bool {
+        self.trainer.step() >= self.steps
+    }
+    fn step(&mut self) -> Result<TrainEvent> {
+        match self.trainer.train_step() {
+            Ok(loss) => Ok(TrainEvent::Step {
+                step: self.trainer.step(),
+                of: self.steps,
+                loss,
+            }),
+            Err(e @ TrainError::NonFinite { .. }) => Err(PipelineError::Diverged(e.to_string())),
+            Err(e) => Err(setup(e)),
+        }
+    }
+    fn after_step(&mut self, observer: &mut dyn Observe<TrainEvent>) -> Result<Control> {
+        let s = self.trainer.step();
+        if !s.is_multiple_of(self.eval_every) && s != self.steps {
+            return Ok(Control::Continue);
+        }
+        let row = self.trainer.evaluate();
+        let control = observer.observe(&TrainEvent::Evaluated(row));
+        self.history.push(row);
+        if let Some(f) = self.folder {
+            f.save(self.trainer, self.history)?;
+        }
+        Ok(control)
+    }
+}
+
 fn run_loop(
     prepared: Prepared,
     folder: Option<Folder>,
@@ -1714,10 +1307,10 @@ fn run_loop(
         data,
         transform,
     } = prepared;
-    let config = resolved.train.config();
-    let eval_every = resolved.train.eval_every();
+    let config = resolved.train.clone();
+    let eval_every = resolved.train.eval_every;
     let steps = config.steps;
-    let objective = resolved.objective.objective().clone();
+    let objective = resolved.objective.clone();
     let sigma_range = objective.sigma_range();
     let mut trainer =
         Trainer::new(network, objective, data, config, resolved.seed).map_err(setup)?;
@@ -1762,44 +1355,30 @@ fn run_loop(
     // Small steps run on one thread, the whole loop inside that pool (`step_pool`).
     let pool = trainer.step_pool();
     let mut body = || -> Result<()> {
-        let mut stop = false;
-        while trainer.step() < steps {
-            if stop {
-                return stopped(&trainer, &mut history, observer);
+        let mut steps = Steps {
+            trainer: &mut trainer,
+            steps,
+            eval_every,
+            history: &mut history,
+            folder: folder.as_ref(),
+        };
+        match crate::observe::execute(&mut steps, &mut *observer) {
+            Ok(crate::observe::Ran::Finished) => Ok(()),
+            Ok(crate::observe::Ran::Stopped) => stopped(&trainer, &mut history, observer),
+            Err(PipelineError::Diverged(e)) => {
+                stopped(&trainer, &mut history, observer)?;
+                let saved = match &folder {
+                    Some(f) => format!(
+                        " Steps 1–{} are saved in {} (--resume continues from there).",
+                        trainer.step(),
+                        f.dir.display()
+                    ),
+                    None => String::new(),
+                };
+                Err(PipelineError::Diverged(format!("{e}.{saved}")))
             }
-            match trainer.train_step() {
-                Ok(loss) => {
-                    stop = observer.observe(&TrainEvent::Step {
-                        step: trainer.step(),
-                        of: steps,
-                        loss,
-                    }) == Control::Stop;
-                }
-                Err(e @ TrainError::NonFinite { .. }) => {
-                    stopped(&trainer, &mut history, observer)?;
-                    let saved = match &folder {
-                        Some(f) => format!(
-                            " Steps 1–{} are saved in {} (--resume continues from there).",
-                            trainer.step(),
-                            f.dir.display()
-                        ),
-                        None => String::new(),
-                    };
-                    return Err(PipelineError::Diverged(format!("{e}.{saved}")));
-                }
-                Err(e) => return Err(setup(e)),
-            }
-            let s = trainer.step();
-            if s % eval_every == 0 || s == steps {
-                let row = trainer.evaluate();
-                stop |= observer.observe(&TrainEvent::Evaluated(row)) == Control::Stop;
-                history.push(row);
-                if let Some(f) = &folder {
-                    f.save(&trainer, &history)?;
-                }
-            }
+            Err(e) => Err(e),
         }
-        Ok(())
     };
     match pool {
         Some(p) => p.install(&mut body)?,
@@ -1850,11 +1429,11 @@ pub fn seconds_per_step(plans: &[TrainPlan], burst: u64, bursts: usize) -> Resul
             network,
             data,
             ..
-        } = plan.prepare(MemoryLimit::from_env()?)?;
-        let mut config = resolved.train.config();
+        } = plan.prepare()?;
+        let mut config = resolved.train.clone();
         // Enough steps for the warm-up and every round, whatever the plan's own budget.
         config.steps = burst * (bursts as u64 + 1);
-        let objective = resolved.objective.objective().clone();
+        let objective = resolved.objective.clone();
         trainers
             .push(Trainer::new(network, objective, data, config, resolved.seed).map_err(setup)?);
     }
@@ -1960,7 +1539,7 @@ pub fn equal_time_budgets(
             EQUAL_TIME_BURST,
             EQUAL_TIME_ROUNDS,
         )?;
-        let ref_steps = ref_plan.train.steps();
+        let ref_steps = ref_plan.train.steps;
         let n = equal_time_steps(ref_steps, costs[0], costs[1]);
         csv.push_str(&format!(
             "{name},{r},{ref_steps},{:e},{:e},{:.4},{n}\n",

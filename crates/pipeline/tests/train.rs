@@ -26,7 +26,7 @@ fn plan(dir: &std::path::Path) -> TrainPlan {
 }
 
 fn prepare(plan: &TrainPlan) -> scorelab_pipeline::train::Prepared {
-    plan.prepare(scorelab_pipeline::memory::MemoryLimit::bytes(1 << 30))
+    plan.prepare_within(scorelab_pipeline::memory::MemoryLimit::bytes(1 << 30))
         .unwrap()
 }
 
@@ -204,7 +204,7 @@ fn split_seed_keeps_one_heldout_set_across_seeds() {
     ));
     let e = match plan {
         Ok(p) => p
-            .prepare(scorelab_pipeline::memory::MemoryLimit::bytes(1 << 30))
+            .prepare_within(scorelab_pipeline::memory::MemoryLimit::bytes(1 << 30))
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default(),

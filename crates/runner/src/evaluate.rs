@@ -26,7 +26,7 @@ use scorelab_pipeline::data::read_points;
 use scorelab_pipeline::files::{check_distinct, Staged};
 use scorelab_pipeline::memory::{self, MemoryLimit};
 use scorelab_pipeline::metrics::{metrics, to_csv, Against, MetricRow};
-use scorelab_pipeline::sample::{target_of, NoisedScoreKind, SamplerSpec};
+use scorelab_pipeline::sample::{target_of, AnySampler, NoisedScoreKind};
 use scorelab_pipeline::spec::DensitySpec;
 use std::path::{Path, PathBuf};
 
@@ -87,13 +87,13 @@ pub fn read_target(path: &Path) -> Result<Target, InputError> {
         .map_err(|e| bad(format!("{label}: {}", e.within("density"))))?;
     let (sigma, scale) = match table.get("sampler") {
         Some(s) => {
-            let spec: SamplerSpec = s
+            let sampler: AnySampler = s
                 .clone()
                 .try_into()
                 .map_err(|e| bad(format!("{label}: sampler: {e}")))?;
             (
-                spec.sampler().outline().target_sigma(),
-                spec.sampler().outline().target_scale(),
+                sampler.outline().target_sigma(),
+                sampler.outline().target_scale(),
             )
         }
         None => (None, 1.0),

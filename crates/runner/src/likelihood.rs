@@ -88,7 +88,7 @@ pub fn run(args: &LikelihoodArgs, stop: &AtomicBool) -> Result<bool> {
     // Pass 1: every point checked, a batch at a time, before any work. The file is read twice:
     // it must be a regular file, and the same file (fingerprint) when pass 2 starts and ends.
     let fingerprint = Fingerprint::of(&args.points, "--points")?;
-    let batch = est.resolved.batch;
+    let batch = est.batch();
     let mut points = open_points(&args.points, "--points", Some(est.dim))?;
     let mut n = 0;
     while let Some(b) = points.next_batch(batch)? {

@@ -31,6 +31,7 @@ use crate::{bad, cost, equivalence};
 use anyhow::{Context, Result};
 use scorelab_pipeline::equivalence::{builtin, EquivalenceConfig, DEFAULT_SAMPLES};
 use scorelab_studies::study::Shard;
+use scorelab_studies::Overrides;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -258,8 +259,10 @@ pub fn run(
     if go && owns_step(2) {
         go = step("train_mixture_ism", &mut reports, &mut || {
             let out = results.join("models/train_mixture_ism");
-            let overrides =
-                q.then(|| toml::from_str::<toml::Table>("train = { steps = 500 }").expect("valid"));
+            let mut overrides = Overrides::default();
+            if q {
+                overrides.train.steps = Some(500);
+            }
             let t = TrainRef {
                 config: experiments.join("train_mixture_ism.toml"),
                 overrides,

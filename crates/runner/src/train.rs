@@ -5,7 +5,6 @@
 use crate::{bad, bar, in_config, provenance};
 use anyhow::Result;
 use scorelab_pipeline::files::{same_file, FolderLock};
-use scorelab_pipeline::memory::MemoryLimit;
 use scorelab_pipeline::observe::Control;
 use scorelab_pipeline::train::{clear_run, train_in, RunFolder, TrainEvent, TrainPlan, RUN_FILES};
 use std::path::PathBuf;
@@ -54,9 +53,7 @@ pub fn run(args: &TrainArgs, stop: &AtomicBool) -> Result<Outcome> {
         plan.seed = s;
     }
     // Everything is validated before the folder is touched.
-    let prepared = plan
-        .prepare(MemoryLimit::from_env()?)
-        .map_err(in_config(&args.config))?;
+    let prepared = plan.prepare().map_err(in_config(&args.config))?;
     let dir = &args.out;
     if args.resume && args.force {
         return Err(bad("--resume and --force: choose one").into());
@@ -89,7 +86,7 @@ pub fn run(args: &TrainArgs, stop: &AtomicBool) -> Result<Outcome> {
         }
         clear_run(&lock)?;
     }
-    let steps = plan.train.steps();
+    let steps = plan.train.steps;
     let progress = bar(
         steps,
         "{bar:30} {pos}/{len} steps · {per_sec} · ETA {eta} · loss {msg}",

@@ -542,7 +542,7 @@ fn bad_train_configs_are_clear_errors() {
         ),
         (
             config(m, "kind = \"ssm\"\nprobe = \"uniform\"", ""),
-            &["objective.probe", "gaussian | rademacher"],
+            &["objective.probe", "rademacher | gaussian"],
         ),
         (
             config("kind = \"mlp\"\nactivation = \"relu\"", ism, ""),

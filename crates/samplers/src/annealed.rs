@@ -36,10 +36,10 @@ use scorelab_core::{schedule, NoisedScore, ParamError, SigmaRange};
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct AnnealedLangevin {
-    sigmas: Vec<f64>,
-    steps_per_level: usize,
-    eps: f64,
-    denoise: bool,
+    pub(crate) sigmas: Vec<f64>,
+    pub(crate) steps_per_level: usize,
+    pub(crate) eps: f64,
+    pub(crate) denoise: bool,
 }
 
 impl AnnealedLangevin {

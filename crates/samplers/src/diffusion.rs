@@ -29,8 +29,9 @@ use scorelab_core::{NoisedScore, ParamError};
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ancestral {
-    betas: Vec<f64>,
-    alpha_bars: Vec<f64>,
+    pub(crate) schedule: Schedule,
+    pub(crate) betas: Vec<f64>,
+    pub(crate) alpha_bars: Vec<f64>,
 }
 
 impl Ancestral {
@@ -70,7 +71,11 @@ impl Ancestral {
             prod *= 1.0 - b;
             alpha_bars.push(prod);
         }
-        Ok(Ancestral { betas, alpha_bars })
+        Ok(Ancestral {
+            schedule,
+            betas,
+            alpha_bars,
+        })
     }
 
     /// βᵢ, i = 0 … N − 1.
@@ -155,10 +160,10 @@ impl<S: NoisedScore + ?Sized> Sampler<S> for Ancestral {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Ddim {
-    schedule: Schedule,
-    steps: usize,
-    eta: f64,
-    denoise: bool,
+    pub(crate) schedule: Schedule,
+    pub(crate) steps: usize,
+    pub(crate) eta: f64,
+    pub(crate) denoise: bool,
 }
 
 impl Ddim {
@@ -292,10 +297,10 @@ impl Default for Churn {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Heun {
-    schedule: Schedule,
-    steps: usize,
-    churn: Churn,
-    denoise: bool,
+    pub(crate) schedule: Schedule,
+    pub(crate) steps: usize,
+    pub(crate) churn: Churn,
+    pub(crate) denoise: bool,
 }
 
 impl Heun {

@@ -27,8 +27,8 @@ use scorelab_core::{LogDensity, ParamError, Score};
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Langevin {
-    eps: f64,
-    steps: usize,
+    pub(crate) eps: f64,
+    pub(crate) steps: usize,
 }
 
 impl Langevin {
@@ -108,8 +108,8 @@ impl<S: Score + ?Sized> Sampler<S> for Langevin {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Mala {
-    eps: f64,
-    steps: usize,
+    pub(crate) eps: f64,
+    pub(crate) steps: usize,
 }
 
 impl Mala {

@@ -49,6 +49,7 @@
 #![warn(missing_docs)]
 
 mod annealed;
+mod config;
 mod diffusion;
 mod inpaint;
 mod langevin;
@@ -58,6 +59,7 @@ mod sde;
 pub mod solve;
 
 pub use annealed::AnnealedLangevin;
+pub use config::{likelihood_schedule, AnySampler};
 pub use diffusion::{Ancestral, Churn, Ddim, Heun};
 pub use inpaint::{Inpaint, OnGrid};
 pub use langevin::{Langevin, Mala, MalaState};

@@ -54,49 +54,11 @@ use crate::schedule::Schedule;
 use crate::solve::{heun_step, integrate_controlled, Rk45, SolveError, SolveStats};
 use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, Axis};
 use rand::Rng;
-use rand_distr::StandardNormal;
 use scorelab_core::{NoisedScoreFunction, ParamError};
 use std::f64::consts::PI;
 
-/// The distribution of Hutchinson's probes v (both have E\[vvᵀ\] = I).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Probe {
-    /// Independent ±1 entries (the smaller variance: Var vᵀAv = 2 Σ_{i≠j} A²ᵢⱼ for symmetric A).
-    Rademacher,
-    /// Independent N(0, 1) entries (Var vᵀAv = 2‖A‖²_F).
-    Gaussian,
-}
-
-impl Probe {
-    /// The name as configs spell it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Probe::Rademacher => "rademacher",
-            Probe::Gaussian => "gaussian",
-        }
-    }
-
-    /// An `(n·k, d)` block of probes, row by row.
-    pub fn draw<R: Rng + ?Sized>(self, rows: usize, d: usize, rng: &mut R) -> Array2<f64> {
-        match self {
-            Probe::Rademacher => {
-                Array2::from_shape_simple_fn(
-                    (rows, d),
-                    || {
-                        if rng.gen::<bool>() {
-                            1.0
-                        } else {
-                            -1.0
-                        }
-                    },
-                )
-            }
-            Probe::Gaussian => {
-                Array2::from_shape_simple_fn((rows, d), || rng.sample::<f64, _>(StandardNormal))
-            }
-        }
-    }
-}
+/// The distribution of Hutchinson's probes v (one type with sliced score matching's).
+pub use scorelab_core::probe::Probe;
 
 /// How the divergence's Jacobian trace is taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -52,8 +52,8 @@ use scorelab_core::{NoisedScore, ParamError, SigmaRange};
 /// parameters inside it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct VeSchedule {
-    sigma_max: f64,
-    sigma_min: f64,
+    pub(crate) sigma_max: f64,
+    pub(crate) sigma_min: f64,
 }
 
 impl VeSchedule {
@@ -103,7 +103,7 @@ fn check_sigma_range(sigma_min: f64, sigma_max: f64) -> Result<(), ParamError> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Kind {
+pub(crate) enum Kind {
     Ve(VeSchedule),
     Vp {
         beta_min: f64,
@@ -132,8 +132,12 @@ enum Kind {
 /// assert!(Schedule::vp(20.0, 0.1, 1e-3).is_err());
 /// # Ok::<(), scorelab_core::ParamError>(())
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Schedule(Kind);
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(
+    try_from = "crate::config::ScheduleDef",
+    into = "crate::config::ScheduleDef"
+)]
+pub struct Schedule(pub(crate) Kind);
 
 impl From<VeSchedule> for Schedule {
     fn from(ve: VeSchedule) -> Self {
@@ -254,6 +258,25 @@ impl Schedule {
             sigma_max,
             rho,
         }))
+    }
+
+    /// A short label naming the kind and the parameter tables compare it by:
+    /// `ve(σ_min-σ_max)`, `vp(t_min=…)`, `subvp(t_min=…)`, `edm(sigma_min=…)`.
+    ///
+    /// # Examples
+    /// ```
+    /// use scorelab_samplers::Schedule;
+    /// assert_eq!(Schedule::vp(0.1, 20.0, 1e-5)?.label(), "vp(t_min=0.00001)");
+    /// # Ok::<(), scorelab_core::ParamError>(())
+    /// ```
+    pub fn label(&self) -> String {
+        match self.0 {
+            Kind::Ve(ve) => format!("ve({}-{})", ve.sigma_min, ve.sigma_max),
+            Kind::Vp { t_min, sub, .. } => {
+                format!("{}(t_min={t_min})", if sub { "subvp" } else { "vp" })
+            }
+            Kind::Edm { sigma_min, .. } => format!("edm(sigma_min={sigma_min})"),
+        }
     }
 
     /// The kind as a config spells it: `ve`, `vp`, `subvp` or `edm`.

@@ -218,9 +218,9 @@ pub(crate) use {grid_finish, grid_outline};
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ReverseSde {
-    schedule: Schedule,
-    steps: usize,
-    denoise: bool,
+    pub(crate) schedule: Schedule,
+    pub(crate) steps: usize,
+    pub(crate) denoise: bool,
 }
 
 impl ReverseSde {
@@ -304,11 +304,11 @@ impl<S: NoisedScore + ?Sized> Sampler<S> for ReverseSde {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Pc {
-    schedule: Schedule,
-    steps: usize,
-    corrector_steps: usize,
-    snr: f64,
-    denoise: bool,
+    pub(crate) schedule: Schedule,
+    pub(crate) steps: usize,
+    pub(crate) corrector_steps: usize,
+    pub(crate) snr: f64,
+    pub(crate) denoise: bool,
 }
 
 impl Pc {
@@ -453,10 +453,10 @@ impl OdeSolver {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Ode {
-    schedule: Schedule,
-    solver: OdeSolver,
-    steps: usize,
-    denoise: bool,
+    pub(crate) schedule: Schedule,
+    pub(crate) solver: OdeSolver,
+    pub(crate) steps: usize,
+    pub(crate) denoise: bool,
 }
 
 impl Ode {

@@ -27,7 +27,6 @@
 //! (the first seed's samples and data split, data units), and `NAME_timing.csv` (training seconds:
 //! the one file that differs between reruns).
 
-use super::shared::{deep_merge, typed};
 use crate::bad;
 use crate::shared::train_into;
 use crate::study::{Context, Num, Study, Table, Tables, Unit};
@@ -40,8 +39,11 @@ use scorelab_densities::{AnyDensity, Gaussian, GaussianMixture};
 use scorelab_eval::mmd2;
 use scorelab_models::{EnergyMlp, F32Score, Network};
 use scorelab_pipeline::baselines::{fit_gaussian, heldout_ism, kde_scott, log_partition};
+use scorelab_pipeline::likelihood::LikelihoodPlan;
 use scorelab_pipeline::metrics::{finite_rows, mean_sd_cell};
-use scorelab_pipeline::train::{DataSpec, ModelSpec, TrainPlan};
+use scorelab_pipeline::train::{
+    DataSpec, ModelSpec, Objective, TrainOverrides, TrainPlan, TrainSettings,
+};
 use scorelab_samplers::{sample, standard_normal, Langevin};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -66,10 +68,10 @@ pub struct DensityFitExperiment {
     /// The network, as `[model]` of a train config: an `energy_mlp`.
     pub model: ModelSpec,
     /// `[train]` of the train configs.
-    pub train: toml::Table,
+    pub train: TrainSettings,
     /// The objectives, each `{ name = "…", kind = "…", … }` as the train config's `[objective]`,
-    /// with an optional `train = { … }` merged over `[train]` for this objective alone.
-    pub objective: Vec<toml::Table>,
+    /// with an optional `train = { … }` laid over `[train]` for this objective alone.
+    pub objective: Vec<ObjectiveCase>,
     /// Half-width b of the quadrature box [−b, b]² in standardised units (default 12).
     #[serde(default = "default_box")]
     pub box_half_width: f64,
@@ -97,7 +99,7 @@ pub struct DensityFitExperiment {
     /// The likelihood comparison (`NAME_likelihood.csv`, `NAME_paired.csv`, `NAME_mle.csv`: the
     /// maximum-likelihood fit's training NLL path; default none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub likelihood: Option<LikelihoodPart>,
+    pub likelihood: Option<Box<LikelihoodPart>>,
 }
 
 /// `[likelihood]` of a density fit: every method's held-out log-likelihood, raw and dequantised,
@@ -121,11 +123,28 @@ pub struct LikelihoodPart {
     /// dequantisation drawn afresh per batch).
     pub ode_model: ModelSpec,
     /// See `ode_model`.
-    pub ode_objective: toml::Table,
+    pub ode_objective: Objective,
     /// See `ode_model`.
-    pub ode_train: toml::Table,
+    pub ode_train: TrainSettings,
     /// The `scorelab likelihood` keys (schedule, divergence, solver, rtol, atol) of its ODE.
-    pub ode: toml::Table,
+    pub ode: LikelihoodPlan,
+}
+
+/// `[[objective]]` of a density fit: a train config's `[objective]` with a name.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ObjectiveCase {
+    /// Its name in the CSVs.
+    pub name: String,
+    /// The name of another objective whose training time this one gets: its steps are the
+    /// equal-time budget measured before any work (default: its own `train.steps`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub equal_time: Option<String>,
+    /// Keys laid over `[train]` for this objective alone.
+    #[serde(default)]
+    pub train: TrainOverrides,
+    /// The objective (`kind` and its keys).
+    #[serde(flatten)]
+    pub objective: Objective,
 }
 
 /// `[likelihood.mle]`.
@@ -225,8 +244,8 @@ pub struct FitRow {
     pub log_z_change: Option<Num>,
 }
 
-/// The objectives: names, tables (without `name` and `equal_time`), and `equal_time` references.
-type Objectives = (Vec<String>, Vec<toml::Table>, Vec<Option<String>>);
+/// The objectives: names, cases, and `equal_time` references.
+type Objectives = (Vec<String>, Vec<ObjectiveCase>, Vec<Option<String>>);
 
 impl DensityFitExperiment {
     fn data(&self) -> DataSpec {
@@ -235,54 +254,41 @@ impl DensityFitExperiment {
 
     /// The plan of a (seed, objective): the file's data, model and [train], the objective's own
     /// kind and its `train` overrides.
-    fn plan_for(&self, seed: u64, objective: &toml::Table) -> Result<TrainPlan> {
-        let mut o = objective.clone();
-        o.remove("name");
-        let mut train = self.train.clone();
-        if let Some(toml::Value::Table(t)) = o.remove("train") {
-            deep_merge(&mut train, &t);
-        }
+    fn plan_for(&self, seed: u64, case: &ObjectiveCase) -> Result<TrainPlan> {
+        let train = case
+            .train
+            .apply(&self.train)
+            .map_err(|e| bad(format!("objective {}: {}", case.name, e.within("train"))))?;
         Ok(TrainPlan::new(
             seed,
             self.data(),
             self.model.clone(),
-            typed(o.into(), "objective")?,
-            typed(train.into(), "train")?,
+            case.objective.clone(),
+            train,
         ))
     }
 
     fn objectives(&self) -> Result<Objectives> {
-        let mut names = vec![];
+        let mut names: Vec<String> = vec![];
         for (i, o) in self.objective.iter().enumerate() {
-            let n = o
-                .get("name")
-                .and_then(|v| v.as_str())
-                .ok_or_else(|| bad(format!("objective[{i}]: needs name = \"…\"")))?;
-            if names.iter().any(|m| m == n) || ["gaussian", "kde_scott", "train"].contains(&n) {
+            let n = &o.name;
+            if names.iter().any(|m| m == n)
+                || ["gaussian", "kde_scott", "train"].contains(&n.as_str())
+            {
                 return Err(bad(format!(
                     "objective[{i}]: name {n:?} is used twice or reserved"
                 ))
                 .into());
             }
-            names.push(n.to_string());
+            names.push(n.clone());
         }
         // `equal_time = "REF"`: the steps that take REF's training time, measured once (setup).
-        let mut objectives = self.objective.clone();
-        let mut refs = vec![];
-        for (o, n) in objectives.iter_mut().zip(&names) {
-            let r = match o.remove("equal_time") {
-                None => None,
-                Some(toml::Value::String(r)) => Some(r),
-                Some(_) => {
-                    return Err(bad(format!(
-                    "objective {n}: equal_time must be the name of another objective, e.g. \"ism\""
-                ))
-                    .into())
-                }
-            };
-            refs.push(r);
-        }
-        Ok((names, objectives, refs))
+        let refs = self
+            .objective
+            .iter()
+            .map(|o| o.equal_time.clone())
+            .collect();
+        Ok((names, self.objective.clone(), refs))
     }
 }
 
@@ -361,13 +367,7 @@ impl Study for DensityFitExperiment {
         // The steps of the equal-time objectives, from the setup's budgets.
         for (method, steps) in crate::study::budget_steps(cx.setup())? {
             if let Some(k) = names.iter().position(|n| *n == method) {
-                let o = &mut objectives[k];
-                let mut t = match o.remove("train") {
-                    Some(toml::Value::Table(t)) => t,
-                    _ => toml::Table::new(),
-                };
-                t.insert("steps".into(), (steps as i64).into());
-                o.insert("train".into(), t.into());
+                objectives[k].train.steps = Some(steps);
             }
         }
         let e = self;
@@ -375,7 +375,7 @@ impl Study for DensityFitExperiment {
         let mut timing = Table::new("method,seed,train_seconds");
         let mut density = Table::new("method,x0,x1,log_p");
         let mut samples_csv = Table::new("method,x0,x1");
-        let plan_for = |seed: u64, o: &toml::Table| self.plan_for(seed, o);
+        let plan_for = |seed: u64, o: &ObjectiveCase| self.plan_for(seed, o);
         let data = || self.data();
         // The split and transform of this seed, as `scorelab train` makes them.
         let prepared = data().prepare_csv(seed)?;
@@ -617,7 +617,6 @@ fn likelihood_part(
 ) -> Result<(Table, Table, Table)> {
     use scorelab_pipeline::baselines::{fit_energy_ml, fit_mixture_em, kde_cv};
     use scorelab_pipeline::data::Dequantize;
-    use scorelab_pipeline::likelihood::LikelihoodPlan;
     if l.draws == 0 || !names.contains(&l.mle.from) {
         return Err(bad(format!(
             "likelihood: draws ≥ 1 and mle.from one of the objectives ({})",
@@ -730,13 +729,13 @@ fn likelihood_part(
             seed,
             ode_data,
             l.ode_model.clone(),
-            typed(l.ode_objective.clone().into(), "likelihood.ode_objective")?,
-            typed(l.ode_train.clone().into(), "likelihood.ode_train")?,
+            l.ode_objective.clone(),
+            l.ode_train.clone(),
         );
         let t0 = std::time::Instant::now();
         let trained = train_into(&plan, &models.join(format!("ode_seed{seed}")), stop)?;
         let ode_train_s = t0.elapsed().as_secs_f64();
-        let lp: LikelihoodPlan = typed(l.ode.clone().into(), "likelihood.ode")?;
+        let lp = l.ode.clone();
         let est = lp
             .prepare_with(trained)
             .map_err(|err| bad(format!("likelihood.ode: {err}")))?;

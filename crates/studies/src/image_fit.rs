@@ -35,7 +35,7 @@
 //! differs between reruns), and with a metric `NAME_classes.csv` (`method,seed,class,count`) and
 //! `NAME_frechet_bias.csv` (`n,chunks,frechet_mean,frechet_sd`).
 
-use super::shared::{deep_merge, pixel_columns, typed};
+use super::shared::pixel_columns;
 use crate::bad;
 use crate::shared::train_into;
 use crate::study::{Context, Num, Study, Table, Tables, Unit};
@@ -49,8 +49,10 @@ use scorelab_eval::mmd2;
 use scorelab_pipeline::files::cell;
 use scorelab_pipeline::metrics::{finite_rows, mean_sd_cell, median, nearest_distances};
 use scorelab_pipeline::observe::stopper;
-use scorelab_pipeline::sample::SamplePlan;
-use scorelab_pipeline::train::{DataSpec, TrainPlan, TrainedModel};
+use scorelab_pipeline::sample::{AnySampler, InitSpec, SamplePlan};
+use scorelab_pipeline::train::{
+    DataSpec, ModelSpec, Objective, TrainOverrides, TrainPlan, TrainSettings, TrainedModel,
+};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -89,7 +91,7 @@ pub struct ImageFitExperiment {
     #[serde(default = "default_grid")]
     pub grid_images: usize,
     /// `[train]` shared by every fit.
-    pub train: toml::Table,
+    pub train: TrainSettings,
     /// The networks.
     pub fit: Vec<FitSpec>,
 }
@@ -111,18 +113,18 @@ pub struct FitSpec {
     pub name: String,
     /// `[model]` of its train config (not with `pretrained`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model: Option<toml::Table>,
+    pub model: Option<ModelSpec>,
     /// `[objective]` of its train config (not with `pretrained`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub objective: Option<toml::Table>,
+    pub objective: Option<Objective>,
     /// A model folder written by `scorelab train` (a committed network) to sample instead of
     /// training one; it must have been trained on this experiment's training rows (with
     /// `metric`: `data.split_seed` and `data.test_fraction` of the classifier's split).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pretrained: Option<PathBuf>,
-    /// Keys merged over the shared `[train]`.
+    /// Keys laid over the shared `[train]`.
     #[serde(default)]
-    pub train: toml::Table,
+    pub train: TrainOverrides,
     /// Train for the time the fit of this name trains, instead of `train.steps`: the steps are
     /// set from the two fits' per-step costs, measured on this machine before any training and
     /// recorded in `NAME_budget.csv` (default none).
@@ -139,10 +141,10 @@ pub struct SamplerRun {
     /// The method's name in the CSVs.
     pub name: String,
     /// As in a `scorelab sample` config.
-    pub sampler: toml::Table,
+    pub sampler: AnySampler,
     /// As in a `scorelab sample` config (model units; default: the sampler's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub init: Option<toml::Table>,
+    pub init: Option<InitSpec>,
     /// End a plain network's chains with Tweedie's step x + σ₀² s_θ(x) (default false).
     #[serde(default)]
     pub tweedie: bool,
@@ -356,17 +358,16 @@ impl ImageFitExperiment {
         let (Some(model), Some(objective)) = (&f.model, &f.objective) else {
             return Ok(None);
         };
-        let mut train = self.train.clone();
-        deep_merge(&mut train, &f.train);
+        let train = f
+            .train
+            .apply(&self.train)
+            .map_err(|e| bad(format!("fit {}: {}", f.name, e.within("train"))))?;
         Ok(Some(TrainPlan::new(
             seed,
             self.data(sh),
-            typed(model.clone().into(), &format!("fit {} model", f.name))?,
-            typed(
-                objective.clone().into(),
-                &format!("fit {} objective", f.name),
-            )?,
-            typed(train.into(), &format!("fit {} train", f.name))?,
+            model.clone(),
+            objective.clone(),
+            train,
         )))
     }
 }
@@ -399,7 +400,7 @@ impl Study for ImageFitExperiment {
                 methods.push(&s.name);
             }
             match (&f.pretrained, &f.model, &f.objective) {
-            (Some(_), None, None) if f.train.is_empty() => {}
+            (Some(_), None, None) if f.train == TrainOverrides::default() => {}
             (None, Some(_), Some(_)) => {}
             _ => {
                 return Err(bad(format!(
@@ -490,7 +491,7 @@ impl Study for ImageFitExperiment {
         let mut fits: Vec<FitSpec> = e.fit.clone();
         for (method, steps) in crate::study::budget_steps(cx.setup())? {
             if let Some(f) = fits.iter_mut().find(|f| f.name == method) {
-                f.train.insert("steps".into(), (steps as i64).into());
+                f.train.steps = Some(steps);
             }
         }
         let d = sh.columns.len();
@@ -636,16 +637,10 @@ impl Study for ImageFitExperiment {
                 if stop.load(Ordering::SeqCst) {
                     return Ok(stopped(csv));
                 }
-                let mut t = toml::Table::new();
-                t.insert("seed".into(), (seed as i64).into());
-                t.insert("chains".into(), (e.chains as i64).into());
-                if let Some(init) = &s.init {
-                    t.insert("init".into(), init.clone().into());
-                }
-                t.insert("sampler".into(), s.sampler.clone().into());
-                let file: SamplePlan = toml::Value::Table(t)
-                    .try_into()
-                    .map_err(|err| bad(format!("fit {} sample {}: {err}", f.name, s.name)))?;
+                let file = SamplePlan {
+                    init: s.init.clone(),
+                    ..SamplePlan::new(seed, e.chains, s.sampler.clone())
+                };
                 let plan = file
                     .prepare_with(model.clone())
                     .map_err(|err| bad(format!("fit {} sample {}: {err}", f.name, s.name)))?;

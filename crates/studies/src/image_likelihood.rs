@@ -40,7 +40,7 @@
 //!   estimator's seconds over all its draws with the time per image and draw (the file that
 //!   differs between reruns).
 
-use super::shared::{deep_merge, pixel_columns, typed};
+use super::shared::pixel_columns;
 use crate::bad;
 use crate::shared::train_into;
 use crate::study::{Context, Num, Study, Table, Tables, Unit};
@@ -53,7 +53,7 @@ use scorelab_pipeline::baselines::{fit_gaussian_dequantized, IndependentLevels};
 use scorelab_pipeline::data::{add_uniform, Dequantize};
 use scorelab_pipeline::likelihood::LikelihoodPlan;
 use scorelab_pipeline::observe::stopper;
-use scorelab_pipeline::train::{DataSpec, ModelSpec, ObjectiveSpec, TrainPlan, TrainSettings};
+use scorelab_pipeline::train::{DataSpec, ModelSpec, Objective, TrainPlan, TrainSettings};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -88,13 +88,13 @@ pub struct ImageLikelihoodExperiment {
     /// `[model]` of the network's train config (noise-conditional).
     pub model: ModelSpec,
     /// `[objective]` of its train config.
-    pub objective: ObjectiveSpec,
+    pub objective: Objective,
     /// `[train]` of its train config.
     pub train: TrainSettings,
     /// `scorelab likelihood` keys shared by every estimator (schedule, solver, rtol, atol, batch;
     /// not `model_dir`, `density`, `seed` or `dequantize`, which the experiment sets).
     #[serde(default)]
-    pub ode: toml::Table,
+    pub ode: LikelihoodPlan,
     /// The estimators; the first is the one the others are paired with.
     pub estimator: Vec<EstimatorSpec>,
 }
@@ -105,9 +105,9 @@ pub struct ImageLikelihoodExperiment {
 pub struct EstimatorSpec {
     /// Its name in the CSVs.
     pub name: String,
-    /// `scorelab likelihood` keys merged over the shared `ode`.
+    /// `scorelab likelihood` keys laid over the shared `ode` ([`LikelihoodPlan::overlay`]).
     #[serde(default)]
-    pub ode: toml::Table,
+    pub ode: LikelihoodPlan,
 }
 
 fn default_q() -> f64 {
@@ -136,34 +136,32 @@ struct MethodBits {
 
 /// Mean and standard error (sd/√n) of `v`.
 fn mean_se(v: &Array1<f64>) -> (f64, f64) {
-    let n = v.len() as f64;
-    (v.mean().expect("rows"), v.std(1.0) / n.sqrt())
+    let m = scorelab_core::stats::MeanSe::of(v.view());
+    (m.mean, m.se)
 }
 
 /// The estimators' likelihood plans, checked before any work.
 fn plans(e: &ImageLikelihoodExperiment) -> Result<Vec<LikelihoodPlan>> {
-    for key in [
-        "model_dir",
-        "density",
-        "seed",
-        "dequantize",
-        "dequantize_draws",
-    ] {
-        if e.ode.contains_key(key) || e.estimator.iter().any(|s| s.ode.contains_key(key)) {
+    let set_here = |p: &LikelihoodPlan| {
+        [
+            ("model_dir", p.model_dir.is_some()),
+            ("density", p.density.is_some()),
+            ("seed", p.seed != 0),
+            ("dequantize", p.dequantize.is_some()),
+            ("dequantize_draws", p.dequantize_draws.is_some()),
+        ]
+        .into_iter()
+        .find(|(_, given)| *given)
+    };
+    for p in std::iter::once(&e.ode).chain(e.estimator.iter().map(|s| &s.ode)) {
+        if let Some((key, _)) = set_here(p) {
             return Err(bad(format!(
                 "ode.{key}: set by the experiment (the trained network, the seed and `dequantize`); remove it"
             ))
             .into());
         }
     }
-    e.estimator
-        .iter()
-        .map(|s| {
-            let mut t = e.ode.clone();
-            deep_merge(&mut t, &s.ode);
-            typed(t.into(), &format!("estimator {} ode", s.name))
-        })
-        .collect()
+    Ok(e.estimator.iter().map(|s| e.ode.overlay(&s.ode)).collect())
 }
 
 /// A row of `NAME.csv`: one method and seed.
@@ -309,7 +307,7 @@ impl Study for ImageLikelihoodExperiment {
         }
         let untrained = self
             .train_plan(e.seeds[0], &columns)?
-            .prepare(limit)?
+            .prepare_within(limit)?
             .untrained();
         for (s, plan) in e.estimator.iter().zip(&plans) {
             plan.prepare_with(untrained.clone())

@@ -38,7 +38,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use scorelab_pipeline::digits::DigitMetric;
 use scorelab_pipeline::metrics::mean_sd_cell;
-use scorelab_pipeline::sample::{AnySampler, SamplePlan, SamplerSpec};
+use scorelab_pipeline::sample::{AnySampler, SamplePlan};
 use scorelab_samplers::{sample, Inpaint, OnGrid, Sampler};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -63,7 +63,7 @@ pub struct InpaintExperiment {
     /// A noise-conditional model folder written by `scorelab train` on the split's training rows.
     pub model: PathBuf,
     /// The sampler, as in a `scorelab sample` config: `heun`, `reverse_sde`, `pc` or `ddim`.
-    pub sampler: SamplerSpec,
+    pub sampler: AnySampler,
     /// Images of the first seed kept in `NAME_images.csv` (default 8).
     #[serde(default = "default_grid")]
     pub grid_images: usize,

@@ -64,7 +64,7 @@ pub mod shared;
 pub mod study;
 pub mod toy_zoo;
 
-pub use shared::{deep_merge, TrainRef};
+pub use shared::{deep_merge, Overrides, TrainRef};
 pub use study::{Context, Study, Table, Tables, Unit};
 
 use anyhow::Result;

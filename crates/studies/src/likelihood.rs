@@ -26,7 +26,7 @@
 use crate::bad;
 use crate::study::{Context, Study, Table, Tables, Unit};
 use anyhow::Result;
-use ndarray::{Array2, ArrayView2};
+use ndarray::ArrayView2;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use scorelab_core::NoisedScore;
@@ -35,7 +35,6 @@ use scorelab_densities::random::{random_gaussian, random_mixture};
 use scorelab_densities::AnyDensity;
 use scorelab_models::{Activation, F32Noised, NetworkKind, NetworkSpec, Precondition, TraceMethod};
 use scorelab_pipeline::likelihood::DensityFlow;
-use scorelab_pipeline::sample::ScheduleSpec;
 use scorelab_samplers::likelihood::{
     gaussian_log_prior, Divergence, FlowSolver, Likelihood, Probe,
 };
@@ -56,7 +55,7 @@ pub struct LikelihoodAccuracyExperiment {
     /// The dimensions D of the accuracy sweep.
     pub dims: Vec<usize>,
     /// The schedules (each as a `schedule = {…}` table).
-    pub schedules: Vec<ScheduleSpec>,
+    pub schedules: Vec<Schedule>,
     /// The relative tolerances (atol = rtol).
     pub rtols: Vec<f64>,
     /// Points per case.
@@ -82,7 +81,7 @@ pub struct HutchinsonPart {
     /// Heun steps of the fixed grid.
     pub steps: usize,
     /// The schedule.
-    pub schedule: ScheduleSpec,
+    pub schedule: Schedule,
 }
 
 /// `[normalization]`.
@@ -103,7 +102,7 @@ pub struct NormalizationPart {
     /// With EDM's preconditioning (σ_data = 1) or without.
     pub preconditions: Vec<bool>,
     /// The schedule.
-    pub schedule: ScheduleSpec,
+    pub schedule: Schedule,
     /// rtol = atol of the solves.
     pub rtol: f64,
 }
@@ -121,36 +120,13 @@ pub struct CostPart {
     /// Repeats; the fastest is kept.
     pub repeats: usize,
     /// The schedule.
-    pub schedule: ScheduleSpec,
+    pub schedule: Schedule,
     /// rtol = atol of the solve.
     pub rtol: f64,
 }
 
 /// The CSV header of the accuracy sweep.
 pub const ACCURACY_COLUMNS: &str = "density,dim,schedule,rtol,points,score_evals,mean_abs_error,max_abs_error,mean_error_gaussian_prior,se_error_gaussian_prior,minus_kl_prior_closed_form";
-
-fn label(s: &ScheduleSpec) -> String {
-    match s {
-        ScheduleSpec::Ve {
-            sigma_min,
-            sigma_max,
-        } => format!("ve({sigma_min}-{sigma_max})"),
-        ScheduleSpec::Vp { t_min, .. } => format!("vp(t_min={t_min})"),
-        ScheduleSpec::Subvp { t_min, .. } => format!("subvp(t_min={t_min})"),
-        ScheduleSpec::Edm { sigma_min, .. } => format!("edm(sigma_min={sigma_min})"),
-    }
-}
-
-fn build(s: &ScheduleSpec) -> Result<Schedule> {
-    s.build().map_err(|e| bad(format!("schedule: {e}")).into())
-}
-
-fn mean_se(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let m = v.iter().sum::<f64>() / n;
-    let var = v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
-    (m, (var / n).sqrt())
-}
 
 /// The accuracy units' (density, schedule index, rtol), in the order of the rows.
 fn accuracy_jobs(e: &LikelihoodAccuracyExperiment) -> Vec<(&'static str, usize, f64)> {
@@ -174,14 +150,14 @@ fn accuracy_id(density: &str, k: usize, rtol: f64) -> String {
 fn accuracy(
     e: &LikelihoodAccuracyExperiment,
     density: &str,
-    spec: &ScheduleSpec,
+    spec: &Schedule,
     rtol: f64,
     stop: &AtomicBool,
 ) -> Result<Option<(Table, Table)>> {
     let fail = |e: scorelab_samplers::solve::SolveError| anyhow::Error::from(bad(e.to_string()));
     let mut csv = Table::new(ACCURACY_COLUMNS);
     let mut summary = Table::new("density,schedule,rtol,worst_mean_abs_error,worst_max_abs_error");
-    let schedule = build(spec)?;
+    let schedule = *spec;
     let mut worst = (0.0f64, 0.0f64);
     for &d in &e.dims {
         if stop.load(Ordering::SeqCst) {
@@ -213,21 +189,23 @@ fn accuracy(
         let mean_abs = err.iter().map(|v| v.abs()).sum::<f64>() / err.len() as f64;
         let max_abs = err.iter().fold(0.0f64, |a, v| a.max(v.abs()));
         worst = (worst.0.max(mean_abs), worst.1.max(max_abs));
-        let (gm, gse) = mean_se(&gerr);
+        let scorelab_core::stats::MeanSe {
+            mean: gm, se: gse, ..
+        } = scorelab_core::stats::MeanSe::of_slice(&gerr);
         let kl = match &end {
             AnyDensity::Gaussian(q) => format!("{}", -q.kl_to_isotropic(c)),
             _ => String::new(),
         };
         csv.push_line(&format!(
             "{density},{d},{},{rtol},{},{},{mean_abs:e},{max_abs:e},{gm:e},{gse:e},{kl}",
-            label(spec),
+            spec.label(),
             e.points,
             flow.score_evals
         ));
     }
     summary.push_line(&format!(
         "{density},{},{rtol},{:e},{:e}",
-        label(spec),
+        spec.label(),
         worst.0,
         worst.1
     ));
@@ -244,9 +222,6 @@ impl Study for LikelihoodAccuracyExperiment {
             return Err(
                 bad("dims, schedules and rtols: give at least one each, and points ≥ 2").into(),
             );
-        }
-        for s in &self.schedules {
-            build(s)?;
         }
         Ok(())
     }
@@ -315,7 +290,7 @@ fn hutchinson(e: &LikelihoodAccuracyExperiment, stop: &AtomicBool) -> Result<Opt
     if h.projections < 2 || h.points < 2 {
         return Err(bad("hutchinson: projections and points must be at least 2").into());
     }
-    let schedule = build(&h.schedule)?;
+    let schedule = h.schedule;
     let fail = |e: scorelab_samplers::solve::SolveError| anyhow::Error::from(bad(e.to_string()));
     let mut csv = String::from("density,dim,probe,schedule,steps,points,projections,mean_difference,se_difference,z,fraction_within_2se,one_probe_variance,one_probe_sd,max_abs_divergence\n");
     for &d in &h.dims {
@@ -369,7 +344,7 @@ fn hutchinson(e: &LikelihoodAccuracyExperiment, stop: &AtomicBool) -> Result<Opt
                 csv,
                 "mixture,{d},{},{},{},{},{},{bias:e},{bias_se:e},{},{within},{mv:e},{},{max_abs_exact}",
                 probe.name(),
-                label(&h.schedule),
+                h.schedule.label(),
                 h.steps,
                 h.points,
                 h.projections,
@@ -398,7 +373,7 @@ fn noise_conditional(d: usize, hidden: &[usize], pre: bool, seed: u64) -> Result
 /// The normalisation check (module docs); `None` if stopped.
 fn normalization(e: &LikelihoodAccuracyExperiment, stop: &AtomicBool) -> Result<Option<String>> {
     let n = &e.normalization;
-    let schedule = build(&n.schedule)?;
+    let schedule = n.schedule;
     let lik = Likelihood::new(
         schedule,
         Divergence::Exact,
@@ -435,37 +410,24 @@ fn normalization(e: &LikelihoodAccuracyExperiment, stop: &AtomicBool) -> Result<
                 if stop.load(Ordering::SeqCst) {
                     return Ok(None);
                 }
-                let rule = |j: usize| {
-                    let h = factor * half[j];
-                    scorelab_densities::quadrature::legendre(
-                        center[j] - h,
-                        center[j] + h,
-                        n.panels,
-                        8,
-                    )
-                };
-                let ((z0, w0), (z1, w1)) = (rule(0), rule(1));
-                let m = z0.len();
-                let pts =
-                    Array2::from_shape_fn(
-                        (m * m, 2),
-                        |(i, j)| {
-                            if j == 0 {
-                                z0[i / m]
-                            } else {
-                                z1[i % m]
-                            }
-                        },
-                    );
+                let (h0, h1) = (factor * half[0], factor * half[1]);
+                let rule = scorelab_densities::quadrature::legendre_box(
+                    [center[0] - h0, center[1] - h1],
+                    [center[0] + h0, center[1] + h1],
+                    n.panels,
+                    8,
+                );
+                let (pts, weights) = (&rule.nodes, &rule.weights);
+                let (mm, m) = (weights.len(), n.panels * 8);
                 let mut total = 0.0;
-                for start in (0..m * m).step_by(1024) {
-                    let end = (start + 1024).min(m * m);
+                for start in (0..mm).step_by(1024) {
+                    let end = (start + 1024).min(mm);
                     let x: ArrayView2<f64> = pts.slice(ndarray::s![start..end, ..]);
                     let flow = lik.flow(&f, x, &mut rng).map_err(fail)?;
                     let (lp, _) = flow.log_p(gaussian_log_prior(flow.x_end.view(), c).view());
                     total += (start..end)
                         .zip(lp.iter())
-                        .map(|(i, l)| w0[i / m] * w1[i % m] * l.exp())
+                        .map(|(i, l)| weights[i] * l.exp())
                         .sum::<f64>();
                 }
                 writeln!(
@@ -477,7 +439,7 @@ fn normalization(e: &LikelihoodAccuracyExperiment, stop: &AtomicBool) -> Result<
                         .collect::<Vec<_>>()
                         .join(" "),
                     if pre { "edm" } else { "none" },
-                    label(&n.schedule),
+                    n.schedule.label(),
                     center[0],
                     center[1],
                     half[0],
@@ -494,7 +456,7 @@ fn normalization(e: &LikelihoodAccuracyExperiment, stop: &AtomicBool) -> Result<
 /// The cost comparison (module docs); `None` if stopped.
 fn cost(e: &LikelihoodAccuracyExperiment, stop: &AtomicBool) -> Result<Option<String>> {
     let c = &e.cost;
-    let schedule = build(&c.schedule)?;
+    let schedule = c.schedule;
     let fail = |e: scorelab_samplers::solve::SolveError| anyhow::Error::from(bad(e.to_string()));
     let tol = FlowSolver::Rk45(Rk45::new(c.rtol, c.rtol)?);
     let mut csv = String::from(

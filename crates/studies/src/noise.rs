@@ -13,7 +13,7 @@ use scorelab_core::{Dimension, Sample, Score};
 use scorelab_eval::fisher_divergence;
 use scorelab_pipeline::metrics::mean_sd;
 use scorelab_pipeline::spec::DensitySpec;
-use scorelab_pipeline::train::{DataSpec, ModelSpec, ObjectiveRaw, TrainPlan, TrainSettings};
+use scorelab_pipeline::train::{DataSpec, ModelSpec, Objective, TrainPlan, TrainSettings};
 use serde::{Deserialize, Serialize};
 
 /// `kind = "noise"`.
@@ -253,9 +253,7 @@ impl Study for NoiseExperiment {
             dist,
             grid,
         } = self.points(&p);
-        let objective = ObjectiveRaw::Dsm { sigma }
-            .try_into()
-            .map_err(|err: scorelab_pipeline::PipelineError| bad(err.to_string()))?;
+        let objective = Objective::dsm(sigma).map_err(|err| bad(format!("sigma: {err}")))?;
         let plan = TrainPlan::new(
             seed,
             DataSpec::density(self.density.clone()),

@@ -11,7 +11,9 @@ use crate::study::{Context, Num, Study, Table, Tables, Unit};
 use anyhow::Result;
 use scorelab_pipeline::metrics::{mean_sd, metrics_with, Against, Options};
 use scorelab_pipeline::observe::stopper;
-use scorelab_pipeline::sample::{target_of, NoisedScoreKind, SamplePlan, Source};
+use scorelab_pipeline::sample::{
+    target_of, AnySampler, InitSpec, NoisedScoreKind, PriorKind, SamplePlan, Source,
+};
 use scorelab_pipeline::spec::DensitySpec;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -27,8 +29,8 @@ pub struct SamplersExperiment {
     /// Permutations (MMD) and bootstrap replicates (KSD) per evaluation (default 200; 0: none).
     #[serde(default = "default_tests")]
     pub tests: usize,
-    /// The keys every run shares: `chains`, `density` (the target of the evaluation), `init`.
-    pub base: toml::Table,
+    /// The keys every run shares: `density` (the target of the evaluation), `chains`, `init`, ….
+    pub base: SampleBase,
     /// Networks trained before the runs: NAME → a `scorelab train` config file.
     #[serde(default)]
     pub train: BTreeMap<String, TrainRef>,
@@ -81,8 +83,30 @@ fn default_tests() -> usize {
     200
 }
 
-/// `[[run]]`. Its other keys are checked where they land, as keys of a `scorelab sample` config.
+/// `[base]`: the `scorelab sample` keys every run shares (a run's own keys replace them).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SampleBase {
+    /// The target density: the exact score of the runs without `model`, and what every run is
+    /// compared with.
+    pub density: DensitySpec,
+    /// Chains per run (default 1280).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chains: Option<usize>,
+    /// Where the chains start (default: the sampler's prior).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<InitSpec>,
+    /// Which noised score the density gives (default `exact`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noised_score: Option<NoisedScoreKind>,
+    /// Where a noise-conditional sampler's prior start comes from (default `gaussian`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prior: Option<PriorKind>,
+}
+
+/// `[[run]]`: a sampler and the `scorelab sample` keys that replace the base's for this run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RunSpec {
     /// The run's name in the CSVs.
     pub name: String,
@@ -92,9 +116,23 @@ pub struct RunSpec {
     /// Repeat the run with each of these `sampler.steps` (accuracy against cost).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steps_sweep: Option<Vec<usize>>,
-    /// Keys added to (or replacing) the base: `sampler`, `noised_score`, `init`, ….
-    #[serde(flatten)]
-    pub keys: toml::Table,
+    /// The sampler.
+    pub sampler: AnySampler,
+    /// Chains (default: the base's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chains: Option<usize>,
+    /// Where the chains start (default: the base's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<InitSpec>,
+    /// Which noised score the density gives (default: the base's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noised_score: Option<NoisedScoreKind>,
+    /// Where the prior start comes from (default: the base's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prior: Option<PriorKind>,
+    /// Also write the chains after these step counts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub snapshots: Vec<usize>,
 }
 
 /// The CSV header of a samplers experiment.
@@ -227,16 +265,9 @@ type Planned = (RunSpec, String, SamplePlan);
 
 impl SamplersExperiment {
     fn density(&self) -> Result<scorelab_densities::AnyDensity> {
-        let density_spec: DensitySpec = self
+        Ok(self
             .base
-            .get("density")
-            .ok_or_else(|| {
-                bad("base.density: the target density is required (the evaluation compares with it)")
-            })?
-            .clone()
-            .try_into()
-            .map_err(|err| bad(format!("base.density: {err}")))?;
-        Ok(density_spec
+            .density
             .build()
             .map_err(|err| bad(err.within("base.density").to_string()))?)
     }
@@ -245,10 +276,7 @@ impl SamplersExperiment {
     fn plans(&self) -> Result<Vec<Planned>> {
         let mut plans = vec![];
         for (i, r) in self.run.iter().enumerate() {
-            let mut t = self.base.clone();
-            for (k, v) in &r.keys {
-                t.insert(k.clone(), v.clone());
-            }
+            let noised_score = r.noised_score.or(self.base.noised_score);
             let score = match &r.model {
                 Some(m) => {
                     if !self.train.contains_key(m) {
@@ -258,33 +286,43 @@ impl SamplersExperiment {
                         ))
                         .into());
                     }
-                    t.remove("density");
                     format!("learned:{m}")
                 }
-                None => match t.get("noised_score").and_then(|v| v.as_str()) {
-                    Some(s) => format!("exact:{s}"),
+                None => match noised_score {
+                    Some(NoisedScoreKind::Exact) => "exact:exact".into(),
+                    Some(NoisedScoreKind::NcsnToy) => "exact:ncsn_toy".into(),
                     None => "exact".into(),
                 },
             };
-            let sweep = r.steps_sweep.clone().unwrap_or_default();
-            let variants: Vec<Option<usize>> = if sweep.is_empty() {
-                vec![None]
-            } else {
-                sweep.into_iter().map(Some).collect()
+            let base = SamplePlan {
+                seed: 0,
+                chains: r.chains.or(self.base.chains).unwrap_or(1280),
+                density: r.model.is_none().then(|| self.base.density.clone()),
+                model_dir: None,
+                noised_score: noised_score.unwrap_or_default(),
+                init: r.init.clone().or_else(|| self.base.init.clone()),
+                prior: r.prior.or(self.base.prior).unwrap_or_default(),
+                snapshots: r.snapshots.clone(),
+                sampler: r.sampler.clone(),
+                run: None,
             };
-            for steps in variants {
-                let mut t = t.clone();
-                if let Some(s) = steps {
-                    let sampler = t
-                        .get_mut("sampler")
-                        .and_then(|v| v.as_table_mut())
-                        .ok_or_else(|| bad(format!("run[{i}] ({}): no sampler table", r.name)))?;
-                    sampler.insert("steps".into(), (s as i64).into());
+            match &r.steps_sweep {
+                Some(sweep) if !sweep.is_empty() => {
+                    for &steps in sweep {
+                        let sampler = r.sampler.with_steps(steps).map_err(|err| {
+                            bad(format!("run[{i}] ({}): {}", r.name, err.within("sampler")))
+                        })?;
+                        plans.push((
+                            r.clone(),
+                            score.clone(),
+                            SamplePlan {
+                                sampler,
+                                ..base.clone()
+                            },
+                        ));
+                    }
                 }
-                let file: SamplePlan = toml::Value::Table(t)
-                    .try_into()
-                    .map_err(|err| bad(format!("run[{i}] ({}): {err}", r.name)))?;
-                plans.push((r.clone(), score.clone(), file));
+                _ => plans.push((r.clone(), score, base)),
             }
         }
         Ok(plans)
@@ -364,7 +402,7 @@ impl Study for SamplersExperiment {
         let target = Against::Density(Box::new(q), label);
         let steps = plan.sampler.outline().num_steps();
         let mut out = Tables::default();
-        if self.prior_prediction && r.model.is_none() && deterministic(file) {
+        if self.prior_prediction && r.model.is_none() && file.sampler.deterministic() {
             if let Some((alpha, sigma)) = plan.sampler.outline().start() {
                 let c = plan.sampler.outline().prior_std().unwrap_or(f64::NAN);
                 let exact = plan.resolved.prior == scorelab_pipeline::sample::PriorKind::Exact;
@@ -476,16 +514,5 @@ impl Study for SamplersExperiment {
             );
         }
         Ok(out)
-    }
-}
-/// Whether a run is deterministic after its prior draw: the ODE, DDIM with η = 0, Heun without
-/// churn.
-fn deterministic(file: &SamplePlan) -> bool {
-    use scorelab_pipeline::sample::SamplerRaw;
-    match file.sampler.raw() {
-        SamplerRaw::Ode { .. } => true,
-        SamplerRaw::Ddim { eta, .. } => *eta == 0.0,
-        SamplerRaw::Heun { s_churn, .. } => *s_churn == 0.0,
-        _ => false,
     }
 }

@@ -4,10 +4,11 @@
 use crate::bad;
 use anyhow::Result;
 use scorelab_pipeline::files::AsideFolder;
-use scorelab_pipeline::memory::MemoryLimit;
 use scorelab_pipeline::observe::stopper;
 use scorelab_pipeline::run_info::provenance;
-use scorelab_pipeline::train::{train_in, Prepared, RunFolder, TrainPlan, TrainedModel};
+use scorelab_pipeline::train::{
+    train_in, Prepared, RunFolder, TrainOverrides, TrainPlan, TrainedModel,
+};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -19,10 +20,19 @@ use std::sync::atomic::AtomicBool;
 pub struct TrainRef {
     /// A `scorelab train` config (relative to the working folder).
     pub config: PathBuf,
-    /// Keys merged into that config before training, table by table (e.g.
-    /// `overrides = { train = { steps = 500 } }`; default none).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub overrides: Option<toml::Table>,
+    /// Changes to that config before training (e.g. `overrides = { train = { steps = 500 } }`;
+    /// default none).
+    #[serde(default)]
+    pub overrides: Overrides,
+}
+
+/// `overrides = {…}` of a [`TrainRef`]: what a study changes in a train config.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Overrides {
+    /// Keys laid over the config's `[train]`.
+    #[serde(default)]
+    pub train: TrainOverrides,
 }
 
 impl TrainRef {
@@ -31,15 +41,15 @@ impl TrainRef {
     /// # Errors
     /// An input error naming the file.
     pub fn plan(&self) -> Result<TrainPlan> {
-        let mut cfg: toml::Table = scorelab_pipeline::files::read_toml(&self.config)?;
-        if let Some(over) = &self.overrides {
-            deep_merge(&mut cfg, over);
-        }
-        Ok(toml::Value::Table(cfg)
-            .try_into()
-            .map_err(|e: toml::de::Error| {
-                bad(format!("{}: {}", self.config.display(), e.message().trim()))
-            })?)
+        let mut plan = TrainPlan::from_file(&self.config)?;
+        plan.train = self.overrides.train.apply(&plan.train).map_err(|e| {
+            bad(format!(
+                "{}: overrides.{}",
+                self.config.display(),
+                e.within("train")
+            ))
+        })?;
+        Ok(plan)
     }
 
     /// Trains the plan into `dir`.
@@ -47,16 +57,13 @@ impl TrainRef {
     /// # Errors
     /// An input error for a bad config; Ctrl-C or a diverging run.
     pub fn train(&self, dir: &Path, stop: &AtomicBool) -> Result<TrainedModel> {
-        let prepared = self
-            .plan()?
-            .prepare(scorelab_pipeline::memory::MemoryLimit::from_env()?)
-            .map_err(|e| {
-                if e.is_input() {
-                    bad(format!("config {}: {e}", self.config.display()))
-                } else {
-                    e
-                }
-            })?;
+        let prepared = self.plan()?.prepare().map_err(|e| {
+            if e.is_input() {
+                bad(format!("config {}: {e}", self.config.display()))
+            } else {
+                e
+            }
+        })?;
         fit_into(prepared, dir, stop)
     }
 }
@@ -91,26 +98,16 @@ pub(crate) fn pixel_columns_as(csv: &Path, exclude: &[String], field: &str) -> R
         .collect())
 }
 
-/// A value of an experiment's table as `T`, or an input error naming `field`.
-pub(crate) fn typed<T: serde::de::DeserializeOwned>(v: toml::Value, field: &str) -> Result<T> {
-    Ok(v.try_into().map_err(|e: toml::de::Error| {
-        bad(format!(
-            "{field}: {}",
-            e.message().trim().replace('\n', " ")
-        ))
-    })?)
-}
-
 /// Trains `plan` afresh into `dir` (replacing a previous run's files there), as the experiments
 /// and `reproduce` do, stopping with an error on Ctrl-C. The plan is validated before the folder
 /// is touched, and the folder is locked for the run.
 pub fn train_into(plan: &TrainPlan, dir: &Path, stop: &AtomicBool) -> Result<TrainedModel> {
-    fit_into(plan.prepare(MemoryLimit::from_env()?)?, dir, stop)
+    fit_into(plan.prepare()?, dir, stop)
 }
 
 /// [`train_into`] for a plan already prepared.
 pub fn fit_into(prepared: Prepared, dir: &Path, stop: &AtomicBool) -> Result<TrainedModel> {
-    let steps = prepared.resolved.train.steps();
+    let steps = prepared.resolved.train.steps;
     // Trained aside and swapped in whole: an interrupted run leaves the last complete model.
     let aside = AsideFolder::begin(dir, "model folder")?;
     let folder = RunFolder {

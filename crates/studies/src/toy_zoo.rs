@@ -27,7 +27,6 @@
 //! `figure_points` of each), `NAME_density.csv` (`toy,x0,x1,log_p`: the first seed's learned
 //! log-density on a `grid`² grid over [−`grid_box`, `grid_box`]²) and `NAME_timing.csv`.
 
-use super::shared::typed;
 use crate::bad;
 use crate::shared::train_into;
 use crate::study::{Context, Num, Study, Table, Tables, Unit};
@@ -37,11 +36,11 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use scorelab_densities::Toy;
 use scorelab_eval::mmd2;
-use scorelab_pipeline::likelihood::{Estimation, LikelihoodPlan};
+use scorelab_pipeline::likelihood::{DivergenceKind, Estimation, LikelihoodPlan};
 use scorelab_pipeline::metrics::{finite_rows, mean_sd_cell};
 use scorelab_pipeline::observe::stopper;
-use scorelab_pipeline::sample::{SamplePlan, SamplerSpec};
-use scorelab_pipeline::train::{DataSpec, ModelSpec, ObjectiveSpec, TrainPlan, TrainSettings};
+use scorelab_pipeline::sample::{AnySampler, SamplePlan};
+use scorelab_pipeline::train::{DataSpec, ModelSpec, Objective, TrainPlan, TrainSettings};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::AtomicBool;
 
@@ -64,14 +63,14 @@ pub struct ToyZooExperiment {
     /// `[model]` of the networks' train config (noise-conditional).
     pub model: ModelSpec,
     /// `[objective]` of their train config.
-    pub objective: ObjectiveSpec,
+    pub objective: Objective,
     /// `[train]` of their train config.
     pub train: TrainSettings,
     /// The sampler: a `scorelab sample` `sampler` table.
-    pub sampler: SamplerSpec,
+    pub sampler: AnySampler,
     /// `scorelab likelihood` keys of the NLL's ODE (schedule, solver, rtol, atol, batch).
     #[serde(default)]
-    pub ode: toml::Table,
+    pub ode: LikelihoodPlan,
     /// The KL quadrature.
     pub kl: KlRule,
     /// Grid points per axis of the learned density (first seed, for the figure; default 48).
@@ -156,7 +155,8 @@ fn kl(
     let Some((lo, hi)) = toy.kl_square(rule.half_width) else {
         return Ok(None);
     };
-    let cubature = scorelab_densities::quadrature::legendre_square(lo, hi, panels, rule.nodes);
+    let cubature =
+        scorelab_densities::quadrature::legendre_box([lo, lo], [hi, hi], panels, rule.nodes);
     let lp = toy.log_density(cubature.nodes.view()).expect("closed form");
     let mut failed = None;
     let kl = scorelab_eval::kl_by_cubature(&cubature, lp.view(), |x| {
@@ -254,11 +254,11 @@ impl ToyZooExperiment {
 
     fn likelihood_plan(&self) -> Result<LikelihoodPlan> {
         let mut ode = self.ode.clone();
-        if ode.contains_key("divergence") || ode.contains_key("model_dir") {
+        if ode.divergence.is_some() || ode.model_dir.is_some() {
             return Err(bad("ode: divergence (always exact here) and model_dir are set by the experiment; remove them").into());
         }
-        ode.insert("divergence".into(), "exact".into());
-        typed(ode.into(), "ode")
+        ode.divergence = Some(DivergenceKind::Exact);
+        Ok(ode)
     }
 
     fn train_plan(&self, seed: u64, toy: Toy) -> Result<TrainPlan> {
@@ -328,7 +328,7 @@ impl Study for ToyZooExperiment {
         let limit = scorelab_pipeline::memory::MemoryLimit::from_env()?;
         let untrained = self
             .train_plan(self.seeds[0], toys[0])?
-            .prepare(limit)?
+            .prepare_within(limit)?
             .untrained();
         self.sample_plan(self.seeds[0])?
             .prepare_with(untrained.clone())
