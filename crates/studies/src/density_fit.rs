@@ -29,11 +29,12 @@
 
 use crate::bad;
 use crate::shared::train_into;
-use crate::study::{Context, Num, Study, Table, Tables, Unit};
+use crate::study::{Context, Fixed, Num, Study, Table, Tables, Unit};
 use anyhow::Result;
 use ndarray::{concatenate, Array2, Axis};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use scorelab_core::stats::MeanSe;
 use scorelab_core::{LogDensity, Sample, Score};
 use scorelab_densities::{AnyDensity, Gaussian, GaussianMixture};
 use scorelab_eval::mmd2;
@@ -404,10 +405,11 @@ impl Study for DensityFitExperiment {
             let plan = plan_for(seed, o)?;
             let started = std::time::Instant::now();
             let m = train_into(&plan, &dir, cx.stop())?.as_energy()?;
-            timing.push_line(&format!(
-                "{oname},{seed},{:.3}",
-                started.elapsed().as_secs_f64()
-            ));
+            timing.push(&TimingRow {
+                method: oname.clone(),
+                seed,
+                train_seconds: Fixed(started.elapsed().as_secs_f64()),
+            })?;
             fitted.push(Fitted::Net(Box::new(m), oname.clone()));
         }
         fitted.push(Fitted::Gaussian(Box::new(
@@ -438,7 +440,11 @@ impl Study for DensityFitExperiment {
         if first {
             for (set, z) in [("train", &train), ("test", &test)] {
                 for r in to_data(z).rows() {
-                    samples_csv.push_line(&format!("{set},{},{}", r[0], r[1]));
+                    samples_csv.push(&PointRow {
+                        method: set.into(),
+                        x0: Num(r[0]),
+                        x1: Num(r[1]),
+                    })?;
                 }
             }
         }
@@ -511,18 +517,21 @@ impl Study for DensityFitExperiment {
             if first {
                 if let Some(glp) = &grid_lp {
                     for i in 0..grid_x.nrows() {
-                        density.push_line(&format!(
-                            "{},{},{},{}",
-                            f.name(),
-                            grid_x[[i, 0]],
-                            grid_x[[i, 1]],
-                            glp[i]
-                        ));
+                        density.push(&DensityRow {
+                            method: f.name(),
+                            x0: Num(grid_x[[i, 0]]),
+                            x1: Num(grid_x[[i, 1]]),
+                            log_p: Num(glp[i]),
+                        })?;
                     }
                 }
                 if draws.is_some() {
                     for r in to_data(&finite).rows() {
-                        samples_csv.push_line(&format!("{},{},{}", f.name(), r[0], r[1]));
+                        samples_csv.push(&PointRow {
+                            method: f.name(),
+                            x0: Num(r[0]),
+                            x1: Num(r[1]),
+                        })?;
                     }
                 }
             }
@@ -575,7 +584,16 @@ impl Study for DensityFitExperiment {
             let (a, b) = col(&|r| r.heldout_ll);
             let (c, d) = col(&|r| r.heldout_ism);
             let (f, g) = col(&|r| Some(r.mmd2));
-            summary.push_line(&format!("{m},{},{a},{b},{c},{d},{f},{g}", v.len()));
+            summary.push(&SummaryRow {
+                method: m.into(),
+                seeds: v.len(),
+                heldout_ll_mean: a,
+                heldout_ll_sd: b,
+                heldout_ism_mean: c,
+                heldout_ism_sd: d,
+                mmd2_mean: f,
+                mmd2_sd: g,
+            })?;
         }
         let mut out = Tables::main(rows);
         out.insert("summary", summary);
@@ -599,6 +617,75 @@ type PerPoint = (
     String,
     f64,
 );
+
+/// A row of `NAME_timing.csv`.
+#[derive(Serialize)]
+struct TimingRow {
+    method: String,
+    seed: u64,
+    train_seconds: Fixed<3>,
+}
+
+/// A row of `NAME_samples.csv`: a point of a method's samples (or of the `train`/`test` split).
+#[derive(Serialize)]
+struct PointRow {
+    method: String,
+    x0: Num,
+    x1: Num,
+}
+
+/// A row of `NAME_density.csv`.
+#[derive(Serialize)]
+struct DensityRow {
+    method: String,
+    x0: Num,
+    x1: Num,
+    log_p: Num,
+}
+
+/// A row of `NAME_summary.csv`: mean and sd over seeds (empty where a method has no value).
+#[derive(Serialize)]
+struct SummaryRow {
+    method: String,
+    seeds: usize,
+    heldout_ll_mean: String,
+    heldout_ll_sd: String,
+    heldout_ism_mean: String,
+    heldout_ism_sd: String,
+    mmd2_mean: String,
+    mmd2_sd: String,
+}
+
+/// A row of `NAME_mle.csv`: the maximum-likelihood fit's training NLL.
+#[derive(Serialize)]
+struct MleStepRow {
+    seed: u64,
+    step: usize,
+    train_nll: Num,
+}
+
+/// A row of `NAME_likelihood.csv`.
+#[derive(Serialize)]
+struct LikelihoodRow {
+    method: String,
+    seed: u64,
+    n_test: usize,
+    heldout_ll: Num,
+    heldout_ll_dequantized: Num,
+    score_evals: String,
+    fit_seconds: Option<Fixed<3>>,
+}
+
+/// A row of `NAME_paired.csv`: a method's per-point difference from a reference.
+#[derive(Serialize)]
+struct PairedRow {
+    method: String,
+    reference: String,
+    seed: u64,
+    n_test: usize,
+    mean_difference: Num,
+    se_difference: Num,
+}
 
 /// The references every score-matching fit is judged against, and the methods' likelihoods by
 /// both routes.
@@ -687,7 +774,11 @@ fn likelihood_part(
         let last = history.len() - 1;
         for (k, v) in history.iter().enumerate() {
             if k % 10 == 0 || k == last {
-                mle_path.push_line(&format!("{seed},{k},{v}"));
+                mle_path.push(&MleStepRow {
+                    seed,
+                    step: k,
+                    train_nll: Num(*v),
+                })?;
             }
         }
         nets.push(("mle".into(), mle));
@@ -762,16 +853,15 @@ fn likelihood_part(
         ));
         let n_test = test.nrows();
         for (m, raw, dq, evals, secs) in &per_point {
-            rows.push_line(&format!(
-                "{m},{seed},{n_test},{},{},{evals},{}",
-                raw.mean().expect("rows"),
-                dq.mean().expect("rows"),
-                if secs.is_nan() {
-                    String::new()
-                } else {
-                    format!("{secs:.3}")
-                }
-            ));
+            rows.push(&LikelihoodRow {
+                method: m.clone(),
+                seed,
+                n_test,
+                heldout_ll: Num(raw.mean().expect("rows")),
+                heldout_ll_dequantized: Num(dq.mean().expect("rows")),
+                score_evals: evals.clone(),
+                fit_seconds: (!secs.is_nan()).then_some(Fixed(*secs)),
+            })?;
         }
         for r in REFERENCES {
             let reference = &per_point.iter().find(|p| p.0 == r).expect("computed").2;
@@ -779,10 +869,15 @@ fn likelihood_part(
                 if m == r {
                     continue;
                 }
-                let diff = dq - reference;
-                let mean = diff.mean().expect("rows");
-                let se = diff.std(1.0) / (n_test as f64).sqrt();
-                paired.push_line(&format!("{m},{r},{seed},{n_test},{mean},{se}"));
+                let diff = MeanSe::of((dq - reference).view());
+                paired.push(&PairedRow {
+                    method: m.clone(),
+                    reference: r.into(),
+                    seed,
+                    n_test,
+                    mean_difference: Num(diff.mean),
+                    se_difference: Num(diff.se),
+                })?;
             }
         }
     }

@@ -38,7 +38,7 @@
 use super::shared::pixel_columns;
 use crate::bad;
 use crate::shared::train_into;
-use crate::study::{Context, Num, Study, Table, Tables, Unit};
+use crate::study::{Context, Fixed, Num, Study, Table, Tables, Unit};
 use anyhow::Result;
 use ndarray::{Array2, Axis};
 use rand::seq::SliceRandom;
@@ -46,7 +46,6 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use scorelab_eval::frechet::frechet_distance;
 use scorelab_eval::mmd2;
-use scorelab_pipeline::files::cell;
 use scorelab_pipeline::metrics::{finite_rows, mean_sd_cell, median, nearest_distances};
 use scorelab_pipeline::observe::stopper;
 use scorelab_pipeline::sample::{AnySampler, InitSpec, SamplePlan};
@@ -271,6 +270,69 @@ pub(super) fn load_pretrained(dir: &Path, field: &str, data: &DataSpec) -> Resul
     Ok(TrainedModel::load(dir).map_err(|err| bad(format!("{field}: {err}")))?)
 }
 
+/// A row of `NAME.csv`: one sampler (or the real images) and seed.
+#[derive(Serialize)]
+struct SampleRow {
+    method: String,
+    fit: String,
+    seed: u64,
+    score_evals: usize,
+    mmd2: Num,
+    mmd2_se: Num,
+    mmd2_p: Option<Num>,
+    frechet: Option<Num>,
+    frechet_sd: Option<Num>,
+    coverage: Option<Num>,
+    nn_median: Num,
+    nn_mean: Num,
+    nn_min: Num,
+    diverged: Num,
+}
+
+/// A row of `NAME_classes.csv`: how many of a method's samples the classifier puts in a class.
+#[derive(Serialize)]
+struct ClassRow {
+    method: String,
+    seed: u64,
+    class: usize,
+    count: usize,
+}
+
+/// A row of `NAME_timing.csv`.
+#[derive(Serialize)]
+struct TimingRow {
+    what: String,
+    name: String,
+    seed: u64,
+    seconds: Fixed<3>,
+}
+
+/// A row of `NAME_frechet_bias.csv`: the Fréchet distance of `chunks` disjoint sets of `n` real
+/// images to the reference set.
+#[derive(Serialize)]
+struct BiasRow {
+    n: usize,
+    chunks: usize,
+    frechet_mean: String,
+    frechet_sd: String,
+}
+
+/// A row of `NAME_summary.csv`: mean and sd over seeds (empty where a method has no value).
+#[derive(Serialize)]
+struct SummaryRow {
+    method: String,
+    seeds: usize,
+    score_evals: usize,
+    mmd2_mean: String,
+    mmd2_sd: String,
+    nn_median_mean: String,
+    nn_median_sd: String,
+    frechet_mean: String,
+    frechet_sd: String,
+    coverage_mean: String,
+    coverage_sd: String,
+}
+
 /// A row of `NAME.csv`, as the summary reads it back.
 #[derive(Debug, Deserialize)]
 struct FitRow {
@@ -465,8 +527,13 @@ impl Study for ImageFitExperiment {
                         )
                     })
                     .collect::<Result<_, _>>()?;
-                let (a, b) = mean_sd_cell(&v);
-                bias.push_line(&format!("{n},{},{a},{b}", v.len()));
+                let (frechet_mean, frechet_sd) = mean_sd_cell(&v);
+                bias.push(&BiasRow {
+                    n,
+                    chunks: v.len(),
+                    frechet_mean,
+                    frechet_sd,
+                })?;
             }
             out.insert("frechet_bias", bias);
         }
@@ -500,11 +567,12 @@ impl Study for ImageFitExperiment {
         let mut classes_csv = Table::new("method,seed,class,count");
         let cols: Vec<String> = (0..d).map(|j| format!("x{j}")).collect();
         let mut grid = Table::new(&format!("method,{}", cols.join(",")));
-        let push_rows = |x: &Array2<f64>, label: &str, out: &mut Table| {
+        let push_rows = |x: &Array2<f64>, label: &str, out: &mut Table| -> Result<()> {
             for r in x.rows().into_iter().take(e.grid_images) {
-                let cells: Vec<String> = r.iter().map(|v| format!("{v:.4}")).collect();
-                out.push_line(&format!("{label},{}", cells.join(",")));
+                let pixels = r.iter().map(|v| format!("{v:.4}"));
+                out.push_cells(std::iter::once(label.to_string()).chain(pixels))?;
             }
+            Ok(())
         };
         let stopped = |csv: Table| {
             let mut t = Tables::main(csv);
@@ -552,18 +620,30 @@ impl Study for ImageFitExperiment {
             let cov = j.classes.as_deref().map(coverage);
             if let Some(counts) = &j.classes {
                 for (k, c) in counts.iter().enumerate() {
-                    classes_csv.push_line(&format!("{method},{seed},{k},{c}"));
+                    classes_csv.push(&ClassRow {
+                        method: method.into(),
+                        seed,
+                        class: k,
+                        count: *c,
+                    })?;
                 }
             }
-            csv.push_line(&format!(
-                "{method},{fit},{seed},{evals},{},{},{},{},{},{},{nn_med},{nn_mean},{nn_min},{diverged}",
-                m.estimate.value,
-                m.estimate.se,
-                cell(m.estimate.p_value),
-                cell(j.frechet.map(|f| f.0)),
-                cell(j.frechet.map(|f| f.1).filter(|v| v.is_finite())),
-                cell(cov),
-            ));
+            csv.push(&SampleRow {
+                method: method.into(),
+                fit: fit.into(),
+                seed,
+                score_evals: evals,
+                mmd2: Num(m.estimate.value),
+                mmd2_se: Num(m.estimate.se),
+                mmd2_p: m.estimate.p_value.map(Num),
+                frechet: j.frechet.map(|f| Num(f.0)),
+                frechet_sd: j.frechet.map(|f| f.1).filter(|v| v.is_finite()).map(Num),
+                coverage: cov.map(Num),
+                nn_median: Num(nn_med),
+                nn_mean: Num(nn_mean),
+                nn_min: Num(nn_min),
+                diverged: Num(diverged),
+            })?;
             Ok(())
         };
         // The real row: with a metric, the floor set (real images no model or classifier saw);
@@ -592,7 +672,7 @@ impl Study for ImageFitExperiment {
             &mut classes_csv,
         )?;
         if si == 0 {
-            push_rows(judge.floor.unwrap_or(test), "real_digits", &mut grid);
+            push_rows(judge.floor.unwrap_or(test), "real_digits", &mut grid)?;
         }
         if judge.metric.is_some() {
             // The far end of the scale: uniform noise on [0, 1]ᴰ.
@@ -621,11 +701,12 @@ impl Study for ImageFitExperiment {
                     let dir = cx.models().join(format!("{}_seed{seed}", f.name));
                     let started = std::time::Instant::now();
                     let model = train_into(&plan, &dir, stop)?;
-                    timing.push_line(&format!(
-                        "train,{},{seed},{:.3}",
-                        f.name,
-                        started.elapsed().as_secs_f64()
-                    ));
+                    timing.push(&TimingRow {
+                        what: "train".into(),
+                        name: f.name.clone(),
+                        seed,
+                        seconds: Fixed(started.elapsed().as_secs_f64()),
+                    })?;
                     model
                 }
                 (None, Some(m)) => m.clone(),
@@ -662,11 +743,12 @@ impl Study for ImageFitExperiment {
                     x = &x + &(scorelab_core::Score::score(&score, x.view()) * (e.noise * e.noise));
                     evals += 1;
                 }
-                timing.push_line(&format!(
-                    "sample,{},{seed},{:.3}",
-                    s.name,
-                    started.elapsed().as_secs_f64()
-                ));
+                timing.push(&TimingRow {
+                    what: "sample".into(),
+                    name: s.name.clone(),
+                    seed,
+                    seconds: Fixed(started.elapsed().as_secs_f64()),
+                })?;
                 let n_all = x.nrows();
                 let x = finite_rows(x.view());
                 let diverged = 1.0 - x.nrows() as f64 / n_all as f64;
@@ -690,7 +772,7 @@ impl Study for ImageFitExperiment {
                     &mut classes_csv,
                 )?;
                 if si == 0 {
-                    push_rows(&x, &s.name, &mut grid);
+                    push_rows(&x, &s.name, &mut grid)?;
                 }
             }
         }
@@ -735,10 +817,19 @@ impl Study for ImageFitExperiment {
             let (c, dd) = col(&|r| r.nn_median.0);
             let (f, fs) = opt(&|r| r.frechet.map_or(f64::NAN, |x| x.0));
             let (g, gs) = opt(&|r| r.coverage.map_or(f64::NAN, |x| x.0));
-            summary.push_line(&format!(
-                "{m},{},{evals},{a},{b},{c},{dd},{f},{fs},{g},{gs}",
-                v.len()
-            ));
+            summary.push(&SummaryRow {
+                method: m.into(),
+                seeds: v.len(),
+                score_evals: evals,
+                mmd2_mean: a,
+                mmd2_sd: b,
+                nn_median_mean: c,
+                nn_median_sd: dd,
+                frechet_mean: f,
+                frechet_sd: fs,
+                coverage_mean: g,
+                coverage_sd: gs,
+            })?;
         }
         let mut out = Tables::main(rows);
         out.insert("summary", summary);

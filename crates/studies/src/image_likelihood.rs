@@ -43,7 +43,7 @@
 use super::shared::pixel_columns;
 use crate::bad;
 use crate::shared::train_into;
-use crate::study::{Context, Num, Study, Table, Tables, Unit};
+use crate::study::{Context, Fixed, Num, Study, Table, Tables, Unit};
 use anyhow::Result;
 use ndarray::{Array1, Array2};
 use rand::SeedableRng;
@@ -183,6 +183,47 @@ pub struct BitsRow {
     pub draw_sd: Option<Num>,
     /// Score evaluations per image and draw.
     pub score_evals: Num,
+}
+
+/// A row of `NAME_paired.csv`: a method's per-image difference from a reference.
+#[derive(Serialize)]
+struct PairedRow {
+    method: String,
+    reference: String,
+    seed: u64,
+    n_test: usize,
+    mean_difference: Num,
+    se_difference: Num,
+}
+
+/// A row of `NAME_images.csv`: one image's bits/dim (mean over the draws).
+#[derive(Serialize)]
+struct ImageRow {
+    method: String,
+    seed: u64,
+    image: usize,
+    bits_per_dim: Num,
+}
+
+/// A row of `NAME_timing.csv`.
+#[derive(Serialize)]
+struct TimingRow {
+    what: String,
+    name: String,
+    seed: u64,
+    seconds: Fixed<3>,
+    per_image: Option<Fixed<6>>,
+}
+
+/// A row of `NAME_summary.csv`: mean and sd over seeds, and the mean of the seeds' standard
+/// errors.
+#[derive(Serialize)]
+struct SummaryRow {
+    method: String,
+    seeds: usize,
+    bits_per_dim_mean: String,
+    bits_per_dim_sd: String,
+    bits_per_dim_se_mean: Num,
 }
 
 /// What every unit shares: the pixel columns, the held-out split, the train plan of a seed.
@@ -398,10 +439,13 @@ impl Study for ImageLikelihoodExperiment {
             &cx.models().join(format!("seed{seed}")),
             stop,
         )?;
-        timing.push_line(&format!(
-            "train,network,{seed},{:.3},",
-            started.elapsed().as_secs_f64()
-        ));
+        timing.push(&TimingRow {
+            what: "train".into(),
+            name: "network".into(),
+            seed,
+            seconds: Fixed(started.elapsed().as_secs_f64()),
+            per_image: None,
+        })?;
         for (s, plan) in e.estimator.iter().zip(&plans) {
             let mut est = plan
                 .prepare_with(model.clone())
@@ -425,11 +469,13 @@ impl Study for ImageLikelihoodExperiment {
                 }
             }
             let secs = started.elapsed().as_secs_f64();
-            timing.push_line(&format!(
-                "likelihood,{},{seed},{secs:.3},{:.6}",
-                s.name,
-                secs / (n * e.draws) as f64
-            ));
+            timing.push(&TimingRow {
+                what: "likelihood".into(),
+                name: s.name.clone(),
+                seed,
+                seconds: Fixed(secs),
+                per_image: Some(Fixed(secs / (n * e.draws) as f64)),
+            })?;
             methods.push(MethodBits {
                 name: s.name.clone(),
                 bits,
@@ -441,19 +487,28 @@ impl Study for ImageLikelihoodExperiment {
             let (mean, se) = mean_se(&image);
             if m.name != "uniform" {
                 for (i, b) in image.iter().enumerate() {
-                    images.push_line(&format!("{},{seed},{i},{b}", m.name));
+                    images.push(&ImageRow {
+                        method: m.name.clone(),
+                        seed,
+                        image: i,
+                        bits_per_dim: Num(*b),
+                    })?;
                 }
             }
-            let draw_sd = if e.draws > 1 {
+            let draw_sd = (e.draws > 1).then(|| {
                 let within = m.bits.var_axis(ndarray::Axis(0), 1.0);
-                (within.mean().expect("images").sqrt()).to_string()
-            } else {
-                String::new()
-            };
-            csv.push_line(&format!(
-                "{},{seed},{n},{},{mean},{se},{draw_sd},{}",
-                m.name, e.draws, m.score_evals
-            ));
+                Num(within.mean().expect("images").sqrt())
+            });
+            csv.push(&BitsRow {
+                method: m.name.clone(),
+                seed,
+                n_test: n,
+                draws: e.draws,
+                bits_per_dim: Num(mean),
+                bits_per_dim_se: Num(se),
+                draw_sd,
+                score_evals: Num(m.score_evals),
+            })?;
         }
         let refs = [
             e.estimator[0].name.as_str(),
@@ -470,7 +525,14 @@ impl Study for ImageLikelihoodExperiment {
                     .mean_axis(ndarray::Axis(0))
                     .expect("draws");
                 let (mean, se) = mean_se(&diff);
-                paired.push_line(&format!("{},{r},{seed},{n},{mean},{se}", m.name));
+                paired.push(&PairedRow {
+                    method: m.name.clone(),
+                    reference: r.into(),
+                    seed,
+                    n_test: n,
+                    mean_difference: Num(mean),
+                    se_difference: Num(se),
+                })?;
             }
         }
 
@@ -498,7 +560,13 @@ impl Study for ImageLikelihoodExperiment {
                 &v.iter().map(|r| r.bits_per_dim.0).collect::<Vec<_>>(),
             );
             let se = v.iter().map(|r| r.bits_per_dim_se.0).sum::<f64>() / v.len() as f64;
-            summary.push_line(&format!("{m},{},{mean},{sd},{se}", v.len()));
+            summary.push(&SummaryRow {
+                method: m.into(),
+                seeds: v.len(),
+                bits_per_dim_mean: mean,
+                bits_per_dim_sd: sd,
+                bits_per_dim_se_mean: Num(se),
+            })?;
         }
         let mut out = Tables::main(rows);
         out.insert("summary", summary);

@@ -187,26 +187,36 @@ impl MaskSpec {
 }
 
 /// One completion run's image rows, 4 decimals, hidden cells empty where `mask` is given.
-fn rows_text(
+fn push_images(
+    out: &mut Table,
     name: &str,
     x: &Array2<f64>,
     mask: Option<&Array2<f64>>,
     take: usize,
     kind: &str,
-) -> String {
-    let mut out = String::new();
+) -> Result<()> {
     for (i, r) in x.rows().into_iter().take(take).enumerate() {
-        let cells: Vec<String> = r
-            .iter()
-            .enumerate()
-            .map(|(j, v)| match mask {
-                Some(m) if m[[i, j]] == 0.0 => String::new(),
-                _ => format!("{v:.4}"),
-            })
-            .collect();
-        out.push_str(&format!("{name},{i},{kind},{}\n", cells.join(",")));
+        let pixels = r.iter().enumerate().map(|(j, v)| match mask {
+            Some(m) if m[[i, j]] == 0.0 => String::new(),
+            _ => format!("{v:.4}"),
+        });
+        let label = [name.to_string(), i.to_string(), kind.to_string()];
+        out.push_cells(label.into_iter().chain(pixels))?;
     }
-    out
+    Ok(())
+}
+
+/// A row of `NAME_summary.csv`: mean and sd over seeds.
+#[derive(Serialize)]
+struct SummaryRow {
+    mask: String,
+    seeds: usize,
+    accuracy_completed_mean: String,
+    accuracy_completed_sd: String,
+    accuracy_masked: Num,
+    accuracy_original: Num,
+    mse_hidden_mean: String,
+    mse_hidden_sd: String,
 }
 
 /// Completes `known` under `mask` with grid sampler `m` on `net`.
@@ -399,15 +409,12 @@ impl Study for InpaintExperiment {
         let mut out = Tables::main(rows);
         if si == 0 {
             let header: Vec<String> = (0..d).map(|j| format!("x{j}")).collect();
-            let mut grid = String::new();
+            let mut grid = Table::new(&format!("mask,image,row,{}", header.join(",")));
             let kk = self.grid_images.min(n);
-            grid.push_str(&rows_text(&spec.name, &masked, Some(mask), kk, "masked"));
-            grid.push_str(&rows_text(&spec.name, &x, None, kk, "completed"));
-            grid.push_str(&rows_text(&spec.name, &images, None, kk, "original"));
-            out.insert(
-                "images",
-                Table::from_csv(&format!("mask,image,row,{}\n{grid}", header.join(","))),
-            );
+            push_images(&mut grid, &spec.name, &masked, Some(mask), kk, "masked")?;
+            push_images(&mut grid, &spec.name, &x, None, kk, "completed")?;
+            push_images(&mut grid, &spec.name, &images, None, kk, "original")?;
+            out.insert("images", grid);
         }
         Ok(out)
     }
@@ -423,13 +430,16 @@ impl Study for InpaintExperiment {
             let (a, b) =
                 mean_sd_cell(&v.iter().map(|r| r.accuracy_completed.0).collect::<Vec<_>>());
             let (c, dd) = mean_sd_cell(&v.iter().map(|r| r.mse_hidden.0).collect::<Vec<_>>());
-            summary.push_line(&format!(
-                "{},{},{a},{b},{},{},{c},{dd}",
-                m.name,
-                v.len(),
-                v[0].accuracy_masked.0,
-                v[0].accuracy_original.0
-            ));
+            summary.push(&SummaryRow {
+                mask: m.name.clone(),
+                seeds: v.len(),
+                accuracy_completed_mean: a,
+                accuracy_completed_sd: b,
+                accuracy_masked: v[0].accuracy_masked,
+                accuracy_original: v[0].accuracy_original,
+                mse_hidden_mean: c,
+                mse_hidden_sd: dd,
+            })?;
         }
         let mut out = Tables::main(rows);
         out.insert("summary", summary);

@@ -24,7 +24,7 @@
 //!   solve (the steps do not depend on the divergence, so every method makes the same evaluations).
 
 use crate::bad;
-use crate::study::{Context, Study, Table, Tables, Unit};
+use crate::study::{Context, Fixed, Num, Sci, Study, Table, Tables, Unit};
 use anyhow::Result;
 use ndarray::ArrayView2;
 use rand::SeedableRng;
@@ -41,7 +41,6 @@ use scorelab_samplers::likelihood::{
 use scorelab_samplers::solve::Rk45;
 use scorelab_samplers::{sample, Ode, OdeSolver, Schedule};
 use serde::{Deserialize, Serialize};
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// `kind = "likelihood_accuracy"`.
@@ -128,6 +127,89 @@ pub struct CostPart {
 /// The CSV header of the accuracy sweep.
 pub const ACCURACY_COLUMNS: &str = "density,dim,schedule,rtol,points,score_evals,mean_abs_error,max_abs_error,mean_error_gaussian_prior,se_error_gaussian_prior,minus_kl_prior_closed_form";
 
+/// A row of `NAME.csv` (the accuracy sweep): one density, D, schedule and rtol.
+#[derive(Serialize)]
+struct AccuracyRow {
+    density: String,
+    dim: usize,
+    schedule: String,
+    rtol: Num,
+    points: usize,
+    score_evals: usize,
+    mean_abs_error: Sci,
+    max_abs_error: Sci,
+    mean_error_gaussian_prior: Sci,
+    se_error_gaussian_prior: Sci,
+    minus_kl_prior_closed_form: Option<Num>,
+}
+
+/// A row of `NAME_summary.csv`: the worst errors of an accuracy unit over every D.
+#[derive(Serialize)]
+struct AccuracySummaryRow {
+    density: String,
+    schedule: String,
+    rtol: Num,
+    worst_mean_abs_error: Sci,
+    worst_max_abs_error: Sci,
+}
+
+/// A row of `NAME_hutchinson.csv`: Hutchinson's divergence against the exact one.
+#[derive(Serialize)]
+struct HutchinsonRow {
+    density: String,
+    dim: usize,
+    probe: String,
+    schedule: String,
+    steps: usize,
+    points: usize,
+    projections: usize,
+    mean_difference: Sci,
+    se_difference: Sci,
+    z: Num,
+    fraction_within_2se: Num,
+    one_probe_variance: Sci,
+    one_probe_sd: Num,
+    max_abs_divergence: Num,
+}
+
+/// A row of `NAME_normalization.csv`: ∫ p_θ over a box by the ODE's density.
+#[derive(Serialize)]
+struct NormalizationRow {
+    network: String,
+    seed: u64,
+    precondition: String,
+    schedule: String,
+    center_x0: Num,
+    center_x1: Num,
+    half_width_x0: Num,
+    half_width_x1: Num,
+    box_factor: Num,
+    nodes_per_axis: usize,
+    integral: Num,
+    integral_minus_one: Sci,
+}
+
+/// A row of `NAME_cost.csv`: seconds per point of each divergence.
+#[derive(Serialize)]
+struct CostRow {
+    dim: usize,
+    hidden: String,
+    method: String,
+    points: usize,
+    score_evals: usize,
+    seconds_per_point: Sci,
+    ratio_to_hutchinson: Fixed<3>,
+}
+
+/// Hidden widths as a cell: `128 128`.
+fn widths(hidden: &[usize]) -> String {
+    hidden
+        .iter()
+        .map(|h| h.to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The accuracy units' (density, schedule index, rtol), in the order of the rows.
 fn accuracy_jobs(e: &LikelihoodAccuracyExperiment) -> Vec<(&'static str, usize, f64)> {
     let mut jobs = vec![];
@@ -193,22 +275,30 @@ fn accuracy(
             mean: gm, se: gse, ..
         } = scorelab_core::stats::MeanSe::of_slice(&gerr);
         let kl = match &end {
-            AnyDensity::Gaussian(q) => format!("{}", -q.kl_to_isotropic(c)),
-            _ => String::new(),
+            AnyDensity::Gaussian(q) => Some(Num(-q.kl_to_isotropic(c))),
+            _ => None,
         };
-        csv.push_line(&format!(
-            "{density},{d},{},{rtol},{},{},{mean_abs:e},{max_abs:e},{gm:e},{gse:e},{kl}",
-            spec.label(),
-            e.points,
-            flow.score_evals
-        ));
+        csv.push(&AccuracyRow {
+            density: density.into(),
+            dim: d,
+            schedule: spec.label(),
+            rtol: Num(rtol),
+            points: e.points,
+            score_evals: flow.score_evals,
+            mean_abs_error: Sci(mean_abs),
+            max_abs_error: Sci(max_abs),
+            mean_error_gaussian_prior: Sci(gm),
+            se_error_gaussian_prior: Sci(gse),
+            minus_kl_prior_closed_form: kl,
+        })?;
     }
-    summary.push_line(&format!(
-        "{density},{},{rtol},{:e},{:e}",
-        spec.label(),
-        worst.0,
-        worst.1
-    ));
+    summary.push(&AccuracySummaryRow {
+        density: density.into(),
+        schedule: spec.label(),
+        rtol: Num(rtol),
+        worst_mean_abs_error: Sci(worst.0),
+        worst_max_abs_error: Sci(worst.1),
+    })?;
     Ok(Some((csv, summary)))
 }
 
@@ -246,10 +336,10 @@ impl Study for LikelihoodAccuracyExperiment {
             t.stopped = true;
             t
         };
-        let part = |name: &str, t: Option<String>| match t {
-            Some(text) => {
+        let part = |name: &str, t: Option<Table>| match t {
+            Some(table) => {
                 let mut out = Tables::default();
-                out.insert(name, Table::from_csv(&text));
+                out.insert(name, table);
                 out
             }
             None => stopped(),
@@ -285,14 +375,14 @@ impl Study for LikelihoodAccuracyExperiment {
 }
 
 /// The Hutchinson comparison (module docs); `None` if stopped.
-fn hutchinson(e: &LikelihoodAccuracyExperiment, stop: &AtomicBool) -> Result<Option<String>> {
+fn hutchinson(e: &LikelihoodAccuracyExperiment, stop: &AtomicBool) -> Result<Option<Table>> {
     let h = &e.hutchinson;
     if h.projections < 2 || h.points < 2 {
         return Err(bad("hutchinson: projections and points must be at least 2").into());
     }
     let schedule = h.schedule;
     let fail = |e: scorelab_samplers::solve::SolveError| anyhow::Error::from(bad(e.to_string()));
-    let mut csv = String::from("density,dim,probe,schedule,steps,points,projections,mean_difference,se_difference,z,fraction_within_2se,one_probe_variance,one_probe_sd,max_abs_divergence\n");
+    let mut csv = Table::new("density,dim,probe,schedule,steps,points,projections,mean_difference,se_difference,z,fraction_within_2se,one_probe_variance,one_probe_sd,max_abs_divergence");
     for &d in &h.dims {
         for probe in [Probe::Rademacher, Probe::Gaussian] {
             if stop.load(Ordering::SeqCst) {
@@ -340,18 +430,22 @@ fn hutchinson(e: &LikelihoodAccuracyExperiment, stop: &AtomicBool) -> Result<Opt
                 / np;
             let mv = var.iter().sum::<f64>() / np;
             let max_abs_exact = fe.divergence.iter().fold(0.0f64, |a, v| a.max(v.abs()));
-            writeln!(
-                csv,
-                "mixture,{d},{},{},{},{},{},{bias:e},{bias_se:e},{},{within},{mv:e},{},{max_abs_exact}",
-                probe.name(),
-                h.schedule.label(),
-                h.steps,
-                h.points,
-                h.projections,
-                bias / bias_se,
-                mv.sqrt()
-            )
-            .expect("a String");
+            csv.push(&HutchinsonRow {
+                density: "mixture".into(),
+                dim: d,
+                probe: probe.name().into(),
+                schedule: h.schedule.label(),
+                steps: h.steps,
+                points: h.points,
+                projections: h.projections,
+                mean_difference: Sci(bias),
+                se_difference: Sci(bias_se),
+                z: Num(bias / bias_se),
+                fraction_within_2se: Num(within),
+                one_probe_variance: Sci(mv),
+                one_probe_sd: Num(mv.sqrt()),
+                max_abs_divergence: Num(max_abs_exact),
+            })?;
         }
     }
     Ok(Some(csv))
@@ -371,7 +465,7 @@ fn noise_conditional(d: usize, hidden: &[usize], pre: bool, seed: u64) -> Result
 }
 
 /// The normalisation check (module docs); `None` if stopped.
-fn normalization(e: &LikelihoodAccuracyExperiment, stop: &AtomicBool) -> Result<Option<String>> {
+fn normalization(e: &LikelihoodAccuracyExperiment, stop: &AtomicBool) -> Result<Option<Table>> {
     let n = &e.normalization;
     let schedule = n.schedule;
     let lik = Likelihood::new(
@@ -381,7 +475,7 @@ fn normalization(e: &LikelihoodAccuracyExperiment, stop: &AtomicBool) -> Result<
     )?;
     let fail = |e: scorelab_samplers::solve::SolveError| anyhow::Error::from(bad(e.to_string()));
     let c = lik.schedule().prior_std();
-    let mut csv = String::from("network,seed,precondition,schedule,center_x0,center_x1,half_width_x0,half_width_x1,box_factor,nodes_per_axis,integral,integral_minus_one\n");
+    let mut csv = Table::new("network,seed,precondition,schedule,center_x0,center_x1,half_width_x0,half_width_x1,box_factor,nodes_per_axis,integral,integral_minus_one");
     let sampler = Ode::with_solver(
         *lik.schedule(),
         OdeSolver::Rk45(Rk45::new(n.rtol, n.rtol)?),
@@ -430,23 +524,20 @@ fn normalization(e: &LikelihoodAccuracyExperiment, stop: &AtomicBool) -> Result<
                         .map(|(i, l)| weights[i] * l.exp())
                         .sum::<f64>();
                 }
-                writeln!(
-                    csv,
-                    "untrained [{}],{seed},{},{},{},{},{},{},{factor},{m},{total},{:e}",
-                    n.hidden
-                        .iter()
-                        .map(|h| h.to_string())
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                    if pre { "edm" } else { "none" },
-                    n.schedule.label(),
-                    center[0],
-                    center[1],
-                    half[0],
-                    half[1],
-                    total - 1.0
-                )
-                .expect("a String");
+                csv.push(&NormalizationRow {
+                    network: format!("untrained [{}]", widths(&n.hidden)),
+                    seed,
+                    precondition: if pre { "edm" } else { "none" }.into(),
+                    schedule: n.schedule.label(),
+                    center_x0: Num(center[0]),
+                    center_x1: Num(center[1]),
+                    half_width_x0: Num(half[0]),
+                    half_width_x1: Num(half[1]),
+                    box_factor: Num(factor),
+                    nodes_per_axis: m,
+                    integral: Num(total),
+                    integral_minus_one: Sci(total - 1.0),
+                })?;
             }
         }
     }
@@ -454,14 +545,13 @@ fn normalization(e: &LikelihoodAccuracyExperiment, stop: &AtomicBool) -> Result<
 }
 
 /// The cost comparison (module docs); `None` if stopped.
-fn cost(e: &LikelihoodAccuracyExperiment, stop: &AtomicBool) -> Result<Option<String>> {
+fn cost(e: &LikelihoodAccuracyExperiment, stop: &AtomicBool) -> Result<Option<Table>> {
     let c = &e.cost;
     let schedule = c.schedule;
     let fail = |e: scorelab_samplers::solve::SolveError| anyhow::Error::from(bad(e.to_string()));
     let tol = FlowSolver::Rk45(Rk45::new(c.rtol, c.rtol)?);
-    let mut csv = String::from(
-        "dim,hidden,method,points,score_evals,seconds_per_point,ratio_to_hutchinson\n",
-    );
+    let mut csv =
+        Table::new("dim,hidden,method,points,score_evals,seconds_per_point,ratio_to_hutchinson");
     for &d in &c.dims {
         let methods: [(&str, Divergence, TraceMethod); 3] = [
             (
@@ -500,18 +590,15 @@ fn cost(e: &LikelihoodAccuracyExperiment, stop: &AtomicBool) -> Result<Option<St
             if name == "hutchinson_1" {
                 base = per;
             }
-            writeln!(
-                csv,
-                "{d},{},{name},{},{evals},{per:e},{:.3}",
-                c.hidden
-                    .iter()
-                    .map(|h| h.to_string())
-                    .collect::<Vec<_>>()
-                    .join(" "),
-                c.points,
-                per / base
-            )
-            .expect("a String");
+            csv.push(&CostRow {
+                dim: d,
+                hidden: widths(&c.hidden),
+                method: name.into(),
+                points: c.points,
+                score_evals: evals,
+                seconds_per_point: Sci(per),
+                ratio_to_hutchinson: Fixed(per / base),
+            })?;
         }
     }
     Ok(Some(csv))

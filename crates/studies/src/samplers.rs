@@ -145,10 +145,11 @@ pub const SAMPLERS_COLUMNS: &str =
 /// decimal) for the adaptive rk45, whose cost varies with the seed.
 fn summarise(rows: &[SamplerRow]) -> Result<Table> {
     // Groups in first-appearance order: (key, metric, target, evaluations, values).
-    type Group = (String, String, String, Vec<usize>, Vec<f64>);
+    type Key = (String, String, String, usize);
+    type Group = (Key, String, String, Vec<usize>, Vec<f64>);
     let mut groups: Vec<Group> = vec![];
     for r in rows {
-        let key = format!("{},{},{},{}", r.run, r.sampler, r.score, r.steps);
+        let key = (r.run.clone(), r.sampler.clone(), r.score.clone(), r.steps);
         match groups.iter_mut().find(|g| g.0 == key && g.1 == r.metric) {
             Some(g) => {
                 g.3.push(r.score_evals);
@@ -164,7 +165,7 @@ fn summarise(rows: &[SamplerRow]) -> Result<Table> {
         }
     }
     let mut out = Table::new("run,sampler,score,steps,score_evals,metric,mean,sd,seeds,target");
-    for (key, metric, target, evals, v) in &groups {
+    for ((run, sampler, score, steps), metric, target, evals, v) in &groups {
         let (mean, sd) = mean_sd(v);
         let e = if evals.iter().all(|&e| e == evals[0]) {
             evals[0].to_string()
@@ -174,13 +175,35 @@ fn summarise(rows: &[SamplerRow]) -> Result<Table> {
                 evals.iter().sum::<usize>() as f64 / evals.len() as f64
             )
         };
-        // The key's cells are the rows' own (run names quoted by the CSV writer as they were).
-        out.push_line(&format!(
-            "{key},{e},{metric},{mean},{sd},{},{target}",
-            v.len()
-        ));
+        out.push(&SummaryRow {
+            run: run.clone(),
+            sampler: sampler.clone(),
+            score: score.clone(),
+            steps: *steps,
+            score_evals: e,
+            metric: metric.clone(),
+            mean: Num(mean),
+            sd,
+            seeds: v.len(),
+            target: target.clone(),
+        })?;
     }
     Ok(out)
+}
+
+/// A row of `NAME_summary.csv`.
+#[derive(Serialize)]
+struct SummaryRow {
+    run: String,
+    sampler: String,
+    score: String,
+    steps: usize,
+    score_evals: String,
+    metric: String,
+    mean: Num,
+    sd: String,
+    seeds: usize,
+    target: String,
 }
 
 /// Checks what can be checked before any work: seeds and runs given, each run's name used once
@@ -461,8 +484,8 @@ impl Study for SamplersExperiment {
                 let cols: Vec<String> = (0..run.x.ncols()).map(|j| format!("x{j}")).collect();
                 let mut samples = Table::new(&format!("run,{}", cols.join(",")));
                 for row in run.x.rows() {
-                    let cells: Vec<String> = row.iter().map(|v| v.to_string()).collect();
-                    samples.push_line(&format!("{},{}", r.name, cells.join(",")));
+                    let cells = row.iter().map(|v| v.to_string());
+                    samples.push_cells(std::iter::once(r.name.clone()).chain(cells))?;
                 }
                 out.insert("samples", samples);
             }

@@ -152,10 +152,30 @@ impl Table {
         Ok(())
     }
 
-    /// Appends a line already in CSV form (no newline; its cells in the header's order).
-    pub fn push_line(&mut self, line: &str) {
-        self.body.push_str(line);
-        self.body.push('\n');
+    /// Appends one row of a table whose width is the data's (a label and a point's D
+    /// coordinates, an image's pixels): its cells in the header's order, written by the same CSV
+    /// writer as [`Table::push`]'s rows.
+    ///
+    /// # Errors
+    /// When the number of cells is not the header's.
+    pub fn push_cells<C: std::fmt::Display>(
+        &mut self,
+        cells: impl IntoIterator<Item = C>,
+    ) -> Result<()> {
+        let cells: Vec<String> = cells.into_iter().map(|c| c.to_string()).collect();
+        let want = self.header.split(',').count();
+        if cells.len() != want {
+            bail!(
+                "a row of table {:?} has {} cells, not {want} (a programming error)",
+                self.header,
+                cells.len()
+            );
+        }
+        let mut w = csv::WriterBuilder::new().from_writer(vec![]);
+        w.write_record(&cells)?;
+        let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
+        self.body.push_str(&String::from_utf8(bytes)?);
+        Ok(())
     }
 
     /// A table from CSV text: its first line is the header.
@@ -237,6 +257,37 @@ impl<'de> Deserialize<'de> for Num {
         s.parse()
             .map(Num)
             .map_err(|_| serde::de::Error::custom(format!("not a number: {s:?}")))
+    }
+}
+
+/// An `f64` cell in scientific notation (`{:e}`: `1.5e-6`), for errors that span many orders of
+/// magnitude.
+///
+/// ```
+/// use scorelab_studies::study::Sci;
+/// assert_eq!(serde_json::to_string(&Sci(0.00015)).unwrap(), "\"1.5e-4\"");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sci(pub f64);
+
+impl Serialize for Sci {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{:e}", self.0))
+    }
+}
+
+/// An `f64` cell with `P` decimals (`{:.P}`), for timings: seconds to the millisecond.
+///
+/// ```
+/// use scorelab_studies::study::Fixed;
+/// assert_eq!(serde_json::to_string(&Fixed::<3>(1.23456)).unwrap(), "\"1.235\"");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fixed<const P: usize>(pub f64);
+
+impl<const P: usize> Serialize for Fixed<P> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{:.*}", P, self.0))
     }
 }
 
