@@ -28,6 +28,7 @@ use scorelab_pipeline::memory::{self, MemoryLimit};
 use scorelab_pipeline::metrics::{metrics, to_csv, Against, MetricRow};
 use scorelab_pipeline::sample::{target_of, AnySampler, NoisedScoreKind};
 use scorelab_pipeline::spec::DensitySpec;
+use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
 /// Reads `--density FILE.toml`: the density (from `density` or `[data] density`) and, for a sample
@@ -40,73 +41,61 @@ pub fn read_target(path: &Path) -> Result<Target, InputError> {
     let label = format!("--density {}", path.display());
     let text =
         std::fs::read_to_string(path).map_err(|e| bad(format!("{label}: cannot read: {e}")))?;
-    let table: toml::Table = toml::from_str(&text).map_err(|e| {
-        bad(format!(
-            "{label}: {}",
-            scorelab_pipeline::files::toml_error(&text, &e)
-        ))
-    })?;
-    // A sample config with model_dir: the density the model was trained on, if it was one.
-    let trained: Option<toml::Table> = table
-        .get("model_dir")
-        .and_then(|d| d.as_str())
-        .and_then(|d| std::fs::read_to_string(Path::new(d).join("config.toml")).ok())
-        .and_then(|t| toml::from_str(&t).ok());
+    let file: TargetFile =
+        scorelab_pipeline::files::parse_toml(&text).map_err(|e| bad(format!("{label}: {e}")))?;
+    // A sample config with model_dir: the data the model was trained on, if it was one.
+    let trained: Option<TargetFile> = file
+        .model_dir
+        .as_ref()
+        .and_then(|d| std::fs::read_to_string(d.join("config.toml")).ok())
+        .and_then(|t| scorelab_pipeline::files::parse_toml(&t).ok());
+    // `key` at the top level, in `[data]`, or in the `[data]` of the model's training config.
+    let data = |f: &TargetFile| f.data.clone().unwrap_or_default();
+    let trained_data = trained.as_ref().map(data).unwrap_or_default();
     // A toy data set (`toy = "NAME"`, `[data] toy`, or a model trained on one): no density
     // here, its fixed held-out points are the reference.
-    // `key` at the top level, in `[data]`, or in the `[data]` of the model's training config.
-    let source = |key: &str| {
-        table
-            .get(key)
-            .or_else(|| table.get("data").and_then(|d| d.get(key)))
-            .or_else(|| {
-                trained
-                    .as_ref()
-                    .and_then(|t| t.get("data"))
-                    .and_then(|d| d.get(key))
-            })
-    };
-    if let Some(name) = source("toy") {
-        let name = name
-            .as_str()
-            .ok_or_else(|| bad(format!("{label}: toy: a name such as \"moons\"")))?;
-        let t: scorelab_densities::Toy = name.parse().map_err(|e| bad(format!("{label}: {e}")))?;
+    if let Some(t) = file.toy.or(data(&file).toy).or(trained_data.toy) {
         return Ok(Target::Toy(t));
     }
-    let raw = source("density").ok_or_else(|| {
+    let spec = file
+        .density
+        .clone()
+        .or(data(&file).density)
+        .or(trained_data.density)
+        .ok_or_else(|| {
             bad(format!(
                 "{label}: no density key; give a file with density = {{ kind = …, … }} (a sample config works as is), or compare with --reference"
             ))
         })?;
-    let spec: DensitySpec = raw
-        .clone()
-        .try_into()
-        .map_err(|e| bad(format!("{label}: density: {e}")))?;
     let p = spec
         .build()
         .map_err(|e| bad(format!("{label}: {}", e.within("density"))))?;
-    let (sigma, scale) = match table.get("sampler") {
-        Some(s) => {
-            let sampler: AnySampler = s
-                .clone()
-                .try_into()
-                .map_err(|e| bad(format!("{label}: sampler: {e}")))?;
-            (
-                sampler.outline().target_sigma(),
-                sampler.outline().target_scale(),
-            )
-        }
+    let (sigma, scale) = match &file.sampler {
+        Some(s) => (s.outline().target_sigma(), s.outline().target_scale()),
         None => (None, 1.0),
     };
-    let kind: NoisedScoreKind = match table.get("noised_score") {
-        Some(v) => v
-            .clone()
-            .try_into()
-            .map_err(|e| bad(format!("{label}: noised_score: {e}")))?,
-        None => NoisedScoreKind::Exact,
-    };
+    let kind = file.noised_score.unwrap_or_default();
     let (q, l) = target_of(&p, kind, sigma, scale).map_err(|e| bad(format!("{label}: {e}")))?;
     Ok(Target::Density(Box::new(q), l))
+}
+
+/// The keys `--density FILE.toml` reads from whatever file it is given (a density file, a
+/// sample config, a train config); the file's other keys are left alone.
+#[derive(Debug, Default, Deserialize)]
+struct TargetFile {
+    density: Option<DensitySpec>,
+    toy: Option<scorelab_densities::Toy>,
+    data: Option<TargetData>,
+    model_dir: Option<PathBuf>,
+    sampler: Option<AnySampler>,
+    noised_score: Option<NoisedScoreKind>,
+}
+
+/// `[data]` of a train config, as far as `--density` reads it.
+#[derive(Debug, Clone, Default, Deserialize)]
+struct TargetData {
+    density: Option<DensitySpec>,
+    toy: Option<scorelab_densities::Toy>,
 }
 
 /// What `--density FILE.toml` names: an analytic density (and the target's label), or a toy
