@@ -525,6 +525,13 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
                 cell("ksd")?,
             ]);
             v.insert(format!("toy_w_{r}"), cell("mode_weight_1")?);
+            v.insert(
+                format!("toy_evals_{r}"),
+                g.strings("score_evals")?
+                    .first()
+                    .cloned()
+                    .unwrap_or_default(),
+            );
         }
         v.insert(
             "table_ncsn_toy".into(),
@@ -991,6 +998,17 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
             v.insert(format!("tz_nll_true_{t}"), nll_true.clone());
             rows.push(vec![t.clone(), nll, nll_true, kl, mmd]);
         }
+        // Each network's training time in this run (the timing file), as a range.
+        let timing = read("toy_zoo_timing.csv")?.filter("what", "train")?;
+        let secs = timing.f64s("seconds")?;
+        let (lo, hi) = (
+            secs.iter().copied().fold(f64::INFINITY, f64::min),
+            secs.iter().copied().fold(0.0, f64::max),
+        );
+        v.insert(
+            "tz_train_seconds".into(),
+            format!("{}–{}", sig(lo, 2), sig(hi, 2)),
+        );
         v.insert(
             "table_toy_zoo".into(),
             md(
@@ -1135,6 +1153,14 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
             "dg_seeds".into(),
             s.strings("seeds")?.first().cloned().unwrap_or_default(),
         );
+        // The chains per sampler, as the experiment ran them (its written config).
+        #[derive(serde::Deserialize)]
+        struct Chains {
+            chains: usize,
+        }
+        let text = std::fs::read_to_string(results.join("digits.config.toml"))?;
+        let chains: Chains = toml::from_str(&text)?;
+        v.insert("dg_chains".into(), chains.chains.to_string());
         // The closest any sample of any sampler comes to a training image.
         let methods = per.strings("method")?;
         let mins = per.f64s("nn_min")?;

@@ -812,7 +812,9 @@ fn a_claim_the_results_contradict_makes_paper_fail() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("check best_digits_within_1_5x_floor fails: 30.0 against the floor's"),
+        err.contains(
+            "check best_digits_below_floor_nearer_training_images fails: 30.0 against the floor's"
+        ),
         "{err}"
     );
     assert!(!d.join("p.md").exists());
