@@ -405,11 +405,10 @@ fn experiments_refuse_duplicate_runs_and_reproduce_checks_every_file_first() {
         format!("no_such_key = 1\n{digits}"),
     )
     .unwrap();
-    let started = std::time::Instant::now();
     refused(
         &scorelab(&["reproduce", "--quick"], d),
         &["digits.toml", "no_such_key"],
     );
-    assert!(started.elapsed().as_secs() < 30);
+    // Refused before any step: nothing written (a timing bound would depend on the machine's load).
     assert!(!d.join("results").exists(), "no step ran");
 }
