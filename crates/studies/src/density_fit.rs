@@ -24,8 +24,8 @@
 //!
 //! Writes `NAME.csv` (one row per method and seed), `NAME_summary.csv` (mean and sd over seeds),
 //! `NAME_density.csv` (log-density in data units on a grid, first seed) and `NAME_samples.csv`
-//! (the first seed's samples and data split, data units), and `NAME_timing.csv` (training seconds:
-//! the one file that differs between reruns).
+//! (the first seed's samples and data split, data units), and `NAME_timing.csv` (the seconds of
+//! every fit, the networks' and the likelihood part's: the one file that differs between reruns).
 
 use crate::bad;
 use crate::shared::train_into;
@@ -544,8 +544,16 @@ impl Study for DensityFitExperiment {
                 t.stopped = true;
                 return Ok(t);
             }
-            let (lik, paired, mle) =
+            let (lik, paired, mle, fits) =
                 likelihood_part(self, l, &names, seed, cx.models(), cx.stop())?;
+            // The likelihood part's fitting times go with the networks' training times.
+            for (method, secs) in fits {
+                timing.push(&TimingRow {
+                    method,
+                    seed,
+                    train_seconds: Fixed(secs),
+                })?;
+            }
             out.insert("likelihood", lik);
             out.insert("paired", paired);
             out.insert("mle", mle);
@@ -673,7 +681,6 @@ struct LikelihoodRow {
     heldout_ll: Num,
     heldout_ll_dequantized: Num,
     score_evals: String,
-    fit_seconds: Option<Fixed<3>>,
 }
 
 /// A row of `NAME_paired.csv`: a method's per-point difference from a reference.
@@ -686,6 +693,9 @@ struct PairedRow {
     mean_difference: Num,
     se_difference: Num,
 }
+
+/// The likelihood part's tables (`likelihood`, `paired`, `mle`) and the seconds of its fits.
+type LikelihoodTables = (Table, Table, Table, Vec<(String, f64)>);
 
 /// The references every score-matching fit is judged against, and the methods' likelihoods by
 /// both routes.
@@ -701,7 +711,7 @@ fn likelihood_part(
     seed: u64,
     models: &Path,
     stop: &AtomicBool,
-) -> Result<(Table, Table, Table)> {
+) -> Result<LikelihoodTables> {
     use scorelab_pipeline::baselines::{fit_energy_ml, fit_mixture_em, kde_cv};
     use scorelab_pipeline::data::Dequantize;
     if l.draws == 0 || !names.contains(&l.mle.from) {
@@ -711,8 +721,9 @@ fn likelihood_part(
         ))
         .into());
     }
-    let mut rows =
-        Table::new("method,seed,n_test,heldout_ll,heldout_ll_dequantized,score_evals,fit_seconds");
+    let mut rows = Table::new("method,seed,n_test,heldout_ll,heldout_ll_dequantized,score_evals");
+    // Seconds each of the likelihood part's own fits took (written to the timing file).
+    let mut fits: Vec<(String, f64)> = vec![];
     let mut paired = Table::new("method,reference,seed,n_test,mean_difference,se_difference");
     let mut mle_path = Table::new("seed,step,train_nll");
     {
@@ -860,8 +871,10 @@ fn likelihood_part(
                 heldout_ll: Num(raw.mean().expect("rows")),
                 heldout_ll_dequantized: Num(dq.mean().expect("rows")),
                 score_evals: evals.clone(),
-                fit_seconds: (!secs.is_nan()).then_some(Fixed(*secs)),
             })?;
+            if !secs.is_nan() {
+                fits.push((m.clone(), *secs));
+            }
         }
         for r in REFERENCES {
             let reference = &per_point.iter().find(|p| p.0 == r).expect("computed").2;
@@ -881,5 +894,5 @@ fn likelihood_part(
             }
         }
     }
-    Ok((rows, paired, mle_path))
+    Ok((rows, paired, mle_path, fits))
 }
