@@ -29,7 +29,7 @@
 
 use crate::bad;
 use crate::shared::train_into;
-use crate::study::{Context, Fixed, Num, Study, Table, Tables, Unit};
+use crate::study::{Context, Fixed, Num, PairedRow, Study, Table, Tables, Unit};
 use anyhow::Result;
 use ndarray::{concatenate, Array2, Axis};
 use rand::SeedableRng;
@@ -681,17 +681,6 @@ struct LikelihoodRow {
     heldout_ll: Num,
     heldout_ll_dequantized: Num,
     score_evals: String,
-}
-
-/// A row of `NAME_paired.csv`: a method's per-point difference from a reference.
-#[derive(Serialize)]
-struct PairedRow {
-    method: String,
-    reference: String,
-    seed: u64,
-    n_test: usize,
-    mean_difference: Num,
-    se_difference: Num,
 }
 
 /// The likelihood part's tables (`likelihood`, `paired`, `mle`) and the seconds of its fits.

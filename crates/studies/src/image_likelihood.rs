@@ -43,7 +43,7 @@
 use super::shared::pixel_columns;
 use crate::bad;
 use crate::shared::train_into;
-use crate::study::{Context, Fixed, Num, Study, Table, Tables, Unit};
+use crate::study::{Context, Fixed, Num, PairedRow, Study, Table, Tables, Unit};
 use anyhow::Result;
 use ndarray::{Array1, Array2};
 use rand::SeedableRng;
@@ -183,17 +183,6 @@ pub struct BitsRow {
     pub draw_sd: Option<Num>,
     /// Score evaluations per image and draw.
     pub score_evals: Num,
-}
-
-/// A row of `NAME_paired.csv`: a method's per-image difference from a reference.
-#[derive(Serialize)]
-struct PairedRow {
-    method: String,
-    reference: String,
-    seed: u64,
-    n_test: usize,
-    mean_difference: Num,
-    se_difference: Num,
 }
 
 /// A row of `NAME_images.csv`: one image's bits/dim (mean over the draws).

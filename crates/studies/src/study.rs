@@ -260,6 +260,25 @@ impl<'de> Deserialize<'de> for Num {
     }
 }
 
+/// A row of a paired comparison (`NAME_paired.csv` of a density fit or an image likelihood): one
+/// method's per-point differences from a reference on one seed's held-out points, their mean and
+/// standard error ([`scorelab_core::stats::MeanSe`]).
+#[derive(Debug, Serialize)]
+pub struct PairedRow {
+    /// The method.
+    pub method: String,
+    /// The reference it is compared with.
+    pub reference: String,
+    /// The seed (the split).
+    pub seed: u64,
+    /// Held-out points.
+    pub n_test: usize,
+    /// The mean of method − reference over the points.
+    pub mean_difference: Num,
+    /// Its standard error.
+    pub se_difference: Num,
+}
+
 /// An `f64` cell in scientific notation (`{:e}`: `1.5e-6`), for errors that span many orders of
 /// magnitude.
 ///
