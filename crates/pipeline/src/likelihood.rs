@@ -345,10 +345,7 @@ impl LikelihoodPlan {
     }
 
     fn prepare_source(&self, model: Option<TrainedModel>) -> Result<Estimation> {
-        let schedule = match self.schedule {
-            Some(s) => s,
-            None => Schedule::vp(0.1, 20.0, 1e-5).expect("the default schedule is valid"),
-        };
+        let schedule = self.schedule.unwrap_or_else(Schedule::likelihood_default);
         let batch = self.batch.unwrap_or(DEFAULT_BATCH);
         let prior = self.prior.unwrap_or_default();
         let hutch = self.divergence == Some(DivergenceKind::Hutchinson);

@@ -100,6 +100,22 @@ pub fn likelihood_schedule<'de, D: serde::Deserializer<'de>>(
         .map_err(serde::de::Error::custom)
 }
 
+impl Schedule {
+    /// The schedule a likelihood integrates on when its config names none: `vp` with Song et
+    /// al.'s β's, stopped at t_min = 1e-5 (closer to the data than sampling's 1e-3).
+    ///
+    /// # Examples
+    /// ```
+    /// use scorelab_samplers::Schedule;
+    /// assert_eq!(Schedule::likelihood_default(), Schedule::vp(0.1, 20.0, 1e-5).unwrap());
+    /// ```
+    pub fn likelihood_default() -> Schedule {
+        vp_default()
+            .build(LIKELIHOOD_T_MIN)
+            .expect("the default schedule is valid")
+    }
+}
+
 impl ScheduleDef {
     /// The schedule, with `t_min` for `vp`/`subvp` where the table leaves it out.
     fn build(self, t_min_default: f64) -> Result<Schedule, ParamError> {
