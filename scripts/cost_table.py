@@ -67,7 +67,7 @@ print(row("objective", [f"D={d}" for d in dims]))
 print(row("---", ["---:"] * len(dims)))
 for o in ["dsm", "ssm", "ssm_vr", "ism_naive", "ism_structured", "esm"]:
     print(row(f"scorelab {o}", [fmt(median_of(0, (o, d))) for d in dims]))
-for o in ["dsm", "ssm", "ssm_vr", "ism_jacrev", "ism_jacfwd"]:
+for o in ["dsm", "ssm", "ssm_vr", "ism_structured", "ism_jacrev", "ism_jacfwd"]:
     print(row(f"JAX {o}", [fmt(median_of(1, (o, d))) for d in dims]))
 print("\nRatios (< 1: scorelab faster):\n")
 print(row("ratio", [f"D={d}" for d in dims]))
@@ -75,6 +75,8 @@ print(row("---", ["---:"] * len(dims)))
 print(row("scorelab dsm / JAX dsm", ratio_cell((0, "dsm"), (1, "dsm"))))
 print(row("scorelab ssm / JAX ssm", ratio_cell((0, "ssm"), (1, "ssm"))))
 print(row("scorelab ssm_vr / JAX ssm_vr", ratio_cell((0, "ssm_vr"), (1, "ssm_vr"))))
+print(row("scorelab ism_structured / JAX ism_structured", ratio_cell((0, "ism_structured"), (1, "ism_structured"))))
+print(row("scorelab ism_structured / scorelab ssm_vr", ratio_cell((0, "ism_structured"), (0, "ssm_vr"))))
 print(row("scorelab ism_naive / JAX ism_jacrev", ratio_cell((0, "ism_naive"), (1, "ism_jacrev"))))
 print(row("scorelab ism_structured / scorelab dsm", ratio_cell((0, "ism_structured"), (0, "dsm"))))
 print(row("JAX ism_jacrev / JAX dsm", ratio_cell((1, "ism_jacrev"), (1, "dsm"))))

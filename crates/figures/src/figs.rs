@@ -579,8 +579,8 @@ fn jacobian_cost(results: &Path, stem: &Path) -> Result<()> {
                     "scorelab structured",
                     false,
                 ),
-                (Side::Jax, "ism_jacrev", "JAX jacrev", false),
-                (Side::Jax, "ism_jacfwd", "JAX jacfwd", true),
+                (Side::Jax, "ism_structured", "JAX structured", false),
+                (Side::Jax, "ism_jacrev", "JAX jacrev (D passes)", true),
             ],
         ),
         (
