@@ -107,6 +107,15 @@ pub struct Audit {
 /// `residual_rel_se` = √(Σ_k se_k²)/‖∇_θ ESM‖₂ is the size ‖d − ∇_θ B‖ has when the identity holds
 /// (E‖d − ∇_θ B‖² = Σ_k se_k²). So `residual_rel / residual_rel_se` is of order 1 when it holds,
 /// and `rel_diff` ≈ `boundary_rel` ≫ `residual_rel_se` where B moves with θ.
+///
+/// That ratio is a size, not a test: its law under the identity depends on the number of
+/// parameters and their correlations. The calibrated statistics are `residual_p` and
+/// `difference_p`: per parameter k, t_k = (d_k − ∇_θ B_k)/se_k has Student's t law with K − 1
+/// degrees of freedom under the identity (K batch means of independent samples, each nearly
+/// normal), and the p-value of the case is Bonferroni's over the P parameters,
+/// min(1, P · min_k 2(1 − F_{t,K−1}(|t_k|))), which rejects with probability at most α at level α
+/// whatever the parameters' correlations. `difference_p` is the same test of d_k = 0 (the
+/// identity without the boundary term), which must reject where B moves with θ.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GradientAudit {
     /// ‖∇_θ ESM − ∇_θ ISM‖₂ / ‖∇_θ ESM‖₂.
@@ -117,6 +126,52 @@ pub struct GradientAudit {
     pub residual_rel: f64,
     /// √(Σ_k se_k²) / ‖∇_θ ESM‖₂: the residual's standard size under the identity.
     pub residual_rel_se: f64,
+    /// Bonferroni's p-value over the parameters of the per-parameter t-tests of
+    /// ∇_θ ESM − ∇_θ ISM − ∇_θ B = 0 (K − 1 degrees of freedom): calibrated under the identity.
+    pub residual_p: f64,
+    /// The same test of ∇_θ ESM − ∇_θ ISM = 0, without the boundary term.
+    pub difference_p: f64,
+}
+
+/// Bonferroni's p-value over the components of the two-sided t-tests of `mean_k = 0` with
+/// standard errors `se_k` on `df` degrees of freedom: min(1, P · min_k p_k). A component with a
+/// zero standard error counts as p = 0 unless its mean is 0 too (a parameter the objective does
+/// not see, which is left out of P). NaN without components or degrees of freedom.
+///
+/// ```
+/// use ndarray::array;
+/// use scorelab_eval::audit::bonferroni_t;
+/// // t = 2.0395 is the two-sided 5% point of Student's t on 31 df: P = 2 doubles its p.
+/// let p = bonferroni_t(array![2.0395, 0.1].view(), array![1.0, 1.0].view(), 31);
+/// assert!((p - 0.1).abs() < 1e-4);
+/// ```
+pub fn bonferroni_t(
+    mean: ndarray::ArrayView1<f64>,
+    se: ndarray::ArrayView1<f64>,
+    df: usize,
+) -> f64 {
+    use statrs::distribution::{ContinuousCDF, StudentsT};
+    let Ok(t) = StudentsT::new(0.0, 1.0, df as f64) else {
+        return f64::NAN;
+    };
+    let mut count = 0usize;
+    let mut least = f64::INFINITY;
+    for (&m, &e) in mean.iter().zip(se.iter()) {
+        let p = if e > 0.0 {
+            2.0 * t.sf((m / e).abs())
+        } else if m == 0.0 {
+            continue;
+        } else {
+            0.0
+        };
+        count += 1;
+        least = least.min(p);
+    }
+    if count == 0 {
+        f64::NAN
+    } else {
+        (count as f64 * least).min(1.0)
+    }
 }
 
 /// The number of batches of the θ-gradient's batch-means standard error ([`GradientAudit`]).
@@ -168,23 +223,29 @@ where
     let esm_norm = norm(&(esm_sum / n as f64));
     let d = diff_sum / n as f64;
     let residual = &d - &boundary_gradient(density, model);
-    let var_sum: f64 = if k > 1 {
+    // se_k² by batch means: the variance of the K batch means over K.
+    let se: Array1<f64> = if k > 1 {
         batch_means
             .columns()
             .into_iter()
             .map(|c| {
                 let m = c.mean().unwrap_or(0.0);
-                c.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (k - 1) as f64 / k as f64
+                (c.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (k - 1) as f64 / k as f64)
+                    .sqrt()
             })
-            .sum()
+            .collect()
     } else {
-        f64::NAN
+        Array1::from_elem(p, f64::NAN)
     };
+    let var_sum: f64 = se.iter().map(|e| e * e).sum();
+    let df = k.saturating_sub(1);
     GradientAudit {
         rel_diff: norm(&d) / esm_norm,
         boundary_rel: norm(&(&d - &residual)) / esm_norm,
         residual_rel: norm(&residual) / esm_norm,
         residual_rel_se: var_sum.sqrt() / esm_norm,
+        residual_p: bonferroni_t(residual.view(), se.view(), df),
+        difference_p: bonferroni_t(d.view(), se.view(), df),
     }
 }
 

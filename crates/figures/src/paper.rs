@@ -205,12 +205,97 @@ fn one(t: &Table, key: &str, value: &str, col: &str) -> Result<f64> {
         .with_context(|| format!("{}: no row with {key} = {value}", t.path.display()))
 }
 
+/// Every setting of every experiment as it ran: each leaf of `results/NAME.config.toml` (the
+/// config an experiment wrote beside its results) as `cfg:NAME:dotted.path`, so that the paper
+/// renders a setting (a network's widths, a step count) instead of typing it. Numbers render as
+/// written (`0.002`, `400`; a whole float without its `.0`), strings as they are, arrays as their
+/// elements joined by `, ` (`hidden` arrays by `-`, as in "64-64"), and every array's length as
+/// `cfg:NAME:dotted.path#len`; an array of tables (`[[objective]]`) is walked element by element,
+/// each under its `name` key (else its index). The provenance table `[run_info]` is left out.
+///
+/// ```
+/// let dir = tempfile::tempdir()?;
+/// std::fs::write(
+///     dir.path().join("fit.config.toml"),
+///     "seeds = [1, 2, 3]\n[model]\nhidden = [64, 64]\n[train]\nlr = 0.002\nbox = 6.0\n",
+/// )?;
+/// let v = scorelab_figures::paper::config_values(dir.path())?;
+/// assert_eq!(v["cfg:fit:model.hidden"], "64-64");
+/// assert_eq!(v["cfg:fit:seeds#len"], "3");
+/// assert_eq!(v["cfg:fit:train.lr"], "0.002");
+/// assert_eq!(v["cfg:fit:train.box"], "6");
+/// # Ok::<(), anyhow::Error>(())
+/// ```
+///
+/// # Errors
+/// If `results` cannot be listed or a config does not parse (the message names it).
+pub fn config_values(results: &Path) -> Result<BTreeMap<String, String>> {
+    fn leaf(v: &toml::Value, key: &str) -> String {
+        match v {
+            toml::Value::Float(f) => format!("{f}"),
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Array(a) => a
+                .iter()
+                .map(|e| leaf(e, key))
+                .collect::<Vec<_>>()
+                .join(if key == "hidden" { "-" } else { ", " }),
+            other => other.to_string(),
+        }
+    }
+    fn walk(prefix: &str, t: &toml::Value, out: &mut BTreeMap<String, String>) {
+        let Some(t) = t.as_table() else { return };
+        for (k, v) in t {
+            let path = format!("{prefix}{k}");
+            match v {
+                toml::Value::Table(_) if k != "run_info" => walk(&format!("{path}."), v, out),
+                toml::Value::Table(_) => {}
+                // An array of tables ([[objective]]): each under its `name`, else its index.
+                toml::Value::Array(a) if !a.is_empty() && a.iter().all(toml::Value::is_table) => {
+                    out.insert(format!("{path}#len"), a.len().to_string());
+                    for (i, e) in a.iter().enumerate() {
+                        let key = e
+                            .get("name")
+                            .and_then(toml::Value::as_str)
+                            .map_or(i.to_string(), str::to_string);
+                        walk(&format!("{path}.{key}."), e, out);
+                    }
+                }
+                toml::Value::Array(a) => {
+                    out.insert(format!("{path}#len"), a.len().to_string());
+                    out.insert(path, leaf(v, k));
+                }
+                _ => {
+                    out.insert(path, leaf(v, k));
+                }
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    let mut entries: Vec<_> = std::fs::read_dir(results)
+        .with_context(|| format!("cannot list {}", results.display()))?
+        .collect::<std::io::Result<_>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(stem) = name.strip_suffix(".config.toml") else {
+            continue;
+        };
+        let text = std::fs::read_to_string(e.path())?;
+        let t: toml::Value =
+            toml::from_str(&text).with_context(|| format!("{}", e.path().display()))?;
+        walk(&format!("cfg:{stem}:"), &t, &mut out);
+    }
+    Ok(out)
+}
+
 /// Every named value and table of the paper, from the CSVs in `results`.
 ///
 /// # Errors
 /// If a file the paper needs is missing or malformed (the message names it).
 pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
     let mut v = crate::checks::values(results);
+    v.extend(config_values(results)?);
     let read = |name: &str| Table::read(&results.join(name));
     // The equivalence audit.
     {
@@ -218,9 +303,8 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
         let dens = t.distinct("density")?;
         let z = t.f64s("z_score")?;
         let g = t.f64s("grad_rel_diff")?;
-        // The θ-gradient residual after ∇_θ B, in units of its standard size (NaN-free cases).
-        let (gr, gse) = (t.f64s("grad_residual_rel")?, t.f64s("grad_residual_se")?);
-        let gz: Vec<f64> = (0..gr.len()).map(|i| gr[i] / gse[i]).collect();
+        // The θ-gradient residual after ∇_θ B: its calibrated p-value (Bonferroni over θ).
+        let gp = t.f64s("grad_residual_p")?;
         let c = t.f64s("constant")?;
         let all = t.strings("density")?;
         let mut rows = vec![];
@@ -228,11 +312,11 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
             let idx: Vec<usize> = (0..all.len()).filter(|&i| &all[i] == d).collect();
             let zmax = idx.iter().map(|&i| z[i].abs()).fold(0.0, f64::max);
             let gmax = idx.iter().map(|&i| g[i]).fold(0.0, f64::max);
-            let gzmax = idx
+            let gpmin = idx
                 .iter()
-                .map(|&i| gz[i])
+                .map(|&i| gp[i])
                 .filter(|v| v.is_finite())
-                .fold(0.0, f64::max);
+                .fold(f64::INFINITY, f64::min);
             // C differs between the cases of one density (its dimension, its parameters): every
             // distinct value, in the order of the cases.
             let mut cs: Vec<String> = vec![];
@@ -248,7 +332,7 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
                 cs.join(", "),
                 sig(zmax, 2),
                 sig(gmax, 2),
-                sig(gzmax, 2),
+                if gpmin.is_finite() { sig(gpmin, 2) } else { "—".into() },
             ]);
         }
         v.insert(
@@ -260,7 +344,7 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
                     "C (each distinct value)",
                     "max |z|",
                     "max θ-gradient rel. diff.",
-                    "max residual after ∇_θB / its SE",
+                    "least p of the residual after ∇_θB",
                 ],
                 &rows,
             ),
@@ -283,18 +367,17 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
             sig(grad_max(&|d| d == "half_normal"), 2),
         );
         v.insert(
-            "eq_grad_resid_max".into(),
-            sig(
-                gz.iter()
-                    .copied()
-                    .filter(|v| v.is_finite())
-                    .fold(0.0, f64::max),
-                2,
-            ),
+            "audit_gradient_batches".into(),
+            t.strings("grad_batches")?
+                .into_iter()
+                .find(|b| !b.is_empty())
+                .context("equivalence.csv: no case with a gradient audit")?,
         );
+        let zmax = z.iter().map(|a| a.abs()).fold(0.0, f64::max);
+        v.insert("eq_max_z".into(), sig(zmax, 2));
         v.insert(
-            "eq_max_z".into(),
-            sig(z.iter().map(|a| a.abs()).fold(0.0, f64::max), 2),
+            "eq_max_z_p".into(),
+            sig(crate::checks::sidak_max_abs_z(zmax, z.len()), 2),
         );
         let m = read("equivalence_models.csv")?;
         v.insert("eqm_cases".into(), m.rows.len().to_string());
@@ -659,13 +742,16 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
             let (_, wb, wsb) = at(&w2, &r, None)?;
             let learned = format!("{r}_learned");
             let (el, ml, sl) = at(&weight, &learned, None)?;
-            // The smallest budget whose mean weight is within 0.02 of the truth 0.2.
-            let within = g
-                .f64s("score_evals")?
-                .into_iter()
-                .zip(g.f64s("mean")?)
-                .find(|(_, m)| (m - 0.2).abs() <= 0.02)
-                .map_or("—".to_string(), |(e, _)| e.to_string());
+            // The smallest budget from which on every mean weight is within 2 standard errors
+            // over seeds (sd/√seeds) of the truth 0.2.
+            let (evals, means) = (g.f64s("score_evals")?, g.f64s("mean")?);
+            let (sds, seeds) = (g.f64s("sd")?, g.f64s("seeds")?);
+            let consistent: Vec<bool> = (0..means.len())
+                .map(|i| (means[i] - 0.2).abs() <= 2.0 * sds[i] / seeds[i].sqrt())
+                .collect();
+            let within = (0..means.len())
+                .find(|&i| consistent[i..].iter().all(|&c| c))
+                .map_or("—".to_string(), |i| evals[i].to_string());
             rows.push(vec![
                 r.replace('_', " "),
                 within,
@@ -680,7 +766,7 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
             md(
                 &[
                     "sampler, schedule",
-                    "exact: fewest evaluations within 0.02 of 0.2",
+                    "exact: fewest evaluations from which the weight is within 2 SE of 0.2",
                     "exact: weight at ≈100 evaluations",
                     "exact: weight at the most",
                     "exact: sliced W₂ at ≈100 / the most",
@@ -840,10 +926,28 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
                 .zip(g.f64s("heldout_ll")?)
                 .collect())
         };
+        let timing = read("old_faithful_timing.csv")?;
+        let ism = per("ism")?;
         let mut rows = vec![];
         for m in t.distinct("method")? {
             let ll: Vec<f64> = per(&m)?.iter().map(|p| p.1).collect();
             let (mean, sd) = mean_sd(&ll);
+            v.insert(format!("of_lik_{m}"), pm(mean, sd));
+            // Paired by split against ISM: mean ± sd of the per-split differences.
+            let diffs: Vec<f64> = per(&m)?
+                .iter()
+                .filter_map(|(seed, l)| ism.iter().find(|p| p.0 == *seed).map(|p| l - p.1))
+                .collect();
+            let (dm, dsd) = mean_sd(&diffs);
+            v.insert(format!("of_minus_ism_{m}"), pm(dm, dsd));
+            let secs = timing.filter("method", &m)?.f64s("train_seconds")?;
+            if !secs.is_empty() {
+                let (s_mean, _) = mean_sd(&secs);
+                v.insert(
+                    format!("of_fit_ms_{m}"),
+                    sig(1e3 * s_mean, 2),
+                );
+            }
             let mut r = vec![m.replace('_', " "), pm(mean, sd)];
             for reference in ["kde_scott", "mle"] {
                 if m == reference {
@@ -870,6 +974,28 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
                 &rows,
             ),
         );
+    }
+    // The maximum-likelihood fine-tuning's training NLL: its fall over the last tenth of its
+    // steps, per split (a fit still improving when it stops).
+    {
+        let t = read("old_faithful_mle.csv")?;
+        let mut falls = vec![];
+        for seed in t.distinct("seed")? {
+            let g = t.filter("seed", &seed)?;
+            let (step, nll) = (g.f64s("step")?, g.f64s("train_nll")?);
+            let last = step.iter().copied().fold(0.0, f64::max);
+            let at = |s: f64| -> Option<f64> {
+                (0..step.len())
+                    .filter(|&i| step[i] <= s)
+                    .max_by(|&a, &b| step[a].total_cmp(&step[b]))
+                    .map(|i| nll[i])
+            };
+            if let (Some(a), Some(b)) = (at(0.9 * last), at(last)) {
+                falls.push(a - b);
+            }
+        }
+        let (m, sd) = mean_sd(&falls);
+        v.insert("of_mle_last_tenth_fall".into(), pm(m, sd));
     }
     // Exact likelihoods through the probability-flow ODE.
     {

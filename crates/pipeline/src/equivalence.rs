@@ -376,7 +376,7 @@ fn kind_hint(e: &toml::de::Error, kinds: &[&str]) -> String {
 }
 
 /// The CSV header, in order.
-pub const COLUMNS: [&str; 22] = [
+pub const COLUMNS: [&str; 25] = [
     "case",
     "density",
     "model",
@@ -395,6 +395,9 @@ pub const COLUMNS: [&str; 22] = [
     "grad_boundary_rel",
     "grad_residual_rel",
     "grad_residual_se",
+    "grad_residual_p",
+    "grad_difference_p",
+    "grad_batches",
     "esm_closed",
     "ism_closed",
     "esm_quad",
@@ -490,6 +493,10 @@ pub fn to_csv(rows: &[Row]) -> Vec<u8> {
             cell(a.gradient.map(|g| g.boundary_rel)),
             cell(a.gradient.map(|g| g.residual_rel)),
             cell(a.gradient.map(|g| g.residual_rel_se)),
+            cell(a.gradient.map(|g| g.residual_p)),
+            cell(a.gradient.map(|g| g.difference_p)),
+            a.gradient
+                .map_or(String::new(), |_| scorelab_eval::audit::GRADIENT_BATCHES.min(a.samples).to_string()),
             cell(r.closed.map(|c| c.0)),
             cell(r.closed.map(|c| c.1)),
             cell(q.map(|q| q.esm)),

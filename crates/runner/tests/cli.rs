@@ -12,7 +12,7 @@ fn scorelab(args: &[&str], dir: &Path) -> Output {
         .expect("the binary runs")
 }
 
-const HEADER: &str = "case,density,model,dim,samples,esm,esm_se,ism,ism_se,gap,gap_se,constant,boundary_term,z_score,grad_rel_diff,grad_boundary_rel,grad_residual_rel,grad_residual_se,esm_closed,ism_closed,esm_quad,ism_quad";
+const HEADER: &str = "case,density,model,dim,samples,esm,esm_se,ism,ism_se,gap,gap_se,constant,boundary_term,z_score,grad_rel_diff,grad_boundary_rel,grad_residual_rel,grad_residual_se,grad_residual_p,grad_difference_p,grad_batches,esm_closed,ism_closed,esm_quad,ism_quad";
 
 /// The index of the column `name` of the equivalence CSV.
 fn col(name: &str) -> usize {
