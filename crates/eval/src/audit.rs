@@ -230,8 +230,7 @@ where
             .into_iter()
             .map(|c| {
                 let m = c.mean().unwrap_or(0.0);
-                (c.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (k - 1) as f64 / k as f64)
-                    .sqrt()
+                (c.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (k - 1) as f64 / k as f64).sqrt()
             })
             .collect()
     } else {

@@ -241,7 +241,10 @@ fn the_gradient_audit_p_values_are_calibrated() {
             audit(&p, &m, x.view()).gradient.unwrap().residual_p < 0.05
         })
         .count() as u64;
-    let above = 1.0 - Binomial::new(0.05, trials).unwrap().cdf(rejected.saturating_sub(1));
+    let above = 1.0
+        - Binomial::new(0.05, trials)
+            .unwrap()
+            .cdf(rejected.saturating_sub(1));
     let below = Binomial::new(0.025, trials).unwrap().cdf(rejected);
     assert!(
         above > 1e-3 && below > 1e-3,

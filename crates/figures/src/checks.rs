@@ -236,6 +236,26 @@ pub fn registry() -> Vec<Check> {
             tamper: |r| edit(r, "digits_summary.csv", &|c| c.text("method") == "dsm_pc", "frechet_mean", &|_| 1e4),
         },
         Check {
+            name: "single_level_langevin_far_from_digits",
+            claim: "on the digits, both single-level Langevin rows (ISM and SSM-VR) have a Fréchet distance more than 3× the floor's: they do not reach the digits",
+            run: |r| {
+                let t = Table::read(&r.join("digits_summary.csv"))?;
+                let floor = summary_value(&t, "method", "real_digits", "frechet_mean")?;
+                let ism = summary_value(&t, "method", "ism_langevin", "frechet_mean")?;
+                let ssm = summary_value(&t, "method", "ssm_vr_langevin", "frechet_mean")?;
+                Ok(Outcome {
+                    pass: ism.min(ssm) > 3.0 * floor,
+                    numbers: format!(
+                        "{}× and {}× the floor's {}",
+                        sig(ism / floor, 2),
+                        sig(ssm / floor, 2),
+                        sig(floor, 3)
+                    ),
+                })
+            },
+            tamper: |r| edit(r, "digits_summary.csv", &|c| c.text("method") == "ism_langevin", "frechet_mean", &|c| c.num("frechet_mean") / 100.0),
+        },
+        Check {
             name: "inpainting_beats_masked_inputs",
             claim: "for every mask, the completions are recognised more often than the masked inputs, by more than 4 sds over seeds",
             run: |r| {
@@ -572,7 +592,7 @@ pub fn registry() -> Vec<Check> {
                 })
             },
             tamper: |r| {
-                edit(r, "old_faithful_mle.csv", &|c| c.text("seed") == "1", "train_nll", &|c| -c.num("step"))
+                edit(r, "old_faithful_mle.csv", &|c| c.text("seed") == "1", "train_nll", &|c| c.num("step"))
             },
         },
         Check {
@@ -725,6 +745,55 @@ pub fn registry() -> Vec<Check> {
             tamper: |r| slow(r, "scorelab", "ism_structured", "512", 1e4),
         },
         Check {
+            name: "structured_trace_faster_than_jax_structured",
+            claim: "like with like: in every repeat of the same-run comparison, at every D, our structured exact trace's step is faster than the same formula's step written in JAX",
+            run: |r| {
+                let runs = SameRun::read(&r.join(crate::cost::RUNS))?;
+                let worst = every_repeat_below_one(&runs, (Scorelab, "ism_structured"), (Jax, "ism_structured"))?;
+                let rs = ratios(&runs, (Scorelab, "ism_structured"), (Jax, "ism_structured"))?;
+                let (lo, hi) = extremes(&rs);
+                Ok(Outcome {
+                    pass: worst < 1.0,
+                    numbers: format!(
+                        "{}–{}× JAX's time (medians over repeats, by D; at most {}× in any repeat)",
+                        sig(lo, 2),
+                        sig(hi, 2),
+                        sig(worst, 2)
+                    ),
+                })
+            },
+            tamper: |r| slow(r, "scorelab", "ism_structured", "32", 10.0),
+        },
+        Check {
+            name: "structured_trace_about_ssm_vr",
+            claim: "in the same-run comparison, the structured exact trace's step costs 0.8–1.25× our one-probe SSM-VR step at every D (median over repeats): the exact trace at the price of one random projection",
+            run: |r| {
+                let runs = SameRun::read(&r.join(crate::cost::RUNS))?;
+                let rs = ratios(&runs, (Scorelab, "ism_structured"), (Scorelab, "ssm_vr"))?;
+                let (lo, hi) = extremes(&rs);
+                Ok(Outcome {
+                    pass: lo >= 0.8 && hi <= 1.25,
+                    numbers: format!("{}–{}× SSM-VR's step ({})", sig(lo, 2), sig(hi, 2), dims_text(&rs)),
+                })
+            },
+            tamper: |r| slow(r, "scorelab", "ssm_vr", "8", 0.5),
+        },
+        Check {
+            name: "naive_trace_grows_with_d",
+            claim: "in the same-run comparison, our naive exact trace (D Jacobian–vector products) over the structured trace grows with D at every step of D, to more than 10× at the largest D",
+            run: |r| {
+                let runs = SameRun::read(&r.join(crate::cost::RUNS))?;
+                let rs = ratios(&runs, (Scorelab, "ism_naive"), (Scorelab, "ism_structured"))?;
+                let grows = rs.windows(2).all(|w| w[1].1 > w[0].1);
+                let last = rs.last().map_or(0.0, |x| x.1);
+                Ok(Outcome {
+                    pass: grows && last > 10.0,
+                    numbers: format!("naive over structured: {}", dims_text(&rs)),
+                })
+            },
+            tamper: |r| slow(r, "scorelab", "ism_naive", "512", 0.01),
+        },
+        Check {
             name: "dsm_faster_than_jax",
             claim: "in every repeat of the same-run comparison, at every D, our DSM step is faster than JAX's",
             run: |r| {
@@ -789,6 +858,54 @@ pub fn registry() -> Vec<Check> {
                 })
             },
             tamper: |r| edit(r, "noise_tradeoff.csv", &|c| c.text("region") == "box" && c.num("sigma") >= 1.0, "error_noised", &|_| 100.0),
+        },
+        Check {
+            name: "stochastic_samplers_forget_the_prior",
+            claim: "in the sampler zoo, at their largest budgets, the reverse VP SDE, DDPM's ancestral sampler and Heun with churn on the EDM grid end nearer the truth 0.2 than the probability-flow ODE from the VP prior does",
+            run: |r| {
+                let s = Table::read(&r.join("sampler_zoo_summary.csv"))?.filter("metric", "mode_weight_1")?;
+                let last = |run: &str| -> Result<f64> {
+                    let m = s.filter("run", run)?.f64s("mean")?;
+                    m.last().copied().ok_or_else(|| anyhow::anyhow!("sampler_zoo_summary.csv: no run {run}"))
+                };
+                let ode = last("prior_ode_vp")?;
+                let mut pass = true;
+                let mut parts = vec![];
+                for run in ["reverse_sde_vp", "ancestral_vp", "heun_churn_edm"] {
+                    let w = last(run)?;
+                    pass &= (w - 0.2).abs() < (ode - 0.2).abs();
+                    parts.push(format!("{} {}", run.replace('_', " "), sig(w, 3)));
+                }
+                Ok(Outcome {
+                    pass,
+                    numbers: format!("{} against the VP ODE's {}", parts.join(", "), sig(ode, 3)),
+                })
+            },
+            tamper: |r| edit(r, "sampler_zoo_summary.csv", &|c| c.text("run") == "ancestral_vp" && c.text("metric") == "mode_weight_1", "mean", &|_| 0.9),
+        },
+        Check {
+            name: "preconditioning_fixes_large_sigma",
+            claim: "in the sampler zoo, the network trained with EDM's preconditioning has a lower sliced W₂ with the reverse VP SDE (1000 steps) than the same objective without it, by more than 3 standard errors over seeds",
+            run: |r| {
+                let s = Table::read(&r.join("sampler_zoo_summary.csv"))?.filter("metric", "sliced_w2")?;
+                let last = |run: &str| -> Result<(f64, f64)> {
+                    let g = s.filter("run", run)?;
+                    let (m, sd, n) = (g.f64s("mean")?, g.f64s("sd")?, g.f64s("seeds")?);
+                    let i = m.len().checked_sub(1).ok_or_else(|| anyhow::anyhow!("sampler_zoo_summary.csv: no run {run}"))?;
+                    Ok((m[i], sd[i] / n[i].sqrt()))
+                };
+                let (plain, pse) = last("objective_sigma2_reverse_sde_vp_1000")?;
+                let (pre, qse) = last("objective_sigma2_edm_reverse_sde_vp_1000")?;
+                Ok(Outcome {
+                    pass: plain - pre > 3.0 * pse.hypot(qse),
+                    numbers: format!(
+                        "sliced W₂ {} without preconditioning against {} with it",
+                        sig(plain, 3),
+                        sig(pre, 3)
+                    ),
+                })
+            },
+            tamper: |r| edit(r, "sampler_zoo_summary.csv", &|c| c.text("run") == "objective_sigma2_reverse_sde_vp_1000" && c.text("metric") == "sliced_w2", "mean", &|_| 0.0),
         },
         Check {
             name: "every_ode_weight_is_its_priors",
@@ -869,6 +986,109 @@ pub fn registry() -> Vec<Check> {
                 })
             },
             tamper: |r| edit(r, "old_faithful_likelihood.csv", &|c| c.text("method") == "ism", "heldout_ll", &|c| c.num("heldout_ll") + 1.0),
+        },
+        Check {
+            name: "ode_likelihood_to_solver_tolerance",
+            claim: "on the analytic densities, for every density and schedule, the probability-flow ODE's log p (exact divergence) has a worst mean absolute error against the closed form below 1e-5 nats at the tightest rtol, at most 1% of its error at the loosest",
+            run: |r| {
+                let t = Table::read(&r.join("likelihood_accuracy_summary.csv"))?;
+                let rt = t.f64s("rtol")?;
+                let (tight, loose) = (
+                    rt.iter().copied().fold(f64::INFINITY, f64::min),
+                    rt.iter().copied().fold(0.0, f64::max),
+                );
+                let (dens, sch, err) = (t.strings("density")?, t.strings("schedule")?, t.f64s("worst_mean_abs_error")?);
+                let mut pass = tight < loose;
+                let (mut worst_tight, mut worst_loose, mut n) = (0.0f64, 0.0f64, 0);
+                let mut combos: Vec<(String, String)> = (0..dens.len()).map(|i| (dens[i].clone(), sch[i].clone())).collect();
+                combos.dedup();
+                for (d, sc) in &combos {
+                    let at = |x: f64| {
+                        (0..dens.len())
+                            .find(|&i| &dens[i] == d && &sch[i] == sc && rt[i] == x)
+                            .map_or(f64::NAN, |i| err[i])
+                    };
+                    let (a, b) = (at(tight), at(loose));
+                    pass &= a < 1e-5 && a <= 0.01 * b;
+                    worst_tight = worst_tight.max(a);
+                    worst_loose = worst_loose.max(b);
+                    n += 1;
+                }
+                Ok(Outcome {
+                    pass: pass && n > 0,
+                    numbers: format!(
+                        "worst over {n} densities and schedules: {} nats at rtol {} and {} at rtol {}",
+                        sig(worst_tight, 2),
+                        sig(tight, 1),
+                        sig(worst_loose, 2),
+                        sig(loose, 1)
+                    ),
+                })
+            },
+            tamper: |r| {
+                let tight = Table::read(&r.join("likelihood_accuracy_summary.csv"))?
+                    .f64s("rtol")?
+                    .into_iter()
+                    .fold(f64::INFINITY, f64::min);
+                edit(r, "likelihood_accuracy_summary.csv", &|c| c.num("rtol") == tight && c.text("density") == "mixture", "worst_mean_abs_error", &|_| 1e-3)
+            },
+        },
+        Check {
+            name: "checkerboard_kl_largest",
+            claim: "in the toy zoo, the checkerboard's KL(p ‖ p_θ), mean over seeds, is larger than 8gaussians' by more than 3 standard errors of the difference",
+            run: |r| {
+                let t = Table::read(&r.join("toy_zoo.csv"))?;
+                let kl = |toy: &str| -> Result<(f64, f64)> {
+                    let v: Vec<f64> = t.filter("toy", toy)?.f64s("kl")?;
+                    let n = v.len() as f64;
+                    let m = v.iter().sum::<f64>() / n;
+                    let var = v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+                    Ok((m, var / n))
+                };
+                let (c, cv) = kl("checkerboard")?;
+                let (g, gv) = kl("8gaussians")?;
+                Ok(Outcome {
+                    pass: c - g > 3.0 * (cv + gv).sqrt(),
+                    numbers: format!("{} against {} nats", sig(c, 3), sig(g, 3)),
+                })
+            },
+            tamper: |r| edit(r, "toy_zoo.csv", &|c| c.text("toy") == "checkerboard", "kl", &|_| 0.1),
+        },
+        Check {
+            name: "ode_density_integrates_to_one",
+            claim: "an untrained network's probability-flow ODE density integrates to one within 1e-4 on the widest quadrature box, for every seed",
+            run: |r| {
+                let n = Table::read(&r.join("likelihood_accuracy_normalization.csv"))?;
+                let (boxes, err) = (n.f64s("box_factor")?, n.f64s("integral_minus_one")?);
+                let widest = boxes.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let worst = boxes
+                    .iter()
+                    .zip(&err)
+                    .filter(|(b, _)| **b == widest)
+                    .map(|(_, e)| e.abs())
+                    .fold(0.0, f64::max);
+                Ok(Outcome {
+                    pass: !err.is_empty() && worst < 1e-4,
+                    numbers: format!("|∫p_θ − 1| ≤ {} on a box {}× its samples' extent", sig(worst, 2), sig(widest, 2)),
+                })
+            },
+            tamper: |r| edit(r, "likelihood_accuracy_normalization.csv", &|c| c.num("box_factor") >= 2.0, "integral_minus_one", &|_| 0.01),
+        },
+        Check {
+            name: "structured_divergence_cheaper_than_naive",
+            claim: "in the likelihood cost run, at the largest D timed, the structured exact divergence costs less per point than the naive one (D tangents)",
+            run: |r| {
+                let t = Table::read(&r.join("likelihood_accuracy_cost.csv"))?;
+                let d = t.f64s("dim")?.into_iter().fold(0.0, f64::max);
+                let g = t.filter("dim", &format!("{d}"))?;
+                let s = summary_value(&g, "method", "exact_structured", "ratio_to_hutchinson")?;
+                let n = summary_value(&g, "method", "exact_naive", "ratio_to_hutchinson")?;
+                Ok(Outcome {
+                    pass: s < n,
+                    numbers: format!("at D = {d}: {}× a probe's time against {}×", sig(s, 2), sig(n, 2)),
+                })
+            },
+            tamper: |r| edit(r, "likelihood_accuracy_cost.csv", &|c| c.text("method") == "exact_structured", "ratio_to_hutchinson", &|_| 1e3),
         },
         Check {
             name: "hutchinson_unbiased_rademacher_tighter",
@@ -1006,11 +1226,22 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             copy_text(&results(), dir.path());
             let before = (c.run)(dir.path()).unwrap();
-            assert!(before.pass, "{} on the untampered copy: {}", c.name, before.numbers);
+            assert!(
+                before.pass,
+                "{} on the untampered copy: {}",
+                c.name, before.numbers
+            );
             (c.tamper)(dir.path()).unwrap();
             match (c.run)(dir.path()) {
-                Ok(o) => assert!(!o.pass, "{} passes on its tampered results: {}", c.name, o.numbers),
-                Err(e) => panic!("{}: the tamper broke the files instead of the claim: {e:#}", c.name),
+                Ok(o) => assert!(
+                    !o.pass,
+                    "{} passes on its tampered results: {}",
+                    c.name, o.numbers
+                ),
+                Err(e) => panic!(
+                    "{}: the tamper broke the files instead of the claim: {e:#}",
+                    c.name
+                ),
             }
         }
     }
@@ -1205,7 +1436,10 @@ mod tests {
         let e = crate::paper::render("{{check:structured_trace_1_to_2_1x_dsm}}", &v)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("D = 512: 2"), "{e}");
+        assert!(
+            e.contains("check structured_trace_1_to_2_1x_dsm fails") && e.contains("D = 512: "),
+            "{e}"
+        );
     }
 
     /// The equal-time check holds by construction, and fails when the construction does not:

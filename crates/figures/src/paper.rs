@@ -210,7 +210,7 @@ fn one(t: &Table, key: &str, value: &str, col: &str) -> Result<f64> {
 /// renders a setting (a network's widths, a step count) instead of typing it. Numbers render as
 /// written (`0.002`, `400`; a whole float without its `.0`), strings as they are, arrays as their
 /// elements joined by `, ` (`hidden` arrays by `-`, as in "64-64"), and every array's length as
-/// `cfg:NAME:dotted.path#len`; an array of tables (`[[objective]]`) is walked element by element,
+/// `cfg:NAME:dotted.path#len` (and its ends as `#first` and `#last`); an array of tables (`[[objective]]`) is walked element by element,
 /// each under its `name` key (else its index). The provenance table `[run_info]` is left out.
 ///
 /// ```
@@ -263,6 +263,10 @@ pub fn config_values(results: &Path) -> Result<BTreeMap<String, String>> {
                 }
                 toml::Value::Array(a) => {
                     out.insert(format!("{path}#len"), a.len().to_string());
+                    if let (Some(first), Some(last)) = (a.first(), a.last()) {
+                        out.insert(format!("{path}#first"), leaf(first, k));
+                        out.insert(format!("{path}#last"), leaf(last, k));
+                    }
                     out.insert(path, leaf(v, k));
                 }
                 _ => {
@@ -332,7 +336,11 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
                 cs.join(", "),
                 sig(zmax, 2),
                 sig(gmax, 2),
-                if gpmin.is_finite() { sig(gpmin, 2) } else { "—".into() },
+                if gpmin.is_finite() {
+                    sig(gpmin, 2)
+                } else {
+                    "—".into()
+                },
             ]);
         }
         v.insert(
@@ -422,6 +430,18 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
             .map(|i| (esm[i] - ism[i] - c).abs())
             .fold(0.0, f64::max);
         v.insert("lock_c".into(), sig(c, 4));
+        // The evaluation points, as the run's written config gives them.
+        let cfg: toml::Value = toml::from_str(&std::fs::read_to_string(
+            results.join("models/train_mixture_ism/config.toml"),
+        )?)?;
+        v.insert(
+            "lock_points".into(),
+            cfg.get("train")
+                .and_then(|t| t.get("eval_batch"))
+                .and_then(toml::Value::as_integer)
+                .context("models/train_mixture_ism/config.toml: no train.eval_batch")?
+                .to_string(),
+        );
         v.insert("lock_max_dev".into(), sig(dev, 2));
         v.insert("lock_evals".into(), esm.len().to_string());
         // The residual's standard error per evaluation (loss.csv's esm_ism_se).
@@ -463,6 +483,7 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
             ("scorelab ism_naive", Scorelab, "ism_naive"),
             ("scorelab ssm_vr", Scorelab, "ssm_vr"),
             ("scorelab dsm", Scorelab, "dsm"),
+            ("JAX ism_structured", Jax, "ism_structured"),
             ("JAX ism_jacrev", Jax, "ism_jacrev"),
             ("JAX ism_jacfwd", Jax, "ism_jacfwd"),
             ("JAX ssm_vr", Jax, "ssm_vr"),
@@ -484,6 +505,16 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
                 "scorelab ism_structured / scorelab dsm",
                 (Scorelab, "ism_structured"),
                 (Scorelab, "dsm"),
+            ),
+            (
+                "scorelab ism_structured / JAX ism_structured",
+                (Scorelab, "ism_structured"),
+                (Jax, "ism_structured"),
+            ),
+            (
+                "scorelab ism_structured / scorelab ssm_vr",
+                (Scorelab, "ism_structured"),
+                (Scorelab, "ssm_vr"),
             ),
             (
                 "scorelab ism_structured / JAX ism_jacrev",
@@ -524,6 +555,14 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
                     1.0 / r((Scorelab, "ism_structured"), (Jax, "ism_jacrev")),
                     3,
                 ),
+            );
+            v.insert(
+                format!("cost_structured_vs_jax_structured_{d}"),
+                sig(r((Scorelab, "ism_structured"), (Jax, "ism_structured")), 2),
+            );
+            v.insert(
+                format!("cost_structured_vs_ssm_vr_{d}"),
+                sig(r((Scorelab, "ism_structured"), (Scorelab, "ssm_vr")), 2),
             );
             v.insert(
                 format!("cost_naive_vs_structured_{d}"),
@@ -840,6 +879,26 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
             one(&w2, "objective_sigma2_edm_reverse_sde_vp_1000", None)?,
         );
         v.insert(
+            "zoo_evals_heun_edm10".into(),
+            sig(at(&w2, "heun_edm", Some("10"))?.0, 3),
+        );
+        let evals = s.f64s("score_evals")?;
+        v.insert(
+            "zoo_evals_min".into(),
+            sig(
+                evals
+                    .iter()
+                    .copied()
+                    .filter(|e| *e > 0.0)
+                    .fold(f64::INFINITY, f64::min),
+                3,
+            ),
+        );
+        v.insert(
+            "zoo_evals_max".into(),
+            sig(evals.iter().copied().fold(0.0, f64::max), 3),
+        );
+        v.insert(
             "zoo_w2_heun_edm10".into(),
             one(&w2, "heun_edm", Some("10"))?,
         );
@@ -943,10 +1002,7 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
             let secs = timing.filter("method", &m)?.f64s("train_seconds")?;
             if !secs.is_empty() {
                 let (s_mean, _) = mean_sd(&secs);
-                v.insert(
-                    format!("of_fit_ms_{m}"),
-                    sig(1e3 * s_mean, 2),
-                );
+                v.insert(format!("of_fit_ms_{m}"), sig(1e3 * s_mean, 2));
             }
             let mut r = vec![m.replace('_', " "), pm(mean, sd)];
             for reference in ["kde_scott", "mle"] {
@@ -1221,8 +1277,14 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
         // The metric's classifier and its bias at smaller sizes.
         let acc = read("digits_classifier.csv")?;
         for part in ["reference", "floor"] {
-            let a = acc.filter("part", part)?.f64s("accuracy")?;
+            let g = acc.filter("part", part)?;
+            let a = g.f64s("accuracy")?;
             v.insert(format!("dg_classifier_{part}"), sig(a[0], 3));
+            let n = g.strings("rows")?;
+            v.insert(
+                format!("dg_{part}_n"),
+                n.first().cloned().unwrap_or_default(),
+            );
         }
         let bias = read("digits_frechet_bias.csv")?;
         let mut brows = vec![];

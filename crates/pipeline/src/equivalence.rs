@@ -495,8 +495,11 @@ pub fn to_csv(rows: &[Row]) -> Vec<u8> {
             cell(a.gradient.map(|g| g.residual_rel_se)),
             cell(a.gradient.map(|g| g.residual_p)),
             cell(a.gradient.map(|g| g.difference_p)),
-            a.gradient
-                .map_or(String::new(), |_| scorelab_eval::audit::GRADIENT_BATCHES.min(a.samples).to_string()),
+            a.gradient.map_or(String::new(), |_| {
+                scorelab_eval::audit::GRADIENT_BATCHES
+                    .min(a.samples)
+                    .to_string()
+            }),
             cell(r.closed.map(|c| c.0)),
             cell(r.closed.map(|c| c.1)),
             cell(q.map(|q| q.esm)),
