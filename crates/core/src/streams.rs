@@ -28,8 +28,11 @@
 //! | density-fit seed | 100 + k | [`Stream::FitDraws`] | method k's samples and MMD permutations |
 //! | study seed | 200 | [`Stream::HeldoutDequantize`] | the dequantisation draws of held-out images or rows; the image-fit metrics' draws |
 //! | image-fit seed | 201 | [`Stream::UniformImages`] | the uniform-noise images |
+//! | image-fit seed | 202 | [`Stream::BaselineImages`] | the baseline samplers' draws: the training images' order, the Gaussian's and the EM mixture's samples, the mixture's dequantisation |
 //! | inpainting seed | 300 | [`Stream::Inpaint`] | the inpainting sampler |
 //! | toy-zoo seed | 300 + i | [`Stream::ToyMmd`] | toy i's MMD² |
+//! | samplers seed | 203 | [`Stream::ExactSamples`] | the exact samples of p whose metrics are every metric's floor |
+//! | toy-zoo seed | 500 + i | [`Stream::ToyBaseline`] | toy i's baselines' training points and EM starts |
 //!
 //! ```
 //! use rand::Rng;
@@ -85,10 +88,16 @@ pub enum Stream {
     HeldoutDequantize,
     /// The uniform-noise images of an image fit.
     UniformImages,
+    /// The baseline samplers of an image fit (training images, Gaussian, EM mixture).
+    BaselineImages,
+    /// The exact samples of a samplers experiment's target (its metrics' floor).
+    ExactSamples,
     /// The inpainting sampler.
     Inpaint,
     /// Toy i's MMD² in the toy zoo.
     ToyMmd(u64),
+    /// Toy i's baselines (their training points) in the toy zoo.
+    ToyBaseline(u64),
 }
 
 impl Stream {
@@ -114,8 +123,11 @@ impl Stream {
             Stream::FitDraws(k) => 100 + k,
             Stream::HeldoutDequantize => 200,
             Stream::UniformImages => 201,
+            Stream::BaselineImages => 202,
+            Stream::ExactSamples => 203,
             Stream::Inpaint => 300,
             Stream::ToyMmd(i) => 300 + i,
+            Stream::ToyBaseline(i) => 500 + i,
         }
     }
 

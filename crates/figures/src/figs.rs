@@ -1164,7 +1164,18 @@ fn cost_panel(
 ) -> Result<CostPanel> {
     let m = t.filter("metric", metric)?;
     let mut series = vec![];
+    // Exact samples of p (the `exact_samples` run) are not a sampler: their value is the metric's
+    // floor at this many chains, drawn as the panel's reference line where no truth is given.
+    let floor = m
+        .filter("run", "exact_samples")?
+        .f64s("mean")?
+        .first()
+        .copied();
+    let truth = truth.or(floor);
     for r in m.distinct("run")? {
+        if r == "exact_samples" {
+            continue;
+        }
         let s = m.filter("run", &r)?;
         let pts: Vec<(f64, f64, f64)> = s
             .f64s("score_evals")?
@@ -1318,6 +1329,7 @@ fn zoo_series(t: &Table, metric: &str, learned: bool) -> Result<Vec<ZooSeries>> 
     let mut out: Vec<ZooSeries> = vec![];
     for r in m.distinct("run")? {
         if r.starts_with("prior_")
+            || r == "exact_samples"
             || r.starts_with("objective_")
             || r.ends_with("_learned") != learned
         {

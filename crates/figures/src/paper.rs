@@ -760,6 +760,7 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
         let mut rows = vec![];
         for r in s.distinct("run")? {
             if r.starts_with("prior_")
+                || r == "exact_samples"
                 || r.starts_with("objective_")
                 || r.ends_with("_learned")
                 || r.starts_with("rk45")
@@ -878,6 +879,7 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
             "zoo_w2_precond".into(),
             one(&w2, "objective_sigma2_edm_reverse_sde_vp_1000", None)?,
         );
+        v.insert("zoo_w2_floor".into(), one(&w2, "exact_samples", None)?);
         v.insert(
             "zoo_evals_heun_edm10".into(),
             sig(at(&w2, "heun_edm", Some("10"))?.0, 3),

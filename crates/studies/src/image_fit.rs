@@ -26,7 +26,8 @@
 //!   check. The row `real_digits` gives real images' own distances (what a new real digit looks
 //!   like): the floor set with a metric (its d² to the reference set is the floor of the scale,
 //!   and `uniform_noise`, U(0, 1)ᴰ, the other end), otherwise the held-out images, with the MMD
-//!   of as many training images as chains;
+//!   of as many training images as chains; with a metric, also the baselines of
+//!   [`baseline_samples`]: `training_images`, `gaussian` and `mixture_em`;
 //! - the fraction of diverged chains and the score evaluations per chain.
 //!
 //! Writes `NAME.csv`, `NAME_summary.csv`, `NAME_samples.csv` (the first seed's first
@@ -434,6 +435,55 @@ impl ImageFitExperiment {
     }
 }
 
+/// The number of components of the EM mixture baseline (one per digit class).
+pub const MIXTURE_COMPONENTS: usize = 10;
+
+/// The image fit's baseline samplers, `chains` images each, from the training images `train`
+/// (model units, pixels of width 1/`scale`), all drawn from [`Stream::BaselineImages`] of `seed`:
+///
+/// - `training_images`: `chains` training images in a seeded order (all of them, repeated, when
+///   there are fewer): what a sampler that memorised its data scores;
+/// - `gaussian`: a Gaussian with the training images' mean and covariance plus the variance of
+///   uniform dequantisation by one pixel level, 1/(12·scale²) per pixel
+///   ([`scorelab_pipeline::baselines::fit_gaussian_dequantized`]);
+/// - `mixture_em`: a [`MIXTURE_COMPONENTS`]-component full-covariance Gaussian mixture fitted by
+///   EM (2 restarts, at most 200 iterations) to the training images dequantised by one draw of
+///   uniform noise of one pixel level.
+///
+/// [`Stream::BaselineImages`]: scorelab_core::streams::Stream::BaselineImages
+///
+/// # Errors
+/// If a fit fails (fewer training images than components, a singular covariance).
+pub fn baseline_samples(
+    train: &Array2<f64>,
+    chains: usize,
+    scale: f64,
+    seed: u64,
+) -> Result<Vec<(&'static str, Array2<f64>)>> {
+    use rand::Rng;
+    use scorelab_core::Sample;
+    use scorelab_pipeline::baselines::{fit_gaussian_dequantized, fit_mixture_em};
+    let mut r = scorelab_core::streams::Stream::BaselineImages.rng(seed);
+    let (n, d) = train.dim();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut r);
+    let picks: Vec<usize> = (0..chains).map(|i| order[i % n]).collect();
+    let own = train.select(Axis(0), &picks);
+    let width = 1.0 / scale;
+    let g = fit_gaussian_dequantized(train.view(), &vec![width; d])
+        .map_err(|err| bad(format!("baseline gaussian: {err}")))?;
+    let gaussian = g.sample(chains, &mut r);
+    let dequantised = train.mapv(|v| v + width * (r.gen::<f64>() - 0.5));
+    let (mix, _) = fit_mixture_em(dequantised.view(), MIXTURE_COMPONENTS.min(n), 2, 200, seed)
+        .map_err(|err| bad(format!("baseline mixture_em: {err}")))?;
+    let mixture = mix.sample(chains, &mut r);
+    Ok(vec![
+        ("training_images", own),
+        ("gaussian", gaussian),
+        ("mixture_em", mixture),
+    ])
+}
+
 impl Study for ImageFitExperiment {
     fn check(&self) -> Result<()> {
         let e = self;
@@ -448,7 +498,7 @@ impl Study for ImageFitExperiment {
         }
         let mut methods: Vec<&str> = vec!["real_digits"];
         if e.metric.is_some() {
-            methods.push("uniform_noise");
+            methods.extend(["uniform_noise", "training_images", "gaussian", "mixture_em"]);
         }
         for f in &e.fit {
             for s in &f.sample {
@@ -691,6 +741,24 @@ impl Study for ImageFitExperiment {
                 &mut csv,
                 &mut classes_csv,
             )?;
+            // The baselines a reader expects beside the networks, each judged on as many images
+            // as chains: the training images themselves (what memorising them scores), and
+            // samples of a Gaussian and of a Gaussian mixture fitted to the training images
+            // (dequantised by one pixel level).
+            for (method, x) in baseline_samples(&train, e.chains, e.scale, seed)? {
+                let nn = nearest_distances(x.view(), train.view());
+                record(
+                    method,
+                    "",
+                    0,
+                    &x,
+                    nn,
+                    0.0,
+                    &mut rng,
+                    &mut csv,
+                    &mut classes_csv,
+                )?;
+            }
         }
         for (fi, f) in fits.iter().enumerate() {
             if stop.load(Ordering::SeqCst) {

@@ -20,9 +20,11 @@
 //! and completes every image; the CSV gives the classifier's accuracy against the true labels on
 //! the completions, on the originals, and on the masked inputs with the hidden pixels set to 0
 //! (the background), and the mean squared error of the completed hidden pixels (model units).
+//! Two baselines complete the same images ([`baseline_completions`]): the nearest training image
+//! on the known pixels, and the Gaussian conditional mean of the hidden pixels given the known ones.
 //!
 //! Writes `NAME.csv` (`mask,seed,images,hidden,accuracy_completed,accuracy_masked,
-//! accuracy_original,mse_hidden`, `hidden` the mean hidden fraction), `NAME_summary.csv` (mean and
+//! accuracy_original,mse_hidden,accuracy_nearest,mse_nearest,accuracy_gaussian,mse_gaussian`, `hidden` the mean hidden fraction), `NAME_summary.csv` (mean and
 //! sd over seeds) and `NAME_images.csv` (`mask,image,row,x0,…`: for the first seed, the first
 //! `grid_images` images as `masked` (hidden pixels empty), `completed` and `original`, model
 //! units to 4 decimals).
@@ -217,6 +219,75 @@ struct SummaryRow {
     accuracy_original: Num,
     mse_hidden_mean: String,
     mse_hidden_sd: String,
+    accuracy_nearest: Num,
+    mse_nearest: Num,
+    accuracy_gaussian: Num,
+    mse_gaussian: Num,
+}
+
+/// The baseline completions of `images` (model units, pixels of width 1/`scale`) under `mask`
+/// (1 = known), from the training images `train`:
+///
+/// - `nearest`: each image's hidden pixels copied from the training image nearest to it on its
+///   known pixels (Euclidean);
+/// - `gaussian`: the conditional mean μ_H + Σ_HK Σ_KK⁻¹ (x_K − μ_K) of a Gaussian with the training
+///   images' mean and covariance plus the variance of uniform dequantisation by one pixel level,
+///   1/(12·scale²) per pixel (which makes Σ_KK regular where a pixel is always blank).
+///
+/// Known pixels are kept as they are.
+///
+/// # Errors
+/// If the Gaussian cannot be fitted.
+pub fn baseline_completions(
+    train: &Array2<f64>,
+    images: &Array2<f64>,
+    mask: &Array2<f64>,
+    scale: f64,
+) -> Result<[(&'static str, Array2<f64>); 2]> {
+    use scorelab_core::Moments;
+    let (n, d) = images.dim();
+    let mut nearest = images.clone();
+    for i in 0..n {
+        let dist = |t: usize| -> f64 {
+            (0..d)
+                .filter(|&j| mask[[i, j]] == 1.0)
+                .map(|j| (train[[t, j]] - images[[i, j]]).powi(2))
+                .sum()
+        };
+        let best = (0..train.nrows())
+            .min_by(|&a, &b| dist(a).total_cmp(&dist(b)))
+            .ok_or_else(|| bad("no training images"))?;
+        for j in 0..d {
+            if mask[[i, j]] == 0.0 {
+                nearest[[i, j]] = train[[best, j]];
+            }
+        }
+    }
+    let g =
+        scorelab_pipeline::baselines::fit_gaussian_dequantized(train.view(), &vec![1.0 / scale; d])
+            .map_err(|err| bad(format!("baseline gaussian: {err}")))?;
+    let (mu, sigma) = (g.mean(), g.covariance());
+    let mut gaussian = images.clone();
+    for i in 0..n {
+        let known: Vec<usize> = (0..d).filter(|&j| mask[[i, j]] == 1.0).collect();
+        let hidden: Vec<usize> = (0..d).filter(|&j| mask[[i, j]] == 0.0).collect();
+        let skk = sigma
+            .select(ndarray::Axis(0), &known)
+            .select(ndarray::Axis(1), &known);
+        let spd = scorelab_core::linalg::Spd::new(skk, "baseline covariance")
+            .map_err(|err| bad(format!("baseline gaussian: {err}")))?;
+        let r: Array1<f64> = known.iter().map(|&j| images[[i, j]] - mu[j]).collect();
+        let w = spd.solve_rows(r.insert_axis(ndarray::Axis(0)).view());
+        for &h in &hidden {
+            let c: f64 = known
+                .iter()
+                .zip(w.row(0))
+                .map(|(&k, wk)| sigma[[h, k]] * wk)
+                .sum();
+            gaussian[[i, h]] = mu[h] + c;
+        }
+    }
+    Ok([("nearest", nearest), ("gaussian", gaussian)])
 }
 
 /// Completes `known` under `mask` with grid sampler `m` on `net`.
@@ -257,6 +328,14 @@ pub struct InpaintRow {
     pub accuracy_original: Num,
     /// The mean squared error of the completed hidden pixels (model units).
     pub mse_hidden: Num,
+    /// The classifier's accuracy on the nearest-training-image completions.
+    pub accuracy_nearest: Num,
+    /// Their mean squared error on the hidden pixels.
+    pub mse_nearest: Num,
+    /// The classifier's accuracy on the Gaussian conditional-mean completions.
+    pub accuracy_gaussian: Num,
+    /// Their mean squared error on the hidden pixels.
+    pub mse_gaussian: Num,
 }
 
 /// What every unit uses: the metric, the images and labels, the network, the sampler.
@@ -268,6 +347,7 @@ struct Setting {
     sampler: AnySampler,
     prior_std: f64,
     model: scorelab_pipeline::train::TrainedModel,
+    train: Array2<f64>,
 }
 
 impl InpaintExperiment {
@@ -282,6 +362,7 @@ impl InpaintExperiment {
         )?;
         let model = load_pretrained(&self.model, "model", &metric.split.data())?;
         let parts = metric.split.parts()?;
+        let train = parts.train.0;
         let (images, labels) = parts.floor;
         let (n, d) = images.dim();
         let masks: Vec<Array2<f64>> = self
@@ -316,6 +397,7 @@ impl InpaintExperiment {
             sampler: plan.sampler,
             prior_std,
             model,
+            train,
         })
     }
 
@@ -369,6 +451,7 @@ impl Study for InpaintExperiment {
             sampler,
             prior_std,
             model,
+            train,
         } = self.setting()?;
         let (spec, mask) = (&self.mask[k], &masks[k]);
         let (n, d) = images.dim();
@@ -386,15 +469,20 @@ impl Study for InpaintExperiment {
         };
         let masked = &images * mask;
         let hidden = 1.0 - mask.mean().unwrap_or(0.0);
-        let sq: f64 = ndarray::Zip::from(&x)
-            .and(&images)
-            .and(mask)
-            .fold(0.0, |s, &a, &b, &m| s + (1.0 - m) * (a - b).powi(2));
-        let mse = sq / (hidden * (n * d) as f64);
+        let mse_of = |x: &Array2<f64>| {
+            let sq: f64 = ndarray::Zip::from(x)
+                .and(&images)
+                .and(mask)
+                .fold(0.0, |s, &a, &b, &m| s + (1.0 - m) * (a - b).powi(2));
+            sq / (hidden * (n * d) as f64)
+        };
+        let mse = mse_of(&x);
+        let [(_, nearest), (_, gaussian)] =
+            baseline_completions(&train, &images, mask, self.scale)?;
         let completed = metric.classifier.accuracy(x.view(), &labels);
         let zeroed = metric.classifier.accuracy(masked.view(), &labels);
         let mut rows = Table::new(
-            "mask,seed,images,hidden,accuracy_completed,accuracy_masked,accuracy_original,mse_hidden",
+            "mask,seed,images,hidden,accuracy_completed,accuracy_masked,accuracy_original,mse_hidden,accuracy_nearest,mse_nearest,accuracy_gaussian,mse_gaussian",
         );
         rows.push(&InpaintRow {
             mask: spec.name.clone(),
@@ -405,6 +493,10 @@ impl Study for InpaintExperiment {
             accuracy_masked: Num(zeroed),
             accuracy_original: Num(original),
             mse_hidden: Num(mse),
+            accuracy_nearest: Num(metric.classifier.accuracy(nearest.view(), &labels)),
+            mse_nearest: Num(mse_of(&nearest)),
+            accuracy_gaussian: Num(metric.classifier.accuracy(gaussian.view(), &labels)),
+            mse_gaussian: Num(mse_of(&gaussian)),
         })?;
         let mut out = Tables::main(rows);
         if si == 0 {
@@ -423,7 +515,7 @@ impl Study for InpaintExperiment {
         let rows = Tables::concat(&done, "")?;
         let parsed: Vec<InpaintRow> = rows.rows()?;
         let mut summary = Table::new(
-            "mask,seeds,accuracy_completed_mean,accuracy_completed_sd,accuracy_masked,accuracy_original,mse_hidden_mean,mse_hidden_sd",
+            "mask,seeds,accuracy_completed_mean,accuracy_completed_sd,accuracy_masked,accuracy_original,mse_hidden_mean,mse_hidden_sd,accuracy_nearest,mse_nearest,accuracy_gaussian,mse_gaussian",
         );
         for m in &self.mask {
             let v: Vec<&InpaintRow> = parsed.iter().filter(|r| r.mask == m.name).collect();
@@ -439,6 +531,10 @@ impl Study for InpaintExperiment {
                 accuracy_original: v[0].accuracy_original,
                 mse_hidden_mean: c,
                 mse_hidden_sd: dd,
+                accuracy_nearest: v[0].accuracy_nearest,
+                mse_nearest: v[0].mse_nearest,
+                accuracy_gaussian: v[0].accuracy_gaussian,
+                mse_gaussian: v[0].mse_gaussian,
             })?;
         }
         let mut out = Tables::main(rows);

@@ -4,6 +4,11 @@
 //! (and over `steps_sweep`, for accuracy against cost), evaluated by the metric bundle
 //! ([`scorelab_pipeline::metrics`]) against the base density (or, with `target = "own"`, its p_σ
 //! when that is what the sampler targets).
+//!
+//! With `target = "p"`, one more unit, [`EXACT_SAMPLES`], draws the base's chains from p itself
+//! (a perfect sampler, [`scorelab_core::streams::Stream::ExactSamples`]) and judges them by the
+//! same metrics against the same reference draws: every metric's floor at this number of chains
+//! (a finite sample's MMD², sliced W₂ and KSD are not 0), reported beside the runs.
 
 use super::shared::TrainRef;
 use crate::bad;
@@ -353,6 +358,9 @@ impl SamplersExperiment {
 
     fn unit_ids(&self) -> Vec<String> {
         let mut ids = vec![];
+        if matches!(self.target, Target::P) {
+            ids.push(EXACT_SAMPLES.to_string());
+        }
         for r in &self.run {
             match &r.steps_sweep {
                 Some(sweep) if !sweep.is_empty() => {
@@ -365,9 +373,66 @@ impl SamplersExperiment {
     }
 }
 
+/// The unit (and run name) of the exact samples of p: every metric's floor (module docs).
+pub const EXACT_SAMPLES: &str = "exact_samples";
+
+impl SamplersExperiment {
+    /// The [`EXACT_SAMPLES`] unit: the base's chains drawn from p for every seed, judged by the
+    /// metric bundle against the same reference draws as the runs.
+    fn exact_samples(&self, cx: &Context) -> Result<Tables> {
+        use scorelab_core::Sample;
+        let p = self.density()?;
+        let chains = self.base.chains.unwrap_or(1280);
+        let target = Against::Density(Box::new(p.clone()), "p".to_string());
+        let options = Options {
+            bandwidth: self.mmd_bandwidth,
+            ksd: self.ksd,
+        };
+        let mut rows = Table::new(SAMPLERS_COLUMNS);
+        let mut out = Tables::default();
+        for &seed in &self.seeds {
+            if cx.stopped() {
+                out.stopped = true;
+                break;
+            }
+            let x = p.sample(
+                chains,
+                &mut scorelab_core::streams::Stream::ExactSamples.rng(seed),
+            );
+            for m in metrics_with(x.view(), &target, seed, self.tests, &options) {
+                rows.push(&SamplerRow {
+                    run: EXACT_SAMPLES.to_string(),
+                    sampler: "exact".to_string(),
+                    score: "exact".to_string(),
+                    seed,
+                    steps: 0,
+                    score_evals: 0,
+                    metric: m.metric,
+                    value: Num(m.value),
+                    se: m.se.map(Num),
+                    p_value: m.p_value.map(Num),
+                    target: m.target,
+                })?;
+            }
+        }
+        out.insert("", rows);
+        out.insert(
+            "timing",
+            Table::new("run,steps,score_evals,seed,seconds,ms_per_sample"),
+        );
+        Ok(out)
+    }
+}
+
 impl Study for SamplersExperiment {
     fn check(&self) -> Result<()> {
         check(self)?;
+        if self.run.iter().any(|r| r.name == EXACT_SAMPLES) {
+            return Err(bad(format!(
+                "run: the name {EXACT_SAMPLES:?} is reserved for the exact samples of p; rename the run"
+            ))
+            .into());
+        }
         self.density()?;
         self.plans()?;
         for (m, t) in &self.train {
@@ -389,10 +454,17 @@ impl Study for SamplersExperiment {
     }
 
     fn run(&self, unit: &Unit, cx: &Context) -> Result<Tables> {
+        if unit.id() == EXACT_SAMPLES {
+            return self.exact_samples(cx);
+        }
         let stop = cx.stop();
         let plans = self.plans()?;
-        let k = self
+        let ids: Vec<String> = self
             .unit_ids()
+            .into_iter()
+            .filter(|id| id != EXACT_SAMPLES)
+            .collect();
+        let k = ids
             .iter()
             .position(|id| id == unit.id())
             .ok_or_else(|| bad(format!("no unit {:?} in this experiment", unit.id())))?;

@@ -15,7 +15,13 @@
 //!   standard error over points; for `8gaussians` and `checkerboard` also the true density's
 //!   −log p on the same points (`nll_true`, the entropy's estimate, the floor of the NLL);
 //! - **MMD²** between the samples and the same held-out points, with one bandwidth per toy (the
-//!   median pairwise distance of seed 1's held-out points, fixed across seeds; `bandwidth`);
+//!   median pairwise distance of seed 1's held-out points, fixed across seeds; `bandwidth`), and
+//!   `mmd2_fine` at a tenth of it: the median bandwidth blurs structure finer than itself (rings
+//!   whose samples fill a disc score ~0), the fine one sees it;
+//! - **baselines** on the same held-out points, fitted to [`BASELINE_POINTS`] fresh draws of the
+//!   toy: a Gaussian KDE with a likelihood-cross-validated bandwidth (`nll_kde`,
+//!   [`scorelab_pipeline::baselines::kde_cv`]) and a [`BASELINE_COMPONENTS`]-component Gaussian
+//!   mixture by EM (`nll_mixture`);
 //! - **KL(p ‖ p_θ)** = ∫ p (log p − log p_θ) for `8gaussians` (Gauss–Legendre on
 //!   [−`kl.box`, `kl.box`]² with `kl.panels` × `kl.nodes` per axis) and `checkerboard` (on
 //!   [−4, 4]² with the panels aligned with its squares, so each node lies inside one), with
@@ -119,7 +125,17 @@ fn default_figure_points() -> usize {
 
 /// The CSV header of a toy-zoo experiment.
 pub const COLUMNS: &str =
-    "toy,seed,n_heldout,nll,nll_se,nll_true,mmd2,mmd2_se,bandwidth,kl,kl_change,score_evals";
+    "toy,seed,n_heldout,nll,nll_se,nll_true,nll_kde,nll_mixture,mmd2,mmd2_se,bandwidth,mmd2_fine,mmd2_fine_se,kl,kl_change,score_evals";
+
+/// Fresh draws of a toy the baselines are fitted to.
+pub const BASELINE_POINTS: usize = 2000;
+
+/// Components of the EM mixture baseline.
+pub const BASELINE_COMPONENTS: usize = 20;
+
+/// The KDE baseline's bandwidth factors (times the data's covariance), chosen among by
+/// leave-one-out likelihood.
+const KDE_FACTORS: [f64; 9] = [0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.5];
 
 /// log p_θ at the rows of `x` through the ODE, and the score evaluations per point.
 fn log_p_evals(
@@ -174,6 +190,30 @@ fn kl(
     }
 }
 
+/// The baselines' −log p (nats per point, mean over `held`): a KDE with a cross-validated bandwidth
+/// and a [`BASELINE_COMPONENTS`]-component EM mixture (2 restarts, at most 300 iterations), both
+/// fitted to [`BASELINE_POINTS`] draws of `toy` from [`Stream::ToyBaseline`]`(index)` of `seed`.
+///
+/// [`Stream::ToyBaseline`]: scorelab_core::streams::Stream::ToyBaseline
+///
+/// # Errors
+/// If a fit fails.
+pub fn baseline_nll(toy: Toy, index: u64, seed: u64, held: &Array2<f64>) -> Result<(f64, f64)> {
+    use scorelab_core::{LogDensity, Sample};
+    use scorelab_pipeline::baselines::{fit_mixture_em, kde_cv};
+    let mut rng = scorelab_core::streams::Stream::ToyBaseline(index).rng(seed);
+    let train = toy.sample(BASELINE_POINTS, &mut rng);
+    let nll = |lp: Array1<f64>| -lp.mean().unwrap_or(f64::NAN);
+    let (kde, _, _) = kde_cv(train.view(), &KDE_FACTORS)
+        .map_err(|err| bad(format!("{}: baseline kde: {err}", toy.name())))?;
+    let (mix, _) = fit_mixture_em(train.view(), BASELINE_COMPONENTS, 2, 300, seed)
+        .map_err(|err| bad(format!("{}: baseline mixture: {err}", toy.name())))?;
+    Ok((
+        nll(kde.log_density(held.view())),
+        nll(mix.log_density(held.view())),
+    ))
+}
+
 /// A row of `NAME.csv`: one toy and seed.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ToyZooRow {
@@ -189,12 +229,20 @@ pub struct ToyZooRow {
     pub nll_se: Num,
     /// The true density's −log p on the same points (closed-form toys only).
     pub nll_true: Option<Num>,
+    /// The cross-validated KDE's −log p on the same points.
+    pub nll_kde: Num,
+    /// The EM mixture's −log p on the same points.
+    pub nll_mixture: Num,
     /// MMD² between samples and held-out points.
     pub mmd2: Num,
     /// Its standard error.
     pub mmd2_se: Num,
     /// The RBF bandwidth of the MMD².
     pub bandwidth: Num,
+    /// MMD² at a tenth of that bandwidth.
+    pub mmd2_fine: Num,
+    /// Its standard error.
+    pub mmd2_fine_se: Num,
     /// KL(p ‖ p_θ) by quadrature (closed-form toys only).
     pub kl: Option<Num>,
     /// Its change when the panels are halved.
@@ -237,8 +285,14 @@ struct SummaryRow {
     seeds: usize,
     nll_mean: String,
     nll_sd: String,
+    nll_kde_mean: String,
+    nll_kde_sd: String,
+    nll_mixture_mean: String,
+    nll_mixture_sd: String,
     mmd2_mean: String,
     mmd2_sd: String,
+    mmd2_fine_mean: String,
+    mmd2_fine_sd: String,
     kl_mean: String,
     kl_sd: String,
 }
@@ -439,6 +493,8 @@ impl Study for ToyZooExperiment {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(scorelab_core::streams::Stream::ToyMmd(ti as u64).id());
         let m = mmd2(x.view(), held.view(), Some(bandwidth), 0, &mut rng);
+        let fine = mmd2(x.view(), held.view(), Some(bandwidth / 10.0), 0, &mut rng);
+        let (nll_kde, nll_mixture) = baseline_nll(toy, ti as u64, seed, &held)?;
         let started = std::time::Instant::now();
         let est = self
             .likelihood_plan()?
@@ -474,9 +530,13 @@ impl Study for ToyZooExperiment {
             nll: Num(nll),
             nll_se: Num(nll_se),
             nll_true,
+            nll_kde: Num(nll_kde),
+            nll_mixture: Num(nll_mixture),
             mmd2: Num(m.estimate.value),
             mmd2_se: Num(m.estimate.se),
             bandwidth: Num(bandwidth),
+            mmd2_fine: Num(fine.estimate.value),
+            mmd2_fine_se: Num(fine.estimate.se),
             kl: kl_v,
             kl_change,
             score_evals: Num(evals),
@@ -530,7 +590,7 @@ impl Study for ToyZooExperiment {
     fn finish(&self, done: Vec<Tables>) -> Result<Tables> {
         let rows = Tables::concat(&done, "")?;
         let parsed: Vec<ToyZooRow> = rows.rows()?;
-        let mut summary = Table::new("toy,seeds,nll_mean,nll_sd,mmd2_mean,mmd2_sd,kl_mean,kl_sd");
+        let mut summary = Table::new("toy,seeds,nll_mean,nll_sd,nll_kde_mean,nll_kde_sd,nll_mixture_mean,nll_mixture_sd,mmd2_mean,mmd2_sd,mmd2_fine_mean,mmd2_fine_sd,kl_mean,kl_sd");
         for toy in self.toys()? {
             let v: Vec<&ToyZooRow> = parsed.iter().filter(|r| r.toy == toy.name()).collect();
             let col = |f: &dyn Fn(&ToyZooRow) -> f64| {
@@ -538,6 +598,9 @@ impl Study for ToyZooExperiment {
             };
             let (nll_mean, nll_sd) = col(&|r| r.nll.0);
             let (mmd2_mean, mmd2_sd) = col(&|r| r.mmd2.0);
+            let (mmd2_fine_mean, mmd2_fine_sd) = col(&|r| r.mmd2_fine.0);
+            let (nll_kde_mean, nll_kde_sd) = col(&|r| r.nll_kde.0);
+            let (nll_mixture_mean, nll_mixture_sd) = col(&|r| r.nll_mixture.0);
             let (kl_mean, kl_sd) = if v[0].kl.is_none() {
                 (String::new(), String::new())
             } else {
@@ -548,8 +611,14 @@ impl Study for ToyZooExperiment {
                 seeds: v.len(),
                 nll_mean,
                 nll_sd,
+                nll_kde_mean,
+                nll_kde_sd,
+                nll_mixture_mean,
+                nll_mixture_sd,
                 mmd2_mean,
                 mmd2_sd,
+                mmd2_fine_mean,
+                mmd2_fine_sd,
                 kl_mean,
                 kl_sd,
             })?;
