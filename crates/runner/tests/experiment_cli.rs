@@ -227,7 +227,11 @@ sampler = {{ kind = "annealed_langevin", eps = 0.1, steps = 30, sigma_max = 20.0
     };
     // Against p, the exact samples of p give every metric's floor; against each run's own
     // target there is no one target to draw them from.
-    assert!(p.lines().any(|l| l.starts_with("exact_samples,exact,exact,")), "{p}");
+    assert!(
+        p.lines()
+            .any(|l| l.starts_with("exact_samples,exact,exact,")),
+        "{p}"
+    );
     assert!(!own.contains("exact_samples"), "{own}");
     assert!(rows(&own, "mmd2")[0].ends_with(",p_sigma=1"), "{own}");
     assert!(p.lines().skip(1).all(|l| l.ends_with(",p")), "{p}");
