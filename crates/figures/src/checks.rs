@@ -256,6 +256,90 @@ pub fn registry() -> Vec<Check> {
             tamper: |r| edit(r, "digits_summary.csv", &|c| c.text("method") == "ism_langevin", "frechet_mean", &|c| c.num("frechet_mean") / 100.0),
         },
         Check {
+            name: "memorised_images_score_below_the_floor",
+            claim: "on the digits, the training images themselves, judged like a sampler's output, have a Fréchet distance below the floor's (real digits no model saw) by more than 3 of their sds over seeds: a distance below the floor is what memorising the training set scores",
+            run: |r| {
+                let t = Table::read(&r.join("digits_summary.csv"))?;
+                let floor = summary_value(&t, "method", "real_digits", "frechet_mean")?;
+                let own = summary_value(&t, "method", "training_images", "frechet_mean")?;
+                let sd = summary_value(&t, "method", "training_images", "frechet_sd")?;
+                Ok(Outcome {
+                    pass: own + 3.0 * sd < floor,
+                    numbers: format!(
+                        "training images {} ± {} against the floor's {}",
+                        sig(own, 3),
+                        sig(sd, 2),
+                        sig(floor, 3)
+                    ),
+                })
+            },
+            tamper: |r| edit(r, "digits_summary.csv", &|c| c.text("method") == "training_images", "frechet_mean", &|c| 2.0 * c.num("frechet_mean")),
+        },
+        Check {
+            name: "a_gaussian_mixture_beats_the_annealed_networks",
+            claim: "on the digits, samples of a Gaussian mixture fitted by EM to the training images have a lower Fréchet distance than every annealed DSM row (annealed Langevin, PC, PC at ISM's time) and a higher one than the best network (Heun), each by more than the two rows' sds added, and a single Gaussian's is within 2 of its sds of the floor",
+            run: |r| {
+                let t = Table::read(&r.join("digits_summary.csv"))?;
+                let get = |m: &str| -> Result<(f64, f64)> {
+                    Ok((
+                        summary_value(&t, "method", m, "frechet_mean")?,
+                        summary_value(&t, "method", m, "frechet_sd")?,
+                    ))
+                };
+                let (mix, msd) = get("mixture_em")?;
+                let (gau, gsd) = get("gaussian")?;
+                let (floor, _) = get("real_digits")?;
+                let (best, bsd) = get("edm_heun")?;
+                let mut pass = (gau - floor).abs() < 2.0 * gsd && best + bsd < mix - msd;
+                let mut parts = vec![];
+                for m in ["dsm_annealed", "dsm_pc", "dsm_equal_time_pc"] {
+                    let (v, sd) = get(m)?;
+                    pass &= mix + msd < v - sd;
+                    parts.push(format!("{} {}", m.replace('_', " "), sig(v, 3)));
+                }
+                Ok(Outcome {
+                    pass,
+                    numbers: format!(
+                        "the EM mixture {} ± {} against {} (the best network {}); a single Gaussian {} ± {} against the floor's {}",
+                        sig(mix, 3),
+                        sig(msd, 2),
+                        parts.join(", "),
+                        sig(best, 3),
+                        sig(gau, 3),
+                        sig(gsd, 2),
+                        sig(floor, 3)
+                    ),
+                })
+            },
+            tamper: |r| edit(r, "digits_summary.csv", &|c| c.text("method") == "mixture_em", "frechet_mean", &|_| 40.0),
+        },
+        Check {
+            name: "the_nearest_image_completes_the_lower_half_better",
+            claim: "on the lower-half mask the nearest training image's completions are recognised more often than the network's, by more than 4 sds of the network's over seeds; on the random-half mask the network's completions have the lowest squared error per hidden pixel of the three, by more than 4 of its sds",
+            run: |r| {
+                let t = Table::read(&r.join("digits_inpaint_summary.csv"))?;
+                let v = |m: &str, c: &str| summary_value(&t, "mask", m, c);
+                let (done, sd) = (v("lower_half", "accuracy_completed_mean")?, v("lower_half", "accuracy_completed_sd")?);
+                let near = v("lower_half", "accuracy_nearest")?;
+                let (mse, msd) = (v("random_half", "mse_hidden_mean")?, v("random_half", "mse_hidden_sd")?);
+                let (mn, mg) = (v("random_half", "mse_nearest")?, v("random_half", "mse_gaussian")?);
+                Ok(Outcome {
+                    pass: near > done + 4.0 * sd && mse + 4.0 * msd < mn.min(mg),
+                    numbers: format!(
+                        "lower half: nearest image {} against the network's {} ± {}; random half: squared error {} ± {} against the nearest image's {} and the Gaussian's {}",
+                        sig(near, 3),
+                        sig(done, 3),
+                        sig(sd, 1),
+                        sig(mse, 3),
+                        sig(msd, 1),
+                        sig(mn, 3),
+                        sig(mg, 3)
+                    ),
+                })
+            },
+            tamper: |r| edit(r, "digits_inpaint_summary.csv", &|c| c.text("mask") == "lower_half", "accuracy_nearest", &|_| 0.1),
+        },
+        Check {
             name: "inpainting_beats_masked_inputs",
             claim: "for every mask, the completions are recognised more often than the masked inputs, by more than 4 sds over seeds",
             run: |r| {
@@ -815,12 +899,19 @@ pub fn registry() -> Vec<Check> {
         },
         Check {
             name: "own_target_error_grows_with_distance",
-            claim: "on the NCSN mixture, every single-σ model's error to its own target (the score of p ∗ N(0, σ²I)) grows from the nearest distance bin to the farthest, and in every bin the models with σ ≥ 1 are below every model with σ < 1",
+            claim: "on the NCSN mixture, every single-σ model's error to its own target (the score of p ∗ N(0, σ²I)), relative to that target's size, grows from the nearest distance bin to the farthest, and in every bin the models with σ ≥ 1 are below every model with σ < 1",
             run: |r| {
                 let t = Table::read(&r.join("noise_tradeoff.csv"))?.filter("region", "box")?;
                 // Mean over seeds per (σ, bin).
                 let mut cells: BTreeMap<(String, String), Vec<f64>> = BTreeMap::new();
-                let (sg, lo, e) = (t.strings("sigma")?, t.strings("bin_low")?, t.f64s("error_noised")?);
+                // The error relative to the target's own size ½‖∇log p_σ‖², which shrinks with σ.
+                let (sg, lo) = (t.strings("sigma")?, t.strings("bin_low")?);
+                let e: Vec<f64> = t
+                    .f64s("error_noised")?
+                    .iter()
+                    .zip(t.f64s("target_noised")?)
+                    .map(|(e, n)| e / n)
+                    .collect();
                 for i in 0..sg.len() {
                     cells.entry((sg[i].clone(), lo[i].clone())).or_default().push(e[i]);
                 }
@@ -1032,6 +1123,55 @@ pub fn registry() -> Vec<Check> {
                     .fold(f64::INFINITY, f64::min);
                 edit(r, "likelihood_accuracy_summary.csv", &|c| c.num("rtol") == tight && c.text("density") == "mixture", "worst_mean_abs_error", &|_| 1e-3)
             },
+        },
+        Check {
+            name: "a_kde_beats_every_toy_network",
+            claim: "in the toy zoo, on every toy and every seed, the network's held-out NLL through the ODE is higher than a cross-validated KDE's fitted to 2000 draws of the toy, and on every toy an EM mixture's mean NLL over seeds is lower than the network's",
+            run: |r| {
+                let t = Table::read(&r.join("toy_zoo.csv"))?;
+                let mut pass = !t.rows.is_empty();
+                let mut parts = vec![];
+                for toy in t.distinct("toy")? {
+                    let g = t.filter("toy", &toy)?;
+                    let gap: Vec<f64> = g
+                        .f64s("nll")?
+                        .iter()
+                        .zip(g.f64s("nll_kde")?)
+                        .map(|(a, b)| a - b)
+                        .collect();
+                    pass &= gap.iter().all(|&d| d > 0.0);
+                    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+                    pass &= mean(&g.f64s("nll_mixture")?) < mean(&g.f64s("nll")?);
+                    let m = mean(&gap);
+                    parts.push(format!("{toy} {}", sig(m, 2)));
+                }
+                Ok(Outcome {
+                    pass,
+                    numbers: format!("the network's NLL minus the KDE's, mean over seeds, in nats: {}", parts.join(", ")),
+                })
+            },
+            tamper: |r| edit(r, "toy_zoo.csv", &|c| c.text("toy") == "rings", "nll_kde", &|c| c.num("nll") + 1.0),
+        },
+        Check {
+            name: "the_fine_mmd_sees_the_rings",
+            claim: "in the toy zoo, on every seed, the rings' MMD² at the median bandwidth is within 2 of its standard errors of 0 while at a tenth of it the MMD² is above 0 by more than 3 of its standard errors",
+            run: |r| {
+                let t = Table::read(&r.join("toy_zoo.csv"))?.filter("toy", "rings")?;
+                let (m, mse) = (t.f64s("mmd2")?, t.f64s("mmd2_se")?);
+                let (f, fse) = (t.f64s("mmd2_fine")?, t.f64s("mmd2_fine_se")?);
+                let coarse = (0..m.len()).map(|i| (m[i] / mse[i]).abs()).fold(0.0, f64::max);
+                let fine = (0..f.len()).map(|i| f[i] / fse[i]).fold(f64::INFINITY, f64::min);
+                Ok(Outcome {
+                    pass: !m.is_empty() && coarse < 2.0 && fine > 3.0,
+                    numbers: format!(
+                        "largest |z| of the median-bandwidth MMD² {} over {} seeds; smallest z at a tenth of the bandwidth {}",
+                        sig(coarse, 2),
+                        m.len(),
+                        sig(fine, 2)
+                    ),
+                })
+            },
+            tamper: |r| edit(r, "toy_zoo.csv", &|c| c.text("toy") == "rings", "mmd2_fine", &|_| 0.0),
         },
         Check {
             name: "checkerboard_kl_largest",

@@ -329,8 +329,62 @@ fn equivalence(results: &Path, stem: &Path) -> Result<()> {
         .map(|(g, c)| g - c)
         .collect();
     let hse = half.f64s("gap_se")?;
-    render!(stem, (1800, 900), |root| {
-        let (left, right) = root.split_horizontally(1200);
+    // Every model's z = (ESM − ISM − C − B)/SE, by density: within Monte Carlo error is |z| of
+    // order 1, which a strip of z shows and ESM against ISM on the losses' own scale cannot.
+    let all_dens = t.distinct("density")?;
+    let (zd, zs) = (t.strings("density")?, t.f64s("z_score")?);
+    let strip: Vec<(f64, f64)> = (0..zs.len())
+        .filter(|&i| zs[i].is_finite())
+        .map(|i| {
+            let k = all_dens.iter().position(|d| *d == zd[i]).unwrap_or(0) as f64;
+            // A deterministic jitter so the models of one density do not overlap.
+            (k + ((i % 9) as f64 - 4.0) / 14.0, zs[i])
+        })
+        .collect();
+    let zmax = strip.iter().map(|p| p.1.abs()).fold(3.0, f64::max) * 1.1;
+    render!(stem, (2400, 900), |root| {
+        let (left, rest) = root.split_horizontally(1200);
+        let (middle, right) = rest.split_horizontally(600);
+        {
+            let names = all_dens.clone();
+            let mut chart = ChartBuilder::on(&middle)
+                .caption("z of every model, by density", ("sans-serif", LABEL))
+                .margin(12)
+                .x_label_area_size(110)
+                .y_label_area_size(90)
+                .build_cartesian_2d(-0.6..(names.len() as f64 - 0.4), -zmax..zmax)?;
+            chart
+                .configure_mesh()
+                .disable_x_mesh()
+                .x_labels(names.len())
+                .x_label_formatter(&|v| {
+                    let k = v.round();
+                    if (v - k).abs() < 1e-9 && k >= 0.0 && (k as usize) < names.len() {
+                        match names[k as usize].as_str() {
+                            "gaussian" => "Gaussian".to_string(),
+                            "gaussian_mixture" => "mixture".to_string(),
+                            "student_t" => "Student-t".to_string(),
+                            "half_normal" => "half-normal".to_string(),
+                            other => other.replace('_', " "),
+                        }
+                    } else {
+                        String::new()
+                    }
+                })
+                .y_desc("(ESM − ISM − C − B) / SE")
+                .label_style(("sans-serif", TICK))
+                .axis_desc_style(("sans-serif", LABEL))
+                .draw()?;
+            for y in [-2.0, 2.0] {
+                chart.draw_series(DashedLineSeries::new(
+                    vec![(-0.6, y), (names.len() as f64 - 0.4, y)],
+                    8,
+                    6,
+                    RGBColor(150, 150, 150).stroke_width(2),
+                ))?;
+            }
+            chart.draw_series(strip.iter().map(|&p| Circle::new(p, 5, dot(color(0)))))?;
+        }
         let cells = left.split_evenly((2, 2));
         for (k, (p, area)) in panels.iter().zip(cells.iter()).enumerate() {
             let xr = lin_range(p.ism.iter().copied(), 0.08);
@@ -909,8 +963,14 @@ fn noise_tradeoff(results: &Path, stem: &Path) -> Result<()> {
         let r = t.filter("sigma", sg)?;
         let lo = r.f64s("bin_low")?;
         let hi = r.f64s("bin_high")?;
-        // Each model against its own target, the score of p ∗ N(0, σ²I).
-        let e = r.f64s("error_noised")?;
+        // Each model against its own target, the score of p ∗ N(0, σ²I), relative to the
+        // target's own size ½‖∇log p_σ‖² (which shrinks with σ).
+        let e: Vec<f64> = r
+            .f64s("error_noised")?
+            .iter()
+            .zip(r.f64s("target_noised")?)
+            .map(|(e, t)| e / t)
+            .collect();
         // Mean over seeds per bin.
         let mut bins: Vec<(f64, f64, Vec<f64>)> = vec![];
         for i in 0..lo.len() {
@@ -986,10 +1046,10 @@ fn noise_tradeoff(results: &Path, stem: &Path) -> Result<()> {
                     }),
             )?;
         }
-        legend(&mut chart, SeriesLabelPosition::UpperLeft, TICK)?;
+        legend(&mut chart, SeriesLabelPosition::LowerLeft, TICK)?;
         let mut chart = ChartBuilder::on(&areas[1])
             .caption(
-                "error to its own target, against the distance",
+                "relative error to its own target, against the distance",
                 ("sans-serif", LABEL + 2),
             )
             .margin(12)
@@ -999,7 +1059,7 @@ fn noise_tradeoff(results: &Path, stem: &Path) -> Result<()> {
         mesh(
             &mut chart,
             "distance to the nearest data point",
-            "½‖ŝ − own target‖² (mean over seeds)",
+            "‖ŝ − ∇log p_σ‖² / ‖∇log p_σ‖² (mean over seeds)",
         )?;
         let n = curves.len().max(2) - 1;
         for (k, (sg, pts)) in curves.iter().enumerate() {
@@ -1025,6 +1085,7 @@ fn run_label(run: &str) -> String {
         "annealed_exact_denoised" => "+ Tweedie".into(),
         "langevin_majority_start" => "Langevin, (5,5)".into(),
         "annealed_majority_start" => "annealed, (5,5)".into(),
+        "exact_samples" => "exact samples of p".into(),
         other => other.into(),
     }
 }
@@ -1072,15 +1133,18 @@ fn ncsn_toy(results: &Path, stem: &Path) -> Result<()> {
             let label = run_label(name);
             let label = label.split(',').next().unwrap_or(&label);
             let mut chart = ChartBuilder::on(&areas[k])
-                .caption(
-                    format!("{label}, {}: {}", start(name), pm(*m, *sd)),
-                    ("sans-serif", LABEL - 6),
-                )
-                .margin(12)
+                .caption(format!("{label}, {}", start(name)), ("sans-serif", LABEL - 4))
+                .margin(16)
                 .x_label_area_size(70)
                 .y_label_area_size(105)
                 .build_cartesian_2d(range.clone(), range.clone())?;
             mesh(&mut chart, "x₁", "x₂")?;
+            // The minority weight, inside the panel's upper-left corner.
+            chart.draw_series(std::iter::once(Text::new(
+                format!("minority weight {}", pm(*m, *sd)),
+                (range.start + 0.4, range.end - 0.4),
+                ("sans-serif", TICK),
+            )))?;
             let c = color(runs.iter().position(|r| r == name).unwrap_or(k));
             chart.draw_series(
                 pts.iter()
@@ -1367,45 +1431,31 @@ fn zoo_series(t: &Table, metric: &str, learned: bool) -> Result<Vec<ZooSeries>> 
 fn sampler_zoo(results: &Path, stem: &Path) -> Result<()> {
     let toy = Table::read(&results.join("sampler_zoo_summary.csv"))?;
     let four = Table::read(&results.join("sampler_zoo_four_summary.csv"))?;
-    // (title, log scale, series, reference line)
-    let panels: Vec<(&str, bool, Vec<ZooSeries>, Option<f64>)> = vec![
-        (
-            "NCSN toy, exact: minority weight",
-            false,
-            zoo_series(&toy, "mode_weight_1", false)?,
-            Some(0.2),
-        ),
-        (
-            "NCSN toy, learned: minority weight",
-            false,
-            zoo_series(&toy, "mode_weight_1", true)?,
-            Some(0.2),
-        ),
-        (
-            "4 modes, exact: sliced W₂",
-            true,
-            zoo_series(&four, "sliced_w2", false)?,
-            None,
-        ),
-        (
-            "NCSN toy, exact: sliced W₂",
-            true,
-            zoo_series(&toy, "sliced_w2", false)?,
-            None,
-        ),
-        (
-            "NCSN toy, learned: sliced W₂",
-            true,
-            zoo_series(&toy, "sliced_w2", true)?,
-            None,
-        ),
-        (
-            "4 modes, exact: MMD² (bandwidth 2)",
-            false,
-            zoo_series(&four, "mmd2", false)?,
-            Some(0.0),
-        ),
+    // The floor of a metric: the exact samples of p, judged like the runs.
+    let floor = |t: &Table, metric: &str| -> Result<Option<f64>> {
+        Ok(t.filter("metric", metric)?
+            .filter("run", "exact_samples")?
+            .f64s("mean")?
+            .first()
+            .copied())
+    };
+    // Small multiples: one row per question, one column per schedule, one line per sampler.
+    // (row title, summary, metric, learned score, log scale, reference line)
+    let rows: Vec<(&str, &Table, &str, bool, bool, Option<f64>)> = vec![
+        ("NCSN toy, exact score: minority weight", &toy, "mode_weight_1", false, false, Some(0.2)),
+        ("NCSN toy, learned score: minority weight", &toy, "mode_weight_1", true, false, Some(0.2)),
+        ("NCSN toy, exact score: sliced W₂", &toy, "sliced_w2", false, true, floor(&toy, "sliced_w2")?),
+        ("4 modes, exact score: sliced W₂", &four, "sliced_w2", false, true, floor(&four, "sliced_w2")?),
     ];
+    let schedules = [("vp", "VP"), ("subvp", "sub-VP"), ("edm", "EDM"), ("ve", "VE")];
+    let mut panels: Vec<(String, bool, Vec<ZooSeries>, Option<f64>)> = vec![];
+    for (title, t, metric, learned, log, truth) in &rows {
+        let all = zoo_series(t, metric, *learned)?;
+        for (key, name) in schedules {
+            let series: Vec<ZooSeries> = all.iter().filter(|s| s.1 == key).cloned().collect();
+            panels.push((format!("{name} — {title}"), *log, series, *truth));
+        }
+    }
     let samplers = [
         "reverse_sde",
         "pc",
@@ -1422,17 +1472,12 @@ fn sampler_zoo(results: &Path, stem: &Path) -> Result<()> {
             .flat_map(|p| p.2.iter().flat_map(|s| s.2.iter().map(|q| q.0))),
         1.3,
     );
-    let style_of = |schedule: &str| match schedule {
-        "vp" => (3u32, None),
-        "subvp" => (1, None),
-        "edm" => (2, Some((10u32, 6u32))),
-        _ => (2, Some((3, 5))),
-    };
-    render!(stem, (1900, 1300), |root| {
-        let (top, legend) = root.split_vertically(1190);
-        // Each sampler has its colour and its marker; each schedule its line style.
+    render!(stem, (2400, 2200), |root| {
+        let (top, legend) = root.split_vertically(2130);
+        // Each sampler has its colour and its marker; the dashed line is the truth (weights) or
+        // the metric's floor (exact samples of p); bars are ± sd over seeds.
         for (k, name) in samplers.iter().enumerate() {
-            let (x, y) = (40 + k as i32 * 260, 24);
+            let (x, y) = (40 + k as i32 * 300, 30);
             legend.draw(&PathElement::new(
                 vec![(x, y), (x + 34, y)],
                 color(k).stroke_width(4),
@@ -1444,67 +1489,38 @@ fn sampler_zoo(results: &Path, stem: &Path) -> Result<()> {
                 ("sans-serif", TICK),
             ))?;
         }
-        for (k, sch) in ["vp", "subvp", "edm", "ve"].iter().enumerate() {
-            let (x, y) = (40 + k as i32 * 260, 70);
-            let (w, dash) = style_of(sch);
-            let st = BLACK.stroke_width(w);
-            match dash {
-                None => legend.draw(&PathElement::new(vec![(x, y), (x + 60, y)], st))?,
-                Some((a, b)) => {
-                    let mut u = x;
-                    while u < x + 60 {
-                        legend.draw(&PathElement::new(
-                            vec![(u, y), ((u + a as i32).min(x + 60), y)],
-                            st,
-                        ))?;
-                        u += (a + b) as i32;
-                    }
-                }
-            }
-            legend.draw(&Text::new(
-                sch.to_string(),
-                (x + 70, y - 11),
-                ("sans-serif", TICK),
-            ))?;
-        }
-        let areas = top.split_evenly((2, 3));
+        let areas = top.split_evenly((rows.len(), schedules.len()));
         for (area, (title, log, series, truth)) in areas.iter().zip(&panels) {
-            let ys = series.iter().flat_map(|s| s.2.iter().map(|q| q.1));
+            let ys = series
+                .iter()
+                .flat_map(|s| s.2.iter().flat_map(|q| [q.1 - q.2, q.1 + q.2]))
+                .filter(|y| !*log || *y > 0.0);
             let mut chart_builder = ChartBuilder::on(area);
             chart_builder
-                .caption(*title, ("sans-serif", LABEL))
-                .margin(12)
-                .x_label_area_size(72)
-                .y_label_area_size(115);
+                .caption(title.as_str(), ("sans-serif", TICK))
+                .margin(10)
+                .x_label_area_size(64)
+                .y_label_area_size(100);
             macro_rules! body {
                 ($chart:ident) => {
-                    evals_mesh!($chart, truth, xr, title);
-                    for (sampler, schedule, pts) in series {
+                    evals_mesh!($chart, truth, xr, title.as_str());
+                    for (sampler, _, pts) in series {
                         let c = color(hue(sampler));
-                        let (w, dash) = style_of(schedule);
-                        let line: Vec<(f64, f64)> = pts
+                        let kept: Vec<(f64, f64, f64)> = pts
                             .iter()
-                            .map(|q| (q.0, q.1))
+                            .copied()
                             .filter(|q| !*log || q.1 > 0.0)
                             .collect();
-                        match dash {
-                            None => {
-                                $chart.draw_series(LineSeries::new(
-                                    line.clone(),
-                                    c.stroke_width(w),
-                                ))?;
-                            }
-                            Some((a, b)) => {
-                                $chart.draw_series(DashedLineSeries::new(
-                                    line.clone(),
-                                    a,
-                                    b,
-                                    c.stroke_width(w),
-                                ))?;
-                            }
-                        }
+                        $chart.draw_series(LineSeries::new(
+                            kept.iter().map(|q| (q.0, q.1)),
+                            c.stroke_width(3),
+                        ))?;
+                        $chart.draw_series(kept.iter().map(|q| {
+                            let lo = if *log { (q.1 - q.2).max(q.1 / 10.0) } else { q.1 - q.2 };
+                            ErrorBar::new_vertical(q.0, lo, q.1, q.1 + q.2, c.stroke_width(2), 8)
+                        }))?;
                         let m = hue(sampler);
-                        $chart.draw_series(line.iter().map(|&p| marker_at!(p, m, c)))?;
+                        $chart.draw_series(kept.iter().map(|q| marker_at!((q.0, q.1), m, c)))?;
                     }
                 };
             }
@@ -1545,7 +1561,7 @@ fn likelihood(results: &Path, stem: &Path) -> Result<()> {
         (
             "accuracy against the exact log p".into(),
             "solver rtol",
-            "largest mean |log p̂ − log p|",
+            "worst mean |log p error| (nats)",
             max_by_x(&acc, "schedule", "rtol", "mean_abs_error")?
                 .into_iter()
                 .map(|(g, p)| (short(&g), p))
@@ -1554,7 +1570,7 @@ fn likelihood(results: &Path, stem: &Path) -> Result<()> {
         (
             "one Hutchinson probe's noise".into(),
             "D",
-            "sd of the one-probe divergence",
+            "sd of one-probe log p (nats)",
             max_by_x(&hut, "probe", "dim", "one_probe_sd")?,
         ),
         (
@@ -1772,8 +1788,8 @@ fn digits(results: &Path, stem: &Path) -> Result<()> {
             .and_then(|v| v.first().and_then(|c| c.parse::<f64>().ok()));
         let label = match m.as_str() {
             "real_digits" => "held-out digits".to_string(),
-            "edm_heun" => "best + Heun (18)".to_string(),
-            "edm_heun_churn" => "best + Heun, churn (40)".to_string(),
+            "edm_heun" => "best + Heun".to_string(),
+            "edm_heun_churn" => "best + Heun, churn".to_string(),
             "edm_reverse_sde" => "best + reverse SDE".to_string(),
             "ism_langevin" => "ISM + Langevin".to_string(),
             "ssm_vr_langevin" => "SSM-VR + Langevin".to_string(),
@@ -1782,15 +1798,22 @@ fn digits(results: &Path, stem: &Path) -> Result<()> {
             "dsm_equal_time_pc" => "DSM + PC, ISM's time".to_string(),
             other => other.to_string(),
         };
+        // Score evaluations per chain, not sampler steps (a Heun step takes two).
+        let evals = s.f64s("score_evals")?.first().copied().unwrap_or(0.0);
+        let label = if evals > 0.0 {
+            format!("{label}, {evals} evaluations")
+        } else {
+            label
+        };
         panels.push(Panel {
             title: match frechet {
                 Some(f) => format!(
-                    "{label}\nFD {}, MMD² {}\nNN {:.2}",
+                    "{label}\nFD {}, MMD² {}, NN {:.2}",
                     crate::paper::sig(f, 3),
                     crate::paper::sig(mmd, 2),
                     nn
                 ),
-                None => format!("{label}\nMMD² {}\nNN {:.2}", crate::paper::sig(mmd, 2), nn),
+                None => format!("{label}\nMMD² {}, NN {:.2}", crate::paper::sig(mmd, 2), nn),
             },
             images,
         });
@@ -1805,24 +1828,28 @@ fn digits(results: &Path, stem: &Path) -> Result<()> {
         .map(|p| p.images.len().div_ceil(per_row))
         .max()
         .unwrap_or(1) as i32;
-    let top = 116i32;
+    let top = 84i32;
     let panel_h = top + n_rows * (img + gap);
-    let width = (panels.len() as i32 * (panel_w + 30) + 20) as u32;
-    let height = (panel_h + 20) as u32;
+    // Panels in rows of at most four, so the figure reads at page width.
+    let across = panels.len().clamp(1, 4);
+    let down = panels.len().div_ceil(across) as i32;
+    let width = (across as i32 * (panel_w + 30) + 20) as u32;
+    let height = (down * (panel_h + 24) + 10) as u32;
     // Each pixel is a filled square: exact in SVG and PNG alike.
     render!(stem, (width, height), |root| {
         for (k, p) in panels.iter().enumerate() {
-            let x0 = 20 + k as i32 * (panel_w + 30);
+            let x0 = 20 + (k % across) as i32 * (panel_w + 30);
+            let y0 = 10 + (k / across) as i32 * (panel_h + 24);
             let mut lines = p.title.lines();
             if let Some(l) = lines.next() {
-                root.draw(&Text::new(l.to_string(), (x0, 10), ("sans-serif", LABEL)))?;
+                root.draw(&Text::new(l.to_string(), (x0, y0), ("sans-serif", LABEL)))?;
             }
-            for (l, y) in lines.zip([44, 76]) {
+            for (l, y) in lines.zip([y0 + 36]) {
                 root.draw(&Text::new(l.to_string(), (x0, y), ("sans-serif", TICK)))?;
             }
             for (i, im) in p.images.iter().enumerate() {
                 let gx = x0 + (i % per_row) as i32 * (img + gap);
-                let gy = top + (i / per_row) as i32 * (img + gap);
+                let gy = y0 + top + (i / per_row) as i32 * (img + gap);
                 draw_image(&root, (gx, gy), im, side, cell, RGBColor(255, 255, 255))?;
             }
         }
@@ -1945,13 +1972,34 @@ fn toy_zoo(results: &Path, stem: &Path) -> Result<()> {
         let half = 0.5 * (x[1] - x[0]).abs().max((y[n] - y[0]).abs());
         lim = lim.max(x.iter().chain(&y).fold(0.0f64, |m, v| m.max(v.abs())) + half);
         let max = lp.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let cells = (0..x.len())
-            .map(|i| (x[i], y[i], (lp[i] - max).exp()))
-            .collect();
+        // The grid's log p interpolated bilinearly at UP× its resolution (the grid is the
+        // experiment's; the finer cells only smooth the drawing between its nodes).
+        const UP: usize = 4;
+        let at = |i: usize, j: usize| lp[j * n + i];
+        let (dx, dy) = (x[1] - x[0], y[n] - y[0]);
+        let mut cells = vec![];
+        for j in 0..(n - 1) * UP + 1 {
+            for i in 0..(n - 1) * UP + 1 {
+                let (fi, fj) = (i as f64 / UP as f64, j as f64 / UP as f64);
+                let (i0, j0) = ((fi.floor() as usize).min(n - 2), (fj.floor() as usize).min(n - 2));
+                let (u, v) = (fi - i0 as f64, fj - j0 as f64);
+                let l = (1.0 - u) * (1.0 - v) * at(i0, j0)
+                    + u * (1.0 - v) * at(i0 + 1, j0)
+                    + (1.0 - u) * v * at(i0, j0 + 1)
+                    + u * v * at(i0 + 1, j0 + 1);
+                cells.push((x[0] + fi * dx, y[0] + fj * dy, (l - max).exp()));
+            }
+        }
+        let half = half / UP as f64;
         let s = sum.filter("toy", t)?;
         let nll = s.f64s("nll_mean")?.first().copied().unwrap_or(f64::NAN);
+        let kde = s
+            .f64s("nll_kde_mean")
+            .ok()
+            .and_then(|v| v.first().copied())
+            .unwrap_or(f64::NAN);
         cols.push(Column {
-            title: format!("{t}\nNLL {nll:.2}"),
+            title: format!("{t}\nNLL {nll:.2} nats (KDE {kde:.2})"),
             data: get("data")?,
             samples: get("samples")?,
             cells,
@@ -1961,36 +2009,48 @@ fn toy_zoo(results: &Path, stem: &Path) -> Result<()> {
     let rows = ["data", "samples", "density"];
     let side = 300u32;
     let (left, top) = (120u32, 70u32);
-    let width = left + cols.len() as u32 * side;
-    let height = top + rows.len() as u32 * side;
+    // Two blocks of at most four toys, one above the other, so the figure reads at page width.
+    let across = cols.len().min(4) as u32;
+    let block = top + rows.len() as u32 * side;
+    let blocks = cols.len().div_ceil(across as usize) as u32;
+    let width = left + across * side;
+    let height = blocks * block + 40;
     render!(stem, (width, height), |root| {
-        for (r, label) in rows.iter().enumerate() {
-            let y = (top + r as u32 * side + side / 2) as i32;
-            root.draw(&Text::new(
-                label.to_string(),
-                (8, y - 30),
-                ("sans-serif", TICK),
-            ))?;
+        root.draw(&Text::new(
+            format!("every panel spans [−{lim:.1}, {lim:.1}]² in the data's units"),
+            (8, (blocks * block + 6) as i32),
+            ("sans-serif", TICK),
+        ))?;
+        for b in 0..blocks {
+            for (r, label) in rows.iter().enumerate() {
+                let y = (b * block + top + r as u32 * side + side / 2) as i32;
+                root.draw(&Text::new(
+                    label.to_string(),
+                    (8, y - 30),
+                    ("sans-serif", TICK),
+                ))?;
+            }
         }
         for (c, col) in cols.iter().enumerate() {
-            let x0 = (left + c as u32 * side) as i32;
+            let x0 = (left + (c as u32 % across) * side) as i32;
+            let by = (c as u32 / across) * block;
             let mut lines = col.title.lines();
             if let Some(l) = lines.next() {
                 root.draw(&Text::new(
                     l.to_string(),
-                    (x0 + 10, 4),
+                    (x0 + 10, by as i32 + 4),
                     ("sans-serif", LABEL),
                 ))?;
             }
             if let Some(l) = lines.next() {
                 root.draw(&Text::new(
                     l.to_string(),
-                    (x0 + 10, 36),
+                    (x0 + 10, by as i32 + 36),
                     ("sans-serif", TICK),
                 ))?;
             }
             for r in 0..rows.len() {
-                let y0 = (top + r as u32 * side) as i32;
+                let y0 = (by + top + r as u32 * side) as i32;
                 let area = root
                     .clone()
                     .shrink((x0 as u32 + 6, y0 as u32 + 6), (side - 12, side - 12));

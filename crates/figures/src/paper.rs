@@ -1164,7 +1164,12 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
         for t in s.distinct("toy")? {
             let g = s.filter("toy", &t)?;
             let nll = pm(g.f64s("nll_mean")?[0], g.f64s("nll_sd")?[0]);
+            let kde = pm(g.f64s("nll_kde_mean")?[0], g.f64s("nll_kde_sd")?[0]);
+            let mixture = pm(g.f64s("nll_mixture_mean")?[0], g.f64s("nll_mixture_sd")?[0]);
             let mmd = pm(g.f64s("mmd2_mean")?[0], g.f64s("mmd2_sd")?[0]);
+            let fine = pm(g.f64s("mmd2_fine_mean")?[0], g.f64s("mmd2_fine_sd")?[0]);
+            v.insert(format!("tz_nll_kde_{t}"), kde.clone());
+            v.insert(format!("tz_mmd_fine_{t}"), fine.clone());
             let p = per.filter("toy", &t)?;
             let truth: Vec<f64> = p
                 .strings("nll_true")?
@@ -1180,7 +1185,7 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
             v.insert(format!("tz_nll_{t}"), nll.clone());
             v.insert(format!("tz_kl_{t}"), kl.clone());
             v.insert(format!("tz_nll_true_{t}"), nll_true.clone());
-            rows.push(vec![t.clone(), nll, nll_true, kl, mmd]);
+            rows.push(vec![t.clone(), nll, kde, mixture, nll_true, kl, mmd, fine]);
         }
         // Each network's training time in this run (the timing file), as a range.
         let timing = read("toy_zoo_timing.csv")?.filter("what", "train")?;
@@ -1199,9 +1204,12 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
                 &[
                     "data set",
                     "held-out NLL (nats)",
-                    "NLL of the true density",
+                    "KDE (cross-validated)",
+                    "EM mixture",
+                    "true density",
                     "KL(p ‖ p_θ) (nats)",
                     "MMD² to held-out points",
+                    "MMD², a tenth of the bandwidth",
                 ],
                 &rows,
             ),
@@ -1321,10 +1329,26 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
             let masked = sig(g.f64s("accuracy_masked")?[0], 3);
             let orig = sig(g.f64s("accuracy_original")?[0], 3);
             let mse = pm(g.f64s("mse_hidden_mean")?[0], g.f64s("mse_hidden_sd")?[0]);
+            let nearest = sig(g.f64s("accuracy_nearest")?[0], 3);
+            let gaussian = sig(g.f64s("accuracy_gaussian")?[0], 3);
+            let mse_nearest = sig(g.f64s("mse_nearest")?[0], 3);
+            let mse_gaussian = sig(g.f64s("mse_gaussian")?[0], 3);
+            v.insert(format!("ip_nearest_{m}"), nearest.clone());
+            v.insert(format!("ip_gaussian_{m}"), gaussian.clone());
             v.insert(format!("ip_done_{m}"), done.clone());
             v.insert(format!("ip_masked_{m}"), masked.clone());
             v.insert("ip_original".into(), orig.clone());
-            irows.push(vec![m.clone(), done, masked, orig, mse]);
+            irows.push(vec![
+                m.clone(),
+                done,
+                nearest,
+                gaussian,
+                masked,
+                orig,
+                mse,
+                mse_nearest,
+                mse_gaussian,
+            ]);
         }
         v.insert(
             "table_inpaint".into(),
@@ -1332,9 +1356,13 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
                 &[
                     "mask",
                     "accuracy on completions",
-                    "accuracy on masked inputs (hidden = 0)",
-                    "accuracy on originals",
+                    "nearest training image",
+                    "Gaussian conditional mean",
+                    "masked inputs (hidden = 0)",
+                    "originals",
                     "squared error per hidden pixel",
+                    "… nearest image",
+                    "… Gaussian",
                 ],
                 &irows,
             ),
@@ -1354,8 +1382,17 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
         // The closest any sample of any sampler comes to a training image.
         let methods = per.strings("method")?;
         let mins = per.f64s("nn_min")?;
+        // The networks' samplers only: not the real images, nor the baselines (the training
+        // images are at distance 0 from themselves).
+        let baselines = [
+            "real_digits",
+            "uniform_noise",
+            "training_images",
+            "gaussian",
+            "mixture_em",
+        ];
         let closest = (0..mins.len())
-            .filter(|&i| methods[i] != "real_digits")
+            .filter(|&i| !baselines.contains(&methods[i].as_str()))
             .map(|i| mins[i])
             .fold(f64::INFINITY, f64::min);
         v.insert("dg_nn_min_samples".into(), sig(closest, 3));

@@ -76,9 +76,21 @@ pub fn log_range(values: impl IntoIterator<Item = f64>, factor: f64) -> Range<f6
     (lo / factor)..(hi * factor)
 }
 
-/// Tick positions for a log axis over `r`: 1, 2, 5 × 10ᵏ, or every m × 10ᵏ (m = 1…9) when the
-/// range holds fewer than four of those, so that a narrow log axis is labelled where its data are.
+/// Tick positions for a log axis over `r`: the decades 10ᵏ when the range holds four or more of
+/// them (every second one past eight, so a tall axis keeps few labels), else 1, 2, 5 × 10ᵏ, or
+/// every m × 10ᵏ (m = 1…9) when the range holds fewer than four of those, so that a narrow log
+/// axis is labelled where its data are.
 pub fn log_ticks(r: &Range<f64>) -> Vec<f64> {
+    let decades = log_ticks_of(r, &[1.0]);
+    if decades.len() >= 4 {
+        let step = if decades.len() > 8 { 2 } else { 1 };
+        return decades.into_iter().step_by(step).collect();
+    }
+    log_ticks_of(r, &[])
+}
+
+/// [`log_ticks`] without the decades-only tier, or with `only` the multipliers given.
+fn log_ticks_of(r: &Range<f64>, only: &[f64]) -> Vec<f64> {
     let (lo, hi) = (r.start.max(f64::MIN_POSITIVE), r.end);
     let within = |ms: &[f64]| -> Vec<f64> {
         let mut out = vec![];
@@ -94,6 +106,9 @@ pub fn log_ticks(r: &Range<f64>) -> Vec<f64> {
         }
         out
     };
+    if !only.is_empty() {
+        return within(only);
+    }
     let coarse = within(&[1.0, 2.0, 5.0]);
     if coarse.len() >= 4 {
         coarse
@@ -245,6 +260,11 @@ mod tests {
             log_ticks(&(0.8..60.0)),
             vec![1.0, 2.0, 5.0, 10.0, 20.0, 50.0]
         );
+        // Four decades or more: the decades alone, every second one past eight.
+        assert_eq!(log_ticks(&(0.5..2e3)), vec![1.0, 10.0, 100.0, 1000.0]);
+        let tall = log_ticks(&(1e-9..0.5));
+        assert_eq!(tall.len(), 5, "{tall:?}");
+        assert!((tall[0] - 1e-9).abs() < 1e-24 && (tall[4] - 1e-1).abs() < 1e-15);
         let narrow = log_ticks(&(0.15..0.45));
         assert_eq!(narrow.len(), 3);
         assert!((narrow[0] - 0.2).abs() < 1e-12 && (narrow[2] - 0.4).abs() < 1e-12);

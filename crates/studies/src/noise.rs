@@ -53,7 +53,7 @@ pub struct NoiseExperiment {
 
 /// The CSV header of the noise experiment's binned errors.
 pub const NOISE_COLUMNS: &str =
-    "sigma,seed,region,bin_low,bin_high,points,error_clean,se_clean,error_noised,se_noised";
+    "sigma,seed,region,bin_low,bin_high,points,error_clean,se_clean,error_noised,se_noised,target_noised";
 
 /// A row of `NAME.csv`: the errors over p (`region = "p"`, no bin) or in a bin of the distance
 /// from the data (`region = "box"`; no error where the bin holds fewer than two points).
@@ -79,6 +79,9 @@ pub struct NoiseRow {
     pub error_noised: Option<Num>,
     /// Its standard error.
     pub se_noised: Option<Num>,
+    /// ½‖∇log p_σ‖², mean over the same points: the size of the target, which shrinks like
+    /// 1/(1 + σ²) near the modes, so `error_noised / target_noised` compares σs fairly.
+    pub target_noised: Option<Num>,
 }
 
 /// A row of `NAME_summary.csv`: the p-averaged errors over seeds.
@@ -266,6 +269,11 @@ impl Study for NoiseExperiment {
         let f = scorelab_models::F32Score::new(&net, None)
             .map_err(|err| bad(format!("model: {err}")))?;
         let noised = p.noised(sigma).expect("checked");
+        // ½‖∇log p_σ‖² at each point: the target's own size.
+        let half_sq = |x: &Array2<f64>| -> Array1<f64> {
+            let s = noised.score(x.view());
+            s.map_axis(Axis(1), |r| 0.5 * r.dot(&r))
+        };
         let region = |x: &Array2<f64>| {
             let (clean, ct) = fisher_divergence(&f as &dyn Score, &p, x.view());
             let (nz, nt) = fisher_divergence(&f as &dyn Score, &noised, x.view());
@@ -308,9 +316,11 @@ impl Study for NoiseExperiment {
             se_clean: Some(Num(c.se)),
             error_noised: Some(Num(nz.value)),
             se_noised: Some(Num(nz.se)),
+            target_noised: Some(Num(half_sq(&from_p).mean().unwrap_or(f64::NAN))),
         })?;
         // Binned by the distance from the data.
         let (_, ct, _, nt) = region(&in_box);
+        let tt = half_sq(&in_box);
         for w in self.bins.windows(2) {
             let idx: Vec<usize> = (0..dist.len())
                 .filter(|&i| dist[i] >= w[0] && dist[i] < w[1])
@@ -326,6 +336,7 @@ impl Study for NoiseExperiment {
             };
             let (cm, cs) = stats(&ct);
             let (nm, ns) = stats(&nt);
+            let (tm, _) = stats(&tt);
             rows.push(&NoiseRow {
                 sigma: Num(sigma),
                 seed,
@@ -337,6 +348,7 @@ impl Study for NoiseExperiment {
                 se_clean: cs,
                 error_noised: nm,
                 se_noised: ns,
+                target_noised: tm,
             })?;
         }
         out.insert("", rows);
