@@ -342,9 +342,9 @@ fn equivalence(results: &Path, stem: &Path) -> Result<()> {
         })
         .collect();
     let zmax = strip.iter().map(|p| p.1.abs()).fold(3.0, f64::max) * 1.1;
-    render!(stem, (2400, 900), |root| {
+    render!(stem, (2600, 900), |root| {
         let (left, rest) = root.split_horizontally(1200);
-        let (middle, right) = rest.split_horizontally(600);
+        let (middle, right) = rest.split_horizontally(750);
         {
             let names = all_dens.clone();
             let mut chart = ChartBuilder::on(&middle)
@@ -361,10 +361,10 @@ fn equivalence(results: &Path, stem: &Path) -> Result<()> {
                     let k = v.round();
                     if (v - k).abs() < 1e-9 && k >= 0.0 && (k as usize) < names.len() {
                         match names[k as usize].as_str() {
-                            "gaussian" => "Gaussian".to_string(),
+                            "gaussian" => "Gauss".to_string(),
                             "gaussian_mixture" => "mixture".to_string(),
-                            "student_t" => "Student-t".to_string(),
-                            "half_normal" => "half-normal".to_string(),
+                            "student_t" => "t".to_string(),
+                            "half_normal" => "half-N".to_string(),
                             other => other.replace('_', " "),
                         }
                     } else {
@@ -1049,7 +1049,7 @@ fn noise_tradeoff(results: &Path, stem: &Path) -> Result<()> {
         legend(&mut chart, SeriesLabelPosition::LowerLeft, TICK)?;
         let mut chart = ChartBuilder::on(&areas[1])
             .caption(
-                "relative error to its own target, against the distance",
+                "error relative to its own target",
                 ("sans-serif", LABEL + 2),
             )
             .margin(12)
@@ -1059,7 +1059,7 @@ fn noise_tradeoff(results: &Path, stem: &Path) -> Result<()> {
         mesh(
             &mut chart,
             "distance to the nearest data point",
-            "‖ŝ − ∇log p_σ‖² / ‖∇log p_σ‖² (mean over seeds)",
+            "‖ŝ − ∇log p_σ‖² / ‖∇log p_σ‖²",
         )?;
         let n = curves.len().max(2) - 1;
         for (k, (sg, pts)) in curves.iter().enumerate() {
@@ -1133,7 +1133,10 @@ fn ncsn_toy(results: &Path, stem: &Path) -> Result<()> {
             let label = run_label(name);
             let label = label.split(',').next().unwrap_or(&label);
             let mut chart = ChartBuilder::on(&areas[k])
-                .caption(format!("{label}, {}", start(name)), ("sans-serif", LABEL - 4))
+                .caption(
+                    format!("{label}, {}", start(name)),
+                    ("sans-serif", LABEL - 4),
+                )
                 .margin(16)
                 .x_label_area_size(70)
                 .y_label_area_size(105)
@@ -1441,19 +1444,53 @@ fn sampler_zoo(results: &Path, stem: &Path) -> Result<()> {
     };
     // Small multiples: one row per question, one column per schedule, one line per sampler.
     // (row title, summary, metric, learned score, log scale, reference line)
-    let rows: Vec<(&str, &Table, &str, bool, bool, Option<f64>)> = vec![
-        ("NCSN toy, exact score: minority weight", &toy, "mode_weight_1", false, false, Some(0.2)),
-        ("NCSN toy, learned score: minority weight", &toy, "mode_weight_1", true, false, Some(0.2)),
-        ("NCSN toy, exact score: sliced W₂", &toy, "sliced_w2", false, true, floor(&toy, "sliced_w2")?),
-        ("4 modes, exact score: sliced W₂", &four, "sliced_w2", false, true, floor(&four, "sliced_w2")?),
+    type Row<'a> = (&'a str, &'a Table, &'a str, bool, bool, Option<f64>);
+    let rows: Vec<Row> = vec![
+        (
+            "toy, exact: minority weight",
+            &toy,
+            "mode_weight_1",
+            false,
+            false,
+            Some(0.2),
+        ),
+        (
+            "toy, learned: minority weight",
+            &toy,
+            "mode_weight_1",
+            true,
+            false,
+            Some(0.2),
+        ),
+        (
+            "toy, exact: sliced W₂",
+            &toy,
+            "sliced_w2",
+            false,
+            true,
+            floor(&toy, "sliced_w2")?,
+        ),
+        (
+            "4 modes, exact: sliced W₂",
+            &four,
+            "sliced_w2",
+            false,
+            true,
+            floor(&four, "sliced_w2")?,
+        ),
     ];
-    let schedules = [("vp", "VP"), ("subvp", "sub-VP"), ("edm", "EDM"), ("ve", "VE")];
+    let schedules = [
+        ("vp", "VP"),
+        ("subvp", "sub-VP"),
+        ("edm", "EDM"),
+        ("ve", "VE"),
+    ];
     let mut panels: Vec<(String, bool, Vec<ZooSeries>, Option<f64>)> = vec![];
     for (title, t, metric, learned, log, truth) in &rows {
         let all = zoo_series(t, metric, *learned)?;
         for (key, name) in schedules {
             let series: Vec<ZooSeries> = all.iter().filter(|s| s.1 == key).cloned().collect();
-            panels.push((format!("{name} — {title}"), *log, series, *truth));
+            panels.push((format!("{name}, {title}"), *log, series, *truth));
         }
     }
     let samplers = [
@@ -1506,17 +1543,18 @@ fn sampler_zoo(results: &Path, stem: &Path) -> Result<()> {
                     evals_mesh!($chart, truth, xr, title.as_str());
                     for (sampler, _, pts) in series {
                         let c = color(hue(sampler));
-                        let kept: Vec<(f64, f64, f64)> = pts
-                            .iter()
-                            .copied()
-                            .filter(|q| !*log || q.1 > 0.0)
-                            .collect();
+                        let kept: Vec<(f64, f64, f64)> =
+                            pts.iter().copied().filter(|q| !*log || q.1 > 0.0).collect();
                         $chart.draw_series(LineSeries::new(
                             kept.iter().map(|q| (q.0, q.1)),
                             c.stroke_width(3),
                         ))?;
                         $chart.draw_series(kept.iter().map(|q| {
-                            let lo = if *log { (q.1 - q.2).max(q.1 / 10.0) } else { q.1 - q.2 };
+                            let lo = if *log {
+                                (q.1 - q.2).max(q.1 / 10.0)
+                            } else {
+                                q.1 - q.2
+                            };
                             ErrorBar::new_vertical(q.0, lo, q.1, q.1 + q.2, c.stroke_width(2), 8)
                         }))?;
                         let m = hue(sampler);
@@ -1801,9 +1839,9 @@ fn digits(results: &Path, stem: &Path) -> Result<()> {
         // Score evaluations per chain, not sampler steps (a Heun step takes two).
         let evals = s.f64s("score_evals")?.first().copied().unwrap_or(0.0);
         let label = if evals > 0.0 {
-            format!("{label}, {evals} evaluations")
+            format!("{label}\n{evals} score evaluations")
         } else {
-            label
+            format!("{label}\n")
         };
         panels.push(Panel {
             title: match frechet {
@@ -1828,7 +1866,7 @@ fn digits(results: &Path, stem: &Path) -> Result<()> {
         .map(|p| p.images.len().div_ceil(per_row))
         .max()
         .unwrap_or(1) as i32;
-    let top = 84i32;
+    let top = 108i32;
     let panel_h = top + n_rows * (img + gap);
     // Panels in rows of at most four, so the figure reads at page width.
     let across = panels.len().clamp(1, 4);
@@ -1842,10 +1880,14 @@ fn digits(results: &Path, stem: &Path) -> Result<()> {
             let y0 = 10 + (k / across) as i32 * (panel_h + 24);
             let mut lines = p.title.lines();
             if let Some(l) = lines.next() {
-                root.draw(&Text::new(l.to_string(), (x0, y0), ("sans-serif", LABEL)))?;
+                root.draw(&Text::new(
+                    l.to_string(),
+                    (x0, y0),
+                    ("sans-serif", LABEL - 4),
+                ))?;
             }
-            for (l, y) in lines.zip([y0 + 36]) {
-                root.draw(&Text::new(l.to_string(), (x0, y), ("sans-serif", TICK)))?;
+            for (l, y) in lines.zip([y0 + 34, y0 + 64]) {
+                root.draw(&Text::new(l.to_string(), (x0, y), ("sans-serif", TICK - 4)))?;
             }
             for (i, im) in p.images.iter().enumerate() {
                 let gx = x0 + (i % per_row) as i32 * (img + gap);
@@ -1913,7 +1955,7 @@ fn digits_inpaint(results: &Path, stem: &Path) -> Result<()> {
         .max(1) as i32;
     let panel_w = per_row * (img + gap);
     let label_w = 175i32;
-    let top = 84i32;
+    let top = 108i32;
     let panel_h = top + 3 * (img + gap);
     let width = (label_w + panels.len() as i32 * (panel_w + 40) + 20) as u32;
     let height = (panel_h + 20) as u32;
@@ -1981,7 +2023,10 @@ fn toy_zoo(results: &Path, stem: &Path) -> Result<()> {
         for j in 0..(n - 1) * UP + 1 {
             for i in 0..(n - 1) * UP + 1 {
                 let (fi, fj) = (i as f64 / UP as f64, j as f64 / UP as f64);
-                let (i0, j0) = ((fi.floor() as usize).min(n - 2), (fj.floor() as usize).min(n - 2));
+                let (i0, j0) = (
+                    (fi.floor() as usize).min(n - 2),
+                    (fj.floor() as usize).min(n - 2),
+                );
                 let (u, v) = (fi - i0 as f64, fj - j0 as f64);
                 let l = (1.0 - u) * (1.0 - v) * at(i0, j0)
                     + u * (1.0 - v) * at(i0 + 1, j0)
@@ -1999,7 +2044,7 @@ fn toy_zoo(results: &Path, stem: &Path) -> Result<()> {
             .and_then(|v| v.first().copied())
             .unwrap_or(f64::NAN);
         cols.push(Column {
-            title: format!("{t}\nNLL {nll:.2} nats (KDE {kde:.2})"),
+            title: format!("{t}\nNLL {nll:.2} / KDE {kde:.2}"),
             data: get("data")?,
             samples: get("samples")?,
             cells,
@@ -2014,13 +2059,21 @@ fn toy_zoo(results: &Path, stem: &Path) -> Result<()> {
     let block = top + rows.len() as u32 * side;
     let blocks = cols.len().div_ceil(across as usize) as u32;
     let width = left + across * side;
-    let height = blocks * block + 40;
+    let height = blocks * block + 80;
     render!(stem, (width, height), |root| {
-        root.draw(&Text::new(
+        for (k, line) in [
+            "held-out NLL of the network / of a cross-validated KDE, in nats;".to_string(),
             format!("every panel spans [−{lim:.1}, {lim:.1}]² in the data's units"),
-            (8, (blocks * block + 6) as i32),
-            ("sans-serif", TICK),
-        ))?;
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            root.draw(&Text::new(
+                line,
+                (8, (blocks * block + 6) as i32 + 34 * k as i32),
+                ("sans-serif", TICK),
+            ))?;
+        }
         for b in 0..blocks {
             for (r, label) in rows.iter().enumerate() {
                 let y = (b * block + top + r as u32 * side + side / 2) as i32;

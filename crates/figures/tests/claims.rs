@@ -107,6 +107,12 @@ const TYPED: &[(&str, &str, &str, &str)] = &[
         "a 4-mode mixture",
         "the second target's definition",
     ),
+    (
+        "paper",
+        "4",
+        "the 4-mode mixture",
+        "the second target's definition",
+    ),
     // Arithmetic on those definitions.
     (
         "paper",
