@@ -294,10 +294,21 @@ batch = 32
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(
         lines[0],
-        "sigma,seed,region,bin_low,bin_high,points,error_clean,se_clean,error_noised,se_noised"
+        "sigma,seed,region,bin_low,bin_high,points,error_clean,se_clean,error_noised,se_noised,target_noised"
     );
     // Per σ: one row over p, three bins.
     assert_eq!(lines.len(), 1 + 2 * 4);
+    // The target's size over p: near a unit-variance mode far from the other, ∇log p_σ(x) ≈
+    // −(x − μ)/(1 + σ²), so ½E‖∇log p_σ‖² ≈ (D/2)/(1 + σ²)² = 0.980 at σ = 0.1 and 0.25 at σ = 1
+    // in D = 2; the bounds are 4 standard errors of 200 points (sd of ½‖x − μ‖² is 1 before the
+    // factor).
+    let target = |l: &str| l.split(',').nth(10).unwrap().parse::<f64>().unwrap();
+    let (t01, t1) = (target(lines[1]), target(lines[5]));
+    let se = |s: f64| 1.0 / (1.0 + s * s).powi(2) / 200f64.sqrt();
+    assert!(
+        (t01 - 0.980).abs() < 4.0 * se(0.1) && (t1 - 0.25).abs() < 4.0 * se(1.0),
+        "{t01} {t1}"
+    );
     assert!(lines[1].starts_with("0.1,1,p,,,200,"));
     let binned: usize = lines[2..5]
         .iter()

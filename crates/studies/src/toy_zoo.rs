@@ -495,6 +495,10 @@ impl Study for ToyZooExperiment {
         let m = mmd2(x.view(), held.view(), Some(bandwidth), 0, &mut rng);
         let fine = mmd2(x.view(), held.view(), Some(bandwidth / 10.0), 0, &mut rng);
         let (nll_kde, nll_mixture) = baseline_nll(toy, ti as u64, seed, &held)?;
+        // The baselines' fits do not look at the stop flag: a signal during them stops here.
+        if stop.load(std::sync::atomic::Ordering::SeqCst) {
+            return stopped(rows);
+        }
         let started = std::time::Instant::now();
         let est = self
             .likelihood_plan()?
