@@ -831,21 +831,7 @@ pub fn registry() -> Vec<Check> {
         Check {
             name: "structured_trace_faster_than_jax_structured",
             claim: "like with like: in every repeat of the same-run comparison, at every D, our structured exact trace's step is faster than the same formula's step written in JAX",
-            run: |r| {
-                let runs = SameRun::read(&r.join(crate::cost::RUNS))?;
-                let worst = every_repeat_below_one(&runs, (Scorelab, "ism_structured"), (Jax, "ism_structured"))?;
-                let rs = ratios(&runs, (Scorelab, "ism_structured"), (Jax, "ism_structured"))?;
-                let (lo, hi) = extremes(&rs);
-                Ok(Outcome {
-                    pass: worst < 1.0,
-                    numbers: format!(
-                        "{}–{}× JAX's time (medians over repeats, by D; at most {}× in any repeat)",
-                        sig(lo, 2),
-                        sig(hi, 2),
-                        sig(worst, 2)
-                    ),
-                })
-            },
+            run: |r| faster_than_jax(r, "ism_structured"),
             tamper: |r| slow(r, "scorelab", "ism_structured", "32", 10.0),
         },
         Check {
@@ -880,21 +866,7 @@ pub fn registry() -> Vec<Check> {
         Check {
             name: "dsm_faster_than_jax",
             claim: "in every repeat of the same-run comparison, at every D, our DSM step is faster than JAX's",
-            run: |r| {
-                let runs = SameRun::read(&r.join(crate::cost::RUNS))?;
-                let worst = every_repeat_below_one(&runs, (Scorelab, "dsm"), (Jax, "dsm"))?;
-                let rs = ratios(&runs, (Scorelab, "dsm"), (Jax, "dsm"))?;
-                let (lo, hi) = extremes(&rs);
-                Ok(Outcome {
-                    pass: worst < 1.0,
-                    numbers: format!(
-                        "{}–{}× JAX's time (medians over D; at most {}× in any repeat)",
-                        sig(lo, 2),
-                        sig(hi, 2),
-                        sig(worst, 2)
-                    ),
-                })
-            },
+            run: |r| faster_than_jax(r, "dsm"),
             tamper: |r| slow(r, "scorelab", "dsm", "128", 10.0),
         },
         Check {
@@ -1283,6 +1255,25 @@ pub fn sidak_max_abs_z(z_max: f64, n: usize) -> f64 {
     use statrs::distribution::{ContinuousCDF, Normal};
     let one = 2.0 * Normal::standard().cdf(-z_max.abs());
     1.0 - (1.0 - one).powi(n as i32)
+}
+
+/// Our `objective`'s step against JAX's same objective in the same-run comparison: passes when
+/// ours is faster in every repeat at every D; the numbers are the range of the median ratios over
+/// D and the worst single repeat.
+fn faster_than_jax(r: &Path, objective: &str) -> Result<Outcome> {
+    let runs = SameRun::read(&r.join(crate::cost::RUNS))?;
+    let worst = every_repeat_below_one(&runs, (Scorelab, objective), (Jax, objective))?;
+    let rs = ratios(&runs, (Scorelab, objective), (Jax, objective))?;
+    let (lo, hi) = extremes(&rs);
+    Ok(Outcome {
+        pass: worst < 1.0,
+        numbers: format!(
+            "{}–{}× JAX's time (medians over repeats, by D; at most {}× in any repeat)",
+            sig(lo, 2),
+            sig(hi, 2),
+            sig(worst, 2)
+        ),
+    })
 }
 
 /// The median ratio num/den of the same-run comparison at every D, as (D, ratio).

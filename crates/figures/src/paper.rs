@@ -1033,28 +1033,6 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
             ),
         );
     }
-    // The maximum-likelihood fine-tuning's training NLL: its fall over the last tenth of its
-    // steps, per split (a fit still improving when it stops).
-    {
-        let t = read("old_faithful_mle.csv")?;
-        let mut falls = vec![];
-        for seed in t.distinct("seed")? {
-            let g = t.filter("seed", &seed)?;
-            let (step, nll) = (g.f64s("step")?, g.f64s("train_nll")?);
-            let last = step.iter().copied().fold(0.0, f64::max);
-            let at = |s: f64| -> Option<f64> {
-                (0..step.len())
-                    .filter(|&i| step[i] <= s)
-                    .max_by(|&a, &b| step[a].total_cmp(&step[b]))
-                    .map(|i| nll[i])
-            };
-            if let (Some(a), Some(b)) = (at(0.9 * last), at(last)) {
-                falls.push(a - b);
-            }
-        }
-        let (m, sd) = mean_sd(&falls);
-        v.insert("of_mle_last_tenth_fall".into(), pm(m, sd));
-    }
     // Exact likelihoods through the probability-flow ODE.
     {
         let t = read("likelihood_accuracy_summary.csv")?;

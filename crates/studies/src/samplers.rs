@@ -265,6 +265,29 @@ pub struct SamplerRow {
     pub target: String,
 }
 
+/// Who a row of metrics belongs to: (run, sampler, score, seed, steps, score evaluations).
+type RowOf<'a> = (&'a str, &'a str, &'a str, u64, usize, usize);
+
+impl SamplerRow {
+    /// The row of metric `m` of the run `who`.
+    fn of(who: RowOf, m: scorelab_pipeline::metrics::MetricRow) -> Self {
+        let (run, sampler, score, seed, steps, score_evals) = who;
+        SamplerRow {
+            run: run.to_string(),
+            sampler: sampler.to_string(),
+            score: score.to_string(),
+            seed,
+            steps,
+            score_evals,
+            metric: m.metric,
+            value: Num(m.value),
+            se: m.se.map(Num),
+            p_value: m.p_value.map(Num),
+            target: m.target,
+        }
+    }
+}
+
 /// A row of `NAME_timing.csv` (a timing file).
 #[derive(Debug, Serialize)]
 struct TimingRow<'a> {
@@ -400,19 +423,10 @@ impl SamplersExperiment {
                 &mut scorelab_core::streams::Stream::ExactSamples.rng(seed),
             );
             for m in metrics_with(x.view(), &target, seed, self.tests, &options) {
-                rows.push(&SamplerRow {
-                    run: EXACT_SAMPLES.to_string(),
-                    sampler: "exact".to_string(),
-                    score: "exact".to_string(),
-                    seed,
-                    steps: 0,
-                    score_evals: 0,
-                    metric: m.metric,
-                    value: Num(m.value),
-                    se: m.se.map(Num),
-                    p_value: m.p_value.map(Num),
-                    target: m.target,
-                })?;
+                rows.push(&SamplerRow::of(
+                    (EXACT_SAMPLES, "exact", "exact", seed, 0, 0),
+                    m,
+                ))?;
             }
         }
         out.insert("", rows);
@@ -566,19 +580,17 @@ impl Study for SamplersExperiment {
                 ksd: self.ksd,
             };
             for m in metrics_with(run.x.view(), &target, seed, self.tests, &options) {
-                rows.push(&SamplerRow {
-                    run: r.name.clone(),
-                    sampler: file.sampler.kind().to_string(),
-                    score: score.clone(),
-                    seed,
-                    steps,
-                    score_evals: run.score_evals,
-                    metric: m.metric,
-                    value: Num(m.value),
-                    se: m.se.map(Num),
-                    p_value: m.p_value.map(Num),
-                    target: m.target,
-                })?;
+                rows.push(&SamplerRow::of(
+                    (
+                        &r.name,
+                        file.sampler.kind(),
+                        score,
+                        seed,
+                        steps,
+                        run.score_evals,
+                    ),
+                    m,
+                ))?;
             }
         }
         out.insert("", rows);
