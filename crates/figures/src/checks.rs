@@ -176,6 +176,14 @@ fn summary_value(t: &Table, key: &str, row: &str, col: &str) -> Result<f64> {
         .ok_or_else(|| anyhow::anyhow!("{}: no row {key} = {row}", t.path.display()))
 }
 
+/// A digits summary row's Fréchet distance: (mean, sd) over seeds.
+fn frechet(t: &Table, method: &str) -> Result<(f64, f64)> {
+    Ok((
+        summary_value(t, "method", method, "frechet_mean")?,
+        summary_value(t, "method", method, "frechet_sd")?,
+    ))
+}
+
 /// The checks (module docs).
 pub fn registry() -> Vec<Check> {
     vec![
@@ -207,12 +215,7 @@ pub fn registry() -> Vec<Check> {
             claim: "every annealed row (annealed Langevin, PC, and PC on the network trained for ISM's time) has a lower Fréchet distance than both single-level Langevin runs, by more than their sds",
             run: |r| {
                 let t = Table::read(&r.join("digits_summary.csv"))?;
-                let get = |m: &str| -> Result<(f64, f64)> {
-                    Ok((
-                        summary_value(&t, "method", m, "frechet_mean")?,
-                        summary_value(&t, "method", m, "frechet_sd")?,
-                    ))
-                };
+                let get = |m: &str| frechet(&t, m);
                 let annealed = [
                     get("dsm_annealed")?,
                     get("dsm_pc")?,
@@ -280,12 +283,7 @@ pub fn registry() -> Vec<Check> {
             claim: "on the digits, samples of a Gaussian mixture fitted by EM to the training images have a lower Fréchet distance than every annealed DSM row (annealed Langevin, PC, PC at ISM's time) and a higher one than the best network (Heun), each by more than the two rows' sds added, and a single Gaussian's is within 2 of its sds of the floor",
             run: |r| {
                 let t = Table::read(&r.join("digits_summary.csv"))?;
-                let get = |m: &str| -> Result<(f64, f64)> {
-                    Ok((
-                        summary_value(&t, "method", m, "frechet_mean")?,
-                        summary_value(&t, "method", m, "frechet_sd")?,
-                    ))
-                };
+                let get = |m: &str| frechet(&t, m);
                 let (mix, msd) = get("mixture_em")?;
                 let (gau, gsd) = get("gaussian")?;
                 let (floor, _) = get("real_digits")?;

@@ -1086,17 +1086,6 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
                 &rows,
             ),
         );
-        let n = read("likelihood_accuracy_normalization.csv")?;
-        let (boxes, err) = (n.f64s("box_factor")?, n.f64s("integral_minus_one")?);
-        let widest = boxes.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let worst = boxes
-            .iter()
-            .zip(&err)
-            .filter(|(b, _)| **b == widest)
-            .map(|(_, e)| e.abs())
-            .fold(0.0, f64::max);
-        v.insert("lik_norm_box".into(), sig(widest, 2));
-        v.insert("lik_norm_worst".into(), sig(worst, 2));
         // The exact divergence's cost over one Hutchinson probe's, at the largest D timed (one
         // run: both measured back to back by the same experiment).
         let c = read("likelihood_accuracy_cost.csv")?;
