@@ -176,6 +176,16 @@ fn summary_value(t: &Table, key: &str, row: &str, col: &str) -> Result<f64> {
         .ok_or_else(|| anyhow::anyhow!("{}: no row {key} = {row}", t.path.display()))
 }
 
+/// The noise study's error to the noised score relative to that score's own size,
+/// `error_noised / target_noised`, row by row (Fig. 4 right and its check).
+pub(crate) fn relative_error_noised(t: &Table) -> Result<Vec<f64>> {
+    Ok(t.f64s("error_noised")?
+        .iter()
+        .zip(t.f64s("target_noised")?)
+        .map(|(e, n)| e / n)
+        .collect())
+}
+
 /// A digits summary row's Fréchet distance: (mean, sd) over seeds.
 fn frechet(t: &Table, method: &str) -> Result<(f64, f64)> {
     Ok((
@@ -876,12 +886,7 @@ pub fn registry() -> Vec<Check> {
                 let mut cells: BTreeMap<(String, String), Vec<f64>> = BTreeMap::new();
                 // The error relative to the target's own size ½‖∇log p_σ‖², which shrinks with σ.
                 let (sg, lo) = (t.strings("sigma")?, t.strings("bin_low")?);
-                let e: Vec<f64> = t
-                    .f64s("error_noised")?
-                    .iter()
-                    .zip(t.f64s("target_noised")?)
-                    .map(|(e, n)| e / n)
-                    .collect();
+                let e = relative_error_noised(&t)?;
                 for i in 0..sg.len() {
                     cells.entry((sg[i].clone(), lo[i].clone())).or_default().push(e[i]);
                 }
@@ -1316,6 +1321,11 @@ fn dims_text(rs: &[(u32, f64)]) -> String {
 mod tests {
     use super::*;
 
+    /// The registered check called `name`.
+    fn named(name: &str) -> Check {
+        registry().into_iter().find(|c| c.name == name).unwrap()
+    }
+
     fn results() -> std::path::PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../results")
     }
@@ -1380,10 +1390,7 @@ mod tests {
     /// z = 1, which fails (a weight within its error of the truth is not "above" it).
     #[test]
     fn the_annealed_weight_check_pools_the_chains() {
-        let check = registry()
-            .into_iter()
-            .find(|c| c.name == "annealed_minority_weight_above_truth")
-            .unwrap();
+        let check = named("annealed_minority_weight_above_truth");
         for (w, z, pass) in [(0.215, 3.0, true), (0.205, 1.0, false)] {
             let dir = tempfile::tempdir().unwrap();
             let se = (w * (1.0 - w) / 1280.0f64).sqrt();
@@ -1420,10 +1427,7 @@ mod tests {
     /// The digits' ODE check fails as soon as one seed's paired difference is within 2 SEs of 0.
     #[test]
     fn the_digits_ode_check_needs_every_seed() {
-        let check = registry()
-            .into_iter()
-            .find(|c| c.name == "independent_pixels_beat_the_digits_ode")
-            .unwrap();
+        let check = named("independent_pixels_beat_the_digits_ode");
         for (third, pass) in [("-0.14,0.018", true), ("-0.03,0.018", false)] {
             let dir = tempfile::tempdir().unwrap();
             let csv = format!(
@@ -1603,10 +1607,7 @@ mod tests {
                 }
             }
         }
-        let check = registry()
-            .into_iter()
-            .find(|c| c.name == "equal_time_budgets_by_construction")
-            .unwrap();
+        let check = named("equal_time_budgets_by_construction");
         assert!((check.run)(d).unwrap().pass);
         let edit = |rel: &str, f: &dyn Fn(&str) -> String| {
             let p = d.join(rel);

@@ -965,12 +965,7 @@ fn noise_tradeoff(results: &Path, stem: &Path) -> Result<()> {
         let hi = r.f64s("bin_high")?;
         // Each model against its own target, the score of p ∗ N(0, σ²I), relative to the
         // target's own size ½‖∇log p_σ‖² (which shrinks with σ).
-        let e: Vec<f64> = r
-            .f64s("error_noised")?
-            .iter()
-            .zip(r.f64s("target_noised")?)
-            .map(|(e, t)| e / t)
-            .collect();
+        let e = crate::checks::relative_error_noised(&r)?;
         // Mean over seeds per bin.
         let mut bins: Vec<(f64, f64, Vec<f64>)> = vec![];
         for i in 0..lo.len() {

@@ -389,17 +389,6 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
         );
         let m = read("equivalence_models.csv")?;
         v.insert("eqm_cases".into(), m.rows.len().to_string());
-        let (mg, mc, mb, ms) = (
-            m.f64s("gap")?,
-            m.f64s("constant")?,
-            m.f64s("boundary_term")?,
-            m.f64s("gap_se")?,
-        );
-        let all_z = (0..mg.len())
-            .map(|i| ((mg[i] - mc[i] - mb[i]) / ms[i]).abs())
-            .filter(|z| z.is_finite())
-            .fold(0.0, f64::max);
-        v.insert("eqm_max_z".into(), sig(all_z, 2));
         let h = m.filter("density", "half_normal")?;
         let (gap, c, b) = (
             h.f64s("gap")?,
@@ -550,27 +539,12 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
         for d in [128, 512] {
             let r = |num, den| runs.ratio(num, den, d).map_or(f64::NAN, |r| r.0);
             v.insert(
-                format!("cost_ism_vs_jax_{d}"),
-                sig(
-                    1.0 / r((Scorelab, "ism_structured"), (Jax, "ism_jacrev")),
-                    3,
-                ),
-            );
-            v.insert(
                 format!("cost_structured_vs_jax_structured_{d}"),
                 sig(r((Scorelab, "ism_structured"), (Jax, "ism_structured")), 2),
             );
             v.insert(
                 format!("cost_structured_vs_ssm_vr_{d}"),
                 sig(r((Scorelab, "ism_structured"), (Scorelab, "ssm_vr")), 2),
-            );
-            v.insert(
-                format!("cost_naive_vs_structured_{d}"),
-                sig(r((Scorelab, "ism_naive"), (Scorelab, "ism_structured")), 2),
-            );
-            v.insert(
-                format!("cost_dsm_vs_jax_{d}"),
-                sig(r((Scorelab, "dsm"), (Jax, "dsm")), 2),
             );
             v.insert(
                 format!("cost_ssm_vr_vs_jax_{d}"),
@@ -859,26 +833,6 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
             "zoo_w_exact_vp".into(),
             one(&weight, "prior_exact_ode_vp", None)?,
         );
-        v.insert(
-            "zoo_w_rsde_vp".into(),
-            one(&weight, "reverse_sde_vp", None)?,
-        );
-        v.insert(
-            "zoo_w_ancestral".into(),
-            one(&weight, "ancestral_vp", None)?,
-        );
-        v.insert(
-            "zoo_w_heun_churn_edm".into(),
-            one(&weight, "heun_churn_edm", None)?,
-        );
-        v.insert(
-            "zoo_w2_plain".into(),
-            one(&w2, "objective_sigma2_reverse_sde_vp_1000", None)?,
-        );
-        v.insert(
-            "zoo_w2_precond".into(),
-            one(&w2, "objective_sigma2_edm_reverse_sde_vp_1000", None)?,
-        );
         v.insert("zoo_w2_floor".into(), one(&w2, "exact_samples", None)?);
         v.insert(
             "zoo_evals_heun_edm10".into(),
@@ -1086,18 +1040,6 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
                 &rows,
             ),
         );
-        // The exact divergence's cost over one Hutchinson probe's, at the largest D timed (one
-        // run: both measured back to back by the same experiment).
-        let c = read("likelihood_accuracy_cost.csv")?;
-        for m in ["exact_structured", "exact_naive"] {
-            let g = c.filter("method", m)?;
-            let (d, r) = (g.f64s("dim")?, g.f64s("ratio_to_hutchinson")?);
-            let i = (0..d.len())
-                .max_by(|&a, &b| d[a].total_cmp(&d[b]))
-                .context("likelihood_accuracy_cost.csv: no rows")?;
-            v.insert(format!("lik_cost_{m}"), sig(r[i], 2));
-            v.insert("lik_cost_dim".into(), format!("{}", d[i]));
-        }
         let dl = read("digits_likelihood_summary.csv")?;
         let mut rows = vec![];
         for m in dl.distinct("method")? {
@@ -1135,8 +1077,6 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
             let mixture = pm(g.f64s("nll_mixture_mean")?[0], g.f64s("nll_mixture_sd")?[0]);
             let mmd = pm(g.f64s("mmd2_mean")?[0], g.f64s("mmd2_sd")?[0]);
             let fine = pm(g.f64s("mmd2_fine_mean")?[0], g.f64s("mmd2_fine_sd")?[0]);
-            v.insert(format!("tz_nll_kde_{t}"), kde.clone());
-            v.insert(format!("tz_mmd_fine_{t}"), fine.clone());
             let p = per.filter("toy", &t)?;
             let truth: Vec<f64> = p
                 .strings("nll_true")?
@@ -1300,8 +1240,6 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
             let gaussian = sig(g.f64s("accuracy_gaussian")?[0], 3);
             let mse_nearest = sig(g.f64s("mse_nearest")?[0], 3);
             let mse_gaussian = sig(g.f64s("mse_gaussian")?[0], 3);
-            v.insert(format!("ip_nearest_{m}"), nearest.clone());
-            v.insert(format!("ip_gaussian_{m}"), gaussian.clone());
             v.insert(format!("ip_done_{m}"), done.clone());
             v.insert(format!("ip_masked_{m}"), masked.clone());
             v.insert("ip_original".into(), orig.clone());
