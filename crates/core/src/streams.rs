@@ -33,6 +33,9 @@
 //! | toy-zoo seed | 300 + i | [`Stream::ToyMmd`] | toy i's MMD² |
 //! | samplers seed | 203 | [`Stream::ExactSamples`] | the exact samples of p whose metrics are every metric's floor |
 //! | toy-zoo seed | 500 + i | [`Stream::ToyBaseline`] | toy i's baselines' training points and EM starts |
+//! | draws' seed | 0 | [`Stream::Draws`] | a density's or toy's draws asked for with a seed (the Python package's `sample(n, seed=…)`) |
+//! | audit seed | 0 | [`Stream::AuditStart`] | a sampler audit's starting points (the prior, or p_T) |
+//! | audit seed | 1 | [`Stream::AuditExact`] | a sampler audit's exact draws of the target, the reference of its metrics |
 //!
 //! ```
 //! use rand::Rng;
@@ -98,6 +101,12 @@ pub enum Stream {
     ToyMmd(u64),
     /// Toy i's baselines (their training points) in the toy zoo.
     ToyBaseline(u64),
+    /// Draws of a density or toy asked for with a seed.
+    Draws,
+    /// A sampler audit's starting points.
+    AuditStart,
+    /// A sampler audit's exact draws of the target.
+    AuditExact,
 }
 
 impl Stream {
@@ -128,6 +137,9 @@ impl Stream {
             Stream::Inpaint => 300,
             Stream::ToyMmd(i) => 300 + i,
             Stream::ToyBaseline(i) => 500 + i,
+            Stream::Draws => 0,
+            Stream::AuditStart => 0,
+            Stream::AuditExact => 1,
         }
     }
 

@@ -2170,3 +2170,170 @@ where
     ))?;
     Ok(())
 }
+
+/// One panel of [`error_curves`]: a title, whether y is on a log scale, an optional reference
+/// value drawn dashed (the truth or a floor), and the series as (label, points (x, mean, se)).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CurvePanel {
+    /// The caption; its part after the last ": " labels the y axis.
+    pub title: String,
+    /// Log y axis (points ≤ 0 are left out).
+    pub log_y: bool,
+    /// A horizontal dashed reference line.
+    pub truth: Option<f64>,
+    /// (label, points (x, mean, standard error)); a label starting with `scorelab` is drawn
+    /// dashed (the reference curves beside a user's).
+    pub series: Vec<Curve>,
+}
+
+/// A series of [`CurvePanel`]: its label and points (x, mean, standard error).
+pub type Curve = (String, Vec<(f64, f64, f64)>);
+
+/// Error against evaluations: panels in a grid (two columns for four panels, else up to three)
+/// on a log x axis (score evaluations per chain, ticks at powers of 2), one line per series with
+/// ±1 SE bars, one legend; written as `stem.svg` and `stem.png`. A linear y axis spans the values
+/// at the larger half of each series' budgets (and the reference), so that a few very poor
+/// coarse-budget values do not flatten the rest: those are cut at the panel's edge. The figure of
+/// the Python package's sampler audit.
+///
+/// # Errors
+/// If a file cannot be written or there is nothing to draw.
+pub fn error_curves(stem: &Path, panels: &[CurvePanel]) -> Result<()> {
+    crate::plot::register_font();
+    if panels.is_empty() || panels.iter().all(|p| p.series.is_empty()) {
+        bail!("no series to draw");
+    }
+    let mut names: Vec<String> = vec![];
+    for p in panels {
+        for (r, _) in &p.series {
+            if !names.contains(r) {
+                names.push(r.clone());
+            }
+        }
+    }
+    let xs: Vec<f64> = panels
+        .iter()
+        .flat_map(|p| p.series.iter().flat_map(|s| s.1.iter().map(|q| q.0)))
+        .filter(|&x| x > 0.0)
+        .collect();
+    let xr = log_range(xs.iter().copied(), 1.4);
+    let mut x_ticks = vec![];
+    let mut t = 1.0;
+    while t <= xr.end {
+        if t >= xr.start {
+            x_ticks.push(t);
+        }
+        t *= 2.0;
+    }
+    let cols = if panels.len() == 4 {
+        2
+    } else {
+        panels.len().min(3)
+    };
+    let rows = panels.len().div_ceil(cols);
+    let legend_rows = names.len().div_ceil(cols);
+    let (w, h) = (
+        720 * cols as u32,
+        600 * rows as u32 + 50 * legend_rows as u32 + 20,
+    );
+    let style_of = |name: &str| {
+        let k = names.iter().position(|n| n == name).unwrap_or(0);
+        (color(k), k % 3, name.starts_with("scorelab"))
+    };
+    render!(stem, (w, h), |root| {
+        let (top, legend) = root.split_vertically(600 * rows as u32);
+        for (k, name) in names.iter().enumerate() {
+            let (x, y) = (40 + (k % cols) as i32 * 700, 25 + (k / cols) as i32 * 46);
+            let (c, marker, dashed) = style_of(name);
+            legend.draw(&line_glyph!((x, y), c, 3, dashed, marker))?;
+            legend.draw(&Text::new(
+                name.clone(),
+                (x + 50, y - 15),
+                ("sans-serif", TICK),
+            ))?;
+        }
+        let areas = top.split_evenly((rows, cols));
+        for (area, panel) in areas.iter().zip(panels) {
+            let (title, log, truth) = (&panel.title, &panel.log_y, &panel.truth);
+            let ys = panel
+                .series
+                .iter()
+                .flat_map(|s| s.1.iter().map(|q| q.1))
+                .filter(|&v| v.is_finite() && (!*log || v > 0.0));
+            // The larger half of each series' budgets decides a linear axis.
+            let focus = panel.series.iter().flat_map(|s| {
+                let half = s.1.len() / 2;
+                s.1[half..].iter().map(|q| q.1).filter(|v| v.is_finite())
+            });
+            let mut chart_builder = ChartBuilder::on(area);
+            chart_builder
+                .caption(title.as_str(), ("sans-serif", LABEL))
+                .margin(12)
+                .x_label_area_size(72)
+                .y_label_area_size(115);
+            macro_rules! body {
+                ($chart:ident) => {
+                    $chart
+                        .configure_mesh()
+                        .x_label_formatter(&tick)
+                        .y_label_formatter(&tick)
+                        .x_desc("score evaluations per chain")
+                        .y_desc(title.rsplit(": ").next().unwrap_or(title))
+                        .label_style(("sans-serif", TICK))
+                        .axis_desc_style(("sans-serif", LABEL))
+                        .draw()?;
+                    if let Some(v) = truth {
+                        $chart.draw_series(DashedLineSeries::new(
+                            vec![(xr.start, *v), (xr.end, *v)],
+                            10,
+                            6,
+                            BLACK.stroke_width(2),
+                        ))?;
+                    }
+                    for (run, pts) in &panel.series {
+                        let (c, marker, dashed) = style_of(run);
+                        let style = c.stroke_width(3);
+                        let line: Vec<(f64, f64)> = pts
+                            .iter()
+                            .map(|q| (q.0, q.1))
+                            .filter(|q| q.1.is_finite() && (!*log || q.1 > 0.0))
+                            .collect();
+                        if dashed {
+                            $chart.draw_series(DashedLineSeries::new(line.clone(), 8, 5, style))?;
+                        } else {
+                            $chart.draw_series(LineSeries::new(line.clone(), style))?;
+                        }
+                        $chart.draw_series(line.iter().map(|&p| marker_at!(p, marker, c)))?;
+                        $chart.draw_series(
+                            pts.iter()
+                                .filter(|q| q.2.is_finite() && (!*log || q.1 - q.2 > 0.0))
+                                .map(|q| {
+                                    ErrorBar::new_vertical(
+                                        q.0,
+                                        q.1 - q.2,
+                                        q.1,
+                                        q.1 + q.2,
+                                        c.stroke_width(1),
+                                        6,
+                                    )
+                                }),
+                        )?;
+                    }
+                };
+            }
+            let x_axis = xr.clone().log_scale().with_key_points(x_ticks.clone());
+            if *log {
+                let yr = log_range(ys, 1.5);
+                let ticks = log_ticks(&yr);
+                let mut chart = chart_builder
+                    .build_cartesian_2d(x_axis, yr.log_scale().with_key_points(ticks))?;
+                chart.plotting_area().fill(&WHITE)?;
+                body!(chart);
+            } else {
+                let yr = lin_range(focus.chain(truth.iter().copied()), 0.15);
+                let mut chart = chart_builder.build_cartesian_2d(x_axis, yr)?;
+                body!(chart);
+            }
+        }
+    })
+}

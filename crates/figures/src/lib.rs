@@ -17,6 +17,7 @@
 pub mod checks;
 pub mod cost;
 mod figs;
+pub use figs::{error_curves, Curve, CurvePanel};
 pub mod paper;
 mod plot;
 pub mod table;

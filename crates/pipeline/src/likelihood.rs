@@ -150,13 +150,33 @@ pub struct LikelihoodPlan {
 const DEFAULT_BATCH: usize = 256;
 
 /// The score of a validated likelihood run.
-#[derive(Debug)]
 enum LikSource {
     Density(Box<AnyDensity>),
     Network {
         net: Box<F32Noised>,
         transform: Option<Transform>,
     },
+    External(ExternalFlow),
+}
+
+/// A noise-conditional score with its Jacobian supplied by the caller (a Python function through
+/// the `scorelab` package, or any [`NoisedScoreFunction`]): the exact divergence takes its
+/// [`NoisedScoreFunction::noised_score_trace`] (by default D Jacobian–vector products),
+/// Hutchinson's its JVPs with the probes.
+pub type ExternalFlow = std::sync::Arc<dyn NoisedScoreFunction + Send>;
+
+impl std::fmt::Debug for LikSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LikSource::Density(p) => f.debug_tuple("Density").field(p).finish(),
+            LikSource::Network { net, transform } => f
+                .debug_struct("Network")
+                .field("net", net)
+                .field("transform", transform)
+                .finish(),
+            LikSource::External(s) => write!(f, "External(dim = {})", s.dim()),
+        }
+    }
 }
 
 /// An analytic density's exact noised score s(x, σ) = ∇log p_σ with its Hessian, for the
@@ -333,7 +353,7 @@ impl LikelihoodPlan {
     /// # Errors
     /// [`PipelineError`] naming the key and what would be valid.
     pub fn prepare(&self) -> Result<Estimation> {
-        self.prepare_source(None)
+        self.prepare_source(None, None)
     }
 
     /// Validates everything once, with `model` (trained in memory) as the score source.
@@ -341,10 +361,48 @@ impl LikelihoodPlan {
     /// # Errors
     /// As [`LikelihoodPlan::prepare`].
     pub fn prepare_with(&self, model: TrainedModel) -> Result<Estimation> {
-        self.prepare_source(Some(model))
+        self.prepare_source(Some(model), None)
     }
 
-    fn prepare_source(&self, model: Option<TrainedModel>) -> Result<Estimation> {
+    /// Validates everything once, with a score and its Jacobian supplied by the caller as the
+    /// source (the plan names neither `density` nor `model_dir`). `trace` does not apply: the
+    /// exact divergence is the score's own [`NoisedScoreFunction::noised_score_trace`].
+    ///
+    /// # Errors
+    /// As [`LikelihoodPlan::prepare`]; also `trace` if given, and `prior = "exact"`.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::sync::Arc;
+    /// use scorelab_pipeline::likelihood::LikelihoodPlan;
+    /// struct Std1;
+    /// impl scorelab_core::Dimension for Std1 { fn dim(&self) -> usize { 1 } }
+    /// impl scorelab_core::NoisedScore for Std1 {
+    ///     fn noised_score(&self, y: ndarray::ArrayView2<f64>, s: f64) -> ndarray::Array2<f64> {
+    ///         &y / -(1.0 + s * s)
+    ///     }
+    /// }
+    /// impl scorelab_core::NoisedScoreFunction for Std1 {
+    ///     fn noised_score_jvp(&self, y: ndarray::ArrayView2<f64>, v: ndarray::ArrayView2<f64>, s: f64)
+    ///         -> (ndarray::Array2<f64>, ndarray::Array2<f64>) {
+    ///         (&y / -(1.0 + s * s), &v / -(1.0 + s * s))
+    ///     }
+    /// }
+    /// let plan: LikelihoodPlan = toml::from_str("rtol = 1e-7\natol = 1e-7")?;
+    /// let out = plan.prepare_external(Arc::new(Std1))?.run(ndarray::array![[0.0]].view(), &mut ())?;
+    /// // N(0, 1) is invariant under VP: log p(0) = −½ log 2π.
+    /// assert!((out.rows[0].log_p + 0.5 * (2.0 * std::f64::consts::PI).ln()).abs() < 1e-4);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn prepare_external(&self, score: ExternalFlow) -> Result<Estimation> {
+        self.prepare_source(None, Some(score))
+    }
+
+    fn prepare_source(
+        &self,
+        model: Option<TrainedModel>,
+        external: Option<ExternalFlow>,
+    ) -> Result<Estimation> {
         let schedule = self.schedule.unwrap_or_else(Schedule::likelihood_default);
         let batch = self.batch.unwrap_or(DEFAULT_BATCH);
         let prior = self.prior.unwrap_or_default();
@@ -418,6 +476,27 @@ impl LikelihoodPlan {
         }
         let naive = self.trace == Some(TraceMethod::Naive);
         let source = match (&self.density, &self.model_dir, model) {
+            _ if external.is_some() => {
+                if self.density.is_some() || self.model_dir.is_some() {
+                    return Err(PipelineError::invalid(
+                        "density and model_dir",
+                        "the score given with the plan is the source; give neither",
+                    ));
+                }
+                if self.trace.is_some() {
+                    return Err(PipelineError::invalid(
+                        "trace",
+                        "a given score's exact divergence is its own trace (D Jacobian-vector products unless it supplies one): remove trace",
+                    ));
+                }
+                if prior == PriorKind::Exact {
+                    return Err(PipelineError::invalid(
+                        "prior",
+                        "\"exact\" needs p_T of an analytic density; a given score's likelihood uses the schedule's Gaussian prior: remove prior",
+                    ));
+                }
+                LikSource::External(external.expect("matched"))
+            }
             (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
                 return Err(PipelineError::invalid(
                     "density and model_dir",
@@ -500,6 +579,7 @@ impl LikelihoodPlan {
         let dim = match &source {
             LikSource::Density(p) => p.dim(),
             LikSource::Network { net, .. } => net.dim(),
+            LikSource::External(f) => f.dim(),
         };
         let bins = match &self.dequantize {
             None => {
@@ -754,6 +834,7 @@ impl Estimation {
                 }
                 None => (self.likelihood.flow(&**net, x, rng).map_err(failed)?, 0.0),
             },
+            LikSource::External(f) => (self.likelihood.flow(&**f, x, rng).map_err(failed)?, 0.0),
         };
         let prior = match exact_prior {
             Some(q) => q.log_density(flow.x_end.view()),

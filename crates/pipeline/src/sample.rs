@@ -152,6 +152,42 @@ pub enum Source {
         /// The σ̃ range it was trained on, where recorded.
         sigma_range: Option<(f64, f64)>,
     },
+    /// A score supplied by the caller (a Python function through the `scorelab` package, or any
+    /// [`NoisedScore`] or [`Score`]), in the units of the chains.
+    External(External),
+}
+
+/// A score supplied by the caller ([`SamplePlan::prepare_external`]).
+#[derive(Clone)]
+pub enum External {
+    /// s(y, σ̃) = ∇log p_σ̃(y), for the noise-conditional samplers.
+    Noised(std::sync::Arc<dyn NoisedScore + Send>),
+    /// s(x) = ∇log p(x), for `langevin`.
+    Clean(std::sync::Arc<dyn Score + Send>),
+}
+
+impl External {
+    fn dim(&self) -> usize {
+        match self {
+            External::Noised(s) => s.dim(),
+            External::Clean(s) => s.dim(),
+        }
+    }
+}
+
+impl std::fmt::Debug for External {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            External::Noised(s) => write!(f, "External::Noised(dim = {})", s.dim()),
+            External::Clean(s) => write!(f, "External::Clean(dim = {})", s.dim()),
+        }
+    }
+}
+
+/// A score source handed to the plan rather than named in it.
+enum Given {
+    Model(Box<TrainedModel>),
+    External(External),
 }
 
 /// A log-density with a score: what MALA needs.
@@ -259,20 +295,73 @@ impl SamplePlan {
         self.prepare_source(None)
     }
 
+    /// Validates everything once, with a score supplied by the caller as the source (the plan
+    /// names neither `density` nor `model_dir`): a noise-conditional s(y, σ̃) for the diffusion
+    /// samplers, a clean s(x) for `langevin`. The run draws its starting points and noise exactly
+    /// as for a density or a model, so the same seed with the same score gives the same chains.
+    ///
+    /// # Errors
+    /// As [`SamplePlan::prepare`]; also `sampler.kind` when the sampler needs the other kind of
+    /// score, or a log-density (`mala`), and `prior` for `prior = "exact"` (p_T is unknown).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::sync::Arc;
+    /// use scorelab_densities::Gaussian;
+    /// use scorelab_pipeline::sample::{External, SamplePlan};
+    /// let plan: SamplePlan = toml::from_str("chains = 8\nsampler = { kind = \"heun\", steps = 4 }")?;
+    /// let p = scorelab_densities::AnyDensity::from(Gaussian::standard(2));
+    /// // A density is a NoisedScore only through its closed form; any NoisedScore serves.
+    /// struct Std2;
+    /// impl scorelab_core::Dimension for Std2 { fn dim(&self) -> usize { 2 } }
+    /// impl scorelab_core::NoisedScore for Std2 {
+    ///     fn noised_score(&self, y: ndarray::ArrayView2<f64>, s: f64) -> ndarray::Array2<f64> {
+    ///         &y / -(1.0 + s * s)
+    ///     }
+    /// }
+    /// let out = plan.prepare_external(External::Noised(Arc::new(Std2)))?.run(&mut ());
+    /// assert_eq!(out.x.dim(), (8, 2));
+    /// # let _ = p;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn prepare_external(&self, score: External) -> Result<Sampling> {
+        self.prepare_source(Some(Given::External(score)))
+    }
+
     /// Validates everything once, with the score of `model` (trained in memory) instead of
     /// `density` or `model_dir`.
     ///
     /// # Errors
     /// [`PipelineError`] naming the key and what would be valid.
     pub fn prepare_with(&self, model: TrainedModel) -> Result<Sampling> {
-        self.prepare_source(Some(model))
+        self.prepare_source(Some(Given::Model(Box::new(model))))
     }
 
-    fn prepare_source(&self, model: Option<TrainedModel>) -> Result<Sampling> {
+    fn prepare_source(&self, given: Option<Given>) -> Result<Sampling> {
         if self.chains == 0 {
             return Err(PipelineError::invalid("chains", "must be at least 1"));
         }
         let sampler = self.sampler.clone();
+        let (model, external) = match given {
+            Some(Given::Model(m)) => (Some(*m), None),
+            Some(Given::External(e)) => (None, Some(e)),
+            None => (None, None),
+        };
+        if let Some(e) = external {
+            if self.density.is_some() || self.model_dir.is_some() {
+                return Err(PipelineError::invalid(
+                    "density and model_dir",
+                    "the score given with the plan is the source; give neither",
+                ));
+            }
+            if !self.noised_score.is_exact() {
+                return Err(PipelineError::invalid(
+                    "noised_score",
+                    "only applies to an analytic density; remove it",
+                ));
+            }
+            return self.validated(Source::External(e), sampler);
+        }
         let source = match (&self.density, &self.model_dir, model) {
             (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
                 return Err(PipelineError::invalid("density and model_dir", "a model trained in memory is the score source; give neither",
@@ -309,6 +398,11 @@ impl SamplePlan {
                 }
             }
         };
+        self.validated(source, sampler)
+    }
+
+    /// Checks the sampler, start and snapshots against the source, and resolves the plan.
+    fn validated(&self, source: Source, sampler: AnySampler) -> Result<Sampling> {
         let kind = self.sampler.kind();
         match (&source, &sampler) {
             (Source::Density { p, .. }, s) if s.noise_conditional() && p.noised(1.0).is_none() => {
@@ -338,6 +432,19 @@ impl SamplePlan {
                     )));
                 }
             }
+            (Source::External(_), AnySampler::Mala(_)) => {
+                return Err(PipelineError::invalid("sampler.kind", "\"mala\" needs a log-density, which a given score does not have; use langevin"));
+            }
+            (Source::External(e), s) => {
+                let nc = matches!(e, External::Noised(_));
+                if s.noise_conditional() != nc {
+                    return Err(PipelineError::invalid("sampler.kind", if nc {
+                        format!("{kind:?} uses a clean score s(x), but the given score is noise-conditional; use a diffusion sampler (annealed_langevin, reverse_sde, pc, ancestral, ddim, heun or ode)")
+                    } else {
+                        format!("{kind:?} needs a noise-conditional score s(x, σ); give one, or use langevin")
+                    }));
+                }
+            }
             _ => {}
         }
         if let (
@@ -359,6 +466,7 @@ impl SamplePlan {
         let dim = match &source {
             Source::Density { p, .. } => p.dim(),
             Source::Model { net, .. } => net.spec().dim,
+            Source::External(e) => e.dim(),
         };
         match &self.init {
             None if !sampler.noise_conditional() => {
@@ -393,6 +501,7 @@ impl SamplePlan {
                 (_, Some(i)) if !matches!(i, InitSpec::Prior {}) => Some("starts the chains at p_T; remove init or set init = { kind = \"prior\" }".to_string()),
                 _ if !sampler.noise_conditional() => Some(format!("{kind} has no prior; remove prior")),
                 (Source::Model { .. }, _) => Some("p_T is known only for an analytic density (gaussian or gaussian_mixture); a trained model starts from the schedule's Gaussian prior: remove prior".to_string()),
+                (Source::External(_), _) => Some("p_T is known only for an analytic density (gaussian or gaussian_mixture); a given score starts from the schedule's Gaussian prior: remove prior".to_string()),
                 (Source::Density { noised, .. }, _) if !noised.is_exact() => Some("needs noised_score = \"exact\" (p_T of the NCSN toy's replaced covariances is not this density's)".to_string()),
                 _ => None,
             };
@@ -469,10 +578,10 @@ impl Sampling {
             (Source::Density { p, noised }, s) => target_of(p, *noised, s, self.target_scale())
                 .map(|t| t.1)
                 .unwrap_or_else(|_| "p_sigma".into()),
-            (Source::Model { .. }, Some(s)) if self.target_scale() != 1.0 => {
+            (Source::Model { .. } | Source::External(_), Some(s)) if self.target_scale() != 1.0 => {
                 format!("alpha={}*p_sigma={s}", self.target_scale())
             }
-            (Source::Model { .. }, Some(s)) => format!("p_sigma={s}"),
+            (Source::Model { .. } | Source::External(_), Some(s)) => format!("p_sigma={s}"),
         }
     }
 
@@ -571,6 +680,15 @@ impl Sampling {
             (Source::Model { net, .. }, s) => {
                 let f = F32Noised::new(net).expect("validated: a noise-conditional network");
                 d.drive_noised(s, &f as &dyn NoisedScore, x0)
+            }
+            (Source::External(External::Clean(f)), AnySampler::Langevin(m)) => {
+                d.drive(m, &**f as &dyn Score, x0)
+            }
+            (Source::External(External::Noised(f)), s) => {
+                d.drive_noised(s, &**f as &dyn NoisedScore, x0)
+            }
+            (Source::External(External::Clean(_)), _) => {
+                unreachable!("validated: a clean score drives langevin only")
             }
         };
         // Score evaluations per chain: every step's, plus init's (MALA) and finish's (denoise).

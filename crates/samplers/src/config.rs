@@ -405,6 +405,40 @@ impl AnySampler {
         }
     }
 
+    /// Runs a noise-conditional sampler from `x0` to the end on the score `source` ([`crate::sample`]
+    /// for whichever kind it holds); `None` for the clean-score samplers (`langevin`, `mala`).
+    ///
+    /// # Examples
+    /// ```
+    /// use rand::SeedableRng;
+    /// use scorelab_densities::Gaussian;
+    /// use scorelab_samplers::AnySampler;
+    /// let heun = AnySampler::heun(18)?;
+    /// let x0 = ndarray::Array2::from_elem((4, 2), 80.0);
+    /// let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    /// let x = heun.sample_noised(&Gaussian::standard(2), x0, &mut rng).expect("noise-conditional");
+    /// // N(0, I)'s exact flow maps 80 at σ = 80 to 80/√(1 + 80²) ≈ 1.
+    /// assert!((x[[0, 0]] - 80.0 / 6401f64.sqrt()).abs() < 1e-2);
+    /// # Ok::<(), scorelab_core::ParamError>(())
+    /// ```
+    pub fn sample_noised<R: rand::Rng + ?Sized>(
+        &self,
+        source: &dyn scorelab_core::NoisedScore,
+        x0: ndarray::Array2<f64>,
+        rng: &mut R,
+    ) -> Option<ndarray::Array2<f64>> {
+        Some(match self {
+            AnySampler::Langevin(_) | AnySampler::Mala(_) => return None,
+            AnySampler::AnnealedLangevin(m) => crate::sample(m, source, x0, rng),
+            AnySampler::ReverseSde(m) => crate::sample(m, source, x0, rng),
+            AnySampler::Pc(m) => crate::sample(m, source, x0, rng),
+            AnySampler::Ode(m) => crate::sample(m, source, x0, rng),
+            AnySampler::Ancestral(m) => crate::sample(m, source, x0, rng),
+            AnySampler::Ddim(m) => crate::sample(m, source, x0, rng),
+            AnySampler::Heun(m) => crate::sample(m, source, x0, rng),
+        })
+    }
+
     /// Whether it needs the noise-conditional score s(x, σ).
     pub fn noise_conditional(&self) -> bool {
         !matches!(self, AnySampler::Langevin(_) | AnySampler::Mala(_))

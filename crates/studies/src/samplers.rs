@@ -501,7 +501,7 @@ impl Study for SamplersExperiment {
         .map_err(|err| bad(format!("run {}: {err}", r.name)))?;
         let kind = match &plan.source {
             Source::Density { noised, .. } => *noised,
-            Source::Model { .. } => NoisedScoreKind::Exact,
+            Source::Model { .. } | Source::External(_) => NoisedScoreKind::Exact,
         };
         let (q, label) = match self.target {
             Target::Own => target_of(&p, kind, plan.target_sigma(), plan.target_scale()),

@@ -1,0 +1,75 @@
+//! # scorelab-python: the `scorelab` Python package
+//!
+//! pyo3 + numpy bindings to the library crates, built by maturin from the root `pyproject.toml`
+//! (`pip install .`); the pure-Python half of the package (the sampler audit, the wrappers with
+//! their keyword arguments, the type stubs) is in `python/scorelab/`. `docs/python.md` is the
+//! user's guide.
+//!
+//! Conventions: arrays are float64 `(n, d)`, read without a copy when they are C-contiguous
+//! float64 ndarrays; every computation runs with the interpreter released (`Python::detach`);
+//! configs are dicts with the keys of the TOML files, deserialised through the library types'
+//! own validating constructors; bad input raises `scorelab.ScorelabError` (a `ValueError`) naming
+//! the argument, before any work.
+
+mod audit;
+mod density;
+mod input;
+mod metrics;
+mod run;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+pyo3::create_exception!(
+    scorelab,
+    ScorelabError,
+    pyo3::exceptions::PyValueError,
+    "Bad input to scorelab: the message names the argument (or config key) and what would be valid."
+);
+
+/// A library error (a config key, a file, a model folder) as a `ScorelabError`.
+pub(crate) fn lib_err(e: impl std::fmt::Display) -> PyErr {
+    ScorelabError::new_err(e.to_string())
+}
+
+/// A TOML value as the Python value it reads as (tables as dicts, arrays as lists).
+pub(crate) fn py_of_toml<'py>(py: Python<'py>, v: &toml::Value) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match v {
+        toml::Value::String(s) => s.into_pyobject(py)?.into_any(),
+        toml::Value::Integer(i) => i.into_pyobject(py)?.into_any(),
+        toml::Value::Float(f) => f.into_pyobject(py)?.into_any(),
+        toml::Value::Boolean(b) => b.into_pyobject(py)?.to_owned().into_any(),
+        toml::Value::Datetime(d) => d.to_string().into_pyobject(py)?.into_any(),
+        toml::Value::Array(a) => {
+            let l = PyList::empty(py);
+            for x in a {
+                l.append(py_of_toml(py, x)?)?;
+            }
+            l.into_any()
+        }
+        toml::Value::Table(t) => {
+            let d = PyDict::new(py);
+            for (k, x) in t {
+                d.set_item(k, py_of_toml(py, x)?)?;
+            }
+            d.into_any()
+        }
+    })
+}
+
+#[pymodule]
+fn _scorelab(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("ScorelabError", m.py().get_type::<ScorelabError>())?;
+    m.add_class::<density::Density>()?;
+    m.add_class::<density::Toy>()?;
+    m.add_class::<density::Schedule>()?;
+    m.add_class::<density::Diffusion>()?;
+    m.add_class::<density::Denoiser>()?;
+    m.add_class::<run::Model>()?;
+    m.add_function(wrap_pyfunction!(run::_sample, m)?)?;
+    m.add_function(wrap_pyfunction!(run::_likelihood, m)?)?;
+    m.add_function(wrap_pyfunction!(run::_train, m)?)?;
+    metrics::register(m)?;
+    audit::register(m)?;
+    Ok(())
+}
