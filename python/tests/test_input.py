@@ -136,3 +136,25 @@ def test_the_interpreter_is_released(p):
         time.sleep(0.001)
     t.join()
     assert ticks >= 20, f"the main thread ran only {ticks} times during the call"
+
+
+def test_the_readme_shows_the_examples_core():
+    root = __import__("pathlib").Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text()
+    example = (root / "examples" / "python" / "audit_your_sampler.py").read_text()
+    section = readme.split("## From Python", 1)[1].split("\n## ", 1)[0]
+    blocks = [b.split("```", 1)[0] for b in section.split("```python\n")[1:]]
+    assert len(blocks) == 2
+    for b in blocks:
+        assert b in example, f"README block not in the example:\n{b}"
+
+
+def test_the_stubs_name_what_the_module_has():
+    import ast
+    import pathlib
+
+    stub = pathlib.Path(sl.__file__).with_name("_scorelab.pyi")
+    tree = ast.parse(stub.read_text())
+    named = {n.name for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef))}
+    have = {k for k in dir(sl._scorelab) if not k.startswith("__")}
+    assert named == have

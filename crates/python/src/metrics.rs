@@ -261,5 +261,39 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_frechet_distance, m)?)?;
     m.add_function(wrap_pyfunction!(_mode_weights, m)?)?;
     m.add_function(wrap_pyfunction!(_esm_audit, m)?)?;
+    m.add_function(wrap_pyfunction!(_time_library, m)?)?;
     Ok(())
+}
+
+/// Seconds per call of the library itself, without the Python layer, for the overhead benchmark
+/// (`scripts/python_overhead.py`): `what` is `score` (p.score on x) or `likelihood` (the
+/// default likelihood plan of p on x), each timed `repeats` times with the interpreter released.
+#[pyfunction]
+fn _time_library(py: Python<'_>, what: &str, target: &Density, x: &Bound<'_, PyAny>, repeats: i64) -> PyResult<Vec<f64>> {
+    use scorelab_core::Score;
+    let x = points(x, "x", Some(target.p.dim()))?;
+    let v = x.view2();
+    let r = input::count(repeats, "repeats")?;
+    let plan = scorelab_pipeline::likelihood::LikelihoodPlan {
+        density: Some(target.spec.clone()),
+        ..Default::default()
+    };
+    match what {
+        "score" | "likelihood" => {}
+        _ => return Err(bad("what", format!("must be 'score' or 'likelihood', got {what:?}"))),
+    }
+    py.detach(|| {
+        (0..r)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                if what == "score" {
+                    std::hint::black_box(target.p.score(v));
+                } else {
+                    let est = plan.prepare().map_err(crate::lib_err)?;
+                    std::hint::black_box(est.run(v, &mut ()).map_err(crate::lib_err)?);
+                }
+                Ok(t.elapsed().as_secs_f64())
+            })
+            .collect()
+    })
 }
