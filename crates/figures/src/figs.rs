@@ -113,6 +113,32 @@ macro_rules! evals_mesh {
     };
 }
 
+/// One series of (x, mean, se) points: its line (dashed or solid), markers and ±1 SE bars; on a
+/// log y axis the points ≤ 0 (and bars reaching ≤ 0) are left out, as are non-finite means.
+macro_rules! curve {
+    ($chart:ident, $pts:expr, $log:expr, $style:expr, $dashed:expr, $marker:expr, $c:expr) => {
+        let (pts, log, c): (&Vec<(f64, f64, f64)>, bool, RGBColor) = ($pts, $log, $c);
+        let line: Vec<(f64, f64)> = pts
+            .iter()
+            .map(|q| (q.0, q.1))
+            .filter(|q| q.1.is_finite() && (!log || q.1 > 0.0))
+            .collect();
+        if $dashed {
+            $chart.draw_series(DashedLineSeries::new(line.clone(), 8, 5, $style))?;
+        } else {
+            $chart.draw_series(LineSeries::new(line.clone(), $style))?;
+        }
+        $chart.draw_series(line.iter().map(|&p| marker_at!(p, $marker, c)))?;
+        $chart.draw_series(
+            pts.iter()
+                .filter(|q| q.2.is_finite() && (!log || q.1 - q.2 > 0.0))
+                .map(|q| {
+                    ErrorBar::new_vertical(q.0, q.1 - q.2, q.1, q.1 + q.2, c.stroke_width(1), 6)
+                }),
+        )?;
+    };
+}
+
 /// Builds the chart on a log x axis and a log or linear y axis covering `ys` (and `truth`), then
 /// runs the panel's `body!` macro on it.
 macro_rules! log_or_linear {
@@ -1349,31 +1375,7 @@ fn samplers_cost(results: &Path, stem: &Path) -> Result<()> {
                         } else {
                             c.stroke_width(3)
                         };
-                        let line: Vec<(f64, f64)> = pts
-                            .iter()
-                            .map(|q| (q.0, q.1))
-                            .filter(|q| !*log || q.1 > 0.0)
-                            .collect();
-                        if run.contains("learned") {
-                            $chart.draw_series(DashedLineSeries::new(line.clone(), 8, 5, style))?;
-                        } else {
-                            $chart.draw_series(LineSeries::new(line.clone(), style))?;
-                        }
-                        $chart.draw_series(line.iter().map(|&p| marker_at!(p, marker, c)))?;
-                        $chart.draw_series(
-                            pts.iter()
-                                .filter(|q| q.2.is_finite() && (!*log || q.1 - q.2 > 0.0))
-                                .map(|q| {
-                                    ErrorBar::new_vertical(
-                                        q.0,
-                                        q.1 - q.2,
-                                        q.1,
-                                        q.1 + q.2,
-                                        c.stroke_width(1),
-                                        6,
-                                    )
-                                }),
-                        )?;
+                        curve!($chart, pts, *log, style, run.contains("learned"), marker, c);
                     }
                 };
             }
@@ -2293,31 +2295,7 @@ pub fn error_curves(stem: &Path, panels: &[CurvePanel]) -> Result<()> {
                     for (run, pts) in &panel.series {
                         let (c, marker, dashed) = style_of(run);
                         let style = c.stroke_width(3);
-                        let line: Vec<(f64, f64)> = pts
-                            .iter()
-                            .map(|q| (q.0, q.1))
-                            .filter(|q| q.1.is_finite() && (!*log || q.1 > 0.0))
-                            .collect();
-                        if dashed {
-                            $chart.draw_series(DashedLineSeries::new(line.clone(), 8, 5, style))?;
-                        } else {
-                            $chart.draw_series(LineSeries::new(line.clone(), style))?;
-                        }
-                        $chart.draw_series(line.iter().map(|&p| marker_at!(p, marker, c)))?;
-                        $chart.draw_series(
-                            pts.iter()
-                                .filter(|q| q.2.is_finite() && (!*log || q.1 - q.2 > 0.0))
-                                .map(|q| {
-                                    ErrorBar::new_vertical(
-                                        q.0,
-                                        q.1 - q.2,
-                                        q.1,
-                                        q.1 + q.2,
-                                        c.stroke_width(1),
-                                        6,
-                                    )
-                                }),
-                        )?;
+                        curve!($chart, pts, *log, style, dashed, marker, c);
                     }
                 };
             }

@@ -484,15 +484,28 @@ impl Schedule {
         Ok(arr.reshape(a.shape())?.into_any())
     }
 
-    fn from_spec(py: Python<'_>, kind: &str, kw: &[(&str, Option<f64>)]) -> PyResult<Self> {
+    fn from_spec(py: Python<'_>, kind: &str, kw: &[(&str, f64)]) -> PyResult<Self> {
         let d = PyDict::new(py);
         d.set_item("kind", kind)?;
         for (k, v) in kw {
-            if let Some(v) = v {
-                d.set_item(k, v)?;
-            }
+            d.set_item(k, v)?;
         }
         Self::new(d.as_any())
+    }
+
+    fn betas(
+        py: Python<'_>,
+        kind: &str,
+        beta_min: f64,
+        beta_max: f64,
+        t_min: f64,
+    ) -> PyResult<Self> {
+        let kw = [
+            ("beta_min", beta_min),
+            ("beta_max", beta_max),
+            ("t_min", t_min),
+        ];
+        Self::from_spec(py, kind, &kw)
     }
 }
 
@@ -508,59 +521,34 @@ impl Schedule {
     /// VE: α = 1, σ̃(t) = σ_min (σ_max/σ_min)ᵗ, t ∈ [0, 1].
     #[staticmethod]
     fn ve(py: Python<'_>, sigma_min: f64, sigma_max: f64) -> PyResult<Self> {
-        Self::from_spec(
-            py,
-            "ve",
-            &[
-                ("sigma_min", Some(sigma_min)),
-                ("sigma_max", Some(sigma_max)),
-            ],
-        )
+        let kw = [("sigma_min", sigma_min), ("sigma_max", sigma_max)];
+        Self::from_spec(py, "ve", &kw)
     }
 
     /// VP: α(t) = exp(−½B(t)), σ̃ = √(α⁻² − 1), B(t) = β_min t + ½(β_max − β_min)t², t ∈ [t_min, 1].
     #[staticmethod]
     #[pyo3(signature = (beta_min = 0.1, beta_max = 20.0, t_min = 1e-3))]
     fn vp(py: Python<'_>, beta_min: f64, beta_max: f64, t_min: f64) -> PyResult<Self> {
-        Self::from_spec(
-            py,
-            "vp",
-            &[
-                ("beta_min", Some(beta_min)),
-                ("beta_max", Some(beta_max)),
-                ("t_min", Some(t_min)),
-            ],
-        )
+        Self::betas(py, "vp", beta_min, beta_max, t_min)
     }
 
     /// sub-VP: α as VP, σ̃ = (1 − α²)/α.
     #[staticmethod]
     #[pyo3(signature = (beta_min = 0.1, beta_max = 20.0, t_min = 1e-3))]
     fn subvp(py: Python<'_>, beta_min: f64, beta_max: f64, t_min: f64) -> PyResult<Self> {
-        Self::from_spec(
-            py,
-            "subvp",
-            &[
-                ("beta_min", Some(beta_min)),
-                ("beta_max", Some(beta_max)),
-                ("t_min", Some(t_min)),
-            ],
-        )
+        Self::betas(py, "subvp", beta_min, beta_max, t_min)
     }
 
     /// EDM: α = 1, σ̃ = t, on Karras et al.'s ρ-spaced grid from σ_max to σ_min, then 0.
     #[staticmethod]
     #[pyo3(signature = (sigma_min = 0.002, sigma_max = 80.0, rho = 7.0))]
     fn edm(py: Python<'_>, sigma_min: f64, sigma_max: f64, rho: f64) -> PyResult<Self> {
-        Self::from_spec(
-            py,
-            "edm",
-            &[
-                ("sigma_min", Some(sigma_min)),
-                ("sigma_max", Some(sigma_max)),
-                ("rho", Some(rho)),
-            ],
-        )
+        let kw = [
+            ("sigma_min", sigma_min),
+            ("sigma_max", sigma_max),
+            ("rho", rho),
+        ];
+        Self::from_spec(py, "edm", &kw)
     }
 
     #[getter]

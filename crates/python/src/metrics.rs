@@ -269,7 +269,13 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 /// (`scripts/python_overhead.py`): `what` is `score` (p.score on x) or `likelihood` (the
 /// default likelihood plan of p on x), each timed `repeats` times with the interpreter released.
 #[pyfunction]
-fn _time_library(py: Python<'_>, what: &str, target: &Density, x: &Bound<'_, PyAny>, repeats: i64) -> PyResult<Vec<f64>> {
+fn _time_library(
+    py: Python<'_>,
+    what: &str,
+    target: &Density,
+    x: &Bound<'_, PyAny>,
+    repeats: i64,
+) -> PyResult<Vec<f64>> {
     use scorelab_core::Score;
     let x = points(x, "x", Some(target.p.dim()))?;
     let v = x.view2();
@@ -280,7 +286,12 @@ fn _time_library(py: Python<'_>, what: &str, target: &Density, x: &Bound<'_, PyA
     };
     match what {
         "score" | "likelihood" => {}
-        _ => return Err(bad("what", format!("must be 'score' or 'likelihood', got {what:?}"))),
+        _ => {
+            return Err(bad(
+                "what",
+                format!("must be 'score' or 'likelihood', got {what:?}"),
+            ))
+        }
     }
     py.detach(|| {
         (0..r)
