@@ -56,6 +56,13 @@ def test_a_correct_sampler_converges_to_the_truth(correct):
     assert abs(last["log_p"] - f["log_p"]) < 5 * np.hypot(last["log_p_se"], f["log_p_se"])
     assert last["weight_error"] < 0.05
     assert [r["evals"] for r in rows] == [4, 16, 64, 256]
+    # Per mode: exact draws' mean errors are sampling error, E‖m̂ₖ − μₖ‖ = √(π/(2nₖ)) for nₖ
+    # unit-covariance 2-D draws (a Rayleigh mean); the minority mode (nₖ = 80 of 400) has twice
+    # the majority's (320). Four seeds: within a factor 2 of the prediction.
+    assert last["mean_errors"].shape == (2,) and last["cov_errors"].shape == (2,)
+    pred = np.sqrt(np.pi / (2 * 400 * np.array([0.8, 0.2])))
+    assert np.all(np.abs(np.log(correct.floor["mean_errors"] / pred)) < np.log(2))
+    assert correct.floor["mean_errors"][1] > correct.floor["mean_errors"][0]
 
 
 def test_the_reference_curves_run_through_the_same_loop(correct):
