@@ -799,6 +799,7 @@ impl Driver<'_> {
             AnySampler::Ancestral(m) => self.drive(m, src, x0),
             AnySampler::Ddim(m) => self.drive(m, src, x0),
             AnySampler::Heun(m) => self.drive(m, src, x0),
+            AnySampler::Solver(m) => self.drive(m, src, x0),
             AnySampler::Langevin(_) | AnySampler::Mala(_) => unreachable!("clean-score samplers"),
         }
     }

@@ -6,6 +6,7 @@ use crate::diffusion::{Ancestral, Churn, Ddim, Heun};
 use crate::schedule::{Kind, Schedule};
 use crate::sde::{Ode, OdeSolver, Pc, ReverseSde};
 use crate::solve::Rk45;
+use crate::solver::{Method, Solver, Spacing};
 use crate::{AnnealedLangevin, Langevin, Mala, Outline};
 use scorelab_core::{ParamError, SigmaRange};
 use serde::{Deserialize, Serialize};
@@ -202,6 +203,72 @@ pub(crate) enum SolverName {
     Rk45,
 }
 
+/// The keys of the solvers of [`crate::solver`] (one set for every such kind).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SolverKeys {
+    steps: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    schedule: Option<ScheduleDef>,
+    #[serde(default)]
+    grid: Spacing,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rho: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    eta: Option<f64>,
+    #[serde(default)]
+    denoise: bool,
+}
+
+impl SolverKeys {
+    /// The solver of `method` (its η, if it has one, from `eta`, default 1).
+    fn build(
+        self,
+        kind: &str,
+        method: impl Fn(f64) -> Method,
+        noisy: bool,
+    ) -> Result<Solver, ParamError> {
+        if self.eta.is_some() && !noisy {
+            return Err(ParamError::invalid(
+                "eta",
+                format!(
+                    "{kind} draws no noise: remove eta (dpmpp_2m_sde and euler_ancestral take one)"
+                ),
+            ));
+        }
+        if self.rho.is_some() && self.grid != Spacing::Karras {
+            return Err(ParamError::invalid(
+                "rho",
+                "applies to grid = \"karras\" only: remove it, or set grid = \"karras\"",
+            ));
+        }
+        let schedule = schedule_of(self.schedule, None, None, Some(edm_default()))?;
+        Solver::new(
+            schedule,
+            self.steps,
+            self.grid,
+            self.rho.unwrap_or_else(default_rho),
+            method(self.eta.unwrap_or(1.0)),
+            self.denoise,
+        )
+    }
+
+    fn of(m: &Solver, schedule: Option<ScheduleDef>) -> Self {
+        let eta = match m.method {
+            Method::DpmppSde { eta } | Method::EulerAncestral { eta } => Some(eta),
+            _ => None,
+        };
+        SolverKeys {
+            steps: m.steps,
+            schedule,
+            grid: m.spacing,
+            rho: (m.spacing == Spacing::Karras).then_some(m.rho),
+            eta,
+            denoise: m.denoise,
+        }
+    }
+}
+
 /// `[sampler]` as written: `kind` and that kind's keys.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
@@ -280,6 +347,16 @@ pub(crate) enum SamplerDef {
         #[serde(default)]
         denoise: bool,
     },
+    #[serde(rename = "dpmpp_2m")]
+    Dpmpp2m(SolverKeys),
+    #[serde(rename = "dpmpp_3m")]
+    Dpmpp3m(SolverKeys),
+    #[serde(rename = "dpmpp_2m_sde")]
+    Dpmpp2mSde(SolverKeys),
+    Unipc(SolverKeys),
+    #[serde(rename = "dpm2")]
+    Dpm2(SolverKeys),
+    EulerAncestral(SolverKeys),
     Ode {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         steps: Option<usize>,
@@ -336,6 +413,9 @@ pub enum AnySampler {
     Ddim(Ddim),
     /// [`Heun`].
     Heun(Heun),
+    /// A [`Solver`] of [`crate::solver`]: `dpmpp_2m`, `dpmpp_3m`, `dpmpp_2m_sde`, `unipc`,
+    /// `dpm2`, `euler_ancestral`.
+    Solver(Solver),
 }
 
 impl AnySampler {
@@ -385,6 +465,12 @@ impl AnySampler {
             | SamplerDef::Ancestral { steps: s, .. }
             | SamplerDef::Ddim { steps: s, .. }
             | SamplerDef::Heun { steps: s, .. } => *s = steps,
+            SamplerDef::Dpmpp2m(k)
+            | SamplerDef::Dpmpp3m(k)
+            | SamplerDef::Dpmpp2mSde(k)
+            | SamplerDef::Unipc(k)
+            | SamplerDef::Dpm2(k)
+            | SamplerDef::EulerAncestral(k) => k.steps = steps,
             SamplerDef::Ode { steps: s, .. } => *s = Some(steps),
         }
         AnySampler::try_from(def)
@@ -402,6 +488,7 @@ impl AnySampler {
             AnySampler::Ancestral(m) => m,
             AnySampler::Ddim(m) => m,
             AnySampler::Heun(m) => m,
+            AnySampler::Solver(m) => m,
         }
     }
 
@@ -436,6 +523,7 @@ impl AnySampler {
             AnySampler::Ancestral(m) => crate::sample(m, source, x0, rng),
             AnySampler::Ddim(m) => crate::sample(m, source, x0, rng),
             AnySampler::Heun(m) => crate::sample(m, source, x0, rng),
+            AnySampler::Solver(m) => crate::sample(m, source, x0, rng),
         })
     }
 
@@ -451,6 +539,7 @@ impl AnySampler {
             AnySampler::Ode(_) => true,
             AnySampler::Ddim(d) => d.eta == 0.0,
             AnySampler::Heun(h) => h.churn.s_churn == 0.0,
+            AnySampler::Solver(m) => m.method.deterministic(),
             _ => false,
         }
     }
@@ -468,6 +557,7 @@ impl AnySampler {
             AnySampler::Ancestral(_) => "ancestral",
             AnySampler::Ddim(_) => "ddim",
             AnySampler::Heun(_) => "heun",
+            AnySampler::Solver(m) => m.method.kind(),
         }
     }
 }
@@ -638,6 +728,24 @@ impl TryFrom<SamplerDef> for AnySampler {
                 eta,
                 denoise,
             )?),
+            SamplerDef::Dpmpp2m(k) => {
+                AnySampler::Solver(k.build("dpmpp_2m", |_| Method::Dpmpp { order: 2 }, false)?)
+            }
+            SamplerDef::Dpmpp3m(k) => {
+                AnySampler::Solver(k.build("dpmpp_3m", |_| Method::Dpmpp { order: 3 }, false)?)
+            }
+            SamplerDef::Dpmpp2mSde(k) => {
+                AnySampler::Solver(k.build("dpmpp_2m_sde", |eta| Method::DpmppSde { eta }, true)?)
+            }
+            SamplerDef::Unipc(k) => {
+                AnySampler::Solver(k.build("unipc", |_| Method::Unipc, false)?)
+            }
+            SamplerDef::Dpm2(k) => AnySampler::Solver(k.build("dpm2", |_| Method::Dpm2, false)?),
+            SamplerDef::EulerAncestral(k) => AnySampler::Solver(k.build(
+                "euler_ancestral",
+                |eta| Method::EulerAncestral { eta },
+                true,
+            )?),
             SamplerDef::Heun {
                 steps,
                 schedule,
@@ -726,6 +834,17 @@ impl From<AnySampler> for SamplerDef {
                 eta: m.eta,
                 denoise: m.denoise,
             },
+            AnySampler::Solver(m) => {
+                let keys = SolverKeys::of(&m, schedule(m.schedule));
+                match m.method {
+                    Method::Dpmpp { order: 3 } => SamplerDef::Dpmpp3m(keys),
+                    Method::Dpmpp { .. } => SamplerDef::Dpmpp2m(keys),
+                    Method::DpmppSde { .. } => SamplerDef::Dpmpp2mSde(keys),
+                    Method::Unipc => SamplerDef::Unipc(keys),
+                    Method::Dpm2 => SamplerDef::Dpm2(keys),
+                    Method::EulerAncestral { .. } => SamplerDef::EulerAncestral(keys),
+                }
+            }
             AnySampler::Heun(m) => SamplerDef::Heun {
                 steps: m.steps,
                 schedule: schedule(m.schedule),

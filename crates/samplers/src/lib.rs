@@ -20,6 +20,7 @@
 //! | [`Ddim`] | s(x, σ), a [`Schedule`] | DDIM with noise η (η = 0: Euler on the ODE) |
 //! | [`Heun`] (EDM Algorithm 2) | s(x, σ), a [`Schedule`] | Heun on the ODE with stochastic churn |
 //! | [`Ode`] | s(x, σ), a [`Schedule`] | the probability-flow ODE by Euler, Heun or adaptive RK45 ([`solve`]) |
+//! | [`solver::Solver`] | s(x, σ), a [`Schedule`] and a grid | DPM-Solver++ (2M, 3M, 2M SDE), UniPC, DPM-Solver-2, Euler ancestral ([`solver`]) |
 //!
 //! Every diffusion sampler uses one noise-conditional score s(y, σ̃) = ∇log p_σ̃(y) for every
 //! schedule: the schedule's marginal is p_t(x) = α⁻ᴰ p_σ̃(x/α), so ∇log p_t(x) = s(x/α, σ̃)/α
@@ -57,6 +58,7 @@ pub mod likelihood;
 pub mod schedule;
 mod sde;
 pub mod solve;
+pub mod solver;
 
 pub use annealed::AnnealedLangevin;
 pub use config::{likelihood_schedule, AnySampler};

@@ -478,6 +478,29 @@ impl Schedule {
         (self.sigma(self.t_end()), self.sigma(self.t_max()))
     }
 
+    /// α at the time where σ̃(t) = `sigma` (σ̃ is increasing in t for every kind): 1 for `ve` and
+    /// `edm`; 1/√(1 + σ̃²) for `vp` (σ̃² = α⁻² − 1); (√(σ̃² + 4) − σ̃)/2 for `subvp` (the positive
+    /// root of α² + σ̃α − 1 = 0). So a solver that walks a grid of noise levels (not of times)
+    /// converts between x and y = x/α at every level.
+    ///
+    /// # Examples
+    /// ```
+    /// use scorelab_samplers::Schedule;
+    /// for s in [Schedule::vp(0.1, 20.0, 1e-3)?, Schedule::subvp(0.1, 20.0, 1e-3)?] {
+    ///     let t = 0.37;
+    ///     assert!((s.alpha_at_sigma(s.sigma(t)) - s.alpha(t)).abs() < 1e-14);
+    /// }
+    /// # Ok::<(), scorelab_core::ParamError>(())
+    /// ```
+    pub fn alpha_at_sigma(&self, sigma: f64) -> f64 {
+        match self.0 {
+            Kind::Ve(_) | Kind::Edm { .. } => 1.0,
+            Kind::Vp { sub: false, .. } => 1.0 / (1.0 + sigma * sigma).sqrt(),
+            // (√(σ² + 4) − σ)/2 = 2/(√(σ² + 4) + σ), without cancellation for large σ.
+            Kind::Vp { sub: true, .. } => 2.0 / ((sigma * sigma + 4.0).sqrt() + sigma),
+        }
+    }
+
     /// The marginal score ∇log p_t(x) = s(x/α, σ̃)/α at time t, from the noise-conditional score
     /// s(y, σ̃) of p.
     pub fn marginal_score<S: NoisedScore + ?Sized>(
