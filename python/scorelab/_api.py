@@ -66,7 +66,7 @@ def sample(
     dim: Optional[int] = None,
     chains: int = 1280,
     seed: int = 0,
-    init: Optional[Mapping[str, Any]] = None,
+    init: Union[Mapping[str, Any], np.ndarray, None] = None,
     prior: Optional[str] = None,
     noised_score: Optional[str] = None,
     return_evals: bool = False,
@@ -80,19 +80,26 @@ def sample(
     function returning E[x₀ | x₀ + σz = x], k-diffusion's convention; s = (D − x)/σ²) or
     ``score(x, sigma)`` (``score(x)`` for ``langevin``), called once per evaluation with the whole
     batch ``(chains, dim)`` and ``sigma`` a float. Starting points and noise come from ``seed`` as in
-    the CLI, so the same config and seed give the CLI's numbers, bit for bit.
+    the CLI, so the same config and seed give the CLI's numbers, bit for bit. ``init`` is a dict
+    (``{"kind": "uniform", "low": -8, "high": 8}``, ``{"csv": "start.csv"}``, …) or the starting
+    points themselves, an array ``(chains, d)``.
 
     Returns the samples ``(chains, d)``; with ``return_evals=True`` also the score evaluations per
     chain.
     """
     config: dict[str, Any] = {"seed": seed, "chains": chains, "sampler": dict(sampler)}
     m = _source(config, target, model)
-    for k, v in (("init", init), ("prior", prior), ("noised_score", noised_score)):
+    x0 = None
+    if init is not None and not isinstance(init, Mapping):
+        x0 = init
+    elif init is not None:
+        config["init"] = dict(init)
+    for k, v in (("prior", prior), ("noised_score", noised_score)):
         if v is not None:
             config[k] = v
     if (denoiser is not None or score is not None) and (target is not None or model is not None):
         raise ScorelabError("denoiser/score: give one score source; a Python function replaces target and model")
-    x, evals = _n._sample(config, model=m, score=score, denoiser=denoiser, dim=dim)
+    x, evals = _n._sample(config, model=m, score=score, denoiser=denoiser, dim=dim, x0=x0)
     return (x, evals) if return_evals else x
 
 

@@ -174,7 +174,7 @@ def _takes_rng(f: Callable) -> bool:
 
 def _reference_steps(spec: Mapping[str, Any], budget: int) -> int:
     kind = spec.get("kind")
-    if kind == "heun":
+    if kind in ("heun", "dpm2"):  # two evaluations a step, one for the last step to σ = 0
         return max(1, (budget + 1) // 2)
     if kind == "pc":
         return max(1, budget // (1 + int(spec.get("corrector_steps", 1))))

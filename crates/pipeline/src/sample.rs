@@ -61,7 +61,8 @@ pub struct SamplePlan {
     /// start), which separates the prior's mismatch from the discretisation error.
     #[serde(default, skip_serializing_if = "PriorKind::is_gaussian")]
     pub prior: PriorKind,
-    /// Also write the chains after these step counts (each in 1 … the run's steps).
+    /// Also write the chains after these step counts (each in 0 … the run's steps; 0 is the
+    /// starting points).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub snapshots: Vec<usize>,
     /// The sampler.
@@ -111,7 +112,7 @@ impl PriorKind {
 
 /// `init = {…}`: where the chains start.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(try_from = "InitDef", into = "InitDef")]
 pub enum InitSpec {
     /// Independent U(low, high) coordinates.
     Uniform {
@@ -125,12 +126,112 @@ pub enum InitSpec {
         /// Standard deviation > 0.
         std: f64,
         /// The mean, one entry per dimension (default 0).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         mean: Option<Vec<f64>>,
     },
     /// The sampler's prior: its schedule's Gaussian (N(0, σ_max² I) for `ve`, `edm` and annealed
     /// Langevin, N(0, I) for `vp`, `subvp`), or p_T with `prior = "exact"`.
     Prior {},
+    /// Given starting points: `init = { csv = "start.csv" }`, a file with header `x0,…,x{D−1}`
+    /// and one row per chain (so that a run can start from given latents), in the units the
+    /// chains run in (a CSV-trained model's standardised units).
+    Csv {
+        /// The file.
+        csv: PathBuf,
+    },
+}
+
+/// `init = {…}` as written: `kind` with its keys, or `csv` alone.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InitDef {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    kind: Option<InitKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    low: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    high: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    std: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mean: Option<Vec<f64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    csv: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum InitKind {
+    Uniform,
+    Gaussian,
+    Prior,
+}
+
+impl TryFrom<InitDef> for InitSpec {
+    type Error = String;
+    fn try_from(d: InitDef) -> std::result::Result<Self, String> {
+        let given = |k: &str, v: bool| if v { vec![k.to_string()] } else { vec![] };
+        let extra = |allowed: &[&str]| -> std::result::Result<(), String> {
+            let keys: Vec<String> = [
+                given("low", d.low.is_some()),
+                given("high", d.high.is_some()),
+                given("std", d.std.is_some()),
+                given("mean", d.mean.is_some()),
+            ]
+            .concat();
+            match keys.iter().find(|k| !allowed.contains(&k.as_str())) {
+                Some(k) => Err(format!("{k}: not a key of this init; remove it")),
+                None => Ok(()),
+            }
+        };
+        let need = |v: Option<f64>, k: &str| v.ok_or_else(|| format!("{k}: missing"));
+        match (d.kind, &d.csv) {
+            (Some(_), Some(_)) => Err("csv: give either kind = … or csv = \"FILE\", not both".into()),
+            (None, Some(csv)) => {
+                extra(&[])?;
+                Ok(InitSpec::Csv { csv: csv.clone() })
+            }
+            (None, None) => Err("kind: missing; give kind = \"uniform\", \"gaussian\" or \"prior\", or csv = \"FILE\"".into()),
+            (Some(InitKind::Uniform), None) => {
+                extra(&["low", "high"])?;
+                Ok(InitSpec::Uniform { low: need(d.low, "low")?, high: need(d.high, "high")? })
+            }
+            (Some(InitKind::Gaussian), None) => {
+                extra(&["std", "mean"])?;
+                Ok(InitSpec::Gaussian { std: need(d.std, "std")?, mean: d.mean.clone() })
+            }
+            (Some(InitKind::Prior), None) => {
+                extra(&[])?;
+                Ok(InitSpec::Prior {})
+            }
+        }
+    }
+}
+
+impl From<InitSpec> for InitDef {
+    fn from(i: InitSpec) -> Self {
+        match i {
+            InitSpec::Uniform { low, high } => InitDef {
+                kind: Some(InitKind::Uniform),
+                low: Some(low),
+                high: Some(high),
+                ..Default::default()
+            },
+            InitSpec::Gaussian { std, mean } => InitDef {
+                kind: Some(InitKind::Gaussian),
+                std: Some(std),
+                mean,
+                ..Default::default()
+            },
+            InitSpec::Prior {} => InitDef {
+                kind: Some(InitKind::Prior),
+                ..Default::default()
+            },
+            InitSpec::Csv { csv } => InitDef {
+                csv: Some(csv),
+                ..Default::default()
+            },
+        }
+    }
 }
 
 /// Where the score comes from.
@@ -250,6 +351,9 @@ pub struct Sampling {
     pub sampler: AnySampler,
     /// D.
     pub dim: usize,
+    /// The starting points read from `init = { csv = … }` or given by
+    /// [`Sampling::with_start`], `(chains, D)`.
+    pub start: Option<Array2<f64>>,
 }
 
 impl SamplePlan {
@@ -519,10 +623,10 @@ impl SamplePlan {
             ));
         }
         for &k in &self.snapshots {
-            if k == 0 || k > steps {
+            if k > steps {
                 return Err(PipelineError::invalid(
                     "snapshots",
-                    format!("{k} is outside 1 … {steps}, the run's number of steps"),
+                    format!("{k} is outside 0 … {steps}, the run's number of steps (0: the starting points)"),
                 ));
             }
         }
@@ -536,11 +640,25 @@ impl SamplePlan {
             || format!("sampling ({} chains in D = {dim})", resolved.chains),
             "lower chains or snapshots",
         )?;
+        let start = match &self.init {
+            Some(InitSpec::Csv { csv }) => {
+                let x = crate::data::read_points(csv, "init.csv", Some(dim))?;
+                if x.nrows() != resolved.chains {
+                    return Err(PipelineError::invalid(
+                        "init.csv",
+                        format!("{} has {} rows but chains = {}; give one row per chain, or set chains = {}", csv.display(), x.nrows(), resolved.chains, x.nrows()),
+                    ));
+                }
+                Some(x)
+            }
+            _ => None,
+        };
         Ok(Sampling {
             resolved,
             source,
             sampler,
             dim,
+            start,
         })
     }
 }
@@ -560,6 +678,33 @@ pub struct SampleOutput {
 }
 
 impl Sampling {
+    /// The same run from the given starting points `x0` `(chains, D)` instead of the plan's
+    /// `init` (the library's and the Python package's form of `init = { csv = … }`).
+    ///
+    /// # Errors
+    /// [`PipelineError::Invalid`] naming `init` when `x0` is not `(chains, D)` or not finite.
+    pub fn with_start(mut self, x0: Array2<f64>) -> Result<Self> {
+        if x0.dim() != (self.resolved.chains, self.dim) {
+            return Err(PipelineError::invalid(
+                "init",
+                format!(
+                    "the starting points are {:?} but the run has {} chains in D = {}",
+                    x0.dim(),
+                    self.resolved.chains,
+                    self.dim
+                ),
+            ));
+        }
+        if x0.iter().any(|v| !v.is_finite()) {
+            return Err(PipelineError::invalid(
+                "init",
+                "every starting point must be finite",
+            ));
+        }
+        self.start = Some(x0);
+        Ok(self)
+    }
+
     /// σ̃ of the distribution the output targets: `Some(σ̃)` for α(x₀ + σ̃z), x₀ ∼ p.
     pub fn target_sigma(&self) -> Option<f64> {
         self.sampler.outline().target_sigma()
@@ -606,6 +751,10 @@ impl Sampling {
                     x += &Array1::from(m.clone());
                 }
                 x
+            }
+            Some(InitSpec::Csv { .. }) => self.start.clone().expect("read when prepared"),
+            Some(InitSpec::Prior {}) | None if self.start.is_some() => {
+                self.start.clone().expect("checked")
             }
             Some(InitSpec::Prior {}) | None => match (&self.source, self.resolved.prior) {
                 (Source::Density { p, .. }, PriorKind::Exact) => {
@@ -763,6 +912,12 @@ impl Driver<'_> {
         src: &S,
         x0: Array2<f64>,
     ) -> (Array2<f64>, bool) {
+        if self.snapshots.first() == Some(&0) {
+            if let Err(e) = (self.snap)(0, x0.view()) {
+                self.failed = Some(e);
+                return (x0, true);
+            }
+        }
         let mut steps = Steps {
             m,
             src,

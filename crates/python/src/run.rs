@@ -271,7 +271,8 @@ fn dim_of(dim: Option<i64>) -> PyResult<usize> {
 /// `denoiser=` a Python callable is the source (the plan then names neither `density` nor
 /// `model_dir`). Returns the samples `(chains, d)` and the score evaluations per chain.
 #[pyfunction]
-#[pyo3(signature = (config, *, model = None, score = None, denoiser = None, dim = None))]
+#[pyo3(signature = (config, *, model = None, score = None, denoiser = None, dim = None, x0 = None))]
+#[allow(clippy::too_many_arguments)]
 pub fn _sample<'py>(
     py: Python<'py>,
     config: &Bound<'py, PyAny>,
@@ -279,6 +280,7 @@ pub fn _sample<'py>(
     score: Option<&Bound<'py, PyAny>>,
     denoiser: Option<&Bound<'py, PyAny>>,
     dim: Option<i64>,
+    x0: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<(Bound<'py, PyArray2<f64>>, usize)> {
     let plan: SamplePlan = input::config(Some(config), "config")?;
     let clean = !plan.sampler.noise_conditional();
@@ -305,6 +307,15 @@ pub fn _sample<'py>(
         (None, None) => plan.prepare(),
     }
     .map_err(lib_err)?;
+    let sampling = match x0 {
+        None => sampling,
+        Some(x0) => {
+            let pts = points(x0, "init", Some(sampling.dim))?;
+            sampling
+                .with_start(pts.view2().to_owned())
+                .map_err(lib_err)?
+        }
+    };
     let failed = |f: &Option<Arc<PyFn>>| f.as_ref().is_some_and(|f| f.failed());
     let out = py.detach(|| {
         let mut stop = |_: &scorelab_samplers::Info| {

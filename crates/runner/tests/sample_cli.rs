@@ -331,8 +331,9 @@ fn bad_input_exits_2_and_writes_nothing() {
         ("eps = 0.1", "eps = 0.0", "sampler.eps: must be a finite number > 0"),
         ("sigma_min = 1.0", "sigma_min = 30.0", "sampler.sigma_max: must be finite and greater than sigma_min"),
         ("chains = 200", "chains = 0", "chains: must be at least 1"),
-        ("snapshots = [50, 200]", "snapshots = [50, 201]", "snapshots: 201 is outside 1 … 200"),
+        ("snapshots = [50, 200]", "snapshots = [50, 201]", "snapshots: 201 is outside 0 … 200"),
         ("levels = 10", "levels = 10\ntemperature = 2.0", "unknown field `temperature`"),
+        ("{ kind = \"uniform\", low = -8.0, high = 8.0 }", "{ csv = \"absent.csv\" }", "init.csv absent.csv: cannot read"),
         ("{ kind = \"uniform\", low = -8.0, high = 8.0 }", "{ kind = \"uniform\", low = 8.0, high = -8.0 }", "init: need finite low < high"),
         (
             "density = { kind = \"gaussian_mixture\", weights = [0.8, 0.2], means = [[5.0, 5.0], [-5.0, -5.0]], covs = [[[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [0.0, 1.0]]] }",

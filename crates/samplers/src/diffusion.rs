@@ -421,7 +421,8 @@ impl<S: NoisedScore + ?Sized> Sampler<S> for Heun {
             evals = 2;
         }
         state.x = step.scale_back(next);
-        let info = state.advance(step.h, Some(s_hat), evals);
+        // The σ̃ step actually integrated: from σ̂ (above σᵢ with churn) to σᵢ₊₁.
+        let info = state.advance(s_hat - s_next, Some(s_hat), evals);
         (state, info)
     }
 

@@ -80,7 +80,9 @@ pub struct Info {
     /// The index of this step, from 0.
     pub step: usize,
     /// The step size of this step: ε (langevin, mala), αᵢ (annealed Langevin), βᵢ (ancestral),
-    /// the time step tₖ − tₖ₊₁ (reverse SDE, pc, ddim, heun, ODE; T − t_end for one rk45 run).
+    /// the time step tₖ − tₖ₊₁ (reverse SDE, pc, ddim, ODE; T − t_end for one rk45 run), the σ̃
+    /// step actually integrated (heun: σ̂ − σₖ₊₁, above the grid's σₖ − σₖ₊₁ with churn; the
+    /// solvers of [`solver`]: σₖ − σₖ₊₁).
     pub step_size: f64,
     /// The noise level σ̃ at which the step's first score was evaluated; `None` for clean-score
     /// samplers.

@@ -302,3 +302,44 @@ fn solver_configs() {
     assert!(err("kind = \"dpmpp_3m\"\nsteps = 10\ngrid = \"cosine\"").contains("cosine"));
     assert!(err("kind = \"dpmpp_3m\"\nsteps = 10\norder = 2").contains("order"));
 }
+
+/// The trace reports the step a sampler takes: EDM's Heun with churn integrates from σ̂ = σᵢ(1 + γ)
+/// down to σᵢ₊₁, and says so (not the grid's σᵢ − σᵢ₊₁).
+#[test]
+fn heun_with_churn_reports_the_step_it_takes() {
+    use scorelab_samplers::{Churn, Heun, Sampler};
+    let edm = Schedule::edm(
+        SigmaRange {
+            min: 0.002,
+            max: 80.0,
+        },
+        7.0,
+    )
+    .unwrap();
+    let churn = Churn {
+        s_churn: 40.0,
+        s_tmin: 0.05,
+        s_tmax: 50.0,
+        s_noise: 1.003,
+    };
+    let steps = 10;
+    let heun = Heun::new(edm, steps, churn, false).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let mut state = heun.init(&target(), array![[1.0]]);
+    for k in 0..steps {
+        let (si, sn) = (edm.time(steps, k), edm.time(steps, k + 1));
+        let gamma = if (0.05..=50.0).contains(&si) {
+            (40.0 / steps as f64).min(2f64.sqrt() - 1.0)
+        } else {
+            0.0
+        };
+        let (next, info) = heun.step(&target(), state, &mut rng);
+        state = next;
+        let want = si * (1.0 + gamma) - sn;
+        assert!(
+            (info.step_size - want).abs() < 1e-12 * want,
+            "step {k}: {} vs {want}",
+            info.step_size
+        );
+    }
+}
