@@ -85,6 +85,7 @@ SCHEDULES = [
     sl.Schedule.vp(),
     sl.Schedule.subvp(),
     sl.Schedule.edm(),
+    sl.Schedule.linear(),
 ]
 
 
@@ -93,6 +94,8 @@ def np_alpha_sigma(spec, t):
         return 1.0, spec["sigma_min"] * (spec["sigma_max"] / spec["sigma_min"]) ** t
     if spec["kind"] == "edm":
         return 1.0, t
+    if spec["kind"] == "linear":
+        return 1.0 - t, t / (1.0 - t)
     b = spec["beta_min"] * t + 0.5 * (spec["beta_max"] - spec["beta_min"]) * t * t
     a = np.exp(-0.5 * b)
     return a, (np.sqrt(a ** -2 - 1) if spec["kind"] == "vp" else (1 - a * a) / a)
@@ -196,3 +199,34 @@ def test_separated_mixture_family():
     # Exact draws are assigned to their own modes: the fractions match the weights.
     w = sl.mode_weights(p.sample(20_000, seed=1), p)
     assert np.all(np.abs(w["value"] - w["truth"]) < 5 * np.sqrt(w["truth"] * (1 - w["truth"]) / 20_000))
+
+
+def test_the_linear_paths_velocity_is_the_flow_matching_target():
+    # x_t = (1 − t)x₀ + tε with x₀ ~ N(μ, Σ), ε ~ N(0, I): the flow-matching target
+    # u = E[ε − x₀ | x_t] by Gaussian conditioning of the joint (x₀, ε, x_t), in numpy.
+    mu = np.array([1.0, -0.5])
+    cov = np.array([[1.0, 0.3], [0.3, 0.4]])
+    p = sl.Density.gaussian(mu, cov)
+    d = sl.Diffusion(p, sl.Schedule.linear())
+    rng = np.random.default_rng(0)
+    for t in [0.1, 0.5, 0.9]:
+        x = rng.normal(size=(6, 2))
+        a = 1 - t
+        c_xx = a * a * cov + t * t * np.eye(2)
+        # Cov(ε − x₀, x_t) = t I − a Σ; E[ε − x₀] = −μ; E[x_t] = aμ.
+        c_ux = t * np.eye(2) - a * cov
+        want = -mu + (x - a * mu) @ np.linalg.solve(c_xx, c_ux.T)
+        np.testing.assert_allclose(d.velocity(x, t), want, rtol=1e-9, atol=1e-12)
+        # and as the parameterisations convert: u = (x − D)/t.
+        np.testing.assert_allclose(d.velocity(x, t), (x - d.denoiser(x, t)) / t, rtol=1e-9, atol=1e-12)
+
+
+def test_the_likelihood_through_the_linear_paths_ode():
+    p = sl.Density.gaussian([0.5, -1.0], [[1.0, 0.4], [0.4, 0.6]])
+    x = p.sample(6, seed=2)
+    s = sl.Schedule.linear()
+    # The marginal at the ODE's start t_min, closed form; with the exact p_T at the end (the
+    # Gaussian prior N(0, t_max² I) would leave out p_T's (1 − t_max)x₀ part), to solver tolerance.
+    want = sl.Diffusion(p, s).marginal(s.t_end).log_density(x)
+    exact_prior = sl.likelihood(x, target=p, schedule=s, rtol=1e-8, atol=1e-8, prior="exact")
+    np.testing.assert_allclose(exact_prior.log_p, want, atol=1e-6)

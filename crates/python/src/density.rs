@@ -539,6 +539,15 @@ impl Schedule {
         Self::betas(py, "subvp", beta_min, beta_max, t_min)
     }
 
+    /// The linear path of rectified flow x_t = (1 − t)x₀ + tε: α = 1 − t, σ̃ = t/(1 − t), on
+    /// t ∈ [t_min, t_max].
+    #[staticmethod]
+    #[pyo3(signature = (t_min = 1e-3, t_max = 0.999))]
+    fn linear(py: Python<'_>, t_min: f64, t_max: f64) -> PyResult<Self> {
+        let kw = [("t_min", t_min), ("t_max", t_max)];
+        Self::from_spec(py, "linear", &kw)
+    }
+
     /// EDM: α = 1, σ̃ = t, on Karras et al.'s ρ-spaced grid from σ_max to σ_min, then 0.
     #[staticmethod]
     #[pyo3(signature = (sigma_min = 0.002, sigma_max = 80.0, rho = 7.0))]

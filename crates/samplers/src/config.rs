@@ -44,6 +44,17 @@ pub(crate) enum ScheduleDef {
         #[serde(default = "default_rho")]
         rho: f64,
     },
+    Linear {
+        #[serde(default)]
+        t_min: Option<f64>,
+        #[serde(default = "default_linear_t_max")]
+        t_max: f64,
+    },
+}
+
+/// Where the linear path's grid starts: σ̃ = 999, its noise part 0.999 of x_T.
+fn default_linear_t_max() -> f64 {
+    0.999
 }
 
 fn default_beta_min() -> f64 {
@@ -149,6 +160,9 @@ impl ScheduleDef {
                 },
                 rho,
             ),
+            ScheduleDef::Linear { t_min, t_max } => {
+                Schedule::linear(t_min.unwrap_or(t_min_default), t_max)
+            }
         }
     }
 }
@@ -179,6 +193,10 @@ impl From<Schedule> for ScheduleDef {
                 beta_min,
                 beta_max,
                 t_min: Some(t_min),
+            },
+            Kind::Linear { t_min, t_max } => ScheduleDef::Linear {
+                t_min: Some(t_min),
+                t_max,
             },
             Kind::Edm {
                 sigma_min,

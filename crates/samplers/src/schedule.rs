@@ -116,6 +116,10 @@ pub(crate) enum Kind {
         sigma_max: f64,
         rho: f64,
     },
+    Linear {
+        t_min: f64,
+        t_max: f64,
+    },
 }
 
 /// A diffusion schedule: α(t), σ̃(t), their derivatives, the forward SDE's drift f(t) and squared
@@ -260,6 +264,36 @@ impl Schedule {
         }))
     }
 
+    /// The linear path of rectified flow and conditional flow matching (Liu et al. 2023, "Flow
+    /// straight and fast"; Lipman et al. 2023): x_t = (1 − t)x₀ + t ε, which in the kernel's view is
+    /// α = 1 − t, σ̃ = t/(1 − t), on t ∈ \[t_min, t_max\] (t_max < 1: at t = 1, α = 0 and σ̃ = ∞).
+    /// Its prior is N(0, t_max² I), the noise part of x_T (its (1 − t_max)x₀ part is the prior's
+    /// mismatch); the grid is uniform in t. The flow-matching velocity of this path is
+    /// u = E[ε − x₀ | x_t] = (x − D)/t with D = E[x₀ | x_t], which is the probability-flow ODE's
+    /// dx/dt = (α̇/α)x − ασ̃σ̃̇ ∇log p_σ̃(x/α).
+    ///
+    /// ```
+    /// let rf = scorelab_samplers::Schedule::linear(1e-3, 0.999)?;
+    /// assert_eq!((rf.alpha(0.25), rf.sigma(0.25)), (0.75, 0.25 / 0.75));
+    /// assert_eq!((rf.drift(0.5), rf.g2(0.5)), (-2.0, 2.0));
+    /// # Ok::<(), scorelab_core::ParamError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// Unless 0 < t_min < t_max < 1 (naming `t_min` or `t_max`).
+    pub fn linear(t_min: f64, t_max: f64) -> Result<Self, ParamError> {
+        if !(t_min.is_finite() && t_min > 0.0 && t_min < 1.0) {
+            return Err(ParamError::invalid(
+                "t_min",
+                format!("must lie strictly between 0 and 1, got {t_min}"),
+            ));
+        }
+        if !(t_max.is_finite() && t_max > t_min && t_max < 1.0) {
+            return Err(ParamError::invalid("t_max", format!("must lie strictly between t_min = {t_min} and 1 (at t = 1 the path is pure noise and σ̃ is infinite), got {t_max}")));
+        }
+        Ok(Schedule(Kind::Linear { t_min, t_max }))
+    }
+
     /// A short label naming the kind and the parameter tables compare it by:
     /// `ve(σ_min-σ_max)`, `vp(t_min=…)`, `subvp(t_min=…)`, `edm(sigma_min=…)`.
     ///
@@ -276,16 +310,18 @@ impl Schedule {
                 format!("{}(t_min={t_min})", if sub { "subvp" } else { "vp" })
             }
             Kind::Edm { sigma_min, .. } => format!("edm(sigma_min={sigma_min})"),
+            Kind::Linear { t_min, t_max } => format!("linear({t_min}-{t_max})"),
         }
     }
 
-    /// The kind as a config spells it: `ve`, `vp`, `subvp` or `edm`.
+    /// The kind as a config spells it: `ve`, `vp`, `subvp`, `edm` or `linear`.
     pub fn kind(&self) -> &'static str {
         match self.0 {
             Kind::Ve(_) => "ve",
             Kind::Vp { sub: false, .. } => "vp",
             Kind::Vp { sub: true, .. } => "subvp",
             Kind::Edm { .. } => "edm",
+            Kind::Linear { .. } => "linear",
         }
     }
 
@@ -309,6 +345,7 @@ impl Schedule {
         match self.0 {
             Kind::Ve(_) | Kind::Vp { .. } => 1.0,
             Kind::Edm { sigma_max, .. } => sigma_max,
+            Kind::Linear { t_max, .. } => t_max,
         }
     }
 
@@ -319,6 +356,7 @@ impl Schedule {
             Kind::Ve(_) => 0.0,
             Kind::Vp { t_min, .. } => t_min,
             Kind::Edm { sigma_min, .. } => sigma_min,
+            Kind::Linear { t_min, .. } => t_min,
         }
     }
 
@@ -326,6 +364,7 @@ impl Schedule {
     pub fn alpha(&self, t: f64) -> f64 {
         match self.0 {
             Kind::Ve(_) | Kind::Edm { .. } => 1.0,
+            Kind::Linear { .. } => 1.0 - t,
             Kind::Vp {
                 beta_min, beta_max, ..
             } => (-0.5 * Self::integrated_beta(beta_min, beta_max, t)).exp(),
@@ -337,6 +376,7 @@ impl Schedule {
         match self.0 {
             Kind::Ve(ve) => ve.sigma(t),
             Kind::Edm { .. } => t,
+            Kind::Linear { .. } => t / (1.0 - t),
             Kind::Vp {
                 beta_min,
                 beta_max,
@@ -365,6 +405,7 @@ impl Schedule {
         match self.0 {
             Kind::Ve(ve) => ve.sigma(t) * (ve.sigma_max / ve.sigma_min).ln(),
             Kind::Edm { .. } => 1.0,
+            Kind::Linear { .. } => 1.0 / ((1.0 - t) * (1.0 - t)),
             Kind::Vp {
                 beta_min,
                 beta_max,
@@ -388,6 +429,7 @@ impl Schedule {
     pub fn drift(&self, t: f64) -> f64 {
         match self.0 {
             Kind::Ve(_) | Kind::Edm { .. } => 0.0,
+            Kind::Linear { .. } => -1.0 / (1.0 - t),
             Kind::Vp {
                 beta_min, beta_max, ..
             } => -0.5 * (beta_min + t * (beta_max - beta_min)),
@@ -400,6 +442,8 @@ impl Schedule {
         match self.0 {
             Kind::Ve(ve) => ve.g2(t),
             Kind::Edm { .. } => 2.0 * t,
+            // 2α²σ̃σ̃̇ = 2(1 − t)² · t/(1 − t) · 1/(1 − t)².
+            Kind::Linear { .. } => 2.0 * t / (1.0 - t),
             Kind::Vp {
                 beta_min,
                 beta_max,
@@ -423,6 +467,7 @@ impl Schedule {
             Kind::Ve(ve) => ve.sigma_max,
             Kind::Vp { .. } => 1.0,
             Kind::Edm { sigma_max, .. } => sigma_max,
+            Kind::Linear { t_max, .. } => t_max,
         }
     }
 
@@ -439,7 +484,7 @@ impl Schedule {
     pub fn time(&self, steps: usize, k: usize) -> f64 {
         assert!(steps >= 1 && k <= steps, "step {k} of {steps}");
         match self.0 {
-            Kind::Ve(_) | Kind::Vp { .. } => {
+            Kind::Ve(_) | Kind::Vp { .. } | Kind::Linear { .. } => {
                 if k == steps {
                     return self.t_end();
                 }
@@ -480,7 +525,7 @@ impl Schedule {
 
     /// α at the time where σ̃(t) = `sigma` (σ̃ is increasing in t for every kind): 1 for `ve` and
     /// `edm`; 1/√(1 + σ̃²) for `vp` (σ̃² = α⁻² − 1); (√(σ̃² + 4) − σ̃)/2 for `subvp` (the positive
-    /// root of α² + σ̃α − 1 = 0). So a solver that walks a grid of noise levels (not of times)
+    /// root of α² + σ̃α − 1 = 0); 1/(1 + σ̃) for `linear`. So a solver that walks a grid of noise levels (not of times)
     /// converts between x and y = x/α at every level.
     ///
     /// # Examples
@@ -498,6 +543,8 @@ impl Schedule {
             Kind::Vp { sub: false, .. } => 1.0 / (1.0 + sigma * sigma).sqrt(),
             // (√(σ² + 4) − σ)/2 = 2/(√(σ² + 4) + σ), without cancellation for large σ.
             Kind::Vp { sub: true, .. } => 2.0 / ((sigma * sigma + 4.0).sqrt() + sigma),
+            // σ̃ = t/(1 − t), so 1 − t = 1/(1 + σ̃).
+            Kind::Linear { .. } => 1.0 / (1.0 + sigma),
         }
     }
 
