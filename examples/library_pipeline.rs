@@ -67,19 +67,11 @@ fn main() -> Result<()> {
 
     // 3. Samples in the data's units, 1000 chains each.
     let langevin = SamplePlan {
-        seed,
-        chains: 1000,
-        density: None,
-        model_dir: None,
-        noised_score: Default::default(),
-        prior: Default::default(),
         init: Some(InitSpec::Gaussian {
             std: 1.0,
             mean: None,
         }),
-        snapshots: vec![],
-        sampler: AnySampler::Langevin(Langevin::new(0.01, 1000)?),
-        run: None,
+        ..SamplePlan::new(seed, 1000, AnySampler::Langevin(Langevin::new(0.01, 1000)?))
     };
     let annealed = SamplePlan {
         init: None, // the prior N(0, σ_max² I)

@@ -69,6 +69,7 @@ def sample(
     init: Union[Mapping[str, Any], np.ndarray, None] = None,
     prior: Optional[str] = None,
     noised_score: Optional[str] = None,
+    guidance: Optional[Mapping[str, Any]] = None,
     return_evals: bool = False,
 ) -> Any:
     """Samples with any scorelab sampler, as ``scorelab sample`` does.
@@ -82,7 +83,10 @@ def sample(
     batch ``(chains, dim)`` and ``sigma`` a float. Starting points and noise come from ``seed`` as in
     the CLI, so the same config and seed give the CLI's numbers, bit for bit. ``init`` is a dict
     (``{"kind": "uniform", "low": -8, "high": 8}``, ``{"csv": "start.csv"}``, …) or the starting
-    points themselves, an array ``(chains, d)``.
+    points themselves, an array ``(chains, d)``. ``guidance`` (a mixture ``target`` only) is
+    classifier-free guidance, ``{"weight": w, "class": [k, …], "interval": [σ_lo, σ_hi]}``: the
+    sampler runs on (1 + w) s(x, σ | c) − w s(x, σ), the class c being the listed components
+    (diffusers' guidance scale is 1 + w).
 
     Returns the samples ``(chains, d)``; with ``return_evals=True`` also the score evaluations per
     chain.
@@ -94,7 +98,7 @@ def sample(
         x0 = init
     elif init is not None:
         config["init"] = dict(init)
-    for k, v in (("prior", prior), ("noised_score", noised_score)):
+    for k, v in (("prior", prior), ("noised_score", noised_score), ("guidance", guidance)):
         if v is not None:
             config[k] = v
     if (denoiser is not None or score is not None) and (target is not None or model is not None):

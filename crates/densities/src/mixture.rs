@@ -129,6 +129,68 @@ impl GaussianMixture {
         })
     }
 
+    /// The mixture of the components listed in `keep` (by index), their weights renormalised:
+    /// p(x | c) = Σ_{k∈c} wₖ N(x; μₖ, Σₖ)/Σ_{k∈c} wₖ, the class-conditional law of a class c made of
+    /// those components.
+    ///
+    /// # Examples
+    /// ```
+    /// use ndarray::{array, Array2};
+    /// use scorelab_densities::GaussianMixture;
+    /// let p = GaussianMixture::new(array![0.5, 0.3, 0.2], vec![array![0.0], array![3.0], array![-3.0]], vec![Array2::eye(1); 3])?;
+    /// let c = p.restricted(&[1, 2])?;
+    /// assert!((c.weights()[0] - 0.6).abs() < 1e-15 && (c.weights()[1] - 0.4).abs() < 1e-15);
+    /// assert!(p.restricted(&[3]).is_err());
+    /// # Ok::<(), scorelab_densities::DensityError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// A [`DensityError`] naming `class` when `keep` is empty, repeats a component, names one
+    /// that does not exist, or holds only components of weight 0.
+    pub fn restricted(&self, keep: &[usize]) -> Result<GaussianMixture, DensityError> {
+        let k = self.weights.len();
+        if keep.is_empty() {
+            return Err(ParamError::invalid(
+                "class",
+                "lists no component; give the indices of the components that make the class",
+            ));
+        }
+        for (i, &c) in keep.iter().enumerate() {
+            if c >= k {
+                return Err(ParamError::invalid(
+                    "class",
+                    format!(
+                        "component {c} does not exist: the mixture has {k} (0 … {})",
+                        k - 1
+                    ),
+                ));
+            }
+            if keep[..i].contains(&c) {
+                return Err(ParamError::invalid(
+                    "class",
+                    format!("lists component {c} twice"),
+                ));
+            }
+        }
+        let total: f64 = keep.iter().map(|&c| self.weights[c]).sum();
+        if total <= 0.0 {
+            return Err(ParamError::invalid(
+                "class",
+                "its components all have weight 0",
+            ));
+        }
+        let mut w: Array1<f64> = keep.iter().map(|&c| self.weights[c] / total).collect();
+        // Renormalised weights sum to 1 up to rounding; the last takes up the rest exactly.
+        let n = w.len();
+        let rest: f64 = w.iter().take(n - 1).sum();
+        w[n - 1] = 1.0 - rest;
+        Ok(GaussianMixture {
+            log_weights: w.mapv(f64::ln),
+            weights: w,
+            components: keep.iter().map(|&c| self.components[c].clone()).collect(),
+        })
+    }
+
     /// The mixture weights wₖ.
     pub fn weights(&self) -> &Array1<f64> {
         &self.weights

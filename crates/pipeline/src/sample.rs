@@ -65,6 +65,9 @@ pub struct SamplePlan {
     /// starting points).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub snapshots: Vec<usize>,
+    /// Classifier-free guidance on an analytic mixture (see [`GuidanceSpec`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guidance: Option<GuidanceSpec>,
     /// The sampler.
     pub sampler: AnySampler,
     /// Provenance written by `scorelab sample`; ignored when read.
@@ -108,6 +111,23 @@ impl PriorKind {
     fn is_gaussian(&self) -> bool {
         *self == PriorKind::Gaussian
     }
+}
+
+/// `guidance = { weight = 2.0, class = [1], interval = [0.3, 5.0] }`: classifier-free guidance
+/// (`scorelab_samplers::guidance`) of a `gaussian_mixture` density, whose class c is the set of
+/// its components listed in `class` (p(x | c): those components, weights renormalised); the
+/// sampler runs on (1 + w) s(y, σ̃ | c) − w s(y, σ̃) with w = `weight` (diffusers' guidance scale
+/// is 1 + w), only at σ̃ in `interval` when given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuidanceSpec {
+    /// w ≥ 0.
+    pub weight: f64,
+    /// The components that make the class.
+    pub class: Vec<usize>,
+    /// [σ_lo, σ_hi], the noise levels guidance acts at (default: all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<[f64; 2]>,
 }
 
 /// `init = {…}`: where the chains start.
@@ -354,6 +374,8 @@ pub struct Sampling {
     /// The starting points read from `init = { csv = … }` or given by
     /// [`Sampling::with_start`], `(chains, D)`.
     pub start: Option<Array2<f64>>,
+    /// The class-conditional density and the guidance of a guided run.
+    pub guided: Option<(AnyDensity, scorelab_samplers::guidance::Guidance)>,
 }
 
 impl SamplePlan {
@@ -369,6 +391,7 @@ impl SamplePlan {
             init: None,
             prior: PriorKind::default(),
             snapshots: vec![],
+            guidance: None,
             sampler,
             run: None,
         }
@@ -653,12 +676,40 @@ impl SamplePlan {
             }
             _ => None,
         };
+        let guided = match (&self.guidance, &source) {
+            (None, _) => None,
+            (
+                Some(g),
+                Source::Density {
+                    p: AnyDensity::GaussianMixture(m),
+                    ..
+                },
+            ) => {
+                if !sampler.noise_conditional() {
+                    return Err(PipelineError::invalid("guidance", format!("{kind} uses the clean score; guidance combines noised scores: use a diffusion sampler")));
+                }
+                if self.prior == PriorKind::Exact {
+                    return Err(PipelineError::invalid("prior", "\"exact\" is p_T of the unguided density, which a guided run does not target: remove prior"));
+                }
+                let interval = g.interval.map(|[lo, hi]| (lo, hi));
+                let guidance = scorelab_samplers::guidance::Guidance::new(g.weight, interval)
+                    .map_err(|e| PipelineError::from(e.within("guidance")))?;
+                let cond = m
+                    .restricted(&g.class)
+                    .map_err(|e| PipelineError::invalid("guidance.class", e.to_string()))?;
+                Some((AnyDensity::from(cond), guidance))
+            }
+            (Some(_), _) => {
+                return Err(PipelineError::invalid("guidance", "needs density = { kind = \"gaussian_mixture\", … }, whose class is a set of its components (class = [k, …]); class-conditional networks are not built yet"));
+            }
+        };
         Ok(Sampling {
             resolved,
             source,
             sampler,
             dim,
             start,
+            guided,
         })
     }
 }
@@ -718,6 +769,9 @@ impl Sampling {
     /// The label of the distribution the output targets ([`target_of`]; a model's noised score
     /// stands for the exact one).
     pub fn target_label(&self) -> String {
+        if let Some((_, g)) = &self.guided {
+            return format!("guided(weight={})", g.weight());
+        }
         match (&self.source, self.target_sigma()) {
             (_, None) => "p".into(),
             (Source::Density { p, noised }, s) => target_of(p, *noised, s, self.target_scale())
@@ -817,6 +871,16 @@ impl Sampling {
         let (z, interrupted) = match (&self.source, &self.sampler) {
             (Source::Density { p, .. }, AnySampler::Langevin(m)) => d.drive(m, p as &dyn Score, x0),
             (Source::Density { p, .. }, AnySampler::Mala(m)) => d.drive(m, p as &dyn Target, x0),
+            (Source::Density { p, noised }, s) if self.guided.is_some() => {
+                let (cond, g) = self.guided.as_ref().expect("matched");
+                let c = DensityNoised {
+                    p: cond,
+                    kind: *noised,
+                };
+                let u = DensityNoised { p, kind: *noised };
+                let src = scorelab_samplers::guidance::Guided::new(&c, &u, *g);
+                d.drive_noised(s, &src as &dyn NoisedScore, x0)
+            }
             (Source::Density { p, noised }, s) => {
                 let src = DensityNoised { p, kind: *noised };
                 d.drive_noised(s, &src as &dyn NoisedScore, x0)

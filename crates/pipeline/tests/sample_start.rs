@@ -105,3 +105,50 @@ fn bad_starts_are_refused_by_name() {
         .to_string();
     assert!(e.starts_with("init: "), "{e}");
 }
+
+/// A guided run with w = 0 is a run on the class's own mixture, bit for bit; bad guidance is
+/// refused by name.
+#[test]
+fn guidance_from_a_plan() {
+    let guided: SamplePlan = toml::from_str(&format!(
+        "{}guidance = {{ weight = 0.0, class = [1] }}\n",
+        PLAN.replace("snapshots = [0, 3]\n", "")
+    ))
+    .unwrap();
+    let own: SamplePlan = toml::from_str(&PLAN.replace("snapshots = [0, 3]\n", "").replace(
+        "weights = [0.8, 0.2], means = [[5.0, 5.0], [-5.0, -5.0]], covs = [[[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [0.0, 1.0]]]",
+        "weights = [1.0], means = [[-5.0, -5.0]], covs = [[[1.0, 0.0], [0.0, 1.0]]]",
+    ))
+    .unwrap();
+    assert_eq!(
+        guided.prepare().unwrap().run(&mut ()).x,
+        own.prepare().unwrap().run(&mut ()).x
+    );
+    let strong: SamplePlan = toml::from_str(&format!(
+        "{PLAN}guidance = {{ weight = 3.0, class = [1], interval = [0.5, 10.0] }}\n"
+    ))
+    .unwrap();
+    let s = strong.prepare().unwrap();
+    assert_eq!(s.target_label(), "guided(weight=3)");
+    assert!(s.run(&mut ()).x.iter().all(|v| v.is_finite()));
+    let err = |g: &str| {
+        toml::from_str::<SamplePlan>(&format!("{PLAN}guidance = {g}\n"))
+            .map_err(|e| e.to_string())
+            .and_then(|p| p.prepare().map(|_| ()).map_err(|e| e.to_string()))
+            .unwrap_err()
+    };
+    assert!(err("{ weight = -1.0, class = [1] }").starts_with("guidance.weight"));
+    assert!(err("{ weight = 1.0, class = [2] }").starts_with("guidance.class"));
+    assert!(err("{ weight = 1.0, class = [1], interval = [3.0, 1.0] }")
+        .starts_with("guidance.interval"));
+    assert!(err("{ weight = 1.0 }").contains("class"));
+    let banana: SamplePlan = toml::from_str(
+        "chains = 4\ndensity = { kind = \"standard_normal\", dim = 2 }\nsampler = { kind = \"heun\", steps = 5 }\nguidance = { weight = 1.0, class = [0] }",
+    )
+    .unwrap();
+    assert!(banana
+        .prepare()
+        .unwrap_err()
+        .to_string()
+        .starts_with("guidance: needs density"));
+}

@@ -52,6 +52,7 @@
 mod annealed;
 mod config;
 mod diffusion;
+pub mod guidance;
 mod inpaint;
 mod langevin;
 pub mod likelihood;

@@ -354,6 +354,7 @@ impl SamplersExperiment {
                 init: r.init.clone().or_else(|| self.base.init.clone()),
                 prior: r.prior.or(self.base.prior).unwrap_or_default(),
                 snapshots: r.snapshots.clone(),
+                guidance: None,
                 sampler: r.sampler.clone(),
                 run: None,
             };
