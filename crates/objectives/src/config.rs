@@ -2,7 +2,7 @@
 //! through [`Objective`]'s constructors, a Python dict) reaches the same validating constructor
 //! through. Private: the library type is its own config (`#[serde(try_from, into)]`).
 
-use crate::continuous::{ContinuousDsm, SigmaDistribution, Weighting};
+use crate::continuous::{ContinuousDsm, Coupling, SigmaDistribution, Weighting};
 use crate::taped::{Objective, Probe};
 use scorelab_core::{ParamError, SigmaRange};
 use scorelab_models::TraceMethod;
@@ -57,6 +57,21 @@ pub(crate) enum ObjectiveDef {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sigma_data: Option<f64>,
     },
+    FlowMatching {
+        #[serde(default = "default_fm_t_min")]
+        t_min: f64,
+        #[serde(default = "default_fm_t_max")]
+        t_max: f64,
+        #[serde(default)]
+        coupling: Coupling,
+    },
+}
+
+fn default_fm_t_min() -> f64 {
+    1e-3
+}
+fn default_fm_t_max() -> f64 {
+    0.999
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -171,6 +186,11 @@ impl TryFrom<ObjectiveDef> for Objective {
                     weighting,
                 )?)
             }
+            ObjectiveDef::FlowMatching {
+                t_min,
+                t_max,
+                coupling,
+            } => Objective::DsmContinuous(ContinuousDsm::flow_matching(t_min, t_max, coupling)?),
         })
     }
 }
@@ -189,16 +209,28 @@ impl From<Objective> for ObjectiveDef {
                 sigma_min: sigmas[sigmas.len() - 1],
                 levels: sigmas.len(),
             },
+            Objective::DsmContinuous(c) if c.t_range().is_some() => {
+                let (t_min, t_max) = c.t_range().expect("matched");
+                ObjectiveDef::FlowMatching {
+                    t_min,
+                    t_max,
+                    coupling: c.coupling(),
+                }
+            }
             Objective::DsmContinuous(c) => {
                 let (distribution, p_mean, p_std) = match c.distribution() {
-                    SigmaDistribution::LogUniform => (DistributionName::LogUniform, None, None),
+                    SigmaDistribution::LogUniform | SigmaDistribution::LinearPath => {
+                        (DistributionName::LogUniform, None, None)
+                    }
                     SigmaDistribution::LogNormal { p_mean, p_std } => {
                         (DistributionName::LogNormal, Some(p_mean), Some(p_std))
                     }
                 };
                 let (lambda, sigma_data) = match c.weighting() {
                     Weighting::Sigma2 => (LambdaName::Sigma2, None),
-                    Weighting::Likelihood => (LambdaName::Likelihood, None),
+                    Weighting::Likelihood | Weighting::FlowMatching => {
+                        (LambdaName::Likelihood, None)
+                    }
                     Weighting::Edm { sigma_data } => (LambdaName::Edm, Some(sigma_data)),
                     Weighting::EdmOfData => (LambdaName::Edm, None),
                 };

@@ -53,6 +53,21 @@ pub enum SigmaDistribution {
         /// P_std > 0.
         p_std: f64,
     },
+    /// The linear path's t ∼ U(t_min, t_max) with σ̃ = t/(1 − t) (flow matching): the range's
+    /// ends are σ̃(t_min) and σ̃(t_max), and p(σ̃) = 1/((1 + σ̃)² (t_max − t_min)).
+    LinearPath,
+}
+
+/// How a batch's noise is paired with its data points (flow matching).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Coupling {
+    /// Independent draws (the conditional flow-matching objective).
+    #[default]
+    Independent,
+    /// The minibatch optimal-transport coupling (Tong et al. 2023; Pooladian et al. 2023): the
+    /// batch's ε permuted to minimise Σᵢ ‖xᵢ − ε_π(i)‖², an exact assignment per batch.
+    Ot,
 }
 
 /// The weighting λ(σ̃) (module docs).
@@ -71,6 +86,10 @@ pub enum Weighting {
     /// config's `lambda = "edm"` without `sigma_data`. [`ContinuousDsm::with_data_sigma`] resolves
     /// it before training ([`crate::taped::Objective::validate`] refuses it unresolved).
     EdmOfData,
+    /// Flow matching on the linear path x_t = (1 − t)x₀ + tε: c = (1 + σ̃)², so the per-sample
+    /// loss ½ c ‖σ̃ s_θ + ε‖² is ½‖v_θ − (ε − x₀)‖² with the velocity v_θ = −y − σ̃(1 + σ̃) s_θ
+    /// of the network's score s_θ(y, σ̃) at y = x_t/(1 − t) (module docs).
+    FlowMatching,
 }
 
 /// Continuous-σ̃ denoising score matching: a validated σ range, distribution and weighting.
@@ -82,6 +101,9 @@ pub struct ContinuousDsm {
     weighting: Weighting,
     /// The truncated log-normal's mass in range, Φ(b) − Φ(a) (1 for log-uniform).
     mass: f64,
+    coupling: Coupling,
+    /// Flow matching: (t_min, t_max) as given.
+    t_range: Option<(f64, f64)>,
 }
 
 fn phi(z: f64) -> f64 {
@@ -113,6 +135,20 @@ impl ContinuousDsm {
         distribution: SigmaDistribution,
         weighting: Weighting,
     ) -> Result<Self, ParamError> {
+        if distribution == SigmaDistribution::LinearPath || weighting == Weighting::FlowMatching {
+            return Err(ParamError::invalid(
+                "distribution",
+                "the linear path and its flow-matching weighting go together: use ContinuousDsm::flow_matching (objective.kind = \"flow_matching\")",
+            ));
+        }
+        Self::checked(range, distribution, weighting)
+    }
+
+    fn checked(
+        range: scorelab_core::SigmaRange,
+        distribution: SigmaDistribution,
+        weighting: Weighting,
+    ) -> Result<Self, ParamError> {
         let scorelab_core::SigmaRange {
             min: sigma_min,
             max: sigma_max,
@@ -126,7 +162,7 @@ impl ContinuousDsm {
             ));
         }
         let mass = match distribution {
-            SigmaDistribution::LogUniform => 1.0,
+            SigmaDistribution::LogUniform | SigmaDistribution::LinearPath => 1.0,
             SigmaDistribution::LogNormal { p_mean, p_std } => {
                 scorelab_core::error::positive(p_std, "p_std")?;
                 if !p_mean.is_finite() {
@@ -155,7 +191,67 @@ impl ContinuousDsm {
             distribution,
             weighting,
             mass,
+            coupling: Coupling::Independent,
+            t_range: None,
         })
+    }
+
+    /// Conditional flow matching on the linear path x_t = (1 − t)x₀ + tε with t ∼ U(t_min, t_max)
+    /// (Lipman et al. 2023; Liu et al. 2023): continuous DSM with the [`SigmaDistribution::LinearPath`]
+    /// distribution and the [`Weighting::FlowMatching`] weighting, whose per-sample loss is
+    /// ½‖v_θ(x_t, t) − (ε − x₀)‖² exactly, and the batch's pairs drawn by `coupling`.
+    ///
+    /// # Examples
+    /// ```
+    /// use scorelab_objectives::continuous::{ContinuousDsm, Coupling};
+    /// let fm = ContinuousDsm::flow_matching(1e-3, 0.999, Coupling::Ot)?;
+    /// assert!((fm.sigma_max() - 999.0).abs() < 1e-9 && fm.coupling() == Coupling::Ot);
+    /// assert_eq!(fm.weight(1.0), 4.0); // (1 + σ̃)²
+    /// # Ok::<(), scorelab_core::ParamError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// Unless 0 < t_min < t_max < 1 (naming `t_min` or `t_max`).
+    pub fn flow_matching(t_min: f64, t_max: f64, coupling: Coupling) -> Result<Self, ParamError> {
+        if !(t_min.is_finite() && t_min > 0.0 && t_min < 1.0) {
+            return Err(ParamError::invalid(
+                "t_min",
+                format!("must lie strictly between 0 and 1, got {t_min}"),
+            ));
+        }
+        if !(t_max.is_finite() && t_max > t_min && t_max < 1.0) {
+            return Err(ParamError::invalid(
+                "t_max",
+                format!("must lie strictly between t_min = {t_min} and 1, got {t_max}"),
+            ));
+        }
+        let sigma = |t: f64| t / (1.0 - t);
+        let mut c = ContinuousDsm::checked(
+            scorelab_core::SigmaRange {
+                min: sigma(t_min),
+                max: sigma(t_max),
+            },
+            SigmaDistribution::LinearPath,
+            Weighting::FlowMatching,
+        )?;
+        c.coupling = coupling;
+        c.t_range = Some((t_min, t_max));
+        Ok(c)
+    }
+
+    /// Flow matching's (t_min, t_max); `None` for the other weightings.
+    pub fn t_range(&self) -> Option<(f64, f64)> {
+        self.t_range
+    }
+
+    /// How the batch's noise is paired with its points.
+    pub fn coupling(&self) -> Coupling {
+        self.coupling
+    }
+
+    /// Whether this is flow matching on the linear path.
+    pub fn is_flow_matching(&self) -> bool {
+        self.weighting == Weighting::FlowMatching
     }
 
     /// σ_min.
@@ -185,6 +281,10 @@ impl ContinuousDsm {
             SigmaDistribution::LogNormal { p_mean, p_std } => {
                 phi((sigma.ln() - p_mean) / p_std) / (sigma * p_std * self.mass)
             }
+            SigmaDistribution::LinearPath => {
+                let t = |s: f64| s / (1.0 + s);
+                1.0 / ((1.0 + sigma).powi(2) * (t(self.sigma_max) - t(self.sigma_min)))
+            }
         }
     }
 
@@ -204,7 +304,7 @@ impl ContinuousDsm {
     /// [`ParamError`] naming `sigma_data` unless it is finite and > 0.
     pub fn with_data_sigma(&self, sigma_data: f64) -> Result<Self, ParamError> {
         match self.weighting {
-            Weighting::EdmOfData => ContinuousDsm::new(
+            Weighting::EdmOfData => ContinuousDsm::checked(
                 scorelab_core::SigmaRange {
                     min: self.sigma_min,
                     max: self.sigma_max,
@@ -231,10 +331,11 @@ impl ContinuousDsm {
             }
             Weighting::Likelihood => match self.distribution {
                 SigmaDistribution::LogUniform => 1.0,
-                SigmaDistribution::LogNormal { .. } => {
+                SigmaDistribution::LogNormal { .. } | SigmaDistribution::LinearPath => {
                     1.0 / (sigma * self.density(sigma) * (self.sigma_max / self.sigma_min).ln())
                 }
             },
+            Weighting::FlowMatching => (1.0 + sigma) * (1.0 + sigma),
         }
     }
 
@@ -260,6 +361,13 @@ impl ContinuousDsm {
                     }
                 }
                 v.clamp(lo, hi).exp()
+            }
+            SigmaDistribution::LinearPath => {
+                let t = |s: f64| s / (1.0 + s);
+                let (a, b) = (t(self.sigma_min), t(self.sigma_max));
+                let u: f64 = rng.gen();
+                let tt = a + u * (b - a);
+                (tt / (1.0 - tt)).clamp(self.sigma_min, self.sigma_max)
             }
         }
     }

@@ -290,6 +290,7 @@ impl Objective {
             Objective::SsmVr { .. } => "ssm_vr",
             Objective::Dsm { .. } => "dsm",
             Objective::DsmMulti { .. } => "dsm_multi",
+            Objective::DsmContinuous(c) if c.is_flow_matching() => "flow_matching",
             Objective::DsmContinuous(_) => "dsm_continuous",
         }
     }
@@ -431,6 +432,50 @@ impl Noise {
             );
         }
         out
+    }
+
+    /// Pairs the batch's ε with its points `x` by the minibatch optimal-transport coupling of
+    /// flow matching's linear path: the rows of ε are permuted to minimise Σᵢ ‖xᵢ − ε_π(i)‖²,
+    /// an exact assignment (Kuhn–Munkres, `pathfinding`) of the squared distances rounded to
+    /// 2⁻⁴⁰ of the largest (so only ties closer than that are broken arbitrarily). The σ̃'s keep
+    /// their rows.
+    ///
+    /// # Examples
+    /// ```
+    /// use scorelab_objectives::taped::Noise;
+    /// let mut n = Noise { eps: Some(vec![5.0, 0.0, -5.0, 0.0]), ..Noise::default() };
+    /// n.couple(ndarray::array![[-4.0, 0.0], [4.0, 0.0]].view());
+    /// assert_eq!(n.eps, Some(vec![-5.0, 0.0, 5.0, 0.0]));
+    /// ```
+    ///
+    /// # Panics
+    /// If ε was not drawn or does not fit `x`.
+    pub fn couple(&mut self, x: ArrayView2<f64>) {
+        let (n, d) = x.dim();
+        let eps = self.eps.as_mut().expect("flow matching needs ε");
+        assert_eq!(eps.len(), n * d, "ε is (B, D)");
+        let cost: Vec<f64> = (0..n)
+            .flat_map(|i| {
+                let e = &*eps;
+                (0..n).map(move |j| {
+                    (0..d)
+                        .map(|k| (x[[i, k]] - e[j * d + k]).powi(2))
+                        .sum::<f64>()
+                })
+            })
+            .collect();
+        let largest = cost.iter().copied().fold(0.0f64, f64::max);
+        if !(largest.is_finite() && largest > 0.0) {
+            return;
+        }
+        let scale = 2f64.powi(40) / largest;
+        let weights: Vec<i64> = cost.iter().map(|c| (c * scale).round() as i64).collect();
+        let m = pathfinding::matrix::Matrix::from_vec(n, n, weights).expect("n × n costs");
+        let (_, assign) = pathfinding::kuhn_munkres::kuhn_munkres_min(&m);
+        let old = eps.clone();
+        for (i, &j) in assign.iter().enumerate() {
+            eps[i * d..(i + 1) * d].copy_from_slice(&old[j * d..(j + 1) * d]);
+        }
     }
 }
 

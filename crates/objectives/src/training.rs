@@ -740,7 +740,12 @@ impl Trainer {
                 .map_err(|e| TrainError::Setup(format!("train.{e}")))?;
         }
         let (x, target) = self.draw_batch();
-        let noise = Noise::draw(&self.objective, x.nrows(), x.ncols(), &mut self.rng);
+        let mut noise = Noise::draw(&self.objective, x.nrows(), x.ncols(), &mut self.rng);
+        if let Objective::DsmContinuous(c) = &self.objective {
+            if c.coupling() == crate::continuous::Coupling::Ot {
+                noise.couple(x.view());
+            }
+        }
         let target = target.as_ref().map(|t| t.view());
         let loss = match adam_step(
             &self.objective,
