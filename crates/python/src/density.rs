@@ -2,7 +2,7 @@
 //! and their marginals under every schedule.
 
 use crate::input::{self, bad, count, number, out1, out2, points, Sigmas};
-use crate::{lib_err, py_of_toml};
+use crate::lib_err;
 use ndarray::{Array1, Array2, ArrayView2};
 use numpy::PyArrayMethods;
 use pyo3::prelude::*;
@@ -15,7 +15,7 @@ use scorelab_samplers::Schedule as LibSchedule;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The spec of a Gaussian or mixture built from its parameters (for a noised or marginal law).
-fn spec_of(p: &AnyDensity) -> Option<DensitySpec> {
+fn density_spec(p: &AnyDensity) -> Option<DensitySpec> {
     let rows = |m: Array2<f64>| m.rows().into_iter().map(|r| r.to_vec()).collect::<Vec<_>>();
     match p {
         AnyDensity::Gaussian(g) => Some(DensitySpec::Gaussian {
@@ -53,7 +53,7 @@ pub struct Density {
 
 impl Density {
     pub fn from_density(p: AnyDensity) -> Density {
-        let spec = spec_of(&p).expect("a Gaussian or a mixture");
+        let spec = density_spec(&p).expect("a Gaussian or a mixture");
         Density { p, spec }
     }
 
@@ -128,8 +128,7 @@ impl Density {
     /// rebuilds it).
     #[getter]
     fn spec<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let v = toml::Value::try_from(&self.spec).expect("a spec serialises");
-        py_of_toml(py, &v)
+        input::spec_of(py, &self.spec)
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
@@ -440,10 +439,7 @@ impl Schedule {
     }
 
     pub fn spec_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        py_of_toml(
-            py,
-            &toml::Value::try_from(self.s).expect("a schedule serialises"),
-        )
+        input::spec_of(py, &self.s)
     }
 
     fn check_t(&self, t: f64, arg: &str) -> PyResult<()> {
@@ -568,10 +564,7 @@ impl Schedule {
     /// The parameters as a dict (`Schedule(s.spec)` rebuilds it).
     #[getter]
     fn spec<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        py_of_toml(
-            py,
-            &toml::Value::try_from(self.s).expect("a schedule serialises"),
-        )
+        self.spec_dict(py)
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {

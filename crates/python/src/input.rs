@@ -197,26 +197,31 @@ pub fn seed(v: i64, arg: &str) -> PyResult<u64> {
     Ok(v as u64)
 }
 
-/// A Python value as TOML: dict → table, list/tuple/ndarray → array, bool, int, float, str; the
-/// path names the key in errors.
-pub fn to_toml(obj: &Bound<'_, PyAny>, path: &str) -> PyResult<toml::Value> {
+/// A Python value as the serde value the library's config types deserialise from: dict → map,
+/// list/tuple/ndarray → array, bool, int, float (finite), str; `None` in a dict leaves the key
+/// out (its default). The path names the key in errors.
+pub fn to_value(obj: &Bound<'_, PyAny>, path: &str) -> PyResult<serde_json::Value> {
+    use serde_json::Value;
     if obj.is_instance_of::<PyBool>() {
-        return Ok(toml::Value::Boolean(obj.extract()?));
+        return Ok(Value::Bool(obj.extract()?));
     }
     if obj.is_instance_of::<PyInt>() {
         let v: i64 = obj
             .extract()
             .map_err(|_| bad(path, "integer out of range"))?;
-        return Ok(toml::Value::Integer(v));
+        return Ok(Value::from(v));
     }
     if obj.is_instance_of::<PyFloat>() {
-        return Ok(toml::Value::Float(obj.extract()?));
+        let v: f64 = obj.extract()?;
+        return serde_json::Number::from_f64(v)
+            .map(Value::Number)
+            .ok_or_else(|| bad(path, format!("must be a finite number, got {v}")));
     }
     if obj.is_instance_of::<PyString>() {
-        return Ok(toml::Value::String(obj.extract()?));
+        return Ok(Value::String(obj.extract()?));
     }
     if let Ok(d) = obj.cast::<PyDict>() {
-        let mut t = toml::Table::new();
+        let mut t = serde_json::Map::new();
         for (k, v) in d.iter() {
             let key: String = k
                 .extract()
@@ -227,23 +232,26 @@ pub fn to_toml(obj: &Bound<'_, PyAny>, path: &str) -> PyResult<toml::Value> {
                 format!("{path}.{key}")
             };
             if v.is_none() {
-                continue; // None leaves the key at its default
+                continue;
             }
-            t.insert(key, to_toml(&v, &sub)?);
+            t.insert(key, to_value(&v, &sub)?);
         }
-        return Ok(toml::Value::Table(t));
+        return Ok(Value::Object(t));
     }
     let py = obj.py();
     let np = py.import("numpy")?;
     if obj.is_instance(&np.getattr("ndarray")?)? || obj.is_instance(&np.getattr("generic")?)? {
-        return to_toml(&obj.call_method0("tolist")?, path);
+        return to_value(&obj.call_method0("tolist")?, path);
     }
     if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
         let mut v = vec![];
         for (i, item) in obj.try_iter()?.enumerate() {
-            v.push(to_toml(&item?, &format!("{path}[{i}]"))?);
+            v.push(to_value(&item?, &format!("{path}[{i}]"))?);
         }
-        return Ok(toml::Value::Array(v));
+        return Ok(Value::Array(v));
+    }
+    if obj.hasattr("__fspath__")? {
+        return to_value(&py.import("os")?.call_method1("fspath", (obj,))?, path);
     }
     Err(bad(
         path,
@@ -261,17 +269,16 @@ pub fn config<T: serde::de::DeserializeOwned>(
     arg: &str,
 ) -> PyResult<T> {
     let v = match obj {
-        None => toml::Value::Table(toml::Table::new()),
-        Some(o) if o.is_none() => toml::Value::Table(toml::Table::new()),
-        Some(o) => {
+        Some(o) if !o.is_none() => {
             if o.cast::<PyDict>().is_err() {
                 return Err(bad(
                     arg,
                     format!("expected a dict, got {}", o.get_type().name()?),
                 ));
             }
-            to_toml(o, "")?
+            to_value(o, "")?
         }
+        _ => serde_json::Value::Object(serde_json::Map::new()),
     };
     serde_path_to_error::deserialize::<_, T>(v).map_err(|e| {
         let at = e.path().to_string();
@@ -283,6 +290,40 @@ pub fn config<T: serde::de::DeserializeOwned>(
             bad(&format!("{arg}[{at}]"), inner)
         }
     })
+}
+
+/// A library config value as the Python value it reads as (maps as dicts, arrays as lists).
+pub fn to_py<'py>(py: Python<'py>, v: &serde_json::Value) -> PyResult<Bound<'py, PyAny>> {
+    use serde_json::Value;
+    Ok(match v {
+        Value::Null => py.None().into_bound(py),
+        Value::Bool(b) => b.into_pyobject(py)?.to_owned().into_any(),
+        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => i.into_pyobject(py)?.into_any(),
+            (None, Some(u)) => u.into_pyobject(py)?.into_any(),
+            _ => n.as_f64().unwrap_or(f64::NAN).into_pyobject(py)?.into_any(),
+        },
+        Value::String(s) => s.into_pyobject(py)?.into_any(),
+        Value::Array(a) => {
+            let l = PyList::empty(py);
+            for x in a {
+                l.append(to_py(py, x)?)?;
+            }
+            l.into_any()
+        }
+        Value::Object(t) => {
+            let d = PyDict::new(py);
+            for (k, x) in t {
+                d.set_item(k, to_py(py, x)?)?;
+            }
+            d.into_any()
+        }
+    })
+}
+
+/// A serialisable library type as a Python dict.
+pub fn spec_of<'py, T: serde::Serialize>(py: Python<'py>, t: &T) -> PyResult<Bound<'py, PyAny>> {
+    to_py(py, &serde_json::to_value(t).expect("a config serialises"))
 }
 
 /// An owned `(n, d)` result as a numpy array (a copy only if it is not in standard layout).

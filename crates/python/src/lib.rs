@@ -18,7 +18,6 @@ mod metrics;
 mod run;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
 
 pyo3::create_exception!(
     scorelab,
@@ -30,31 +29,6 @@ pyo3::create_exception!(
 /// A library error (a config key, a file, a model folder) as a `ScorelabError`.
 pub(crate) fn lib_err(e: impl std::fmt::Display) -> PyErr {
     ScorelabError::new_err(e.to_string())
-}
-
-/// A TOML value as the Python value it reads as (tables as dicts, arrays as lists).
-pub(crate) fn py_of_toml<'py>(py: Python<'py>, v: &toml::Value) -> PyResult<Bound<'py, PyAny>> {
-    Ok(match v {
-        toml::Value::String(s) => s.into_pyobject(py)?.into_any(),
-        toml::Value::Integer(i) => i.into_pyobject(py)?.into_any(),
-        toml::Value::Float(f) => f.into_pyobject(py)?.into_any(),
-        toml::Value::Boolean(b) => b.into_pyobject(py)?.to_owned().into_any(),
-        toml::Value::Datetime(d) => d.to_string().into_pyobject(py)?.into_any(),
-        toml::Value::Array(a) => {
-            let l = PyList::empty(py);
-            for x in a {
-                l.append(py_of_toml(py, x)?)?;
-            }
-            l.into_any()
-        }
-        toml::Value::Table(t) => {
-            let d = PyDict::new(py);
-            for (k, x) in t {
-                d.set_item(k, py_of_toml(py, x)?)?;
-            }
-            d.into_any()
-        }
-    })
 }
 
 #[pymodule]
