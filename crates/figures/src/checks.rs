@@ -1244,6 +1244,9 @@ pub fn registry() -> Vec<Check> {
             tamper: |r| edit(r, "likelihood_accuracy_hutchinson.csv", &|_| true, "mean_difference", &|c| -5.0 * c.num("se_difference")),
         },
     ]
+    .into_iter()
+    .chain(crate::solver_study::checks())
+    .collect()
 }
 
 /// Šidák's family-wise p-value of the largest of `n` independent |z| ~ |N(0, 1)|:

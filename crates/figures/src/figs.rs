@@ -256,6 +256,13 @@ pub fn catalogue() -> Vec<Figure> {
             made_by: "scorelab experiment --config paper/experiments/sampler_zoo.toml (and sampler_zoo_four.toml)",
             draw: sampler_zoo,
         },
+        Figure {
+            name: "solvers",
+            inputs: &["solvers_summary.csv"],
+            caption: "Every sampler on exact scores against score evaluations per chain, mean ± SE over seeds, from the Gaussian prior on EDM's schedule and Karras's grid, one column per target: the RMS distance of the outputs from the exact probability-flow map of the same starting points (top; deterministic samplers) and the outputs' mean exact log p minus that of the exact flow map's (bottom).",
+            made_by: "scorelab experiment --config paper/experiments/solvers.toml",
+            draw: solvers,
+        },
     ]
 }
 
@@ -2191,7 +2198,8 @@ pub struct CurvePanel {
 /// A series of [`CurvePanel`]: its label and points (x, mean, standard error).
 pub type Curve = (String, Vec<(f64, f64, f64)>);
 
-/// Error against evaluations: panels in a grid (two columns for four panels, else up to three)
+/// Error against evaluations: panels in a grid (two columns for four panels, four for eight, else
+/// up to three)
 /// on a log x axis (score evaluations per chain, ticks at powers of 2), one line per series with
 /// ±1 SE bars, one legend; written as `stem.svg` and `stem.png`. A linear y axis spans the values
 /// at the larger half of each series' budgets (and the reference), so that a few very poor
@@ -2227,10 +2235,10 @@ pub fn error_curves(stem: &Path, panels: &[CurvePanel]) -> Result<()> {
         }
         t *= 2.0;
     }
-    let cols = if panels.len() == 4 {
-        2
-    } else {
-        panels.len().min(3)
+    let cols = match panels.len() {
+        4 => 2,
+        8 => 4,
+        n => n.min(3),
     };
     let rows = panels.len().div_ceil(cols);
     let legend_rows = names.len().div_ceil(cols);
@@ -2273,12 +2281,15 @@ pub fn error_curves(stem: &Path, panels: &[CurvePanel]) -> Result<()> {
                 .margin(12)
                 .x_label_area_size(72)
                 .y_label_area_size(115);
+            // A linear axis's tick a rounding error from 0 reads as 0 (no error curve here is
+            // near 1e-12).
+            let near_zero = |v: &f64| tick(if v.abs() < 1e-12 { &0.0 } else { v });
             macro_rules! body {
                 ($chart:ident) => {
                     $chart
                         .configure_mesh()
                         .x_label_formatter(&tick)
-                        .y_label_formatter(&tick)
+                        .y_label_formatter(&near_zero)
                         .x_desc("score evaluations per chain")
                         .y_desc(title.rsplit(": ").next().unwrap_or(title))
                         .label_style(("sans-serif", TICK))
@@ -2314,4 +2325,70 @@ pub fn error_curves(stem: &Path, panels: &[CurvePanel]) -> Result<()> {
             }
         }
     })
+}
+
+/// The solver study (`solvers_summary.csv`): per target (columns), the flow-map error and the
+/// log-p gap to the exact flow from the prior against evaluations, for every sampler on EDM's
+/// schedule and Karras's grid (its own grid for `ddim` and `heun`: EDM's is Karras's).
+fn solvers(results: &Path, stem: &Path) -> Result<()> {
+    let t = Table::read(&results.join("solvers_summary.csv"))?
+        .filter("schedule", "edm")?
+        .filter("start", "prior")?;
+    let targets = t.distinct("target")?;
+    let samplers: Vec<String> = t
+        .distinct("sampler")?
+        .into_iter()
+        .filter(|s| s != "exact_flow")
+        .collect();
+    let mut panels = vec![];
+    for (metric, what, log) in [
+        ("flow_error", "flow-map error (RMS)", true),
+        ("log_p_gap", "mean log p − exact flow's", false),
+    ] {
+        for target in &targets {
+            let mut series = vec![];
+            for m in &samplers {
+                let r = t
+                    .filter("target", target)?
+                    .filter("sampler", m)?
+                    .filter("metric", metric)?;
+                let grids = r.distinct("grid")?;
+                let grid = if grids.iter().any(|g| g == "karras") {
+                    "karras"
+                } else {
+                    "schedule"
+                };
+                let r = r.filter("grid", grid)?;
+                let (nfe, mean, sd, n) = (
+                    r.f64s("nfe")?,
+                    r.f64s("mean")?,
+                    r.f64s("sd")?,
+                    r.f64s("seeds")?,
+                );
+                let pts: Vec<(f64, f64, f64)> = (0..nfe.len())
+                    .map(|i| {
+                        (
+                            nfe[i],
+                            mean[i],
+                            if sd[i].is_finite() {
+                                sd[i] / n[i].sqrt()
+                            } else {
+                                f64::NAN
+                            },
+                        )
+                    })
+                    .collect();
+                if !pts.is_empty() {
+                    series.push((m.clone(), pts));
+                }
+            }
+            panels.push(CurvePanel {
+                title: format!("{target}: {what}"),
+                log_y: log,
+                truth: (!log).then_some(0.0),
+                series,
+            });
+        }
+    }
+    error_curves(stem, &panels)
 }

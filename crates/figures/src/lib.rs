@@ -20,6 +20,7 @@ mod figs;
 pub use figs::{error_curves, Curve, CurvePanel};
 pub mod paper;
 mod plot;
+pub mod solver_study;
 pub mod table;
 
 pub use table::Table;

@@ -166,6 +166,11 @@ pub(crate) fn paired_t(a: &[(f64, f64)], b: &[(f64, f64)]) -> Result<Paired> {
     })
 }
 
+/// A Markdown table: a header row and right-aligned number columns after the first.
+pub(crate) fn md_table(header: &[&str], rows: &[Vec<String>]) -> String {
+    md(header, rows)
+}
+
 /// A Markdown table.
 fn md(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut s = format!("| {} |\n", header.join(" | "));
@@ -300,6 +305,7 @@ pub fn config_values(results: &Path) -> Result<BTreeMap<String, String>> {
 pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
     let mut v = crate::checks::values(results);
     v.extend(config_values(results)?);
+    v.extend(crate::solver_study::values(results)?);
     let read = |name: &str| Table::read(&results.join(name));
     // The equivalence audit.
     {

@@ -13,6 +13,7 @@
 //! | [`likelihood`] | a validated [`likelihood::LikelihoodPlan`]: exact log p of an analytic density's or a network's probability-flow ODE (exact or Hutchinson divergence), with dequantisation |
 //! | [`digits`] | the digit metric: a classifier's Fréchet distance on a fixed three-way split of labelled images |
 //! | [`metrics`] | the metric bundle every evaluation reports (MMD², KSD, sliced W₂, mode weights), nearest-neighbour distances, means over seeds |
+//! | [`truth`] | the exact truth of a Gaussian-mixture target a sampler is measured against: starts, the exact flow map, a sample's metrics |
 //! | [`equivalence`] | the ESM = ISM + C audit over configs of cases, and the built-in suite |
 //! | [`cost`] | the Jacobian-cost benchmark's setting |
 //! | [`observe`] | how long calls report progress and are stopped ([`observe::Observe`]) |
@@ -62,6 +63,7 @@ pub mod run_info;
 pub mod sample;
 pub mod spec;
 pub mod train;
+pub mod truth;
 
 pub use error::{PipelineError, Result};
 

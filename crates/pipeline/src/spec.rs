@@ -61,6 +61,16 @@ pub enum DensitySpec {
         /// D ≥ 1.
         dim: usize,
     },
+    /// K well-separated anisotropic Gaussians in D, drawn from `seed`
+    /// ([`scorelab_densities::random::separated_mixture`]): the same seed is the same mixture.
+    SeparatedMixture {
+        /// D ≥ 1.
+        dim: usize,
+        /// K ≥ 1.
+        components: usize,
+        /// The seed of its `ChaCha8Rng`.
+        seed: u64,
+    },
 }
 
 impl DensitySpec {
@@ -73,6 +83,7 @@ impl DensitySpec {
             DensitySpec::StudentT { .. } => "student_t",
             DensitySpec::HalfNormal { .. } => "half_normal",
             DensitySpec::StandardNormal { .. } => "standard_normal",
+            DensitySpec::SeparatedMixture { .. } => "separated_mixture",
         }
     }
 
@@ -115,6 +126,26 @@ impl DensitySpec {
                 )?;
                 Gaussian::standard(*dim).into()
             }
+            DensitySpec::SeparatedMixture {
+                dim,
+                components,
+                seed,
+            } => {
+                if *dim == 0 {
+                    return Err(PipelineError::invalid("dim", "must be at least 1"));
+                }
+                if *components == 0 {
+                    return Err(PipelineError::invalid("components", "must be at least 1"));
+                }
+                crate::memory::check(
+                    crate::memory::density_bytes(*dim).saturating_mul(*components as u64),
+                    crate::memory::MemoryLimit::from_env().unwrap_or_default(),
+                    || format!("dim, components: {components} dense {dim} × {dim} covariances"),
+                    "lower dim or components",
+                )?;
+                let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(*seed);
+                scorelab_densities::random::separated_mixture(*dim, *components, &mut rng).into()
+            }
         };
         Ok(d)
     }
@@ -150,6 +181,7 @@ pub const DENSITY_KINDS: &[&str] = &[
     "student_t",
     "half_normal",
     "standard_normal",
+    "separated_mixture",
 ];
 
 #[cfg(test)]

@@ -5,15 +5,31 @@
 
 use crate::density::{Density, Schedule};
 use crate::input::{self, bad, out1, out2, points};
-use ndarray::{Array1, Array2, ArrayView2, Axis};
+use ndarray::{Array1, Array2, ArrayView2};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use scorelab_core::streams::Stream;
-use scorelab_core::{Dimension, LogDensity, Moments, NoisedScore, Sample};
+use scorelab_core::{Dimension, Moments, NoisedScore, Sample};
 use scorelab_densities::{AnyDensity, GaussianMixture};
-use scorelab_samplers::solve::{integrate, Rk45};
+use scorelab_pipeline::truth::{self, Start};
 use scorelab_samplers::AnySampler;
-use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// p's exact noised score (its σ checked by the caller's validation of the target).
+struct Exact<'a>(&'a AnyDensity);
+
+impl Dimension for Exact<'_> {
+    fn dim(&self) -> usize {
+        self.0.dim()
+    }
+}
+
+impl NoisedScore for Exact<'_> {
+    fn noised_score(&self, y: ArrayView2<f64>, sigma: f64) -> Array2<f64> {
+        self.0
+            .noised_score(y, sigma)
+            .expect("a Gaussian mixture has every p_σ")
+    }
+}
 
 fn target_of(t: &Density) -> PyResult<&AnyDensity> {
     if t.p.noised(0.0).is_none() {
@@ -53,17 +69,13 @@ fn _audit_start<'py>(
     let p = target_of(target)?;
     let n = input::count(n, "chains")?;
     let seed = input::seed(seed, "seed")?;
-    let d = p.dim();
-    let x = py.detach(|| {
-        let mut rng = Stream::AuditStart.rng(seed);
-        if exact {
-            let mut x = p.sample(n, &mut rng);
-            x.scaled_add(sigma, &scorelab_samplers::standard_normal(n, d, &mut rng));
-            x
-        } else {
-            scorelab_samplers::standard_normal(n, d, &mut rng) * std
-        }
-    });
+    let mix = as_mixture(p);
+    let start = if exact {
+        Start::Exact
+    } else {
+        Start::Prior { std }
+    };
+    let x = py.detach(|| truth::starts(&mix, n, sigma, start, &mut Stream::AuditStart.rng(seed)));
     Ok(out2(py, x))
 }
 
@@ -111,7 +123,8 @@ fn _audit_metrics<'py>(
     }
     let e = points(exact, "exact", Some(d))?;
     let (xv, ev) = (xs.view2(), e.view2());
-    let out = py.detach(|| metrics(xv, p, ev, bandwidth));
+    let mix = as_mixture(p);
+    let out = py.detach(|| truth::sample_metrics(xv, &mix, Some((ev, bandwidth))));
     let r = PyDict::new(py);
     r.set_item("failed", out.failed)?;
     r.set_item("log_p", out.log_p)?;
@@ -120,87 +133,6 @@ fn _audit_metrics<'py>(
     r.set_item("cov_error", out1(py, out.cov_error))?;
     r.set_item("mmd2", out.mmd2)?;
     Ok(r)
-}
-
-/// The rows of each sample that MMD² is computed on: its cost grows with the square of them.
-const MMD_ROWS: usize = 2000;
-
-struct Metrics {
-    failed: f64,
-    log_p: f64,
-    weights: Array1<f64>,
-    mean_error: Array1<f64>,
-    cov_error: Array1<f64>,
-    mmd2: f64,
-}
-
-fn metrics(x: ArrayView2<f64>, p: &AnyDensity, exact: ArrayView2<f64>, h: f64) -> Metrics {
-    let rows: Vec<usize> = (0..x.nrows())
-        .filter(|&i| x.row(i).iter().all(|v| v.is_finite()))
-        .collect();
-    let failed = 1.0 - rows.len() as f64 / x.nrows() as f64;
-    let x = x.select(Axis(0), &rows);
-    let mix = as_mixture(p);
-    let k = mix.weights().len();
-    let nan = |n| Array1::from_elem(n, f64::NAN);
-    if x.nrows() < 2 {
-        return Metrics {
-            failed,
-            log_p: f64::NAN,
-            weights: nan(k),
-            mean_error: nan(k),
-            cov_error: nan(k),
-            mmd2: f64::NAN,
-        };
-    }
-    let log_p = p.log_density(x.view()).mean().expect("rows");
-    let (resp, _) = mix.responsibilities(x.view());
-    let assign: Vec<usize> = resp
-        .rows()
-        .into_iter()
-        .map(|r| {
-            (0..k)
-                .max_by(|&a, &b| r[a].total_cmp(&r[b]))
-                .expect("a component")
-        })
-        .collect();
-    let n = x.nrows() as f64;
-    let mut weights = Array1::zeros(k);
-    let mut mean_error = nan(k);
-    let mut cov_error = nan(k);
-    for (c, comp) in mix.components().iter().enumerate() {
-        let idx: Vec<usize> = (0..assign.len()).filter(|&i| assign[i] == c).collect();
-        weights[c] = idx.len() as f64 / n;
-        if idx.len() < 2 {
-            continue;
-        }
-        let xc = x.select(Axis(0), &idx);
-        let (m, cov) = scorelab_eval::frechet::moments(xc.view());
-        mean_error[c] = (&m - comp.mean_vector()).mapv(|v| v * v).sum().sqrt();
-        let truth = comp.covariance();
-        let diff = (&cov - &truth).mapv(|v| v * v).sum().sqrt();
-        cov_error[c] = diff / truth.mapv(|v| v * v).sum().sqrt();
-    }
-    // MMD² on at most MMD_ROWS rows of each (its cost is quadratic in them).
-    let mut rng = Stream::MetricMmd.rng(0);
-    let (a, b) = (x.nrows().min(MMD_ROWS), exact.nrows().min(MMD_ROWS));
-    let mmd2 = scorelab_eval::mmd2(
-        x.slice(ndarray::s![..a, ..]),
-        exact.slice(ndarray::s![..b, ..]),
-        Some(h),
-        0,
-        &mut rng,
-    )
-    .estimate
-    .value;
-    Metrics {
-        failed,
-        log_p,
-        weights,
-        mean_error,
-        cov_error,
-        mmd2,
-    }
 }
 
 /// The exact probability-flow map in the α = 1 variables from σ̃ = `sigma` to 0,
@@ -217,38 +149,9 @@ fn _flow_map<'py>(
     let p = target_of(target)?;
     let y = points(y, "x", Some(p.dim()))?;
     let v = y.view2();
-    let mut rk = Rk45::new(tol, tol).map_err(crate::lib_err)?;
-    rk.max_steps = 1_000_000;
-    let f = |y: ArrayView2<f64>, s: f64| {
-        if s == 0.0 {
-            return Array2::zeros(y.dim());
-        }
-        p.noised_score(y, s).expect("checked") * -s
-    };
-    let out = py.detach(|| integrate(&f, v.to_owned(), sigma, 0.0, &rk));
-    match out {
-        Ok((y, _)) => Ok(out2(py, y)),
-        Err(e) => Err(bad("tol", format!("the exact flow map failed: {e}"))),
-    }
-}
-
-/// p's exact noised score, counting the rows it is asked for.
-struct Counted<'a> {
-    p: &'a AnyDensity,
-    rows: AtomicUsize,
-}
-
-impl Dimension for Counted<'_> {
-    fn dim(&self) -> usize {
-        self.p.dim()
-    }
-}
-
-impl NoisedScore for Counted<'_> {
-    fn noised_score(&self, y: ArrayView2<f64>, sigma: f64) -> Array2<f64> {
-        self.rows.fetch_add(y.nrows(), Ordering::Relaxed);
-        self.p.noised_score(y, sigma).expect("checked")
-    }
+    let out = py.detach(|| truth::flow_map(&Exact(p), v, sigma, 0.0, tol));
+    out.map(|y| out2(py, y))
+        .map_err(|e| bad("tol", e.to_string()))
 }
 
 /// One of scorelab's samplers (a dict with the keys of `[sampler]`; its `schedule` and `steps`
@@ -276,20 +179,23 @@ fn _audit_scorelab<'py>(
         spec.set_item("denoise", true)?;
     }
     let sampler: AnySampler = input::config(Some(spec.as_any()), "sampler")?;
-    let a0 = schedule.s.alpha(schedule.s.t_max());
     let v = y.view2();
-    let src = Counted {
-        p,
-        rows: AtomicUsize::new(0),
-    };
-    let x = py.detach(|| sampler.sample_noised(&src, &v * a0, &mut Stream::SampleSteps.rng(seed)));
-    let x = x.ok_or_else(|| {
+    let out = py.detach(|| {
+        let src = Exact(p);
+        truth::run_sampler(
+            &sampler,
+            &schedule.s,
+            &src,
+            v,
+            &mut Stream::SampleSteps.rng(seed),
+        )
+    });
+    let (x, per_chain) = out.ok_or_else(|| {
         bad(
             "sampler",
             "langevin and mala use the clean score; give a noise-conditional sampler",
         )
     })?;
-    let per_chain = src.rows.load(Ordering::Relaxed) as f64 / v.nrows() as f64;
     Ok((out2(py, x), per_chain))
 }
 
@@ -352,14 +258,11 @@ fn _separated_mixture(dim: i64, components: i64, seed: i64) -> PyResult<Density>
     let d = input::count(dim, "dim")?;
     let k = input::count(components, "components")?;
     let seed = input::seed(seed, "seed")?;
-    if d > 4096 {
-        return Err(bad(
-            "dim",
-            format!("{d} is above 4096: each component holds a dense D × D covariance"),
-        ));
-    }
-    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed);
-    Ok(Density::from_density(
-        scorelab_densities::random::separated_mixture(d, k, &mut rng).into(),
-    ))
+    let spec = scorelab_pipeline::spec::DensitySpec::SeparatedMixture {
+        dim: d,
+        components: k,
+        seed,
+    };
+    let p = spec.build().map_err(crate::lib_err)?;
+    Ok(Density::from_density(p))
 }

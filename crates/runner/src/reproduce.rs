@@ -52,6 +52,7 @@ pub const EXPERIMENTS: &[&str] = &[
     "digits",
     "digits_inpaint",
     "toy_zoo",
+    "solvers",
 ];
 
 /// The experiments of stage 2 of a sharded reproduce: they read what stage 1 wrote (the digit

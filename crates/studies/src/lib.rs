@@ -28,7 +28,10 @@
 //!   by the classifier's accuracy;
 //! - `kind = "toy_zoo"` ([`toy_zoo`]): one noise-conditional network per 2-D toy data set of
 //!   FFJORD's, sampled, with held-out NLL through the ODE, MMD² and (where p is closed form)
-//!   KL(p ‖ p_θ) by quadrature.
+//!   KL(p ‖ p_θ) by quadrature;
+//! - `kind = "solvers"` ([`solvers`]): every sampler × grid × schedule at a sweep of budgets on
+//!   exact Gaussian-mixture scores, with the flow-map error, the distributional error and the
+//!   prior mismatch kept apart.
 //!
 //! Each kind calls the pipeline in-process: networks are trained by
 //! [`scorelab_pipeline::train::train_in`] into the context's models folder (folders
@@ -61,6 +64,7 @@ pub mod likelihood;
 pub mod noise;
 pub mod samplers;
 pub mod shared;
+pub mod solvers;
 pub mod study;
 pub mod toy_zoo;
 
@@ -100,6 +104,8 @@ pub enum ExperimentFile {
     Classifier(classifier::ClassifierExperiment),
     /// Digits completed from part of their pixels.
     Inpaint(inpaint::InpaintExperiment),
+    /// Every sampler × grid × schedule on exact mixtures: flow-map, distributional and prior error.
+    Solvers(solvers::SolversExperiment),
 }
 
 /// An experiment read from its file: the typed study, the config as run (its `[quick]` table
@@ -207,9 +213,10 @@ impl Experiment {
             "toy_zoo" => ExperimentFile::ToyZoo(de(t).map_err(at)?),
             "classifier" => ExperimentFile::Classifier(de(t).map_err(at)?),
             "inpaint" => ExperimentFile::Inpaint(de(t).map_err(at)?),
+            "solvers" => ExperimentFile::Solvers(de(t).map_err(at)?),
             other => {
                 return Err(bad(format!(
-                    "experiment {}: kind: unknown kind {other:?}; use samplers, noise, density_fit, image_fit, image_likelihood, likelihood_accuracy, toy_zoo, classifier or inpaint",
+                    "experiment {}: kind: unknown kind {other:?}; use samplers, noise, density_fit, image_fit, image_likelihood, likelihood_accuracy, toy_zoo, classifier, inpaint or solvers",
                     config.display()
                 ))
                 .into())
@@ -253,6 +260,7 @@ impl ExperimentFile {
             ExperimentFile::ToyZoo(e) => e,
             ExperimentFile::Classifier(e) => e,
             ExperimentFile::Inpaint(e) => e,
+            ExperimentFile::Solvers(e) => e,
         }
     }
 }
