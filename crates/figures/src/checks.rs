@@ -1356,7 +1356,7 @@ mod tests {
                 } else if matches!(
                     src.extension().and_then(|x| x.to_str()),
                     Some("csv" | "toml")
-                ) && src.metadata().unwrap().len() < 1_000_000
+                ) && src.metadata().unwrap().len() < 2_000_000
                 {
                     std::fs::copy(&src, &dst).unwrap();
                 }

@@ -8,6 +8,9 @@ use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::path::Path;
 
+/// The budget at which the paper reads Euler ancestral's log-p gap.
+const ANCESTRAL_AT: f64 = 16.0;
+
 /// The deterministic samplers in the paper's order, with the names the tables give them.
 const DETERMINISTIC: &[(&str, &str)] = &[
     ("ddim", "DDIM"),
@@ -127,6 +130,7 @@ pub fn values(r: &Path) -> Result<BTreeMap<String, String>> {
         .and_then(toml::Value::as_float)
         .context("solvers.config.toml: no flow_tol")?;
     v.insert("solvers_flow_tol".into(), format!("{tol:e}"));
+    v.insert("solvers_ancestral_at".into(), ANCESTRAL_AT.to_string());
     let summary = read(r, "summary")?;
     let targets = orders.distinct("target")?;
     // Orders: one row per sampler, one column per target.
@@ -344,14 +348,14 @@ pub fn checks() -> Vec<Check> {
         },
         Check {
             name: "euler_ancestral_concentrates",
-            claim: "at 16 evaluations (EDM, Karras grid, from the prior), Euler ancestral's samples have a higher mean exact log p than the exact flow's outputs of the same starts on every target: they are concentrated, not spread",
+            claim: "at 16 evaluations (ANCESTRAL_AT; EDM, Karras grid, from the prior), Euler ancestral's samples have a higher mean exact log p than the exact flow's outputs of the same starts on every target: they are concentrated, not spread",
             run: |r| {
                 let s = read(r, "summary")?;
                 let mut pass = true;
                 let mut parts = vec![];
                 for t in s.distinct("target")? {
                     let c = curve(&s, &t, "euler_ancestral", "prior", "log_p_gap")?;
-                    let at = c.iter().find(|q| (q.0 - 16.0).abs() < 0.5).map(|q| q.1).unwrap_or(f64::NAN);
+                    let at = c.iter().find(|q| (q.0 - ANCESTRAL_AT).abs() < 0.5).map(|q| q.1).unwrap_or(f64::NAN);
                     pass &= at > 0.0;
                     parts.push(format!("{t} {}", sig(at, 2)));
                 }
