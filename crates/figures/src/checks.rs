@@ -1246,6 +1246,7 @@ pub fn registry() -> Vec<Check> {
     ]
     .into_iter()
     .chain(crate::solver_study::checks())
+    .chain(crate::guidance_study::checks())
     .collect()
 }
 

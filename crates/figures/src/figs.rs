@@ -263,6 +263,13 @@ pub fn catalogue() -> Vec<Figure> {
             made_by: "scorelab experiment --config paper/experiments/solvers.toml",
             draw: solvers,
         },
+        Figure {
+            name: "guidance",
+            inputs: &["guidance_summary.csv", "guidance_modes.csv"],
+            caption: "Classifier-free guidance on exact class-conditional mixtures against the guidance scale 1 + w, one row per target: KL(q ‖ π_w) of the exact guided ODE's law q to the tilted law π_w ∝ p(x|c)^{1+w} p(x)^{−w}, guidance everywhere and in σ̃ ∈ [0.28, 5.42] (left; mean ± SE over seeds); the weight of the class's first mode in every sampler's output and in π_w (middle; guidance everywhere); every sampler's per-mode spread tr Cov over π_w's (right).",
+            made_by: "scorelab experiment --config paper/experiments/guidance.toml",
+            draw: guidance,
+        },
     ]
 }
 
@@ -2209,6 +2216,14 @@ pub type Curve = (String, Vec<(f64, f64, f64)>);
 /// # Errors
 /// If a file cannot be written or there is nothing to draw.
 pub fn error_curves(stem: &Path, panels: &[CurvePanel]) -> Result<()> {
+    curves_against(stem, panels, "score evaluations per chain")
+}
+
+/// [`error_curves`] against another positive x (log axis, ticks at powers of 2), named `x_label`.
+///
+/// # Errors
+/// As [`error_curves`].
+pub fn curves_against(stem: &Path, panels: &[CurvePanel], x_label: &str) -> Result<()> {
     crate::plot::register_font();
     if panels.is_empty() || panels.iter().all(|p| p.series.is_empty()) {
         bail!("no series to draw");
@@ -2290,7 +2305,7 @@ pub fn error_curves(stem: &Path, panels: &[CurvePanel]) -> Result<()> {
                         .configure_mesh()
                         .x_label_formatter(&tick)
                         .y_label_formatter(&near_zero)
-                        .x_desc("score evaluations per chain")
+                        .x_desc(x_label)
                         .y_desc(title.rsplit(": ").next().unwrap_or(title))
                         .label_style(("sans-serif", TICK))
                         .axis_desc_style(("sans-serif", LABEL))
@@ -2391,4 +2406,115 @@ fn solvers(results: &Path, stem: &Path) -> Result<()> {
         }
     }
     error_curves(stem, &panels)
+}
+
+/// The guidance study (`guidance_summary.csv`, `guidance_modes.csv`), one row per target, against
+/// the guidance scale 1 + w: KL(q ‖ π_w) of the exact guided ODE with guidance everywhere and in
+/// the limited interval; the weight of the class's first mode, every sampler beside π_w's; and
+/// every sampler's spread over π_w's.
+fn guidance(results: &Path, stem: &Path) -> Result<()> {
+    let t = Table::read(&results.join("guidance_summary.csv"))?;
+    let modes = Table::read(&results.join("guidance_modes.csv"))?;
+    let targets = t.distinct("target")?;
+    let samplers = t.distinct("sampler")?;
+    // (1 + w, mean, se) of one metric along the weights.
+    let series = |target: &str,
+                  interval: &str,
+                  sampler: &str,
+                  metric: &str|
+     -> Result<Vec<(f64, f64, f64)>> {
+        let r = t
+            .filter("target", target)?
+            .filter("interval", interval)?
+            .filter("sampler", sampler)?
+            .filter("metric", metric)?;
+        let (w, m, sd, n) = (
+            r.f64s("weight")?,
+            r.f64s("mean")?,
+            r.f64s("sd")?,
+            r.f64s("seeds")?,
+        );
+        Ok((0..w.len())
+            .map(|i| {
+                (
+                    1.0 + w[i],
+                    m[i],
+                    if sd[i].is_finite() {
+                        sd[i] / n[i].sqrt()
+                    } else {
+                        f64::NAN
+                    },
+                )
+            })
+            .collect())
+    };
+    let mut panels = vec![];
+    for target in &targets {
+        let kl = vec![
+            (
+                "exact ODE".to_string(),
+                series(target, "all", "exact_ode", "kl")?,
+            ),
+            (
+                "exact ODE, limited interval".to_string(),
+                series(target, "limited", "exact_ode", "kl")?,
+            ),
+        ];
+        panels.push(CurvePanel {
+            title: format!("{target}: KL(q ‖ π_w), nats"),
+            log_y: false,
+            truth: Some(0.0),
+            series: kl,
+        });
+        // The first mode of the class: each sampler's weight (mean over seeds), and π's.
+        let m = modes.filter("target", target)?.filter("interval", "all")?;
+        let first = m.strings("mode")?.first().cloned().unwrap_or_default();
+        let m = m.filter("mode", &first)?;
+        let mean_by_weight = |rows: &Table, col: &str| -> Result<Vec<(f64, f64, f64)>> {
+            let (w, v) = (rows.f64s("weight")?, rows.f64s(col)?);
+            let mut out: Vec<(f64, f64, f64)> = vec![];
+            let mut ws: Vec<f64> = w.clone();
+            ws.sort_by(f64::total_cmp);
+            ws.dedup();
+            for x in ws {
+                let vals: Vec<f64> = (0..w.len()).filter(|&i| w[i] == x).map(|i| v[i]).collect();
+                out.push((
+                    1.0 + x,
+                    vals.iter().sum::<f64>() / vals.len() as f64,
+                    f64::NAN,
+                ));
+            }
+            Ok(out)
+        };
+        let mut weights = vec![(
+            "π_w".to_string(),
+            mean_by_weight(&m.filter("sampler", "exact_ode")?, "weight_pi")?,
+        )];
+        let mut spreads = vec![];
+        for s in &samplers {
+            let name = if s == "exact_ode" {
+                "exact ODE".to_string()
+            } else {
+                s.clone()
+            };
+            weights.push((
+                name.clone(),
+                mean_by_weight(&m.filter("sampler", s)?, "weight_q")?,
+            ));
+            spreads.push((name, series(target, "all", s, "spread_ratio")?));
+        }
+        panels.push(CurvePanel {
+            title: format!("{target}: mode {first}'s weight"),
+            log_y: false,
+            truth: None,
+            series: weights,
+        });
+        panels.push(CurvePanel {
+            title: format!("{target}: spread over π_w's"),
+            log_y: false,
+            truth: Some(1.0),
+            series: spreads,
+        });
+    }
+    curves_against(stem, &panels, "guidance scale 1 + w")
 }

@@ -17,7 +17,8 @@
 pub mod checks;
 pub mod cost;
 mod figs;
-pub use figs::{error_curves, Curve, CurvePanel};
+pub mod guidance_study;
+pub use figs::{curves_against, error_curves, Curve, CurvePanel};
 pub mod paper;
 mod plot;
 pub mod solver_study;

@@ -53,6 +53,7 @@ pub const EXPERIMENTS: &[&str] = &[
     "digits_inpaint",
     "toy_zoo",
     "solvers",
+    "guidance",
 ];
 
 /// The experiments of stage 2 of a sharded reproduce: they read what stage 1 wrote (the digit

@@ -31,7 +31,10 @@
 //!   KL(p ‖ p_θ) by quadrature;
 //! - `kind = "solvers"` ([`solvers`]): every sampler × grid × schedule at a sweep of budgets on
 //!   exact Gaussian-mixture scores, with the flow-map error, the distributional error and the
-//!   prior mismatch kept apart.
+//!   prior mismatch kept apart;
+//! - `kind = "guidance"` ([`guidance`]): classifier-free guidance on exact class-conditional
+//!   mixtures against the tilted law p(x|c)^{1+w} p(x)^{−w} it is said to sample: KL of the exact
+//!   guided ODE's law, mode weights and spreads of every sampler.
 //!
 //! Each kind calls the pipeline in-process: networks are trained by
 //! [`scorelab_pipeline::train::train_in`] into the context's models folder (folders
@@ -57,6 +60,7 @@
 
 pub mod classifier;
 pub mod density_fit;
+pub mod guidance;
 pub mod image_fit;
 pub mod image_likelihood;
 pub mod inpaint;
@@ -106,6 +110,8 @@ pub enum ExperimentFile {
     Inpaint(inpaint::InpaintExperiment),
     /// Every sampler × grid × schedule on exact mixtures: flow-map, distributional and prior error.
     Solvers(solvers::SolversExperiment),
+    /// What classifier-free guidance samples, against the tilted law, on exact mixtures.
+    Guidance(guidance::GuidanceExperiment),
 }
 
 /// An experiment read from its file: the typed study, the config as run (its `[quick]` table
@@ -214,9 +220,10 @@ impl Experiment {
             "classifier" => ExperimentFile::Classifier(de(t).map_err(at)?),
             "inpaint" => ExperimentFile::Inpaint(de(t).map_err(at)?),
             "solvers" => ExperimentFile::Solvers(de(t).map_err(at)?),
+            "guidance" => ExperimentFile::Guidance(de(t).map_err(at)?),
             other => {
                 return Err(bad(format!(
-                    "experiment {}: kind: unknown kind {other:?}; use samplers, noise, density_fit, image_fit, image_likelihood, likelihood_accuracy, toy_zoo, classifier, inpaint or solvers",
+                    "experiment {}: kind: unknown kind {other:?}; use samplers, noise, density_fit, image_fit, image_likelihood, likelihood_accuracy, toy_zoo, classifier, inpaint, solvers or guidance",
                     config.display()
                 ))
                 .into())
@@ -261,6 +268,7 @@ impl ExperimentFile {
             ExperimentFile::Classifier(e) => e,
             ExperimentFile::Inpaint(e) => e,
             ExperimentFile::Solvers(e) => e,
+            ExperimentFile::Guidance(e) => e,
         }
     }
 }
