@@ -1247,6 +1247,7 @@ pub fn registry() -> Vec<Check> {
     .into_iter()
     .chain(crate::solver_study::checks())
     .chain(crate::guidance_study::checks())
+    .chain(crate::paths_study::checks())
     .collect()
 }
 

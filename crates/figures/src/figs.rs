@@ -270,6 +270,13 @@ pub fn catalogue() -> Vec<Figure> {
             made_by: "scorelab experiment --config paper/experiments/guidance.toml",
             draw: guidance,
         },
+        Figure {
+            name: "straight_paths",
+            inputs: &["straight_paths_ncsn_summary.csv", "straight_paths_8g_summary.csv"],
+            caption: "Networks of one size and training budget, trained by DSM (EDM's σ̃ distribution and weighting), flow matching on the linear path (FM) and flow matching with a minibatch OT coupling (FM-OT), sampled by Euler and DPM-Solver++(2M) on the linear and EDM paths: MMD² to p against score evaluations per chain, mean ± SE over seeds, on the NCSN mixture (left) and 8gaussians (right).",
+            made_by: "scorelab experiment --config paper/experiments/straight_paths_ncsn.toml (and straight_paths_8g.toml)",
+            draw: straight_paths,
+        },
     ]
 }
 
@@ -2517,4 +2524,47 @@ fn guidance(results: &Path, stem: &Path) -> Result<()> {
         });
     }
     curves_against(stem, &panels, "guidance scale 1 + w")
+}
+
+/// Straight paths against DSM (`straight_paths_*_summary.csv`): MMD² to p against evaluations
+/// per chain, one panel per target, one line per network, path and sampler.
+fn straight_paths(results: &Path, stem: &Path) -> Result<()> {
+    let mut panels = vec![];
+    for (file, name) in crate::paths_study::TARGETS {
+        let t = Table::read(&results.join(format!("{file}_summary.csv")))?;
+        let mut series = vec![];
+        for (run, what) in crate::paths_study::RUNS {
+            let r = t.filter("run", run)?.filter("metric", "mmd2")?;
+            let (e, m, sd, n) = (
+                r.f64s("score_evals")?,
+                r.f64s("mean")?,
+                r.f64s("sd")?,
+                r.f64s("seeds")?,
+            );
+            let pts = (0..e.len())
+                .map(|i| {
+                    (
+                        e[i],
+                        m[i],
+                        if sd[i].is_finite() {
+                            sd[i] / n[i].sqrt()
+                        } else {
+                            f64::NAN
+                        },
+                    )
+                })
+                .collect();
+            series.push((what.to_string(), pts));
+        }
+        let floor = crate::paths_study::sweep(&t, "exact_samples", "mmd2")?
+            .first()
+            .map(|q| q.1);
+        panels.push(CurvePanel {
+            title: format!("{name}: MMD² to p"),
+            log_y: true,
+            truth: floor.filter(|f| *f > 0.0),
+            series,
+        });
+    }
+    error_curves(stem, &panels)
 }

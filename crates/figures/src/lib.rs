@@ -20,6 +20,7 @@ mod figs;
 pub mod guidance_study;
 pub use figs::{curves_against, error_curves, Curve, CurvePanel};
 pub mod paper;
+pub mod paths_study;
 mod plot;
 pub mod solver_study;
 pub mod table;

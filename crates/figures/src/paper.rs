@@ -307,6 +307,7 @@ pub fn values(results: &Path) -> Result<BTreeMap<String, String>> {
     v.extend(config_values(results)?);
     v.extend(crate::solver_study::values(results)?);
     v.extend(crate::guidance_study::values(results)?);
+    v.extend(crate::paths_study::values(results)?);
     let read = |name: &str| Table::read(&results.join(name));
     // The equivalence audit.
     {

@@ -54,6 +54,8 @@ pub const EXPERIMENTS: &[&str] = &[
     "toy_zoo",
     "solvers",
     "guidance",
+    "straight_paths_ncsn",
+    "straight_paths_8g",
 ];
 
 /// The experiments of stage 2 of a sharded reproduce: they read what stage 1 wrote (the digit
