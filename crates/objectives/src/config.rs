@@ -75,20 +75,48 @@ fn default_fm_t_max() -> f64 {
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", try_from = "String")]
 pub(crate) enum DistributionName {
     #[default]
     LogUniform,
     LogNormal,
 }
 
+/// Inside an objective table serde cannot say which key failed: the messages name it.
+impl TryFrom<String> for DistributionName {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.as_str() {
+            "log_uniform" => Ok(DistributionName::LogUniform),
+            "log_normal" => Ok(DistributionName::LogNormal),
+            other => Err(format!(
+                "distribution: unknown distribution {other:?}; use log_uniform or log_normal"
+            )),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", try_from = "String")]
 pub(crate) enum LambdaName {
     #[default]
     Sigma2,
     Edm,
     Likelihood,
+}
+
+impl TryFrom<String> for LambdaName {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.as_str() {
+            "sigma2" => Ok(LambdaName::Sigma2),
+            "edm" => Ok(LambdaName::Edm),
+            "likelihood" => Ok(LambdaName::Likelihood),
+            other => Err(format!(
+                "lambda: unknown weighting {other:?}; use sigma2, edm or likelihood"
+            )),
+        }
+    }
 }
 
 /// EDM's log-normal σ̃ distribution (Karras et al. 2022, §5).

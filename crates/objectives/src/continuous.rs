@@ -60,7 +60,7 @@ pub enum SigmaDistribution {
 
 /// How a batch's noise is paired with its data points (flow matching).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", try_from = "String")]
 pub enum Coupling {
     /// Independent draws (the conditional flow-matching objective).
     #[default]
@@ -68,6 +68,21 @@ pub enum Coupling {
     /// The minibatch optimal-transport coupling (Tong et al. 2023; Pooladian et al. 2023): the
     /// batch's ε permuted to minimise Σᵢ ‖xᵢ − ε_π(i)‖², an exact assignment per batch.
     Ot,
+}
+
+/// A coupling's name as configs spell it; an unknown one is an error naming the key `coupling`
+/// (inside an objective table serde cannot say which key failed, so the message does).
+impl TryFrom<String> for Coupling {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.as_str() {
+            "independent" => Ok(Coupling::Independent),
+            "ot" => Ok(Coupling::Ot),
+            other => Err(format!(
+                "coupling: unknown coupling {other:?}; use independent or ot"
+            )),
+        }
+    }
 }
 
 /// The weighting λ(σ̃) (module docs).

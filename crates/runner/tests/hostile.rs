@@ -412,3 +412,121 @@ fn experiments_refuse_duplicate_runs_and_reproduce_checks_every_file_first() {
     // Refused before any step: nothing written (a timing bound would depend on the machine's load).
     assert!(!d.join("results").exists(), "no step ran");
 }
+
+/// The keys of the solvers, grids, guidance, starting points and flow-matching objective, and
+/// of the solver and guidance studies: each bad value exits 2 naming its key, and nothing is
+/// written.
+#[test]
+fn bad_solver_guidance_and_path_keys_exit_2_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mix = "density = { kind = \"gaussian_mixture\", weights = [0.5, 0.5], means = [[-2.0, 0.0], [2.0, 0.0]], covs = [[[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [0.0, 1.0]]] }";
+    let sample = |extra: &str, sampler: &str| {
+        fs::write(
+            d.join("g.toml"),
+            format!("seed = 1\nchains = 8\n{mix}\n{extra}\n[sampler]\n{sampler}\n"),
+        )
+        .unwrap();
+        scorelab(&["sample", "--config", "g.toml", "--out", "o.csv"], d)
+    };
+    let solver = "kind = \"dpmpp_2m\"\nsteps = 4";
+    for (extra, sampler, keys) in [
+        (
+            "",
+            "kind = \"dpmpp_2m\"\nsteps = 4\ngrid = \"karras2\"",
+            &["grid", "karras"][..],
+        ),
+        (
+            "",
+            "kind = \"dpmpp_2m\"\nsteps = 4\neta = 0.5",
+            &["eta"][..],
+        ),
+        (
+            "",
+            "kind = \"unipc\"\nsteps = 4\ngrid = \"log_snr\"\nrho = 7.0",
+            &["rho"][..],
+        ),
+        ("", "kind = \"euler_ancestral\"\nsteps = 0", &["steps"][..]),
+        (
+            "guidance = { weight = -1.0, class = [0] }",
+            solver,
+            &["weight"][..],
+        ),
+        (
+            "guidance = { weight = 1.0, class = [0], interval = [5.0, 1.0] }",
+            solver,
+            &["interval"][..],
+        ),
+        (
+            "guidance = { weight = 1.0, class = [7] }",
+            solver,
+            &["class"][..],
+        ),
+        (
+            "guidance = { weight = 1.0, class = [0], scale = 2 }",
+            solver,
+            &["scale"][..],
+        ),
+        (
+            "init = { csv = \"missing.csv\" }",
+            solver,
+            &["missing.csv"][..],
+        ),
+    ] {
+        refused(&sample(extra, sampler), keys);
+        assert!(!d.join("o.csv").exists(), "{extra} {sampler}");
+    }
+    let train = |objective: &str| {
+        fs::write(
+            d.join("f.toml"),
+            format!("[data]\n{mix}\n[model]\nkind = \"noise_conditional_mlp\"\nhidden = [8]\n[objective]\n{objective}\n[train]\nsteps = 5\n"),
+        )
+        .unwrap();
+        scorelab(&["train", "--config", "f.toml", "--out", "m"], d)
+    };
+    refused(&train("kind = \"flow_matching\"\nt_max = 1.5"), &["t_max"]);
+    refused(
+        &train("kind = \"flow_matching\"\ncoupling = \"sinkhorn\""),
+        &["coupling", "ot"],
+    );
+    assert!(!d.join("m").exists());
+    let experiment = |text: &str| {
+        fs::write(d.join("e.toml"), text).unwrap();
+        scorelab(&["experiment", "--config", "e.toml", "--results", "r"], d)
+    };
+    let solvers = format!("kind = \"solvers\"\ndescription = \"\"\nseeds = [1]\nbudgets = [4]\n[[target]]\nname = \"t\"\nchains = 8\n{mix}\n[[schedule]]\nname = \"edm\"\nschedule = {{ kind = \"edm\" }}\n[[sampler]]\nsampler = {{ kind = \"unipc\" }}\n");
+    refused(
+        &experiment(&solvers.replace("budgets = [4]", "budgets = [4]\nflow_tol = 0.5")),
+        &["flow_tol"],
+    );
+    refused(
+        &experiment(&solvers.replace("kind = \"unipc\" }", "kind = \"unipc\", steps = 3 }")),
+        &["sampler[0].sampler.steps"],
+    );
+    refused(
+        &experiment(&solvers.replace("kind = \"edm\" }", "kind = \"edm\", sigma_max = -1.0 }")),
+        &["schedule", "sigma"],
+    );
+    let guidance = format!("kind = \"guidance\"\ndescription = \"\"\nseeds = [1]\nweights = [1.0]\nchains = 8\n[[target]]\nname = \"t\"\nclass = [0]\n{mix}\n");
+    refused(
+        &experiment(&guidance.replace("weights = [1.0]", "weights = [-1.0]")),
+        &["weights"],
+    );
+    refused(
+        &experiment(&guidance.replace("class = [0]", "class = [0, 1]")),
+        &["class"],
+    );
+    refused(
+        &experiment(&format!(
+            "{guidance}[[interval]]\nname = \"x\"\nrange = [3.0, 1.0]\n"
+        )),
+        &["interval[0].range"],
+    );
+    refused(
+        &experiment(&format!(
+            "{guidance}quadrature = {{ half_width = 5.0, panels = 0, nodes = 4 }}\n"
+        )),
+        &["quadrature"],
+    );
+    assert!(!d.join("r").exists());
+}

@@ -50,6 +50,10 @@ pub(crate) enum ScheduleDef {
         #[serde(default = "default_linear_t_max")]
         t_max: f64,
     },
+    /// Any other kind: refused by [`ScheduleDef::build`] with a message naming the key (serde's
+    /// own error inside a sampler table cannot say which key it was).
+    #[serde(other)]
+    Unknown,
 }
 
 /// Where the linear path's grid starts: σ̃ = 999, its noise part 0.999 of x_T.
@@ -163,6 +167,10 @@ impl ScheduleDef {
             ScheduleDef::Linear { t_min, t_max } => {
                 Schedule::linear(t_min.unwrap_or(t_min_default), t_max)
             }
+            ScheduleDef::Unknown => Err(ParamError::invalid(
+                "kind",
+                "unknown schedule; use ve, vp, subvp, edm or linear",
+            )),
         }
     }
 }
@@ -213,12 +221,27 @@ impl From<Schedule> for ScheduleDef {
 
 /// `solver` of the `ode` sampler.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", try_from = "String")]
 pub(crate) enum SolverName {
     Euler,
     #[default]
     Heun,
     Rk45,
+}
+
+/// Inside a sampler table serde cannot say which key failed: the message names it.
+impl TryFrom<String> for SolverName {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.as_str() {
+            "euler" => Ok(SolverName::Euler),
+            "heun" => Ok(SolverName::Heun),
+            "rk45" => Ok(SolverName::Rk45),
+            other => Err(format!(
+                "solver: unknown ODE solver {other:?}; use euler, heun or rk45"
+            )),
+        }
+    }
 }
 
 /// The keys of the solvers of [`crate::solver`] (one set for every such kind).

@@ -48,7 +48,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// (M = N − 1 where the grid ends at 0, else N; training step j is t = t_end + j (T − t_end)/999.)
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", try_from = "String")]
 pub enum Spacing {
     /// The schedule's own grid.
     #[default]
@@ -63,6 +63,27 @@ pub enum Spacing {
     Leading,
     /// diffusers' "trailing" timesteps.
     Trailing,
+}
+
+/// A grid's name as configs spell it; an unknown one is an error naming the key `grid` (inside
+/// a sampler table serde cannot say which key failed, so the message does).
+impl TryFrom<String> for Spacing {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Ok(match s.as_str() {
+            "schedule" => Spacing::Schedule,
+            "karras" => Spacing::Karras,
+            "log_snr" => Spacing::LogSnr,
+            "uniform_t" => Spacing::UniformT,
+            "leading" => Spacing::Leading,
+            "trailing" => Spacing::Trailing,
+            other => {
+                return Err(format!(
+                    "grid: unknown grid {other:?}; use schedule, karras, log_snr, uniform_t, leading or trailing"
+                ))
+            }
+        })
+    }
 }
 
 /// diffusers' number of training steps, which its "leading" and "trailing" spacings divide.
