@@ -11,6 +11,7 @@ use scorelab_core::streams::Stream;
 use scorelab_core::{Dimension, LogDensity, Moments, Sample, Score};
 use scorelab_densities::{AnyDensity, Toy as LibToy};
 use scorelab_pipeline::spec::DensitySpec;
+use scorelab_samplers::prediction::Prediction;
 use scorelab_samplers::Schedule as LibSchedule;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -739,7 +740,10 @@ impl Diffusion {
         x: &Bound<'py, PyAny>,
         t: f64,
     ) -> PyResult<Bound<'py, numpy::PyArray2<f64>>> {
-        self.eval(py, x, t, |x, sc, a, s, _| &x / a + sc * (s * s))
+        let sch = self.schedule;
+        self.eval(py, x, t, move |x, sc, a, _, t| {
+            Prediction::Data.from_score(&sch, t, x, (sc / a).view())
+        })
     }
 
     /// E[z | x_t = x], the noise prediction ε̂.
@@ -749,7 +753,10 @@ impl Diffusion {
         x: &Bound<'py, PyAny>,
         t: f64,
     ) -> PyResult<Bound<'py, numpy::PyArray2<f64>>> {
-        self.eval(py, x, t, |_, sc, _, s, _| sc * (-s))
+        let sch = self.schedule;
+        self.eval(py, x, t, move |x, sc, a, _, t| {
+            Prediction::Noise.from_score(&sch, t, x, (sc / a).view())
+        })
     }
 
     /// The probability-flow velocity dx/dt at (x, t).
@@ -760,8 +767,8 @@ impl Diffusion {
         t: f64,
     ) -> PyResult<Bound<'py, numpy::PyArray2<f64>>> {
         let sch = self.schedule;
-        self.eval(py, x, t, move |x, sc, a, s, t| {
-            &x * sch.drift(t) - sc * (a * s * sch.sigma_dot(t))
+        self.eval(py, x, t, move |x, sc, a, _, t| {
+            Prediction::Velocity.from_score(&sch, t, x, (sc / a).view())
         })
     }
 }

@@ -508,7 +508,7 @@ fn diffusion_samplers_and_schedules_run_and_refuse_bad_input() {
     );
 
     let bad = [
-        ("kind = \"ddim\"\nsteps = 10\nschedule = { kind = \"cosine\" }", "unknown variant `cosine`"),
+        ("kind = \"ddim\"\nsteps = 10\nschedule = { kind = \"cosine\" }", "sampler.schedule.kind: unknown schedule"),
         ("kind = \"dpm_solver\"\nsteps = 10", "unknown variant `dpm_solver`"),
         ("kind = \"ddim\"\nsteps = 10\nschedule = { kind = \"vp\", beta_min = 20.0, beta_max = 0.1 }", "sampler.schedule.beta_max: must be finite and greater than beta_min"),
         ("kind = \"heun\"\nsteps = 10\nschedule = { kind = \"edm\", rho = 0.0 }", "sampler.schedule.rho: must be a finite number > 0"),

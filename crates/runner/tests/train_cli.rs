@@ -498,7 +498,7 @@ fn bad_train_configs_are_clear_errors() {
                 "kind = \"dsm_continuous\"\nlambda = \"snr\"",
                 "",
             ),
-            &["unknown variant `snr`", "likelihood"],
+            &["lambda: unknown weighting \"snr\"", "likelihood"],
         ),
         (
             config(

@@ -56,6 +56,7 @@ pub mod guidance;
 mod inpaint;
 mod langevin;
 pub mod likelihood;
+pub mod prediction;
 pub mod schedule;
 mod sde;
 pub mod solve;
