@@ -691,6 +691,21 @@ impl Diffusion {
         });
         Ok(out2(py, out))
     }
+
+    /// One parameterisation of the exact model at (x, t), from its score
+    /// (`scorelab_samplers::prediction`).
+    fn predict<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+        t: f64,
+        which: Prediction,
+    ) -> PyResult<Bound<'py, numpy::PyArray2<f64>>> {
+        let sch = self.schedule;
+        self.eval(py, x, t, move |x, sc, a, _, t| {
+            which.from_score(&sch, t, x, (sc / a).view())
+        })
+    }
 }
 
 #[pymethods]
@@ -740,10 +755,7 @@ impl Diffusion {
         x: &Bound<'py, PyAny>,
         t: f64,
     ) -> PyResult<Bound<'py, numpy::PyArray2<f64>>> {
-        let sch = self.schedule;
-        self.eval(py, x, t, move |x, sc, a, _, t| {
-            Prediction::Data.from_score(&sch, t, x, (sc / a).view())
-        })
+        self.predict(py, x, t, Prediction::Data)
     }
 
     /// E[z | x_t = x], the noise prediction ε̂.
@@ -753,10 +765,7 @@ impl Diffusion {
         x: &Bound<'py, PyAny>,
         t: f64,
     ) -> PyResult<Bound<'py, numpy::PyArray2<f64>>> {
-        let sch = self.schedule;
-        self.eval(py, x, t, move |x, sc, a, _, t| {
-            Prediction::Noise.from_score(&sch, t, x, (sc / a).view())
-        })
+        self.predict(py, x, t, Prediction::Noise)
     }
 
     /// The probability-flow velocity dx/dt at (x, t).
@@ -766,9 +775,6 @@ impl Diffusion {
         x: &Bound<'py, PyAny>,
         t: f64,
     ) -> PyResult<Bound<'py, numpy::PyArray2<f64>>> {
-        let sch = self.schedule;
-        self.eval(py, x, t, move |x, sc, a, _, t| {
-            Prediction::Velocity.from_score(&sch, t, x, (sc / a).view())
-        })
+        self.predict(py, x, t, Prediction::Velocity)
     }
 }
