@@ -29,7 +29,7 @@
 //! `log_p_gap`; empty where the sweep does not get there).
 
 use crate::bad;
-use crate::study::{seed_of, Context, Num, Study, Table, Tables, Unit};
+use crate::study::{Context, Num, Study, Table, Tables, Unit};
 use anyhow::Result;
 use scorelab_core::streams::Stream;
 use scorelab_core::Sample;
@@ -385,7 +385,6 @@ impl Study for SolversExperiment {
             })
             .find(|(t, s, seed)| Self::unit_id(&t.name, &s.name, *seed) == unit.id())
             .ok_or_else(|| bad(format!("no unit {:?} in this experiment", unit.id())))?;
-        seed_of(&self.seeds, &Unit::new(format!("seed{seed}")))?;
         let p = Self::mixture(t)?;
         let schedule = &s.schedule;
         let (_, hi) = schedule.sigma_range();
@@ -453,7 +452,9 @@ impl Study for SolversExperiment {
         let parsed: Vec<SolversRow> = rows.rows()?;
         // (target, schedule, sampler, grid, steps, start, metric) → (nfe's, values).
         type Key = (String, String, String, String, usize, String, String);
+        // Groups in first-appearance order, found through an index (tens of thousands of rows).
         let mut groups: Vec<(Key, Vec<f64>, Vec<f64>)> = vec![];
+        let mut index: std::collections::HashMap<Key, usize> = std::collections::HashMap::new();
         for r in &parsed {
             let key = (
                 r.target.clone(),
@@ -464,12 +465,15 @@ impl Study for SolversExperiment {
                 r.start.clone(),
                 r.metric.clone(),
             );
-            match groups.iter_mut().find(|g| g.0 == key) {
-                Some(g) => {
-                    g.1.push(r.nfe.0);
-                    g.2.push(r.value.0);
+            match index.get(&key) {
+                Some(&g) => {
+                    groups[g].1.push(r.nfe.0);
+                    groups[g].2.push(r.value.0);
                 }
-                None => groups.push((key, vec![r.nfe.0], vec![r.value.0])),
+                None => {
+                    index.insert(key.clone(), groups.len());
+                    groups.push((key, vec![r.nfe.0], vec![r.value.0]));
+                }
             }
         }
         let mut summary =
