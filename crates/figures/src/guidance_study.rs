@@ -83,22 +83,9 @@ pub fn values(r: &Path) -> Result<BTreeMap<String, String>> {
     let mut v = BTreeMap::new();
     let s = read(r, "_summary")?;
     let modes = read(r, "_modes")?;
-    // The dimension of the last target, from its config's first mean.
-    let config = r.join("guidance.config.toml");
-    let text = std::fs::read_to_string(&config)
-        .with_context(|| format!("cannot read {}", config.display()))?;
-    let cfg: toml::Table = toml::from_str(&text).with_context(|| config.display().to_string())?;
-    let dim = cfg
-        .get("target")
-        .and_then(|t| t.as_array())
-        .and_then(|t| t.last())
-        .and_then(|t| t.get("density"))
-        .and_then(|d| d.get("means"))
-        .and_then(|m| m.as_array())
-        .and_then(|m| m.first())
-        .and_then(|m| m.as_array())
-        .map(Vec::len)
-        .context("guidance.config.toml: the last target has no density.means")?;
+    // The dimension of the 8-D target: the length of its first mean.
+    let first = crate::paper::config_value(r, "guidance:target.overlap8d.density.means#first")?;
+    let dim = first.split(", ").count();
     v.insert("guidance_high_dim".into(), dim.to_string());
     let mut rows = vec![];
     for t in s.distinct("target")? {

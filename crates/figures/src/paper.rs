@@ -298,6 +298,17 @@ pub fn config_values(results: &Path) -> Result<BTreeMap<String, String>> {
     Ok(out)
 }
 
+/// One setting of an experiment's written config, as [`config_values`] renders it
+/// (`key` = `NAME:dotted.path`, with `#len`, `#first` or `#last` as there).
+///
+/// # Errors
+/// As [`config_values`], or when the config has no such setting.
+pub(crate) fn config_value(results: &Path, key: &str) -> Result<String> {
+    config_values(results)?
+        .remove(&format!("cfg:{key}"))
+        .with_context(|| format!("{}: no config setting {key}", results.display()))
+}
+
 /// Every named value and table of the paper, from the CSVs in `results`.
 ///
 /// # Errors

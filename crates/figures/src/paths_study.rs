@@ -83,17 +83,13 @@ pub fn values(r: &Path) -> Result<BTreeMap<String, String>> {
 
 /// The true weight of component 1 of an experiment's base density, from its config.
 fn true_weight(r: &Path, stem: &str) -> Result<f64> {
-    let path = r.join(format!("{stem}.config.toml"));
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    let cfg: toml::Table = toml::from_str(&text)?;
-    cfg.get("base")
-        .and_then(|b| b.get("density"))
-        .and_then(|d| d.get("weights"))
-        .and_then(|w| w.as_array())
-        .and_then(|w| w.get(1))
-        .and_then(|w| w.as_float())
-        .context("no base.density.weights[1]")
+    let weights = crate::paper::config_value(r, &format!("{stem}:base.density.weights"))?;
+    weights
+        .split(", ")
+        .nth(1)
+        .context("no base.density.weights[1]")?
+        .parse()
+        .context("base.density.weights[1] is not a number")
 }
 
 /// The checks of the comparison.

@@ -120,15 +120,7 @@ pub fn values(r: &Path) -> Result<BTreeMap<String, String>> {
     let mut v = BTreeMap::new();
     let orders = read(r, "orders")?;
     let budgets = read(r, "budgets")?;
-    let config = r.join("solvers.config.toml");
-    let text = std::fs::read_to_string(&config)
-        .with_context(|| format!("cannot read {}", config.display()))?;
-    let cfg: toml::Table =
-        toml::from_str(&text).with_context(|| format!("{}", config.display()))?;
-    let tol = cfg
-        .get("flow_tol")
-        .and_then(toml::Value::as_float)
-        .context("solvers.config.toml: no flow_tol")?;
+    let tol: f64 = crate::paper::config_value(r, "solvers:flow_tol")?.parse()?;
     v.insert("solvers_flow_tol".into(), format!("{tol:e}"));
     v.insert("solvers_ancestral_at".into(), ANCESTRAL_AT.to_string());
     let summary = read(r, "summary")?;
