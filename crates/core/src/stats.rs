@@ -66,3 +66,20 @@ impl MeanSe {
         Self::of(ArrayView1::from(values))
     }
 }
+
+/// log Σᵢ exp(aᵢ), computed stably (the largest term factored out); −∞ for no terms or all −∞,
+/// and the largest term itself when it is +∞ or NaN.
+///
+/// ```
+/// let v = scorelab_core::stats::log_sum_exp([1000.0, 1000.0].into_iter());
+/// assert!((v - (1000.0 + 2f64.ln())).abs() < 1e-12);
+/// assert_eq!(scorelab_core::stats::log_sum_exp(std::iter::empty()), f64::NEG_INFINITY);
+/// ```
+pub fn log_sum_exp(a: impl Iterator<Item = f64>) -> f64 {
+    let v: Vec<f64> = a.collect();
+    let m = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if !m.is_finite() {
+        return m;
+    }
+    m + v.iter().map(|x| (x - m).exp()).sum::<f64>().ln()
+}

@@ -28,15 +28,7 @@ use scorelab_core::ScoreFunction;
 use scorelab_densities::{Gaussian, GaussianMixture};
 use scorelab_models::EnergyMlp;
 
-/// log Σ exp(aᵢ), stable.
-fn log_sum_exp(a: impl Iterator<Item = f64>) -> f64 {
-    let v: Vec<f64> = a.collect();
-    let m = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    if !m.is_finite() {
-        return m;
-    }
-    m + v.iter().map(|x| (x - m).exp()).sum::<f64>().ln()
-}
+use scorelab_core::stats::log_sum_exp;
 
 /// log Z_θ = log ∫_{[−b,b]²} e^{−f_θ(z)} dz for a 2-D energy network, by composite
 /// Gauss–Legendre with `panels` panels of `nodes` nodes per axis (the product rule on the

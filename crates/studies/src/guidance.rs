@@ -35,6 +35,7 @@ use crate::bad;
 use crate::study::{Context, Num, Study, Table, Tables, Unit};
 use anyhow::Result;
 use ndarray::{Array1, ArrayView2, Axis};
+use scorelab_core::stats::{log_sum_exp, MeanSe};
 use scorelab_core::streams::Stream;
 use scorelab_core::{LogDensity, Sample};
 use scorelab_densities::{AnyDensity, GaussianMixture};
@@ -189,14 +190,6 @@ struct TiltedLaw {
     mean_log_pi: f64,
 }
 
-fn log_sum_exp(v: impl Iterator<Item = f64> + Clone) -> f64 {
-    let m = v.clone().fold(f64::NEG_INFINITY, f64::max);
-    if !m.is_finite() {
-        return m;
-    }
-    m + v.map(|x| (x - m).exp()).sum::<f64>().ln()
-}
-
 /// Each row's component of largest responsibility under p.
 fn assign(p: &GaussianMixture, x: ArrayView2<f64>) -> Vec<usize> {
     let (resp, _) = p.responsibilities(x);
@@ -323,8 +316,8 @@ impl GuidanceExperiment {
         // The delta method: se(log Z) = sd(r)/mean(r)/√n with r = e^{logr − max}.
         let m = logr.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let r = logr.mapv(|v| (v - m).exp());
-        let (mean_r, sd_r) = mean_sd_f(&r);
-        let log_z_mc_se = sd_r / mean_r / n.sqrt();
+        let rs = MeanSe::of(r.view());
+        let log_z_mc_se = rs.se / rs.mean;
         let log_z_quad = t.quadrature.map(|q| {
             let rule = scorelab_densities::quadrature::legendre_box(
                 [-q.half_width; 2],
@@ -364,13 +357,6 @@ fn log_tilted(
     x: ArrayView2<f64>,
 ) -> Array1<f64> {
     pc.log_density(x) * (1.0 + w) - p.log_density(x) * w
-}
-
-fn mean_sd_f(v: &Array1<f64>) -> (f64, f64) {
-    let n = v.len() as f64;
-    let m = v.sum() / n;
-    let var = v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1.0).max(1.0);
-    (m, var.sqrt())
 }
 
 /// The rows of one unit.
@@ -413,13 +399,8 @@ impl Rows<'_> {
     ) -> Result<()> {
         let w = who.1;
         let lp = log_tilted(p, pc, w, x) - pi.log_z;
-        let (m, sd) = mean_sd_f(&lp);
-        self.push(
-            who,
-            "log_pi_gap",
-            m - pi.mean_log_pi,
-            Some(sd / (lp.len() as f64).sqrt()),
-        )?;
+        let g = MeanSe::of(lp.view());
+        self.push(who, "log_pi_gap", g.mean - pi.mean_log_pi, Some(g.se))?;
         let ones = Array1::ones(x.nrows());
         let (wq, sq) = modes(p, x, &ones);
         let mut worst: f64 = 0.0;
@@ -608,12 +589,10 @@ impl Study for GuidanceExperiment {
                 let who = (iv.name.as_str(), w, "exact_ode");
                 let log_pi = log_tilted(&p, &pc, w, x.view()) - pi.log_z;
                 let kl = &log_q - &log_pi;
-                let (m, sd) = mean_sd_f(&kl);
-                let n = kl.len() as f64;
-                rows.push(who, "kl", m, Some(sd / n.sqrt()))?;
-                let kc = &log_q - &pc.log_density(x.view());
-                let (m, sd) = mean_sd_f(&kc);
-                rows.push(who, "kl_conditional", m, Some(sd / n.sqrt()))?;
+                let k = MeanSe::of(kl.view());
+                rows.push(who, "kl", k.mean, Some(k.se))?;
+                let kc = MeanSe::of((&log_q - &pc.log_density(x.view())).view());
+                rows.push(who, "kl_conditional", kc.mean, Some(kc.se))?;
                 rows.against_pi(who, x.view(), &p, &pc, &t.class, &pi)?;
                 for (name, s) in &samplers {
                     let out = s
